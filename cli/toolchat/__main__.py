@@ -1,0 +1,5 @@
+import sys
+
+from toolchat.app import main
+
+sys.exit(main())

@@ -1,0 +1,157 @@
+"""The Typer app: commands and options only, and the one place that maps errors to exit codes."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any, List, Optional
+
+import typer
+from typing_extensions import Annotated
+
+from toolchat import __version__
+from toolchat.env import Environment
+from toolchat.errors import ExitStatus, ToolchatError
+
+app = typer.Typer(
+    name="toolchat",
+    help="Chat with tool-calling language models; your Python functions are the tools.",
+    add_completion=False,
+    no_args_is_help=False,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+)
+tools_app = typer.Typer(help="List, inspect and try the tools.", no_args_is_help=True)
+app.add_typer(tools_app, name="tools")
+
+ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="Use this config file instead of discovering one.")]
+ToolsOpt = Annotated[Optional[List[Path]], typer.Option("--tools", "-t", help="A plugin folder or .py file (repeatable).")]
+NoBundledOpt = Annotated[bool, typer.Option("--no-bundled-tools", help="Leave out the tools that ship with toolchat.")]
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"toolchat {__version__}")
+        raise typer.Exit()
+
+
+@app.callback(invoke_without_command=True)
+def root(
+    ctx: typer.Context,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")] = False,
+) -> None:
+    """toolchat: a chat REPL for tool-calling models; `toolchat` alone is `toolchat chat`."""
+    if ctx.invoked_subcommand is None:
+        print("toolchat: the interactive REPL is not built yet; use `toolchat ask` or `toolchat tools`.",
+              file=sys.stderr)
+        raise typer.Exit(ExitStatus.USAGE)
+
+
+def _settings(config: Optional[Path], **overrides: Any):
+    from toolchat import config as config_module
+
+    env = Environment()
+    return config_module.load(config, overrides, config_dir=env.config_dir, cwd=env.cwd, environ=env.environ)
+
+
+def _tool_settings(config: Optional[Path], tools: Optional[List[Path]], no_bundled: bool):
+    cwd = Path.cwd()
+    return _settings(
+        config,
+        tool_paths=[(cwd / p).resolve() for p in tools or []],
+        bundled_tools=False if no_bundled else None,
+    )
+
+
+def _consoles():
+    from toolchat.render import console_for
+
+    return console_for(sys.stdout), console_for(sys.stderr, stderr=True)
+
+
+@tools_app.command("list")
+def tools_list(tools: ToolsOpt = None, no_bundled_tools: NoBundledOpt = False, config: ConfigOpt = None) -> None:
+    """The tools found, where each came from, and modules that failed to load."""
+    from toolchat import tools_cmd
+
+    settings = _tool_settings(config, tools, no_bundled_tools)
+    out, _ = _consoles()
+    tools_cmd.list_tools(tools_cmd.load_registry(settings), settings, out)
+
+
+@tools_app.command("show")
+def tools_show(name: str, tools: ToolsOpt = None, no_bundled_tools: NoBundledOpt = False, config: ConfigOpt = None) -> None:
+    """One tool: description, parameters, source file."""
+    from toolchat import tools_cmd
+
+    settings = _tool_settings(config, tools, no_bundled_tools)
+    out, _ = _consoles()
+    registry = tools_cmd.load_registry(settings)
+    tools_cmd.show_tool(tools_cmd.find_tool(registry, name), settings, out)
+
+
+@tools_app.command("schema")
+def tools_schema(
+    names: Annotated[Optional[List[str]], typer.Argument(help="Tool names; all tools when none.")] = None,
+    tools: ToolsOpt = None, no_bundled_tools: NoBundledOpt = False, config: ConfigOpt = None,
+) -> None:
+    """The OpenAI-format definitions as a JSON array."""
+    from toolchat import tools_cmd
+
+    settings = _tool_settings(config, tools, no_bundled_tools)
+    print(tools_cmd.schema_json(tools_cmd.load_registry(settings), names or []))
+
+
+@tools_app.command("run")
+def tools_run(
+    name: str,
+    args: Annotated[Optional[str], typer.Option("--args", help="The arguments as a JSON object.")] = None,
+    tools: ToolsOpt = None, no_bundled_tools: NoBundledOpt = False, config: ConfigOpt = None,
+    tool_timeout: Annotated[Optional[float], typer.Option("--tool-timeout", help="Stop the tool after this many seconds.")] = None,
+) -> None:
+    """Run one tool directly, without a model."""
+    from toolchat import tools_cmd
+
+    settings = _tool_settings(config, tools, no_bundled_tools)
+    if tool_timeout is not None:
+        settings.tool_timeout = tool_timeout
+    out, err = _consoles()
+    code = tools_cmd.run_once(tools_cmd.load_registry(settings), name, args, settings, out, err)
+    raise typer.Exit(code)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Run the CLI; every failure becomes one line on stderr and an exit code."""
+    env = Environment()
+    try:
+        result = app(args=argv, prog_name="toolchat", standalone_mode=False)
+        return int(result or 0) if isinstance(result, int) else 0
+    except ToolchatError as exc:
+        _report(exc, env)
+        return int(exc.exit_status)
+    except typer.Exit as exc:
+        return int(exc.exit_code)
+    except (KeyboardInterrupt, typer.Abort):
+        print("\ntoolchat: interrupted", file=sys.stderr)
+        return ExitStatus.INTERRUPTED
+    except Exception as exc:  # the last line of defence: one line, never a traceback
+        if hasattr(exc, "show") and hasattr(exc, "exit_code"):  # click's usage errors, vendored or not
+            exc.show()
+            return ExitStatus.USAGE
+        if env.debug:
+            raise
+        from toolchat.render import clean
+
+        print(f"toolchat: internal error: {clean(type(exc).__name__)}: {clean(str(exc))} "
+              "(run with TOOLCHAT_DEBUG=1 for a traceback)", file=sys.stderr)
+        return ExitStatus.BACKEND
+
+
+def _report(exc: ToolchatError, env: Environment) -> None:
+    from toolchat.render import clean
+
+    if env.debug:
+        import traceback
+
+        traceback.print_exc()
+    print(f"toolchat: error: {clean(str(exc))}", file=sys.stderr)

@@ -1,0 +1,1 @@
+"""Backends: the protocol, the OpenAI-compatible client and the in-process llama.cpp runner."""
