@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import Annotated, Any, List, Optional
 
 import typer
-from typing_extensions import Annotated
+
 
 from toolchat import __version__
 from toolchat.env import Environment

@@ -88,8 +88,7 @@ def _child(sender: Connection, tool: Tool, arguments: dict[str, Any], cwd: str, 
     os.setsid()
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     capture = tempfile.TemporaryFile()
-    os.dup2(capture.fileno(), 1)
-    os.dup2(capture.fileno(), 2)
+    _redirect_output(capture.fileno())
     try:
         os.chdir(cwd)
         value = _call(tool, arguments)
@@ -103,6 +102,21 @@ def _child(sender: Connection, tool: Tool, arguments: dict[str, Any], cwd: str, 
         output = f"{output}\n\n[printed output]\n{printed}" if output else printed
     sender.send((status, cut(output, limit)))
     sender.close()
+
+
+def _redirect_output(fd: int) -> None:
+    """Point fds 1 and 2, and fresh sys.stdout/sys.stderr, at the capture file. The parent's
+    Python-level buffers are dropped unflushed, so nothing toolchat had buffered is written twice."""
+    import faulthandler
+    import io
+    import sys
+
+    faulthandler.disable()
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    stream = io.TextIOWrapper(os.fdopen(os.dup(fd), "wb"), encoding="utf-8", errors="replace",
+                              line_buffering=True)
+    sys.stdout = sys.stderr = sys.__stdout__ = sys.__stderr__ = stream
 
 
 def _call(tool: Tool, arguments: dict[str, Any]) -> Any:
@@ -123,11 +137,10 @@ def _call(tool: Tool, arguments: dict[str, Any]) -> Any:
 def _printed(capture: Any) -> str:
     import sys
 
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except Exception:
-            pass
+    try:
+        sys.stdout.flush()
+    except Exception:
+        pass
     capture.seek(0)
     return capture.read().decode("utf-8", errors="replace").strip()
 

@@ -1,0 +1,58 @@
+"""Shared fixtures: running the real CLI in a subprocess, and writing plugin folders."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+
+@pytest.fixture
+def isolated_env(tmp_path: Path) -> dict[str, str]:
+    """An environment with private config/data/cache dirs and no OpenAI settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "TOOLCHAT_"))}
+    for kind in ("CONFIG", "DATA", "CACHE"):
+        folder = tmp_path / f"_{kind.lower()}"
+        folder.mkdir(exist_ok=True)
+        env[f"TOOLCHAT_{kind}_DIR"] = str(folder)
+    env.setdefault("TOOLCHAT_CACHE_DIR", str(tmp_path / "_cache"))
+    if "TOOLCHAT_MODEL_CACHE" in os.environ:  # share the assembled GGUF between tests
+        env["TOOLCHAT_MODEL_CACHE"] = os.environ["TOOLCHAT_MODEL_CACHE"]
+    env["NO_COLOR"] = "1"
+    env["COLUMNS"] = "200"
+    return env
+
+
+@pytest.fixture
+def cli(isolated_env: dict[str, str], tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """Run `toolchat ARGS...` as a user would, in a subprocess; returns the completed process."""
+
+    def run(*args: str, cwd: Path | None = None, input: str | None = None, env: dict[str, str] | None = None,
+            timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "toolchat", *args],
+            cwd=cwd or tmp_path, input=input, capture_output=True, text=True, timeout=timeout,
+            env={**isolated_env, **(env or {})},
+            stdin=None if input is not None else subprocess.DEVNULL,
+        )
+
+    return run
+
+
+@pytest.fixture
+def plugin_dir(tmp_path: Path) -> Callable[..., Path]:
+    """Write modules into a plugin folder: plugin_dir(name_py="source", ...)."""
+
+    def make(folder: str = "plugins", **modules: str) -> Path:
+        path = tmp_path / folder
+        path.mkdir(exist_ok=True)
+        for name, source in modules.items():
+            (path / f"{name}.py").write_text(textwrap.dedent(source))
+        return path
+
+    return make
