@@ -120,6 +120,62 @@ def tools_run(
     raise typer.Exit(code)
 
 
+ProfileOpt = Annotated[Optional[str], typer.Option("--profile", "-p", help="A named profile from the config.")]
+BackendOpt = Annotated[Optional[str], typer.Option("--backend", "-b", help="openai or local.")]
+ModelOpt = Annotated[Optional[str], typer.Option("--model", "-m", help="Model name at the endpoint; for local, a .gguf path or 'bundled'.")]
+BaseUrlOpt = Annotated[Optional[str], typer.Option("--base-url", help="The OpenAI-compatible endpoint (also OPENAI_BASE_URL).")]
+
+
+@app.command()
+def ask(
+    prompt: Annotated[Optional[List[str]], typer.Argument(help="The question; '-' or a pipe appends stdin.")] = None,
+    config: ConfigOpt = None, profile: ProfileOpt = None, backend: BackendOpt = None, model: ModelOpt = None,
+    base_url: BaseUrlOpt = None, tools: ToolsOpt = None,
+    no_tools: Annotated[bool, typer.Option("--no-tools", help="Offer no tools.")] = False,
+    no_bundled_tools: NoBundledOpt = False,
+    system: Annotated[Optional[str], typer.Option("--system", "-s", help="System prompt.")] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Approve every tool call.")] = False,
+    allow: Annotated[Optional[List[str]], typer.Option("--allow", help="Approve this tool without asking (repeatable).")] = None,
+    deny: Annotated[Optional[List[str]], typer.Option("--deny", help="Never offer this tool (repeatable).")] = None,
+    tool_choice: Annotated[Optional[str], typer.Option("--tool-choice", help="auto, required, none or a tool name, for the first model call.")] = None,
+    max_rounds: Annotated[Optional[int], typer.Option("--max-rounds", min=1, help="Most model calls in one turn (default 10).")] = None,
+    tool_timeout: Annotated[Optional[float], typer.Option("--tool-timeout", help="Stop a tool after this many seconds.")] = None,
+    no_stream: Annotated[bool, typer.Option("--no-stream", help="Ask for whole replies instead of a stream.")] = False,
+    temperature: Annotated[Optional[float], typer.Option("--temperature")] = None,
+    max_tokens: Annotated[Optional[int], typer.Option("--max-tokens")] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object: answer, messages, calls, usage.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No tool log on stderr.")] = False,
+) -> None:
+    """One question, tools allowed, the answer on stdout."""
+    from toolchat import tools_cmd
+    from toolchat.ask import AskOptions, run_ask
+    from toolchat.tools import Registry
+
+    cwd = Path.cwd()
+    settings = _settings(
+        config, profile=profile, backend=backend, model=model, base_url=base_url,
+        tool_paths=[(cwd / p).resolve() for p in tools or []],
+        bundled_tools=False if no_bundled_tools else None, system=system, allow=allow or [], deny=deny or [],
+        max_rounds=max_rounds, tool_timeout=tool_timeout, stream=False if no_stream else None,
+        temperature=temperature, max_tokens=max_tokens,
+    )
+    registry = Registry() if no_tools else tools_cmd.load_registry(settings)
+    options = AskOptions(prompt or [], json_output, quiet, tool_choice)
+    raise typer.Exit(run_ask(settings, registry, options, Environment(), yes))
+
+
+@app.command()
+def models(config: ConfigOpt = None, profile: ProfileOpt = None, backend: BackendOpt = None,
+           base_url: BaseUrlOpt = None) -> None:
+    """Models the endpoint lists (/v1/models)."""
+    from toolchat.backends.factory import create_backend
+
+    env = Environment()
+    settings = _settings(config, profile=profile, backend=backend, base_url=base_url)
+    for name in create_backend(settings, env.environ).list_models():
+        print(name)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     """Run the CLI; every failure becomes one line on stderr and an exit code."""
     env = Environment()

@@ -1,0 +1,163 @@
+"""`toolchat ask`: one question, the answer on stdout and nothing else; a log line per call and
+per result on stderr; approval on the controlling terminal, or denial when there is none."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import IO, Any
+
+from toolchat.backends.base import TextDelta
+from toolchat.config import Settings
+from toolchat.engine import (CallDecided, CallFinished, CallRequested, Decision, Engine, Event, PendingCall,
+                             Policy, ToolOptions, TurnError, TurnResult, arguments_text, total_usage)
+from toolchat.env import Environment
+from toolchat.errors import ExitStatus, UsageError
+from toolchat.render import clean
+from toolchat.tools import Registry
+
+PREVIEW = 120
+
+
+@dataclass
+class AskOptions:
+    prompt: list[str]
+    json_output: bool = False
+    quiet: bool = False
+    tool_choice: str | None = None
+
+
+def read_prompt(words: list[str], env: Environment) -> str:
+    """The prompt words, plus stdin when `-` is given or stdin is a pipe or file."""
+    use_stdin = "-" in words or not env.stdin_isatty
+    text = " ".join(w for w in words if w != "-").strip()
+    if use_stdin:
+        try:
+            piped = env.stdin.read()
+        except (OSError, ValueError):  # stdin closed
+            piped = ""
+        if piped.strip():
+            text = f"{text}\n\n{piped.rstrip()}" if text else piped.rstrip()
+    if not text:
+        raise UsageError("nothing to ask", 'give a prompt: toolchat ask "your question", or pipe text in')
+    return text
+
+
+class TerminalApprover:
+    """Asks on /dev/tty; with no terminal it denies and says which flag would allow the call."""
+
+    def __init__(self, log: IO[str]) -> None:
+        self.log = log
+
+    def __call__(self, pending: PendingCall) -> Decision:
+        name = pending.tool.name
+        try:
+            tty = open("/dev/tty", "r+", encoding="utf-8", errors="replace")
+        except OSError:
+            self.log.write(f"toolchat: denied {clean(name)}: no terminal to ask for approval; "
+                           f"allow it with --allow {clean(name)} or --yes\n")
+            self.log.flush()
+            return Decision(False, "no terminal was available to ask the user for approval")
+        with tty:
+            args = clean(json.dumps(pending.arguments, ensure_ascii=False, indent=2))
+            tty.write(f"\nThe model wants to run {clean(name)} with:\n{args}\n")
+            while True:
+                tty.write(f"Run {clean(name)}? [y]es / [n]o / [a]lways for this tool: ")
+                tty.flush()
+                answer = tty.readline()
+                if not answer:  # EOF on the terminal
+                    return Decision(False, "the user did not answer")
+                answer = answer.strip().lower()
+                if answer in ("y", "yes"):
+                    return Decision(True)
+                if answer in ("a", "always"):
+                    return Decision(True, always=True)
+                if answer in ("n", "no", ""):
+                    tty.write("Reason for the model (optional, Enter to skip): ")
+                    tty.flush()
+                    reason = tty.readline().strip()
+                    return Decision(False, reason or None)
+
+
+class AskDisplay:
+    """The event sink: answer text to stdout, one line per call and per result to stderr."""
+
+    def __init__(self, env: Environment, options: AskOptions) -> None:
+        self.out, self.err = env.stdout, env.stderr
+        self.options = options
+        self.ended_with_newline = True
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, TextDelta):
+            if not self.options.json_output and event.text:
+                self.out.write(clean(event.text))
+                self.out.flush()
+                self.ended_with_newline = event.text.endswith("\n")
+        elif isinstance(event, CallRequested) and not self.options.quiet:
+            self._log(f"→ {event.call.name} {arguments_text(event.arguments if event.arguments is not None else event.call.arguments)}")
+        elif isinstance(event, CallFinished) and not self.options.quiet:
+            preview = " ".join(event.record.output.split())
+            if len(preview) > PREVIEW:
+                preview = preview[: PREVIEW - 1] + "…"
+            self._log(f"← {event.record.name} {event.record.status.value}: {preview}")
+        elif isinstance(event, CallDecided) and not self.options.quiet and not event.decision.approved:
+            self._log(f"  {event.call.name} declined" + (f": {event.decision.reason}" if event.decision.reason else ""))
+        elif isinstance(event, TurnError):
+            pass  # reported once by the error mapping in app.main
+
+    def _log(self, line: str) -> None:
+        if not self.ended_with_newline:
+            self.out.write("\n")
+            self.ended_with_newline = True
+        self.err.write(clean(line) + "\n")
+        self.err.flush()
+
+    def finish(self) -> None:
+        if not self.options.json_output and not self.ended_with_newline:
+            self.out.write("\n")
+            self.out.flush()
+
+
+def run_ask(settings: Settings, registry: Registry, options: AskOptions, env: Environment,
+            approve_all: bool) -> int:
+    from toolchat.backends.factory import create_backend
+
+    prompt = read_prompt(options.prompt, env)
+    backend = create_backend(settings, env.environ)
+    display = AskDisplay(env, options)
+    engine = Engine(
+        backend, registry.without(settings.deny), approve=TerminalApprover(env.stderr), on_event=display,
+        policy=Policy(approve_all, set(settings.allow)),
+        tool_options=ToolOptions(settings.project_dir, settings.tool_timeout, settings.max_output_chars),
+        system=settings.system, max_rounds=settings.max_rounds,
+        temperature=settings.temperature, max_tokens=settings.max_tokens,
+    )
+    result = engine.run_turn(prompt, options.tool_choice)
+    display.finish()
+    if options.json_output:
+        env.stdout.write(json.dumps(_json_result(result, engine.messages), ensure_ascii=False) + "\n")
+        env.stdout.flush()
+    return _exit_code(result, env)
+
+
+def _json_result(result: TurnResult, messages: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "answer": result.answer,
+        "stopped": result.stopped,
+        "messages": messages,
+        "tool_calls": [record.as_dict() for record in result.calls],
+        "usage": total_usage(result.rounds),
+        **({"error": result.error} if result.error else {}),
+    }
+
+
+def _exit_code(result: TurnResult, env: Environment) -> int:
+    if result.stopped == "error":
+        env.stderr.write(f"toolchat: error: {clean(result.error or 'the backend failed')}\n")
+        return ExitStatus.BACKEND
+    if result.stopped == "max_rounds":
+        env.stderr.write("toolchat: stopped: the model was still calling tools after "
+                         "--max-rounds model calls; raise --max-rounds or rephrase\n")
+        return ExitStatus.MAX_ROUNDS
+    return ExitStatus.OK
+

@@ -1,0 +1,98 @@
+"""Streamed tool-call deltas -> whole calls, surviving what real servers send (FORMATS.md):
+missing ids (vLLM), names repeated in every chunk or re-sent at the end, parallel calls all at
+index 0 told apart by new ids (Ollama), arguments as a JSON object, fresh ids on every chunk of
+one call (LM Studio)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from toolchat.backends.base import ToolCall, new_call_id
+
+
+@dataclass
+class _Slot:
+    index: int
+    id: str | None = None
+    name: str = ""
+    arguments: str = ""
+
+    def complete(self) -> bool:
+        if not self.arguments.strip():
+            return False
+        try:
+            json.loads(self.arguments)
+        except ValueError:
+            return False
+        return True
+
+
+class ToolCallAccumulator:
+    def __init__(self) -> None:
+        self._slots: list[_Slot] = []
+        self._by_index: dict[int, _Slot] = {}
+
+    def add(self, delta: dict[str, Any]) -> None:
+        """Take one tool-call delta: {"index", "id", "type", "function": {"name", "arguments"}}."""
+        function = delta.get("function") or {}
+        name = function.get("name") or ""
+        slot = self._slot_for(_index(delta.get("index")), delta.get("id") or None, name)
+        if name and not slot.name:
+            slot.name = name  # a name is never appended: servers repeat it
+        self._add_arguments(slot, function.get("arguments"))
+
+    def calls(self) -> list[ToolCall]:
+        """The calls so far, with ids generated where the server sent none."""
+        result = []
+        for slot in self._slots:
+            if slot.id is None:
+                slot.id = new_call_id()
+            result.append(ToolCall(slot.id, slot.name, slot.arguments))
+        return result
+
+    def _slot_for(self, index: int, call_id: str | None, name: str) -> _Slot:
+        if call_id is not None:
+            for slot in self._slots:
+                if slot.id == call_id:
+                    return slot
+        current = self._by_index.get(index)
+        if current is None or self._starts_new_call(current, call_id, name):
+            return self._new_slot(index, call_id)
+        if call_id is not None and current.id is None:
+            current.id = call_id  # a final chunk re-sending the id the first ones lacked
+        return current
+
+    @staticmethod
+    def _starts_new_call(current: _Slot, call_id: str | None, name: str) -> bool:
+        if call_id is None or current.id is None or call_id == current.id:
+            return False
+        # A different id at a used index: Ollama's next parallel call (it arrives whole, with a
+        # name, after a complete one) or LM Studio's fresh id on a fragment of the same call.
+        return bool(name) and (current.complete() or (not current.arguments and name != current.name))
+
+    def _new_slot(self, index: int, call_id: str | None) -> _Slot:
+        slot = _Slot(index=index, id=call_id)
+        self._slots.append(slot)
+        self._by_index[index] = slot
+        return slot
+
+    @staticmethod
+    def _add_arguments(slot: _Slot, arguments: Any) -> None:
+        if arguments is None or arguments == "":
+            return
+        if isinstance(arguments, (dict, list)):
+            slot.arguments = json.dumps(arguments, ensure_ascii=False)
+            return
+        text = str(arguments)
+        if slot.arguments and text == slot.arguments and slot.complete():
+            return  # the whole arguments re-sent in a final chunk
+        slot.arguments += text
+
+
+def _index(value: Any) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 0

@@ -1,0 +1,199 @@
+"""A real OpenAI-compatible HTTP server on 127.0.0.1 for tests, scripted reply by reply, that
+streams SSE the way OpenAI, vLLM and Ollama do (FORMATS.md)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclass
+class Script:
+    """One reply: SSE chunks, a JSON body with a status, or a hang."""
+
+    kind: str  # "sse" | "json" | "hang"
+    chunks: list[dict[str, Any]] = field(default_factory=list)
+    status: int = 200
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+    cut_after: int | None = None  # close the connection after this many chunks
+    seconds: float = 0.0
+
+
+def sse(chunks: list[dict[str, Any]], cut_after: int | None = None) -> Script:
+    return Script("sse", chunks=chunks, cut_after=cut_after)
+
+
+def reply_json(body: Any, status: int = 200, **headers: str) -> Script:
+    return Script("json", body=body, status=status, headers=headers)
+
+
+def error(status: int, message: str, **headers: str) -> Script:
+    return reply_json({"error": {"message": message, "type": "error", "code": status}}, status, **headers)
+
+
+def hang(seconds: float) -> Script:
+    return Script("hang", seconds=seconds)
+
+
+def chunk(delta: dict[str, Any] | None = None, finish: str | None = None, usage: dict[str, Any] | None = None,
+          choices: bool = True) -> dict[str, Any]:
+    body: dict[str, Any] = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": "m"}
+    body["choices"] = [{"index": 0, "delta": delta or {}, "finish_reason": finish}] if choices else []
+    if usage is not None:
+        body["usage"] = usage
+    return body
+
+
+def text_stream(text: str, pieces: int = 3, usage: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    size = max(1, len(text) // pieces)
+    parts = [text[i:i + size] for i in range(0, len(text), size)]
+    chunks = [chunk({"role": "assistant", "content": ""})]
+    chunks += [chunk({"content": p}) for p in parts]
+    chunks.append(chunk(finish="stop"))
+    if usage:
+        chunks.append(chunk(usage=usage, choices=False))
+    return chunks
+
+
+def openai_calls(calls: list[tuple[str, dict[str, Any]]], split: int = 4) -> list[dict[str, Any]]:
+    """The standard: id/type/name first, then argument fragments, finish_reason tool_calls."""
+    chunks = [chunk({"role": "assistant", "content": None})]
+    for index, (name, args) in enumerate(calls):
+        chunks.append(chunk({"tool_calls": [{"index": index, "id": f"call_{index}abc", "type": "function",
+                                             "function": {"name": name, "arguments": ""}}]}))
+        text = json.dumps(args)
+        for i in range(0, len(text), split):
+            chunks.append(chunk({"tool_calls": [{"index": index, "function": {"arguments": text[i:i + split]}}]}))
+    chunks.append(chunk(finish="tool_calls"))
+    return chunks
+
+
+def vllm_calls(calls: list[tuple[str, dict[str, Any]]], resend_final: bool = True) -> list[dict[str, Any]]:
+    """vLLM: no ids, the name repeated in every chunk, content "" beside calls, and a final chunk
+    re-sending type and name."""
+    chunks = [chunk({"role": "assistant", "content": ""})]
+    for index, (name, args) in enumerate(calls):
+        text = json.dumps(args)
+        for i in range(0, len(text), 5):
+            chunks.append(chunk({"content": "", "tool_calls": [{"index": index, "type": "function",
+                                 "function": {"name": name, "arguments": text[i:i + 5]}}]}))
+        if resend_final:
+            chunks.append(chunk({"tool_calls": [{"index": index, "type": "function", "function": {"name": name}}]}))
+    chunks.append(chunk(finish="tool_calls"))
+    return chunks
+
+
+def ollama_calls(calls: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Ollama: each call whole in one chunk, all at index 0, new ids, finish_reason "stop"."""
+    chunks = []
+    for n, (name, args) in enumerate(calls):
+        chunks.append(chunk({"role": "assistant", "content": "", "tool_calls": [
+            {"id": f"call_{n}xyz", "index": 0, "type": "function",
+             "function": {"name": name, "arguments": json.dumps(args)}}]}))
+    chunks.append(chunk({"role": "assistant", "content": ""}, finish="stop"))
+    return chunks
+
+
+class FakeServer:
+    def __init__(self, models: list[str] | None = None) -> None:
+        self.scripts: list[Script] = []
+        self.requests: list[dict[str, Any]] = []
+        self.headers: list[dict[str, str]] = []
+        self.models = models or ["fake-model"]
+        self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
+
+    def add(self, *scripts: Script) -> FakeServer:
+        self.scripts.extend(scripts)
+        return self
+
+    def __enter__(self) -> FakeServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def _next(self) -> Script:
+        with self._lock:
+            if not self.scripts:
+                return error(500, "the test server has no reply scripted")
+            return self.scripts.pop(0)
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                if self.path.rstrip("/") == "/v1/models":
+                    self._json(200, {"object": "list", "data": [{"id": m, "object": "model"} for m in server.models]})
+                else:
+                    self._json(404, {"error": {"message": "not found"}})
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", 0))
+                body = json.loads(self.rfile.read(length) or b"{}")
+                if self.path.rstrip("/") != "/v1/chat/completions":
+                    self._json(404, {"error": {"message": f"unknown path {self.path}"}})
+                    return
+                server.requests.append(body)
+                server.headers.append({k.lower(): v for k, v in self.headers.items()})
+                script = server._next()
+                if script.kind == "hang":
+                    time.sleep(script.seconds)
+                    self.close_connection = True
+                    return
+                if script.kind == "json":
+                    self._json(script.status, script.body, script.headers)
+                    return
+                self._stream(script)
+
+            def _json(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                for key, value in (headers or {}).items():
+                    self.send_header(key.replace("_", "-"), value)
+                self.end_headers()
+                self.wfile.write(data)
+
+            def _stream(self, script: Script) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                for n, item in enumerate(script.chunks):
+                    if script.cut_after is not None and n >= script.cut_after:
+                        self.wfile.flush()
+                        self.close_connection = True
+                        self.connection.shutdown(2)  # break off without the chunked terminator
+                        return
+                    self._send(f"data: {json.dumps(item)}\n\n")
+                self._send("data: [DONE]\n\n")
+                self.wfile.write(b"0\r\n\r\n")
+                self.wfile.flush()
+
+            def _send(self, text: str) -> None:
+                data = text.encode()
+                self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+                self.wfile.flush()
+
+        return Handler
