@@ -39,6 +39,7 @@ def cli(isolated_env: dict[str, str], tmp_path: Path) -> Callable[..., subproces
             cwd=cwd or tmp_path, input=input, capture_output=True, text=True, timeout=timeout,
             env={**isolated_env, **(env or {})},
             stdin=None if input is not None else subprocess.DEVNULL,
+            start_new_session=True,  # no controlling terminal, as in CI or cron
         )
 
     return run

@@ -52,31 +52,37 @@ class TerminalApprover:
     def __call__(self, pending: PendingCall) -> Decision:
         name = pending.tool.name
         try:
-            tty = open("/dev/tty", "r+", encoding="utf-8", errors="replace")
+            tty_in = open("/dev/tty", "r", encoding="utf-8", errors="replace")
+            tty_out = open("/dev/tty", "w", encoding="utf-8", errors="replace")
         except OSError:
             self.log.write(f"toolchat: denied {clean(name)}: no terminal to ask for approval; "
                            f"allow it with --allow {clean(name)} or --yes\n")
             self.log.flush()
             return Decision(False, "no terminal was available to ask the user for approval")
-        with tty:
-            args = clean(json.dumps(pending.arguments, ensure_ascii=False, indent=2))
-            tty.write(f"\nThe model wants to run {clean(name)} with:\n{args}\n")
-            while True:
-                tty.write(f"Run {clean(name)}? [y]es / [n]o / [a]lways for this tool: ")
-                tty.flush()
-                answer = tty.readline()
-                if not answer:  # EOF on the terminal
-                    return Decision(False, "the user did not answer")
-                answer = answer.strip().lower()
-                if answer in ("y", "yes"):
-                    return Decision(True)
-                if answer in ("a", "always"):
-                    return Decision(True, always=True)
-                if answer in ("n", "no", ""):
-                    tty.write("Reason for the model (optional, Enter to skip): ")
-                    tty.flush()
-                    reason = tty.readline().strip()
-                    return Decision(False, reason or None)
+        with tty_in, tty_out:
+            return self._ask(pending, tty_in, tty_out)
+
+    @staticmethod
+    def _ask(pending: PendingCall, tty_in: IO[str], tty_out: IO[str]) -> Decision:
+        name = clean(pending.tool.name)
+        args = clean(json.dumps(pending.arguments, ensure_ascii=False, indent=2))
+        tty_out.write(f"\nThe model wants to run {name} with:\n{args}\n")
+        while True:
+            tty_out.write(f"Run {name}? [y]es / [n]o / [a]lways for this tool: ")
+            tty_out.flush()
+            answer = tty_in.readline()
+            if not answer:  # EOF on the terminal
+                return Decision(False, "the user did not answer")
+            answer = answer.strip().lower()
+            if answer in ("y", "yes"):
+                return Decision(True)
+            if answer in ("a", "always"):
+                return Decision(True, always=True)
+            if answer in ("n", "no"):
+                tty_out.write("Reason for the model (optional, Enter to skip): ")
+                tty_out.flush()
+                reason = tty_in.readline().strip()
+                return Decision(False, reason or None)
 
 
 class AskDisplay:

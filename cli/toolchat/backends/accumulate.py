@@ -44,9 +44,9 @@ class ToolCallAccumulator:
         self._add_arguments(slot, function.get("arguments"))
 
     def calls(self) -> list[ToolCall]:
-        """The calls so far, with ids generated where the server sent none."""
+        """The calls so far in index order, with ids generated where the server sent none."""
         result = []
-        for slot in self._slots:
+        for slot in sorted(self._slots, key=lambda s: s.index):
             if slot.id is None:
                 slot.id = new_call_id()
             result.append(ToolCall(slot.id, slot.name, slot.arguments))

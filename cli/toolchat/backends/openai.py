@@ -40,7 +40,10 @@ class OpenAIBackend:
             if self.stream:
                 yield from self._streamed(request)
             else:
-                yield self._whole(request)
+                reply = self._whole(request)
+                if reply.text:
+                    yield TextDelta(reply.text)
+                yield reply
         except self._openai.APIError as exc:
             raise self._explain(exc) from None
 
