@@ -1,0 +1,6 @@
+"""Tool-call parsers for the raw text local models write, one per native format (FORMATS.md)."""
+
+from toolchat.backends.parsers.base import ParsedCall, StreamParser
+from toolchat.backends.parsers.formats import FORMATS, detect_format, make_parser
+
+__all__ = ["ParsedCall", "StreamParser", "FORMATS", "detect_format", "make_parser"]

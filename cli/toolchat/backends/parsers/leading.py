@@ -1,0 +1,38 @@
+"""Formats where a call is the whole output, unmarked (Llama 3 JSON without <|python_tag|>,
+pythonic lists): while the output could still be a call, hold it back; decide at the end."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from toolchat.backends.parsers.base import ParsedCall, StreamParser
+
+
+class LeadingParser:
+    def __init__(self, opener: str, parse_whole: Callable[[str], "list[ParsedCall] | None"],
+                 inner: StreamParser) -> None:
+        self.opener, self.parse_whole, self.inner = opener, parse_whole, inner
+        self.held = ""
+        self.holding = True
+
+    def feed(self, text: str) -> str:
+        if not self.holding:
+            return self.inner.feed(text)
+        self.held += text
+        stripped = self.held.lstrip()
+        if not stripped or stripped.startswith(self.opener):
+            return ""
+        self.holding = False
+        held, self.held = self.held, ""
+        return self.inner.feed(held)
+
+    def finish(self) -> tuple[str, list[ParsedCall]]:
+        if self.holding and self.held.strip():
+            calls = self.parse_whole(self.held)
+            if calls:
+                return "", calls
+            self.inner.feed(self.held)  # not a call after all: it is content
+            held = self.held
+            content, calls = self.inner.finish()
+            return (content if content else held), calls
+        return self.inner.finish()
