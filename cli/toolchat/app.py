@@ -167,12 +167,18 @@ def ask(
 @app.command()
 def models(config: ConfigOpt = None, profile: ProfileOpt = None, backend: BackendOpt = None,
            base_url: BaseUrlOpt = None) -> None:
-    """Models the endpoint lists (/v1/models)."""
-    from toolchat.backends.factory import create_backend
-
+    """Models the endpoint lists (/v1/models), or the local GGUF files and the bundled one."""
     env = Environment()
     settings = _settings(config, profile=profile, backend=backend, base_url=base_url)
-    for name in create_backend(settings, env.environ).list_models():
+    if settings.backend == "local":
+        from toolchat.backends.local import local_models
+
+        for line in local_models(env.cache_dir, env.cwd):
+            print(line)
+        return
+    from toolchat.backends.factory import create_backend
+
+    for name in create_backend(settings, env).list_models():
         print(name)
 
 

@@ -129,7 +129,7 @@ def run_ask(settings: Settings, registry: Registry, options: AskOptions, env: En
     from toolchat.backends.factory import create_backend
 
     prompt = read_prompt(options.prompt, env)
-    backend = create_backend(settings, env.environ)
+    backend = create_backend(settings, env, notify=lambda message: _note(env, message))
     display = AskDisplay(env, options)
     engine = Engine(
         backend, registry.without(settings.deny), approve=TerminalApprover(env.stderr), on_event=display,
@@ -144,6 +144,11 @@ def run_ask(settings: Settings, registry: Registry, options: AskOptions, env: En
         env.stdout.write(json.dumps(_json_result(result, engine.messages), ensure_ascii=False) + "\n")
         env.stdout.flush()
     return _exit_code(result, env)
+
+
+def _note(env: Environment, message: str) -> None:
+    env.stderr.write(f"toolchat: {clean(message)}\n")
+    env.stderr.flush()
 
 
 def _json_result(result: TurnResult, messages: list[dict[str, Any]]) -> dict[str, Any]:

