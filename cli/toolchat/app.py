@@ -23,6 +23,8 @@ app = typer.Typer(
 )
 tools_app = typer.Typer(help="List, inspect and try the tools.", no_args_is_help=True)
 app.add_typer(tools_app, name="tools")
+config_app = typer.Typer(help="Show, create, check and trust config files.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
 
 ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="Use this config file instead of discovering one.")]
 ToolsOpt = Annotated[Optional[List[Path]], typer.Option("--tools", "-t", help="A plugin folder or .py file (repeatable).")]
@@ -51,7 +53,8 @@ def _settings(config: Optional[Path], **overrides: Any):
     from toolchat import config as config_module
 
     env = Environment()
-    return config_module.load(config, overrides, config_dir=env.config_dir, cwd=env.cwd, environ=env.environ)
+    return config_module.load(config, overrides, config_dir=env.config_dir, data_dir=env.data_dir, cwd=env.cwd,
+                              environ=env.environ)
 
 
 def _tool_settings(config: Optional[Path], tools: Optional[List[Path]], no_bundled: bool):
@@ -180,6 +183,55 @@ def models(config: ConfigOpt = None, profile: ProfileOpt = None, backend: Backen
 
     for name in create_backend(settings, env).list_models():
         print(name)
+
+
+@config_app.command("show")
+def config_show(config: ConfigOpt = None, profile: ProfileOpt = None) -> None:
+    """The merged config in force, secrets hidden, and where each value came from."""
+    from toolchat import config as config_module
+    from toolchat import config_cmd
+
+    env = Environment()
+    settings = config_module.load(config, {"profile": profile}, config_dir=env.config_dir, data_dir=env.data_dir,
+                                  cwd=env.cwd, environ=env.environ, check_trust=False)
+    config_cmd.show(settings, env, _consoles()[0])
+
+
+@config_app.command("init")
+def config_init() -> None:
+    """Write a commented toolchat.yaml into the current folder."""
+    from toolchat import config_cmd
+
+    config_cmd.init(Path.cwd(), _consoles()[0])
+
+
+@config_app.command("validate")
+def config_validate(path: Annotated[Optional[Path], typer.Argument(help="The file; else the one in force.")] = None) -> None:
+    """Check a config file; exit 2 with file:line on the first error."""
+    from toolchat import config_cmd
+
+    config_cmd.validate(path, Environment(), _consoles()[0])
+
+
+@config_app.command("trust")
+def config_trust(path: Annotated[Optional[Path], typer.Argument(help="The file; else this project's.")] = None) -> None:
+    """Trust a project config (by path and content) after showing what it sets."""
+    from toolchat import config_cmd
+
+    config_cmd.trust(path, Environment(), _consoles()[0])
+
+
+@config_app.command("path")
+def config_path(config: ConfigOpt = None) -> None:
+    """The config files in force."""
+    from toolchat import config as config_module
+    from toolchat import config_cmd
+
+    env = Environment()
+    settings = config_module.load(config, {}, config_dir=env.config_dir, data_dir=env.data_dir, cwd=env.cwd,
+                                  environ=env.environ, check_trust=False)
+    for line in config_cmd.file_lines(settings, env):
+        print(line)
 
 
 def main(argv: Optional[List[str]] = None) -> int:

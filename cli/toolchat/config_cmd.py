@@ -1,0 +1,121 @@
+"""The `toolchat config ...` face: show, init, validate, trust, path."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from toolchat.config import PROJECT_NAMES, Settings, find_project_config, user_config_path
+from toolchat.config_file import SECRET_KEYS, load_file
+from toolchat.env import Environment
+from toolchat.errors import ConfigError, UsageError
+from toolchat.render import plain
+from toolchat.trust import TrustStore
+
+SHOWN = ["profile", "backend", "model", "base_url", "api_key", "temperature", "max_tokens", "n_gpu_layers",
+         "n_ctx", "n_threads", "chat_format", "stream", "seed", "request_timeout", "system", "tool_paths",
+         "bundled_tools", "allow", "deny", "tool_timeout", "max_output_chars", "max_rounds", "project_dir"]
+
+
+def configs_dir() -> Path:
+    spec = importlib.util.find_spec("toolchat.configs")
+    assert spec is not None and spec.submodule_search_locations
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def show(settings: Settings, env: Environment, out: Console) -> None:
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for column in ("setting", "value", "from"):
+        table.add_column(column)
+    for name in SHOWN:
+        value = getattr(settings, name)
+        if name in SECRET_KEYS:
+            value = "*** (set, hidden)" if value else None
+        if isinstance(value, list):
+            value = ", ".join(str(v) for v in value) or "[]"
+        table.add_row(name, plain("" if value is None else str(value)), plain(settings.origins.get(name, "default")))
+    out.print(table)
+    out.print(Text("\nFiles in force:", style="bold"))
+    for line in file_lines(settings, env):
+        out.print(plain(f"  {line}"))
+
+
+def file_lines(settings: Settings, env: Environment) -> list[str]:
+    lines = []
+    user = user_config_path(env.config_dir)
+    lines.append(f"user:    {user}" + ("" if user.is_file() else " (none)"))
+    project = find_project_config(env.cwd)
+    used = [s for s in settings.sources if s != user]
+    store = TrustStore(env.data_dir)
+    for path in used:
+        if store.is_trusted(path):
+            state = "trusted"
+        elif project is not None and path == project.resolve():
+            state = f"NOT trusted: run `toolchat config trust {path}`"
+        else:
+            state = "given with -c"
+        lines.append(f"project: {path} ({state})")
+    if not used and project is not None:
+        lines.append(f"project: {project} (NOT trusted: run `toolchat config trust {project}`)")
+    elif not used:
+        lines.append(f"project: none ({' or '.join(PROJECT_NAMES)} in this folder or above)")
+    return lines
+
+
+def init(cwd: Path, out: Console) -> None:
+    target = cwd / "toolchat.yaml"
+    if target.exists():
+        raise UsageError(f"{target} already exists; not overwriting it", "edit it, or remove it first")
+    schema = configs_dir() / "toolchat.schema.json"
+    body = (configs_dir() / "init.yaml").read_text(encoding="utf-8")
+    target.write_text(f"# yaml-language-server: $schema={schema}\n{body}", encoding="utf-8")
+    TrustStore(Environment().data_dir).trust(target)  # you wrote it here, so it is yours
+    out.print(plain(f"wrote {target} (trusted, since you made it); `toolchat config show` prints what is in force"))
+
+
+def target_file(path: Path | None, env: Environment) -> Path:
+    if path is not None:
+        resolved = (env.cwd / path).resolve()
+        if not resolved.is_file():
+            raise ConfigError(f"config file not found: {resolved}")
+        return resolved
+    found = find_project_config(env.cwd)
+    if found is not None:
+        return found
+    user = user_config_path(env.config_dir)
+    if user.is_file():
+        return user
+    raise ConfigError("no config file here or above, and no user config", "create one with `toolchat config init`")
+
+
+def validate(path: Path | None, env: Environment, out: Console) -> None:
+    target = target_file(path, env)
+    load_file(target, env.environ)
+    out.print(plain(f"{target}: valid"))
+
+
+def trust(path: Path | None, env: Environment, out: Console) -> None:
+    target = target_file(path, env)
+    config = load_file(target, env.environ)  # never trust a file that does not validate
+    out.print(plain(f"Trusting {target}, which sets:"))
+    for line in summary(config.data):
+        out.print(plain(f"  {line}"))
+    TrustStore(env.data_dir).trust(target)
+    out.print(plain("trusted; an edit to this file will need trust again"))
+
+
+def summary(data: dict[str, Any], prefix: str = "") -> list[str]:
+    """What a config sets, one line per value, secrets hidden: shown before trusting it."""
+    lines = []
+    for key, value in data.items():
+        if isinstance(value, dict):
+            lines += summary(value, f"{prefix}{key}.")
+        else:
+            shown = "***" if key in SECRET_KEYS else value
+            lines.append(f"{prefix}{key}: {shown}")
+    return lines

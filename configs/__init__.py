@@ -1,0 +1,1 @@
+"""Example configs and the JSON Schema of toolchat.yaml; shipped as `toolchat.configs`."""

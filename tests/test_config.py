@@ -1,0 +1,217 @@
+"""toolchat.yaml: discovery, precedence, file:line errors, trust, secrets, the shipped examples."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from jsonschema import Draft202012Validator
+
+from fakeserver import FakeServer, openai_calls, sse, text_stream
+from toolchat.config import load
+from toolchat.config_file import load_file
+from toolchat.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[1]
+KEY = "sk-FAKE-recognisable-0123456789abcdef"
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    root = tmp_path / "proj"
+    write(root / "mytools" / "shout.py",
+          'def shout(text: str) -> str:\n    """Shout it.\n\n    Args:\n        text: What to shout\n    """\n    return text.upper()\n')
+    (root / "sub" / "deeper").mkdir(parents=True)
+    return root
+
+
+def config_error(path: Path, environ=None) -> str:
+    with pytest.raises(ConfigError) as info:
+        load_file(path, environ or {})
+    return str(info.value)
+
+
+@pytest.mark.parametrize("text, line, message", [
+    ("profile: a\nprofiles:\n  a: [unclosed\n", 4, "broken YAML"),
+    ("max_rounds: 3\ntools:\n  timout: 5\n", 3, "unknown key 'tools.timout'; did you mean 'timeout'?"),
+    ("profiles:\n  x:\n    backend: opneai\n", 3, "unknown backend 'opneai'; use one of: openai, local"),
+    ("max_rounds: lots\n", 1, "'max_rounds' must be an integer, not 'lots'"),
+    ("tools:\n  bundled: 1\n", 2, "'tools.bundled' must be true or false, not 1"),
+    ("system: hi\nprofiles:\n  x:\n    api_key: ${NOT_SET_ANYWHERE}\n", 4, "environment variable NOT_SET_ANYWHERE is not set"),
+    ("modle: gpt\n", 1, "unknown key 'modle'; did you mean 'model'?"),
+    ("- just\n- a list\n", 1, "the config must be a mapping of keys"),
+    ("tools:\n  paths: [ok, 3]\n", 2, "tools.paths entries must be strings"),
+])
+def test_every_error_names_file_line_and_key(tmp_path, text, line, message):
+    path = write(tmp_path / "toolchat.yaml", text)
+    error = config_error(path)
+    assert error.startswith(f"{path}:{line}: "), error
+    assert message in error
+
+
+def test_variables_expand_with_defaults(tmp_path):
+    path = write(tmp_path / "c.yaml", "base_url: http://${HOST:-localhost}:${PORT}/v1\n")
+    assert load_file(path, {"PORT": "8000"}).data["base_url"] == "http://localhost:8000/v1"
+
+
+def settings_in(cwd: Path, tmp_path: Path, overrides=None, **kwargs):
+    return load(None, overrides or {}, config_dir=tmp_path / "_config", data_dir=tmp_path / "_data", cwd=cwd,
+                environ=kwargs.pop("environ", {}), **kwargs)
+
+
+def trust(project: Path, tmp_path: Path) -> None:
+    from toolchat.trust import TrustStore
+
+    TrustStore(tmp_path / "_data").trust(project / "toolchat.yaml")
+
+
+def test_discovery_from_a_nested_folder_and_relative_paths(project, tmp_path):
+    write(project / "toolchat.yaml", "model: m\nbackend: openai\ntools:\n  paths: [mytools]\n")
+    trust(project, tmp_path)
+    settings = settings_in(project / "sub" / "deeper", tmp_path)
+    assert settings.model == "m" and settings.tool_paths == [project / "mytools"]
+    assert settings.project_dir == project
+    assert settings.origins["model"] == f"{project / 'toolchat.yaml'}:1"
+
+
+def test_dot_toolchat_yaml_is_found_too(project, tmp_path):
+    write(project / ".toolchat.yaml", "model: hidden\nbackend: openai\n")
+    from toolchat.trust import TrustStore
+
+    TrustStore(tmp_path / "_data").trust(project / ".toolchat.yaml")
+    assert settings_in(project / "sub", tmp_path).model == "hidden"
+
+
+def test_precedence_user_then_project_then_flags(project, tmp_path):
+    write(tmp_path / "_config" / "config.yaml",
+          "backend: openai\nmodel: user-model\ntemperature: 0.1\nmax_rounds: 4\ntools:\n  allow: [a]\n")
+    write(project / "toolchat.yaml", "model: project-model\nmax_rounds: 6\ntools:\n  allow: [b]\n")
+    trust(project, tmp_path)
+    settings = settings_in(project, tmp_path, {"max_rounds": 8, "allow": ["c"]})
+    assert (settings.model, settings.temperature, settings.max_rounds) == ("project-model", 0.1, 8)
+    assert settings.allow == ["a", "b", "c"]
+    assert settings.origins["max_rounds"] == "command line"
+    assert settings.origins["temperature"].endswith("_config/config.yaml:3")
+
+
+def test_profiles_and_an_unknown_profile(project, tmp_path):
+    write(project / "toolchat.yaml", "profile: a\nprofiles:\n  a:\n    backend: openai\n    model: ma\n"
+                                     "  b:\n    backend: local\n    model: bundled\n")
+    trust(project, tmp_path)
+    assert settings_in(project, tmp_path).model == "ma"
+    assert settings_in(project, tmp_path, {"profile": "b"}).backend == "local"
+    with pytest.raises(ConfigError, match="no profile named 'c'"):
+        settings_in(project, tmp_path, {"profile": "c"})
+
+
+def test_untrusted_refused_trusted_used_edited_refused_again(project, tmp_path):
+    path = write(project / "toolchat.yaml", "model: m\nbackend: openai\n")
+    with pytest.raises(ConfigError) as info:
+        settings_in(project, tmp_path)
+    assert "is not trusted yet" in str(info.value) and f"toolchat config trust {path}" in str(info.value)
+    trust(project, tmp_path)
+    assert settings_in(project, tmp_path).model == "m"
+    path.write_text("model: m\nbackend: openai\nbase_url: http://evil.example/v1\n")
+    with pytest.raises(ConfigError, match="has changed since you trusted it"):
+        settings_in(project, tmp_path)
+    assert settings_in(project, tmp_path, on_untrusted=lambda config: True).base_url == "http://evil.example/v1"
+    assert settings_in(project, tmp_path).base_url == "http://evil.example/v1"  # the answer was recorded
+
+
+def test_validation_comes_before_trust(project, tmp_path):
+    write(project / "toolchat.yaml", "modle: x\n")
+    with pytest.raises(ConfigError, match="unknown key 'modle'"):
+        settings_in(project, tmp_path, on_untrusted=lambda config: pytest.fail("asked to trust a broken file"))
+
+
+@pytest.mark.parametrize("example", sorted((REPO / "configs").glob("*.yaml")), ids=lambda p: p.name)
+def test_each_shipped_example_validates(example):
+    environ = {"OPENAI_API_KEY": "x", "VLLM_API_KEY": "y"}
+    config = load_file(example, environ)
+    schema = json.loads((REPO / "configs" / "toolchat.schema.json").read_text())
+    Draft202012Validator.check_schema(schema)
+    assert list(Draft202012Validator(schema).iter_errors(config.data)) == []
+
+
+def test_the_schema_rejects_what_the_validator_rejects():
+    schema = json.loads((REPO / "configs" / "toolchat.schema.json").read_text())
+    validator = Draft202012Validator(schema)
+    for bad in ({"modle": "x"}, {"tools": {"timout": 1}}, {"profiles": {"a": {"backend": "nope"}}}):
+        assert list(validator.iter_errors(bad))
+
+
+# --- through the CLI, as a user ------------------------------------------------------------------
+
+def test_done_when_trust_once_then_ask_from_a_subfolder_uses_it_all(cli, project):
+    with FakeServer() as server:
+        write(project / "toolchat.yaml", f"profile: dev\nprofiles:\n  dev:\n    backend: openai\n"
+                                         f"    base_url: {server.url}\n    model: proj-model\n    api_key: ${{PROJ_KEY}}\n"
+                                         "tools:\n  paths: [mytools]\n  allow: [shout]\n")
+        env = {"PROJ_KEY": KEY}
+        sub = project / "sub" / "deeper"
+        refused = cli("ask", "hello", cwd=sub, env=env)
+        assert refused.returncode == 2 and "toolchat config trust" in refused.stderr and server.requests == []
+        trusted = cli("config", "trust", cwd=sub, env=env)
+        assert trusted.returncode == 0 and "profiles.dev.api_key: ***" in trusted.stdout and KEY not in trusted.stdout
+        server.add(sse(openai_calls([("shout", {"text": "hi"})])), sse(text_stream("HI!")))
+        done = cli("ask", "--json", "shout hi", cwd=sub, env=env)
+        assert done.returncode == 0, done.stderr
+        assert server.headers[0]["authorization"] == f"Bearer {KEY}"
+        assert server.requests[0]["model"] == "proj-model"
+        assert json.loads(done.stdout)["tool_calls"][0]["output"] == "HI"  # allowed without asking
+        assert KEY not in done.stdout + done.stderr
+
+
+def test_a_typo_stops_with_file_line_and_key(cli, project):
+    write(project / "toolchat.yaml", "profile: dev\nprofiles:\n  dev:\n    bakend: openai\n")
+    done = cli("ask", "hello", cwd=project / "sub")
+    assert done.returncode == 2
+    assert done.stderr.strip() == (f"toolchat: error: {project / 'toolchat.yaml'}:4: unknown key "
+                                   "'profiles.dev.bakend'; did you mean 'backend'?")
+    broken = cli("config", "validate", str(write(project / "other.yaml", "a: [\n")))
+    assert broken.returncode == 2 and f"{project / 'other.yaml'}:2: broken YAML" in broken.stderr
+
+
+def test_secrets_are_never_printed_or_stored(cli, project, isolated_env):
+    write(project / "toolchat.yaml", "backend: openai\nbase_url: http://127.0.0.1:9/v1\napi_key: ${PROJ_KEY}\n")
+    env = {"PROJ_KEY": KEY}
+    outputs = [cli("config", "show", cwd=project, env=env), cli("config", "trust", cwd=project, env=env),
+               cli("config", "show", cwd=project, env=env), cli("ask", "hi", cwd=project, env=env),
+               cli("ask", "--json", "hi", cwd=project, env={**env, "TOOLCHAT_DEBUG": "1"})]
+    assert "*** (set, hidden)" in outputs[0].stdout
+    assert "cannot connect" in outputs[3].stderr
+    for done in outputs:
+        assert KEY not in done.stdout + done.stderr
+    for folder in ("TOOLCHAT_DATA_DIR", "TOOLCHAT_CONFIG_DIR", "TOOLCHAT_CACHE_DIR"):
+        for file in Path(isolated_env[folder]).rglob("*"):
+            if file.is_file():
+                assert KEY.encode() not in file.read_bytes(), file
+
+
+def test_config_init_writes_a_commented_file_and_refuses_to_overwrite(cli, tmp_path):
+    folder = tmp_path / "fresh"
+    folder.mkdir()
+    done = cli("config", "init", cwd=folder)
+    assert done.returncode == 0, done.stderr
+    text = (folder / "toolchat.yaml").read_text()
+    assert text.startswith("# yaml-language-server: $schema=") and "toolchat.schema.json" in text.splitlines()[0]
+    assert yaml.safe_load(text)["profile"] == "local"
+    assert cli("config", "validate", cwd=folder).stdout.strip().endswith("toolchat.yaml: valid")
+    again = cli("config", "init", cwd=folder)
+    assert again.returncode == 2 and "already exists" in again.stderr
+    assert "trusted" in cli("config", "path", cwd=folder).stdout
+
+
+def test_tools_commands_need_trust_too(cli, project):
+    write(project / "toolchat.yaml", "tools:\n  paths: [mytools]\n")
+    done = cli("tools", "list", cwd=project)
+    assert done.returncode == 2 and "not trusted" in done.stderr
+    assert cli("tools", "list", "-c", str(project / "toolchat.yaml"), cwd=project).returncode == 0
