@@ -144,3 +144,36 @@ def test_a_backend_failure_ends_the_turn_and_keeps_the_conversation(tmp_path):
     assert (result.stopped, result.error) == ("error", "stream broke off")
     assert [m["role"] for m in engine.messages] == ["user", "assistant", "tool"]
     assert [type(e).__name__ for e in recorder.events if isinstance(e, CallFinished)] == ["CallFinished"]
+
+
+class InterruptingBackend(ScriptedBackend):
+    """Streams some words, then the user presses Ctrl-C."""
+
+    def complete(self, request):
+        self.requests.append(request)
+        yield TextDelta("Partial ")
+        yield TextDelta("answer")
+        raise KeyboardInterrupt
+
+
+def test_ctrl_c_while_streaming_keeps_what_arrived_marked(tmp_path):
+    engine = engine_for(InterruptingBackend(), tmp_path, Recorder())
+    result = engine.run_turn("tell me")
+    assert (result.stopped, result.answer) == ("interrupted", "Partial answer")
+    assert engine.messages[-1] == {"role": "assistant", "content": "Partial answer [interrupted]"}
+
+
+def test_ctrl_c_while_a_tool_runs_cancels_it_and_answers_every_call(tmp_path):
+    backend = ScriptedBackend(calls(call("calculate", {"expression": "1"}, id="a"), call("calculate", {"expression": "2"}, id="b")),
+                              answer("next turn works"))
+
+    def interrupt(pending):
+        raise KeyboardInterrupt
+
+    engine = Engine(backend, REGISTRY, approve=interrupt, on_event=lambda e: None, policy=Policy(),
+                    tool_options=ToolOptions(tmp_path))
+    result = engine.run_turn("x")
+    assert result.stopped == "interrupted"
+    assert [(r.id, r.status.value) for r in result.calls] == [("a", "cancelled"), ("b", "cancelled")]
+    assert [m["role"] for m in engine.messages] == ["user", "assistant", "tool", "tool"]
+    assert engine.run_turn("again").answer == "next turn works"  # the conversation goes on

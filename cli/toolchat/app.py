@@ -237,6 +237,7 @@ def config_path(config: ConfigOpt = None) -> None:
 def main(argv: Optional[List[str]] = None) -> int:
     """Run the CLI; every failure becomes one line on stderr and an exit code."""
     env = Environment()
+    _sigterm_is_an_interrupt()
     try:
         result = app(args=argv, prog_name="toolchat", standalone_mode=False)
         return int(result or 0) if isinstance(result, int) else 0
@@ -259,6 +260,19 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"toolchat: internal error: {clean(type(exc).__name__)}: {clean(str(exc))} "
               "(run with TOOLCHAT_DEBUG=1 for a traceback)", file=sys.stderr)
         return ExitStatus.BACKEND
+
+
+def _sigterm_is_an_interrupt() -> None:
+    """SIGTERM unwinds like Ctrl-C: running tools are stopped and the session file is intact."""
+    import signal
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread (embedded use)
+        pass
 
 
 def _report(exc: ToolchatError, env: Environment) -> None:

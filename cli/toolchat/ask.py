@@ -166,6 +166,9 @@ def _exit_code(result: TurnResult, env: Environment) -> int:
     if result.stopped == "error":
         env.stderr.write(f"toolchat: error: {clean(result.error or 'the backend failed')}\n")
         return ExitStatus.BACKEND
+    if result.stopped == "interrupted":
+        env.stderr.write("\ntoolchat: interrupted\n")
+        return ExitStatus.INTERRUPTED
     if result.stopped == "max_rounds":
         env.stderr.write("toolchat: stopped: the model was still calling tools after "
                          "--max-rounds model calls; raise --max-rounds or rephrase\n")

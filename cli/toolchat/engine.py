@@ -133,11 +133,16 @@ class Engine:
         result = TurnResult(answer="", stopped="max_rounds")
         choice = self._tool_choice(tool_choice)
         for number in range(1, self.max_rounds + 1):
+            self._partial: list[str] = []
             try:
                 reply = self._call_model(number, choice, result)
             except BackendError as exc:
                 result.stopped, result.error = "error", str(exc)
                 self.emit(TurnError(str(exc)))
+                return result
+            except KeyboardInterrupt:  # keep what arrived, marked, and the turn ends
+                result.answer, result.stopped = "".join(self._partial), "interrupted"
+                self.messages.append({"role": "assistant", "content": (result.answer + " [interrupted]").strip()})
                 return result
             choice = None  # tool_choice applies to the first model call of a turn only
             self.messages.append(_assistant_message(reply))
@@ -145,12 +150,26 @@ class Engine:
                 result.answer, result.stopped = reply.text, "answer"
                 return result
             last_round = number == self.max_rounds
-            for call in reply.tool_calls:
-                record = self._not_run(call) if last_round else self._handle(call)
-                result.calls.append(record)
-                self.messages.append({"role": "tool", "tool_call_id": call.id, "content": _tool_content(record)})
-                self.emit(CallFinished(record))
+            for index, call in enumerate(reply.tool_calls):
+                try:
+                    record = self._not_run(call) if last_round else self._handle(call)
+                except KeyboardInterrupt:  # the tool was stopped; every call still gets its answer
+                    self._cancel(reply.tool_calls[index:], result)
+                    result.stopped = "interrupted"
+                    return result
+                self._answer(record, result)
         return result
+
+    def _answer(self, record: CallRecord, result: TurnResult) -> None:
+        result.calls.append(record)
+        self.messages.append({"role": "tool", "tool_call_id": record.id, "content": _tool_content(record)})
+        self.emit(CallFinished(record))
+
+    def _cancel(self, calls: list[ToolCall], result: TurnResult) -> None:
+        for n, call in enumerate(calls):
+            output = ("Cancelled: the user pressed Ctrl-C and the tool was stopped." if n == 0
+                      else "Not run: the user interrupted the turn.")
+            self._answer(CallRecord(call.id, call.name, call.arguments, ToolStatus.CANCELLED, output), result)
 
     def _tool_choice(self, choice: str | None) -> str | dict[str, Any] | None:
         if choice in (None, "auto", "required", "none"):
@@ -166,6 +185,7 @@ class Engine:
         reply: Reply | None = None
         for event in self.backend.complete(request):
             if isinstance(event, TextDelta):
+                self._partial.append(event.text)
                 self.emit(event)
             else:
                 reply = event
