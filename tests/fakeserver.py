@@ -22,10 +22,11 @@ class Script:
     headers: dict[str, str] = field(default_factory=dict)
     cut_after: int | None = None  # close the connection after this many chunks
     seconds: float = 0.0
+    delay: float = 0.0  # between chunks, to stream slowly
 
 
-def sse(chunks: list[dict[str, Any]], cut_after: int | None = None) -> Script:
-    return Script("sse", chunks=chunks, cut_after=cut_after)
+def sse(chunks: list[dict[str, Any]], cut_after: int | None = None, delay: float = 0.0) -> Script:
+    return Script("sse", chunks=chunks, cut_after=cut_after, delay=delay)
 
 
 def reply_json(body: Any, status: int = 200, **headers: str) -> Script:
@@ -186,7 +187,11 @@ class FakeServer:
                         self.close_connection = True
                         self.connection.shutdown(2)  # break off without the chunked terminator
                         return
-                    self._send(f"data: {json.dumps(item)}\n\n")
+                    try:
+                        self._send(f"data: {json.dumps(item)}\n\n")
+                    except OSError:  # the client went away (Ctrl-C)
+                        return
+                    time.sleep(script.delay)
                 self._send("data: [DONE]\n\n")
                 self.wfile.write(b"0\r\n\r\n")
                 self.wfile.flush()

@@ -44,17 +44,15 @@ def root(
 ) -> None:
     """toolchat: a chat REPL for tool-calling models; `toolchat` alone is `toolchat chat`."""
     if ctx.invoked_subcommand is None:
-        print("toolchat: the interactive REPL is not built yet; use `toolchat ask` or `toolchat tools`.",
-              file=sys.stderr)
-        raise typer.Exit(ExitStatus.USAGE)
+        chat()
 
 
-def _settings(config: Optional[Path], **overrides: Any):
+def _settings(config: Optional[Path], on_untrusted: Any = None, **overrides: Any):
     from toolchat import config as config_module
 
     env = Environment()
     return config_module.load(config, overrides, config_dir=env.config_dir, data_dir=env.data_dir, cwd=env.cwd,
-                              environ=env.environ)
+                              environ=env.environ, on_untrusted=on_untrusted)
 
 
 def _tool_settings(config: Optional[Path], tools: Optional[List[Path]], no_bundled: bool):
@@ -168,6 +166,57 @@ def ask(
 
 
 @app.command()
+def chat(
+    config: ConfigOpt = None, profile: ProfileOpt = None, backend: BackendOpt = None, model: ModelOpt = None,
+    base_url: BaseUrlOpt = None, tools: ToolsOpt = None,
+    no_tools: Annotated[bool, typer.Option("--no-tools", help="Offer no tools.")] = False,
+    no_bundled_tools: NoBundledOpt = False,
+    system: Annotated[Optional[str], typer.Option("--system", "-s", help="System prompt.")] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Approve every tool call.")] = False,
+    allow: Annotated[Optional[List[str]], typer.Option("--allow", help="Approve this tool without asking (repeatable).")] = None,
+    deny: Annotated[Optional[List[str]], typer.Option("--deny", help="Never offer this tool (repeatable).")] = None,
+    tool_choice: Annotated[Optional[str], typer.Option("--tool-choice", help="auto, required, none or a tool name, for the first model call of each turn.")] = None,
+    max_rounds: Annotated[Optional[int], typer.Option("--max-rounds", min=1, help="Most model calls in one turn (default 10).")] = None,
+    tool_timeout: Annotated[Optional[float], typer.Option("--tool-timeout", help="Stop a tool after this many seconds.")] = None,
+    no_stream: Annotated[bool, typer.Option("--no-stream", help="Ask for whole replies instead of a stream.")] = False,
+    temperature: Annotated[Optional[float], typer.Option("--temperature")] = None,
+    max_tokens: Annotated[Optional[int], typer.Option("--max-tokens")] = None,
+    resume: Annotated[bool, typer.Option("--continue", help="Resume this project's last session.")] = False,
+    session: Annotated[Optional[str], typer.Option("--session", help="Use (or resume) the session of this name.")] = None,
+) -> None:
+    """The interactive REPL (what `toolchat` alone runs)."""
+    from toolchat import repl, tools_cmd
+    from toolchat.backends.factory import create_backend
+    from toolchat.chat import Chat, ChatOptions
+    from toolchat.tools import Registry
+
+    env = Environment()
+    repl.require_terminal(env)
+    console = repl.console_for_chat()
+    cwd = Path.cwd()
+    overrides = dict(
+        profile=profile, backend=backend, model=model, base_url=base_url,
+        tool_paths=[(cwd / p).resolve() for p in tools or []],
+        bundled_tools=False if no_bundled_tools else None, system=system, allow=allow or [], deny=deny or [],
+        max_rounds=max_rounds, tool_timeout=tool_timeout, stream=False if no_stream else None,
+        temperature=temperature, max_tokens=max_tokens,
+    )
+    settings = _settings(config, on_untrusted=repl.ask_trust(console), **overrides)
+    registry = Registry() if no_tools else tools_cmd.load_registry(settings)
+    notify = lambda message: console.print(message, style="dim", markup=False)  # noqa: E731
+
+    def reload(new_profile: Optional[str]):
+        fresh = _settings(config, **{**overrides, "profile": new_profile or overrides["profile"],
+                                     "model": settings.model if new_profile is None else model})
+        return fresh, create_backend(fresh, env, notify)
+
+    with console.status("loading the model…" if settings.backend == "local" else "connecting…"):
+        model_backend = create_backend(settings, env, notify)
+    options = ChatOptions(resume, session, tool_choice, yes)
+    raise typer.Exit(repl.run(Chat(env, settings, registry, model_backend, options, console, reload), env))
+
+
+@app.command()
 def models(config: ConfigOpt = None, profile: ProfileOpt = None, backend: BackendOpt = None,
            base_url: BaseUrlOpt = None) -> None:
     """Models the endpoint lists (/v1/models), or the local GGUF files and the bundled one."""
@@ -238,8 +287,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     """Run the CLI; every failure becomes one line on stderr and an exit code."""
     env = Environment()
     _sigterm_is_an_interrupt()
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0].startswith("-") and args[0] not in ("--help", "--version"):
+        args.insert(0, "chat")  # `toolchat --base-url URL` is `toolchat chat --base-url URL`
     try:
-        result = app(args=argv, prog_name="toolchat", standalone_mode=False)
+        result = app(args=args, prog_name="toolchat", standalone_mode=False)
         return int(result or 0) if isinstance(result, int) else 0
     except ToolchatError as exc:
         _report(exc, env)

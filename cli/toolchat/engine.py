@@ -79,11 +79,16 @@ class RoundDone:
 
 
 @dataclass
+class TurnStarted:
+    text: str
+
+
+@dataclass
 class TurnError:
     message: str
 
 
-Event = Union[TextDelta, CallRequested, CallDecided, CallFinished, RoundDone, TurnError]
+Event = Union[TextDelta, TurnStarted, CallRequested, CallDecided, CallFinished, RoundDone, TurnError]
 
 
 @dataclass
@@ -130,6 +135,7 @@ class Engine:
     def run_turn(self, user_text: str, tool_choice: str | None = None) -> TurnResult:
         """Send one user message and loop until the model answers or the round limit is hit."""
         self.messages.append({"role": "user", "content": user_text})
+        self.emit(TurnStarted(user_text))
         result = TurnResult(answer="", stopped="max_rounds")
         choice = self._tool_choice(tool_choice)
         for number in range(1, self.max_rounds + 1):

@@ -1,0 +1,89 @@
+"""The REPL's approval question: one key decides a call. y run, n decline (with an optional reason
+the model sees), a run and always allow this tool for the session, e edit the arguments as JSON
+(validated again) then run, ? help."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from rich.console import Console
+
+from toolchat.engine import Decision, PendingCall
+from toolchat.render import clean, plain
+from toolchat.tools.validate import InvalidArguments, validate_arguments
+
+HELP = ("y  run it\n"
+        "n  don't run it; you may give a reason, which the model sees\n"
+        "a  run it, and run this tool without asking for the rest of the session\n"
+        "e  edit the arguments (JSON; Esc then Enter to finish), then run\n"
+        "?  this help\n"
+        "Ctrl-C stops the turn; the conversation is kept.")
+
+
+def one_key(message: str, keys: str) -> str:
+    """Wait for one of `keys` (no Enter); Ctrl-C raises KeyboardInterrupt, Ctrl-D means 'n'."""
+    from prompt_toolkit import PromptSession
+    from prompt_toolkit.key_binding import KeyBindings
+
+    bindings = KeyBindings()
+    for key in keys:
+        bindings.add(key)(lambda event, key=key: event.app.exit(result=key))
+    bindings.add("c-c")(lambda event: event.app.exit(exception=KeyboardInterrupt))
+    bindings.add("c-d")(lambda event: event.app.exit(result="n"))
+    bindings.add("<any>")(lambda event: None)  # every other key is ignored
+    return PromptSession(message, key_bindings=bindings).prompt()
+
+
+class ReplApprover:
+    def __init__(self, console: Console) -> None:
+        self.console = console
+
+    def __call__(self, pending: PendingCall) -> Decision:
+        name = clean(pending.tool.name)
+        while True:
+            key = one_key(f"Run {name}? [y]es [n]o [a]lways [e]dit [?] ", "ynae?")
+            if key == "y":
+                return Decision(True)
+            if key == "a":
+                return Decision(True, always=True)
+            if key == "n":
+                return Decision(False, self._reason())
+            if key == "?":
+                self.console.print(plain(HELP, "dim"))
+                continue
+            edited = self._edit(pending)
+            if edited is not None:
+                return Decision(True, arguments=edited)
+
+    @staticmethod
+    def _reason() -> str | None:
+        from prompt_toolkit import PromptSession
+
+        try:
+            reason = PromptSession().prompt("Reason for the model (Enter to skip): ").strip()
+        except (KeyboardInterrupt, EOFError):
+            return None
+        return reason or None
+
+    def _edit(self, pending: PendingCall) -> dict[str, Any] | None:
+        """Edited arguments that are valid for the tool, or None to go back to the question."""
+        from prompt_toolkit import PromptSession
+
+        text = json.dumps(pending.arguments, indent=2, ensure_ascii=False)
+        session: PromptSession[str] = PromptSession(multiline=True)
+        while True:
+            try:
+                text = session.prompt("Arguments (Esc Enter to finish, Ctrl-C to go back):\n", default=text)
+            except (KeyboardInterrupt, EOFError):
+                return None
+            try:
+                value = json.loads(text)
+                if not isinstance(value, dict):
+                    raise InvalidArguments("arguments must be a JSON object")
+                validate_arguments(pending.tool, value)
+                return value
+            except ValueError as exc:
+                self.console.print(plain(f"not valid JSON: {exc}", "red"))
+            except InvalidArguments as exc:
+                self.console.print(plain(f"invalid: {exc}", "red"))

@@ -1,0 +1,202 @@
+"""The REPL in a real pseudo-terminal (pexpect) against a real loopback server."""
+
+from __future__ import annotations
+
+import re
+import signal
+import sys
+import time
+from pathlib import Path
+
+import pexpect
+import pytest
+
+from fakeserver import FakeServer, openai_calls, sse, text_stream
+
+WEATHER = [("get_weather", {"city": "Singapore"})]
+QUESTION = r"Run get_weather\? \[y\]es \[n\]o \[a\]lways \[e\]dit \[\?\]"
+
+
+@pytest.fixture
+def server():
+    with FakeServer() as running:
+        yield running
+
+
+@pytest.fixture
+def repl(isolated_env, tmp_path):
+    children = []
+
+    def start(server: FakeServer, *args: str) -> pexpect.spawn:
+        child = pexpect.spawn(sys.executable, ["-m", "toolchat", "chat", "--base-url", server.url, "-m", "fake", *args],
+                              env={**isolated_env, "COLUMNS": "120", "LINES": "40", "PROMPT_TOOLKIT_NO_CPR": "1"}, cwd=str(tmp_path),
+                              encoding="utf-8", timeout=30, dimensions=(40, 120))
+        children.append(child)
+        child.expect("/help for commands")
+        started = child.before
+        child.expect("›")
+        child.started = started + child.before  # everything printed before the first prompt
+        return child
+
+    yield start
+    for child in children:
+        if child.isalive():
+            child.terminate(force=True)
+
+
+ANSI = r"(?:\x1b\[[0-9;?]*[A-Za-z]|\s)*"
+
+
+def see(child: pexpect.spawn, text: str) -> None:
+    """Expect `text`, whatever styling escapes or spacing Rich puts between its words."""
+    child.expect(ANSI.join(re.escape(word) for word in text.split()))
+
+
+def say(child: pexpect.spawn, text: str) -> None:
+    time.sleep(0.3)  # let prompt-toolkit take the terminal before typing, as a person would
+    child.send(text + "\r")
+
+
+def press(child: pexpect.spawn, key: str) -> None:
+    time.sleep(0.3)
+    child.send(key)
+
+
+def test_approve_and_answer_then_exit(repl, server):
+    server.add(sse(openai_calls(WEATHER)), sse(text_stream("It is sunny in Singapore.")))
+    child = repl(server)
+    say(child, "What's the weather in Singapore?")
+    see(child, "tool call get_weather")
+    child.expect(QUESTION)
+    press(child, "y")
+    see(child, "get_weather → ok")
+    child.expect("It is sunny in Singapore.")
+    child.expect("›")
+    assert "It's sunny in Singapore" in server.requests[1]["messages"][-1]["content"]
+    say(child, "/exit")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+
+
+def test_decline_with_a_reason_the_model_sees(repl, server):
+    server.add(sse(openai_calls(WEATHER)), sse(text_stream("Fine, no weather.")))
+    child = repl(server)
+    say(child, "weather?")
+    child.expect(QUESTION)
+    press(child, "n")
+    child.expect("Reason for the model")
+    say(child, "I am indoors")
+    see(child, "get_weather → denied")
+    child.expect("Fine, no weather.")
+    assert server.requests[1]["messages"][-1]["content"] == \
+        "The user declined this call; it was not run. Their reason: I am indoors"
+
+
+def test_always_allow_skips_the_next_question(repl, server):
+    server.add(sse(openai_calls(WEATHER)), sse(text_stream("One.")),
+               sse(openai_calls(WEATHER)), sse(text_stream("Two.")))
+    child = repl(server)
+    say(child, "weather?")
+    child.expect(QUESTION)
+    press(child, "a")
+    child.expect("One.")
+    child.expect("›")
+    say(child, "again?")
+    see(child, "allowed without asking")
+    child.expect("Two.")
+    assert "Run get_weather?" not in child.before
+    assert len(server.requests) == 4
+
+
+def test_edit_the_arguments_before_running(repl, server):
+    server.add(sse(openai_calls(WEATHER)), sse(text_stream("Edited.")))
+    child = repl(server)
+    say(child, "weather?")
+    child.expect(QUESTION)
+    press(child, "e")
+    child.expect("Arguments")
+    press(child, "\x7f" * 40 + '{"city": 5}')
+    child.send("\x1b\r")
+    see(child, "invalid: argument 'city' must be string, got 5")
+    press(child, "\x7f" * 20 + '{"city": "Oslo"}')
+    child.send("\x1b\r")
+    see(child, "get_weather → ok")
+    child.expect("Edited.")
+    assert "It's sunny in Oslo" in server.requests[1]["messages"][-1]["content"]
+
+
+def test_ctrl_c_during_a_streamed_answer_keeps_it_and_the_repl(repl, server):
+    words = " ".join(f"word{i}" for i in range(200))
+    server.add(sse(text_stream(words, pieces=200), delay=0.05), sse(text_stream("Still here.")))
+    child = repl(server)
+    say(child, "talk a lot")
+    child.expect("word5")
+    child.sendintr()
+    child.expect("interrupted")
+    child.expect("›")
+    say(child, "are you there?")
+    child.expect("Still here.")
+    history = server.requests[1]["messages"]
+    assert history[-2]["role"] == "assistant" and history[-2]["content"].endswith("[interrupted]")
+    assert history[-2]["content"].startswith("word0 word1")
+
+
+def test_ctrl_c_while_a_tool_runs_stops_it_and_tells_the_model(repl, server, plugin_dir):
+    folder = plugin_dir(slow="import time\n\ndef slow_tool() -> str:\n    '''Slow.'''\n    time.sleep(60)\n    return 'done'\n")
+    server.add(sse(openai_calls([("slow_tool", {})])), sse(text_stream("OK, cancelled.")))
+    child = repl(server, "--tools", str(folder))
+    say(child, "run the slow one")
+    child.expect(r"Run slow_tool\?")
+    press(child, "y")
+    see(child, "running slow_tool")
+    child.sendintr()
+    see(child, "slow_tool → cancelled")
+    child.expect("›")
+    say(child, "ok?")
+    child.expect("OK, cancelled.")
+    tool_message = server.requests[1]["messages"][-2]
+    assert tool_message["role"] == "tool" and tool_message["content"].startswith("Cancelled")
+
+
+def test_ctrl_d_leaves_with_0_and_ctrl_c_at_the_prompt_clears_the_line(repl, server):
+    child = repl(server)
+    press(child, "half-typed")
+    time.sleep(0.3)
+    child.sendintr()
+    child.expect("›")
+    time.sleep(0.3)
+    child.sendeof()
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0 and server.requests == []
+
+
+def test_continue_after_a_kill(repl, server, isolated_env):
+    server.add(sse(text_stream("First answer.")), sse(text_stream("Second answer.")))
+    child = repl(server)
+    say(child, "remember the word banana")
+    child.expect("First answer.")
+    child.expect("›")
+    child.kill(signal.SIGKILL)
+    child.wait()
+    again = repl(server, "--continue")
+    assert "resumed session" in again.started
+    say(again, "what was the word?")
+    again.expect("Second answer.")
+    contents = [m["content"] for m in server.requests[1]["messages"]]
+    assert contents[:2] == ["remember the word banana", "First answer."]
+
+
+def test_unknown_slash_command_gets_a_suggestion_and_stats_work(repl, server):
+    child = repl(server)
+    say(child, "/stat")
+    see(child, "unknown command /stat; did you mean /stats?")
+    say(child, "/stats")
+    see(child, "0 turns, 0 model calls, 0 tool calls")
+
+
+def test_chat_without_a_terminal_says_to_use_ask(cli):
+    done = cli("chat")
+    assert done.returncode == 2
+    assert "toolchat chat needs a terminal" in done.stderr and "toolchat ask" in done.stderr
