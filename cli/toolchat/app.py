@@ -23,6 +23,8 @@ app = typer.Typer(
 )
 tools_app = typer.Typer(help="List, inspect and try the tools.", no_args_is_help=True)
 app.add_typer(tools_app, name="tools")
+sessions_app = typer.Typer(help="This project's chat sessions.", no_args_is_help=True)
+app.add_typer(sessions_app, name="sessions")
 config_app = typer.Typer(help="Show, create, check and trust config files.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 
@@ -281,6 +283,27 @@ def config_path(config: ConfigOpt = None) -> None:
                                   environ=env.environ, check_trust=False)
     for line in config_cmd.file_lines(settings, env):
         print(line)
+
+
+@sessions_app.command("list")
+def sessions_list(config: ConfigOpt = None) -> None:
+    """This project's sessions, oldest first: id, when, messages, first question."""
+    from toolchat import sessions_cmd
+
+    env = Environment()
+    settings = _settings(config)
+    sessions_cmd.list_sessions(env.data_dir, settings.project_dir, _consoles()[0])
+
+
+@sessions_app.command("show")
+def sessions_show(session_id: Annotated[str, typer.Argument(help="An id from `toolchat sessions list`.")],
+                  config: ConfigOpt = None) -> None:
+    """One session's messages."""
+    from toolchat import sessions_cmd
+
+    env = Environment()
+    settings = _settings(config)
+    sessions_cmd.show_session(env.data_dir, settings.project_dir, session_id, _consoles())
 
 
 def main(argv: Optional[List[str]] = None) -> int:
