@@ -171,3 +171,10 @@ def test_models_command(cli):
     with FakeServer(models=["qwen", "llama"]) as server:
         done = cli("models", "--base-url", server.url)
     assert done.stdout.split() == ["llama", "qwen"]
+
+
+def test_a_custom_endpoint_without_a_model_uses_the_one_it_serves(cli):
+    with FakeServer(models=["served-model"]) as server:
+        server.add(sse(text_stream("hi")))
+        done = cli("ask", "--base-url", server.url, "hello")
+        assert done.returncode == 0 and server.requests[0]["model"] == "served-model"

@@ -32,7 +32,7 @@ def one_key(message: str, keys: str) -> str:
     bindings.add("c-c")(lambda event: event.app.exit(exception=KeyboardInterrupt))
     bindings.add("c-d")(lambda event: event.app.exit(result="n"))
     bindings.add("<any>")(lambda event: None)  # every other key is ignored
-    return PromptSession(message, key_bindings=bindings).prompt()
+    return PromptSession(message, key_bindings=bindings, erase_when_done=True).prompt()
 
 
 class ReplApprover:
@@ -42,7 +42,10 @@ class ReplApprover:
     def __call__(self, pending: PendingCall) -> Decision:
         name = clean(pending.tool.name)
         while True:
-            key = one_key(f"Run {name}? [y]es [n]o [a]lways [e]dit [?] ", "ynae?")
+            question = f"Run {name}? [y]es [n]o [a]lways [e]dit [?] "
+            key = one_key(question, "ynae?")
+            if key in "yna":
+                self.console.print(plain(question + {"y": "y: run", "n": "n: decline", "a": "a: run, always"}[key], "bold"))
             if key == "y":
                 return Decision(True)
             if key == "a":

@@ -96,6 +96,8 @@ def run(chat: Chat, env: Environment) -> int:
                 break
             if not text.strip():
                 continue
+            if console.record:  # a recorded session (README's SVG) shows what was typed too
+                console.print(plain(f"› {text}", "bold"))
             if text.lstrip().startswith("/"):
                 if dispatch(chat, text) == EXIT:
                     break

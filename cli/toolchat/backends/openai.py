@@ -28,7 +28,8 @@ class OpenAIBackend:
         if key is None and self.base_url == OPENAI_URL:
             raise UsageError("no API key for OpenAI", "set OPENAI_API_KEY, or use --base-url for another endpoint")
         self._key = key or DUMMY_KEY
-        self.model = settings.model or "gpt-4o-mini"
+        # a custom endpoint with no model named: the first one it lists, asked on first use
+        self.model: str = settings.model or ("gpt-4o-mini" if self.base_url == OPENAI_URL else "")
         self.stream = settings.stream
         self.timeout = settings.request_timeout
         self._usage_in_stream = True
@@ -36,6 +37,11 @@ class OpenAIBackend:
                                     max_retries=max_retries)
 
     def complete(self, request: Request) -> Iterator[BackendEvent]:
+        if not self.model:
+            served = self.list_models()
+            if not served:
+                raise BackendError(f"{self.base_url} lists no models", "name one with --model")
+            self.model = served[0]
         try:
             if self.stream:
                 yield from self._streamed(request)
