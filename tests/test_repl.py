@@ -200,3 +200,30 @@ def test_chat_without_a_terminal_says_to_use_ask(cli):
     done = cli("chat")
     assert done.returncode == 2
     assert "toolchat chat needs a terminal" in done.stderr and "toolchat ask" in done.stderr
+
+
+def test_an_untrusted_project_config_is_shown_and_asked_about_once(isolated_env, tmp_path, server):
+    server.add(sse(text_stream("Configured.")))
+    (tmp_path / "toolchat.yaml").write_text(f"backend: openai\nbase_url: {server.url}\nmodel: proj-model\n")
+    env = {**isolated_env, "PROMPT_TOOLKIT_NO_CPR": "1"}
+    child = pexpect.spawn(sys.executable, ["-m", "toolchat"], env=env, cwd=str(tmp_path), encoding="utf-8",
+                          timeout=30, dimensions=(40, 120))
+    see(child, "This project has a config you have not trusted yet")
+    see(child, f"base_url: {server.url}")
+    child.expect(r"Trust it and use it\?")
+    press(child, "y")
+    see(child, "proj-model")
+    child.expect("›")
+    say(child, "hello")
+    child.expect("Configured.")
+    child.expect("›")
+    time.sleep(0.3)
+    child.sendeof()
+    child.expect(pexpect.EOF)
+    again = pexpect.spawn(sys.executable, ["-m", "toolchat"], env=env, cwd=str(tmp_path), encoding="utf-8",
+                          timeout=30, dimensions=(40, 120))
+    again.expect("›")
+    assert "not trusted" not in again.before  # asked once
+    time.sleep(0.3)
+    again.sendeof()
+    again.expect(pexpect.EOF)
