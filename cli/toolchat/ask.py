@@ -33,7 +33,7 @@ def read_prompt(words: list[str], env: Environment) -> str:
     text = " ".join(w for w in words if w != "-").strip()
     if use_stdin:
         try:
-            piped = env.stdin.read()
+            piped = env.stdin.read() if env.stdin is not None else ""  # None: fd 0 was closed
         except (OSError, ValueError):  # stdin closed
             piped = ""
         if piped.strip():

@@ -1,0 +1,23 @@
+"""The benchmarks run (smoke mode, as CI runs them); no times are asserted here."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("llama_cpp")
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_benchmarks_run_in_quick_mode(shared_cache, tmp_path, isolated_env):
+    out = tmp_path / "results.md"
+    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "run.py"), "--quick", "--out", str(out),
+                           "--cache", str(shared_cache)], capture_output=True, text=True, env=isolated_env, timeout=600)
+    assert done.returncode == 0, done.stderr
+    text = out.read_text()
+    assert "Machine:" in text and "| ratio (target >= 0.95x) |" in text
+    assert "| 3 |" in text  # three rounds of the tool loop
