@@ -29,7 +29,7 @@ def generation_speed(gguf: Path, runs: int, tokens: int) -> dict[str, Any]:
 
     raw = llama_cpp.Llama(str(gguf), n_gpu_layers=-1, n_ctx=4096, seed=1, verbose=False)
     messages = [{"role": "user", "content": "Write a long story about a lighthouse keeper and the sea."}]
-    prompt = ours.renderer.render(messages)
+    prompt = ours.llm.tokenize(ours.renderer.render(messages).encode(), add_bos=False, special=True)
     ours_rates, raw_rates = [], []
     for _ in range(runs):
         raw.reset()
@@ -64,8 +64,9 @@ def prompt_reuse(gguf: Path, rounds: int) -> list[dict[str, int]]:
         usage = reply.usage
         rows.append({"round": number, "prompt": usage.prompt_tokens, "cached": usage.cached_tokens,
                      "evaluated": usage.prompt_tokens - usage.cached_tokens,
+                     # tokens the model has never seen: not in the last prompt nor in what it generated
                      "new": usage.prompt_tokens - previous if previous else usage.prompt_tokens})
-        previous = usage.prompt_tokens
+        previous = usage.prompt_tokens + usage.completion_tokens
         call = reply.tool_calls[0]
         messages += [{"role": "assistant", "content": "", "tool_calls": [call.message_part()]},
                      {"role": "tool", "tool_call_id": call.id, "content": f"Sunny, {18 + number}C"}]

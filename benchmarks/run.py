@@ -56,15 +56,16 @@ def local_section(gguf: Path, quick: bool) -> list[str]:
         "",
         f"Prompt tokens evaluated per round over a {rounds}-round tool loop (forced `get_weather` each round):",
         "",
-        "| round | prompt | reused (cached) | evaluated | new since last round |",
+        "| round | prompt | reused (cached) | evaluated | new (not in the last prompt or generation) |",
         "| --- | --- | --- | --- | --- |",
     ]
     lines += [f"| {r['round']} | {r['prompt']} | {r['cached']} | {r['evaluated']} | {r['new']} |" for r in rows]
     later = rows[1:]
     if later:
         extra = max(r["evaluated"] - r["new"] for r in later)
-        lines += ["", f"From round 2 on, evaluated minus new is at most {extra} token(s): llama.cpp replays "
-                      "the last reused token when the new part starts mid-turn, so only the new tokens are evaluated."]
+        lines += ["", f"From round 2 on, evaluated minus new is at most {extra} token(s) (a negative value means "
+                      "part of the re-rendered reply differs from what was generated and is evaluated again; "
+                      "positive, llama.cpp replays the last reused token): only the new tokens are evaluated."]
     return lines
 
 
