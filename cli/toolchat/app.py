@@ -28,8 +28,8 @@ app.add_typer(sessions_app, name="sessions")
 config_app = typer.Typer(help="Show, create, check and trust config files.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 
-ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="Use this config file instead of discovering one.")]
-ToolsOpt = Annotated[Optional[List[Path]], typer.Option("--tools", "-t", help="A plugin folder or .py file (repeatable).")]
+ConfigOpt = Annotated[Optional[str], typer.Option("--config", "-c", help="Use this config file instead of discovering one.")]
+ToolsOpt = Annotated[Optional[List[str]], typer.Option("--tools", "-t", help="A plugin folder or .py file (repeatable).")]
 NoBundledOpt = Annotated[bool, typer.Option("--no-bundled-tools", help="Leave out the tools that ship with toolchat.")]
 
 
@@ -49,15 +49,20 @@ def root(
         chat()
 
 
-def _settings(config: Optional[Path], on_untrusted: Any = None, **overrides: Any):
+def _settings(config: Optional[str], on_untrusted: Any = None, **overrides: Any):
     from toolchat import config as config_module
 
     env = Environment()
-    return config_module.load(config, overrides, config_dir=env.config_dir, data_dir=env.data_dir, cwd=env.cwd,
+    return config_module.load(_path(config), overrides, config_dir=env.config_dir, data_dir=env.data_dir, cwd=env.cwd,
                               environ=env.environ, on_untrusted=on_untrusted)
 
 
-def _tool_settings(config: Optional[Path], tools: Optional[List[Path]], no_bundled: bool):
+def _path(value: Optional[str]) -> Optional[Path]:
+    """Paths arrive as text: typer's own Path handling imports pydantic, which slows start-up."""
+    return Path(value) if value is not None else None
+
+
+def _tool_settings(config: Optional[str], tools: Optional[List[str]], no_bundled: bool):
     cwd = Path.cwd()
     return _settings(
         config,
@@ -243,7 +248,7 @@ def config_show(config: ConfigOpt = None, profile: ProfileOpt = None) -> None:
     from toolchat import config_cmd
 
     env = Environment()
-    settings = config_module.load(config, {"profile": profile}, config_dir=env.config_dir, data_dir=env.data_dir,
+    settings = config_module.load(_path(config), {"profile": profile}, config_dir=env.config_dir, data_dir=env.data_dir,
                                   cwd=env.cwd, environ=env.environ, check_trust=False)
     config_cmd.show(settings, env, _consoles()[0])
 
@@ -257,19 +262,19 @@ def config_init() -> None:
 
 
 @config_app.command("validate")
-def config_validate(path: Annotated[Optional[Path], typer.Argument(help="The file; else the one in force.")] = None) -> None:
+def config_validate(path: Annotated[Optional[str], typer.Argument(help="The file; else the one in force.")] = None) -> None:
     """Check a config file; exit 2 with file:line on the first error."""
     from toolchat import config_cmd
 
-    config_cmd.validate(path, Environment(), _consoles()[0])
+    config_cmd.validate(_path(path), Environment(), _consoles()[0])
 
 
 @config_app.command("trust")
-def config_trust(path: Annotated[Optional[Path], typer.Argument(help="The file; else this project's.")] = None) -> None:
+def config_trust(path: Annotated[Optional[str], typer.Argument(help="The file; else this project's.")] = None) -> None:
     """Trust a project config (by path and content) after showing what it sets."""
     from toolchat import config_cmd
 
-    config_cmd.trust(path, Environment(), _consoles()[0])
+    config_cmd.trust(_path(path), Environment(), _consoles()[0])
 
 
 @config_app.command("path")
@@ -279,7 +284,7 @@ def config_path(config: ConfigOpt = None) -> None:
     from toolchat import config_cmd
 
     env = Environment()
-    settings = config_module.load(config, {}, config_dir=env.config_dir, data_dir=env.data_dir, cwd=env.cwd,
+    settings = config_module.load(_path(config), {}, config_dir=env.config_dir, data_dir=env.data_dir, cwd=env.cwd,
                                   environ=env.environ, check_trust=False)
     for line in config_cmd.file_lines(settings, env):
         print(line)

@@ -5,9 +5,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError
-
 from toolchat.tools.model import Tool
 
 
@@ -32,6 +29,9 @@ def parse_arguments(raw: str | dict[str, Any] | None) -> dict[str, Any]:
 
 def validate_arguments(tool: Tool, arguments: dict[str, Any]) -> None:
     """Raise InvalidArguments with every problem, each naming its argument; never cast."""
+    from jsonschema import Draft202012Validator  # here, not at import: `tools list` starts faster
+    from jsonschema.exceptions import SchemaError
+
     problems: list[str] = []
     known = tool.parameters.get("properties", {})
     if not tool.accepts_extra:
