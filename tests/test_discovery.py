@@ -121,3 +121,48 @@ def test_a_plugin_can_import_its_sibling_helper(plugin_dir):
     registry = discover([folder], bundled=False)
     assert registry.names() == ["loud"]
     assert run_tool(registry.get("loud"), {"s": "hey"}, cwd=folder).output == "HEY"
+
+
+def test_the_schema_cache_skips_imports_of_unchanged_modules(plugin_dir, tmp_path):
+    import os
+
+    from toolchat.tools.cache import SchemaCache
+
+    marker = tmp_path / "imported"
+    folder = plugin_dir(counted=f"open({str(marker)!r}, 'a').write('x')\n\n"
+                                "def counted(n: int) -> int:\n    '''Counted.'''\n    return n * 2\n",
+                        broken="import not_there_pkg\n")
+    cache_file = tmp_path / "cache" / "schemas.json"
+    first = discover([folder], bundled=False, cache=SchemaCache(cache_file))
+    assert marker.read_text() == "x" and first.names() == ["counted"]
+    import sys
+
+    for name in [m for m in sys.modules if m.endswith("_counted")]:
+        del sys.modules[name]  # as in a new process
+    second = discover([folder], bundled=False, cache=SchemaCache(cache_file))
+    assert marker.read_text() == "x", "an unchanged module was imported again just to list it"
+    assert second.get("counted").parameters == first.get("counted").parameters
+    assert [f.reason for f in second.failures] == ["ModuleNotFoundError: No module named 'not_there_pkg'"]
+    assert run_tool(second.get("counted"), {"n": 21}, cwd=folder).output == "42"  # imported on first run
+    assert marker.read_text() == "xx"
+    source = folder / "counted.py"
+    source.write_text(source.read_text().replace("'''Counted.'''", "'''Counted twice.'''"))
+    os.utime(source, ns=(source.stat().st_mtime_ns + 10**9,) * 2)
+    third = discover([folder], bundled=False, cache=SchemaCache(cache_file))
+    assert third.get("counted").description == "Counted twice."
+
+
+def test_a_cached_tool_whose_module_now_fails_reports_it(plugin_dir, tmp_path):
+    from toolchat.tools.cache import SchemaCache
+
+    folder = plugin_dir(fragile="def fragile() -> str:\n    '''F.'''\n    return 'ok'\n")
+    cache_file = tmp_path / "schemas.json"
+    discover([folder], bundled=False, cache=SchemaCache(cache_file))
+    import sys
+
+    for name in [m for m in sys.modules if m.endswith("_fragile")]:
+        del sys.modules[name]
+    registry = discover([folder], bundled=False, cache=SchemaCache(cache_file))
+    (folder / "fragile.py").unlink()
+    result = run_tool(registry.get("fragile"), {}, cwd=folder)
+    assert result.status.value == "error" and "the tool's module failed to load" in result.output

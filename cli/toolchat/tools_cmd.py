@@ -19,8 +19,12 @@ from toolchat.tools.runner import run_tool
 from toolchat.tools.validate import InvalidArguments, parse_arguments, validate_arguments
 
 
-def load_registry(settings: Settings) -> Registry:
-    return discover(settings.tool_paths, bundled=settings.bundled_tools)
+def load_registry(settings: Settings, cache_dir: Path | None = None) -> Registry:
+    from toolchat.env import Environment
+    from toolchat.tools.cache import SchemaCache
+
+    cache = SchemaCache((cache_dir or Environment().cache_dir) / "tool-schemas.json")
+    return discover(settings.tool_paths, bundled=settings.bundled_tools, cache=cache)
 
 
 def where(tool_or_path: Tool | Path, project_dir: Path) -> str:

@@ -25,12 +25,19 @@ class Tool:
     name: str
     description: str
     parameters: dict[str, Any]
-    func: Callable[..., Any]
+    func: Callable[..., Any] | None  # None until first run when the schema came from the cache
     source: Path
     bundled: bool = False
     warnings: list[str] = field(default_factory=list)
     accepts_extra: bool = False  # the function takes **kwargs
     enum_params: dict[str, type[Enum]] = field(default_factory=dict)  # converted before the call
+    loader: Callable[[], "Tool"] | None = field(default=None, repr=False)  # imports the module on demand
+
+    def ensure_loaded(self) -> None:
+        """Import the tool's module if only its cached schema is known (raises what import raises)."""
+        if self.func is None and self.loader is not None:
+            loaded = self.loader()
+            self.func, self.enum_params = loaded.func, loaded.enum_params
 
     def definition(self) -> dict[str, Any]:
         """The OpenAI-format definition sent to the model."""

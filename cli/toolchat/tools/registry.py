@@ -18,6 +18,7 @@ from types import ModuleType
 from typing import Any, Iterable, Sequence
 
 from toolchat.errors import ToolLoadError
+from toolchat.tools.cache import SchemaCache
 from toolchat.tools.model import Tool
 from toolchat.tools.schema import function_schema
 
@@ -57,19 +58,56 @@ def bundled_tools_dir() -> Path:
     return Path(list(spec.submodule_search_locations)[0])
 
 
-def discover(paths: Sequence[Path], *, bundled: bool = True) -> Registry:
-    """Load tools from the bundled folder (unless `bundled` is False) and then from `paths`."""
+def discover(paths: Sequence[Path], *, bundled: bool = True, cache: SchemaCache | None = None) -> Registry:
+    """Load tools from the bundled folder (unless `bundled` is False) and then from `paths`.
+    With a cache, unchanged modules are not imported until one of their tools runs."""
     registry = Registry()
     if bundled:
         for module_file in _module_files(bundled_tools_dir()):
-            for tool in _load_file(module_file, registry, bundled=True):
+            for tool in _load_cached(module_file, registry, True, cache):
                 registry.tools[tool.name] = tool
     owners: dict[str, Path] = {}
     for path in paths:
         for module_file in _module_files(path):
-            for tool in _load_file(module_file, registry, bundled=False):
+            for tool in _load_cached(module_file, registry, False, cache):
                 _add_user_tool(registry, owners, tool)
+    if cache is not None:
+        cache.save()
     return registry
+
+
+def _load_cached(module_file: Path, registry: Registry, bundled: bool, cache: SchemaCache | None) -> list[Tool]:
+    entry = cache.get(module_file) if cache is not None else None
+    if entry is None:
+        failures = len(registry.failures)
+        tools = _load_file(module_file, registry, bundled=bundled)
+        if cache is not None:
+            failure = registry.failures[-1].reason if len(registry.failures) > failures else None
+            cache.put(module_file, [_cached_form(t) for t in tools], failure)
+        return tools
+    if entry["failure"]:
+        registry.failures.append(LoadFailure(module_file, entry["failure"]))
+        return []
+    return [_from_cache(item, module_file, bundled) for item in entry["tools"]]
+
+
+def _cached_form(tool: Tool) -> dict[str, Any]:
+    return {"name": tool.name, "description": tool.description, "parameters": tool.parameters,
+            "warnings": tool.warnings, "accepts_extra": tool.accepts_extra}
+
+
+def _from_cache(item: dict[str, Any], module_file: Path, bundled: bool) -> Tool:
+    name = item["name"]
+
+    def load() -> Tool:
+        for tool in _tools_of(_import(module_file), module_file, bundled):
+            if tool.name == name:
+                return tool
+        raise LookupError(f"{module_file} no longer defines {name}")
+
+    return Tool(name=name, description=item["description"], parameters=item["parameters"], func=None,
+                source=module_file, bundled=bundled, warnings=list(item["warnings"]),
+                accepts_extra=item["accepts_extra"], loader=load)
 
 
 def _add_user_tool(registry: Registry, owners: dict[str, Path], tool: Tool) -> None:
@@ -194,6 +232,5 @@ def _explicit_tool(entry: Any, module: ModuleType, module_file: Path, bundled: b
         func=func,
         source=module_file,
         bundled=bundled,
-        accepts_extra=parameters.get("additionalProperties", False) is not False
-        and "additionalProperties" in parameters,
+        accepts_extra=parameters.get("additionalProperties") not in (None, False),
     )

@@ -37,6 +37,12 @@ def run_tool(
 
     KeyboardInterrupt stops the tool's process before it propagates.
     """
+    try:
+        tool.ensure_loaded()  # imported here, once per session, so every forked run has it
+    except BaseException as exc:  # noqa: BLE001 - a plugin's import can raise anything
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        return ToolResult(ToolStatus.ERROR, f"Error: the tool's module failed to load: {type(exc).__name__}: {exc}")
     ctx = multiprocessing.get_context("fork")
     receiver, sender = ctx.Pipe(duplex=False)
     process = ctx.Process(
