@@ -136,7 +136,7 @@ def _module_files(path: Path) -> list[Path]:
 
 def _load_file(module_file: Path, registry: Registry, *, bundled: bool) -> list[Tool]:
     try:
-        module = _import(module_file)
+        module = _import(module_file, fresh=True)
     except BaseException as exc:  # a plugin must never take toolchat down at import
         if isinstance(exc, KeyboardInterrupt):
             raise
@@ -149,10 +149,11 @@ def _load_file(module_file: Path, registry: Registry, *, bundled: bool) -> list[
         return []
 
 
-def _import(module_file: Path) -> ModuleType:
+def _import(module_file: Path, fresh: bool = False) -> ModuleType:
+    """The plugin module; `fresh` imports it again even if this process has it (the file changed)."""
     digest = hashlib.sha1(str(module_file).encode()).hexdigest()[:10]
     name = f"toolchat_plugin_{digest}_{module_file.stem}"
-    if name in sys.modules:
+    if name in sys.modules and not fresh:
         return sys.modules[name]
     spec = importlib.util.spec_from_file_location(name, module_file)
     if spec is None or spec.loader is None:
