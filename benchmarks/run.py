@@ -69,6 +69,63 @@ def local_section(gguf: Path, quick: bool) -> list[str]:
     return lines
 
 
+def ratio_rows(results: dict[str, float], ours: str, theirs: str | None, target: str, unit: str = "s") -> list[str]:
+    rows = ["| command | median |", "| --- | --- |"]
+    rows += [f"| `{name}` | {value:.3f} {unit} |" for name, value in results.items()]
+    if theirs and theirs in results:
+        rows.append(f"| ratio `{ours}` / `{theirs}` (target {target}) | **{results[ours] / results[theirs]:.2f}x** |")
+    return rows
+
+
+def cli_sections(quick: bool) -> list[str]:
+    import shutil
+
+    import bench_cli
+
+    work = HERE / ".work"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir()
+    bench_cli.prepare(work)
+    env = bench_cli.isolated_env(work)
+    runs = 2 if quick else 7
+    llm = None if quick else bench_cli.llm_command(bench_cli.ensure_llm(HERE / ".venv-llm"))
+    lines = ["## 1. Start-up", "", f"Median wall time of {runs} alternating runs; `llm` is simonw/llm from PyPI.", ""]
+    startup = bench_cli.startup(env, work, runs, llm)
+    lines += ratio_rows(startup, "toolchat --help", "llm --help" if llm else None, "<= 0.25x")
+    if llm:
+        lines.append(f"| ratio `toolchat tools list` / `llm --help` (target <= 0.25x) | "
+                     f"**{startup['toolchat tools list'] / startup['llm --help']:.2f}x** |")
+    lines += ["", "## 2. One-tool round trip", "",
+              "Both against the same loopback OpenAI-compatible server (a call, then an answer):", ""]
+    trip = bench_cli.round_trip(env, work, runs, llm)
+    lines += ratio_rows(trip, "toolchat ask --yes", "llm --functions" if llm else None, "<= 0.9x")
+    rounds = 5 if quick else 30
+    lines += ["", "## 3. Loop overhead", "", f"{rounds} tool rounds then an answer, same server:", ""]
+    loop = bench_cli.loop_overhead(env, work, runs, rounds)
+    names = list(loop)
+    lines += ratio_rows(loop, names[0], names[1], "<= 1.2x")
+    return lines
+
+
+def more_sections(quick: bool) -> list[str]:
+    import bench_cli
+
+    work = HERE / ".work"
+    env = bench_cli.isolated_env(work)
+    sizes = [10, 20] if quick else [50, 100, 200]
+    lines = ["", "## 5. Tool discovery", "",
+             "`tools list` over N plugin modules, schema cache warm (an unchanged folder is not imported):", ""]
+    found = bench_cli.discovery(env, work, 2 if quick else 7, sizes)
+    lines += ["| command | median |", "| --- | --- |"] + [f"| {k} | {v:.3f} s |" for k, v in found.items()]
+    turns = [1, 5] if quick else [1, 100]
+    lines += ["", "## 6. Memory", "", "A REPL session (the Chat face, OpenAI backend, loopback server), one tool call per turn:", ""]
+    memory = bench_cli.memory(turns)
+    lines += ["| session | peak RSS |", "| --- | --- |"] + [f"| {k} | {v:.1f} MB |" for k, v in memory.items()]
+    values = list(memory.values())
+    lines += ["", f"Growth from {turns[0]} to {turns[-1]} turns: {values[-1] - values[0]:+.1f} MB."]
+    return lines
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="smoke mode: few iterations, no RESULTS.md")
@@ -79,7 +136,9 @@ def main() -> int:
     lines = ["# Benchmark results", "", f"Machine: {machine()}", "",
              f"Date: {time.strftime('%Y-%m-%d %H:%M %Z')}; command: `python benchmarks/run.py"
              f"{' --quick' if args.quick else ''}`", ""]
-    lines += local_section(bundled_gguf(args.cache), args.quick)
+    lines += cli_sections(args.quick)
+    lines += [""] + local_section(bundled_gguf(args.cache), args.quick)
+    lines += more_sections(args.quick)
     lines += ["", f"Total run time: {time.time() - started:.0f} s", ""]
     args.out.write_text("\n".join(lines))
     print("\n".join(lines))

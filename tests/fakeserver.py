@@ -100,6 +100,16 @@ def ollama_calls(calls: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]
     return chunks
 
 
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        import sys
+
+        if not isinstance(sys.exc_info()[1], ConnectionError):  # a client hanging up is normal
+            super().handle_error(request, client_address)
+
+
 class FakeServer:
     def __init__(self, models: list[str] | None = None) -> None:
         self.scripts: list[Script] = []
@@ -107,8 +117,7 @@ class FakeServer:
         self.headers: list[dict[str, str]] = []
         self.models = models or ["fake-model"]
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
+        self._server = _QuietServer(("127.0.0.1", 0), self._handler())
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property
