@@ -146,6 +146,7 @@ def memory(turns_list: list[int]) -> dict[str, float]:
                     server.add(sse(openai_calls([("get_weather", {{"city": f"City {{n}}"}})])),
                                sse(text_stream("It is sunny in City " + str(n) + ". " * 20)))
                     chat.turn(f"weather in city {{n}}?")
+                    server.requests.clear(); server.headers.clear()  # the harness's memory, not toolchat's
             # VmHWM, not ru_maxrss: ru_maxrss survives exec and would report the benchmark's own peak
             peak = [l for l in open("/proc/self/status") if l.startswith("VmHWM:")][0].split()[1]
             print(int(peak) / 1024)

@@ -155,9 +155,9 @@ def ask(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No tool log on stderr.")] = False,
 ) -> None:
     """One question, tools allowed, the answer on stdout."""
-    from toolchat import tools_cmd
     from toolchat.ask import AskOptions, run_ask
     from toolchat.tools import Registry
+    from toolchat.tools.registry import load
 
     cwd = Path.cwd()
     settings = _settings(
@@ -167,7 +167,7 @@ def ask(
         max_rounds=max_rounds, tool_timeout=tool_timeout, stream=False if no_stream else None,
         temperature=temperature, max_tokens=max_tokens,
     )
-    registry = Registry() if no_tools else tools_cmd.load_registry(settings)
+    registry = Registry() if no_tools else load(settings.tool_paths, settings.bundled_tools, Environment().cache_dir)
     options = AskOptions(prompt or [], json_output, quiet, tool_choice)
     raise typer.Exit(run_ask(settings, registry, options, Environment(), yes))
 
@@ -335,7 +335,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             return ExitStatus.USAGE
         if env.debug:
             raise
-        from toolchat.render import clean
+        from toolchat.safety import clean
 
         print(f"toolchat: internal error: {clean(type(exc).__name__)}: {clean(str(exc))} "
               "(run with TOOLCHAT_DEBUG=1 for a traceback)", file=sys.stderr)
@@ -356,7 +356,7 @@ def _sigterm_is_an_interrupt() -> None:
 
 
 def _report(exc: ToolchatError, env: Environment) -> None:
-    from toolchat.render import clean
+    from toolchat.safety import clean
 
     if env.debug:
         import traceback

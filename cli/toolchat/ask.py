@@ -13,7 +13,7 @@ from toolchat.engine import (CallDecided, CallFinished, CallRequested, Decision,
                              Policy, ToolOptions, TurnError, TurnResult, arguments_text, total_usage)
 from toolchat.env import Environment
 from toolchat.errors import ExitStatus, UsageError
-from toolchat.render import clean
+from toolchat.safety import clean
 from toolchat.tools import Registry
 
 PREVIEW = 120

@@ -3,7 +3,6 @@ text, plugin docstrings) goes through `clean` and is shown as Text, never parsed
 
 from __future__ import annotations
 
-import re
 from typing import IO, TYPE_CHECKING
 
 from rich.console import Console
@@ -14,13 +13,7 @@ if TYPE_CHECKING:  # imported where used, to keep `toolchat tools list` quick to
     from rich.markdown import Markdown
     from rich.panel import Panel
 
-# C0 controls but tab and newline, DEL, and the C1 range (which includes the 8-bit CSI)
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-
-
-def clean(text: str) -> str:
-    """`text` with every control character made visible, so none reaches the terminal raw."""
-    return _CONTROL.sub(lambda m: "\\x%02x" % ord(m.group()), text)
+from toolchat.safety import clean
 
 
 def plain(text: str, style: str = "") -> Text:

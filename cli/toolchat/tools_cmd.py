@@ -14,17 +14,14 @@ from rich.text import Text
 from toolchat.config import Settings
 from toolchat.errors import ExitStatus, UsageError
 from toolchat.render import clean, plain
-from toolchat.tools import Registry, Tool, discover
-from toolchat.tools.runner import run_tool
-from toolchat.tools.validate import InvalidArguments, parse_arguments, validate_arguments
+from toolchat.tools import Registry, Tool
 
 
-def load_registry(settings: Settings, cache_dir: Path | None = None) -> Registry:
+def load_registry(settings: Settings) -> Registry:
     from toolchat.env import Environment
-    from toolchat.tools.cache import SchemaCache
+    from toolchat.tools.registry import load
 
-    cache = SchemaCache((cache_dir or Environment().cache_dir) / "tool-schemas.json")
-    return discover(settings.tool_paths, bundled=settings.bundled_tools, cache=cache)
+    return load(settings.tool_paths, settings.bundled_tools, Environment().cache_dir)
 
 
 def where(tool_or_path: Tool | Path, project_dir: Path) -> str:
@@ -108,6 +105,9 @@ def schema_json(registry: Registry, names: list[str]) -> str:
 
 def run_once(registry: Registry, name: str, raw_args: str | None, settings: Settings,
              out: Console, err: Console) -> int:
+    from toolchat.tools.runner import run_tool
+    from toolchat.tools.validate import InvalidArguments, parse_arguments, validate_arguments
+
     tool = find_tool(registry, name)
     try:
         arguments = parse_arguments(raw_args)

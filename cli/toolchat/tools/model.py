@@ -32,6 +32,7 @@ class Tool:
     accepts_extra: bool = False  # the function takes **kwargs
     enum_params: dict[str, type[Enum]] = field(default_factory=dict)  # converted before the call
     loader: Callable[[], "Tool"] | None = field(default=None, repr=False)  # imports the module on demand
+    validator: Any = field(default=None, repr=False, compare=False)  # built on first validation
 
     def ensure_loaded(self) -> None:
         """Import the tool's module if only its cached schema is known (raises what import raises)."""

@@ -76,6 +76,11 @@ def discover(paths: Sequence[Path], *, bundled: bool = True, cache: SchemaCache 
     return registry
 
 
+def load(paths: Sequence[Path], bundled: bool, cache_dir: Path) -> Registry:
+    """The tools the settings name, with schemas cached in `cache_dir`."""
+    return discover(paths, bundled=bundled, cache=SchemaCache(cache_dir / "tool-schemas.json"))
+
+
 def _load_cached(module_file: Path, registry: Registry, bundled: bool, cache: SchemaCache | None) -> list[Tool]:
     entry = cache.get(module_file) if cache is not None else None
     if entry is None:

@@ -7,15 +7,14 @@ it gets its own session (process group) so a timeout kills whatever the tool sta
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import json
-import multiprocessing
 import os
+import pickle
+import select
 import signal
 import tempfile
 import time
-from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
@@ -43,71 +42,89 @@ def run_tool(
         if isinstance(exc, KeyboardInterrupt):
             raise
         return ToolResult(ToolStatus.ERROR, f"Error: the tool's module failed to load: {type(exc).__name__}: {exc}")
-    ctx = multiprocessing.get_context("fork")
-    receiver, sender = ctx.Pipe(duplex=False)
-    process = ctx.Process(
-        target=_child, args=(sender, tool, arguments, str(cwd), max_output_chars), daemon=True
-    )
+    read_fd, write_fd = os.pipe()
     started = time.monotonic()
-    process.start()
-    sender.close()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns
+        os.close(read_fd)
+        _child(write_fd, tool, arguments, str(cwd), max_output_chars)
+    os.close(write_fd)
     try:
-        if receiver.poll(timeout):
-            status, output = _receive(receiver, process)
-        else:
-            status, output = ToolStatus.TIMEOUT, f"Error: the tool did not finish within {timeout:g} s and was stopped"
+        status, output = _collect(read_fd, pid, timeout)
     finally:
-        _stop(process)
-        receiver.close()
+        os.close(read_fd)
+        _stop(pid)
     return ToolResult(status, output, time.monotonic() - started)
 
 
-def _receive(receiver: Connection, process: Any) -> tuple[ToolStatus, str]:
+def _collect(read_fd: int, pid: int, timeout: float) -> tuple[ToolStatus, str]:
+    """Read the child's pickled result until EOF, or give up at the timeout."""
+    deadline = time.monotonic() + timeout
+    chunks: list[bytes] = []
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return ToolStatus.TIMEOUT, f"Error: the tool did not finish within {timeout:g} s and was stopped"
+        ready, _, _ = select.select([read_fd], [], [], remaining)
+        if not ready:
+            continue
+        chunk = os.read(read_fd, 1 << 20)
+        if not chunk:
+            break
+        chunks.append(chunk)
     try:
-        status, output = receiver.recv()
+        status, output = pickle.loads(b"".join(chunks))
         return ToolStatus(status), output
-    except (EOFError, OSError):
-        process.join(5)
-        code = process.exitcode
-        if code is not None and code < 0:
-            reason = f"crashed (signal {signal.Signals(-code).name})"
-        else:
-            reason = f"exited with code {code}"
-        return ToolStatus.ERROR, f"Error: the tool's process {reason} without returning a result"
+    except Exception:  # nothing or half a result: the process died
+        return ToolStatus.ERROR, f"Error: the tool's process {_death(pid)} without returning a result"
 
 
-def _stop(process: Any) -> None:
-    if process.is_alive():
-        try:
-            os.killpg(process.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            process.kill()
-    process.join(5)
-    # the tool may have left children in its session; they go too
+def _death(pid: int) -> str:
     try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError, TypeError):
+        _, code = os.waitpid(pid, 0)
+    except ChildProcessError:
+        return "ended"
+    if os.WIFSIGNALED(code):
+        return f"crashed (signal {signal.Signals(os.WTERMSIG(code)).name})"
+    return f"exited with code {os.WEXITSTATUS(code)}"
+
+
+def _stop(pid: int) -> None:
+    """Kill the tool's whole session (it may have started children) and reap the child."""
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
         pass
 
 
-def _child(sender: Connection, tool: Tool, arguments: dict[str, Any], cwd: str, limit: int) -> None:
-    os.setsid()
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    capture = tempfile.TemporaryFile()
-    _redirect_output(capture.fileno())
+def _child(write_fd: int, tool: Tool, arguments: dict[str, Any], cwd: str, limit: int) -> None:
     try:
-        os.chdir(cwd)
-        value = _call(tool, arguments)
-        status, output = ToolStatus.OK.value, to_text(value)
-    except SystemExit as exc:
-        status, output = ToolStatus.ERROR.value, f"Error: the tool called sys.exit({exc.code!r})"
-    except BaseException as exc:  # the model reads the failure; no traceback
-        status, output = ToolStatus.ERROR.value, f"Error: {type(exc).__name__}: {exc}"
-    printed = _printed(capture)
-    if printed:
-        output = f"{output}\n\n[printed output]\n{printed}" if output else printed
-    sender.send((status, cut(output, limit)))
-    sender.close()
+        os.setsid()
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        capture = tempfile.TemporaryFile()
+        _redirect_output(capture.fileno())
+        try:
+            os.chdir(cwd)
+            value = _call(tool, arguments)
+            status, output = ToolStatus.OK.value, to_text(value)
+        except SystemExit as exc:
+            status, output = ToolStatus.ERROR.value, f"Error: the tool called sys.exit({exc.code!r})"
+        except BaseException as exc:  # the model reads the failure; no traceback
+            status, output = ToolStatus.ERROR.value, f"Error: {type(exc).__name__}: {exc}"
+        printed = _printed(capture)
+        if printed:
+            output = f"{output}\n\n[printed output]\n{printed}" if output else printed
+        data = pickle.dumps((status, cut(output, limit)))
+        view = memoryview(data)
+        while view:
+            view = view[os.write(write_fd, view):]
+    finally:
+        os._exit(0)
 
 
 def _redirect_output(fd: int) -> None:
@@ -118,6 +135,9 @@ def _redirect_output(fd: int) -> None:
     import sys
 
     faulthandler.disable()
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)  # a tool that reads stdin gets EOF, never the user's terminal
+    sys.stdin = open(os.devnull, encoding="utf-8")
     os.dup2(fd, 1)
     os.dup2(fd, 2)
     stream = io.TextIOWrapper(os.fdopen(os.dup(fd), "wb"), encoding="utf-8", errors="replace",
@@ -131,9 +151,13 @@ def _call(tool: Tool, arguments: dict[str, Any]) -> Any:
         if kwargs.get(name) is not None:
             kwargs[name] = enum_class(kwargs[name])
     if inspect.iscoroutinefunction(tool.func):
+        import asyncio  # only async tools pay for it
+
         return asyncio.run(tool.func(**kwargs))
     value = tool.func(**kwargs)
     if inspect.isawaitable(value):
+        import asyncio
+
         async def wait() -> Any:
             return await value
         return asyncio.run(wait())

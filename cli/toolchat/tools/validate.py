@@ -37,7 +37,9 @@ def validate_arguments(tool: Tool, arguments: dict[str, Any]) -> None:
     if not tool.accepts_extra:
         problems += [f"unexpected argument '{name}'" for name in arguments if name not in known]
     try:
-        validator = Draft202012Validator(tool.parameters)
+        if tool.validator is None:
+            tool.validator = Draft202012Validator(tool.parameters)
+        validator = tool.validator
         errors = sorted(validator.iter_errors(arguments), key=lambda e: list(e.absolute_path))
     except SchemaError as exc:
         raise InvalidArguments(f"the tool's schema is itself invalid: {exc.message}") from None
