@@ -40,7 +40,7 @@ def bundled_gguf(cache: Path) -> Path:
 def local_section(gguf: Path, quick: bool) -> list[str]:
     import bench_local
 
-    runs, tokens, rounds = (1, 16, 3) if quick else (5, 128, 10)
+    runs, tokens, rounds = (1, 16, 3) if quick else (7, 128, 10)
     speed = bench_local.generation_speed(gguf, runs, tokens)
     rows = bench_local.prompt_reuse(gguf, rounds)
     lines = [
@@ -87,7 +87,7 @@ def cli_sections(quick: bool) -> list[str]:
     work.mkdir()
     bench_cli.prepare(work)
     env = bench_cli.isolated_env(work)
-    runs = 2 if quick else 7
+    runs = 2 if quick else 11
     llm = None if quick else bench_cli.llm_command(bench_cli.ensure_llm(HERE / ".venv-llm"))
     lines = ["## 1. Start-up", "", f"Median wall time of {runs} alternating runs; `llm` is simonw/llm from PyPI.", ""]
     startup = bench_cli.startup(env, work, runs, llm)

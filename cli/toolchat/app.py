@@ -84,7 +84,7 @@ def tools_list(tools: ToolsOpt = None, no_bundled_tools: NoBundledOpt = False, c
 
     settings = _tool_settings(config, tools, no_bundled_tools)
     out, _ = _consoles()
-    tools_cmd.list_tools(tools_cmd.load_registry(settings), settings, out)
+    tools_cmd.list_tools(_registry(settings, False), settings, out)
 
 
 @tools_app.command("show")
@@ -94,7 +94,7 @@ def tools_show(name: str, tools: ToolsOpt = None, no_bundled_tools: NoBundledOpt
 
     settings = _tool_settings(config, tools, no_bundled_tools)
     out, _ = _consoles()
-    registry = tools_cmd.load_registry(settings)
+    registry = _registry(settings, False)
     tools_cmd.show_tool(tools_cmd.find_tool(registry, name), settings, out)
 
 
@@ -107,7 +107,7 @@ def tools_schema(
     from toolchat import tools_cmd
 
     settings = _tool_settings(config, tools, no_bundled_tools)
-    print(tools_cmd.schema_json(tools_cmd.load_registry(settings), names or []))
+    print(tools_cmd.schema_json(_registry(settings, False), names or []))
 
 
 @tools_app.command("run")
@@ -124,7 +124,7 @@ def tools_run(
     if tool_timeout is not None:
         settings.tool_timeout = tool_timeout
     out, err = _consoles()
-    code = tools_cmd.run_once(tools_cmd.load_registry(settings), name, args, settings, out, err)
+    code = tools_cmd.run_once(_registry(settings, False), name, args, settings, out, err)
     raise typer.Exit(code)
 
 
@@ -132,84 +132,87 @@ ProfileOpt = Annotated[Optional[str], typer.Option("--profile", "-p", help="A na
 BackendOpt = Annotated[Optional[str], typer.Option("--backend", "-b", help="openai or local.")]
 ModelOpt = Annotated[Optional[str], typer.Option("--model", "-m", help="Model name at the endpoint; for local, a .gguf path or 'bundled'.")]
 BaseUrlOpt = Annotated[Optional[str], typer.Option("--base-url", help="The OpenAI-compatible endpoint (also OPENAI_BASE_URL).")]
+NoToolsOpt = Annotated[bool, typer.Option("--no-tools", help="Offer no tools.")]
+SystemOpt = Annotated[Optional[str], typer.Option("--system", "-s", help="System prompt.")]
+YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Approve every tool call.")]
+AllowOpt = Annotated[Optional[List[str]], typer.Option("--allow", help="Approve this tool without asking (repeatable).")]
+DenyOpt = Annotated[Optional[List[str]], typer.Option("--deny", help="Never offer this tool (repeatable).")]
+ToolChoiceOpt = Annotated[Optional[str], typer.Option("--tool-choice", help="auto, required, none or a tool name, for the first model call of a turn.")]
+MaxRoundsOpt = Annotated[Optional[int], typer.Option("--max-rounds", min=1, help="Most model calls in one turn (default 10).")]
+ToolTimeoutOpt = Annotated[Optional[float], typer.Option("--tool-timeout", help="Stop a tool after this many seconds.")]
+NoStreamOpt = Annotated[bool, typer.Option("--no-stream", help="Ask for whole replies instead of a stream.")]
+TemperatureOpt = Annotated[Optional[float], typer.Option("--temperature")]
+MaxTokensOpt = Annotated[Optional[int], typer.Option("--max-tokens")]
 
 
-@app.command()
-def ask(
-    prompt: Annotated[Optional[List[str]], typer.Argument(help="The question; '-' or a pipe appends stdin.")] = None,
-    config: ConfigOpt = None, profile: ProfileOpt = None, backend: BackendOpt = None, model: ModelOpt = None,
-    base_url: BaseUrlOpt = None, tools: ToolsOpt = None,
-    no_tools: Annotated[bool, typer.Option("--no-tools", help="Offer no tools.")] = False,
-    no_bundled_tools: NoBundledOpt = False,
-    system: Annotated[Optional[str], typer.Option("--system", "-s", help="System prompt.")] = None,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Approve every tool call.")] = False,
-    allow: Annotated[Optional[List[str]], typer.Option("--allow", help="Approve this tool without asking (repeatable).")] = None,
-    deny: Annotated[Optional[List[str]], typer.Option("--deny", help="Never offer this tool (repeatable).")] = None,
-    tool_choice: Annotated[Optional[str], typer.Option("--tool-choice", help="auto, required, none or a tool name, for the first model call.")] = None,
-    max_rounds: Annotated[Optional[int], typer.Option("--max-rounds", min=1, help="Most model calls in one turn (default 10).")] = None,
-    tool_timeout: Annotated[Optional[float], typer.Option("--tool-timeout", help="Stop a tool after this many seconds.")] = None,
-    no_stream: Annotated[bool, typer.Option("--no-stream", help="Ask for whole replies instead of a stream.")] = False,
-    temperature: Annotated[Optional[float], typer.Option("--temperature")] = None,
-    max_tokens: Annotated[Optional[int], typer.Option("--max-tokens")] = None,
-    json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object: answer, messages, calls, usage.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No tool log on stderr.")] = False,
-) -> None:
-    """One question, tools allowed, the answer on stdout."""
-    from toolchat.ask import AskOptions, run_ask
-    from toolchat.tools import Registry
-    from toolchat.tools.registry import load
 
+
+def _overrides(profile: Optional[str], backend: Optional[str], model: Optional[str], base_url: Optional[str],
+               tools: Optional[List[str]], no_bundled_tools: bool, system: Optional[str], allow: Optional[List[str]],
+               deny: Optional[List[str]], max_rounds: Optional[int], tool_timeout: Optional[float], no_stream: bool,
+               temperature: Optional[float], max_tokens: Optional[int]) -> dict[str, Any]:
+    """The flags `chat` and `ask` share, as config overrides."""
     cwd = Path.cwd()
-    settings = _settings(
-        config, profile=profile, backend=backend, model=model, base_url=base_url,
-        tool_paths=[(cwd / p).resolve() for p in tools or []],
-        bundled_tools=False if no_bundled_tools else None, system=system, allow=allow or [], deny=deny or [],
-        max_rounds=max_rounds, tool_timeout=tool_timeout, stream=False if no_stream else None,
-        temperature=temperature, max_tokens=max_tokens,
-    )
-    registry = Registry() if no_tools else load(settings.tool_paths, settings.bundled_tools, Environment().cache_dir)
-    options = AskOptions(prompt or [], json_output, quiet, tool_choice)
-    raise typer.Exit(run_ask(settings, registry, options, Environment(), yes))
-
-
-@app.command()
-def chat(
-    config: ConfigOpt = None, profile: ProfileOpt = None, backend: BackendOpt = None, model: ModelOpt = None,
-    base_url: BaseUrlOpt = None, tools: ToolsOpt = None,
-    no_tools: Annotated[bool, typer.Option("--no-tools", help="Offer no tools.")] = False,
-    no_bundled_tools: NoBundledOpt = False,
-    system: Annotated[Optional[str], typer.Option("--system", "-s", help="System prompt.")] = None,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Approve every tool call.")] = False,
-    allow: Annotated[Optional[List[str]], typer.Option("--allow", help="Approve this tool without asking (repeatable).")] = None,
-    deny: Annotated[Optional[List[str]], typer.Option("--deny", help="Never offer this tool (repeatable).")] = None,
-    tool_choice: Annotated[Optional[str], typer.Option("--tool-choice", help="auto, required, none or a tool name, for the first model call of each turn.")] = None,
-    max_rounds: Annotated[Optional[int], typer.Option("--max-rounds", min=1, help="Most model calls in one turn (default 10).")] = None,
-    tool_timeout: Annotated[Optional[float], typer.Option("--tool-timeout", help="Stop a tool after this many seconds.")] = None,
-    no_stream: Annotated[bool, typer.Option("--no-stream", help="Ask for whole replies instead of a stream.")] = False,
-    temperature: Annotated[Optional[float], typer.Option("--temperature")] = None,
-    max_tokens: Annotated[Optional[int], typer.Option("--max-tokens")] = None,
-    resume: Annotated[bool, typer.Option("--continue", help="Resume this project's last session.")] = False,
-    session: Annotated[Optional[str], typer.Option("--session", help="Use (or resume) the session of this name.")] = None,
-) -> None:
-    """The interactive REPL (what `toolchat` alone runs)."""
-    from toolchat import repl, tools_cmd
-    from toolchat.backends.factory import create_backend
-    from toolchat.chat import Chat, ChatOptions
-    from toolchat.tools import Registry
-
-    env = Environment()
-    repl.require_terminal(env)
-    console = repl.console_for_chat()
-    cwd = Path.cwd()
-    overrides = dict(
+    return dict(
         profile=profile, backend=backend, model=model, base_url=base_url,
         tool_paths=[(cwd / p).resolve() for p in tools or []],
         bundled_tools=False if no_bundled_tools else None, system=system, allow=allow or [], deny=deny or [],
         max_rounds=max_rounds, tool_timeout=tool_timeout, stream=False if no_stream else None,
         temperature=temperature, max_tokens=max_tokens,
     )
+
+
+def _registry(settings: Any, no_tools: bool) -> Any:
+    from toolchat.tools import Registry
+    from toolchat.tools.registry import load
+
+    return Registry() if no_tools else load(settings.tool_paths, settings.bundled_tools, Environment().cache_dir)
+
+
+@app.command()
+def ask(
+    prompt: Annotated[Optional[List[str]], typer.Argument(help="The question; '-' or a pipe appends stdin.")] = None,
+    config: ConfigOpt = None, profile: ProfileOpt = None, backend: BackendOpt = None, model: ModelOpt = None,
+    base_url: BaseUrlOpt = None, tools: ToolsOpt = None, no_tools: NoToolsOpt = False,
+    no_bundled_tools: NoBundledOpt = False, system: SystemOpt = None, yes: YesOpt = False, allow: AllowOpt = None,
+    deny: DenyOpt = None, tool_choice: ToolChoiceOpt = None, max_rounds: MaxRoundsOpt = None,
+    tool_timeout: ToolTimeoutOpt = None, no_stream: NoStreamOpt = False, temperature: TemperatureOpt = None,
+    max_tokens: MaxTokensOpt = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object: answer, messages, calls, usage.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No tool log on stderr.")] = False,
+) -> None:
+    """One question, tools allowed, the answer on stdout."""
+    from toolchat.ask import AskOptions, run_ask
+
+    settings = _settings(config, **_overrides(profile, backend, model, base_url, tools, no_bundled_tools, system,
+                                              allow, deny, max_rounds, tool_timeout, no_stream, temperature, max_tokens))
+    options = AskOptions(prompt or [], json_output, quiet, tool_choice)
+    raise typer.Exit(run_ask(settings, _registry(settings, no_tools), options, Environment(), yes))
+
+
+@app.command()
+def chat(
+    config: ConfigOpt = None, profile: ProfileOpt = None, backend: BackendOpt = None, model: ModelOpt = None,
+    base_url: BaseUrlOpt = None, tools: ToolsOpt = None, no_tools: NoToolsOpt = False,
+    no_bundled_tools: NoBundledOpt = False, system: SystemOpt = None, yes: YesOpt = False, allow: AllowOpt = None,
+    deny: DenyOpt = None, tool_choice: ToolChoiceOpt = None, max_rounds: MaxRoundsOpt = None,
+    tool_timeout: ToolTimeoutOpt = None, no_stream: NoStreamOpt = False, temperature: TemperatureOpt = None,
+    max_tokens: MaxTokensOpt = None,
+    resume: Annotated[bool, typer.Option("--continue", help="Resume this project's last session.")] = False,
+    session: Annotated[Optional[str], typer.Option("--session", help="Use (or resume) the session of this name.")] = None,
+) -> None:
+    """The interactive REPL (what `toolchat` alone runs)."""
+    from toolchat import repl
+    from toolchat.backends.factory import create_backend
+    from toolchat.chat import Chat, ChatOptions
+
+    env = Environment()
+    repl.require_terminal(env)
+    console = repl.console_for_chat()
+    overrides = _overrides(profile, backend, model, base_url, tools, no_bundled_tools, system, allow, deny,
+                           max_rounds, tool_timeout, no_stream, temperature, max_tokens)
     settings = _settings(config, on_untrusted=repl.ask_trust(console), **overrides)
-    registry = Registry() if no_tools else tools_cmd.load_registry(settings)
+    registry = _registry(settings, no_tools)
     notify = lambda message: console.print(message, style="dim", markup=False)  # noqa: E731
 
     def reload(new_profile: Optional[str]):

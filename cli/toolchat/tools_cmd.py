@@ -17,13 +17,6 @@ from toolchat.render import clean, plain
 from toolchat.tools import Registry, Tool
 
 
-def load_registry(settings: Settings) -> Registry:
-    from toolchat.env import Environment
-    from toolchat.tools.registry import load
-
-    return load(settings.tool_paths, settings.bundled_tools, Environment().cache_dir)
-
-
 def where(tool_or_path: Tool | Path, project_dir: Path) -> str:
     path = tool_or_path.source if isinstance(tool_or_path, Tool) else tool_or_path
     if isinstance(tool_or_path, Tool) and tool_or_path.bundled:
