@@ -109,13 +109,16 @@ def cli_sections(quick: bool) -> list[str]:
 
 
 FLOORS = """Where a target is missed, the floor: both sides of comparisons 2 and 3 spend most of their time
-in `import openai` (about 0.8-1.2 s here, 90 % of a one-round `ask`). On top of that toolchat pays a
-fixed ~0.15-0.2 s (typer/click, the engine, jsonschema, reading config and the tool-schema cache)
-and ~5 ms per tool call for running each call in a forked child process: the isolation that lets a
-tool hang, crash, call `os._exit` or print without harming toolchat (docs/RELIABILITY.md). The bare
-loop calls the function in-process and validates nothing. Over 30 rounds that is ~0.15 s + 30 x 5 ms,
-the 1.2-1.3x measured; a persistent worker process would cut the per-call part and is the next step.
-Timings on this 2-core VM vary by +-20 % between runs; the sides alternate so both see the same noise."""
+in `import openai` (0.8-1.4 s on this VM, most of a one-round `ask`). On top of it toolchat pays a
+fixed ~0.3 s of imports (typer/click ~0.1 s, jsonschema ~0.12 s, the engine, config and the
+tool-schema cache) and ~5 ms per tool call for running each call in a forked child process: the
+isolation that lets a tool hang, crash, call `os._exit` or print without harming toolchat
+(docs/RELIABILITY.md). `llm --functions` and the bare loop call the function in-process and
+validate nothing. Against a loopback server that answers instantly this client overhead is all
+that is measured; against a real model the model's latency dominates both. Next steps: a
+persistent tool worker (cuts the per-call fork) and validating without importing jsonschema's
+format checkers. Timings on this 2-core VM vary by +-20 % between runs (an earlier run measured the
+round trip at 0.88x); the sides alternate so both see the same noise."""
 
 
 def more_sections(quick: bool) -> list[str]:
