@@ -266,3 +266,27 @@ def test_an_unwritable_data_dir_says_history_is_not_saved(repl, server, isolated
     assert "history is not being saved" in child.started
     say(child, "hello")
     child.expect("Works anyway.")
+
+
+def test_pasted_text_keeps_its_newlines_as_one_message(repl, server):
+    server.add(sse(text_stream("Got both lines.")))
+    child = repl(server)
+    press(child, "\x1b[200~first line\nsecond line\x1b[201~")
+    say(child, "")
+    child.expect("Got both lines.")
+    assert server.requests[0]["messages"][-1]["content"] == "first line\nsecond line"
+
+
+def test_esc_enter_adds_a_line_and_tab_completes_commands(repl, server):
+    server.add(sse(text_stream("Two lines received.")))
+    child = repl(server)
+    press(child, "alpha")
+    press(child, "\x1b\r")
+    say(child, "beta")
+    child.expect("Two lines received.")
+    assert server.requests[0]["messages"][-1]["content"] == "alpha\nbeta"
+    child.expect("›")
+    press(child, "/sta")
+    press(child, "\t")  # completions are computed in the background: give them a moment
+    say(child, "")
+    see(child, "1 turns, 1 model calls, 0 tool calls")
