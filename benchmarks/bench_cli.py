@@ -141,7 +141,7 @@ def memory(turns_list: list[int]) -> dict[str, float]:
                 env = Environment(cwd=work, environ={{"TOOLCHAT_DATA_DIR": str(work / "data")}})
                 console = Console(file=open("/dev/null", "w"), width=100)
                 chat = Chat(env, settings, discover([]), backend, ChatOptions(approve_all=True), console,
-                            reload=lambda p: (settings, backend))
+                            reload=lambda p, m: (settings, backend))
                 for n in range({turns}):
                     server.add(sse(openai_calls([("get_weather", {{"city": f"City {{n}}"}})])),
                                sse(text_stream("It is sunny in City " + str(n) + ". " * 20)))

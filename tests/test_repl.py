@@ -290,3 +290,14 @@ def test_esc_enter_adds_a_line_and_tab_completes_commands(repl, server):
     press(child, "\t")  # completions are computed in the background: give them a moment
     say(child, "")
     see(child, "1 turns, 1 model calls, 0 tool calls")
+
+
+def test_model_switch_takes_effect_on_the_next_question(repl, server):
+    server.add(sse(text_stream("From the other model.")))
+    child = repl(server)
+    say(child, "/model other-model")
+    see(child, "now using openai: other-model")
+    child.expect("›")
+    say(child, "hi")
+    child.expect("From the other model.")
+    assert server.requests[0]["model"] == "other-model"

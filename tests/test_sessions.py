@@ -62,7 +62,12 @@ def make_chat(tmp_path, *replies) -> Chat:
     settings = Settings(backend="openai", model="m", project_dir=tmp_path)
     backend = ScriptedBackend(*replies)
     console = Console(record=True, width=120)
-    return Chat(env, settings, discover([]), backend, ChatOptions(), console, reload=lambda p: (settings, backend))
+    def reload(profile, model):
+        switched = Settings(backend="openai", model=model or "m", project_dir=tmp_path, profile=profile)
+        backend.model = switched.model
+        return switched, backend
+
+    return Chat(env, settings, discover([]), backend, ChatOptions(), console, reload=reload)
 
 
 def test_slash_commands(tmp_path):
@@ -85,6 +90,7 @@ def test_slash_commands(tmp_path):
     dispatch(chat, f"/save {tmp_path / 'out.md'}")
     assert "**assistant**:\n\nthird" in (tmp_path / "out.md").read_text()
     dispatch(chat, "/model other-model")
+    assert chat.backend.model == "other-model" and chat.settings.model == "other-model"
     dispatch(chat, "/reset")
     assert chat.engine.messages == [{"role": "system", "content": "Be brief."}]
     dispatch(chat, "/stats")

@@ -215,9 +215,9 @@ def chat(
     registry = _registry(settings, no_tools)
     notify = lambda message: console.print(message, style="dim", markup=False)  # noqa: E731
 
-    def reload(new_profile: Optional[str]):
-        fresh = _settings(config, **{**overrides, "profile": new_profile or overrides["profile"],
-                                     "model": settings.model if new_profile is None else model})
+    def reload(new_profile: Optional[str], new_model: Optional[str]):
+        """/model and /profile: the same flags, another profile or model."""
+        fresh = _settings(config, **{**overrides, "profile": new_profile or overrides["profile"], "model": new_model})
         return fresh, create_backend(fresh, env, notify)
 
     with console.status("loading the model…" if settings.backend == "local" else "connecting…"):

@@ -91,7 +91,8 @@ class ChatDisplay:
 
 class Chat:
     def __init__(self, env: Environment, settings: Settings, registry: Registry, backend: Backend,
-                 options: ChatOptions, console: Console, reload: Callable[[str | None], tuple[Settings, Backend]]) -> None:
+                 options: ChatOptions, console: Console,
+                 reload: Callable[[str | None, str | None], tuple[Settings, Backend]]) -> None:
         self.env, self.settings, self.all_tools, self.backend = env, settings, registry, backend
         self.options, self.console, self.reload = options, console, reload
         self.denied: set[str] = set(settings.deny)

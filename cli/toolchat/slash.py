@@ -88,8 +88,7 @@ def _model(chat: Chat, name: str) -> None:
     if not name:
         chat.console.print(plain(f"{chat.settings.backend}: {chat.backend.model}"))
         return
-    chat.settings.model = name
-    _switch(chat, chat.settings.profile)
+    _switch(chat, chat.settings.profile, name)
 
 
 @command("/profile", "NAME: switch to a profile of the config")
@@ -97,15 +96,14 @@ def _profile(chat: Chat, name: str) -> None:
     if not name:
         chat.console.print(plain(f"profile: {chat.settings.profile or '(none)'}"))
         return
-    chat.settings.model = None
-    _switch(chat, name)
+    _switch(chat, name, None)  # the profile's own model
 
 
-def _switch(chat: Chat, profile: str | None) -> None:
+def _switch(chat: Chat, profile: str | None, model: str | None) -> None:
     from toolchat.errors import ToolchatError
 
     try:
-        settings, backend = chat.reload(profile)
+        settings, backend = chat.reload(profile, model)
     except ToolchatError as exc:
         chat.console.print(plain(f"error: {exc}", "red"))
         return
