@@ -136,34 +136,30 @@ def _reset(chat: Chat, argument: str) -> None:
     chat.console.print(plain("new conversation", "green"))
 
 
-def _last_user(chat: Chat) -> int | None:
-    for index in range(len(chat.engine.messages) - 1, -1, -1):
-        if chat.engine.messages[index]["role"] == "user":
-            return index
-    return None
+def _drop_last_exchange(chat: Chat, nothing: str) -> str | None:
+    """Remove the last user message and everything after it; its text, or None if there is none."""
+    messages = chat.engine.messages
+    index = next((i for i in range(len(messages) - 1, -1, -1) if messages[i]["role"] == "user"), None)
+    if index is None:
+        chat.console.print(plain(nothing, "yellow"))
+        return None
+    text = messages[index]["content"]
+    del messages[index:]
+    chat.store.sync(messages)
+    return text
 
 
 @command("/undo", "remove the last exchange")
 def _undo(chat: Chat, argument: str) -> None:
-    index = _last_user(chat)
-    if index is None:
-        chat.console.print(plain("nothing to undo", "yellow"))
-        return
-    del chat.engine.messages[index:]
-    chat.store.sync(chat.engine.messages)
-    chat.console.print(plain("removed the last exchange", "green"))
+    if _drop_last_exchange(chat, "nothing to undo") is not None:
+        chat.console.print(plain("removed the last exchange", "green"))
 
 
 @command("/retry", "ask the last question again")
 def _retry(chat: Chat, argument: str) -> None:
-    index = _last_user(chat)
-    if index is None:
-        chat.console.print(plain("nothing to retry", "yellow"))
-        return
-    text = chat.engine.messages[index]["content"]
-    del chat.engine.messages[index:]
-    chat.store.sync(chat.engine.messages)
-    chat.turn(text)
+    text = _drop_last_exchange(chat, "nothing to retry")
+    if text is not None:
+        chat.turn(text)
 
 
 @command("/save", "[FILE]: save the conversation (.md, or .json for messages)")
