@@ -111,11 +111,10 @@ def repair(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Answer calls left without a tool message (a kill while a tool ran), so the history is valid."""
     answered = {m.get("tool_call_id") for m in messages if m.get("role") == "tool"}
     result: list[dict[str, Any]] = []
-    for index, message in enumerate(messages):
+    for message in messages:
         result.append(message)
-        later = messages[index + 1:]
         for call in message.get("tool_calls") or []:
-            if call.get("id") not in answered and not any(m.get("tool_call_id") == call.get("id") for m in later):
+            if call.get("id") not in answered:
                 result.append({"role": "tool", "tool_call_id": call.get("id"),
                                "content": "Not run: the session ended before this call finished."})
     return result
