@@ -72,10 +72,19 @@ class CallFinished:
 
 
 @dataclass
+class RoundStarted:
+    """A model call begins; `request` is exactly what the backend is given."""
+
+    number: int
+    request: Request
+
+
+@dataclass
 class RoundDone:
     number: int
     usage: Usage
     seconds: float
+    finish_reason: str | None = None
 
 
 @dataclass
@@ -88,7 +97,15 @@ class TurnError:
     message: str
 
 
-Event = Union[TextDelta, TurnStarted, CallRequested, CallDecided, CallFinished, RoundDone, TurnError]
+@dataclass
+class TurnEnded:
+    """The last event of every turn, however it ended."""
+
+    result: TurnResult
+
+
+Event = Union[TextDelta, TurnStarted, RoundStarted, CallRequested, CallDecided, CallFinished, RoundDone, TurnError,
+              TurnEnded]
 
 
 @dataclass
@@ -134,9 +151,15 @@ class Engine:
 
     def run_turn(self, user_text: str, tool_choice: str | None = None) -> TurnResult:
         """Send one user message and loop until the model answers or the round limit is hit."""
+        result = TurnResult(answer="", stopped="max_rounds")
+        try:
+            return self._run_turn(user_text, tool_choice, result)
+        finally:
+            self.emit(TurnEnded(result))
+
+    def _run_turn(self, user_text: str, tool_choice: str | None, result: TurnResult) -> TurnResult:
         self.messages.append({"role": "user", "content": user_text})
         self.emit(TurnStarted(user_text))
-        result = TurnResult(answer="", stopped="max_rounds")
         choice = self._tool_choice(tool_choice)
         for number in range(1, self.max_rounds + 1):
             self._partial: list[str] = []
@@ -188,6 +211,7 @@ class Engine:
     def _call_model(self, number: int, choice: Any, result: TurnResult) -> Reply:
         started = time.monotonic()
         request = Request(self.messages, self.registry.definitions(), choice, self.temperature, self.max_tokens)
+        self.emit(RoundStarted(number, request))
         reply: Reply | None = None
         for event in self.backend.complete(request):
             if isinstance(event, TextDelta):
@@ -199,7 +223,7 @@ class Engine:
             raise BackendError("the backend ended without a reply")
         usage = reply.usage or Usage()
         result.rounds.append(usage)
-        self.emit(RoundDone(number, usage, time.monotonic() - started))
+        self.emit(RoundDone(number, usage, time.monotonic() - started, reply.finish_reason))
         return reply
 
     def _handle(self, call: ToolCall) -> CallRecord:

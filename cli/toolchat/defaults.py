@@ -1,0 +1,13 @@
+"""Every default in one place: config, flags, the engine and the tool runner read them here."""
+
+from __future__ import annotations
+
+TOOL_TIMEOUT = 60.0  # seconds a tool call may run
+MAX_OUTPUT_CHARS = 20_000  # a tool result is cut to this many characters
+MAX_ROUNDS = 10  # model calls in one turn
+REQUEST_TIMEOUT = 120.0  # the longest silence from an OpenAI-compatible server
+RESPONSE_TIMEOUT = 600.0  # the longest one model call may take in all
+MAX_RETRIES = 2  # the SDK's retries of 429, 5xx and failed connections
+OPENAI_MODEL = "gpt-4o-mini"  # OpenAI itself, when no model is named
+LOCAL_MODEL = "bundled"
+MCP_STARTUP_TIMEOUT = 30.0
