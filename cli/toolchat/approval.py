@@ -22,17 +22,27 @@ HELP = ("y  run it\n"
 
 
 def one_key(message: str, keys: str) -> str:
-    """Wait for one of `keys` (no Enter); Ctrl-C raises KeyboardInterrupt, Ctrl-D means 'n'."""
+    """Wait for one of `keys` (either case, no Enter); every other key, Enter and pasted text
+    included, is ignored and the question stays. Ctrl-C raises KeyboardInterrupt, Ctrl-D means 'n'."""
     from prompt_toolkit import PromptSession
     from prompt_toolkit.key_binding import KeyBindings
+    from prompt_toolkit.keys import Keys
 
     bindings = KeyBindings()
     for key in keys:
-        bindings.add(key)(lambda event, key=key: event.app.exit(result=key))
+        for typed in {key, key.upper()}:
+            bindings.add(typed)(lambda event, key=key: event.app.exit(result=key))
     bindings.add("c-c")(lambda event: event.app.exit(exception=KeyboardInterrupt))
     bindings.add("c-d")(lambda event: event.app.exit(result="n"))
-    bindings.add("<any>")(lambda event: None)  # every other key is ignored
-    return PromptSession(message, key_bindings=bindings, erase_when_done=True).prompt()
+    # prompt-toolkit's own Enter (accept the line), paste and Tab bindings are more specific than
+    # <any>, so each is overridden by name: Enter must not answer the question with ''
+    for ignored in ("<any>", "c-m", "c-j", "c-i", Keys.BracketedPaste):
+        bindings.add(ignored)(lambda event: None)
+    session: PromptSession[str] = PromptSession(message, key_bindings=bindings, erase_when_done=True)
+    while True:
+        answer = session.prompt()
+        if len(answer) == 1 and answer in keys:  # anything else (a binding we did not foresee) asks again
+            return answer
 
 
 class ReplApprover:
