@@ -227,6 +227,30 @@ def chat(
 
 
 @app.command()
+def serve(
+    config: ConfigOpt = None, profile: ProfileOpt = None, backend: BackendOpt = None, model: ModelOpt = None,
+    base_url: BaseUrlOpt = None, tools: ToolsOpt = None, no_tools: NoToolsOpt = False,
+    no_bundled_tools: NoBundledOpt = False, system: SystemOpt = None, yes: YesOpt = False, allow: AllowOpt = None,
+    deny: DenyOpt = None, max_rounds: MaxRoundsOpt = None, tool_timeout: ToolTimeoutOpt = None,
+    temperature: TemperatureOpt = None, max_tokens: MaxTokensOpt = None,
+    host: Annotated[str, typer.Option("--host", help="The address to listen on; any but loopback needs --api-key-env.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="The port to listen on.")] = 8000,
+    api_key_env: Annotated[Optional[str], typer.Option("--api-key-env", help="A variable holding the key clients must send (Bearer).")] = None,
+    max_queue: Annotated[int, typer.Option("--max-queue", min=0, help="Requests that may wait for the local model; more get 429.")] = 8,
+    time_limit: Annotated[float, typer.Option("--time-limit", min=1, help="Seconds one request may take in all.")] = 600.0,
+) -> None:
+    """An OpenAI-compatible endpoint (/v1/chat/completions) that runs this project's tools server-side."""
+    from toolchat.serve import ServeOptions, run_serve
+
+    overrides = _overrides(profile, backend, model, base_url, tools, no_bundled_tools, system, allow, deny,
+                           max_rounds, tool_timeout, False, temperature, max_tokens)
+    settings = _settings(config, **overrides)
+    options = ServeOptions(host, port, api_key_env, yes, max_queue, time_limit)
+    raise typer.Exit(run_serve(settings, lambda name: _settings(config, **{**overrides, "profile": name}),
+                               _registry(settings, no_tools), options, Environment()))
+
+
+@app.command()
 def models(config: ConfigOpt = None, profile: ProfileOpt = None, backend: BackendOpt = None,
            base_url: BaseUrlOpt = None) -> None:
     """Models the endpoint lists (/v1/models), or the local GGUF files and the bundled one."""

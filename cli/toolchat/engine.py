@@ -149,17 +149,20 @@ class Engine:
         self.max_tokens = max_tokens
         self.messages: list[dict[str, Any]] = [{"role": "system", "content": system}] if system else []
 
-    def run_turn(self, user_text: str, tool_choice: str | None = None) -> TurnResult:
-        """Send one user message and loop until the model answers or the round limit is hit."""
+    def run_turn(self, user_text: str | None, tool_choice: str | None = None) -> TurnResult:
+        """Send one user message and loop until the model answers or the round limit is hit.
+        With None, continue the conversation as it stands (it ends with a user message or tool
+        results: `toolchat serve`, whose requests carry the whole conversation)."""
         result = TurnResult(answer="", stopped="max_rounds")
         try:
             return self._run_turn(user_text, tool_choice, result)
         finally:
             self.emit(TurnEnded(result))
 
-    def _run_turn(self, user_text: str, tool_choice: str | None, result: TurnResult) -> TurnResult:
-        self.messages.append({"role": "user", "content": user_text})
-        self.emit(TurnStarted(user_text))
+    def _run_turn(self, user_text: str | None, tool_choice: str | None, result: TurnResult) -> TurnResult:
+        if user_text is not None:
+            self.messages.append({"role": "user", "content": user_text})
+        self.emit(TurnStarted(user_text or ""))
         choice = self._tool_choice(tool_choice)
         for number in range(1, self.max_rounds + 1):
             self._partial: list[str] = []

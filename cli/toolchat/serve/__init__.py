@@ -1,0 +1,103 @@
+"""`toolchat serve`: the project's tools and models behind an OpenAI-compatible endpoint.
+
+Stateless: every request carries its conversation, so any number of servers can stand behind a
+load balancer. Needs the `serve` extra (uvicorn and starlette), imported only here."""
+
+from __future__ import annotations
+
+import ipaddress
+import sys
+from dataclasses import dataclass
+from typing import Callable
+
+from toolchat.config import Settings
+from toolchat.env import Environment
+from toolchat.errors import UsageError
+from toolchat.safety import clean
+from toolchat.secrets import Redactor
+from toolchat.tools import Registry
+
+DEFAULT_ID = "toolchat"  # the model id of the config without a profile
+
+
+@dataclass
+class ServeOptions:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    api_key_env: str | None = None
+    approve_all: bool = False
+    max_queue: int = 8
+    time_limit: float = 600.0
+    max_body: int = 10 * 1024 * 1024
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def api_key(options: ServeOptions, env: Environment) -> str | None:
+    """The key clients must send; required when the server listens beyond this machine."""
+    if options.api_key_env:
+        key = env.environ.get(options.api_key_env, "").strip()
+        if len(key) < 16:
+            raise UsageError(f"${options.api_key_env} must hold the API key clients send (16 characters or more)",
+                             f"for example: export {options.api_key_env}=$(python -c 'import secrets; "
+                             "print(secrets.token_urlsafe(32))')")
+        return key
+    if not is_loopback(options.host):
+        raise UsageError(f"serving on {options.host} needs an API key",
+                         "put one in a variable and pass --api-key-env VAR, or keep the default --host 127.0.0.1")
+    return None
+
+
+def profile_names(settings: Settings, env: Environment) -> list[str]:
+    """The profiles the config files in force define, in file order."""
+    from toolchat.config_file import load_file
+
+    names: list[str] = []
+    for path in settings.sources:
+        for name in load_file(path, env.environ).data.get("profiles") or {}:
+            if name not in names:
+                names.append(name)
+    return names
+
+
+def run_serve(settings: Settings, load_profile: Callable[[str], Settings], registry: Registry,
+              options: ServeOptions, env: Environment) -> int:
+    import uvicorn
+
+    from toolchat.backends.factory import create_backend
+    from toolchat.serve.routes import Limits, Server, build_app
+    from toolchat.serve.turn import Profile
+
+    key = api_key(options, env)
+    notify = lambda message: _say(env, message)  # noqa: E731
+    chosen = {settings.profile or DEFAULT_ID: settings}
+    for name in profile_names(settings, env):
+        chosen.setdefault(name, load_profile(name))
+    profiles = {name: Profile(name, each, create_backend(each, env, notify), options.approve_all)
+                for name, each in chosen.items()}
+    secrets = [each.api_key for each in chosen.values()] + [env.environ.get("OPENAI_API_KEY"), key]
+    server = Server(profiles, registry.without(settings.deny),
+                    Limits(options.max_body, options.max_queue, time_limit=options.time_limit), Redactor(secrets), key)
+    allowed = "every tool (--yes)" if options.approve_all else ", ".join(settings.allow) or "none"
+    _say(env, f"serving on http://{options.host}:{options.port}/v1; models: {', '.join(profiles)}; "
+              f"tools: {', '.join(server.registry.names()) or 'none'}; allowed to run: {allowed}")
+    config = uvicorn.Config(build_app(server), host=options.host, port=options.port, log_level="warning",
+                            access_log=False, timeout_graceful_shutdown=5, lifespan="on")
+    try:
+        uvicorn.Server(config).run()
+    except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C or SIGTERM it shut down on
+        pass
+    _say(env, "stopped")
+    return 0
+
+
+def _say(env: Environment, message: str) -> None:
+    (env.stderr or sys.stderr).write(f"toolchat serve: {clean(message)}\n")
+    env.stderr.flush()

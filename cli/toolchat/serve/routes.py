@@ -1,0 +1,263 @@
+"""The ASGI app of `toolchat serve` (Starlette): /v1/models, /v1/chat/completions, /health.
+
+Each completion is a Turn in a thread of its own. Admission is per backend kind: the
+OpenAI-compatible backend serves many turns at once, the local one (a single Llama) one at a
+time; a full queue answers 429 with Retry-After. A client that goes away cancels its turn."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+from dataclasses import dataclass, field
+from typing import Any, AsyncIterator, Awaitable
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from toolchat.secrets import Redactor
+from toolchat.serve.turn import Profile, Turn
+from toolchat.serve.wire import DONE, ApiError, ChatRequest, Outcome, Reply, event, parse_request
+from toolchat.tools import Registry
+
+RETRY_AFTER = 2  # seconds a client told "busy" waits before asking again
+
+
+@dataclass
+class Limits:
+    max_body: int = 10 * 1024 * 1024
+    max_queue: int = 8
+    workers: int = 64  # turns at once on an OpenAI-compatible backend
+    time_limit: float = 600.0  # seconds one request may take in all
+
+
+class Admission:
+    """`capacity` turns at once, `max_queue` more waiting; beyond that, 429."""
+
+    def __init__(self, capacity: int, max_queue: int) -> None:
+        self.slots = asyncio.Semaphore(capacity)
+        self.max_queue = max_queue
+        self.waiting = 0
+
+    async def enter(self) -> None:
+        if self.slots.locked() and self.waiting >= self.max_queue:
+            raise ApiError(429, f"the server is busy ({self.waiting} requests queued); try again shortly",
+                           kind="rate_limit_error", code="queue_full", retry_after=RETRY_AFTER)
+        self.waiting += 1
+        try:
+            await self.slots.acquire()
+        finally:
+            self.waiting -= 1
+
+    def leave(self) -> None:
+        self.slots.release()
+
+
+class Gone(Exception):
+    """The client disconnected."""
+
+
+@dataclass
+class Server:
+    profiles: dict[str, Profile]  # model id -> profile; the default first
+    registry: Registry
+    limits: Limits
+    redactor: Redactor
+    api_key: str | None = None
+    turns: set[Turn] = field(default_factory=set)
+    _admission: dict[str, Admission] = field(default_factory=dict)
+
+    def admission(self, profile: Profile) -> Admission:
+        kind = profile.backend.name
+        if kind not in self._admission:
+            capacity = 1 if kind == "local" else self.limits.workers
+            self._admission[kind] = Admission(capacity, self.limits.max_queue)
+        return self._admission[kind]
+
+    def pick(self, model: str | None) -> Profile:
+        if not model:
+            return next(iter(self.profiles.values()))
+        if model not in self.profiles:
+            raise ApiError(404, f"the model '{model}' does not exist here; models: {', '.join(self.profiles)}",
+                           param="model", code="model_not_found")
+        return self.profiles[model]
+
+
+def build_app(server: Server) -> Starlette:
+    async def models(request: Request) -> Response:
+        data = [{"id": name, "object": "model", "created": 0, "owned_by": "toolchat"} for name in server.profiles]
+        return JSONResponse({"object": "list", "data": data})
+
+    async def health(request: Request) -> Response:
+        return JSONResponse({"status": "ok", "running": len(server.turns)})
+
+    async def completions(request: Request) -> Response:
+        return await _completions(server, request)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        for turn in list(server.turns):  # nothing a tool started outlives the server
+            turn.cancel()
+        for turn in list(server.turns):
+            await asyncio.to_thread(turn.join, 2.0)
+
+    app = Starlette(
+        routes=[Route("/v1/models", models), Route("/models", models), Route("/health", health),
+                Route("/v1/chat/completions", completions, methods=["POST"]),
+                Route("/chat/completions", completions, methods=["POST"])],
+        exception_handlers={HTTPException: _http_error, ApiError: _api_error},
+        lifespan=lifespan,
+    )
+    return _Guard(app, server)
+
+
+class _Guard:
+    """Outermost: the API key (when one is set) on everything but /health."""
+
+    def __init__(self, app: Any, server: Server) -> None:
+        self.app, self.server = app, server
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and self.server.api_key and scope["path"] != "/health":
+            headers = dict(scope["headers"])
+            given = headers.get(b"authorization", b"").decode("latin-1")
+            expected = f"Bearer {self.server.api_key}"
+            if not hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8")):
+                error = ApiError(401, "a valid API key is required: send 'Authorization: Bearer KEY'",
+                                 code="invalid_api_key")
+                await _api_error(None, error)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def _api_error(request: Request | None, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    return JSONResponse(exc.body(), exc.status, headers=exc.headers())
+
+
+def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        error = ApiError(404, f"no such route: {request.method} {request.url.path}", code="not_found")
+    elif exc.status_code == 405:
+        error = ApiError(405, f"{request.method} is not allowed on {request.url.path}", code="method_not_allowed")
+    else:
+        error = ApiError(exc.status_code, str(exc.detail))
+    return _api_error(request, error)
+
+
+async def read_json(request: Request, limit: int) -> Any:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise ApiError(413, f"the request body is larger than {limit} bytes", code="body_too_large")
+    body = bytearray()
+    async for part in request.stream():
+        body += part
+        if len(body) > limit:
+            raise ApiError(413, f"the request body is larger than {limit} bytes", code="body_too_large")
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ApiError(400, f"the request body is not valid JSON: {exc}", code="invalid_json") from None
+
+
+async def _completions(server: Server, request: Request) -> Response:
+    chat = parse_request(await read_json(request, server.limits.max_body), server.registry.names())
+    profile = server.pick(chat.model)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + server.limits.time_limit
+    gone = asyncio.ensure_future(_disconnected(request))
+    admission = server.admission(profile)
+    try:
+        await _race(admission.enter(), gone, deadline)
+    except Gone:
+        return Response(status_code=499)  # nobody is listening
+    except BaseException:
+        gone.cancel()
+        raise
+    turn = Turn(profile, server.registry, chat, request.headers, server.redactor, loop, on_done=lambda: _done())
+
+    def _done() -> None:
+        server.turns.discard(turn)
+        admission.leave()
+
+    server.turns.add(turn)
+    turn.start()
+    reply = Reply(profile.id)
+    try:
+        first = await _race(turn.queue.get(), gone, deadline)
+        if first[0] == "end" and first[1].error is not None:  # nothing sent yet: a real status
+            gone.cancel()
+            return _api_error(request, first[1].error)
+        if chat.stream:
+            return StreamingResponse(_stream(turn, chat, reply, first, gone, deadline), media_type="text/event-stream",
+                                     headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        outcome = await _outcome(turn, first, gone, deadline)
+    except Gone:
+        turn.cancel()
+        return Response(status_code=499)
+    except BaseException:
+        turn.cancel()
+        gone.cancel()
+        raise
+    gone.cancel()
+    if outcome.error is not None:
+        return _api_error(request, outcome.error)
+    return JSONResponse(reply.completion(outcome))
+
+
+async def _outcome(turn: Turn, item: tuple[str, Any], gone: asyncio.Future[None], deadline: float) -> Outcome:
+    while item[0] != "end":
+        item = await _race(turn.queue.get(), gone, deadline)
+    return item[1]
+
+
+async def _stream(turn: Turn, chat: ChatRequest, reply: Reply, item: tuple[str, Any], gone: asyncio.Future[None],
+                  deadline: float) -> AsyncIterator[str]:
+    extra = {"usage": None} if chat.include_usage else {}
+    try:
+        yield reply.chunk({"role": "assistant", "content": ""}, **extra)
+        while item[0] != "end":
+            yield reply.chunk({"content": item[1]}, **extra)
+            item = await _race(turn.queue.get(), gone, deadline)
+        outcome: Outcome = item[1]
+        if outcome.error is not None:
+            yield event(outcome.error.body())
+            return
+        for text in reply.final_chunks(outcome, chat.include_usage):
+            yield text
+    except ApiError as exc:  # the time limit
+        yield event(exc.body())
+    except Gone:
+        pass
+    finally:
+        turn.cancel()  # a no-op once the turn has ended
+        gone.cancel()
+
+
+async def _race(awaitable: Awaitable[Any], gone: asyncio.Future[None], deadline: float) -> Any:
+    """`awaitable`'s result, unless the client goes away (Gone) or the time limit passes first."""
+    task = asyncio.ensure_future(awaitable)
+    loop = asyncio.get_running_loop()
+    try:
+        done, _ = await asyncio.wait({task, gone}, timeout=max(0.0, deadline - loop.time()),
+                                     return_when=asyncio.FIRST_COMPLETED)
+    except BaseException:
+        task.cancel()
+        raise
+    if task in done:
+        return task.result()
+    task.cancel()
+    if gone in done:
+        raise Gone
+    raise ApiError(504, "the request took longer than this server's time limit", kind="timeout", code="time_limit")
+
+
+async def _disconnected(request: Request) -> None:
+    while (await request.receive())["type"] != "http.disconnect":
+        pass

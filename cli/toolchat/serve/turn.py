@@ -1,0 +1,245 @@
+"""One request's turn: the engine run in a thread of its own, its events carried to the event
+loop, cancelled (tools included) when the client goes away or the time limit passes.
+
+The request's messages are the whole conversation; the server runs its own tools under its own
+policy, and a call to one of the client's tools ends the turn with that call for the client."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import os
+import signal
+import threading
+from dataclasses import dataclass, replace
+from typing import Any, Callable, ContextManager, Iterator, Mapping
+
+from toolchat.backends.base import Backend, BackendEvent, Reply, Request, TextDelta, ToolCall
+from toolchat.config import Settings
+from toolchat.engine import (CallDecided, CallFinished, CallRequested, Decision, Engine, Event, PendingCall,
+                             Policy, RoundDone, RoundStarted, ToolOptions, TurnResult)
+from toolchat.errors import BackendError
+from toolchat.secrets import Redactor
+from toolchat.serve.wire import ApiError, ChatRequest, Outcome, ServerCall
+from toolchat.tools import Registry
+
+
+@dataclass
+class Profile:
+    """A model id the server offers: the settings of one profile and its backend."""
+
+    id: str
+    settings: Settings
+    backend: Backend
+    approve_all: bool
+
+
+def build_engine(profile: Profile, registry: Registry, chat: ChatRequest, backend: Backend,
+                 on_event: Callable[[Event], None]) -> Engine:
+    """The one place a request becomes an engine: the profile's settings, the request's
+    temperature and max_tokens over them, and the request's messages as the conversation (the
+    server's system prompt first when the request brings none)."""
+    settings = profile.settings
+    engine = Engine(
+        backend, registry, approve=decline, on_event=on_event,
+        policy=Policy(profile.approve_all, set(settings.allow)),
+        tool_options=ToolOptions(settings.project_dir, settings.tool_timeout, settings.max_output_chars),
+        max_rounds=settings.max_rounds,
+        temperature=chat.temperature if chat.temperature is not None else settings.temperature,
+        max_tokens=chat.max_tokens if chat.max_tokens is not None else settings.max_tokens,
+    )
+    has_system = any(m["role"] in ("system", "developer") for m in chat.messages)
+    system = [{"role": "system", "content": settings.system}] if settings.system and not has_system else []
+    engine.messages = system + [dict(m) for m in chat.messages]
+    return engine
+
+
+def decline(pending: PendingCall) -> Decision:
+    """There is nobody to ask: a tool the server's policy does not allow is not run."""
+    return Decision(False, f"this server runs {pending.tool.name} only when it is allowed (tools.allow, "
+                           "--allow or --yes), and it is not; answer without it")
+
+
+def open_trace(headers: Mapping[str, str]) -> ContextManager[Any]:
+    """Where a tracer wraps a request's turn (one trace per request; the client's `traceparent`
+    is in `headers`). Runs in the turn's own thread, around the whole engine run."""
+    return contextlib.nullcontext()
+
+
+class ClientTools:
+    """The backend as the engine sees it: the request's own tools offered beside the server's,
+    the request's tool_choice on the first model call, and a reply calling a client tool turned
+    into the turn's end (the engine runs none of them: the client does)."""
+
+    def __init__(self, backend: Backend, chat: ChatRequest, cancelled: threading.Event) -> None:
+        self.inner, self.name, self.model = backend, backend.name, backend.model
+        self.tools, self.choice = chat.tools, chat.tool_choice
+        self.names = set(chat.client_tool_names)
+        self.cancelled = cancelled
+        self.client_calls: list[ToolCall] = []
+        self.error: BackendError | None = None
+
+    def complete(self, request: Request) -> Iterator[BackendEvent]:
+        if self.cancelled.is_set():
+            raise KeyboardInterrupt
+        request = replace(request, tools=request.tools + self.tools, tool_choice=self.choice)
+        self.choice = None  # like the engine's own: the first model call of a turn only
+        events = self.inner.complete(request)
+        try:
+            for event in events:
+                if isinstance(event, Reply) and any(call.name in self.names for call in event.tool_calls):
+                    # a mixed reply: the server's calls in it are not run; the model asks again
+                    self.client_calls = [call for call in event.tool_calls if call.name in self.names]
+                    event = Reply(event.text, [], event.usage, "tool_calls")
+                yield event
+        except BackendError as exc:
+            self.error = exc
+            raise
+        finally:
+            close = getattr(events, "close", None)
+            if close is not None:
+                close()  # a cancelled turn closes the upstream stream at once
+
+    def list_models(self) -> list[str]:
+        return self.inner.list_models()
+
+
+Put = Callable[[tuple[str, Any]], None]
+
+
+class Turn:
+    """The engine in a thread; `queue` receives ("text", str) items, then one ("end", Outcome)."""
+
+    def __init__(self, profile: Profile, registry: Registry, chat: ChatRequest, headers: Mapping[str, str],
+                 redactor: Redactor, loop: asyncio.AbstractEventLoop, on_done: Callable[[], None]) -> None:
+        self.profile, self.registry, self.chat, self.headers = profile, registry, chat, headers
+        self.redactor, self.loop, self.on_done = redactor, loop, on_done
+        self.queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+        self.cancelled = threading.Event()
+        self.outcome = Outcome()
+        self._text: list[str] = []
+        self._round_of_text = 0
+        self._round = 0
+        self._thread = threading.Thread(target=contextvars.copy_context().run, args=(self._run,), daemon=True,
+                                        name="toolchat-turn")
+        self._tid: int | None = None
+        self._reaper: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._thread.start()
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+    def cancel(self) -> None:
+        """Stop the turn: at its next event it ends, and the tools it is running are killed.
+        Called on the event loop; safe to call again and after the turn has ended."""
+        self.cancelled.set()
+        stop_children(self._tid)
+        if self._reaper is None and self.running:
+            self._reaper = self.loop.create_task(self._reap())
+
+    async def _reap(self) -> None:
+        """A tool that was starting as the turn was cancelled is stopped too."""
+        while self.running:
+            stop_children(self._tid)
+            await asyncio.sleep(0.1)
+
+    def join(self, timeout: float) -> None:
+        self._thread.join(timeout)
+
+    def _put(self, item: tuple[str, Any]) -> None:
+        try:
+            self.loop.call_soon_threadsafe(self.queue.put_nowait, item)
+        except RuntimeError:  # the event loop is gone: the server is shutting down
+            pass
+
+    def _run(self) -> None:
+        self._tid = threading.get_native_id()
+        gate = ClientTools(self.profile.backend, self.chat, self.cancelled)
+        try:
+            with open_trace(self.headers):
+                engine = build_engine(self.profile, self.registry, self.chat, gate, self._on_event)
+                result = engine.run_turn(None)
+            self._finish(result, gate)
+        except Exception as exc:  # our own bug: the client gets a 500, the server keeps serving
+            self.outcome.error = ApiError(500, f"internal error: {type(exc).__name__}: "
+                                               f"{self.redactor.redact(str(exc))}", kind="server_error")
+        finally:
+            self._put(("end", self.outcome))
+            try:
+                self.loop.call_soon_threadsafe(self.on_done)
+            except RuntimeError:
+                pass
+
+    def _on_event(self, event: Event) -> None:
+        if self.cancelled.is_set() and isinstance(event, (TextDelta, RoundStarted, CallRequested, CallDecided)):
+            raise KeyboardInterrupt  # the engine ends the turn and answers the remaining calls "cancelled"
+        if isinstance(event, RoundStarted):
+            self._round = event.number
+        elif isinstance(event, TextDelta) and event.text:
+            text = event.text
+            if self._round != self._round_of_text and self._text and not self._text[-1][-1:].isspace():
+                text = "\n\n" + text  # the text of a later round is a new paragraph
+            self._round_of_text = self._round
+            self._text.append(text)
+            self._put(("text", text))
+        elif isinstance(event, CallFinished):
+            record = event.record
+            self.outcome.calls.append(ServerCall(record.id, record.name, record.arguments, record.status.value,
+                                                 record.duration))
+        elif isinstance(event, RoundDone):
+            self.outcome.finish_reason = _finish_reason(event.finish_reason)
+
+    def _finish(self, result: TurnResult, gate: ClientTools) -> None:
+        outcome = self.outcome
+        outcome.text, outcome.rounds, outcome.stopped = "".join(self._text), result.rounds, result.stopped
+        if gate.client_calls:
+            outcome.client_calls, outcome.finish_reason, outcome.stopped = gate.client_calls, "tool_calls", "client_tools"
+        elif result.stopped == "max_rounds":
+            outcome.finish_reason = "length"
+        elif result.stopped == "error":
+            outcome.error = upstream_error(gate.error, result.error or "the model failed", self.profile, self.redactor)
+        elif result.stopped == "interrupted":
+            outcome.error = ApiError(499, "the request was cancelled", kind="cancelled")
+
+
+def _finish_reason(reason: str | None) -> str:
+    return reason if reason in ("stop", "length", "content_filter") else "stop"
+
+
+def upstream_error(exc: BackendError | None, message: str, profile: Profile, redactor: Redactor) -> ApiError:
+    """The model server's failure as the client sees it: a status it can act on, and a message
+    with neither the upstream's key nor its address."""
+    cause = (exc.__cause__ or exc.__context__) if exc is not None else None
+    status = getattr(cause, "status_code", None)
+    base_url = getattr(profile.backend, "base_url", None)
+    if base_url:
+        message = message.replace(base_url, "the model server")
+    message = redactor.redact(message)
+    if type(cause).__name__ == "APITimeoutError":
+        return ApiError(504, message, kind="upstream_error", code="upstream_timeout")
+    if status == 429:
+        return ApiError(429, message, kind="rate_limit_error", code="rate_limited", retry_after=5)
+    if status in (400, 413, 422):  # the upstream refused what the client sent
+        return ApiError(400, message, kind="invalid_request_error", code="upstream_rejected")
+    return ApiError(502, message, kind="upstream_error", code="upstream_failed")
+
+
+def stop_children(tid: int | None) -> None:
+    """Kill the process groups of the tool processes a turn's thread started (each tool runs in
+    its own session, so its group holds everything it started)."""
+    if tid is None:
+        return
+    try:
+        with open(f"/proc/self/task/{tid}/children", encoding="ascii") as file:
+            pids = [int(pid) for pid in file.read().split()]
+    except (OSError, ValueError):  # not Linux, or the thread has ended
+        return
+    for pid in pids:
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass

@@ -1,0 +1,237 @@
+"""The OpenAI wire format of `toolchat serve`: a request body checked into a ChatRequest, and the
+bodies sent back (a completion, stream chunks, errors), all in the shapes OpenAI's clients parse."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from toolchat.backends.base import ToolCall, Usage
+
+ROLES = {"system", "developer", "user", "assistant", "tool"}
+TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+class ApiError(Exception):
+    """An error answered in OpenAI's shape: {"error": {"message", "type", "param", "code"}}."""
+
+    def __init__(self, status: int, message: str, *, kind: str = "invalid_request_error",
+                 param: str | None = None, code: str | None = None, retry_after: int | None = None) -> None:
+        super().__init__(message)
+        self.status, self.message, self.kind, self.param, self.code = status, message, kind, param, code
+        self.retry_after = retry_after
+
+    def body(self) -> dict[str, Any]:
+        return {"error": {"message": self.message, "type": self.kind, "param": self.param, "code": self.code}}
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)} if self.retry_after is not None else {}
+
+
+def bad(message: str, param: str | None = None, code: str | None = None) -> ApiError:
+    return ApiError(400, message, param=param, code=code)
+
+
+@dataclass
+class ChatRequest:
+    """What one POST /v1/chat/completions asks for."""
+
+    model: str | None
+    messages: list[dict[str, Any]]
+    stream: bool = False
+    include_usage: bool = False
+    tools: list[dict[str, Any]] = field(default_factory=list)  # the client's own tools
+    tool_choice: str | dict[str, Any] | None = None
+    temperature: float | None = None
+    max_tokens: int | None = None
+
+    @property
+    def client_tool_names(self) -> list[str]:
+        return [tool["function"]["name"] for tool in self.tools]
+
+
+def parse_request(body: Any, server_tools: Iterable[str]) -> ChatRequest:
+    """The body checked field by field; every problem is a 400 naming the field."""
+    if not isinstance(body, dict):
+        raise bad("the request body must be a JSON object")
+    model = body.get("model")
+    if model is not None and not isinstance(model, str):
+        raise bad("'model' must be a string", "model")
+    stream = body.get("stream") or False
+    if not isinstance(stream, bool):
+        raise bad("'stream' must be true or false", "stream")
+    options = body.get("stream_options") or {}
+    if not isinstance(options, dict):
+        raise bad("'stream_options' must be an object", "stream_options")
+    if body.get("n") not in (None, 1):
+        raise bad("this server returns one choice: 'n' must be 1", "n")
+    tools = _client_tools(body.get("tools"), set(server_tools))
+    return ChatRequest(
+        model=model,
+        messages=_messages(body.get("messages")),
+        stream=stream,
+        include_usage=bool(options.get("include_usage")),
+        tools=tools,
+        tool_choice=_tool_choice(body.get("tool_choice"), set(server_tools) | {t["function"]["name"] for t in tools}),
+        temperature=_number(body, "temperature", float, 0, 2),
+        max_tokens=_number(body, "max_completion_tokens", int, 1, None) or _number(body, "max_tokens", int, 1, None),
+    )
+
+
+def _messages(value: Any) -> list[dict[str, Any]]:
+    if not isinstance(value, list) or not value:
+        raise bad("'messages' must be a non-empty list", "messages")
+    messages = []
+    for n, message in enumerate(value):
+        where = f"messages[{n}]"
+        if not isinstance(message, dict):
+            raise bad(f"{where} must be an object", where)
+        if message.get("role") not in ROLES:
+            raise bad(f"{where}.role must be one of {', '.join(sorted(ROLES))}", f"{where}.role")
+        content = message.get("content")
+        if content is not None and not isinstance(content, (str, list)):
+            raise bad(f"{where}.content must be a string or a list of parts", f"{where}.content")
+        # the SDK sends back fields it parsed as null (refusal, audio...); upstreams reject some of them
+        kept = {key: item for key, item in message.items() if item is not None}
+        if kept["role"] == "assistant":
+            kept.setdefault("content", "")  # llama.cpp's server rejects a null content beside calls
+        messages.append(kept)
+    return messages
+
+
+def _client_tools(value: Any, server_tools: set[str]) -> list[dict[str, Any]]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise bad("'tools' must be a list", "tools")
+    seen: set[str] = set()
+    tools = []
+    for n, tool in enumerate(value):
+        function = tool.get("function") if isinstance(tool, dict) else None
+        name = function.get("name") if isinstance(function, dict) else None
+        if not isinstance(tool, dict) or tool.get("type", "function") != "function" or not isinstance(name, str):
+            raise bad(f"tools[{n}] must be {{\"type\": \"function\", \"function\": {{\"name\": ...}}}}", f"tools[{n}]")
+        if not TOOL_NAME.match(name):
+            raise bad(f"tools[{n}]: the name '{name}' must be 1-64 letters, digits, _ or -", f"tools[{n}].function.name")
+        if name in server_tools:
+            raise bad(f"tools[{n}]: '{name}' is the name of a tool this server runs itself; rename yours",
+                      f"tools[{n}].function.name", "tool_name_conflict")
+        if name in seen:
+            raise bad(f"tools[{n}]: two tools are named '{name}'", f"tools[{n}].function.name")
+        seen.add(name)
+        parameters = function.get("parameters") or {"type": "object", "properties": {}}
+        if not isinstance(parameters, dict):
+            raise bad(f"tools[{n}].function.parameters must be an object", f"tools[{n}].function.parameters")
+        spec = {"name": name, "description": str(function.get("description") or ""), "parameters": parameters}
+        tools.append({"type": "function", "function": spec})
+    return tools
+
+
+def _tool_choice(value: Any, offered: set[str]) -> str | dict[str, Any] | None:
+    if value is None or value in ("auto", "none", "required"):
+        return value
+    name = value.get("function", {}).get("name") if isinstance(value, dict) else None
+    if not isinstance(name, str):
+        raise bad("'tool_choice' must be auto, none, required or {\"type\": \"function\", \"function\": "
+                  "{\"name\": ...}}", "tool_choice")
+    if name not in offered:
+        raise bad(f"'tool_choice' names '{name}', which is not an offered tool", "tool_choice")
+    return {"type": "function", "function": {"name": name}}
+
+
+def _number(body: dict[str, Any], key: str, kind: type, low: float, high: float | None) -> Any:
+    value = body.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and not isinstance(value, int)):
+        raise bad(f"'{key}' must be {'an integer' if kind is int else 'a number'}", key)
+    if value < low or (high is not None and value > high):
+        raise bad(f"'{key}' must be at least {low}" + (f" and at most {high}" if high is not None else ""), key)
+    return kind(value)
+
+
+@dataclass
+class ServerCall:
+    """A call the server ran (or declined), for the `toolchat` extension field."""
+
+    id: str
+    name: str
+    arguments: Any
+    status: str
+    seconds: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "name": self.name, "arguments": self.arguments, "status": self.status,
+                "seconds": round(self.seconds, 3)}
+
+
+@dataclass
+class Outcome:
+    """How a request's turn ended: everything the final response or chunk says."""
+
+    text: str = ""
+    finish_reason: str = "stop"
+    client_calls: list[ToolCall] = field(default_factory=list)
+    calls: list[ServerCall] = field(default_factory=list)
+    rounds: list[Usage] = field(default_factory=list)
+    stopped: str = "answer"
+    error: ApiError | None = None
+
+    def extension(self) -> dict[str, Any]:
+        return {"calls": [call.as_dict() for call in self.calls], "rounds": len(self.rounds), "stopped": self.stopped}
+
+
+def usage_body(rounds: list[Usage]) -> dict[str, Any]:
+    prompt = sum(r.prompt_tokens for r in rounds)
+    completion = sum(r.completion_tokens for r in rounds)
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion,
+            "prompt_tokens_details": {"cached_tokens": sum(r.cached_tokens for r in rounds)}}
+
+
+class Reply:
+    """The bodies of one response; every chunk shares its id, time and model."""
+
+    def __init__(self, model: str) -> None:
+        self.id = "chatcmpl-" + uuid.uuid4().hex[:24]
+        self.created = int(time.time())
+        self.model = model
+
+    def _head(self, kind: str) -> dict[str, Any]:
+        return {"id": self.id, "object": kind, "created": self.created, "model": self.model}
+
+    def completion(self, outcome: Outcome) -> dict[str, Any]:
+        message: dict[str, Any] = {"role": "assistant", "content": outcome.text or None}
+        if outcome.client_calls:
+            message["tool_calls"] = [call.message_part() for call in outcome.client_calls]
+        elif message["content"] is None:
+            message["content"] = ""
+        choice = {"index": 0, "message": message, "finish_reason": outcome.finish_reason, "logprobs": None}
+        return {**self._head("chat.completion"), "choices": [choice], "usage": usage_body(outcome.rounds),
+                "toolchat": outcome.extension()}
+
+    def chunk(self, delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
+        body = {**self._head("chat.completion.chunk"),
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}], **extra}
+        return event(body)
+
+    def final_chunks(self, outcome: Outcome, include_usage: bool) -> list[str]:
+        chunks = []
+        if outcome.client_calls:
+            parts = [{"index": n, **call.message_part()} for n, call in enumerate(outcome.client_calls)]
+            chunks.append(self.chunk({"tool_calls": parts}))
+        chunks.append(self.chunk({}, outcome.finish_reason, toolchat=outcome.extension()))
+        if include_usage:
+            chunks.append(event({**self._head("chat.completion.chunk"), "choices": [],
+                                 "usage": usage_body(outcome.rounds)}))
+        return chunks + [DONE]
+
+
+DONE = "data: [DONE]\n\n"
+
+
+def event(body: dict[str, Any]) -> str:
+    return f"data: {json.dumps(body, ensure_ascii=False)}\n\n"

@@ -1,0 +1,92 @@
+"""`toolchat serve` as a real subprocess on a free loopback port, for tests and benchmarks."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _default_signals() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)  # we may run as a background job that ignores it
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+class Served:
+    """`toolchat serve ARGS` started in `cwd`; `url` is its /v1 base once /health answers."""
+
+    def __init__(self, args: list[str], env: dict[str, str], cwd: Path, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.log_path = cwd / f"serve-{self.port}.log"
+        self._log = open(self.log_path, "w+", encoding="utf-8")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "toolchat", "serve", "--port", str(self.port), *args],
+            cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
+            preexec_fn=_default_signals,
+        )
+
+    @property
+    def root(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"{self.root}/v1"
+
+    def log(self) -> str:
+        return self.log_path.read_text(encoding="utf-8")
+
+    def wait_ready(self, timeout: float = 60) -> Served:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"toolchat serve exited with {self.process.returncode}:\n{self.log()}")
+            try:
+                with urllib.request.urlopen(f"{self.root}/health", timeout=2) as response:
+                    if response.status == 200:
+                        return self
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                time.sleep(0.05)
+        raise RuntimeError(f"toolchat serve did not answer /health within {timeout} s:\n{self.log()}")
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._log.close()
+        return self.process.returncode
+
+    def __enter__(self) -> Served:
+        return self.wait_ready()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+
+def post(url: str, body: Any, headers: dict[str, str] | None = None, timeout: float = 30) -> tuple[int, dict[str, str], bytes]:
+    """One POST with the standard library: status, headers, body (errors included)."""
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method="POST",
+                                     headers={"Content-Type": "application/json", **(headers or {})})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(exc.headers), exc.read()
