@@ -54,7 +54,13 @@ def _settings(config: Optional[str], on_untrusted: Any = None, **overrides: Any)
 
     env = Environment()
     return config_module.load(_path(config), overrides, config_dir=env.config_dir, data_dir=env.data_dir, cwd=env.cwd,
-                              environ=env.environ, on_untrusted=on_untrusted)
+                              environ=env.environ, on_untrusted=on_untrusted, notify=_notice)
+
+
+def _notice(message: str) -> None:
+    from toolchat.safety import clean
+
+    print(f"toolchat: {clean(message)}", file=sys.stderr)
 
 
 def _path(value: Optional[str]) -> Optional[Path]:
@@ -217,7 +223,8 @@ def chat(
 
     def reload(new_profile: Optional[str], new_model: Optional[str]):
         """/model and /profile: the same flags, another profile or model."""
-        fresh = _settings(config, **{**overrides, "profile": new_profile or overrides["profile"], "model": new_model})
+        fresh = _settings(config, on_untrusted=lambda declined: False,  # asked once, at start
+                          **{**overrides, "profile": new_profile or overrides["profile"], "model": new_model})
         return fresh, create_backend(fresh, env, notify)
 
     with console.status("loading the model…" if settings.backend == "local" else "connecting…"):
@@ -276,7 +283,7 @@ def config_show(config: ConfigOpt = None, profile: ProfileOpt = None) -> None:
 
     env = Environment()
     settings = config_module.load(_path(config), {"profile": profile}, config_dir=env.config_dir, data_dir=env.data_dir,
-                                  cwd=env.cwd, environ=env.environ, check_trust=False)
+                                  cwd=env.cwd, environ=env.environ, check_trust=False, notify=_notice)
     config_cmd.show(settings, env, _consoles()[0])
 
 
@@ -286,6 +293,14 @@ def config_init() -> None:
     from toolchat import config_cmd
 
     config_cmd.init(Path.cwd(), _consoles()[0])
+
+
+@config_app.command("schema")
+def config_schema() -> None:
+    """Print the JSON Schema of toolchat.yaml, for editors."""
+    from toolchat import config_cmd
+
+    print(config_cmd.schema_text(), end="")
 
 
 @config_app.command("validate")
@@ -312,7 +327,7 @@ def config_path(config: ConfigOpt = None) -> None:
 
     env = Environment()
     settings = config_module.load(_path(config), {}, config_dir=env.config_dir, data_dir=env.data_dir, cwd=env.cwd,
-                                  environ=env.environ, check_trust=False)
+                                  environ=env.environ, check_trust=False, notify=_notice)
     for line in config_cmd.file_lines(settings, env):
         print(line)
 

@@ -1,6 +1,7 @@
 """Find config files, merge them with flags into typed Settings, and say where each value came
-from; prints nothing. Order, later winning: defaults, the user's config, the project's
-`toolchat.yaml` (found by walking up, used only once trusted) or `-c PATH`, then flags."""
+from; prints nothing (notices go to a callback). Order, later winning: defaults, the user's
+config, the project's `toolchat.yaml` (found by walking up, used only once trusted) or `-c PATH`,
+then flags."""
 
 from __future__ import annotations
 
@@ -9,8 +10,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from toolchat.config_file import PROFILE_KEYS, ConfigFile, load_file
+from toolchat import defaults
+from toolchat.config_file import PROFILE_KEYS, ConfigFile, load_file, secrets_of
 from toolchat.errors import ConfigError
+from toolchat.mcp_spec import McpServerSpec
+from toolchat.secrets import Redactor
 
 PROJECT_NAMES = ("toolchat.yaml", ".toolchat.yaml")
 
@@ -31,46 +35,64 @@ class Settings:
     chat_format: str | None = None
     stream: bool = True
     seed: int | None = None  # local backend: fixed sampling seed for repeatable output
-    request_timeout: float = 120.0
+    request_timeout: float = defaults.REQUEST_TIMEOUT
+    response_timeout: float = defaults.RESPONSE_TIMEOUT
+    max_retries: int = defaults.MAX_RETRIES
     system: str | None = None
     tool_paths: list[Path] = field(default_factory=list)
     bundled_tools: bool = True
     allow: list[str] = field(default_factory=list)
     deny: list[str] = field(default_factory=list)
-    tool_timeout: float = 60.0
-    max_output_chars: int = 20_000
-    max_rounds: int = 10
+    tool_timeout: float = defaults.TOOL_TIMEOUT
+    max_output_chars: int = defaults.MAX_OUTPUT_CHARS
+    max_rounds: int = defaults.MAX_ROUNDS
+    trace: Path | None = None  # write spans as JSON lines to this file
+    mcp_servers: list[McpServerSpec] = field(default_factory=list)
     profile: str | None = None
     project_dir: Path = field(default_factory=Path.cwd)
     sources: list[Path] = field(default_factory=list)
     origins: dict[str, str] = field(default_factory=dict)  # setting -> "file:line" | "command line" | ...
+    secrets: list[str] = field(default_factory=list, repr=False)  # values to hide wherever text is shown
+
+    def redactor(self) -> Redactor:
+        """Hides the API key and every secret a config expanded, in any output, session or log."""
+        return Redactor([self.api_key, *self.secrets])
 
 
 # the name of each Settings field in a config file, where it differs
 _TOOL_KEYS = {"paths": "tool_paths", "allow": "allow", "deny": "deny", "timeout": "tool_timeout",
               "max_output_chars": "max_output_chars", "bundled": "bundled_tools"}
 
-Untrusted = Callable[[ConfigFile], bool]  # asked about an untrusted project file: trust it now?
+Untrusted = Callable[[ConfigFile], bool]  # asked about an untrusted project file: trust it now? False: skip it
+Notify = Callable[[str], None]
 
 
 def user_config_path(config_dir: Path) -> Path:
     return config_dir / "config.yaml"
 
 
-def find_project_config(cwd: Path) -> Path | None:
-    """The first toolchat.yaml (or .toolchat.yaml) walking up from `cwd`."""
+def find_project_config(cwd: Path, notify: Notify | None = None) -> Path | None:
+    """The first toolchat.yaml (or .toolchat.yaml) walking up from `cwd` that is safe to consider:
+    one owned by another user, or in a folder others can write to, is passed over with a notice."""
+    from toolchat.trust import unsafe_reason
+
     for folder in (cwd, *cwd.parents):
         for name in PROJECT_NAMES:
             candidate = folder / name
             if candidate.is_file():
-                return candidate
+                reason = unsafe_reason(candidate)
+                if reason is None:
+                    return candidate
+                if notify is not None:
+                    notify(f"ignoring {candidate}: {reason}")
     return None
 
 
 def load(config_path: Path | None, overrides: Mapping[str, Any], *, config_dir: Path, data_dir: Path,
          cwd: Path, environ: Mapping[str, str], on_untrusted: Untrusted | None = None,
-         check_trust: bool = True) -> Settings:
-    """Every file parsed and validated first; then trust (unless only showing); then the merge."""
+         check_trust: bool = True, notify: Notify | None = None) -> Settings:
+    """Every file parsed and validated first; then trust (unless only showing); then the merge.
+    Only showing, a project file not trusted yet is merged as written (no ${VAR} expanded)."""
     from toolchat.trust import TrustStore
 
     files = []
@@ -85,14 +107,21 @@ def load(config_path: Path | None, overrides: Mapping[str, Any], *, config_dir: 
         files.append(load_file(config_path, environ))
         project_dir = config_path.parent
     else:
-        found = find_project_config(cwd)
+        found = find_project_config(cwd, notify)
         if found is not None and found.resolve() != user.resolve():
             project = load_file(found, environ)
-            if check_trust:
-                TrustStore(data_dir).require(project, on_untrusted)
-            files.append(project)
-            project_dir = found.parent
-    return resolve(files, overrides, project_dir, environ)
+            store = TrustStore(data_dir)
+            if not check_trust:
+                files.append(project if store.is_trusted(project) else project.as_written())
+                project_dir = found.parent
+            elif store.require(project, on_untrusted):
+                files.append(project)
+                project_dir = found.parent
+            elif notify is not None:
+                notify(f"going on without the project config {found} (not trusted); "
+                       f"`toolchat config trust` uses it")
+    settings = resolve(files, overrides, project_dir, environ)
+    return settings
 
 
 def resolve(files: list[ConfigFile], overrides: Mapping[str, Any], cwd: Path,
@@ -102,14 +131,16 @@ def resolve(files: list[ConfigFile], overrides: Mapping[str, Any], cwd: Path,
     chosen, chosen_from = overrides.get("profile"), "command line"
     for file in files:
         if not overrides.get("profile") and "profile" in file.data:
-            chosen, chosen_from = file.data["profile"], f"{file.path}:{file.lines.get(('profile',), 1)}"
+            chosen, chosen_from = file.data["profile"], file.at("profile")
     if chosen and not any(chosen in (f.data.get("profiles") or {}) for f in files):
         known = sorted({p for f in files for p in (f.data.get("profiles") or {})})
         where = f"{chosen_from}: " if chosen_from != "command line" else ""
         raise ConfigError(f"{where}no profile named '{chosen}'",
                           f"profiles: {', '.join(known)}" if known else "no config defines profiles")
+    servers: dict[str, McpServerSpec] = {}
     for file in files:
-        _apply_file(settings, file, chosen)
+        _apply_file(settings, file, chosen, servers, environ)
+    settings.mcp_servers = [_with_cwd(spec, settings.project_dir) for spec in servers.values()]
     settings.profile = chosen
     if chosen:
         settings.origins["profile"] = chosen_from
@@ -118,6 +149,9 @@ def resolve(files: list[ConfigFile], overrides: Mapping[str, Any], cwd: Path,
             continue
         if key in ("tool_paths", "allow", "deny"):  # flags add to what the config lists
             getattr(settings, key).extend(value)
+        elif key == "mcp_servers":  # --mcp adds servers, replacing one of the same name
+            settings.mcp_servers = [s for s in settings.mcp_servers if s.name not in {v.name for v in value}]
+            settings.mcp_servers += [_with_cwd(spec, settings.project_dir) for spec in value]
         else:
             setattr(settings, key, value)
         settings.origins[key] = "command line"
@@ -125,8 +159,11 @@ def resolve(files: list[ConfigFile], overrides: Mapping[str, Any], cwd: Path,
     return settings
 
 
-def _apply_file(settings: Settings, file: ConfigFile, profile: str | None) -> None:
-    base, data = file.path.parent, file.data
+def _apply_file(settings: Settings, file: ConfigFile, profile: str | None, servers: dict[str, McpServerSpec],
+                environ: Mapping[str, str]) -> None:
+    from toolchat.config_mcp import specs
+
+    base, data = file.folder, file.data
     sections: list[tuple[tuple[str, ...], dict[str, Any]]] = [((), data)]
     if profile in (data.get("profiles") or {}):
         sections.append((("profiles", profile), data["profiles"][profile]))
@@ -136,10 +173,14 @@ def _apply_file(settings: Settings, file: ConfigFile, profile: str | None) -> No
                 value = section[key]
                 if key == "model" and str(value).endswith(".gguf"):
                     value = str((base / os.path.expanduser(value)).resolve())
+                elif key in ("request_timeout", "response_timeout"):
+                    value = float(value)
                 _set(settings, key, value, file, (*where, key))
     for key in ("system", "max_rounds"):
         if key in data:
             _set(settings, key, data[key], file, (key,))
+    if "trace" in data:
+        _set(settings, "trace", (base / os.path.expanduser(data["trace"])).resolve(), file, ("trace",))
     tools = data.get("tools") or {}
     for key, name in _TOOL_KEYS.items():
         if key not in tools:
@@ -152,25 +193,43 @@ def _apply_file(settings: Settings, file: ConfigFile, profile: str | None) -> No
         elif key == "timeout":
             value = float(value)
         _set(settings, name, value, file, ("tools", key))
+    found, expansions = specs(file, environ)
+    for spec in found:
+        servers.pop(spec.name, None)  # a later file's entry of the same name wins, and comes last
+        servers[spec.name] = spec
+    if found:
+        settings.origins["mcp_servers"] = file.at("mcp_servers")
+    settings.secrets += secrets_of([*file.expansions, *expansions], found)
     settings.sources.append(file.path)
+
+
+def _with_cwd(spec: McpServerSpec, project_dir: Path) -> McpServerSpec:
+    if spec.type == "stdio" and spec.cwd is None:
+        spec.cwd = project_dir
+    return spec
 
 
 def _set(settings: Settings, name: str, value: Any, file: ConfigFile, where: tuple[str, ...]) -> None:
     setattr(settings, name, value)
-    settings.origins[name] = f"{file.path}:{file.lines.get(where, 1)}"
+    settings.origins[name] = file.at(*where)
 
 
 def _apply_defaults(settings: Settings, environ: Mapping[str, str]) -> None:
     """With no backend named: a base URL or an OpenAI key means OpenAI, else the bundled model."""
+    if environ.get("OPENAI_API_KEY"):
+        settings.secrets.append(environ["OPENAI_API_KEY"])
     if not settings.base_url and environ.get("OPENAI_BASE_URL"):
         settings.base_url = environ["OPENAI_BASE_URL"]
         settings.origins["base_url"] = "environment (OPENAI_BASE_URL)"
     if settings.backend is None:
         settings.backend = "openai" if settings.base_url or environ.get("OPENAI_API_KEY") else "local"
         settings.origins["backend"] = "default"
-    if settings.backend == "local" and not settings.model:
-        settings.model = "bundled"
-        settings.origins["model"] = "default"
+    if settings.backend == "local":
+        for name, value in (("model", defaults.LOCAL_MODEL), ("temperature", defaults.LOCAL_TEMPERATURE),
+                            ("max_tokens", defaults.LOCAL_MAX_TOKENS)):
+            if getattr(settings, name) is None:
+                setattr(settings, name, value)
+                settings.origins[name] = "default (local backend)"
     if settings.backend == "openai" and not settings.base_url and not settings.model:
-        settings.model = "gpt-4o-mini"
+        settings.model = defaults.OPENAI_MODEL
         settings.origins["model"] = "default"

@@ -1,4 +1,4 @@
-"""The `toolchat config ...` face: show, init, validate, trust, path."""
+"""The `toolchat config ...` face: show, init, validate, trust, path, schema."""
 
 from __future__ import annotations
 
@@ -18,8 +18,10 @@ from toolchat.render import plain
 from toolchat.trust import TrustStore
 
 SHOWN = ["profile", "backend", "model", "base_url", "api_key", "temperature", "max_tokens", "n_gpu_layers",
-         "n_ctx", "n_threads", "chat_format", "stream", "seed", "request_timeout", "system", "tool_paths",
-         "bundled_tools", "allow", "deny", "tool_timeout", "max_output_chars", "max_rounds", "project_dir"]
+         "n_ctx", "n_threads", "chat_format", "stream", "seed", "request_timeout", "response_timeout", "max_retries",
+         "system", "tool_paths", "bundled_tools", "allow", "deny", "tool_timeout", "max_output_chars", "max_rounds",
+         "trace", "project_dir"]
+_SERVER_DEFAULT = {"temperature": "(the server's default)", "max_tokens": "(the server's default)"}
 
 
 def configs_dir() -> Path:
@@ -32,13 +34,20 @@ def show(settings: Settings, env: Environment, out: Console) -> None:
     table = Table(box=None, header_style="bold", pad_edge=False)
     for column in ("setting", "value", "from"):
         table.add_column(column)
+    redactor = settings.redactor()
     for name in SHOWN:
         value = getattr(settings, name)
         if name in SECRET_KEYS:
             value = "*** (set, hidden)" if value else None
         if isinstance(value, list):
             value = ", ".join(str(v) for v in value) or "[]"
-        table.add_row(name, plain("" if value is None else str(value)), plain(settings.origins.get(name, "default")))
+        if value is None:
+            value = _SERVER_DEFAULT.get(name, "")
+        table.add_row(name, plain(redactor.redact(str(value))), plain(settings.origins.get(name, "default")))
+    for spec in settings.mcp_servers:
+        state = "" if spec.enabled else " (disabled)"
+        table.add_row(f"mcp_servers.{spec.name}", plain(redactor.redact(f"{spec.type}: {spec.describe()}{state}")),
+                      plain(spec.origin))
     out.print(table)
     out.print(Text("\nFiles in force:", style="bold"))
     for line in file_lines(settings, env):
@@ -53,9 +62,9 @@ def file_lines(settings: Settings, env: Environment) -> list[str]:
     used = [s for s in settings.sources if s != user]
     store = TrustStore(env.data_dir)
     for path in used:
-        if store.is_trusted(path):
+        if store.is_trusted(load_file(path, env.environ)):
             state = "trusted"
-        elif project is not None and path == project.resolve():
+        elif project is not None and path == project:
             state = f"NOT trusted: run `toolchat config trust {path}`"
         else:
             state = "given with -c"
@@ -67,14 +76,20 @@ def file_lines(settings: Settings, env: Environment) -> list[str]:
     return lines
 
 
-def init(cwd: Path, out: Console) -> None:
+def schema_text() -> str:
+    """The JSON Schema of toolchat.yaml, for editors (`toolchat config schema > toolchat.schema.json`)."""
+    return (configs_dir() / "toolchat.schema.json").read_text(encoding="utf-8")
+
+
+def init(cwd: Path, out: Console, env: Environment | None = None) -> None:
+    """A commented toolchat.yaml; its header names no path of this machine, so it suits a clone."""
     target = cwd / "toolchat.yaml"
     if target.exists():
         raise UsageError(f"{target} already exists; not overwriting it", "edit it, or remove it first")
-    schema = configs_dir() / "toolchat.schema.json"
     body = (configs_dir() / "init.yaml").read_text(encoding="utf-8")
-    target.write_text(f"# yaml-language-server: $schema={schema}\n{body}", encoding="utf-8")
-    TrustStore(Environment().data_dir).trust(target)  # you wrote it here, so it is yours
+    target.write_text(body, encoding="utf-8")
+    env = env or Environment()
+    TrustStore(env.data_dir).trust(load_file(target, env.environ))  # you wrote it here, so it is yours
     out.print(plain(f"wrote {target} (trusted, since you made it); `toolchat config show` prints what is in force"))
 
 
@@ -103,19 +118,37 @@ def trust(path: Path | None, env: Environment, out: Console) -> None:
     target = target_file(path, env)
     config = load_file(target, env.environ)  # never trust a file that does not validate
     out.print(plain(f"Trusting {target}, which sets:"))
-    for line in summary(config.data):
+    for line in summary(config.as_written().data):
         out.print(plain(f"  {line}"))
-    TrustStore(env.data_dir).trust(target)
+    TrustStore(env.data_dir).trust(config)  # exactly the bytes just shown
     out.print(plain("trusted; an edit to this file will need trust again"))
 
 
 def summary(data: dict[str, Any], prefix: str = "") -> list[str]:
-    """What a config sets, one line per value, secrets hidden: shown before trusting it."""
+    """What a config sets, as written (no ${VAR} expanded), one line per value, secrets hidden;
+    each MCP server as the command line or URL it would start or reach: shown before trusting it."""
     lines = []
     for key, value in data.items():
-        if isinstance(value, dict):
+        if key == "mcp_servers" and not prefix:
+            lines += _server_lines(value)
+        elif isinstance(value, dict):
             lines += summary(value, f"{prefix}{key}.")
         else:
             shown = "***" if key in SECRET_KEYS else value
             lines.append(f"{prefix}{key}: {shown}")
+    return lines
+
+
+def _server_lines(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [f"mcp_servers: the servers in {value}"]
+    from toolchat.config_mcp import SERVER_KEYS, spec_of
+
+    lines = []
+    for name, entry in value.items():
+        spec = spec_of(name, {k: v for k, v in entry.items() if k in SERVER_KEYS}, Path("."), "")
+        hidden = [f"{key} {', '.join(entry[key])}" for key in ("env", "headers") if entry.get(key)]
+        extra = f" (sets {'; '.join(hidden)})" if hidden else ""
+        lines.append(f"mcp_servers.{name}: runs {spec.describe()}{extra}" if spec.type == "stdio"
+                     else f"mcp_servers.{name}: connects to {spec.describe()}{extra}")
     return lines

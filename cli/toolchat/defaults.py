@@ -10,4 +10,6 @@ RESPONSE_TIMEOUT = 600.0  # the longest one model call may take in all
 MAX_RETRIES = 2  # the SDK's retries of 429, 5xx and failed connections
 OPENAI_MODEL = "gpt-4o-mini"  # OpenAI itself, when no model is named
 LOCAL_MODEL = "bundled"
+LOCAL_TEMPERATURE = 0.3  # the local backend's sampling temperature when none is set
+LOCAL_MAX_TOKENS = 512  # the local backend's answer length when none is set
 MCP_STARTUP_TIMEOUT = 30.0

@@ -1,12 +1,15 @@
-"""Trust in project config files, by path and content: a project's toolchat.yaml can run code
-(its tool folders) and send your key to another base_url, so it is used only once trusted, and
-an edited file needs trust again. Records live in the user data dir."""
+"""Trust in project config files. A project's toolchat.yaml can run code (its tool folders and MCP
+servers) and send your key to another base_url, so it is used only once trusted. Trust binds to
+the folder its relative paths resolve against (the folder the file was found in, symlinks
+resolved: a symlink elsewhere needs its own trust) and to the exact bytes that were parsed (an
+edit needs trust again). Records live in the user data dir, 0600 in a 0700 folder."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
+import stat
+import tempfile
 from pathlib import Path
 from typing import Callable
 
@@ -25,31 +28,62 @@ class TrustStore:
             return {}
         return records if isinstance(records, dict) else {}
 
-    def is_trusted(self, config: Path) -> bool:
-        return self._records().get(str(config.resolve())) == digest(config)
+    def is_trusted(self, config: ConfigFile) -> bool:
+        return self._records().get(key(config.path)) == config.digest
 
-    def trust(self, config: Path) -> None:
+    def trust(self, config: ConfigFile) -> None:
         records = self._records()
-        records[str(config.resolve())] = digest(config)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = self.path.with_suffix(".tmp")
-        temporary.write_text(json.dumps(records, indent=2), encoding="utf-8")
-        os.replace(temporary, self.path)
+        records[key(config.path)] = config.digest
+        folder = self.path.parent
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(folder, 0o700)
+        handle, temporary = tempfile.mkstemp(dir=folder, prefix=".trusted-", suffix=".tmp")  # 0600
+        try:
+            with os.fdopen(handle, "w", encoding="utf-8") as out:
+                json.dump(records, out, indent=2)
+            os.replace(temporary, self.path)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
 
-    def require(self, config: ConfigFile, on_untrusted: Callable[[ConfigFile], bool] | None) -> None:
-        """Return if `config` is trusted (or the user trusts it now); else stop with exit 2."""
-        if self.is_trusted(config.path):
-            return
-        if on_untrusted is not None and on_untrusted(config):
-            self.trust(config.path)
-            return
-        changed = str(config.path.resolve()) in self._records()
+    def require(self, config: ConfigFile, on_untrusted: Callable[[ConfigFile], bool] | None) -> bool:
+        """True if `config` is trusted (or the user trusts it now); False if the user declines;
+        with no one to ask, stop with exit 2 and the command to trust it."""
+        if self.is_trusted(config):
+            return True
+        if on_untrusted is not None:
+            if on_untrusted(config.as_written()):
+                self.trust(config)
+                return True
+            return False
+        changed = key(config.path) in self._records()
         state = "has changed since you trusted it" if changed else "is not trusted yet"
         raise ConfigError(
-            f"the project config {config.path} {state}: a project config can run code (its tool folders) "
-            "and send your API key to its base_url",
+            f"the project config {config.path} {state}: a project config can run code (its tool folders "
+            "and MCP servers) and send your API key to its base_url",
             f"review it, then run: toolchat config trust {config.path}")
 
 
-def digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+def key(path: Path) -> str:
+    """The folder relative paths resolve against (symlinks in it resolved), and the file's name."""
+    return str(path.parent.resolve() / path.name)
+
+
+def unsafe_reason(path: Path) -> str | None:
+    """Why a found config file must not be considered (like git's safe.directory), or None:
+    owned by another user, or it or its folder writable by others."""
+    if not hasattr(os, "getuid"):
+        return None
+    me = os.getuid()
+    try:
+        link, target, folder = os.lstat(path), os.stat(path), os.stat(path.parent)
+    except OSError as exc:
+        return f"cannot inspect it ({exc.strerror})"
+    for info in (link, target):
+        if info.st_uid != me:
+            return f"it is owned by another user (uid {info.st_uid})"
+    if target.st_mode & stat.S_IWOTH:
+        return "other users can write to it"
+    if folder.st_mode & stat.S_IWOTH:
+        return f"it lies in a folder other users can write to ({path.parent})"
+    return None

@@ -11,6 +11,7 @@ from collections import deque
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from toolchat import defaults
 from toolchat.backends import generic
 from toolchat.backends.base import BackendEvent, Reply, Request, TextDelta, ToolCall, Usage, new_call_id
 from toolchat.backends.bundled import DESCRIPTION, INSTALL_HINT, bundled_model_path
@@ -20,8 +21,8 @@ from toolchat.backends.prompt import ChatML, GemmaTurns, JinjaTemplate, generic_
 from toolchat.config import Settings
 from toolchat.errors import BackendError, UsageError
 
-DEFAULT_MAX_TOKENS = 512
-DEFAULT_TEMPERATURE = 0.3
+DEFAULT_MAX_TOKENS = defaults.LOCAL_MAX_TOKENS
+DEFAULT_TEMPERATURE = defaults.LOCAL_TEMPERATURE
 CUDA_HINT = 'CMAKE_ARGS="-DGGML_CUDA=on" pip install --force-reinstall --no-cache-dir llama-cpp-python'
 LLAMA_LOG: deque[str] = deque(maxlen=2000)  # llama.cpp's own log; shown with TOOLCHAT_DEBUG=1
 

@@ -1,0 +1,111 @@
+"""`mcp_servers` in a config file: validated like every key, turned into McpServerSpec. An entry
+takes the keys of an `mcpServers` entry of .mcp.json / Claude Desktop / Cursor (so one can be
+pasted), plus timeout, startup_timeout, enabled and tools; or `mcp_servers` names such a JSON
+file (its `mcpServers`, or VS Code's `servers`)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Mapping
+
+from toolchat import defaults
+from toolchat.config_file import ConfigFile, Expansion, check_keys, expand_all, fail
+from toolchat.config_yaml import decode, read_bytes
+from toolchat.errors import ConfigError
+from toolchat.mcp_spec import McpServerSpec
+
+SERVER_KEYS: dict[str, tuple[type, ...]] = {
+    "command": (str,), "args": (list,), "env": (dict,), "cwd": (str,), "url": (str,), "headers": (dict,),
+    "type": (str,), "timeout": (int, float), "startup_timeout": (int, float), "enabled": (bool,), "tools": (list,),
+}
+TYPES = ("stdio", "http")
+_TYPE_ALIASES = {"streamable-http": "http", "streamableHttp": "http", "streamable_http": "http"}
+_EXPANDED = ("command", "args", "env", "url", "headers")  # where ${VAR} works in a JSON file
+
+
+def check_servers(servers: dict[str, Any], where: tuple[str, ...], path: Path | str,
+                  lines: dict[tuple[str, ...], int]) -> None:
+    """Each entry's keys and types, with file:line and did-you-mean."""
+    for name, entry in servers.items():
+        at = (*where, name)
+        if not name.strip():
+            fail(path, lines, at, "an MCP server needs a name")
+        if not isinstance(entry, dict):
+            fail(path, lines, at, f"MCP server '{name}' must be a mapping (command and args, or url)")
+        check_keys(entry, SERVER_KEYS, at, path, lines)
+        kind = _TYPE_ALIASES.get(entry.get("type", ""), entry.get("type"))
+        if kind is not None and kind not in TYPES:
+            hint = "; SSE is not supported, use the server's Streamable HTTP URL" if kind == "sse" else ""
+            fail(path, lines, (*at, "type"), f"unknown type '{kind}' for MCP server '{name}'; use stdio or http{hint}")
+        has_command, has_url = "command" in entry, "url" in entry
+        if has_command == has_url:
+            said = "both 'command' and 'url'" if has_command else "neither 'command' nor 'url'"
+            fail(path, lines, at, f"MCP server '{name}' has {said}; give a command (stdio) or a url (http)")
+        if kind is not None and (kind == "http") != has_url:
+            fail(path, lines, (*at, "type"), f"MCP server '{name}' is type {kind} but has "
+                                             f"{'a url' if has_url else 'a command'}")
+        for key in ("args", "tools"):
+            for i, item in enumerate(entry.get(key) or []):
+                if not isinstance(item, (str, int, float)) or isinstance(item, bool) or (key == "tools" and not isinstance(item, str)):
+                    fail(path, lines, (*at, key, str(i)), f"{'.'.join((*at, key))} entries must be strings")
+        for key in ("env", "headers"):
+            for var, value in (entry.get(key) or {}).items():
+                if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+                    fail(path, lines, (*at, key, var), f"'{'.'.join((*at, key, var))}' must be a string")
+
+
+def specs(file: ConfigFile, environ: Mapping[str, str]) -> tuple[list[McpServerSpec], list[Expansion]]:
+    """The servers a config file names (inline or through a JSON file), with what ${VAR} became."""
+    value = file.data.get("mcp_servers")
+    if value is None:
+        return [], []
+    if isinstance(value, str):
+        return _from_json(file.folder / Path(value).expanduser(), file.at("mcp_servers"), environ)
+    return [spec_of(name, entry, file.folder, file.at("mcp_servers", name))
+            for name, entry in value.items()], []
+
+
+def spec_of(name: str, entry: dict[str, Any], folder: Path, origin: str) -> McpServerSpec:
+    kind = _TYPE_ALIASES.get(entry.get("type", ""), entry.get("type")) or ("http" if "url" in entry else "stdio")
+    cwd = entry.get("cwd")
+    return McpServerSpec(
+        name=name, type=kind, command=entry.get("command"), args=[str(a) for a in entry.get("args") or []],
+        env={str(k): str(v) for k, v in (entry.get("env") or {}).items()},
+        cwd=(folder / Path(cwd).expanduser()).resolve() if cwd else None, url=entry.get("url"),
+        headers={str(k): str(v) for k, v in (entry.get("headers") or {}).items()},
+        timeout=float(entry["timeout"]) if "timeout" in entry else None,
+        startup_timeout=float(entry.get("startup_timeout", defaults.MCP_STARTUP_TIMEOUT)),
+        enabled=entry.get("enabled", True), tools=list(entry["tools"]) if "tools" in entry else None, origin=origin)
+
+
+def _from_json(path: Path, named_at: str, environ: Mapping[str, str]) -> tuple[list[McpServerSpec], list[Expansion]]:
+    """A .mcp.json / Claude Desktop / Cursor file (`mcpServers`) or VS Code's mcp.json (`servers`)."""
+    if not path.is_file():
+        raise ConfigError(f"{named_at}: mcp_servers names {path}, which is not a file")
+    text = decode(path, read_bytes(path))
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path}:{exc.lineno}:{exc.colno}: broken JSON: {exc.msg}") from None
+    servers = document.get("mcpServers", document.get("servers")) if isinstance(document, dict) else None
+    if not isinstance(servers, dict):
+        raise ConfigError(f"{path}:1: no 'mcpServers' (or VS Code's 'servers') mapping in this file")
+    lines = {("mcpServers", name): _line_of(text, name) for name in servers}
+    check_servers(servers, ("mcpServers",), path, lines)
+    found, expansions = [], []
+    for name, entry in servers.items():
+        at = ("mcpServers", name)
+        expanded = {key: expand_all(value, (*at, key), str(path), environ, lines, expansions)
+                    if key in _EXPANDED else value for key, value in entry.items()}
+        found.append(spec_of(name, expanded, path.parent.resolve(), f"{path}:{lines[at]}"))
+    return found, expansions
+
+
+def _line_of(text: str, name: str) -> int:
+    """The line of `"name":` in a JSON text (json keeps no positions), else 1."""
+    needle = json.dumps(name)
+    for number, line in enumerate(text.splitlines(), 1):
+        if needle in line and ":" in line.split(needle, 1)[1][:3]:
+            return number
+    return 1
