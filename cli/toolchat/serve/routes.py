@@ -21,7 +21,7 @@ from starlette.routing import Route
 
 from toolchat.secrets import Redactor
 from toolchat.serve.turn import Profile, Turn
-from toolchat.serve.wire import DONE, ApiError, ChatRequest, Outcome, Reply, event, parse_request
+from toolchat.serve.wire import ApiError, Outcome, Reply, event, parse_request
 from toolchat.tools import Registry
 
 RETRY_AFTER = 2  # seconds a client told "busy" waits before asking again
@@ -188,14 +188,14 @@ async def _completions(server: Server, request: Request) -> Response:
 
     server.turns.add(turn)
     turn.start()
-    reply = Reply(profile.id)
+    reply = Reply(profile.id, chat.include_usage)
     try:
         first = await _race(turn.queue.get(), gone, deadline)
         if first[0] == "end" and first[1].error is not None:  # nothing sent yet: a real status
             gone.cancel()
             return _api_error(request, first[1].error)
         if chat.stream:
-            return StreamingResponse(_stream(turn, chat, reply, first, gone, deadline), media_type="text/event-stream",
+            return StreamingResponse(_stream(turn, reply, first, gone, deadline), media_type="text/event-stream",
                                      headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
         outcome = await _outcome(turn, first, gone, deadline)
     except Gone:
@@ -217,19 +217,18 @@ async def _outcome(turn: Turn, item: tuple[str, Any], gone: asyncio.Future[None]
     return item[1]
 
 
-async def _stream(turn: Turn, chat: ChatRequest, reply: Reply, item: tuple[str, Any], gone: asyncio.Future[None],
+async def _stream(turn: Turn, reply: Reply, item: tuple[str, Any], gone: asyncio.Future[None],
                   deadline: float) -> AsyncIterator[str]:
-    extra = {"usage": None} if chat.include_usage else {}
     try:
-        yield reply.chunk({"role": "assistant", "content": ""}, **extra)
+        yield reply.chunk({"role": "assistant", "content": ""})
         while item[0] != "end":
-            yield reply.chunk({"content": item[1]}, **extra)
+            yield reply.chunk({"content": item[1]})
             item = await _race(turn.queue.get(), gone, deadline)
         outcome: Outcome = item[1]
         if outcome.error is not None:
             yield event(outcome.error.body())
             return
-        for text in reply.final_chunks(outcome, chat.include_usage):
+        for text in reply.final_chunks(outcome):
             yield text
     except ApiError as exc:  # the time limit
         yield event(exc.body())

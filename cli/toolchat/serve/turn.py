@@ -105,8 +105,6 @@ class ClientTools:
         return self.inner.list_models()
 
 
-Put = Callable[[tuple[str, Any]], None]
-
 
 class Turn:
     """The engine in a thread; `queue` receives ("text", str) items, then one ("end", Outcome)."""

@@ -195,10 +195,11 @@ def usage_body(rounds: list[Usage]) -> dict[str, Any]:
 class Reply:
     """The bodies of one response; every chunk shares its id, time and model."""
 
-    def __init__(self, model: str) -> None:
+    def __init__(self, model: str, include_usage: bool = False) -> None:
         self.id = "chatcmpl-" + uuid.uuid4().hex[:24]
         self.created = int(time.time())
         self.model = model
+        self.include_usage = include_usage  # then every chunk says "usage": null but the last
 
     def _head(self, kind: str) -> dict[str, Any]:
         return {"id": self.id, "object": kind, "created": self.created, "model": self.model}
@@ -216,15 +217,17 @@ class Reply:
     def chunk(self, delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
         body = {**self._head("chat.completion.chunk"),
                 "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}], **extra}
+        if self.include_usage:
+            body["usage"] = None
         return event(body)
 
-    def final_chunks(self, outcome: Outcome, include_usage: bool) -> list[str]:
+    def final_chunks(self, outcome: Outcome) -> list[str]:
         chunks = []
         if outcome.client_calls:
             parts = [{"index": n, **call.message_part()} for n, call in enumerate(outcome.client_calls)]
             chunks.append(self.chunk({"tool_calls": parts}))
         chunks.append(self.chunk({}, outcome.finish_reason, toolchat=outcome.extension()))
-        if include_usage:
+        if self.include_usage:
             chunks.append(event({**self._head("chat.completion.chunk"), "choices": [],
                                  "usage": usage_body(outcome.rounds)}))
         return chunks + [DONE]

@@ -1,0 +1,238 @@
+"""`toolchat serve` at the HTTP level: SSE framing read raw, OpenAI-shaped errors for every bad
+request, the API key, upstream failures, and clients that go away."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+from fakeserver import FakeServer, error, openai_calls, sse, text_stream
+from serving import Served, free_port, post
+
+ANSWER = "It's sunny in Singapore and 20C."
+ASK = {"model": "toolchat", "messages": [{"role": "user", "content": "Weather in Singapore?"}]}
+SLOW_TOOL = '''
+import os, time
+
+def wait_here(marker: str) -> str:
+    """Write this process's id to `marker`, then wait a minute."""
+    with open(marker, "w") as f:
+        f.write(str(os.getpid()))
+    time.sleep(60)
+    return "done"
+'''
+
+
+@pytest.fixture
+def upstream():
+    with FakeServer() as running:
+        yield running
+        assert not running.scripts, f"scripted replies left unused: {running.scripts}"
+
+
+@pytest.fixture
+def serve(upstream, isolated_env, tmp_path):
+    started: list[Served] = []
+
+    def start(*args: str, env: dict[str, str] | None = None, base_url: str | None = None) -> Served:
+        served = Served(["--base-url", base_url or upstream.url, *args], {**isolated_env, **(env or {})}, tmp_path)
+        started.append(served.wait_ready())
+        return served
+
+    yield start
+    for served in started:
+        assert served.stop() == 0, served.log()
+
+
+def sse_events(raw: bytes) -> list[str]:
+    text = raw.decode()
+    assert text.endswith("\n\n"), text[-200:]
+    events = text[:-2].split("\n\n")
+    assert all(e.startswith("data: ") and "\n" not in e for e in events), events
+    return [e[len("data: "):] for e in events]
+
+
+def raw_post(served: Served, body: dict, headers: dict[str, str] | None = None) -> http.client.HTTPResponse:
+    connection = http.client.HTTPConnection("127.0.0.1", served.port, timeout=30)
+    connection.request("POST", "/v1/chat/completions", json.dumps(body), {"Content-Type": "application/json",
+                                                                          **(headers or {})})
+    return connection.getresponse()
+
+
+def test_sse_framing_on_the_wire(upstream, serve):
+    upstream.add(sse(text_stream(ANSWER, usage={"prompt_tokens": 5, "completion_tokens": 3})))
+    response = raw_post(serve(), {**ASK, "stream": True, "stream_options": {"include_usage": True}})
+    assert response.status == 200
+    assert response.getheader("Content-Type").startswith("text/event-stream")
+    events = sse_events(response.read())
+    assert events[-1] == "[DONE]"
+    chunks = [json.loads(e) for e in events[:-1]]
+    assert chunks[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
+    assert "".join(c["choices"][0]["delta"].get("content", "") for c in chunks if c["choices"]) == ANSWER
+    assert [c["choices"][0]["finish_reason"] for c in chunks if c["choices"]][-1] == "stop"
+    assert all(c["object"] == "chat.completion.chunk" for c in chunks)
+    assert chunks[-1]["choices"] == [] and chunks[-1]["usage"]["total_tokens"] == 8
+    assert all(c["usage"] is None for c in chunks[:-1])
+
+
+def test_bad_requests_are_answered_in_openai_error_shape(upstream, serve):
+    served = serve()
+    cases = [
+        (b"{not json", 400, "invalid_json"),
+        (json.dumps({"model": "toolchat", "messages": []}).encode(), 400, None),
+        (json.dumps({"messages": [{"role": "wizard", "content": "hi"}]}).encode(), 400, None),
+        (json.dumps({**ASK, "temperature": "hot"}).encode(), 400, None),
+        (json.dumps({**ASK, "model": "gpt-9"}).encode(), 404, "model_not_found"),
+        (json.dumps({**ASK, "tool_choice": {"type": "function", "function": {"name": "nope"}}}).encode(), 400, None),
+    ]
+    for body, status, code in cases:
+        got, _, raw = post(f"{served.url}/chat/completions", body)
+        error_body = json.loads(raw)["error"]
+        assert got == status, (body, raw)
+        assert error_body["message"] and error_body["type"]
+        if code:
+            assert error_body["code"] == code
+    got, _, raw = post(f"{served.url}/nowhere", ASK)
+    assert got == 404 and json.loads(raw)["error"]["code"] == "not_found"
+    assert upstream.requests == []
+
+
+def test_an_oversized_body_is_refused_before_it_is_read(upstream, serve):
+    served = serve()
+    connection = http.client.HTTPConnection("127.0.0.1", served.port, timeout=30)
+    connection.putrequest("POST", "/v1/chat/completions")
+    connection.putheader("Content-Length", str(50 * 1024 * 1024))
+    connection.putheader("Content-Type", "application/json")
+    connection.endheaders(b'{"messages": [')
+    response = connection.getresponse()
+    assert response.status == 413 and json.loads(response.read())["error"]["code"] == "body_too_large"
+    # without a length, counted as it arrives
+    connection = http.client.HTTPConnection("127.0.0.1", served.port, timeout=30)
+    big = json.dumps({**ASK, "messages": [{"role": "user", "content": "x" * (11 * 1024 * 1024)}]}).encode()
+    connection.request("POST", "/v1/chat/completions", body=iter([big[i:i + 65536] for i in range(0, len(big), 65536)]),
+                       headers={"Content-Type": "application/json"}, encode_chunked=True)
+    assert connection.getresponse().status == 413
+    assert upstream.requests == []
+
+
+def test_models_lists_each_profile_the_default_first(upstream, serve, tmp_path, cli):
+    (tmp_path / "toolchat.yaml").write_text(
+        f"profile: fast\nprofiles:\n  careful:\n    temperature: 0.1\n  fast:\n    base_url: {upstream.url}\n"
+        "    temperature: 0.9\n")
+    assert cli("config", "trust", str(tmp_path / "toolchat.yaml"), input="y\n").returncode == 0
+    upstream.add(sse(text_stream("careful answer")))
+    served = serve()
+    with __import__("urllib.request").request.urlopen(f"{served.url}/models") as response:
+        ids = [m["id"] for m in json.loads(response.read())["data"]]
+    assert ids == ["fast", "careful"]
+    status, _, _ = post(f"{served.url}/chat/completions", {**ASK, "model": "careful"})
+    assert status == 200 and upstream.requests[0]["temperature"] == 0.1
+
+
+def test_an_untrusted_project_config_is_not_served(upstream, isolated_env, tmp_path, cli):
+    (tmp_path / "toolchat.yaml").write_text("tools:\n  allow: [get_weather]\n")
+    done = cli("serve", "--base-url", upstream.url, "--port", str(free_port()))
+    assert done.returncode == 2 and "is not trusted yet" in done.stderr
+
+
+def test_any_address_but_loopback_needs_an_api_key(cli, upstream):
+    done = cli("serve", "--host", "0.0.0.0", "--base-url", upstream.url)
+    assert done.returncode == 2 and "needs an API key" in done.stderr and "--api-key-env" in done.stderr
+
+
+def test_with_an_api_key_every_route_but_health_needs_it(upstream, serve):
+    key = "k-" + "7" * 30
+    upstream.add(sse(text_stream(ANSWER)))
+    served = serve("--api-key-env", "SERVE_KEY", env={"SERVE_KEY": key})
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": key}):
+        status, _, raw = post(f"{served.url}/chat/completions", ASK, headers)
+        assert status == 401 and json.loads(raw)["error"]["code"] == "invalid_api_key"
+        assert key not in raw.decode()
+    status, _, raw = post(f"{served.url}/chat/completions", ASK, {"Authorization": f"Bearer {key}"})
+    assert status == 200 and json.loads(raw)["choices"][0]["message"]["content"] == ANSWER
+    assert key not in served.log()
+
+
+def test_an_upstream_refusing_its_key_is_a_502_without_the_key_or_address(upstream, serve):
+    secret = "sk-upstream-" + "s3cr3t" * 5
+    upstream.add(error(401, f"Incorrect API key provided: {secret}"))
+    served = serve(env={"OPENAI_API_KEY": secret})
+    status, _, raw = post(f"{served.url}/chat/completions", ASK)
+    body = json.loads(raw)["error"]
+    assert status == 502 and body["code"] == "upstream_failed" and "refused the API key" in body["message"]
+    assert secret[:12] not in raw.decode() and upstream.url not in raw.decode()
+
+
+def test_an_upstream_that_is_down_is_a_502_streamed_or_not(serve):
+    served = serve(base_url=f"http://127.0.0.1:{free_port()}/v1")
+    for stream in (False, True):
+        status, _, raw = post(f"{served.url}/chat/completions", {**ASK, "stream": stream})
+        assert status == 502 and "cannot connect to the model server" in json.loads(raw)["error"]["message"]
+
+
+def test_a_stream_broken_mid_answer_ends_with_an_error_event(upstream, serve):
+    upstream.add(sse(text_stream(ANSWER, pieces=4), cut_after=3))
+    response = raw_post(serve(), {**ASK, "stream": True})
+    assert response.status == 200
+    events = sse_events(response.read())
+    assert "[DONE]" not in events
+    last = json.loads(events[-1])
+    assert last["error"]["code"] == "upstream_failed" and "broke off mid-answer" in last["error"]["message"]
+    assert json.loads(events[1])["choices"][0]["delta"]["content"]
+
+
+def _wait_for(path: Path, seconds: float = 20) -> int:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if path.exists() and path.read_text():
+            return int(path.read_text())
+        time.sleep(0.05)
+    raise AssertionError(f"{path} was not written")
+
+
+def _gone(pid: int, seconds: float = 5) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.mark.parametrize("stream", [True, False])
+def test_a_client_that_disconnects_cancels_its_request_and_stops_its_tool(upstream, serve, plugin_dir, tmp_path,
+                                                                           stream):
+    marker = tmp_path / "tool.pid"
+    upstream.add(sse(openai_calls([("wait_here", {"marker": str(marker)})])))
+    served = serve("--tools", str(plugin_dir(slow=SLOW_TOOL)), "--allow", "wait_here")
+    sock = socket.create_connection(("127.0.0.1", served.port))
+    body = json.dumps({**ASK, "stream": stream}).encode()
+    sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                 b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+    pid = _wait_for(marker)
+    sock.close()
+    assert _gone(pid), "the tool kept running after its client went away"
+    deadline = time.monotonic() + 5
+    while json.loads(__import__("urllib.request").request.urlopen(f"{served.root}/health").read())["running"]:
+        assert time.monotonic() < deadline, "the request kept running"
+        time.sleep(0.05)
+    assert len(upstream.requests) == 1  # the model was not asked again
+
+
+def test_the_time_limit_ends_a_request_and_its_tool(upstream, serve, plugin_dir, tmp_path):
+    marker = tmp_path / "tool.pid"
+    upstream.add(sse(openai_calls([("wait_here", {"marker": str(marker)})])))
+    served = serve("--tools", str(plugin_dir(slow=SLOW_TOOL)), "--allow", "wait_here", "--time-limit", "2")
+    started = time.monotonic()
+    status, _, raw = post(f"{served.url}/chat/completions", ASK)
+    assert status == 504 and json.loads(raw)["error"]["code"] == "time_limit"
+    assert time.monotonic() - started < 10
+    assert _gone(int(marker.read_text()))
