@@ -27,10 +27,13 @@ sessions_app = typer.Typer(help="This project's chat sessions.", no_args_is_help
 app.add_typer(sessions_app, name="sessions")
 config_app = typer.Typer(help="Show, create, check and trust config files.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
+mcp_app = typer.Typer(help="The MCP servers configured: their state and their logs.", no_args_is_help=True)
+app.add_typer(mcp_app, name="mcp")
 
 ConfigOpt = Annotated[Optional[str], typer.Option("--config", "-c", help="Use this config file instead of discovering one.")]
 ToolsOpt = Annotated[Optional[List[str]], typer.Option("--tools", "-t", help="A plugin folder or .py file (repeatable).")]
 NoBundledOpt = Annotated[bool, typer.Option("--no-bundled-tools", help="Leave out the tools that ship with toolchat.")]
+McpOpt = Annotated[Optional[List[str]], typer.Option("--mcp", help="An MCP server: a command line or an http(s) URL (repeatable).")]
 
 
 def _version(value: bool) -> None:
@@ -332,6 +335,28 @@ def config_path(config: ConfigOpt = None) -> None:
         print(line)
 
 
+@mcp_app.command("list")
+def mcp_list(mcp: McpOpt = None, config: ConfigOpt = None) -> None:
+    """Each MCP server: transport, state, start time and tools, or the error and its stderr."""
+    from toolchat import mcp_cmd
+    from toolchat.mcp import specs_for
+
+    env = Environment()
+    settings = _settings(config)
+    raise typer.Exit(mcp_cmd.list_servers(specs_for(settings, mcp or []), settings.project_dir, env, _consoles()[0]))
+
+
+@mcp_app.command("logs")
+def mcp_logs(name: Annotated[str, typer.Argument(help="The server's name.")], mcp: McpOpt = None,
+             config: ConfigOpt = None) -> None:
+    """What one MCP server wrote to stderr (kept in the data dir, never shown in the chat)."""
+    from toolchat import mcp_cmd
+    from toolchat.mcp import specs_for
+
+    settings = _settings(config)
+    sys.stdout.write(mcp_cmd.show_log(name, specs_for(settings, mcp or []), Environment().data_dir))
+
+
 @sessions_app.command("list")
 def sessions_list(config: ConfigOpt = None) -> None:
     """This project's sessions, oldest first: id, when, messages, first question."""
@@ -393,6 +418,7 @@ def _sigterm_is_an_interrupt() -> None:
 
     try:
         signal.signal(signal.SIGTERM, interrupt)
+        signal.signal(signal.SIGHUP, interrupt)  # a closed terminal too: MCP servers and tools are stopped
     except ValueError:  # not the main thread (embedded use)
         pass
 

@@ -1,0 +1,220 @@
+"""One MCP server's life, on the MCP loop thread: start (bounded by `startup_timeout`), list its tools,
+call them, notice `tools/list_changed`, and stop (bounded). The session is entered and left by one
+owner task; calls run as their own tasks on the same loop."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import IO, Any, AsyncIterator, Mapping
+
+from toolchat.mcp import logs
+from toolchat.mcp_spec import McpServerSpec
+from toolchat.secrets import Redactor
+
+STOP_TIMEOUT = 3.0  # the longest a server may take to stop, hung or not
+# what a stdio server is given of toolchat's environment; anything else only when named in `env`
+MINIMAL_ENV = ("PATH", "HOME", "USER", "LOGNAME", "SHELL", "TERM", "LANG", "TMPDIR")
+
+
+class State(str, Enum):
+    STARTING = "starting"
+    READY = "ready"
+    FAILED = "failed"
+    STOPPED = "stopped"
+
+
+class ServerGone(Exception):
+    """The server's connection closed (it exited or crashed)."""
+
+
+@dataclass
+class Server:
+    spec: McpServerSpec
+    project_dir: Path
+    environ: Mapping[str, str]
+    log_path: Path
+    redactor: Redactor
+    state: State = State.STARTING
+    error: str | None = None
+    started: float | None = None  # time.time() when it became ready
+    tools: list[Any] = field(default_factory=list)  # the SDK's Tool models, as listed
+    restarts: int = 0
+    died: bool = False  # its connection closed while in use; restarted on the next call
+    stale: bool = False  # it said its tools changed; listed again before the next model call
+    client: Any = None
+    _task: asyncio.Task[None] | None = None
+    _up: asyncio.Event | None = None
+    _stop: asyncio.Event | None = None
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    # -- start and stop ---------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Start the server and list its tools; on failure `state` is FAILED with the reason."""
+        self.state, self.error, self.died, self.stale, self.tools = State.STARTING, None, False, False, []
+        self._up, self._stop = asyncio.Event(), asyncio.Event()
+        self._task = asyncio.get_running_loop().create_task(self._own())
+        try:
+            await asyncio.wait_for(self._up.wait(), self.spec.startup_timeout)
+        except asyncio.TimeoutError:
+            self._fail(f"it did not finish starting within {self.spec.startup_timeout:g} s")
+            await self._end_task(cancel=True)
+
+    async def stop(self) -> None:
+        """Close the session; the SDK closes stdin, then ends the process group. Bounded."""
+        if self._stop is not None:
+            self._stop.set()
+        await self._end_task()
+        if self.state is State.READY:
+            self.state = State.STOPPED
+
+    async def _end_task(self, cancel: bool = False) -> None:
+        task = self._task
+        if task is None or task.done():
+            return
+        if cancel:  # stuck in the handshake: the SDK's shutdown still runs, shielded and bounded
+            task.cancel()
+        try:
+            await asyncio.wait_for(asyncio.shield(task), STOP_TIMEOUT)
+        except asyncio.TimeoutError:
+            task.cancel()
+            await asyncio.wait({task}, timeout=0.5)
+
+    async def _own(self) -> None:
+        assert self._up is not None and self._stop is not None
+        log = logs.open_log(self.log_path, self.spec.describe(), append=self.restarts > 0)
+        listener: asyncio.Task[None] | None = None
+        try:
+            async with self._client(log) as client:
+                self.client = client
+                await self.list_tools()
+                listener = self._listen_for_changes(client)
+                self.state, self.started = State.READY, time.time()
+                self._up.set()
+                await self._stop.wait()
+        except asyncio.CancelledError:
+            pass  # start-up ran out of time (already recorded) or toolchat is stopping
+        except Exception as exc:  # whatever a server does wrong is one line for the user, never a crash
+            if self.state is State.STARTING:
+                self._fail(describe_error(exc))
+            else:
+                self.died, self.error = True, describe_error(exc)
+        finally:
+            if listener is not None:
+                listener.cancel()
+            self.client = None
+            log.close()
+            self._up.set()
+
+    def _fail(self, reason: str) -> None:
+        self.state, self.error = State.FAILED, self.redactor.redact(reason)
+
+    # -- the session ------------------------------------------------------------------------------
+    def _client(self, log: IO[str]) -> Any:
+        from mcp import Client, Implementation
+
+        from toolchat import __version__
+
+        return Client(self._transport(log), mode="auto", cache=None, message_handler=self._on_message,
+                      client_info=Implementation(name="toolchat", version=__version__))
+
+    def _transport(self, log: IO[str]) -> Any:
+        if self.spec.type == "http":
+            return _http_transport(self.spec.url or "", dict(self.spec.headers))
+        from mcp import StdioServerParameters
+        from mcp.client import stdio
+
+        # the SDK waits 2 s after closing stdin, then 2 s after SIGTERM: too long for "<= 3 s"
+        stdio.PROCESS_TERMINATION_TIMEOUT = stdio.FORCE_KILL_TIMEOUT = 1.0
+        parameters = StdioServerParameters(command=self.spec.command or "", args=list(self.spec.args),
+                                           env=self.environment(), cwd=self.spec.cwd or self.project_dir)
+        return stdio.stdio_client(parameters, errlog=log)
+
+    def environment(self) -> dict[str, str]:
+        """A minimal environment (no API keys) plus the server's own `env`."""
+        kept = {k: v for k, v in self.environ.items() if k in MINIMAL_ENV or k.startswith("LC_")}
+        return {**kept, **self.spec.env}
+
+    async def _on_message(self, message: Any) -> None:
+        if getattr(message, "method", None) == "notifications/tools/list_changed":
+            self.stale = True
+
+    def _listen_for_changes(self, client: Any) -> asyncio.Task[None] | None:
+        """On a 2026-07-28 connection, changes arrive on a `subscriptions/listen` stream."""
+        capability = getattr(client.server_capabilities, "tools", None)
+        if capability is None or not capability.list_changed:
+            return None
+
+        async def listen() -> None:
+            try:
+                async with client.listen(tools_list_changed=True) as subscription:
+                    async for _event in subscription:
+                        self.stale = True
+            except Exception:  # noqa: BLE001 - an older server (no listen) or a dropped stream
+                pass
+
+        return asyncio.get_running_loop().create_task(listen())
+
+    async def list_tools(self) -> None:
+        tools: list[Any] = []
+        cursor = None
+        for _ in range(100):  # a paginator that never ends cannot hang start-up
+            page = await self.client.list_tools(cursor=cursor)
+            tools.extend(page.tools)
+            cursor = page.next_cursor
+            if cursor is None:
+                break
+        self.tools, self.stale = tools, False
+
+    async def refresh(self) -> None:
+        if self.stale and self.client is not None:
+            await self.list_tools()
+
+    async def call(self, name: str, arguments: dict[str, Any], timeout: float) -> Any:
+        """The server's CallToolResult; ServerGone when its connection is closed."""
+        from mcp import MCPError
+        from mcp_types import CONNECTION_CLOSED
+
+        client = self.client
+        if client is None:
+            raise ServerGone(self.error or "it is not running")
+        try:
+            return await client.call_tool(name, arguments, read_timeout_seconds=timeout)
+        except MCPError as exc:
+            if exc.error.code == CONNECTION_CLOSED:
+                self.died = True
+                raise ServerGone("its connection closed during the call (it exited or crashed)") from exc
+            raise
+
+
+@asynccontextmanager
+async def _http_transport(url: str, headers: dict[str, str]) -> AsyncIterator[Any]:
+    import httpx2
+    from mcp.client.streamable_http import streamable_http_client
+
+    timeout = httpx2.Timeout(10.0, read=300.0)
+    async with httpx2.AsyncClient(headers=headers, timeout=timeout) as http:
+        async with streamable_http_client(url, http_client=http) as streams:
+            yield streams
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line for an exception that may be wrapped in exception groups by the SDK's task groups."""
+    while getattr(exc, "exceptions", None):  # an ExceptionGroup (Python 3.10 has no builtin name)
+        exc = exc.exceptions[0]  # type: ignore[attr-defined]
+    if isinstance(exc, FileNotFoundError):
+        return f"command not found: {exc.filename or exc}"
+    if isinstance(exc, PermissionError):
+        return f"cannot run it: {exc.strerror or exc}"
+    message = getattr(exc, "message", None)  # MCPError
+    text = message if isinstance(message, str) else (str(exc) or type(exc).__name__)
+    if text == "Connection closed":
+        return "it exited before answering (connection closed)"
+    return " ".join(text.split())[:300]

@@ -1,0 +1,227 @@
+"""MCP servers as one ToolSource: every configured server starts at once on the MCP loop thread; their
+tools are offered as `SERVER__TOOL`; each call goes to its server with the per-call timeout; a server
+that died is restarted once on the next call of its tools; closing is bounded for all together."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+from toolchat.mcp import logs
+from toolchat.mcp.convert import to_result
+from toolchat.mcp.loop import LoopThread, wait
+from toolchat.mcp.names import offered_name
+from toolchat.mcp.server import STOP_TIMEOUT, Server, ServerGone, State, describe_error
+from toolchat.mcp_spec import McpServerSpec
+from toolchat.secrets import Redactor
+from toolchat.tools.model import Tool, ToolResult, ToolStatus
+from toolchat.tools.sources import RunLimits, SourceProblem
+
+Notify = Callable[[str], None]
+MARGIN = 2.0  # beyond a server's own startup_timeout, for the loop to record the failure
+
+
+@dataclass
+class ServerStatus:
+    """What `toolchat mcp list`, `/mcp` and the REPL's toolbar show of one server."""
+
+    name: str
+    transport: str  # "stdio" | "http"
+    target: str  # the command line or URL
+    state: str  # starting | ready | failed | stopped
+    started: float | None
+    tools: int
+    error: str | None
+    stderr: list[str]
+
+
+class McpSource:
+    label = "mcp"
+
+    def __init__(self, specs: Sequence[McpServerSpec], *, project_dir: Path, environ: Mapping[str, str],
+                 data_dir: Path, notify: Notify | None = None) -> None:
+        self.notify = notify or (lambda message: None)
+        self.hub = LoopThread()
+        self.servers: dict[str, Server] = {}
+        for spec in specs:
+            if not spec.enabled:
+                continue
+            redactor = Redactor([*spec.env.values(), *spec.headers.values()])
+            self.servers[spec.name] = Server(spec, project_dir, environ, logs.log_path(data_dir, spec.name), redactor)
+        self._starts = {name: self.hub.submit(server.start()) for name, server in self.servers.items()}
+        self._reported: set[str] = set()
+        self._offered: dict[str, tuple[Server, str]] = {}
+        self._clashes: list[SourceProblem] = []
+        self._closed = False
+
+    # -- start-up ---------------------------------------------------------------------------------
+    def wait_ready(self) -> None:
+        """Wait until every server is ready or has failed (each bounded by its startup_timeout)."""
+        for name, future in list(self._starts.items()):
+            try:
+                wait(future, self.servers[name].spec.startup_timeout + STOP_TIMEOUT + MARGIN)
+            except concurrent.futures.TimeoutError:
+                self.servers[name]._fail("it did not finish starting")  # noqa: SLF001 - the loop is stuck
+        self._report_failures()
+
+    def _report_failures(self) -> None:
+        for problem in self.problems():
+            if problem.where not in self._reported:
+                self._reported.add(problem.where)
+                self.notify(f"{problem.where}: {problem.reason}")
+
+    def statuses(self) -> list[ServerStatus]:
+        out = []
+        for server in self.servers.values():
+            failed = server.state is State.FAILED or server.died
+            state = "exited" if server.died else server.state.value
+            out.append(ServerStatus(server.name, server.spec.type, server.spec.describe(), state,
+                                    server.started, len(self._wanted(server)), server.error,
+                                    logs.tail(server.log_path) if failed else []))
+        return out
+
+    def problems(self) -> list[SourceProblem]:
+        problems = list(self._clashes)
+        for server in self.servers.values():
+            if server.state is State.FAILED:
+                reason = f"could not start `{server.spec.describe()}`: {server.error}"
+                tail = logs.tail(server.log_path)
+                if tail:
+                    reason += "; its stderr ends: " + " | ".join(tail)
+                problems.append(SourceProblem(f"mcp {server.name}", reason))
+        return problems
+
+    # -- tools ------------------------------------------------------------------------------------
+    def tools(self) -> list[Tool]:
+        """The tools of every ready server, listed again where the server said they changed."""
+        self.wait_ready()
+        for server in self.servers.values():
+            if server.stale and server.state is State.READY:
+                try:
+                    wait(self.hub.submit(server.refresh()), server.spec.startup_timeout)
+                except (concurrent.futures.TimeoutError, Exception) as exc:  # noqa: BLE001 - keep the old list
+                    self.notify(f"mcp {server.name}: could not list its tools again: {describe_error(exc)}")
+        return self._collect()
+
+    def _wanted(self, server: Server) -> list[Any]:
+        names = server.spec.tools
+        return [t for t in server.tools if names is None or t.name in names]
+
+    def _collect(self) -> list[Tool]:
+        offered: dict[str, tuple[Server, str]] = {}
+        tools: list[Tool] = []
+        self._clashes = []
+        for server in self.servers.values():
+            if server.state is not State.READY:
+                continue
+            for listed in self._wanted(server):
+                name = offered_name(server.name, listed.name)
+                if name in offered:
+                    other = offered[name][0].name
+                    self._clashes.append(SourceProblem(
+                        f"mcp {server.name}",
+                        f"its tool '{listed.name}' is offered as '{name}', as is a tool of mcp {other}; left out"))
+                    continue
+                offered[name] = (server, listed.name)
+                tools.append(_tool(name, listed, server.name))
+        self._offered = offered
+        return tools
+
+    # -- calls ------------------------------------------------------------------------------------
+    def run(self, tool: Tool, arguments: dict[str, Any], limits: RunLimits) -> ToolResult:
+        started = time.monotonic()
+        target = self._offered.get(tool.name)
+        if target is None:
+            return ToolResult(ToolStatus.UNKNOWN, f"Error: no MCP server offers '{tool.name}' now.")
+        server, original = target
+        if server.died or server.state is not State.READY:
+            restarted = self._restart_once(server)
+            if restarted is not None:
+                return ToolResult(ToolStatus.ERROR, restarted, time.monotonic() - started)
+        timeout = server.spec.timeout or limits.timeout
+        future = self.hub.submit(server.call(original, arguments, timeout))
+        try:
+            result = wait(future, timeout + MARGIN)
+        except (concurrent.futures.TimeoutError, concurrent.futures.CancelledError):
+            future.cancel()
+            return _timed_out(timeout, started)
+        except ServerGone as exc:
+            return ToolResult(ToolStatus.ERROR, f"Error: the MCP server '{server.name}' stopped: {exc}",
+                              time.monotonic() - started)
+        except Exception as exc:  # noqa: BLE001 - a protocol error is an answer to the model
+            return _protocol_error(server.name, exc, timeout, started)
+        return to_result(result, limits.max_output_chars, time.monotonic() - started)
+
+    def _restart_once(self, server: Server) -> str | None:
+        """Restart a dead server, once per session; an error for the model if it cannot run."""
+        if server.restarts >= 1:
+            return f"Error: the MCP server '{server.name}' stopped and was already restarted once; not running it again."
+        self.notify(f"mcp {server.name} stopped; restarting it")
+        self.restart(server.name)
+        if server.state is not State.READY:
+            return f"Error: the MCP server '{server.name}' stopped and could not be restarted: {server.error}"
+        return None
+
+    def restart(self, name: str) -> ServerStatus:
+        """Stop and start one server again (`/mcp restart NAME`, or after it died)."""
+        server = self.servers[name]
+
+        async def again() -> None:
+            await server.stop()
+            server.restarts += 1
+            await server.start()
+
+        self._reported.discard(f"mcp {name}")
+        self._starts[name] = self.hub.submit(again())
+        self.wait_ready()
+        self._collect()
+        return next(s for s in self.statuses() if s.name == name)
+
+    # -- the end ----------------------------------------------------------------------------------
+    def close(self) -> None:
+        """Stop every server at once; bounded (a hung one is killed within STOP_TIMEOUT)."""
+        if self._closed:
+            return
+        self._closed = True
+
+        async def stop_all() -> None:
+            import asyncio
+
+            await asyncio.gather(*(server.stop() for server in self.servers.values()), return_exceptions=True)
+
+        try:
+            self.hub.submit(stop_all()).result(STOP_TIMEOUT + 1.0)
+        except (concurrent.futures.TimeoutError, KeyboardInterrupt):
+            pass  # the loop thread is a daemon; the servers' pipes close with this process
+        finally:
+            self.hub.stop()
+
+
+def _tool(name: str, listed: Any, server: str) -> Tool:
+    parameters = dict(listed.input_schema or {})
+    parameters.setdefault("type", "object")
+    parameters.setdefault("properties", {})
+    where: dict[str, Any] = {"origin": f"mcp {server}"}
+    if "origin" not in Tool.__dataclass_fields__:  # until the Tool of every source lands on main
+        where = {"func": None, "source": Path(f"mcp {server}")}
+    return Tool(name=name, description=(listed.description or listed.title or "").strip(), parameters=parameters,
+                accepts_extra=parameters.get("additionalProperties", True) is not False, **where)
+
+
+def _timed_out(timeout: float, started: float) -> ToolResult:
+    return ToolResult(ToolStatus.TIMEOUT, f"Error: timed out after {timeout:g} s; the request was cancelled.",
+                      time.monotonic() - started)
+
+
+def _protocol_error(server: str, exc: Exception, timeout: float, started: float) -> ToolResult:
+    from mcp import MCPError
+    from mcp_types import REQUEST_TIMEOUT
+
+    if isinstance(exc, MCPError) and exc.code == REQUEST_TIMEOUT:
+        return _timed_out(timeout, started)
+    return ToolResult(ToolStatus.ERROR, f"Error: the MCP server '{server}' answered with an error: "
+                      f"{describe_error(exc)}", time.monotonic() - started)
+

@@ -1,0 +1,83 @@
+"""An MCP server written with the official SDK that misbehaves on request, for toolchat's tests.
+
+    python faults.py [exit-at-start | hang-at-start | serve]
+
+Its tools: `echo`, `hang` (sleeps in the call), `big` (a 1 MB answer), `fail` (an isError result),
+`image` (a PNG), `grow` (adds the tool `extra` and says the list changed), `die` (the process exits
+mid-call). It writes its PID to $FAULTS_PID_DIR/<pid> so tests can check nothing outlives toolchat,
+and its environment to stderr (which toolchat must keep out of the terminal)."""
+
+from __future__ import annotations
+
+import base64
+import os
+import sys
+import time
+
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver.utilities.types import Image
+
+PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==")
+
+
+def build() -> MCPServer:
+    server = MCPServer("faults")
+
+    @server.tool(description="Say the text back.")
+    def echo(text: str) -> str:
+        return text
+
+    @server.tool(description="Sleep for this many seconds, then answer.")
+    def hang(seconds: float) -> str:
+        time.sleep(seconds)
+        return f"slept {seconds}"
+
+    @server.tool(description="Answer with this many characters.")
+    def big(size: int = 1_000_000) -> str:
+        return "x" * size
+
+    @server.tool(description="Fail the way a tool should: an isError result.")
+    def fail() -> str:
+        raise ToolError("the disk is full")
+
+    @server.tool(description="Answer with a tiny PNG and a caption.")
+    def image() -> list:
+        return ["a red pixel", Image(data=PNG * 200, format="png")]
+
+    @server.tool(description="Add the tool `extra` and tell the client its tools changed.")
+    async def grow(ctx: Context) -> str:
+        if "extra" not in {tool.name for tool in await server.list_tools()}:
+            server.add_tool(lambda: "extra ran", name="extra", description="Added while running.")
+        await ctx.notify_tools_changed()
+        try:
+            await ctx.session.send_tool_list_changed()  # the 2025-11-25 notification
+        except Exception:  # noqa: BLE001 - a 2026-07-28 connection has no session to send it on
+            pass
+        return "added extra"
+
+    @server.tool(description="Exit in the middle of the call.")
+    def die() -> str:
+        os._exit(3)
+
+    return server
+
+
+def main() -> None:
+    mode = sys.argv[1] if len(sys.argv) > 1 else "serve"
+    folder = os.environ.get("FAULTS_PID_DIR")
+    if folder:
+        with open(os.path.join(folder, str(os.getpid())), "w") as handle:
+            handle.write(mode)
+    print(f"faults: starting in mode {mode}; environment: {sorted(os.environ)}", file=sys.stderr, flush=True)
+    if mode == "exit-at-start":
+        print("faults: cannot open the database", file=sys.stderr, flush=True)
+        sys.exit(1)
+    if mode == "hang-at-start":
+        time.sleep(3600)
+    build().run()
+
+
+if __name__ == "__main__":
+    main()

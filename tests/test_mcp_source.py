@@ -1,0 +1,189 @@
+"""MCP servers as a tool source, against real servers: mcp-server-time and mcp-server-git from the
+package index, and tests/mcp_servers/faults.py (written with the SDK) for every fault."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("mcp")
+
+from conftest import free_port  # noqa: E402
+from mcp_helpers import FAULTS, TIME, HttpServer, git, git_repo, server_pids, spec, wait_gone  # noqa: E402
+
+from toolchat.mcp import open_source  # noqa: E402
+from toolchat.tools.model import ToolStatus  # noqa: E402
+from toolchat.tools.sources import RunLimits  # noqa: E402
+
+
+@pytest.fixture
+def opened(tmp_path):
+    """open(*specs) -> (source, notes); every source is closed after the test."""
+    sources = []
+
+    def start(*specs, environ=None):
+        notes: list[str] = []
+        source = open_source(list(specs), project_dir=tmp_path, environ=environ or dict(os.environ),
+                             data_dir=tmp_path / "data", notify=notes.append)
+        sources.append(source)
+        return source, notes
+
+    yield start
+    for source in sources:
+        source.close()
+
+
+def limits(tmp_path: Path, timeout: float = 20, max_output_chars: int = 20_000) -> RunLimits:
+    return RunLimits(tmp_path, timeout=timeout, max_output_chars=max_output_chars)
+
+
+def by_name(source) -> dict:
+    return {tool.name: tool for tool in source.tools()}
+
+
+def test_the_time_server_tells_the_time_in_tokyo(opened, tmp_path):
+    source, notes = opened(spec(TIME))
+    tools = by_name(source)
+    assert set(tools) == {"time__get_current_time", "time__convert_time"}
+    assert "timezone" in tools["time__get_current_time"].parameters["properties"]
+    result = source.run(tools["time__get_current_time"], {"timezone": "Asia/Tokyo"}, limits(tmp_path))
+    assert result.status is ToolStatus.OK
+    answer = json.loads(result.output)
+    assert answer["timezone"] == "Asia/Tokyo" and answer["datetime"].endswith("+09:00")
+    assert notes == [] and source.problems() == []
+
+
+def test_git_status_of_a_temporary_repository(opened, tmp_path):
+    repo = git_repo(tmp_path / "repo")
+    source, _ = opened(spec(git(repo)))
+    tools = by_name(source)
+    result = source.run(tools["git__git_status"], {"repo_path": str(repo)}, limits(tmp_path))
+    assert result.status is ToolStatus.OK
+    assert "new-notes.txt" in result.output and "On branch main" in result.output
+
+
+def test_servers_that_cannot_start_are_one_line_each_and_the_rest_go_on(opened, tmp_path):
+    pid_dir = tmp_path / "pids"
+    pid_dir.mkdir()
+    started = time.monotonic()
+    source, notes = opened(
+        spec(f"{FAULTS} exit-at-start", "exits", pid_dir),
+        spec(f"{FAULTS} hang-at-start", "hangs", pid_dir, startup_timeout=1.5),
+        spec("no-such-mcp-server --flag", "missing"),
+        spec(TIME),
+    )
+    tools = by_name(source)
+    assert time.monotonic() - started < 1.5 + 3 + 2  # the hung one is given up on, and killed in time
+    assert set(tools) == {"time__get_current_time", "time__convert_time"}
+    assert len(notes) == 3
+    exits, hangs, missing = sorted(notes)
+    assert exits.startswith("mcp exits: could not start") and "faults.py exit-at-start" in exits
+    assert "cannot open the database" in exits  # the tail of its stderr
+    assert "did not finish starting within 1.5 s" in hangs
+    assert missing == "mcp missing: could not start `no-such-mcp-server --flag`: command not found: no-such-mcp-server"
+    assert wait_gone(server_pids(pid_dir), 1) == []
+    states = {status.name: status.state for status in source.statuses()}
+    assert states == {"exits": "failed", "hangs": "failed", "missing": "failed", "time": "ready"}
+
+
+def test_results_become_text_the_model_can_read(opened, tmp_path):
+    source, _ = opened(spec(FAULTS, "f"))
+    tools = by_name(source)
+    image = source.run(tools["f__image"], {}, limits(tmp_path))
+    assert image.status is ToolStatus.OK
+    assert image.output == "a red pixel\n[image/png, 14 kB]"  # never base64 into the context
+    failed = source.run(tools["f__fail"], {}, limits(tmp_path))
+    assert failed.status is ToolStatus.ERROR and "the disk is full" in failed.output
+    big = source.run(tools["f__big"], {}, limits(tmp_path, max_output_chars=1000))
+    assert big.status is ToolStatus.OK
+    assert big.output.startswith("x" * 1000 + "\n[output cut: 999000 of 1000000 characters not shown]")
+
+
+def test_a_call_that_hangs_is_cancelled_at_the_timeout(opened, tmp_path):
+    source, _ = opened(spec(FAULTS, "f", timeout=1.0))
+    tools = by_name(source)
+    started = time.monotonic()
+    result = source.run(tools["f__hang"], {"seconds": 60}, limits(tmp_path, timeout=30))
+    assert result.status is ToolStatus.TIMEOUT
+    assert result.output == "Error: timed out after 1 s; the request was cancelled."
+    assert 1.0 <= time.monotonic() - started < 3
+    echo = source.run(tools["f__echo"], {"text": "still here"}, limits(tmp_path))
+    assert echo.output == "still here"  # the server and its session go on
+
+
+def test_a_changed_tool_list_is_offered_before_the_next_model_call(opened, tmp_path):
+    source, _ = opened(spec(FAULTS, "f"))
+    tools = by_name(source)
+    assert "f__extra" not in tools
+    assert source.run(tools["f__grow"], {}, limits(tmp_path)).output == "added extra"
+    tools = by_name(source)
+    assert "f__extra" in tools
+    assert source.run(tools["f__extra"], {}, limits(tmp_path)).output == "extra ran"
+
+
+def test_a_server_that_dies_mid_call_is_restarted_once(opened, tmp_path):
+    pid_dir = tmp_path / "pids"
+    pid_dir.mkdir()
+    source, notes = opened(spec(FAULTS, "f", pid_dir))
+    tools = by_name(source)
+    died = source.run(tools["f__die"], {}, limits(tmp_path))
+    assert died.status is ToolStatus.ERROR and "stopped" in died.output
+    assert {s.name: s.state for s in source.statuses()} == {"f": "exited"}
+    again = source.run(tools["f__echo"], {"text": "back"}, limits(tmp_path))
+    assert again.output == "back"
+    assert notes == ["mcp f stopped; restarting it"]
+    assert len(server_pids(pid_dir)) == 2
+    source.run(tools["f__die"], {}, limits(tmp_path))
+    last = source.run(tools["f__echo"], {"text": "no"}, limits(tmp_path))
+    assert last.status is ToolStatus.ERROR and "already restarted once" in last.output
+    assert len(server_pids(pid_dir)) == 2
+
+
+def test_closing_stops_a_server_hung_in_a_call_within_three_seconds(opened, tmp_path):
+    pid_dir = tmp_path / "pids"
+    pid_dir.mkdir()
+    source, _ = opened(spec(FAULTS, "f", pid_dir))
+    tools = by_name(source)
+    results = []
+    caller = threading.Thread(target=lambda: results.append(
+        source.run(tools["f__hang"], {"seconds": 600}, limits(tmp_path, timeout=600))))
+    caller.start()
+    time.sleep(0.5)
+    started = time.monotonic()
+    source.close()
+    assert time.monotonic() - started <= 3.0
+    assert wait_gone(server_pids(pid_dir), 0.5) == []
+    caller.join(5)
+    assert results and results[0].status is ToolStatus.ERROR  # the pending call is answered
+
+
+def test_a_stdio_server_gets_a_minimal_environment(opened, tmp_path):
+    environ = {**os.environ, "OPENAI_API_KEY": "sk-not-for-servers", "UNRELATED": "x", "LC_ALL": "C.UTF-8"}
+    server = spec(FAULTS, "f")
+    server.env = {"NAMED_FOR_IT": "1"}
+    source, _ = opened(server, environ=environ)
+    source.tools()
+    log = (tmp_path / "data" / "mcp-logs" / "f.log").read_text()
+    assert "'NAMED_FOR_IT'" in log and "'LC_ALL'" in log and "'PATH'" in log
+    assert "OPENAI_API_KEY" not in log and "UNRELATED" not in log
+
+
+def test_an_http_server_needs_its_bearer_header(opened, tmp_path):
+    server = HttpServer(free_port(), token="s3cret-token-value")
+    try:
+        good = spec(server.url, "docs", headers={"Authorization": "Bearer s3cret-token-value"})
+        bad = spec(server.url, "wrong", headers={"Authorization": "Bearer another-token-value"}, startup_timeout=5)
+        source, notes = opened(good, bad)
+        tools = by_name(source)
+        assert list(tools) == ["docs__lookup"]
+        result = source.run(tools["docs__lookup"], {"word": "cache"}, limits(tmp_path))
+        assert result.output == "docs: cache is documented on page 7"
+        assert len(notes) == 1 and notes[0].startswith("mcp wrong: could not start")
+        assert "another-token-value" not in notes[0]
+    finally:
+        server.stop()
