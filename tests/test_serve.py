@@ -9,33 +9,12 @@ import json
 import openai
 import pytest
 
-from fakeserver import FakeServer, openai_calls, sse, text_stream
-from serving import Served
+from fakeserver import openai_calls, sse, text_stream
+from serving import Served, serve, upstream  # noqa: F401 (fixtures)
 
 WEATHER = [("get_weather", {"city": "Singapore"})]
 ANSWER = "It's sunny in Singapore and 20C."
 USAGE = {"prompt_tokens": 30, "completion_tokens": 7, "total_tokens": 37}
-
-
-@pytest.fixture
-def upstream():
-    with FakeServer() as running:
-        yield running
-        assert not running.scripts, f"scripted replies left unused: {running.scripts}"
-
-
-@pytest.fixture
-def serve(upstream, isolated_env, tmp_path):
-    started: list[Served] = []
-
-    def start(*args: str) -> Served:
-        served = Served(["--base-url", upstream.url, *args], isolated_env, tmp_path).wait_ready()
-        started.append(served)
-        return served
-
-    yield start
-    for served in started:
-        assert served.stop() == 0, served.log()
 
 
 def client(served: Served) -> openai.OpenAI:

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from fakeserver import FakeServer, error, openai_calls, sse, text_stream
-from serving import Served, free_port, post
+from fakeserver import error, openai_calls, sse, text_stream
+from serving import Served, free_port, post, serve, upstream  # noqa: F401 (fixtures)
 
 ANSWER = "It's sunny in Singapore and 20C."
 ASK = {"model": "toolchat", "messages": [{"role": "user", "content": "Weather in Singapore?"}]}
@@ -27,27 +27,6 @@ def wait_here(marker: str) -> str:
     time.sleep(60)
     return "done"
 '''
-
-
-@pytest.fixture
-def upstream():
-    with FakeServer() as running:
-        yield running
-        assert not running.scripts, f"scripted replies left unused: {running.scripts}"
-
-
-@pytest.fixture
-def serve(upstream, isolated_env, tmp_path):
-    started: list[Served] = []
-
-    def start(*args: str, env: dict[str, str] | None = None, base_url: str | None = None) -> Served:
-        served = Served(["--base-url", base_url or upstream.url, *args], {**isolated_env, **(env or {})}, tmp_path)
-        started.append(served.wait_ready())
-        return served
-
-    yield start
-    for served in started:
-        assert served.stop() == 0, served.log()
 
 
 def sse_events(raw: bytes) -> list[str]:
