@@ -149,9 +149,6 @@ def resolve(files: list[ConfigFile], overrides: Mapping[str, Any], cwd: Path,
             continue
         if key in ("tool_paths", "allow", "deny"):  # flags add to what the config lists
             getattr(settings, key).extend(value)
-        elif key == "mcp_servers":  # --mcp adds servers, replacing one of the same name
-            settings.mcp_servers = [s for s in settings.mcp_servers if s.name not in {v.name for v in value}]
-            settings.mcp_servers += [_with_cwd(spec, settings.project_dir) for spec in value]
         else:
             setattr(settings, key, value)
         settings.origins[key] = "command line"
