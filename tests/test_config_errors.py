@@ -27,6 +27,8 @@ CASES = [
      "'profiles.a.temperature' is set twice (first on line 3)"),
     ("profiles:\n  a: {}\n  a: {}\n", "3", "'profiles.a' is set twice (first on line 2)"),
     ("tools:\n  allow: [a]\n\tdeny: [b]\n", "3:1", "tabs cannot indent YAML; use spaces"),
+    ("model: m\n---\nmodel: n\n", "2:1",
+     "broken YAML: expected a single document in the stream, but found another document"),
 ]
 
 

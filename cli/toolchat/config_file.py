@@ -198,7 +198,7 @@ def fail(path: Path | str, lines: dict[tuple[str, ...], int], where: tuple[str, 
     raise ConfigError(f"{path}:{lines.get(where, 1)}: {message}")
 
 
-_SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|AUTH|COOKIE", re.IGNORECASE)
+_SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSW|CREDENTIAL|COOKIE|(^|[_-])AUTH(ORIZATION)?($|[_-])", re.IGNORECASE)
 _SECRET_PLACES = ("api_key", "headers")  # anything expanded into these is a secret
 
 

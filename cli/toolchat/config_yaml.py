@@ -150,7 +150,7 @@ def describe_error(exc: Exception, path: Path, text: str) -> str:
         return f"{_at(path, unclosed[1], last)}: '{unclosed[0]}' is never closed"
     if "'\\t'" in problem or (mark is not None and _tab_indented(text, mark.line)):
         return f"{_at(path, mark, last)}: tabs cannot indent YAML; use spaces"
-    words = f"broken YAML: {problem}"
+    words = f"broken YAML: {context}, {problem}" if problem.startswith("but ") and context else f"broken YAML: {problem}"
     if opened is not None and context in _OPENERS:
         words += f" (inside the {_OPENERS[context]} opened on line {opened.line + 1}, column {opened.column + 1})"
     if mark is None or mark.line + 1 > last:
