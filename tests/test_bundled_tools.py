@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import os
 import re
+import time
 
 import pytest
 
-from toolchat.tools import discover
-from toolchat.tools.runner import run_tool
+from toolchat.tools import RunLimits, discover
 
 REGISTRY = discover([])
 
 
-def call(name: str, cwd, **arguments) -> tuple[str, str]:
-    result = run_tool(REGISTRY.get(name), arguments, cwd=cwd, timeout=20)
+def call(name: str, cwd, timeout: float = 20, **arguments) -> tuple[str, str]:
+    result = REGISTRY.run(REGISTRY.get(name), arguments, RunLimits(cwd, timeout))
     return result.status.value, result.output
 
 
@@ -27,15 +27,29 @@ def test_calculator(tmp_path, expression, answer):
 
 
 @pytest.mark.parametrize("expression, reason", [
-    ("__import__('os').system('true')", "unsupported element"),
-    ("open('x')", "unsupported element"),
-    ("(1).__class__", "unsupported element"),
+    ("__import__('os').system('true')", "unknown function '__import__('os').system'"),
+    ("open('x')", "unknown function 'open'"),
+    ("(1).__class__", "attribute access is not arithmetic"),
+    ("foo + 1", "unknown name 'foo'"),
+    ("'a' * 3", "'a' is not a number"),
     ("9 ** 9 ** 9", "exponent"),
+    ("(10**1000)**1000", "too large"),
+    ("(10**10000)**10000", "too large"),
+    ("(10**3000) * (10**3000)", "too large"),
+    ("factorial(1000) * factorial(1000)", "too large"),
     ("2 +", "not an arithmetic expression"),
 ])
 def test_calculator_refuses_anything_but_arithmetic(tmp_path, expression, reason):
     status, output = call("calculate", tmp_path, expression=expression)
     assert status == "error" and reason in output
+
+
+def test_calculator_answers_a_huge_power_at_once(tmp_path):
+    started = time.monotonic()
+    status, output = call("calculate", tmp_path, timeout=5, expression="(10**10000)**10000")
+    assert status == "error" and "too large" in output and "timeout" not in status
+    assert time.monotonic() - started < 2
+    assert call("calculate", tmp_path, expression="2 ** 10000 % 7") == ("ok", "2")
 
 
 def test_clock(tmp_path):
@@ -81,3 +95,12 @@ def test_file_tools_read_inside_the_project(project):
 def test_file_tools_refuse_to_leave_the_project(project, name, arguments):
     status, output = call(name, project, **arguments)
     assert status == "error" and "outside the project folder" in output
+
+
+def test_search_skips_fifos_and_other_special_files(project):
+    os.mkfifo(project / "src" / "pipe.txt")  # opening it would wait for a writer forever
+    status, found = call("search_text", project, timeout=5, pattern="needle")
+    assert status == "ok"
+    assert found.splitlines() == ["README.md:2: the needle is here", "src/main.py:2: needle = 1"]
+    status, output = call("search_text", project, timeout=5, pattern="needle", path="src/pipe.txt")
+    assert status == "error" and "not a regular file" in output

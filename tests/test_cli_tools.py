@@ -187,3 +187,15 @@ def test_the_wheel_ships_the_bundled_tools(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     for module in ("weather.py", "calculator.py", "clock.py", "files.py"):
         assert f"toolchat/bundled_tools/{module}" in names
+
+
+def test_plugins_that_print_or_exit_at_import_cannot_spoil_the_output(cli, plugin_dir):
+    folder = plugin_dir(noisy="import os\nos.write(1, b'{garbage')\nos.system('echo shell noise')\n\n"
+                              "def noisy() -> str:\n    '''Noisy.'''\n    return 'n'\n",
+                        leaver="import os\nos._exit(0)\n")
+    done = cli("tools", "schema", "-t", str(folder), "--no-bundled-tools")
+    assert done.returncode == 0, done.stderr
+    assert [d["function"]["name"] for d in json.loads(done.stdout)] == ["noisy"]
+    done = cli("tools", "list", "-t", str(folder), "--no-bundled-tools")
+    assert "noisy" in done.stdout and "garbage" not in done.stdout and "shell noise" not in done.stdout
+    assert "plugins/leaver.py: the process exited with code 0 while importing it" in done.stdout

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from toolchat.errors import ToolLoadError
-from toolchat.tools import discover
-from toolchat.tools.runner import run_tool
+from toolchat.tools import RunLimits, discover
+
 
 BUNDLED = {"get_weather", "calculate", "current_datetime", "list_directory", "read_file", "search_text"}
 
@@ -45,8 +47,8 @@ def test_a_single_file_and_the_bundled_folder(plugin_dir):
     folder = plugin_dir(one="def one():\n    '''One.'''\n", two="def two():\n    '''Two.'''\n")
     registry = discover([folder / "one.py"])
     assert set(registry.names()) == BUNDLED | {"one"}
-    assert all(registry.get(n).bundled for n in BUNDLED)
-    assert not registry.get("one").bundled
+    assert all(registry.get(n).origin == "bundled" for n in BUNDLED)
+    assert registry.get("one").origin == str((folder / "one.py").resolve())
 
 
 def test_explicit_definitions_bound_to_callables(plugin_dir):
@@ -68,8 +70,8 @@ def test_explicit_definitions_bound_to_callables(plugin_dir):
     ''')
     registry = discover([folder], bundled=False)
     assert registry.names() == ["current_time", "multiply"]
-    assert run_tool(registry.get("current_time"), {}, cwd=folder).output == "noon"
-    assert run_tool(registry.get("multiply"), {"a": 6, "b": 7}, cwd=folder).output == "42"
+    assert registry.run(registry.get("current_time"), {}, RunLimits(folder)).output == "noon"
+    assert registry.run(registry.get("multiply"), {"a": 6, "b": 7}, RunLimits(folder)).output == "42"
 
 
 def test_broken_modules_are_listed_with_reasons_and_skipped(plugin_dir):
@@ -82,7 +84,7 @@ def test_broken_modules_are_listed_with_reasons_and_skipped(plugin_dir):
     )
     registry = discover([folder], bundled=False)
     assert registry.names() == ["fine"]
-    reasons = {f.source.name: f.reason for f in registry.failures}
+    reasons = {Path(p.where).name: p.reason for p in registry.problems()}
     assert reasons == {
         "exits.py": "the module called sys.exit(4) while loading",
         "missing.py": "ModuleNotFoundError: No module named 'no_such_package_xyz'",
@@ -102,7 +104,7 @@ def test_a_user_tool_replaces_a_bundled_one_and_says_so(plugin_dir):
     folder = plugin_dir(w="def get_weather(city: str) -> str:\n    '''Real weather.'''\n    return 'rain'\n")
     registry = discover([folder])
     assert registry.get("get_weather").description == "Real weather."
-    assert registry.replaced["get_weather"].name == "weather.py"
+    assert registry.replaced["get_weather"].source.name == "weather.py"
 
 
 def test_same_folder_given_twice_is_not_a_conflict(plugin_dir):
@@ -120,7 +122,7 @@ def test_a_plugin_can_import_its_sibling_helper(plugin_dir):
                         loud="from _helpers import shout\n\ndef loud(s: str) -> str:\n    '''Loud.'''\n    return shout(s)\n")
     registry = discover([folder], bundled=False)
     assert registry.names() == ["loud"]
-    assert run_tool(registry.get("loud"), {"s": "hey"}, cwd=folder).output == "HEY"
+    assert registry.run(registry.get("loud"), {"s": "hey"}, RunLimits(folder)).output == "HEY"
 
 
 def test_the_schema_cache_skips_imports_of_unchanged_modules(plugin_dir, tmp_path):
@@ -142,8 +144,8 @@ def test_the_schema_cache_skips_imports_of_unchanged_modules(plugin_dir, tmp_pat
     second = discover([folder], bundled=False, cache=SchemaCache(cache_file))
     assert marker.read_text() == "x", "an unchanged module was imported again just to list it"
     assert second.get("counted").parameters == first.get("counted").parameters
-    assert [f.reason for f in second.failures] == ["ModuleNotFoundError: No module named 'not_there_pkg'"]
-    assert run_tool(second.get("counted"), {"n": 21}, cwd=folder).output == "42"  # imported on first run
+    assert [p.reason for p in second.problems()] == ["ModuleNotFoundError: No module named 'not_there_pkg'"]
+    assert second.run(second.get("counted"), {"n": 21}, RunLimits(folder)).output == "42"  # imported on first run
     assert marker.read_text() == "xx"
     source = folder / "counted.py"
     source.write_text(source.read_text().replace("'''Counted.'''", "'''Counted twice.'''"))
@@ -164,5 +166,74 @@ def test_a_cached_tool_whose_module_now_fails_reports_it(plugin_dir, tmp_path):
         del sys.modules[name]
     registry = discover([folder], bundled=False, cache=SchemaCache(cache_file))
     (folder / "fragile.py").unlink()
-    result = run_tool(registry.get("fragile"), {}, cwd=folder)
-    assert result.status.value == "error" and "the tool's module failed to load" in result.output
+    result = registry.run(registry.get("fragile"), {}, RunLimits(folder))
+    assert result.status.value == "error" and "FileNotFoundError" in result.output
+
+
+def test_dangling_symlinks_and_loops_are_skipped_with_a_warning(plugin_dir):
+    folder = plugin_dir(good="def fine():\n    '''Fine.'''\n    return 1\n")
+    (folder / "dangling.py").symlink_to(folder / "gone.py")
+    (folder / "loop.py").symlink_to(folder / "loop.py")
+    (folder / ".#good.py").symlink_to("user@host.1234:1700000000")  # an editor's lock link: hidden, skipped quietly
+    registry = discover([folder], bundled=False)
+    assert registry.names() == ["fine"]
+    reasons = {Path(p.where).name: p.reason for p in registry.problems()}
+    assert reasons == {"dangling.py": "a symbolic link to nothing; skipped", "loop.py": "a symbolic link loop; skipped"}
+
+
+def test_a_module_that_hangs_crashes_or_exits_at_import_is_listed_broken(plugin_dir):
+    from toolchat.tools import Registry
+    from toolchat.tools.folders import PluginFolders
+
+    folder = plugin_dir(good="def fine():\n    '''Fine.'''\n    return 1\n",
+                        hangs="while True:\n    pass\n",
+                        exits="import os\nos._exit(0)\n",
+                        crashes="import ctypes\nctypes.string_at(0)\n")
+    registry = Registry([PluginFolders([folder], import_timeout=1)])
+    assert registry.names() == ["fine"]
+    reasons = {Path(p.where).name: p.reason for p in registry.problems()}
+    assert reasons == {
+        "hangs.py": "importing it took longer than 1 s (does it hang at import?)",
+        "exits.py": "the process exited with code 0 while importing it",
+        "crashes.py": "the process crashed (signal SIGSEGV) while importing it",
+    }
+
+
+def test_a_failed_import_is_tried_again_next_time(plugin_dir, tmp_path):
+    from toolchat.tools.cache import SchemaCache
+
+    folder = plugin_dir(uses="from later_helper import VALUE\n\ndef uses() -> int:\n    '''Uses.'''\n    return VALUE\n")
+    cache_file = tmp_path / "schemas.json"
+    first = discover([folder], bundled=False, cache=SchemaCache(cache_file))
+    assert first.names() == [] and "No module named 'later_helper'" in first.problems()[0].reason
+    (folder / "later_helper.py").write_text("VALUE = 7\n")  # the missing piece arrives; uses.py is untouched
+    second = discover([folder / "uses.py"], bundled=False, cache=SchemaCache(cache_file))
+    assert second.names() == ["uses"] and second.problems() == []
+    assert second.run(second.get("uses"), {}, RunLimits(folder)).output == "7"
+
+
+def test_printing_at_import_never_reaches_toolchats_output(plugin_dir, capfd):
+    folder = plugin_dir(noisy='''
+        import os, sys
+        print("print at import")
+        os.write(1, b"fd 1 at import\\n")
+        os.write(2, b"fd 2 at import\\n")
+        os.system("echo shell at import")
+
+        def quiet() -> str:
+            """Quiet."""
+            return "ok"
+        ''')
+    registry = discover([folder], bundled=False)
+    assert registry.names() == ["quiet"]
+    out, err = capfd.readouterr()
+    assert "import" not in out + err
+
+
+def test_toolchat_itself_never_imports_a_plugin(plugin_dir):
+    import sys
+
+    folder = plugin_dir(private="def private_tool() -> str:\n    '''P.'''\n    return 'p'\n")
+    registry = discover([folder], bundled=False)
+    assert registry.run(registry.get("private_tool"), {}, RunLimits(folder)).output == "p"
+    assert not [name for name in sys.modules if name.endswith("_private")]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from typing import Any, Literal, Optional, Union
+from typing import Annotated, Any, Literal, Optional, Union
 
 from toolchat.tools.schema import function_schema
 
@@ -174,3 +174,39 @@ def test_unsupported_type_accepts_anything_with_a_warning():
     schema = function_schema(f)
     assert schema.parameters["properties"]["t"] == {}
     assert any("unsupported type Thing" in w for w in schema.warnings)
+
+
+def test_positional_only_parameters_are_in_the_schema():
+    def area(w: float, h: float, /, unit: str = "m") -> str:
+        """Area.
+
+        Args:
+            w: Width
+            h: Height
+            unit: Unit
+        """
+
+    assert function_schema(area).parameters == {
+        "type": "object",
+        "properties": {"w": {"type": "number", "description": "Width"}, "h": {"type": "number", "description": "Height"},
+                       "unit": {"type": "string", "description": "Unit"}},
+        "required": ["w", "h"],
+    }
+
+
+def test_annotated_descriptions_are_read():
+    def shout(text: Annotated[str, "The text"], times: Annotated[Optional[int], "How often"] = None,
+              level: Annotated[int, "ignored: the docstring wins"] = 1) -> str:
+        """Shout.
+
+        Args:
+            level: Loudness
+        """
+
+    schema = function_schema(shout)
+    assert schema.parameters["properties"] == {
+        "text": {"type": "string", "description": "The text"},
+        "times": {"type": ["integer", "null"], "description": "How often"},
+        "level": {"type": "integer", "description": "Loudness"},
+    }
+    assert schema.warnings == []

@@ -13,7 +13,7 @@ from toolchat.tools.validate import InvalidArguments, parse_arguments, validate_
 
 def make_tool(func) -> Tool:
     s = function_schema(func)
-    return Tool(s.name, s.description, s.parameters, func, Path("x.py"), accepts_extra=s.accepts_extra)
+    return Tool(s.name, s.description, s.parameters, source=Path("x.py"), accepts_extra=s.accepts_extra)
 
 
 def weather(city: str, days: int = 1, units: str = "metric", tags: list[str] | None = None):
@@ -81,3 +81,17 @@ def test_parse_arguments_accepts_strings_objects_and_nothing(raw, expected):
 def test_parse_arguments_rejects_non_objects(raw, message):
     with pytest.raises(InvalidArguments, match=message):
         parse_arguments(raw)
+
+
+@pytest.mark.parametrize("depth", [1_000, 100_000])
+def test_arguments_nested_too_deep_are_invalid_not_a_crash(depth):
+    raw = '{"city": ' + "[" * depth + "]" * depth + "}"
+    with pytest.raises(InvalidArguments, match="nested too deeply"):
+        validate_arguments(TOOL, parse_arguments(raw))
+
+
+def test_an_edited_dict_nested_too_deep_is_invalid_too():
+    value: list = []
+    for _ in range(5_000):
+        value = [value]
+    assert "nested too deeply" in problem({"city": "Oslo", "tags": value})

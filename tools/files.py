@@ -87,7 +87,11 @@ def search_text(pattern: str, path: str = ".", regex: bool = False, max_results:
 
 
 def _text_files(target: Path):
-    if target.is_file():
+    """The regular files to search; FIFOs, sockets and devices are skipped (reading one can wait
+    forever)."""
+    if not target.is_dir():
+        if not target.is_file():
+            raise ValueError(f"{_shown(target)!r} is not a regular file or a folder")
         yield target
         return
     root = Path.cwd().resolve()
@@ -96,7 +100,7 @@ def _text_files(target: Path):
         for name in sorted(files):
             file = Path(folder, name)
             resolved = file.resolve()
-            if resolved == root or root in resolved.parents:  # symlinks that leave are skipped
+            if (resolved == root or root in resolved.parents) and resolved.is_file():  # symlinks that leave are skipped
                 yield file
 
 

@@ -175,7 +175,8 @@ def _registry(settings: Any, no_tools: bool) -> Any:
     from toolchat.tools import Registry
     from toolchat.tools.registry import load
 
-    return Registry() if no_tools else load(settings.tool_paths, settings.bundled_tools, Environment().cache_dir)
+    return Registry() if no_tools else load(settings.tool_paths, settings.bundled_tools, Environment().cache_dir,
+                                                 settings.project_dir)
 
 
 @app.command()
@@ -380,6 +381,9 @@ def sessions_show(session_id: Annotated[str, typer.Argument(help="An id from `to
 
 def main(argv: Optional[List[str]] = None) -> int:
     """Run the CLI; every failure becomes one line on stderr and an exit code."""
+    from toolchat.tools import worker
+
+    worker.start()  # the tool worker is forked first, before any thread exists
     env = Environment()
     _sigterm_is_an_interrupt()
     args = list(sys.argv[1:] if argv is None else argv)

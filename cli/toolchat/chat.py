@@ -53,7 +53,7 @@ class ChatDisplay:
         elif isinstance(event, CallRequested):
             self.stream.end()
             tool = self.registry().get(event.call.name)
-            source = ("bundled" if tool.bundled else str(tool.source)) if tool else "no such tool"
+            source = tool.origin if tool else "no such tool"
             arguments = event.arguments if event.arguments is not None else event.call.arguments
             self.console.print(call_panel(event.call.name, arguments, source))
         elif isinstance(event, CallDecided):

@@ -13,3 +13,5 @@ LOCAL_MODEL = "bundled"
 LOCAL_TEMPERATURE = 0.3  # the local backend's sampling temperature when none is set
 LOCAL_MAX_TOKENS = 512  # the local backend's answer length when none is set
 MCP_STARTUP_TIMEOUT = 30.0
+MAX_PRINTED_BYTES = 4_000_000  # a tool printing more is stopped ("its output was too large")
+PLUGIN_IMPORT_TIMEOUT = 10.0  # seconds a plugin module may take to import for discovery

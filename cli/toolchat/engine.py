@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterable, Union
 from toolchat.backends.base import Backend, Reply, Request, TextDelta, ToolCall, Usage
 from toolchat.errors import BackendError, UsageError
 from toolchat.tools import Registry, Tool, ToolResult, ToolStatus
-from toolchat.tools.runner import run_tool
+from toolchat.tools.sources import RunLimits
 from toolchat.tools.validate import InvalidArguments, parse_arguments, validate_arguments
 
 
@@ -264,9 +264,9 @@ class Engine:
                 return CallRecord(call.id, call.name, decision.arguments, ToolStatus.INVALID,
                                   f"Error: the edited arguments are invalid: {exc}")
             arguments = decision.arguments
-        outcome: ToolResult = run_tool(tool, arguments, cwd=self.tool_options.cwd,
-                                       timeout=self.tool_options.timeout,
-                                       max_output_chars=self.tool_options.max_output_chars)
+        options = self.tool_options
+        outcome: ToolResult = self.registry.run(tool, arguments,
+                                                RunLimits(options.cwd, options.timeout, options.max_output_chars))
         return CallRecord(call.id, call.name, arguments, outcome.status, outcome.output, outcome.duration)
 
     def _not_run(self, call: ToolCall) -> CallRecord:

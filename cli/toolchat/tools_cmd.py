@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import difflib
 import json
-from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -17,36 +16,28 @@ from toolchat.render import clean, plain
 from toolchat.tools import Registry, Tool
 
 
-def where(tool_or_path: Tool | Path, project_dir: Path) -> str:
-    path = tool_or_path.source if isinstance(tool_or_path, Tool) else tool_or_path
-    if isinstance(tool_or_path, Tool) and tool_or_path.bundled:
-        return f"bundled: {path.name}"
-    try:
-        return str(path.relative_to(project_dir))
-    except ValueError:
-        return str(path)
-
-
 def list_tools(registry: Registry, settings: Settings, out: Console) -> None:
     table = Table(show_edge=False, pad_edge=False, box=None, header_style="bold")
     table.add_column("tool", style="bold cyan", no_wrap=True)
     table.add_column("description")
     table.add_column("source", style="dim")
     for tool in registry.tools.values():
-        table.add_row(plain(tool.name), plain(tool.summary), plain(where(tool, settings.project_dir)))
+        table.add_row(plain(tool.name), plain(tool.summary), plain(tool.origin))
     if registry.tools:
         out.print(table)
     else:
         out.print("No tools found.")
-    for name, bundled_file in registry.replaced.items():
-        out.print(plain(f"note: your '{name}' replaces the bundled tool of that name ({bundled_file.name})", "yellow"))
+    for name, replaced in registry.replaced.items():
+        which = f" ({replaced.source.name})" if replaced.source is not None else ""
+        out.print(plain(f"note: your '{name}' replaces the bundled tool of that name{which}", "yellow"))
     for tool in registry.tools.values():
         for warning in tool.warnings:
             out.print(plain(f"warning: {tool.name}: {warning}", "yellow"))
-    if registry.failures:
-        out.print(Text("\nModules that failed to load (skipped):", style="bold red"))
-        for failure in registry.failures:
-            out.print(plain(f"  {where(failure.source, settings.project_dir)}: {failure.reason}", "red"))
+    problems = registry.problems()
+    if problems:
+        out.print(Text("\nSkipped (could not be loaded):", style="bold red"))
+        for problem in problems:
+            out.print(plain(f"  {problem.where}: {problem.reason}", "red"))
 
 
 def find_tool(registry: Registry, name: str) -> Tool:
@@ -61,8 +52,8 @@ def find_tool(registry: Registry, name: str) -> Tool:
 def show_tool(tool: Tool, settings: Settings, out: Console) -> None:
     out.print(Text.assemble(("tool ", "dim"), plain(tool.name, "bold cyan")))
     out.print(plain(tool.description or "(no description)"))
-    out.print(Text.assemble(("source: ", "dim"), plain(str(tool.source)),
-                            (" (bundled)" if tool.bundled else "", "dim")))
+    where = f"{tool.origin} ({tool.source})" if tool.source is not None and tool.origin != str(tool.source) else tool.origin
+    out.print(Text.assemble(("source: ", "dim"), plain(where)))
     properties: dict[str, Any] = tool.parameters.get("properties", {})
     required = set(tool.parameters.get("required", []))
     if properties:
@@ -98,7 +89,7 @@ def schema_json(registry: Registry, names: list[str]) -> str:
 
 def run_once(registry: Registry, name: str, raw_args: str | None, settings: Settings,
              out: Console, err: Console) -> int:
-    from toolchat.tools.runner import run_tool
+    from toolchat.tools.sources import RunLimits
     from toolchat.tools.validate import InvalidArguments, parse_arguments, validate_arguments
 
     tool = find_tool(registry, name)
@@ -107,8 +98,8 @@ def run_once(registry: Registry, name: str, raw_args: str | None, settings: Sett
         validate_arguments(tool, arguments)
     except InvalidArguments as exc:
         raise UsageError(f"invalid arguments for '{tool.name}': {exc}") from None
-    result = run_tool(tool, arguments, cwd=settings.project_dir, timeout=settings.tool_timeout,
-                      max_output_chars=settings.max_output_chars)
+    result = registry.run(tool, arguments, RunLimits(settings.project_dir, settings.tool_timeout,
+                                                     settings.max_output_chars))
     if result.ok:
         out.print(plain(result.output), soft_wrap=True, markup=False, highlight=False)
         return ExitStatus.OK

@@ -1,6 +1,7 @@
 """Schemas of plugin modules cached by file path, size and mtime, so listing an unchanged folder
-(and offering its tools to a model) does not import it; a tool's module is imported when the tool
-first runs. The key also holds the Python and toolchat versions."""
+(and offering its tools to a model) does not import it. Only modules that loaded are cached: a
+failure is tried again next time (the missing package may have been installed since). The key
+also holds the Python and toolchat versions."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import Any
 
 from toolchat import __version__
 
-_KEY = f"toolchat {__version__} python {sys.version_info[0]}.{sys.version_info[1]}"
+_KEY = f"toolchat {__version__} schemas 2 python {sys.version_info[0]}.{sys.version_info[1]}"
 
 
 class SchemaCache:
@@ -32,15 +33,20 @@ class SchemaCache:
         info = module_file.stat()
         return [info.st_size, info.st_mtime_ns]
 
-    def get(self, module_file: Path) -> dict[str, Any] | None:
+    def get(self, module_file: Path) -> list[dict[str, Any]] | None:
+        """The described tools of an unchanged module that loaded, else None."""
         entry = self.entries.get(str(module_file))
-        if entry and entry.get("stamp") == self._stamp(module_file):
-            return entry
+        if entry and entry.get("stamp") == self._stamp(module_file) and isinstance(entry.get("tools"), list):
+            return entry["tools"]
         return None
 
-    def put(self, module_file: Path, tools: list[dict[str, Any]], failure: str | None) -> None:
-        self.entries[str(module_file)] = {"stamp": self._stamp(module_file), "tools": tools, "failure": failure}
+    def put(self, module_file: Path, tools: list[dict[str, Any]]) -> None:
+        self.entries[str(module_file)] = {"stamp": self._stamp(module_file), "tools": tools}
         self.dirty = True
+
+    def forget(self, module_file: Path) -> None:
+        if self.entries.pop(str(module_file), None) is not None:
+            self.dirty = True
 
     def save(self) -> None:
         if not self.dirty:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 
 class ToolStatus(str, Enum):
@@ -20,25 +20,18 @@ class ToolStatus(str, Enum):
 
 @dataclass
 class Tool:
-    """A function the model may call, with the JSON schema of its arguments."""
+    """A tool the model may call, with the JSON schema of its arguments. Only its description
+    lives in toolchat's process: the code runs wherever its source runs it (a Python plugin's in a
+    child of the tool worker, an MCP tool in its server)."""
 
     name: str
     description: str
     parameters: dict[str, Any]
-    func: Callable[..., Any] | None  # None until first run when the schema came from the cache
-    source: Path
-    bundled: bool = False
+    origin: str = ""  # where it comes from, for display: "bundled", "plugins/weather.py", "mcp time"
+    source: Path | None = None  # the plugin file, for sources that have one
     warnings: list[str] = field(default_factory=list)
-    accepts_extra: bool = False  # the function takes **kwargs
-    enum_params: dict[str, type[Enum]] = field(default_factory=dict)  # converted before the call
-    loader: Callable[[], "Tool"] | None = field(default=None, repr=False)  # imports the module on demand
+    accepts_extra: bool = False  # the function takes **kwargs (additional properties allowed)
     validator: Any = field(default=None, repr=False, compare=False)  # built on first validation
-
-    def ensure_loaded(self) -> None:
-        """Import the tool's module if only its cached schema is known (raises what import raises)."""
-        if self.func is None and self.loader is not None:
-            loaded = self.loader()
-            self.func, self.enum_params = loaded.func, loaded.enum_params
 
     def definition(self) -> dict[str, Any]:
         """The OpenAI-format definition sent to the model."""

@@ -52,14 +52,17 @@ def function_schema(func: Callable[..., Any]) -> FunctionSchema:
         if param.kind is param.VAR_KEYWORD:
             accepts_extra = True
             continue
-        if param.kind in (param.VAR_POSITIONAL, param.POSITIONAL_ONLY) or param.name == "self":
+        if param.kind is param.VAR_POSITIONAL or param.name == "self":
             continue
         prop = _param_schema(param.name, hints, warnings)
         found_enum = _enum_class(hints.get(param.name))
         if found_enum is not None:
             enum_params[param.name] = found_enum
+        annotated = _annotated_description(hints.get(param.name))
         if param.name in doc.args and doc.args[param.name]:
             prop["description"] = doc.args[param.name]
+        elif annotated:
+            prop["description"] = annotated
         elif doc.description:
             warnings.append(f"no description for argument '{param.name}' in the docstring")
         if param.name in doc.choices:
@@ -75,7 +78,7 @@ def function_schema(func: Callable[..., Any]) -> FunctionSchema:
 
 def _type_hints(func: Callable[..., Any], warnings: list[str]) -> dict[str, Any]:
     try:
-        return typing.get_type_hints(func, include_extras=False)
+        return typing.get_type_hints(func, include_extras=True)
     except Exception as exc:  # an unresolvable forward reference, say
         warnings.append(f"type hints could not be read ({type(exc).__name__}: {exc})")
         return {}
@@ -174,8 +177,27 @@ def _tuple_schema(args: tuple[Any, ...]) -> dict[str, Any]:
     return {"type": "array", "prefixItems": items, "minItems": len(items), "maxItems": len(items)}
 
 
+def enum_params(func: Callable[..., Any]) -> dict[str, type[enum.Enum]]:
+    """The parameters of `func` whose values must become members of an Enum before the call."""
+    try:
+        hints = typing.get_type_hints(func, include_extras=True)
+    except Exception:
+        return {}
+    found = {name: _enum_class(tp) for name, tp in hints.items() if name != "return"}
+    return {name: cls for name, cls in found.items() if cls is not None}
+
+
+def _annotated_description(tp: Any) -> str | None:
+    """The first string in `Annotated[T, "the description", ...]`, as openai-agents reads it."""
+    if get_origin(tp) is typing.Annotated:
+        return next((m.strip() for m in tp.__metadata__ if isinstance(m, str) and m.strip()), None)
+    return None
+
+
 def _enum_class(tp: Any) -> type[enum.Enum] | None:
     """The Enum class behind an annotation such as `Color` or `Color | None`, if any."""
+    if get_origin(tp) is typing.Annotated:
+        return _enum_class(get_args(tp)[0])
     if isinstance(tp, type) and issubclass(tp, enum.Enum):
         return tp
     if get_origin(tp) in (Union, types.UnionType):

@@ -21,6 +21,7 @@ class RunLimits:
     cwd: Path
     timeout: float = defaults.TOOL_TIMEOUT
     max_output_chars: int = defaults.MAX_OUTPUT_CHARS
+    max_printed_bytes: int = defaults.MAX_PRINTED_BYTES  # a tool printing more is stopped
 
 
 @dataclass
@@ -34,6 +35,8 @@ class SourceProblem:
 
 class ToolSource(Protocol):
     label: str  # how a call's origin is shown: "bundled", "plugins", "mcp time"
+    # A source may also set `replaceable = True` (the bundled folder): a tool of another source
+    # with the same name then replaces its tool (noted) instead of being an error naming both.
 
     def tools(self) -> list[Tool]:
         """The tools offered now (a source may change them between model calls)."""

@@ -7,6 +7,8 @@ from typing import Any
 
 from toolchat.tools.model import Tool
 
+MAX_DEPTH = 100  # arrays and objects nested deeper than this are refused, not recursed into
+
 
 class InvalidArguments(Exception):
     """The arguments cannot be used; the message names the argument and what is wrong."""
@@ -22,6 +24,8 @@ def parse_arguments(raw: str | dict[str, Any] | None) -> dict[str, Any]:
         value = json.loads(raw)
     except json.JSONDecodeError as exc:
         raise InvalidArguments(f"arguments are not valid JSON ({exc.msg} at char {exc.pos})") from None
+    except RecursionError:
+        raise InvalidArguments(_TOO_DEEP) from None
     if not isinstance(value, dict):
         raise InvalidArguments(f"arguments must be a JSON object, not {type(value).__name__}")
     return value
@@ -32,6 +36,8 @@ def validate_arguments(tool: Tool, arguments: dict[str, Any]) -> None:
     from jsonschema import Draft202012Validator  # here, not at import: `tools list` starts faster
     from jsonschema.exceptions import SchemaError
 
+    if _depth_exceeds(arguments, MAX_DEPTH):
+        raise InvalidArguments(_TOO_DEEP)
     problems: list[str] = []
     known = tool.parameters.get("properties", {})
     if not tool.accepts_extra:
@@ -47,6 +53,22 @@ def validate_arguments(tool: Tool, arguments: dict[str, Any]) -> None:
         problems.append(_describe(error))
     if problems:
         raise InvalidArguments("; ".join(dict.fromkeys(problems)))
+
+
+_TOO_DEEP = f"arguments are nested too deeply (more than {MAX_DEPTH} levels)"
+
+
+def _depth_exceeds(value: Any, limit: int) -> bool:
+    """Whether `value` nests lists and dicts deeper than `limit` (checked without recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            if depth > limit:
+                return True
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+    return False
 
 
 def _describe(error: Any) -> str:

@@ -1,0 +1,196 @@
+"""The tool worker: a small fork server that every tool call and every plugin import is forked
+from, never toolchat's own process (which soon runs threads: the spinner, prompt-toolkit, MCP's
+event loop, and forking a process with threads can deadlock the child).
+
+`start()` forks it first thing in `main`, before any thread exists (tests and embedded use start
+it on first use). Each job gets a fresh child in its own session with stdin closed; the worker
+reads the child's printed output (bounded), waits for its result frame or its death, and kills
+every process the job started: its process group, and on Linux every orphan, since the worker is
+their subreaper. The worker reads requests from a pipe; when toolchat dies the pipe ends, and the
+worker kills whatever runs and exits.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import struct
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from toolchat.tools.model import ToolResult, ToolStatus
+
+_HEADER = struct.Struct(">I")
+
+
+@dataclass
+class _Worker:
+    pid: int
+    requests: int  # toolchat writes jobs here
+    replies: int  # and reads their outcomes here
+    owner: int = field(default_factory=os.getpid)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+_worker: _Worker | None = None
+
+
+def start() -> None:
+    """Fork the worker now (idempotent). Call before any thread starts."""
+    global _worker
+    if _worker is not None and _worker.owner == os.getpid():
+        return
+    job_r, job_w = os.pipe()
+    reply_r, reply_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            _serve(job_r, reply_w)
+        finally:
+            os._exit(0)
+    os.close(job_r)
+    os.close(reply_w)
+    _worker = _Worker(pid, job_w, reply_r)
+
+
+def stop() -> None:
+    """End the worker (it kills whatever it runs); the next job starts a new one."""
+    global _worker
+    worker, _worker = _worker, None
+    if worker is None or worker.owner != os.getpid():
+        return
+    os.close(worker.requests)
+    os.close(worker.replies)
+    try:
+        os.waitpid(worker.pid, 0)
+    except ChildProcessError:
+        pass
+
+
+def worker_pid() -> int | None:
+    return _worker.pid if _worker is not None and _worker.owner == os.getpid() else None
+
+
+def request(job: dict[str, Any]) -> dict[str, Any] | None:
+    """Send one job and wait for its outcome; None if the worker died. KeyboardInterrupt stops the
+    job (and everything it started) before it propagates."""
+    start()
+    worker = _worker
+    assert worker is not None
+    with worker.lock:
+        try:
+            _write_frame(worker.requests, job)
+            reply = _read_frame(worker.replies)
+        except KeyboardInterrupt:
+            _cancel(worker)
+            raise
+        except OSError:
+            reply = None
+        if reply is None:
+            stop()
+        return reply
+
+
+def _cancel(worker: _Worker) -> None:
+    try:
+        _write_frame(worker.requests, {"kind": "cancel"})
+    except OSError:
+        return
+    while True:  # the worker answers as soon as the job is killed
+        try:
+            _read_frame(worker.replies)
+            return
+        except KeyboardInterrupt:
+            continue
+        except OSError:
+            return
+
+
+def run_call(module_file: str, name: str, arguments: dict[str, Any], limits: Any) -> ToolResult:
+    """Run tool `name` of the plugin `module_file` in a child of the worker, within `limits`."""
+    started = time.monotonic()
+    reply = request({"kind": "run", "module": module_file, "name": name, "arguments": arguments,
+                     "cwd": str(limits.cwd), "timeout": limits.timeout, "limit": limits.max_output_chars,
+                     "printed_limit": limits.max_printed_bytes})
+    if reply is None:
+        return ToolResult(ToolStatus.ERROR, "Error: the tool worker ended during the call; the call was stopped",
+                          time.monotonic() - started)
+    return ToolResult(ToolStatus(reply["status"]), reply["output"], time.monotonic() - started)
+
+
+def describe_module(module_file: str, timeout: float) -> dict[str, Any]:
+    """{"tools": [...]} or {"failure": "why"}: the module imported in a child of the worker."""
+    reply = request({"kind": "describe", "module": module_file, "timeout": timeout})
+    return reply if reply is not None else {"failure": "the tool worker ended while importing it"}
+
+
+# ---- frames: a 4-byte length and JSON (ASCII, so lone surrogates survive) ----
+
+def _write_frame(fd: int, value: Any) -> None:
+    data = json.dumps(value, ensure_ascii=True).encode("ascii")
+    view = memoryview(_HEADER.pack(len(data)) + data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _read_exactly(fd: int, size: int) -> bytes | None:
+    data = bytearray()
+    while len(data) < size:
+        chunk = os.read(fd, size - len(data))
+        if not chunk:
+            return None
+        data += chunk
+    return bytes(data)
+
+
+def _read_frame(fd: int) -> Any:
+    header = _read_exactly(fd, _HEADER.size)
+    if header is None:
+        return None
+    body = _read_exactly(fd, _HEADER.unpack(header)[0])
+    return None if body is None else json.loads(body)
+
+
+def _complete_frame(data: bytearray) -> Any:
+    """The value of a whole frame at the start of `data`, or None while it is incomplete."""
+    if len(data) < _HEADER.size or len(data) < _HEADER.size + _HEADER.unpack_from(data)[0]:
+        return None
+    try:
+        return json.loads(bytes(data[_HEADER.size:_HEADER.size + _HEADER.unpack_from(data)[0]]))
+    except ValueError:
+        return None
+
+
+# ---- the worker process ----
+
+def _serve(requests: int, replies: int) -> None:
+    from toolchat.tools import processes
+
+    os.setsid()  # the terminal's signals go to toolchat, which cancels through the pipe
+    for sig in (signal.SIGINT, signal.SIGQUIT, signal.SIGHUP, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU):
+        signal.signal(sig, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, lambda *_: (processes.kill_all(), os._exit(0)))
+    processes.keep_only_fds(requests, replies)
+    processes.become_subreaper()
+    from toolchat.tools import jobs  # noqa: F401 - loaded once here, not in every child
+
+    while True:
+        job = _read_frame(requests)
+        if job is None:
+            break  # toolchat is gone
+        if job.get("kind") == "cancel":
+            continue  # it came after the job had finished
+        outcome, leftover = jobs.perform(job, requests, replies)
+        if outcome is None:
+            break
+        try:
+            _write_frame(replies, outcome)
+        except OSError:
+            break
+        if leftover is not None:
+            processes.kill_tree(leftover)  # before the next job is read
+    processes.kill_all()
