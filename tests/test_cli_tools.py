@@ -180,8 +180,13 @@ def test_version_and_help_do_not_import_heavy_modules(tmp_path):
 
 
 def test_the_wheel_ships_the_bundled_tools(tmp_path):
+    import shutil
+
     root = Path(__file__).resolve().parents[1]
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(root)],
+    source = tmp_path / "source"  # a copy: building writes build/ and *.egg-info beside the sources
+    shutil.copytree(root, source, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", "tests", "benchmarks", ".hypothesis"))
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(source)],
                    check=True, capture_output=True)
     wheel = next(tmp_path.glob("toolchat-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
