@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -28,6 +29,16 @@ def weather(city: str, days: int = 1, units: str = "metric", tags: list[str] | N
 
 
 TOOL = make_tool(weather)
+
+
+@pytest.fixture(autouse=True, params=["jsonschema-rs", "jsonschema"])
+def library(request, monkeypatch):
+    """Every test runs with jsonschema-rs and with the jsonschema fallback: the same messages."""
+    if request.param == "jsonschema":
+        monkeypatch.setitem(sys.modules, "jsonschema_rs", None)  # as where no wheel exists
+    TOOL.validator = None
+    yield request.param
+    TOOL.validator = None
 
 
 def problem(arguments) -> str:
@@ -95,3 +106,20 @@ def test_an_edited_dict_nested_too_deep_is_invalid_too():
     for _ in range(5_000):
         value = [value]
     assert "nested too deeply" in problem({"city": "Oslo", "tags": value})
+
+
+def test_a_tool_whose_own_schema_is_invalid_says_so(library):
+    tool = Tool("broken", "B.", {"type": "object", "properties": {"a": {"type": 12}}}, origin="mcp x")
+    with pytest.raises(InvalidArguments, match="the tool's schema is itself invalid"):
+        validate_arguments(tool, {"a": 1})
+
+
+def test_validation_imports_no_jsonschema_when_jsonschema_rs_is_there(library):
+    import subprocess
+
+    if library != "jsonschema-rs":
+        pytest.skip("the fallback is jsonschema itself")
+    code = ("import sys\nfrom toolchat.tools import discover\nfrom toolchat.tools.validate import validate_arguments\n"
+            "validate_arguments(discover([]).get('calculate'), {'expression': '1'})\n"
+            "print('jsonschema' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
