@@ -149,7 +149,12 @@ def _watch(pid: int, result_r: int, printed_r: int, requests: int,
                 return "timeout", None, bytes(printed)
             ready = select.select(watched, [], [], remaining if pidfd >= 0 else min(remaining, 0.02))[0]
             if requests in ready:
-                return ("cancelled" if _read_frame(requests) is not None else _ORPHANED), None, bytes(printed)
+                message = _read_frame(requests)
+                if message is None:
+                    return _ORPHANED, None, bytes(printed)
+                if message.get("kind") == "cancel" and message.get("id") == job.get("id"):
+                    return "cancelled", None, bytes(printed)
+                continue  # a cancel of an earlier job that had finished
             if printed_r in ready:
                 _read_into(printed_r, printed, watched)
             if bound is not None and len(printed) > bound:

@@ -33,6 +33,7 @@ class _Worker:
     requests: int  # toolchat writes jobs here
     replies: int  # and reads their outcomes here
     owner: int = field(default_factory=os.getpid)
+    last_id: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -77,16 +78,22 @@ def worker_pid() -> int | None:
 
 def request(job: dict[str, Any]) -> dict[str, Any] | None:
     """Send one job and wait for its outcome; None if the worker died. KeyboardInterrupt stops the
-    job (and everything it started) before it propagates."""
+    job (and everything it started) before it propagates. Jobs carry ids, so a reply left over
+    from an interrupted job is never taken for the next one's."""
     start()
     worker = _worker
     assert worker is not None
     with worker.lock:
+        worker.last_id += 1
+        job = {**job, "id": worker.last_id}
+        sent = False
         try:
             _write_frame(worker.requests, job)
-            reply = _read_frame(worker.replies)
+            sent = True
+            reply = _reply_to(worker, job["id"])
         except KeyboardInterrupt:
-            _cancel(worker)
+            if sent:
+                _cancel(worker, job["id"])
             raise
         except OSError:
             reply = None
@@ -95,14 +102,21 @@ def request(job: dict[str, Any]) -> dict[str, Any] | None:
         return reply
 
 
-def _cancel(worker: _Worker) -> None:
+def _reply_to(worker: _Worker, job_id: int) -> dict[str, Any] | None:
+    while True:
+        reply = _read_frame(worker.replies)
+        if reply is None or reply.get("id") == job_id:
+            return reply
+
+
+def _cancel(worker: _Worker, job_id: int) -> None:
     try:
-        _write_frame(worker.requests, {"kind": "cancel"})
+        _write_frame(worker.requests, {"kind": "cancel", "id": job_id})
     except OSError:
         return
     while True:  # the worker answers as soon as the job is killed
         try:
-            _read_frame(worker.replies)
+            _reply_to(worker, job_id)
             return
         except KeyboardInterrupt:
             continue
@@ -188,7 +202,7 @@ def _serve(requests: int, replies: int) -> None:
         if outcome is None:
             break
         try:
-            _write_frame(replies, outcome)
+            _write_frame(replies, {**outcome, "id": job.get("id")})
         except OSError:
             break
         if leftover is not None:
