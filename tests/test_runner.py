@@ -269,3 +269,21 @@ def test_when_toolchat_dies_the_worker_kills_its_tools_and_exits(tmp_path, isola
         process.kill()
     for pid in pids:
         assert wait_gone(pid), "a tool outlived toolchat"
+
+
+def test_a_tool_that_kills_the_worker_gets_an_error_and_the_next_call_works(tmp_path):
+    pid_file = tmp_path / "regicide.pid"
+    source = f"""
+        import os, signal, time
+
+        def regicide() -> str:
+            open({str(pid_file)!r}, "w").write(str(os.getpid()))
+            os.kill(os.getppid(), signal.SIGKILL)
+            time.sleep(60)
+        """
+    started = time.monotonic()
+    result = run(tmp_path, source, "regicide", timeout=30)
+    assert result.status is ToolStatus.ERROR and "the tool worker ended during the call" in result.output
+    assert time.monotonic() - started < 10
+    assert wait_gone(int(pid_file.read_text())), "the tool outlived the worker it killed"
+    assert run(tmp_path, "def fine() -> str:\n    return 'fine'\n", "fine").output == "fine"

@@ -35,8 +35,10 @@ def perform(job: dict[str, Any], requests: int, replies: int) -> tuple[dict[str,
     printed_r, printed_w = os.pipe() if running else (-1, -1)
     started = time.monotonic()
     code = compiled(job["module"]) if running else None  # kept here, so each call skips compiling
+    worker = os.getpid()
     pid = os.fork()
     if pid == 0:
+        processes.die_with_parent(worker)
         for fd in (requests, replies, result_r, printed_r):
             if fd >= 0:
                 os.close(fd)
