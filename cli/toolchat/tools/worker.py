@@ -19,9 +19,10 @@ import struct
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from toolchat.tools.model import ToolResult, ToolStatus
+if TYPE_CHECKING:
+    from toolchat.tools.model import ToolResult
 
 _HEADER = struct.Struct(">I")
 
@@ -125,6 +126,8 @@ def _cancel(worker: _Worker, job_id: int) -> None:
 
 def run_call(module_file: str, name: str, arguments: dict[str, Any], limits: Any) -> ToolResult:
     """Run tool `name` of the plugin `module_file` in a child of the worker, within `limits`."""
+    from toolchat.tools.model import ToolResult, ToolStatus
+
     started = time.monotonic()
     reply = request({"kind": "run", "module": module_file, "name": name, "arguments": arguments,
                      "cwd": str(limits.cwd), "timeout": limits.timeout, "limit": limits.max_output_chars,
