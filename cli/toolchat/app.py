@@ -340,11 +340,11 @@ def config_path(config: ConfigOpt = None) -> None:
 def mcp_list(mcp: McpOpt = None, config: ConfigOpt = None) -> None:
     """Each MCP server: transport, state, start time and tools, or the error and its stderr."""
     from toolchat import mcp_cmd
-    from toolchat.mcp import specs_for
+    from toolchat.mcp import parse_flags
 
     env = Environment()
-    settings = _settings(config)
-    raise typer.Exit(mcp_cmd.list_servers(specs_for(settings, mcp or []), settings.project_dir, env, _consoles()[0]))
+    settings = _settings(config, mcp_servers=parse_flags(mcp or []))
+    raise typer.Exit(mcp_cmd.list_servers(settings.mcp_servers, settings.project_dir, env, _consoles()[0]))
 
 
 @mcp_app.command("logs")
@@ -352,10 +352,10 @@ def mcp_logs(name: Annotated[str, typer.Argument(help="The server's name.")], mc
              config: ConfigOpt = None) -> None:
     """What one MCP server wrote to stderr (kept in the data dir, never shown in the chat)."""
     from toolchat import mcp_cmd
-    from toolchat.mcp import specs_for
+    from toolchat.mcp import parse_flags
 
-    settings = _settings(config)
-    sys.stdout.write(mcp_cmd.show_log(name, specs_for(settings, mcp or []), Environment().data_dir))
+    settings = _settings(config, mcp_servers=parse_flags(mcp or []))
+    sys.stdout.write(mcp_cmd.show_log(name, settings.mcp_servers, Environment().data_dir))
 
 
 @sessions_app.command("list")

@@ -20,15 +20,10 @@ INSTALL = "pip install 'toolchat[mcp]'"
 _URL = re.compile(r"^https?://", re.IGNORECASE)
 
 
-def specs_for(settings: object, flags: Sequence[str]) -> list[McpServerSpec]:
-    """The servers of the config (`mcp_servers`) followed by those of `--mcp` flags."""
-    configured = list(getattr(settings, "mcp_servers", None) or [])
-    return configured + parse_flags(flags, [spec.name for spec in configured])
-
-
 def parse_flags(values: Sequence[str], taken: Sequence[str] = ()) -> list[McpServerSpec]:
     """`--mcp 'command args'` and `--mcp URL` as server specs, named after the command or host
-    (`mcp-server-time` -> `time`), kept apart from the names already `taken`."""
+    (`mcp-server-time` -> `time`), kept apart from each other and from the names already `taken`
+    (a flag naming a configured server's name replaces that server)."""
     used = set(taken)
     specs = []
     for value in values:
