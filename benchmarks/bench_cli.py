@@ -184,3 +184,26 @@ def isolated_env(work: Path) -> dict[str, Any]:
 
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+
+def mcp_ask(env: dict[str, str], work: Path, runs: int) -> dict[str, float]:
+    """`ask` with mcp-server-time and mcp-server-git against the SDK-and-openai floor (bare_mcp.py):
+    both start the two servers, list their tools, and run the model's one call."""
+    bin_dir = Path(sys.executable).parent
+    servers = [f"{bin_dir / 'mcp-server-time'} --local-timezone UTC", f"{bin_dir / 'mcp-server-git'} --repository ."]
+    call = [("time__get_current_time", {"timezone": "Asia/Tokyo"})]
+    bare_call = [("get_current_time", {"timezone": "Asia/Tokyo"})]
+    with FakeServer(models=["fake"]) as server:
+        def toolchat() -> float:
+            server.add(sse(openai_calls(call)), sse(text_stream("It is evening in Tokyo.")))
+            flags = [part for command in servers for part in ("--mcp", command)]
+            return timed([*TOOLCHAT, "ask", "--yes", "-q", "--base-url", server.url, "-m", "fake",
+                          "--no-bundled-tools", *flags, "What time is it in Tokyo?"], env, work)
+
+        def bare() -> float:
+            server.add(sse(openai_calls(bare_call)), sse(text_stream("It is evening in Tokyo.")))
+            return timed([sys.executable, str(HERE / "bare_mcp.py"), server.url, "What time is it in Tokyo?",
+                          *servers], env, work)
+
+        return alternate({"toolchat ask --mcp time --mcp git": toolchat,
+                          "bare SDK + openai script, same two servers": bare}, runs)

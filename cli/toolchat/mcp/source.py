@@ -4,6 +4,7 @@ that died is restarted once on the next call of its tools; closing is bounded fo
 
 from __future__ import annotations
 
+import atexit
 import concurrent.futures
 import time
 from dataclasses import dataclass
@@ -52,6 +53,10 @@ class McpSource:
             redactor = Redactor([*spec.env.values(), *spec.headers.values()])
             self.servers[spec.name] = Server(spec, project_dir, environ, logs.log_path(data_dir, spec.name), redactor)
         self._starts = {name: self.hub.submit(server.start()) for name, server in self.servers.items()}
+        # `ask` and the tools commands wait for every server before listing tools; the REPL shows its
+        # prompt at once (False) and waits only when a turn needs the tools
+        self.waits = True
+        atexit.register(self.close)  # whatever path toolchat leaves by, the servers stop
         self._reported: set[str] = set()
         self._offered: dict[str, tuple[Server, str]] = {}
         self._clashes: list[SourceProblem] = []
@@ -97,7 +102,8 @@ class McpSource:
     # -- tools ------------------------------------------------------------------------------------
     def tools(self) -> list[Tool]:
         """The tools of every ready server, listed again where the server said they changed."""
-        self.wait_ready()
+        if self.waits:
+            self.wait_ready()
         for server in self.servers.values():
             if server.stale and server.state is State.READY:
                 try:
@@ -192,6 +198,7 @@ class McpSource:
 
             await asyncio.gather(*(server.stop() for server in self.servers.values()), return_exceptions=True)
 
+        atexit.unregister(self.close)
         try:
             self.hub.submit(stop_all()).result(STOP_TIMEOUT + 1.0)
         except (concurrent.futures.TimeoutError, KeyboardInterrupt):

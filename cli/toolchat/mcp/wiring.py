@@ -1,0 +1,75 @@
+"""What the faces need of MCP: attach the servers of the settings to a Registry, and the words the
+banner, the toolbar, `/mcp` and `/mcp restart NAME` show. No terminal I/O here."""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any, Callable
+
+from toolchat.safety import clean
+
+
+def attach(registry: Any, settings: Any, env: Any, notify: Callable[[str], None] | None = None, *,
+           waits: bool = True) -> Any:
+    """Start the settings' MCP servers and offer their tools through `registry`; the source, or None
+    when no server is configured (then the SDK is not imported). `waits=False` (the REPL) lists
+    only the servers ready so far until `waits` is set."""
+    from toolchat.mcp import open_source
+
+    source = open_source(getattr(settings, "mcp_servers", None) or [], project_dir=settings.project_dir,
+                         environ=env.environ, data_dir=env.data_dir, notify=notify)
+    if source is None:
+        return None
+    source.waits = waits
+    try:
+        registry.add(source)
+    except BaseException:  # a name clash (ToolLoadError), Ctrl-C: stop the servers before leaving
+        source.close()
+        raise
+    return source
+
+
+def source_of(registry: Any) -> Any:
+    """The MCP source among the registry's sources, if any."""
+    from toolchat.mcp.source import McpSource
+
+    return next((s for s in getattr(registry, "sources", []) if isinstance(s, McpSource)), None)
+
+
+def summary(source: Any) -> str:
+    """One line for the banner and toolbar: `mcp: time ready (2) · git starting · docs failed`."""
+    if source is None:
+        return ""
+    parts = []
+    for status in source.statuses():
+        count = f" ({status.tools})" if status.state == "ready" else ""
+        parts.append(f"{status.name} {status.state}{count}")
+    return clean("mcp: " + " · ".join(parts))
+
+
+def describe(source: Any) -> list[str]:
+    """`/mcp`: each server, its state and tools, or its error and the tail of its stderr."""
+    from toolchat.mcp_cmd import status_line
+
+    if source is None:
+        return ["no MCP servers configured (mcp_servers in toolchat.yaml, or --mcp 'command')"]
+    lines = []
+    for status in source.statuses():
+        lines.append(status_line(status))
+        if status.error:
+            lines.append(clean(f"    error: {status.error}"))
+        lines += [f"    stderr: {line}" for line in status.stderr]
+    return lines
+
+
+def restart(source: Any, name: str) -> str:
+    """`/mcp restart NAME`: the server's state after starting it again."""
+    from toolchat.mcp_cmd import status_line
+
+    if source is None:
+        return "no MCP servers configured"
+    if name not in source.servers:
+        close = difflib.get_close_matches(name, list(source.servers), n=1)
+        return clean(f"no MCP server named '{name}'" + (f"; did you mean '{close[0]}'?" if close else ""))
+    status = source.restart(name)
+    return status_line(status) + (clean(f" — {status.error}") if status.error else "")
