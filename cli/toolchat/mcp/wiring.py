@@ -31,9 +31,20 @@ def attach(registry: Any, settings: Any, env: Any, notify: Callable[[str], None]
 
 def source_of(registry: Any) -> Any:
     """The MCP source among the registry's sources, if any."""
-    from toolchat.mcp.source import McpSource
+    return next((s for s in getattr(registry, "sources", []) if getattr(s, "label", "") == "mcp"), None)
 
-    return next((s for s in getattr(registry, "sources", []) if isinstance(s, McpSource)), None)
+
+def turns_wait(registry: Any) -> None:
+    """From now on (the REPL's prompt is up) a turn waits for servers still starting."""
+    source = source_of(registry)
+    if source is not None:
+        source.waits = True
+
+
+def toolbar(registry: Any) -> str:
+    """What the REPL's bottom toolbar adds: ` · mcp: time ready (2) · git starting`."""
+    line = summary(source_of(registry))
+    return f" · {line}" if line else ""
 
 
 def summary(source: Any) -> str:

@@ -1,0 +1,151 @@
+"""`toolchat ask` with real MCP servers, end to end: a subprocess against a scripted loopback model."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("mcp")
+
+from fakeserver import FakeServer, openai_calls, sse, text_stream  # noqa: E402
+from mcp_helpers import FAULTS, SERVERS, TIME, git_repo, server_pids, wait_gone  # noqa: E402
+
+TOKYO = [("time__get_current_time", {"timezone": "Asia/Tokyo"})]
+
+
+@pytest.fixture
+def server():
+    with FakeServer(models=["fake"]) as running:
+        yield running
+        assert running.scripts == [], "scripted replies were left unused"
+
+
+def ask(cli, server, *args, **kwargs):
+    return cli("ask", "--base-url", server.url, "-m", "fake", "--no-bundled-tools", *args, **kwargs)
+
+
+def tool_messages(server: FakeServer) -> list[dict]:
+    return [m for m in server.requests[-1]["messages"] if m["role"] == "tool"]
+
+
+def faults_config(folder: Path, pid_dir: Path, **server: object) -> Path:
+    """A config with the fault server, its PID folder passed through `env` (nothing else is)."""
+    entry = {"command": sys.executable, "args": [str(SERVERS / "faults.py")], "env": {"FAULTS_PID_DIR": str(pid_dir)},
+             **server}
+    path = folder / "toolchat.yaml"
+    path.write_text(json.dumps({"mcp_servers": {"faults": entry}}))
+    return path
+
+
+def test_ask_gets_the_time_in_tokyo_from_mcp_server_time(cli, server):
+    server.add(sse(openai_calls(TOKYO)), sse(text_stream("It is evening in Tokyo.")))
+    done = ask(cli, server, "--yes", "--mcp", TIME, "What time is it in Tokyo?")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "It is evening in Tokyo.\n"
+    offered = {t["function"]["name"]: t["function"] for t in server.requests[0]["tools"]}
+    assert set(offered) == {"time__get_current_time", "time__convert_time"}
+    assert offered["time__get_current_time"]["parameters"]["required"] == ["timezone"]
+    answer = json.loads(tool_messages(server)[0]["content"])
+    assert answer["timezone"] == "Asia/Tokyo" and answer["datetime"].endswith("+09:00")
+    assert '→ time__get_current_time {"timezone": "Asia/Tokyo"}' in done.stderr
+
+
+def test_ask_runs_git_status_of_a_temporary_repository_from_the_config(cli, server, tmp_path):
+    repo = git_repo(tmp_path / "repo")
+    (repo / "toolchat.yaml").write_text(
+        f"mcp_servers:\n  git:\n    command: {Path(sys.executable).parent / 'mcp-server-git'}\n"
+        "    args: [--repository, .]\n")
+    server.add(sse(openai_calls([("git__git_status", {"repo_path": str(repo)})])), sse(text_stream("One new file.")))
+    done = ask(cli, server, "-c", "toolchat.yaml", "--allow", "git__git_status", "What changed?", cwd=repo)
+    assert done.returncode == 0, done.stderr
+    status = tool_messages(server)[0]["content"]
+    assert "On branch main" in status and "new-notes.txt" in status
+
+
+def test_every_kind_of_fault_is_an_answer_to_the_model(cli, server, tmp_path):
+    pid_dir = tmp_path / "pids"
+    pid_dir.mkdir()
+    config = faults_config(tmp_path, pid_dir, timeout=1)
+    calls = [("faults__image", {}), ("faults__fail", {}), ("faults__big", {}), ("faults__hang", {"seconds": 30}),
+             ("faults__echo", {"text": 5})]
+    server.add(sse(openai_calls(calls)), sse(text_stream("Noted.")))
+    started = time.monotonic()
+    done = ask(cli, server, "-c", str(config), "--yes", "Try them all")
+    assert done.returncode == 0, done.stderr
+    image, fail, big, hang, invalid = (m["content"] for m in tool_messages(server))
+    assert image == "a red pixel\n[image/png, 14 kB]"
+    assert fail.startswith("Error") and "the disk is full" in fail
+    assert big.startswith("x" * 20000 + "\n[output cut: 980000 of 1000000 characters not shown]")
+    assert hang == "Error: timed out after 1 s; the request was cancelled."
+    assert "invalid arguments" in invalid and "text" in invalid  # checked against the inputSchema first
+    assert time.monotonic() - started < 25
+    assert wait_gone(server_pids(pid_dir), 1) == []
+
+
+def test_a_server_that_cannot_start_is_one_line_and_the_rest_go_on(cli, server):
+    server.add(sse(openai_calls(TOKYO)), sse(text_stream("Evening.")))
+    done = ask(cli, server, "--yes", "--mcp", f"{FAULTS} exit-at-start", "--mcp", TIME, "Time in Tokyo?")
+    assert done.returncode == 0, done.stderr
+    lines = [line for line in done.stderr.splitlines() if "mcp faults" in line]
+    assert len(lines) == 1
+    assert "could not start" in lines[0] and "faults.py exit-at-start" in lines[0]
+    assert "cannot open the database" in lines[0]
+    assert "environment:" not in done.stdout  # its stderr never reaches stdout
+
+
+def test_no_server_outlives_ask_even_after_sigterm_mid_call(server, isolated_env, tmp_path):
+    pid_dir = tmp_path / "pids"
+    pid_dir.mkdir()
+    config = faults_config(tmp_path, pid_dir)
+    server.add(sse(openai_calls([("faults__hang", {"seconds": 600})])))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "toolchat", "ask", "-c", str(config), "--base-url", server.url, "-m", "fake",
+         "--no-bundled-tools", "--yes", "hang"], env=isolated_env, cwd=tmp_path, stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 30
+    while "faults__hang" not in "".join(str(r) for r in server.requests) or not os.listdir(pid_dir):
+        assert time.monotonic() < deadline and process.poll() is None
+        time.sleep(0.1)
+    time.sleep(0.5)  # the call is under way
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=10)
+    assert process.returncode == 130, err
+    assert wait_gone(server_pids(pid_dir), 3) == []
+
+
+def test_servers_of_an_untrusted_project_config_never_start(cli, server, tmp_path):
+    pid_dir = tmp_path / "pids"
+    pid_dir.mkdir()
+    project = tmp_path / "project"
+    project.mkdir()
+    faults_config(project, pid_dir)
+    done = cli("ask", "--base-url", server.url, "-m", "fake", "hello", cwd=project)
+    assert done.returncode == 2
+    assert "toolchat config trust" in done.stderr
+    time.sleep(0.5)
+    assert list(pid_dir.iterdir()) == []
+
+
+def test_without_servers_the_mcp_sdk_is_never_imported(cli, isolated_env, tmp_path):
+    done = subprocess.run([sys.executable, "-X", "importtime", "-m", "toolchat", "tools", "list"],
+                          env=isolated_env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
+    assert "mcp" not in imported and "anyio" not in imported and "toolchat.mcp" not in imported
+
+
+def test_servers_configured_without_the_sdk_exit_2_with_the_install_command(isolated_env, tmp_path):
+    (tmp_path / "toolchat.yaml").write_text("mcp_servers:\n  time:\n    command: mcp-server-time\n")
+    code = ("import sys; sys.modules['mcp'] = None; from toolchat.app import main; "
+            "sys.exit(main(['ask', '-c', 'toolchat.yaml', '--base-url', 'http://127.0.0.1:9/v1', 'hi']))")
+    done = subprocess.run([sys.executable, "-c", code], env=isolated_env, cwd=tmp_path, capture_output=True,
+                          text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert done.returncode == 2
+    assert "pip install 'toolchat[mcp]'" in done.stderr

@@ -1,0 +1,58 @@
+"""MCP servers in the REPL, in a real pseudo-terminal: the banner, `/mcp`, `/mcp restart NAME`, an
+approved call to a real server, and no server left running after the REPL leaves."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pexpect
+import pytest
+
+pytest.importorskip("mcp")
+
+from fakeserver import FakeServer, openai_calls, sse, text_stream  # noqa: E402
+from mcp_helpers import SERVERS, server_pids, wait_gone  # noqa: E402
+from test_repl import see, say  # noqa: E402
+
+
+def test_servers_in_the_repl_from_banner_to_exit(isolated_env, tmp_path):
+    pid_dir = tmp_path / "pids"
+    pid_dir.mkdir()
+    config = tmp_path / "toolchat.yaml"
+    config.write_text(json.dumps({"mcp_servers": {
+        "faults": {"command": sys.executable, "args": [str(SERVERS / "faults.py")],
+                   "env": {"FAULTS_PID_DIR": str(pid_dir)}},
+        "broken": {"command": sys.executable, "args": [str(SERVERS / "faults.py"), "exit-at-start"]}}}))
+    with FakeServer(models=["fake"]) as server:
+        server.add(sse(openai_calls([("faults__echo", {"text": "hello from mcp"})])), sse(text_stream("It echoed.")))
+        child = pexpect.spawn(sys.executable, ["-m", "toolchat", "chat", "-c", str(config), "--base-url", server.url,
+                                               "-m", "fake", "--no-bundled-tools"],
+                              env={**isolated_env, "COLUMNS": "120", "LINES": "40", "PROMPT_TOOLKIT_NO_CPR": "1"},
+                              cwd=str(tmp_path), encoding="utf-8", timeout=30, dimensions=(40, 120))
+        try:
+            child.expect("mcp: faults (starting|ready)")  # the banner does not wait for servers
+            child.expect("›")
+            say(child, "Echo something")
+            see(child, "faults__echo")
+            see(child, "mcp faults")  # the approval panel says where the call goes
+            child.send("y")
+            see(child, "It echoed.")
+            say(child, "/mcp")
+            see(child, "faults stdio ready")
+            see(child, "broken stdio failed")
+            see(child, "cannot open the database")
+            say(child, "/mcp restart faults")
+            see(child, "faults stdio ready")
+            assert len(server_pids(pid_dir)) == 2
+            child.sendeof()
+            child.expect(pexpect.EOF)
+        finally:
+            if child.isalive():
+                child.terminate(force=True)
+        child.close()
+        assert child.exitstatus == 0
+        assert server.scripts == []
+        tool_message = [m for m in server.requests[-1]["messages"] if m["role"] == "tool"][0]
+        assert tool_message["content"] == "hello from mcp"
+    assert wait_gone(server_pids(pid_dir), 3) == []
