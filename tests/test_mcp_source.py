@@ -184,6 +184,44 @@ def test_an_http_server_needs_its_bearer_header(opened, tmp_path):
         result = source.run(tools["docs__lookup"], {"word": "cache"}, limits(tmp_path))
         assert result.output == "docs: cache is documented on page 7"
         assert len(notes) == 1 and notes[0].startswith("mcp wrong: could not start")
+        assert "(HTTP 401: check its headers, such as a token)" in notes[0]
         assert "another-token-value" not in notes[0]
     finally:
         server.stop()
+
+
+SPANS = """
+import json, os, sys
+from pathlib import Path
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from toolchat.mcp import open_source, parse_flag
+from toolchat.tools.sources import RunLimits
+
+exporter = InMemorySpanExporter()
+provider = TracerProvider()
+provider.add_span_processor(SimpleSpanProcessor(exporter))
+trace.set_tracer_provider(provider)
+source = open_source([parse_flag(sys.argv[1])], project_dir=Path.cwd(), environ=dict(os.environ),
+                     data_dir=Path.cwd(), notify=print)
+tool = next(t for t in source.tools() if t.name == "time__get_current_time")
+with trace.get_tracer("toolchat").start_as_current_span("execute_tool") as parent:
+    source.run(tool, {"timezone": "UTC"}, RunLimits(Path.cwd()))
+source.close()
+call = next(s for s in exporter.get_finished_spans() if "tools/call" in s.name)
+print(json.dumps([call.name, call.parent.span_id == parent.get_span_context().span_id]))
+"""
+
+
+def test_the_sdks_client_span_nests_under_the_callers_span(tmp_path):
+    pytest.importorskip("opentelemetry.sdk")
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", SPANS, TIME], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    name, nested = json.loads(done.stdout.splitlines()[-1])
+    assert "tools/call" in name and nested is True

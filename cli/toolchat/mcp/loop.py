@@ -5,10 +5,9 @@ has an owner task here and every other thread only submits coroutines and waits 
 from __future__ import annotations
 
 import asyncio
-import sys
 import threading
 from concurrent.futures import Future
-from typing import Any, Awaitable, Callable, Coroutine, TypeVar
+from typing import Any, Coroutine, TypeVar
 
 T = TypeVar("T")
 
@@ -25,9 +24,10 @@ class LoopThread:
         self.loop.run_forever()
 
     def submit(self, coroutine: Coroutine[Any, Any, T]) -> Future[T]:
-        """Run `coroutine` on the loop; with OpenTelemetry in use, in the caller's trace context so
-        the SDK's client spans nest under the caller's `execute_tool` span."""
-        return asyncio.run_coroutine_threadsafe(_in_context(coroutine, _trace_context()), self.loop)
+        """Run `coroutine` on the loop. It runs in a copy of the caller's context variables (asyncio's
+        handles copy them in the calling thread), so with tracing on, the SDK's client spans nest
+        under the caller's `execute_tool` span (tests/test_mcp_source.py proves it)."""
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop)
 
     def stop(self, timeout: float = 1.0) -> None:
         if self.loop.is_closed():
@@ -36,31 +36,11 @@ class LoopThread:
         self._thread.join(timeout)
 
 
-def _trace_context() -> Any:
-    """The caller's OpenTelemetry context, only if toolchat's tracing has already imported it."""
-    if "opentelemetry.context" not in sys.modules:
-        return None
-    return sys.modules["opentelemetry.context"].get_current()
-
-
-async def _in_context(coroutine: Awaitable[T], context: Any) -> T:
-    if context is None:
-        return await coroutine
-    otel: Any = sys.modules["opentelemetry.context"]
-    token = otel.attach(context)
-    try:
-        return await coroutine
-    finally:
-        otel.detach(token)
-
-
-def wait(future: Future[T], timeout: float | None, on_interrupt: Callable[[], None] | None = None) -> T:
+def wait(future: Future[T], timeout: float | None) -> T:
     """The result of `future`, waiting at most `timeout` seconds (TimeoutError after). Ctrl-C
-    cancels the coroutine (the SDK then cancels its request) before it propagates."""
+    cancels the coroutine (the SDK then tells the server the request is cancelled) and propagates."""
     try:
         return future.result(timeout)
     except KeyboardInterrupt:
         future.cancel()
-        if on_interrupt is not None:
-            on_interrupt()
         raise

@@ -47,6 +47,7 @@ class Server:
     died: bool = False  # its connection closed while in use; restarted on the next call
     stale: bool = False  # it said its tools changed; listed again before the next model call
     client: Any = None
+    http_status: int | None = None  # the last HTTP status a Streamable HTTP server answered with
     _task: asyncio.Task[None] | None = None
     _up: asyncio.Event | None = None
     _stop: asyncio.Event | None = None
@@ -59,6 +60,7 @@ class Server:
     async def start(self) -> None:
         """Start the server and list its tools; on failure `state` is FAILED with the reason."""
         self.state, self.error, self.died, self.stale, self.tools = State.STARTING, None, False, False, []
+        self.http_status = None
         self._up, self._stop = asyncio.Event(), asyncio.Event()
         self._task = asyncio.get_running_loop().create_task(self._own())
         try:
@@ -114,7 +116,14 @@ class Server:
             self._up.set()
 
     def _fail(self, reason: str) -> None:
+        if self.http_status in (401, 403):  # the SDK says only "Server returned an error response"
+            reason = f"{reason} (HTTP {self.http_status}: check its headers, such as a token)"
+        elif self.http_status is not None and self.http_status >= 400:
+            reason = f"{reason} (HTTP {self.http_status})"
         self.state, self.error = State.FAILED, self.redactor.redact(reason)
+
+    def _saw_status(self, status: int) -> None:
+        self.http_status = status
 
     # -- the session ------------------------------------------------------------------------------
     def _client(self, log: IO[str]) -> Any:
@@ -127,7 +136,7 @@ class Server:
 
     def _transport(self, log: IO[str]) -> Any:
         if self.spec.type == "http":
-            return _http_transport(self.spec.url or "", dict(self.spec.headers))
+            return _http_transport(self.spec.url or "", dict(self.spec.headers), self._saw_status)
         from mcp import StdioServerParameters
         from mcp.client import stdio
 
@@ -195,12 +204,15 @@ class Server:
 
 
 @asynccontextmanager
-async def _http_transport(url: str, headers: dict[str, str]) -> AsyncIterator[Any]:
+async def _http_transport(url: str, headers: dict[str, str], on_status: Any) -> AsyncIterator[Any]:
     import httpx2
     from mcp.client.streamable_http import streamable_http_client
 
+    async def seen(response: Any) -> None:
+        on_status(response.status_code)
+
     timeout = httpx2.Timeout(10.0, read=300.0)
-    async with httpx2.AsyncClient(headers=headers, timeout=timeout) as http:
+    async with httpx2.AsyncClient(headers=headers, timeout=timeout, event_hooks={"response": [seen]}) as http:
         async with streamable_http_client(url, http_client=http) as streams:
             yield streams
 
