@@ -190,7 +190,10 @@ def mcp_ask(env: dict[str, str], work: Path, runs: int) -> dict[str, float]:
     """`ask` with mcp-server-time and mcp-server-git against the SDK-and-openai floor (bare_mcp.py):
     both start the two servers, list their tools, and run the model's one call."""
     bin_dir = Path(sys.executable).parent
-    servers = [f"{bin_dir / 'mcp-server-time'} --local-timezone UTC", f"{bin_dir / 'mcp-server-git'} --repository ."]
+    repo = work / "repo"
+    if not (repo / ".git").exists():
+        subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    servers = [f"{bin_dir / 'mcp-server-time'} --local-timezone UTC", f"{bin_dir / 'mcp-server-git'} --repository {repo}"]
     call = [("time__get_current_time", {"timezone": "Asia/Tokyo"})]
     bare_call = [("get_current_time", {"timezone": "Asia/Tokyo"})]
     with FakeServer(models=["fake"]) as server:

@@ -140,6 +140,22 @@ def more_sections(quick: bool) -> list[str]:
     return lines
 
 
+def mcp_section(quick: bool) -> list[str]:
+    import bench_cli
+
+    work = HERE / ".work"
+    env = bench_cli.isolated_env(work)
+    runs = 2 if quick else 11
+    found = bench_cli.mcp_ask(env, work, runs)
+    names = list(found)
+    return ["", "## 7. MCP servers", "",
+            "`ask` with `mcp-server-time` and `mcp-server-git` (stdio, from PyPI), the model calling "
+            "`time__get_current_time`, against `bare_mcp.py`: the official SDK connecting to both servers "
+            "concurrently and listing their tools, then a bare openai-SDK loop making the same call; same "
+            f"loopback model server, median of {runs} alternating runs:", ""] + ratio_rows(
+        found, names[0], names[1], "<= 1.2x")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="smoke mode: few iterations, no RESULTS.md")
@@ -153,6 +169,7 @@ def main() -> int:
     lines += cli_sections(args.quick)
     lines += [""] + local_section(bundled_gguf(args.cache), args.quick)
     lines += more_sections(args.quick)
+    lines += mcp_section(args.quick)
     lines += ["", f"Total run time: {time.time() - started:.0f} s", ""]
     args.out.write_text("\n".join(lines))
     print("\n".join(lines))

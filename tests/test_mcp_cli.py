@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 pytest.importorskip("mcp")
 
-from mcp_helpers import FAULTS, TIME  # noqa: E402
+from mcp_helpers import BIN, FAULTS, TIME  # noqa: E402
 
 
 def test_mcp_list_shows_each_server_state_tools_or_error(cli):
@@ -34,3 +36,48 @@ def test_mcp_logs_prints_what_a_server_wrote_to_stderr(cli):
 def test_mcp_list_without_servers_says_how_to_add_one(cli):
     done = cli("mcp", "list")
     assert done.returncode == 0 and "no MCP servers configured" in done.stdout
+
+
+def time_config(folder, name: str = "time"):
+    path = folder / "toolchat.yaml"
+    path.write_text(f"mcp_servers:\n  {name}:\n    command: {BIN / 'mcp-server-time'}\n"
+                    "    args: [--local-timezone, UTC]\n")
+    return path
+
+
+def test_tools_list_show_and_run_include_mcp_tools(cli, tmp_path):
+    config = str(time_config(tmp_path))
+    listed = cli("tools", "list", "-c", config, "--no-bundled-tools")
+    assert listed.returncode == 0, listed.stderr
+    row = next(line for line in listed.stdout.splitlines() if line.startswith("time__get_current_time"))
+    assert row.rstrip().endswith("mcp time")
+    shown = cli("tools", "show", "time__convert_time", "-c", config)
+    assert shown.returncode == 0 and "target_timezone" in shown.stdout and "mcp time" in shown.stdout
+    ran = cli("tools", "run", "time__get_current_time", "-c", config, "--args", '{"timezone": "Asia/Tokyo"}')
+    assert ran.returncode == 0, ran.stderr
+    assert '"timezone": "Asia/Tokyo"' in ran.stdout
+    schema = cli("tools", "schema", "time__get_current_time", "-c", config)
+    assert json.loads(schema.stdout)[0]["function"]["name"] == "time__get_current_time"
+
+
+def test_a_plugin_tool_with_an_mcp_tools_name_is_an_error_naming_both(cli, tmp_path, plugin_dir):
+    folder = plugin_dir(clash='def time__get_current_time(timezone: str) -> str:\n    """Mine."""\n    return "x"\n')
+    done = cli("tools", "list", "-c", str(time_config(tmp_path)), "--tools", str(folder))
+    assert done.returncode == 2
+    assert "two tools are named 'time__get_current_time'" in done.stderr
+    assert "clash.py" in done.stderr and "mcp time" in done.stderr
+
+
+def test_ask_json_names_each_calls_source(cli, tmp_path):
+    from fakeserver import FakeServer, openai_calls, sse, text_stream
+
+    with FakeServer(models=["fake"]) as server:
+        server.add(sse(openai_calls([("time__get_current_time", {"timezone": "UTC"}),
+                                     ("calculate", {"expression": "2+2"})])), sse(text_stream("Done.")))
+        done = cli("ask", "--json", "--yes", "-c", str(time_config(tmp_path)), "--base-url", server.url, "-m", "fake",
+                   "Time and sum?")
+        assert server.scripts == []
+    assert done.returncode == 0, done.stderr
+    calls = json.loads(done.stdout)["tool_calls"]
+    assert [(c["name"], c["source"]) for c in calls] == [("time__get_current_time", "mcp time"),
+                                                         ("calculate", "bundled")]

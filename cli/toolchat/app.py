@@ -171,12 +171,30 @@ def _overrides(profile: Optional[str], backend: Optional[str], model: Optional[s
     )
 
 
-def _registry(settings: Any, no_tools: bool) -> Any:
+def _registry(settings: Any, no_tools: bool, notify: Any = None, waits: bool = True) -> Any:
     from toolchat.tools import Registry
     from toolchat.tools.registry import load
 
-    return Registry() if no_tools else load(settings.tool_paths, settings.bundled_tools, Environment().cache_dir,
-                                                 settings.project_dir)
+    if no_tools:
+        return Registry()
+    registry = load(settings.tool_paths, settings.bundled_tools, Environment().cache_dir, settings.project_dir)
+    if settings.mcp_servers:  # the MCP SDK is imported only when a server is configured
+        from toolchat.mcp.wiring import attach
+
+        attach(registry, settings, Environment(), notify or _note, waits=waits)
+    return registry
+
+
+def _note(message: str) -> None:
+    from toolchat.safety import clean
+
+    print(f"toolchat: {clean(message)}", file=sys.stderr, flush=True)
+
+
+def _mcp_flags(values: Optional[List[str]]) -> list:
+    from toolchat.mcp import parse_flags
+
+    return parse_flags(values) if values else []
 
 
 @app.command()
@@ -187,7 +205,7 @@ def ask(
     no_bundled_tools: NoBundledOpt = False, system: SystemOpt = None, yes: YesOpt = False, allow: AllowOpt = None,
     deny: DenyOpt = None, tool_choice: ToolChoiceOpt = None, max_rounds: MaxRoundsOpt = None,
     tool_timeout: ToolTimeoutOpt = None, no_stream: NoStreamOpt = False, temperature: TemperatureOpt = None,
-    max_tokens: MaxTokensOpt = None,
+    max_tokens: MaxTokensOpt = None, mcp: McpOpt = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object: answer, messages, calls, usage.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No tool log on stderr.")] = False,
 ) -> None:
@@ -195,9 +213,14 @@ def ask(
     from toolchat.ask import AskOptions, run_ask
 
     settings = _settings(config, **_overrides(profile, backend, model, base_url, tools, no_bundled_tools, system,
-                                              allow, deny, max_rounds, tool_timeout, no_stream, temperature, max_tokens))
+                                              allow, deny, max_rounds, tool_timeout, no_stream, temperature, max_tokens),
+                         mcp_servers=_mcp_flags(mcp))
     options = AskOptions(prompt or [], json_output, quiet, tool_choice)
-    raise typer.Exit(run_ask(settings, _registry(settings, no_tools), options, Environment(), yes))
+    registry = _registry(settings, no_tools)
+    try:
+        raise typer.Exit(run_ask(settings, registry, options, Environment(), yes))
+    finally:
+        registry.close()  # MCP servers stop, bounded, whatever ended the run
 
 
 @app.command()
@@ -207,7 +230,7 @@ def chat(
     no_bundled_tools: NoBundledOpt = False, system: SystemOpt = None, yes: YesOpt = False, allow: AllowOpt = None,
     deny: DenyOpt = None, tool_choice: ToolChoiceOpt = None, max_rounds: MaxRoundsOpt = None,
     tool_timeout: ToolTimeoutOpt = None, no_stream: NoStreamOpt = False, temperature: TemperatureOpt = None,
-    max_tokens: MaxTokensOpt = None,
+    max_tokens: MaxTokensOpt = None, mcp: McpOpt = None,
     resume: Annotated[bool, typer.Option("--continue", help="Resume this project's last session.")] = False,
     session: Annotated[Optional[str], typer.Option("--session", help="Use (or resume) the session of this name.")] = None,
 ) -> None:
@@ -221,9 +244,10 @@ def chat(
     console = repl.console_for_chat()
     overrides = _overrides(profile, backend, model, base_url, tools, no_bundled_tools, system, allow, deny,
                            max_rounds, tool_timeout, no_stream, temperature, max_tokens)
+    overrides["mcp_servers"] = _mcp_flags(mcp)
     settings = _settings(config, on_untrusted=repl.ask_trust(console), **overrides)
-    registry = _registry(settings, no_tools)
     notify = lambda message: console.print(message, style="dim", markup=False)  # noqa: E731
+    registry = _registry(settings, no_tools, notify, waits=False)  # the prompt does not wait for MCP servers
 
     def reload(new_profile: Optional[str], new_model: Optional[str]):
         """/model and /profile: the same flags, another profile or model."""
@@ -234,7 +258,10 @@ def chat(
     with console.status("loading the model…" if settings.backend == "local" else "connecting…"):
         model_backend = create_backend(settings, env, notify)
     options = ChatOptions(resume, session, tool_choice, yes)
-    raise typer.Exit(repl.run(Chat(env, settings, registry, model_backend, options, console, reload), env))
+    try:
+        raise typer.Exit(repl.run(Chat(env, settings, registry, model_backend, options, console, reload), env))
+    finally:
+        registry.close()
 
 
 @app.command()

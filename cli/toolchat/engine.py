@@ -46,10 +46,11 @@ class CallRecord:
     status: ToolStatus
     output: str
     duration: float = 0.0
+    source: str = ""  # where the tool comes from: "bundled", "plugins/x.py", "mcp time"
 
     def as_dict(self) -> dict[str, Any]:
         return {"id": self.id, "name": self.name, "arguments": self.arguments,
-                "status": self.status.value, "output": self.output}
+                "status": self.status.value, "output": self.output, "source": self.source}
 
 
 # Events for the sink
@@ -193,6 +194,8 @@ class Engine:
         return result
 
     def _answer(self, record: CallRecord, result: TurnResult) -> None:
+        tool = self.registry.get(record.name)
+        record.source = tool.origin if tool is not None else ""
         result.calls.append(record)
         self.messages.append({"role": "tool", "tool_call_id": record.id, "content": _tool_content(record)})
         self.emit(CallFinished(record))
@@ -213,6 +216,7 @@ class Engine:
 
     def _call_model(self, number: int, choice: Any, result: TurnResult) -> Reply:
         started = time.monotonic()
+        self.registry.refresh()  # a source's tools may change between model calls (MCP list_changed)
         request = Request(self.messages, self.registry.definitions(), choice, self.temperature, self.max_tokens)
         self.emit(RoundStarted(number, request))
         reply: Reply | None = None

@@ -48,6 +48,10 @@ def banner(chat: Chat, console: Console) -> None:
     describe = getattr(chat.backend, "describe", None)
     if describe is not None:
         console.print(plain(f"  {describe()}", "dim"))
+    if settings.mcp_servers:
+        from toolchat.mcp.wiring import source_of, summary
+
+        console.print(plain(f"  {summary(source_of(chat.all_tools))}", "dim"))
     if settings.backend == "local" and settings.model == "bundled":
         from toolchat.backends.bundled import DESCRIPTION
 
@@ -61,6 +65,8 @@ def prompt_session(chat: Chat, env: Environment) -> Any:
     from prompt_toolkit.completion import WordCompleter
     from prompt_toolkit.history import FileHistory, InMemoryHistory
     from prompt_toolkit.key_binding import KeyBindings
+
+    from toolchat.mcp.wiring import toolbar as mcp_toolbar
 
     history: Any = InMemoryHistory()
     path = project_folder(env.data_dir, chat.settings.project_dir).with_suffix(".history")
@@ -79,12 +85,16 @@ def prompt_session(chat: Chat, env: Environment) -> Any:
 
     words = list(COMMANDS) + chat.all_tools.names()
     return PromptSession(history=history, completer=WordCompleter(words, sentence=True), key_bindings=bindings,
-                         bottom_toolbar=lambda: chat.toolbar(), complete_while_typing=True)
+                         bottom_toolbar=lambda: chat.toolbar() + mcp_toolbar(chat.all_tools), complete_while_typing=True)
 
 
 def run(chat: Chat, env: Environment) -> int:
     console = chat.console
     banner(chat, console)
+    if chat.settings.mcp_servers:
+        from toolchat.mcp.wiring import turns_wait
+
+        turns_wait(chat.all_tools)  # the prompt is up; a turn now waits for servers still starting
     session = prompt_session(chat, env)
     try:
         while True:

@@ -217,6 +217,17 @@ def _stats(chat: Chat, argument: str) -> None:
         chat.console.print(plain(f"  tool {name}: {status}, {seconds:.2f} s"))
 
 
+@command("/mcp", "the MCP servers and their state; /mcp restart NAME starts one again")
+def _mcp(chat: Chat, argument: str) -> None:
+    from toolchat.mcp.wiring import describe, restart, source_of
+
+    source = source_of(chat.all_tools)
+    verb, _, name = argument.partition(" ")
+    lines = [restart(source, name.strip())] if verb == "restart" else describe(source)
+    for line in lines:
+        chat.console.print(plain(line))
+
+
 @command("/exit", "leave (Ctrl-D too)")
 def _exit(chat: Chat, argument: str) -> str:
     return EXIT

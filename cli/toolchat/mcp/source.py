@@ -59,6 +59,7 @@ class McpSource:
         atexit.register(self.close)  # whatever path toolchat leaves by, the servers stop
         self._reported: set[str] = set()
         self._offered: dict[str, tuple[Server, str]] = {}
+        self._built: dict[str, tuple[Any, Tool]] = {}  # offered name -> (listed, Tool): validators are kept
         self._clashes: list[SourceProblem] = []
         self._closed = False
 
@@ -132,7 +133,10 @@ class McpSource:
                         f"its tool '{listed.name}' is offered as '{name}', as is a tool of mcp {other}; left out"))
                     continue
                 offered[name] = (server, listed.name)
-                tools.append(_tool(name, listed, server.name))
+                built = self._built.get(name)
+                if built is None or built[0] is not listed:
+                    built = self._built[name] = (listed, _tool(name, listed, server.name))
+                tools.append(built[1])
         self._offered = offered
         return tools
 
@@ -211,11 +215,8 @@ def _tool(name: str, listed: Any, server: str) -> Tool:
     parameters = dict(listed.input_schema or {})
     parameters.setdefault("type", "object")
     parameters.setdefault("properties", {})
-    where: dict[str, Any] = {"origin": f"mcp {server}"}
-    if "origin" not in Tool.__dataclass_fields__:  # until the Tool of every source lands on main
-        where = {"func": None, "source": Path(f"mcp {server}")}
     return Tool(name=name, description=(listed.description or listed.title or "").strip(), parameters=parameters,
-                accepts_extra=parameters.get("additionalProperties", True) is not False, **where)
+                origin=f"mcp {server}", accepts_extra=parameters.get("additionalProperties", True) is not False)
 
 
 def _timed_out(timeout: float, started: float) -> ToolResult:
