@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 
 import pexpect
 import pytest
@@ -13,7 +14,7 @@ pytest.importorskip("mcp")
 
 from fakeserver import FakeServer, openai_calls, sse, text_stream  # noqa: E402
 from mcp_helpers import SERVERS, server_pids, wait_gone  # noqa: E402
-from test_repl import see, say  # noqa: E402
+from test_repl import press, say, see  # noqa: E402
 
 
 def test_servers_in_the_repl_from_banner_to_exit(isolated_env, tmp_path):
@@ -36,7 +37,7 @@ def test_servers_in_the_repl_from_banner_to_exit(isolated_env, tmp_path):
             say(child, "Echo something")
             see(child, "faults__echo")
             see(child, "mcp faults")  # the approval panel says where the call goes
-            child.send("y")
+            press(child, "y")
             see(child, "It echoed.")
             say(child, "/mcp")
             see(child, "faults stdio ready")
@@ -45,6 +46,8 @@ def test_servers_in_the_repl_from_banner_to_exit(isolated_env, tmp_path):
             say(child, "/mcp restart faults")
             see(child, "faults stdio ready")
             assert len(server_pids(pid_dir)) == 2
+            child.expect("›")
+            time.sleep(0.3)
             child.sendeof()
             child.expect(pexpect.EOF)
         finally:
