@@ -287,3 +287,7 @@ def test_a_tool_that_kills_the_worker_gets_an_error_and_the_next_call_works(tmp_
     assert time.monotonic() - started < 10
     assert wait_gone(int(pid_file.read_text())), "the tool outlived the worker it killed"
     assert run(tmp_path, "def fine() -> str:\n    return 'fine'\n", "fine").output == "fine"
+
+
+def test_a_timeout_too_large_for_the_clock_still_runs_the_call(tmp_path):
+    assert run(tmp_path, "def quick() -> str:\n    return 'quick'\n", "quick", timeout=1e10).output == "quick"

@@ -64,6 +64,14 @@ def perform(job: dict[str, Any], requests: int, replies: int) -> tuple[dict[str,
     return _describe_outcome(job, state, value, status), None
 
 
+def failed(job: dict[str, Any], exc: Exception) -> dict[str, Any]:
+    """The outcome of a job the worker itself failed to run."""
+    reason = f"the tool worker failed ({type(exc).__name__}: {exc})"
+    if job.get("kind") == "run":
+        return {"status": ToolStatus.ERROR.value, "output": f"Error: {reason}; the call was stopped"}
+    return {"failure": reason}
+
+
 def _child(job: dict[str, Any], result_w: int, printed_w: int, code: CodeType | None) -> None:
     try:
         os.setsid()  # its own session and process group: killing the group kills what it started
@@ -149,7 +157,7 @@ def _watch(pid: int, result_r: int, printed_r: int, requests: int,
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return "timeout", None, bytes(printed)
-            ready = select.select(watched, [], [], remaining if pidfd >= 0 else min(remaining, 0.02))[0]
+            ready = select.select(watched, [], [], min(remaining, 3600.0 if pidfd >= 0 else 0.02))[0]
             if requests in ready:
                 message = _read_frame(requests)
                 if message is None:

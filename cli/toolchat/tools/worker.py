@@ -200,7 +200,11 @@ def _serve(requests: int, replies: int) -> None:
             break  # toolchat is gone
         if job.get("kind") == "cancel":
             continue  # it came after the job had finished
-        outcome, leftover = jobs.perform(job, requests, replies)
+        try:
+            outcome, leftover = jobs.perform(job, requests, replies)
+        except Exception as exc:  # noqa: BLE001 - a fault of the worker itself: stop the job, keep serving
+            processes.kill_all()
+            outcome, leftover = jobs.failed(job, exc), None
         if outcome is None:
             break
         try:
