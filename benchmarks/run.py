@@ -156,6 +156,16 @@ def mcp_section(quick: bool) -> list[str]:
         found, names[0], names[1], "<= 1.2x")
 
 
+def serve_section(quick: bool, cache: Path) -> list[str]:
+    import bench_cli
+    import bench_serve
+
+    work = HERE / ".work"
+    work.mkdir(exist_ok=True)
+    env = {**bench_cli.isolated_env(work), "TOOLCHAT_CACHE_DIR": str(cache)}  # the bundled model is there
+    return bench_serve.section(env, work, quick)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="smoke mode: few iterations, no RESULTS.md")
@@ -170,6 +180,7 @@ def main() -> int:
     lines += [""] + local_section(bundled_gguf(args.cache), args.quick)
     lines += more_sections(args.quick)
     lines += mcp_section(args.quick)
+    lines += [""] + serve_section(args.quick, args.cache)
     lines += ["", f"Total run time: {time.time() - started:.0f} s", ""]
     args.out.write_text("\n".join(lines))
     print("\n".join(lines))

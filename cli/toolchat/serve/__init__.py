@@ -82,7 +82,8 @@ def run_serve(settings: Settings, load_profile: Callable[[str], Settings], regis
         chosen.setdefault(name, load_profile(name))
     profiles = {name: Profile(name, each, create_backend(each, env, notify), options.approve_all)
                 for name, each in chosen.items()}
-    secrets = [each.api_key for each in chosen.values()] + [env.environ.get("OPENAI_API_KEY"), key]
+    secrets = [s for each in chosen.values() for s in (each.api_key, *each.secrets)]
+    secrets += [env.environ.get("OPENAI_API_KEY"), key]
     server = Server(profiles, registry.without(settings.deny),
                     Limits(options.max_body, options.max_queue, time_limit=options.time_limit), Redactor(secrets), key)
     allowed = "every tool (--yes)" if options.approve_all else ", ".join(settings.allow) or "none"
