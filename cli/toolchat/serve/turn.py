@@ -9,8 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-import os
-import signal
 import threading
 from dataclasses import dataclass, replace
 from typing import Any, Callable, ContextManager, Iterator, Mapping
@@ -135,14 +133,14 @@ class Turn:
         """Stop the turn: at its next event it ends, and the tools it is running are killed.
         Called on the event loop; safe to call again and after the turn has ended."""
         self.cancelled.set()
-        stop_children(self._tid)
         if self._reaper is None and self.running:
             self._reaper = self.loop.create_task(self._reap())
 
     async def _reap(self) -> None:
-        """A tool that was starting as the turn was cancelled is stopped too."""
+        """Until the turn's thread ends: a tool call that was starting as the turn was cancelled
+        is stopped too (asked from a thread: the request to the tool worker may wait)."""
         while self.running:
-            stop_children(self._tid)
+            await asyncio.to_thread(stop_tools, self._tid)
             await asyncio.sleep(0.1)
 
     def join(self, timeout: float) -> None:
@@ -155,7 +153,7 @@ class Turn:
             pass
 
     def _run(self) -> None:
-        self._tid = threading.get_native_id()
+        self._tid = threading.get_ident()
         gate = ClientTools(self.profile.backend, self.chat, self.cancelled)
         try:
             with open_trace(self.headers):
@@ -226,18 +224,9 @@ def upstream_error(exc: BackendError | None, message: str, profile: Profile, red
     return ApiError(502, message, kind="upstream_error", code="upstream_failed")
 
 
-def stop_children(tid: int | None) -> None:
-    """Kill the process groups of the tool processes a turn's thread started (each tool runs in
-    its own session, so its group holds everything it started)."""
-    if tid is None:
-        return
-    try:
-        with open(f"/proc/self/task/{tid}/children", encoding="ascii") as file:
-            pids = [int(pid) for pid in file.read().split()]
-    except (OSError, ValueError):  # not Linux, or the thread has ended
-        return
-    for pid in pids:
-        try:
-            os.killpg(pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
+def stop_tools(thread: int | None) -> None:
+    """Stop the tool call the turn's thread is waiting on, and everything that tool started."""
+    if thread is not None:
+        from toolchat.tools.worker import cancel_job_of
+
+        cancel_job_of(thread)

@@ -87,9 +87,12 @@ def request(job: dict[str, Any]) -> dict[str, Any] | None:
         worker.last_id += 1
         job = {**job, "id": worker.last_id}
         sent = False
+        me = threading.get_ident()
         try:
-            _write_frame(worker.requests, job)
-            sent = True
+            with _flight:  # a cancel from another thread never lands inside this frame
+                _write_frame(worker.requests, job)
+                sent = True
+                _in_flight[me] = (worker, job["id"])
             reply = _reply_to(worker, job["id"])
         except KeyboardInterrupt:
             if sent:
@@ -97,9 +100,28 @@ def request(job: dict[str, Any]) -> dict[str, Any] | None:
             raise
         except OSError:
             reply = None
+        finally:
+            with _flight:
+                _in_flight.pop(me, None)
         if reply is None:
             stop()
         return reply
+
+
+_in_flight: dict[int, tuple[_Worker, int]] = {}  # thread ident -> the worker and id of its job
+_flight = threading.Lock()
+
+
+def cancel_job_of(thread: int) -> None:
+    """Stop the job thread `thread` (an ident) is waiting on, if it has one; its outcome is then
+    "cancelled". For a server stopping a request whose client went away, from another thread."""
+    with _flight:
+        worker, job_id = _in_flight.get(thread, (None, 0))
+        if worker is not None:
+            try:
+                _write_frame(worker.requests, {"kind": "cancel", "id": job_id})
+            except OSError:
+                pass
 
 
 def _reply_to(worker: _Worker, job_id: int) -> dict[str, Any] | None:
