@@ -284,8 +284,12 @@ def serve(
                            max_rounds, tool_timeout, False, temperature, max_tokens)
     settings = _settings(config, **overrides)
     options = ServeOptions(host, port, api_key_env, yes, max_queue, time_limit)
-    raise typer.Exit(run_serve(settings, lambda name: _settings(config, **{**overrides, "profile": name}),
-                               _registry(settings, no_tools), options, Environment()))
+    registry = _registry(settings, no_tools)
+    try:
+        raise typer.Exit(run_serve(settings, lambda name: _settings(config, **{**overrides, "profile": name}),
+                                   registry, options, Environment()))
+    finally:
+        registry.close()  # MCP servers stop with the server
 
 
 @app.command()
