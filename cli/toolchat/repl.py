@@ -52,11 +52,8 @@ def banner(chat: Chat, console: Console) -> None:
         from toolchat.mcp.wiring import source_of, summary
 
         console.print(plain(f"  {summary(source_of(chat.all_tools))}", "dim"))
-    if settings.backend == "local" and settings.model == "bundled":
-        from toolchat.backends.bundled import DESCRIPTION
-
-        console.print(plain(f"  {DESCRIPTION}; it is not a good assistant. For a real model: -m path/to/model.gguf, "
-                            "--base-url http://host:8000/v1, or `toolchat config init`.", "yellow"))
+    for line in getattr(chat.backend, "notes", lambda: [])():  # what the backend wants a new user to know
+        console.print(plain(f"  {line}", "yellow"))
     console.print(plain("  /help for commands · Ctrl-D to leave", "dim"))
 
 

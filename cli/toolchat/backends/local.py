@@ -14,7 +14,7 @@ from typing import Any, Callable, Iterator
 from toolchat import defaults
 from toolchat.backends import generic
 from toolchat.backends.base import BackendEvent, Reply, Request, TextDelta, ToolCall, Usage, new_call_id
-from toolchat.backends.bundled import DESCRIPTION, INSTALL_HINT, bundled_model_path
+from toolchat.backends.bundled import DESCRIPTION, INSTALL_HINT, bundled_model_path, tools_named, with_examples
 from toolchat.backends.parsers import ParsedCall, detect_format, make_parser
 from toolchat.backends.parsers.base import partial_suffix
 from toolchat.backends.prompt import ChatML, GemmaTurns, JinjaTemplate, generic_messages, raw_key
@@ -54,6 +54,9 @@ def local_models(cache_dir: Path, cwd: Path) -> list[str]:
 
 class LocalBackend:
     name = "local"
+    provider = "llama.cpp"
+    server_address: str | None = None  # in-process: no server
+    server_port: int | None = None
 
     def __init__(self, settings: Settings, cache_dir: Path, notify: Callable[[str], None] = lambda m: None,
                  debug: bool = False) -> None:
@@ -63,8 +66,10 @@ class LocalBackend:
             raise UsageError("the local backend needs llama-cpp-python", INSTALL_HINT) from None
         self._llama_cpp = llama_cpp
         _capture_log(llama_cpp, debug)
+        self.cache_dir = cache_dir
+        self.bundled = (settings.model or "bundled") == "bundled"
         self.path = self._model_path(settings.model or "bundled", cache_dir, notify)
-        self.model = "bundled" if (settings.model or "bundled") == "bundled" else str(self.path)
+        self.model = "bundled" if self.bundled else str(self.path)
         self.gpu = gpu_offload_supported()
         n_ctx = self._context_size(settings.n_ctx)
         try:
@@ -111,19 +116,47 @@ class LocalBackend:
         return GemmaTurns() if self.architecture.startswith("gemma") else ChatML()
 
     def describe(self) -> str:
-        gpu = "GPU offload available" if self.gpu else f"CPU only (for a GPU build: {CUDA_HINT})"
+        gpu = "GPU offload: yes" if self.gpu else "GPU offload: no (CPU build)"
         return f"{self.path.name}, n_ctx {self.n_ctx}, tool format {self.format}, {gpu}"
+
+    def notes(self) -> list[str]:
+        """Lines for a face's banner: what the bundled model is, and the CUDA hint on a CPU build
+        the first time only (a marker in the cache dir; `toolchat models` always repeats it)."""
+        lines = []
+        if self.bundled:
+            lines.append(f"{DESCRIPTION}; it is not a good assistant, and is offered only the tools a question "
+                         "names. For a real model: -m path/to/model.gguf, --base-url http://host:8000/v1, "
+                         "or `toolchat config init`.")
+        marker = self.cache_dir / "gpu-hint-shown"
+        if not self.gpu and not marker.exists():
+            lines.append(f"This llama-cpp-python build has no GPU offload; for CUDA: {CUDA_HINT} "
+                         "(shown once; `toolchat models` repeats it)")
+            try:
+                self.cache_dir.mkdir(parents=True, exist_ok=True)
+                marker.touch()
+            except OSError:
+                pass  # an unwritable cache dir: the hint shows again next time, which is harmless
+        return lines
 
     def list_models(self) -> list[str]:
         return [self.model]
 
+    def close(self) -> None:
+        """Free the model (weights and KV cache) so the next one can load in its place."""
+        llm, self.llm = getattr(self, "llm", None), None
+        if llm is not None:
+            llm.close()
+
     # -- one completion -------------------------------------------------------------------------
     def complete(self, request: Request) -> Iterator[BackendEvent]:
-        constrained = bool(request.tools) and (self.format == "generic" or _forced(request.tool_choice))
+        if self.llm is None:
+            raise BackendError("the local model was closed")
+        # The bundled base model rambles without a grammar, so it always answers in {"response": ...}
+        constrained = self.bundled or (bool(request.tools) and (self.format == "generic" or _forced(request.tool_choice)))
         max_tokens = request.max_tokens or DEFAULT_MAX_TOKENS
         tokens = self._fit(request, constrained, max_tokens)
         cached = self._reused_prefix(tokens)
-        grammar = self._grammar(request) if constrained else None
+        grammar = self._grammar(self._offered(request)) if constrained else None
         if constrained:
             parser: Any = _GenericParser()
         else:
@@ -150,11 +183,24 @@ class LocalBackend:
         usage = Usage(len(tokens), self.generated, cached)
         yield Reply(text, calls, usage, "tool_calls" if calls else "stop")
 
+    def _offered(self, request: Request) -> Request:
+        """What the grammar allows. The bundled model may call only the tools the turn's question
+        names, and must call one of them; a question that names none is answered in text. The
+        prompt still lists every tool, so it stays stable and its KV cache is reused."""
+        if not self.bundled or not request.tools or request.tool_choice not in (None, "auto"):
+            return request
+        question = next((m.get("content") or "" for m in reversed(request.messages) if m["role"] == "user"), "")
+        named = tools_named(question, request.tools)
+        choice = "required" if named and not _after_tool_results(request.messages) else request.tool_choice
+        choice = choice if named else "none"
+        return Request(request.messages, named, choice, request.temperature, request.max_tokens)
+
     def _render(self, request: Request, constrained: bool) -> str:
         native = isinstance(self.renderer, JinjaTemplate) and self.format != "generic" and not constrained
         if native:
             return self.renderer.render(request.messages, request.tools)
-        return self.renderer.render(generic_messages(request.messages, request.tools if constrained else [], self._raw))
+        messages = generic_messages(request.messages, request.tools if constrained else [], self._raw)
+        return self.renderer.render(with_examples(messages) if self.bundled else messages)
 
     def _fit(self, request: Request, constrained: bool, max_tokens: int) -> list[int]:
         """Tokens of the prompt, trimmed to leave room for the answer: the oldest tool outputs
@@ -163,7 +209,9 @@ class LocalBackend:
         trimmed = Request(messages, request.tools, request.tool_choice, request.temperature, request.max_tokens)
         budget = self.n_ctx - min(max_tokens, self.n_ctx // 4)
         while True:
-            tokens = self.llm.tokenize(self._render(trimmed, constrained).encode("utf-8"), add_bos=False, special=True)
+            # "replace": a lone surrogate (from a file name or a server) must not crash the encoding
+            prompt = self._render(trimmed, constrained).encode("utf-8", "replace")
+            tokens = self.llm.tokenize(prompt, add_bos=False, special=True)
             if len(tokens) <= budget:
                 return tokens
             if not _drop_oldest(messages):
@@ -193,7 +241,8 @@ class LocalBackend:
         stops = [s for s in getattr(self.renderer, "stop", []) if s] + ["<start_of_turn>"]
         pending = ""
         count = 0
-        for token in self.llm.generate(tokens, temp=temperature, grammar=grammar, repeat_penalty=1.0):
+        penalty = 1.1 if self.bundled else 1.0  # the bundled base model loops without one
+        for token in self.llm.generate(tokens, temp=temperature, grammar=grammar, repeat_penalty=penalty):
             if self._llama_cpp.llama_vocab_is_eog(vocab, token) or count >= limit:
                 break
             count += 1

@@ -27,12 +27,12 @@ class LeadingParser:
         return self.inner.feed(held)
 
     def finish(self) -> tuple[str, list[ParsedCall]]:
-        if self.holding and self.held.strip():
-            calls = self.parse_whole(self.held)
+        shown = ""
+        if self.holding:
+            calls = self.parse_whole(self.held) if self.held.strip() else None
             if calls:
                 return "", calls
-            self.inner.feed(self.held)  # not a call after all: it is content
-            held = self.held
-            content, calls = self.inner.finish()
-            return (content if content else held), calls
-        return self.inner.finish()
+            shown = self.inner.feed(self.held)  # not a call after all: it is content
+            self.held, self.holding = "", False
+        content, calls = self.inner.finish()
+        return shown + content, calls
