@@ -29,6 +29,8 @@ config_app = typer.Typer(help="Show, create, check and trust config files.", no_
 app.add_typer(config_app, name="config")
 mcp_app = typer.Typer(help="The MCP servers configured: their state and their logs.", no_args_is_help=True)
 app.add_typer(mcp_app, name="mcp")
+trace_app = typer.Typer(help="Read trace files written with --trace.", no_args_is_help=True)
+app.add_typer(trace_app, name="trace")
 
 ConfigOpt = Annotated[Optional[str], typer.Option("--config", "-c", help="Use this config file instead of discovering one.")]
 ToolsOpt = Annotated[Optional[List[str]], typer.Option("--tools", "-t", help="A plugin folder or .py file (repeatable).")]
@@ -152,6 +154,8 @@ ToolTimeoutOpt = Annotated[Optional[float], typer.Option("--tool-timeout", help=
 NoStreamOpt = Annotated[bool, typer.Option("--no-stream", help="Ask for whole replies instead of a stream.")]
 TemperatureOpt = Annotated[Optional[float], typer.Option("--temperature")]
 MaxTokensOpt = Annotated[Optional[int], typer.Option("--max-tokens")]
+TraceOpt = Annotated[Optional[str], typer.Option("--trace", help="Write OpenTelemetry spans to this file (JSON lines).")]
+TraceContentOpt = Annotated[bool, typer.Option("--trace-content", help="Put messages, tool arguments and results in the spans.")]
 
 
 
@@ -169,6 +173,10 @@ def _overrides(profile: Optional[str], backend: Optional[str], model: Optional[s
         max_rounds=max_rounds, tool_timeout=tool_timeout, stream=False if no_stream else None,
         temperature=temperature, max_tokens=max_tokens,
     )
+
+
+def _trace(trace: Optional[str], trace_content: bool) -> dict[str, Any]:
+    return {"trace": (Path.cwd() / trace).resolve() if trace else None, "trace_content": trace_content or None}
 
 
 def _registry(settings: Any, no_tools: bool, notify: Any = None, waits: bool = True) -> Any:
@@ -208,13 +216,14 @@ def ask(
     max_tokens: MaxTokensOpt = None, mcp: McpOpt = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object: answer, messages, calls, usage.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No tool log on stderr.")] = False,
+    trace: TraceOpt = None, trace_content: TraceContentOpt = False,
 ) -> None:
     """One question, tools allowed, the answer on stdout."""
     from toolchat.ask import AskOptions, run_ask
 
     settings = _settings(config, **_overrides(profile, backend, model, base_url, tools, no_bundled_tools, system,
                                               allow, deny, max_rounds, tool_timeout, no_stream, temperature, max_tokens),
-                         mcp_servers=_mcp_flags(mcp))
+                         mcp_servers=_mcp_flags(mcp), **_trace(trace, trace_content))
     options = AskOptions(prompt or [], json_output, quiet, tool_choice)
     registry = _registry(settings, no_tools)
     try:
@@ -233,6 +242,7 @@ def chat(
     max_tokens: MaxTokensOpt = None, mcp: McpOpt = None,
     resume: Annotated[bool, typer.Option("--continue", help="Resume this project's last session.")] = False,
     session: Annotated[Optional[str], typer.Option("--session", help="Use (or resume) the session of this name.")] = None,
+    trace: TraceOpt = None, trace_content: TraceContentOpt = False,
 ) -> None:
     """The interactive REPL (what `toolchat` alone runs)."""
     from toolchat import repl
@@ -243,7 +253,7 @@ def chat(
     repl.require_terminal(env)
     console = repl.console_for_chat()
     overrides = _overrides(profile, backend, model, base_url, tools, no_bundled_tools, system, allow, deny,
-                           max_rounds, tool_timeout, no_stream, temperature, max_tokens)
+                           max_rounds, tool_timeout, no_stream, temperature, max_tokens) | _trace(trace, trace_content)
     overrides["mcp_servers"] = _mcp_flags(mcp)
     settings = _settings(config, on_untrusted=repl.ask_trust(console), **overrides)
     notify = lambda message: console.print(message, style="dim", markup=False)  # noqa: E731
@@ -408,6 +418,15 @@ def sessions_show(session_id: Annotated[str, typer.Argument(help="An id from `to
     env = Environment()
     settings = _settings(config)
     sessions_cmd.show_session(env.data_dir, settings.project_dir, session_id, _consoles())
+
+
+@trace_app.command("show")
+def trace_show(file: Annotated[str, typer.Argument(help="A file written with --trace or config `trace:`.")],
+               last: Annotated[int, typer.Option("--last", min=0, help="Only the last N traces (0: all).")] = 0) -> None:
+    """Each trace in the file as a tree: spans, durations, tokens, tool outcomes."""
+    from toolchat import trace_cmd
+
+    trace_cmd.show(Path(file), last, _consoles()[0])
 
 
 def main(argv: Optional[List[str]] = None) -> int:

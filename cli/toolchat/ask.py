@@ -15,6 +15,7 @@ from toolchat.env import Environment
 from toolchat.errors import ExitStatus, UsageError
 from toolchat.safety import clean
 from toolchat.tools import Registry
+from toolchat.tracing import traced
 
 PREVIEW = 120
 
@@ -132,7 +133,8 @@ def run_ask(settings: Settings, registry: Registry, options: AskOptions, env: En
     backend = create_backend(settings, env, notify=lambda message: _note(env, message))
     display = AskDisplay(env, options)
     engine = Engine(
-        backend, registry.without(settings.deny), approve=TerminalApprover(env.stderr), on_event=display,
+        backend, registry.without(settings.deny), approve=TerminalApprover(env.stderr),
+        on_event=traced(display, backend, settings, env.environ),
         policy=Policy(approve_all, set(settings.allow)),
         tool_options=ToolOptions(settings.project_dir, settings.tool_timeout, settings.max_output_chars),
         system=settings.system, max_rounds=settings.max_rounds,

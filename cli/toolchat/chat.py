@@ -19,6 +19,7 @@ from toolchat.env import Environment
 from toolchat.render import MarkdownStream, call_panel, clean, plain, result_panel
 from toolchat.sessions import SessionStore, load, project_folder, sessions_in
 from toolchat.tools import Registry
+from toolchat.tracing import traced
 
 
 @dataclass
@@ -100,7 +101,8 @@ class Chat:
         self.folder = project_folder(env.data_dir, settings.project_dir)
         self.display = ChatDisplay(console, lambda: self.engine.registry, self.stats, self._save)
         self.engine = Engine(
-            backend, registry.without(self.denied), approve=self._approve, on_event=self.display,
+            backend, registry.without(self.denied), approve=self._approve,
+            on_event=traced(self.display, lambda: self.engine.backend, settings, env.environ, lambda: self.store.id),
             policy=Policy(options.approve_all, set(settings.allow)),
             tool_options=ToolOptions(settings.project_dir, settings.tool_timeout, settings.max_output_chars),
             system=settings.system, max_rounds=settings.max_rounds,

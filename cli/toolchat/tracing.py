@@ -1,0 +1,129 @@
+"""Tracing switched on and off: OpenTelemetry spans for every turn, model call and tool call,
+sent to an OTLP/HTTP collector (the standard OTEL_EXPORTER_OTLP_* variables) and/or written as
+JSON lines to a file (`--trace FILE`, config `trace: FILE`).
+
+With tracing off this module imports nothing of OpenTelemetry: `traced` hands the sink back as
+it was. With it on, the SDK is loaded once per process and its spans are flushed at exit
+(also after Ctrl-C and SIGTERM) within FLUSH_BOUND seconds; a collector that is down costs at
+most that, and one warning line."""
+
+from __future__ import annotations
+
+import atexit
+import importlib
+import contextlib
+import os
+import sys
+import threading
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping
+
+FLUSH_BOUND = 2.0  # seconds the exit waits for spans to leave
+CONTENT_VARIABLE = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
+ENDPOINT_VARIABLES = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
+
+Sink = Callable[[Any], None]
+Wrap = Callable[..., Sink]
+
+_lock = threading.Lock()
+_current: Any = None  # the process's Tracing (toolchat.tracing_setup), once started
+_missing = False  # asked for, but the SDK is not installed
+
+
+def otlp_endpoint(environ: Mapping[str, str]) -> str | None:
+    """Where OTLP/HTTP spans go, as the exporter resolves it; None when no variable names one."""
+    if environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return None
+    if environ.get("OTEL_TRACES_EXPORTER", "").strip().lower() == "none":
+        return None
+    signal = environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "").strip()
+    if signal:
+        return signal
+    base = environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", "").strip()
+    return base.rstrip("/") + "/v1/traces" if base else None
+
+
+def capture_content(settings: Any, environ: Mapping[str, str]) -> bool:
+    """Messages, arguments, results and the system prompt go into spans only when asked for."""
+    wanted = environ.get(CONTENT_VARIABLE, "").strip().lower() in ("true", "1", "yes")
+    return wanted or bool(getattr(settings, "trace_content", False))
+
+
+def enabled(settings: Any, environ: Mapping[str, str]) -> bool:
+    return _current is not None or bool(getattr(settings, "trace", None)) or otlp_endpoint(environ) is not None
+
+
+def start(settings: Any, environ: Mapping[str, str], warn: Callable[[str], None] | None = None) -> Any:
+    """The process's tracing, started on first use; None when nothing asks for it."""
+    global _current, _missing
+    with _lock:
+        if _current is not None or _missing or not enabled(settings, environ):
+            return _current
+        try:
+            tracing_setup = importlib.import_module("toolchat.tracing_setup")
+        except ImportError:  # the `trace` extra is not installed: say so once, chat on
+            _missing = True
+            (warn or _warn)("tracing needs the OpenTelemetry SDK: pip install 'toolchat[trace]'; going on without it")
+            return None
+        file = getattr(settings, "trace", None)
+        _current = tracing_setup.Tracing.configure(
+            file=Path(file) if file else None, endpoint=otlp_endpoint(environ),
+            content=capture_content(settings, environ), redactor=_redactor(settings),
+            service=environ.get("OTEL_SERVICE_NAME") or "toolchat", warn=warn or _warn)
+        _current.make_global()  # instrumented libraries (an MCP client) send their spans along
+        atexit.register(_current.close, FLUSH_BOUND)
+        return _current
+
+
+def use(tracing: Any) -> Any:
+    """Install a Tracing made elsewhere (tests, embedding); returns the one it replaces."""
+    global _current
+    with _lock:
+        previous, _current = _current, tracing
+    return previous
+
+
+def traced(sink: Sink, backend: Any, settings: Any, environ: Mapping[str, str],
+           conversation: Callable[[], str | None] | str | None = None) -> Sink:
+    """`sink` with spans recorded around it, or `sink` itself when tracing is off. `backend` is
+    the Backend, or a callable giving the one in use (the REPL's /model swaps it)."""
+    tracing = start(settings, environ)
+    return sink if tracing is None else tracing.wrap(sink, backend, conversation)
+
+
+@contextlib.contextmanager
+def serve_turn(headers: Mapping[str, str], settings: Any, environ: Mapping[str, str]) -> Iterator[Wrap]:
+    """For `toolchat serve`: around one request's engine run, in the thread that runs it. The
+    request's turn becomes one trace (a child of the client's `traceparent`, when it sends one).
+    Yields `wrap(sink, backend, conversation=None)`, to give the engine in place of `sink`."""
+    tracing = start(settings, environ)
+    if tracing is None:
+        yield lambda sink, backend=None, conversation=None: sink
+        return
+    with tracing.remote_parent(headers):
+        yield tracing.wrap
+
+
+def _redactor(settings: Any) -> Any:
+    make = getattr(settings, "redactor", None)
+    if make is not None:
+        return make()
+    from toolchat.secrets import Redactor
+
+    return Redactor()
+
+
+def _warn(message: str) -> None:
+    from toolchat.safety import clean
+
+    try:
+        sys.stderr.write(f"toolchat: warning: {clean(message)}\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+
+
+def private_file(path: Path) -> int:
+    """Open `path` for appending, created 0600 (its folder 0700 when made here)."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)

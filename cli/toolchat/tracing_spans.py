@@ -1,0 +1,329 @@
+"""Engine events as spans, following the OpenTelemetry GenAI semantic conventions: one
+`invoke_agent toolchat` per turn, a `chat {model}` per model call, an `execute_tool {name}` per
+call the model made. Content (messages, arguments, results, the system prompt) only when opted
+in; every string that could carry one passes the Redactor first.
+
+The sink wrapper records, then hands each event on; a failure of its own is swallowed, so
+tracing never changes a turn."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any, Callable
+from urllib.parse import urlsplit
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+
+from toolchat.backends.base import TextDelta, ToolCall
+from toolchat.engine import (CallDecided, CallFinished, CallRequested, RoundDone, RoundStarted, TurnEnded, TurnError,
+                             TurnStarted)
+from toolchat.tools.model import ToolStatus
+
+AGENT = "toolchat"
+MAX_ERROR = 500  # characters of an error message kept on a span
+PROVIDERS = {"openai": "openai", "local": "llama_cpp"}  # backend name -> gen_ai.provider.name when it says none
+# a tool's outcome -> error.type; a declined call or one not run is not an error
+ERRORS = {ToolStatus.ERROR: "tool_error", ToolStatus.INVALID: "invalid_arguments", ToolStatus.TIMEOUT: "timeout",
+          ToolStatus.UNKNOWN: "unknown_tool", ToolStatus.CANCELLED: "cancelled"}
+STOPPED = {"error": None, "interrupted": "cancelled", "max_rounds": "max_rounds"}  # None: the TurnError's type
+
+
+class TraceSink:
+    def __init__(self, inner: Callable[[Any], None], tracer: trace.Tracer, backend: Callable[[], Any],
+                 conversation: Callable[[], str | None], *, content: bool, redactor: Any) -> None:
+        self.inner, self.tracer, self.backend, self.conversation = inner, tracer, backend, conversation
+        self.content, self.redactor = content, redactor
+        self._agent: Span | None = None
+        self._agent_token: Any = None
+        self._agent_model = ""
+        self._usage = [0, 0, 0]  # input, output, cached tokens of the turn
+        self._error_type: str | None = None
+        self._chat: Span | None = None
+        self._chat_done: int | None = None  # when RoundDone came; the span ends once the reply is known
+        self._chat_model = ""
+        self._round: tuple[RoundStarted, float] | None = None
+        self._sent = 0  # messages the open model call was given
+        self._finish: str | None = None
+        self._first_chunk: float | None = None
+        self._text: list[str] = []
+        self._tool: Span | None = None
+        self._tool_id: str | None = None
+        self._tool_token: Any = None
+        self._tool_approved: bool | None = None
+
+    def __call__(self, event: Any) -> None:
+        try:
+            self._record(event)
+        except Exception:  # tracing never harms the chat
+            pass
+        self.inner(event)
+
+    # -- dispatch ----------------------------------------------------------------------------
+    def _record(self, event: Any) -> None:
+        if isinstance(event, TextDelta):
+            if self._chat is not None and self._round is not None and event.text:
+                if self._first_chunk is None:
+                    self._first_chunk = time.monotonic() - self._round[1]
+                self._text.append(event.text)
+        elif isinstance(event, TurnStarted):
+            self._turn_started(event)
+        elif isinstance(event, RoundStarted):
+            self._end_chat()
+            self._round_started(event)
+        elif isinstance(event, RoundDone):
+            self._round_done(event)
+        elif isinstance(event, CallRequested):
+            self._end_chat()
+            self._call_requested(event)
+        elif isinstance(event, CallDecided):
+            self._call_decided(event)
+        elif isinstance(event, CallFinished):
+            self._end_chat()
+            self._call_finished(event)
+        elif isinstance(event, TurnError):
+            self._error_type = getattr(event, "error_type", None) or "_OTHER"
+            self._end_chat(self._error_type, event.message)
+        elif isinstance(event, TurnEnded):
+            self._turn_ended(event)
+
+    # -- the turn ----------------------------------------------------------------------------
+    def _facts(self) -> dict[str, Any]:
+        backend = self.backend()
+        name = getattr(backend, "name", None) or "unknown"
+        facts: dict[str, Any] = {"gen_ai.provider.name": getattr(backend, "provider", None) or PROVIDERS.get(name, name)}
+        model = getattr(backend, "model", None)
+        if model:
+            facts["gen_ai.request.model"] = str(model)
+        address, port = getattr(backend, "server_address", None), getattr(backend, "server_port", None)
+        if address is None and getattr(backend, "base_url", None):
+            parts = urlsplit(str(backend.base_url))
+            address, port = parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
+        if address:
+            facts["server.address"] = str(address)
+            if port:
+                facts["server.port"] = int(port)
+        conversation = self.conversation()
+        if conversation:
+            facts["gen_ai.conversation.id"] = str(conversation)
+        return facts
+
+    def _turn_started(self, event: TurnStarted) -> None:
+        self._close_turn()
+        self._usage, self._error_type = [0, 0, 0], None
+        attributes = {"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": AGENT, **self._facts()}
+        if self.content and event.text:
+            attributes["gen_ai.input.messages"] = self._json([_message("user", [_text(event.text)])])
+        self._agent_model = attributes.get("gen_ai.request.model", "")
+        self._agent = self.tracer.start_span(f"invoke_agent {AGENT}", kind=SpanKind.INTERNAL, attributes=attributes)
+        self._agent_token = otel_context.attach(trace.set_span_in_context(self._agent))
+
+    def _turn_ended(self, event: TurnEnded) -> None:
+        result = event.result
+        self._end_tool(ToolStatus.CANCELLED)
+        self._end_chat("cancelled" if result.stopped == "interrupted" else None, "interrupted")
+        agent = self._agent
+        if agent is None:
+            return
+        if any(self._usage):
+            agent.set_attributes({"gen_ai.usage.input_tokens": self._usage[0],
+                                  "gen_ai.usage.output_tokens": self._usage[1],
+                                  "gen_ai.usage.cache_read.input_tokens": self._usage[2]})
+        model = getattr(self.backend(), "model", None)
+        if model and not self._agent_model:  # a model the backend chose on its first call
+            agent.set_attribute("gen_ai.request.model", str(model))
+        agent.set_attributes({"toolchat.turn.stopped": result.stopped, "toolchat.turn.rounds": len(result.rounds),
+                              "toolchat.turn.tool_calls": len(result.calls)})
+        if self.content and result.answer:
+            agent.set_attribute("gen_ai.output.messages", self._json([_message("assistant", [_text(result.answer)])]))
+        if result.stopped in STOPPED:
+            error_type = STOPPED[result.stopped] or self._error_type or "_OTHER"
+            agent.set_attribute("error.type", error_type)
+            agent.set_status(Status(StatusCode.ERROR, self._short(result.error or error_type)))
+        self._close_turn()
+
+    def _close_turn(self) -> None:
+        self._end_tool(ToolStatus.CANCELLED)
+        self._end_chat("cancelled", "interrupted")
+        if self._agent_token is not None:
+            otel_context.detach(self._agent_token)
+            self._agent_token = None
+        if self._agent is not None:
+            self._agent.end()
+            self._agent = None
+
+    # -- model calls -------------------------------------------------------------------------
+    def _round_started(self, event: RoundStarted) -> None:
+        request = event.request
+        facts = self._facts()
+        self._chat_model = facts.get("gen_ai.request.model", "")
+        attributes: dict[str, Any] = {"gen_ai.operation.name": "chat", **facts}
+        if request.temperature is not None:
+            attributes["gen_ai.request.temperature"] = float(request.temperature)
+        if request.max_tokens is not None:
+            attributes["gen_ai.request.max_tokens"] = int(request.max_tokens)
+        stream = getattr(self.backend(), "stream", None)
+        if isinstance(stream, bool):
+            attributes["gen_ai.request.stream"] = stream
+        if self.content:
+            system = [m for m in request.messages if m.get("role") in ("system", "developer")]
+            if system and self._agent is not None:
+                self._agent.set_attribute("gen_ai.system_instructions",
+                                          self._json([_text(str(m.get("content") or "")) for m in system]))
+            attributes["gen_ai.input.messages"] = self._json([_convert(m) for m in request.messages])
+        kind = SpanKind.CLIENT if "server.address" in facts else SpanKind.INTERNAL
+        self._chat = self.tracer.start_span(self._chat_name(self._chat_model), kind=kind, attributes=attributes,
+                                            context=self._parent())
+        self._round, self._sent = (event, time.monotonic()), len(request.messages)
+        self._chat_done, self._finish, self._first_chunk, self._text = None, None, None, []
+
+    def _round_done(self, event: RoundDone) -> None:
+        chat = self._chat
+        if chat is None:
+            return
+        usage = event.usage
+        if usage.prompt_tokens or usage.completion_tokens:  # all zero: the server reported none
+            chat.set_attributes({"gen_ai.usage.input_tokens": usage.prompt_tokens,
+                                 "gen_ai.usage.output_tokens": usage.completion_tokens,
+                                 "gen_ai.usage.cache_read.input_tokens": usage.cached_tokens})
+        self._usage = [self._usage[0] + usage.prompt_tokens, self._usage[1] + usage.completion_tokens,
+                       self._usage[2] + usage.cached_tokens]
+        self._finish = event.finish_reason
+        if event.finish_reason:
+            chat.set_attribute("gen_ai.response.finish_reasons", [event.finish_reason])
+        if self._first_chunk is not None:
+            chat.set_attribute("gen_ai.response.time_to_first_chunk", round(self._first_chunk, 6))
+        model = getattr(self.backend(), "model", None)
+        if model and not self._chat_model:  # a model the backend chose on its first call
+            chat.update_name(self._chat_name(str(model)))
+            chat.set_attribute("gen_ai.request.model", str(model))
+        self._chat_done = time.time_ns()
+
+    def _end_chat(self, error_type: str | None = None, message: str = "") -> None:
+        """Close the open model-call span: after RoundDone, with the reply as the engine kept it;
+        before it (an error or Ctrl-C), as failed."""
+        chat, self._chat = self._chat, None
+        if chat is None:
+            return
+        if self._chat_done is None:
+            if error_type:
+                chat.set_attribute("error.type", error_type)
+                chat.set_status(Status(StatusCode.ERROR, self._short(message)))
+            chat.end()
+            return
+        if self.content and self._round is not None:
+            chat.set_attribute("gen_ai.output.messages", self._json([self._reply()]))
+        chat.end(end_time=self._chat_done)
+
+    def _reply(self) -> dict[str, Any]:
+        """The model's reply: the assistant message the engine appended to the very list the
+        request carried (tool calls included), else the streamed text."""
+        started, _ = self._round  # type: ignore[misc]
+        messages, sent = started.request.messages, self._sent
+        if len(messages) > sent and messages[sent].get("role") == "assistant":
+            reply = _convert(messages[sent])
+        else:
+            reply = _message("assistant", [_text("".join(self._text))])
+        reply["finish_reason"] = self._finish or "stop"
+        return reply
+
+    # -- tool calls --------------------------------------------------------------------------
+    def _call_requested(self, event: CallRequested) -> None:
+        self._end_tool(ToolStatus.CANCELLED)
+        call = event.call
+        attributes: dict[str, Any] = {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": call.name,
+                                      "gen_ai.tool.call.id": call.id, "gen_ai.tool.type": "function"}
+        if self.content:
+            arguments = event.arguments if event.arguments is not None else call.arguments
+            attributes["gen_ai.tool.call.arguments"] = self._json(arguments)
+        self._tool = self.tracer.start_span(f"execute_tool {call.name}", kind=SpanKind.INTERNAL,
+                                            attributes=attributes, context=self._parent())
+        self._tool_id = call.id
+
+    def _call_decided(self, event: CallDecided) -> None:
+        tool = self._tool
+        if tool is None or event.call.id != self._tool_id:
+            return
+        self._tool_approved = bool(event.decision.approved)
+        tool.set_attributes({"toolchat.tool.approval": "allowed" if event.automatic else "asked",
+                             "toolchat.tool.approved": self._tool_approved})
+        if event.decision.approved:  # MCP clients and anything the tool's caller traces nest under it
+            self._tool_token = otel_context.attach(trace.set_span_in_context(tool))
+
+    def _call_finished(self, event: CallFinished) -> None:
+        record = event.record
+        if self._tool is None or self._tool_id != record.id:
+            self._end_tool(ToolStatus.CANCELLED)
+            self._call_requested(CallRequested(ToolCall(record.id, record.name, record.arguments), None))
+        tool = self._tool
+        assert tool is not None
+        if self.content:
+            tool.set_attribute("gen_ai.tool.call.result", self.redactor.redact(record.output))
+        tool.set_attribute("toolchat.tool.seconds", round(record.duration, 6))
+        self._end_tool(record.status, record.output)
+
+    def _end_tool(self, status: ToolStatus, output: str = "") -> None:
+        tool, approved = self._tool, self._tool_approved
+        self._tool, self._tool_id, self._tool_approved = None, None, None
+        if self._tool_token is not None:
+            otel_context.detach(self._tool_token)
+            self._tool_token = None
+        if tool is None:
+            return
+        outcome = status.value
+        if status is ToolStatus.DENIED:
+            outcome = "declined" if approved is False else "not_run"
+        tool.set_attribute("toolchat.tool.outcome", outcome)
+        if status in ERRORS:
+            tool.set_attribute("error.type", ERRORS[status])
+            tool.set_status(Status(StatusCode.ERROR, outcome if not self.content else self._short(output or outcome)))
+        tool.end()
+
+    # -- helpers -----------------------------------------------------------------------------
+    def _parent(self) -> Any:
+        return trace.set_span_in_context(self._agent) if self._agent is not None else None
+
+    @staticmethod
+    def _chat_name(model: str) -> str:
+        return f"chat {model}" if model else "chat"
+
+    def _json(self, value: Any) -> str:
+        text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+        return self.redactor.redact(text)
+
+    def _short(self, message: str) -> str:
+        message = self.redactor.redact(" ".join(str(message).split()))
+        return message if len(message) <= MAX_ERROR else message[: MAX_ERROR - 1] + "…"
+
+
+def _text(content: str) -> dict[str, Any]:
+    return {"type": "text", "content": content}
+
+
+def _message(role: str, parts: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"role": role, "parts": parts}
+
+
+def _convert(message: dict[str, Any]) -> dict[str, Any]:
+    """A chat-completions message in the conventions' parts form."""
+    role = str(message.get("role") or "user")
+    content = message.get("content")
+    if role == "tool":
+        return _message("tool", [{"type": "tool_call_response", "id": message.get("tool_call_id"),
+                                  "response": content}])
+    parts: list[dict[str, Any]] = []
+    if isinstance(content, str) and content:
+        parts.append(_text(content))
+    elif isinstance(content, list):
+        parts += [_text(str(p.get("text", ""))) for p in content if isinstance(p, dict) and p.get("type") == "text"]
+    for call in message.get("tool_calls") or []:
+        function = call.get("function") or {}
+        arguments: Any = function.get("arguments")
+        try:
+            arguments = json.loads(arguments) if isinstance(arguments, str) else arguments
+        except ValueError:
+            pass
+        parts.append({"type": "tool_call", "id": call.get("id"), "name": function.get("name"), "arguments": arguments})
+    return _message(role, parts)
