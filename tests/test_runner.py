@@ -291,3 +291,19 @@ def test_a_tool_that_kills_the_worker_gets_an_error_and_the_next_call_works(tmp_
 
 def test_a_timeout_too_large_for_the_clock_still_runs_the_call(tmp_path):
     assert run(tmp_path, "def quick() -> str:\n    return 'quick'\n", "quick", timeout=1e10).output == "quick"
+
+
+def test_overlapping_calls_run_side_by_side(tmp_path):
+    """`toolchat serve` answers several requests at once: their calls do not queue behind each other."""
+    import threading
+
+    source = "import time\n\ndef nap() -> str:\n    time.sleep(1)\n    return 'rested'\n"
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(run(tmp_path, source, "nap").output)) for _ in range(3)]
+    started = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results == ["rested"] * 3
+    assert time.monotonic() - started < 2.5

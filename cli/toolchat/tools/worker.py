@@ -37,14 +37,18 @@ class _Worker:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-_worker: _Worker | None = None
+_pool: list[_Worker] = []  # the first is forked by start(); more only while calls overlap
+_pool_lock = threading.Lock()
 
 
 def start() -> None:
     """Fork the worker now (idempotent). Call before any thread starts."""
-    global _worker
-    if _worker is not None and _worker.owner == os.getpid():
-        return
+    with _pool_lock:
+        if not (_pool and _pool[0].owner == os.getpid()):
+            _pool[:] = [_fork_worker()]  # (a fork of toolchat does not share its parent's workers)
+
+
+def _fork_worker() -> _Worker:
     job_r, job_w = os.pipe()
     reply_r, reply_w = os.pipe()
     pid = os.fork()
@@ -55,35 +59,65 @@ def start() -> None:
             os._exit(0)
     os.close(job_r)
     os.close(reply_w)
-    _worker = _Worker(pid, job_w, reply_r)
+    return _Worker(pid, job_w, reply_r)
 
 
-def stop() -> None:
-    """End the worker (it kills whatever it runs); the next job starts a new one."""
-    global _worker
-    worker, _worker = _worker, None
-    if worker is None or worker.owner != os.getpid():
-        return
-    os.close(worker.requests)
-    os.close(worker.replies)
+def _acquire() -> _Worker:
+    """An idle worker, locked for one job. Calls that overlap (`toolchat serve` answering several
+    requests) each get their own: one more worker is forked then, from a process that may have
+    threads by now, which is still no worse than forking every call from it."""
+    start()
+    with _pool_lock:
+        for worker in _pool:
+            if worker.lock.acquire(blocking=False):
+                return worker
+        worker = _fork_worker()
+        worker.lock.acquire()
+        _pool.append(worker)
+        return worker
+
+
+def _retire(worker: _Worker) -> None:
+    """Take a dead worker out of the pool (while its job lock is held)."""
+    with _pool_lock:
+        if worker in _pool:
+            _pool.remove(worker)
+    _close(worker)
+
+
+def _close(worker: _Worker) -> None:
+    """Close a worker's pipes (it kills whatever it runs and exits) and reap it."""
+    for fd in (worker.requests, worker.replies):
+        try:
+            os.close(fd)
+        except OSError:
+            pass
     try:
         os.waitpid(worker.pid, 0)
     except ChildProcessError:
         pass
 
 
+def stop() -> None:
+    """End every worker; the next job starts a new one."""
+    with _pool_lock:
+        workers = [worker for worker in _pool if worker.owner == os.getpid()]
+        _pool.clear()
+    for worker in workers:
+        _close(worker)
+
+
 def worker_pid() -> int | None:
-    return _worker.pid if _worker is not None and _worker.owner == os.getpid() else None
+    """The pid of the first worker (the one `main` starts)."""
+    return _pool[0].pid if _pool and _pool[0].owner == os.getpid() else None
 
 
 def request(job: dict[str, Any]) -> dict[str, Any] | None:
     """Send one job and wait for its outcome; None if the worker died. KeyboardInterrupt stops the
     job (and everything it started) before it propagates. Jobs carry ids, so a reply left over
     from an interrupted job is never taken for the next one's."""
-    start()
-    worker = _worker
-    assert worker is not None
-    with worker.lock:
+    worker = _acquire()
+    try:
         worker.last_id += 1
         job = {**job, "id": worker.last_id}
         sent = False
@@ -104,8 +138,10 @@ def request(job: dict[str, Any]) -> dict[str, Any] | None:
             with _flight:
                 _in_flight.pop(me, None)
         if reply is None:
-            stop()
+            _retire(worker)
         return reply
+    finally:
+        worker.lock.release()
 
 
 _in_flight: dict[int, tuple[_Worker, int]] = {}  # thread ident -> the worker and id of its job
