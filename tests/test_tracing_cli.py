@@ -215,3 +215,12 @@ def test_with_tracing_off_no_opentelemetry_module_is_imported(server, isolated_e
     imported = [line for line in done.stderr.splitlines() if line.startswith("import time:")]
     assert any("toolchat.tracing" in line for line in imported)  # the switch itself is there...
     assert not [line for line in imported if "opentelemetry" in line]  # ...and nothing behind it
+
+
+def test_a_trace_file_that_cannot_be_written_is_one_warning_and_the_answer_still_comes(cli, server, tmp_path):
+    server.add(sse(text_stream("Hi.")))
+    (tmp_path / "taken").mkdir()
+    done = cli("ask", "--base-url", server.url, "--trace", "taken", "hi")
+    assert (done.returncode, done.stdout) == (0, "Hi.\n")
+    assert done.stderr.splitlines() == [
+        f"toolchat: warning: cannot write the trace file {tmp_path / 'taken'}: Is a directory; going on without it"]

@@ -1,0 +1,48 @@
+"""Tracing in the REPL: a real pseudo-terminal session with --trace, one trace per turn, each
+carrying the session id, the file complete after Ctrl-D."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pexpect
+
+from fakeserver import FakeServer, openai_calls, sse, text_stream
+from test_repl import QUESTION, say, see
+
+
+def test_each_repl_turn_is_a_trace_tagged_with_the_session(isolated_env, tmp_path, cli):
+    with FakeServer() as server:
+        server.add(sse(openai_calls([("get_weather", {"city": "Singapore"})])), sse(text_stream("Sunny there.")),
+                   sse(text_stream("You are welcome.")))
+        child = pexpect.spawn(sys.executable, ["-m", "toolchat", "chat", "--base-url", server.url, "-m", "fake",
+                                               "--trace", "spans.jsonl"],
+                              env={**isolated_env, "COLUMNS": "120", "LINES": "40", "PROMPT_TOOLKIT_NO_CPR": "1"},
+                              cwd=str(tmp_path), encoding="utf-8", timeout=30, dimensions=(40, 120))
+        try:
+            child.expect("›")
+            say(child, "What's the weather in Singapore?")
+            child.expect(QUESTION)
+            child.send("y")
+            see(child, "Sunny there.")
+            child.expect("›")
+            say(child, "Thanks!")
+            see(child, "You are welcome.")
+            child.expect("›")
+            child.sendeof()
+            child.expect(pexpect.EOF)
+        finally:
+            child.close(force=True)
+    assert child.exitstatus == 0
+    spans = [json.loads(line) for line in (tmp_path / "spans.jsonl").read_text().splitlines()]
+    turns = [s for s in spans if s["name"] == "invoke_agent toolchat"]
+    assert len(turns) == 2 and len({t["context"]["trace_id"] for t in turns}) == 2
+    session = next(Path(isolated_env["TOOLCHAT_DATA_DIR"]).rglob("*.jsonl")).stem
+    assert {t["attributes"]["gen_ai.conversation.id"] for t in turns} == {session}
+    tool = next(s for s in spans if s["name"] == "execute_tool get_weather")
+    assert tool["attributes"]["toolchat.tool.approval"] == "asked" and tool["attributes"]["toolchat.tool.outcome"] == "ok"
+    last = cli("trace", "show", "--last", "1", str(tmp_path / "spans.jsonl"))
+    assert last.stdout.count("invoke_agent toolchat") == 1 and "execute_tool" not in last.stdout
+    assert f"session {session}" in last.stdout
