@@ -237,3 +237,15 @@ def test_toolchat_itself_never_imports_a_plugin(plugin_dir):
     registry = discover([folder], bundled=False)
     assert registry.run(registry.get("private_tool"), {}, RunLimits(folder)).output == "p"
     assert not [name for name in sys.modules if name.endswith("_private")]
+
+
+def test_each_module_has_the_whole_import_time_limit(plugin_dir):
+    from toolchat.tools import Registry
+    from toolchat.tools.folders import PluginFolders
+
+    slow = "import time\ntime.sleep(0.6)\n\ndef {0}() -> str:\n    '''{0}.'''\n    return '{0}'\n"
+    folder = plugin_dir(a=slow.format("first"), b=slow.format("second"), c="while True:\n    pass\n",
+                        d=slow.format("after_the_hang"))
+    registry = Registry([PluginFolders([folder], import_timeout=1)])
+    assert registry.names() == ["first", "second", "after_the_hang"]
+    assert [Path(p.where).name for p in registry.problems()] == ["c.py"]

@@ -30,15 +30,22 @@ class PluginFolders:
                  label: str = "plugins", import_timeout: float = defaults.PLUGIN_IMPORT_TIMEOUT) -> None:
         self.label = label
         self.project_dir = (project_dir or Path.cwd()).resolve()
-        self.import_timeout = import_timeout
         self._tools: dict[str, Tool] = {}
         self._problems: list[SourceProblem] = []
-        seen: set[Path] = set()
+        files: list[Path] = []
         for path in paths:
-            for module_file in self._module_files(Path(path)):
-                if module_file not in seen:
-                    seen.add(module_file)
-                    self._add_module(module_file, cache)
+            files += [found for found in self._module_files(Path(path)) if found not in files]
+        cached = {file: cache.get(file) for file in files} if cache is not None else {}
+        fresh = [file for file in files if cached.get(file) is None]
+        described = worker.describe_modules([str(file) for file in fresh], import_timeout) if fresh else {}
+        for file in files:
+            tools = cached.get(file)
+            if tools is None:
+                tools = self._described(file, described[str(file)], cache)
+            for item in tools or []:
+                self._add_tool(Tool(name=item["name"], description=item["description"], parameters=item["parameters"],
+                                    origin=self.origin(file), source=file, warnings=list(item["warnings"]),
+                                    accepts_extra=item["accepts_extra"]))
         if cache is not None:
             cache.save()
 
@@ -60,22 +67,17 @@ class PluginFolders:
         except ValueError:
             return str(module_file)
 
-    def _add_module(self, module_file: Path, cache: SchemaCache | None) -> None:
-        described = cache.get(module_file) if cache is not None else None
-        if described is None:
-            outcome = worker.describe_module(str(module_file), self.import_timeout)
-            if "failure" in outcome:
-                self._problems.append(SourceProblem(self.origin(module_file), outcome["failure"]))
-                if cache is not None:
-                    cache.forget(module_file)
-                return
-            described = outcome["tools"]
+    def _described(self, module_file: Path, outcome: dict[str, Any],
+                   cache: SchemaCache | None) -> list[dict[str, Any]] | None:
+        """The tools a fresh import found (cached), or None with the failure noted (never cached)."""
+        if "failure" in outcome or not isinstance(outcome.get("tools"), list):
+            self._problems.append(SourceProblem(self.origin(module_file), outcome.get("failure", "no answer")))
             if cache is not None:
-                cache.put(module_file, described)
-        for item in described:
-            self._add_tool(Tool(name=item["name"], description=item["description"], parameters=item["parameters"],
-                                origin=self.origin(module_file), source=module_file,
-                                warnings=list(item["warnings"]), accepts_extra=item["accepts_extra"]))
+                cache.forget(module_file)
+            return None
+        if cache is not None:
+            cache.put(module_file, outcome["tools"])
+        return outcome["tools"]
 
     def _add_tool(self, tool: Tool) -> None:
         previous = self._tools.get(tool.name)

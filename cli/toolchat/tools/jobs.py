@@ -1,67 +1,78 @@
 """One job of the tool worker: fork a child for it, watch the child, compose the outcome.
 
-The child sends its result as one frame on a pipe that only it holds (its own forks close it, exec
+The child sends results as frames on a pipe that only it holds (its own forks close it, exec
 closes it), and the worker does not wait for that pipe to end: a tool that leaves a process behind
 still gets its result, and a child that dies is seen dying (a pidfd on Linux)."""
 
 from __future__ import annotations
 
-import faulthandler  # noqa: F401 - children disable it
+import faulthandler  # noqa: F401 - loaded once in the worker; children disable it
 import functools
-import io  # noqa: F401
+import io  # noqa: F401 - loaded once in the worker, for the children's streams
 import os
 import select
 import signal
 import time
-from pathlib import Path
+from dataclasses import dataclass
 from types import CodeType
-from typing import Any
+from typing import Any, Callable
 
 from toolchat.tools import processes
-from toolchat.tools.model import ToolStatus
 from toolchat.tools import schema  # noqa: F401 - loaded once in the worker, not in every child
-from toolchat.tools.plugins import compiled, describe, import_failure, import_plugin
+from toolchat.tools.model import ToolStatus
+from toolchat.tools.plugins import compiled
 from toolchat.tools.runner import cut, run_in_child, with_printed
-from toolchat.tools.worker import _complete_frame, _read_frame, _write_frame
+from toolchat.tools.worker import _HEADER, _read_frame, _write_frame
 
-_ORPHANED = "orphaned"
+ORPHANED = "orphaned"  # toolchat went away: the worker kills everything and exits
+Verdict = Callable[[Any], "str | None"]  # a frame -> "done", "restart" (the clock), or None
+
+
+@dataclass
+class Child:
+    pid: int
+    results: int  # the read end of the child's result frames
+    printed: int  # the read end of its fds 1 and 2, or -1 when they go to /dev/null
+
+    def close(self) -> None:
+        for fd in (self.results, self.printed):
+            if fd >= 0:
+                os.close(fd)
 
 
 def perform(job: dict[str, Any], requests: int, replies: int) -> tuple[dict[str, Any] | None, int | None]:
     """The outcome of `job` (None when toolchat went away meanwhile: the worker then exits), and the
     pid of a job that returned normally, whose leftovers the worker kills right after replying."""
-    running = job["kind"] == "run"
-    result_r, result_w = os.pipe()
-    printed_r, printed_w = os.pipe() if running else (-1, -1)
+    if job["kind"] == "describe":
+        from toolchat.tools.describing import describe_all
+
+        return describe_all(job, requests, replies), None
     started = time.monotonic()
-    code = compiled(job["module"]) if running else None  # kept here, so each call skips compiling
-    worker = os.getpid()
-    pid = os.fork()
-    if pid == 0:
-        processes.die_with_parent(worker)
-        for fd in (requests, replies, result_r, printed_r):
-            if fd >= 0:
-                os.close(fd)
-        _child(job, result_w, printed_w, code)
-    os.close(result_w)
-    if running:
-        os.close(printed_w)
+    code = compiled(job["module"])  # kept by the worker, so each call skips compiling
+
+    def body(result_w: int) -> None:
+        status, output = run_in_child(job["module"], job["name"], job["arguments"], job["cwd"], code)
+        _flush()
+        _write_frame(result_w, {"status": status, "output": output})
+
+    child = spawn(body, requests, replies, capture=True)
     try:
-        state, value, printed = _watch(pid, result_r, printed_r, requests, job)
+        state, value, printed = watch(child, requests, job, float(job["timeout"]), lambda frame: "done",
+                                      int(job.get("printed_limit", 0)) or None)
     finally:
-        os.close(result_r)
-        if running:
-            os.close(printed_r)
-    if state == _ORPHANED:
-        return None, pid
+        child.close()
+    if state == ORPHANED:
+        return None, child.pid
     if state == "done":  # the answer goes out first; the cleanup costs the caller nothing
-        outcome = _run_outcome(job, state, value, printed, None, time.monotonic() - started) if running else value
-        return outcome, pid
-    reaped = processes.kill_tree(pid)  # stopped before anyone hears it was stopped
-    status = value if state == "died" else reaped
-    if running:
-        return _run_outcome(job, state, value, printed, status, time.monotonic() - started), None
-    return _describe_outcome(job, state, value, status), None
+        return _run_outcome(job, state, value, printed, None, time.monotonic() - started), child.pid
+    status = stop(child.pid, state, value)  # stopped before anyone hears it was stopped
+    return _run_outcome(job, state, value, printed, status, time.monotonic() - started), None
+
+
+def stop(pid: int, state: str, value: Any) -> int | None:
+    """Kill what is left of a child; its wait status."""
+    reaped = processes.kill_tree(pid)
+    return value if state == "died" else reaped
 
 
 def failed(job: dict[str, Any], exc: Exception) -> dict[str, Any]:
@@ -69,40 +80,34 @@ def failed(job: dict[str, Any], exc: Exception) -> dict[str, Any]:
     reason = f"the tool worker failed ({type(exc).__name__}: {exc})"
     if job.get("kind") == "run":
         return {"status": ToolStatus.ERROR.value, "output": f"Error: {reason}; the call was stopped"}
-    return {"failure": reason}
+    return {"modules": {module: {"failure": reason} for module in job.get("modules", [])}}
 
 
-def _child(job: dict[str, Any], result_w: int, printed_w: int, code: CodeType | None) -> None:
-    try:
-        os.setsid()  # its own session and process group: killing the group kills what it started
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT, signal.SIGHUP, signal.SIGTSTP):
-            signal.signal(sig, signal.SIG_DFL)
-        os.register_at_fork(after_in_child=functools.partial(_close_quietly, result_w))
-        _redirect(printed_w if printed_w >= 0 else None)
-        if job["kind"] == "run":
-            status, output = run_in_child(job["module"], job["name"], job["arguments"], job["cwd"], code)
-            value: dict[str, Any] = {"status": status, "output": output}
-        else:
-            value = _describe_in_child(job["module"])
-        _flush()
-        _write_frame(result_w, value)
-    finally:
-        os._exit(0)
-
-
-def _describe_in_child(module_file: str) -> dict[str, Any]:
-    from toolchat.errors import ToolLoadError
-
-    try:
-        module = import_plugin(Path(module_file))
-    except BaseException as exc:  # noqa: BLE001 - a plugin can raise anything at import
-        return {"failure": import_failure(exc)}
-    try:
-        return {"tools": describe(module)}
-    except ToolLoadError as exc:
-        return {"failure": exc.message}
-    except Exception as exc:  # noqa: BLE001 - a hostile signature or docstring
-        return {"failure": f"its tools could not be described: {type(exc).__name__}: {exc}"}
+def spawn(body: Callable[[int], None], requests: int, replies: int, *, capture: bool) -> Child:
+    """Fork a child in its own session, stdin closed, fds 1 and 2 captured (or /dev/null), that runs
+    `body(result_w)` and exits; it dies with the worker."""
+    result_r, result_w = os.pipe()
+    printed_r, printed_w = os.pipe() if capture else (-1, -1)
+    worker = os.getpid()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            processes.die_with_parent(worker)
+            for fd in (requests, replies, result_r, printed_r):
+                if fd >= 0:
+                    os.close(fd)
+            os.setsid()  # its own session and process group: killing the group kills what it started
+            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT, signal.SIGHUP, signal.SIGTSTP):
+                signal.signal(sig, signal.SIG_DFL)
+            os.register_at_fork(after_in_child=functools.partial(_close_quietly, result_w))
+            _redirect(printed_w if capture else None)
+            body(result_w)
+        finally:
+            os._exit(0)
+    os.close(result_w)
+    if capture:
+        os.close(printed_w)
+    return Child(pid, result_r, printed_r)
 
 
 def _close_quietly(fd: int) -> None:
@@ -143,15 +148,16 @@ def _flush() -> None:
             pass
 
 
-def _watch(pid: int, result_r: int, printed_r: int, requests: int,
-           job: dict[str, Any]) -> tuple[str, Any, bytes]:
-    """("done", result) | ("died", wait status) | ("timeout" | "cancelled" | "too_large" |
-    "orphaned", None), with what the child printed."""
-    deadline = time.monotonic() + float(job["timeout"])
-    bound = int(job.get("printed_limit", 0)) or None
+def watch(child: Child, requests: int, job: dict[str, Any], timeout: float, verdict: Verdict,
+          bound: int | None = None) -> tuple[str, Any, bytes]:
+    """Follow a child until `verdict` calls a frame "done" ("done", that frame), it dies ("died",
+    its wait status), the clock runs out ("timeout"; "restart" frames reset it), it prints more
+    than `bound` bytes ("too_large"), the job is cancelled ("cancelled") or toolchat is gone
+    ("orphaned"); with what it printed."""
+    deadline = time.monotonic() + timeout
     result, printed = bytearray(), bytearray()
-    pidfd = _pidfd(pid)
-    watched = [result_r, requests] + ([printed_r] if printed_r >= 0 else []) + ([pidfd] if pidfd >= 0 else [])
+    pidfd = _pidfd(child.pid)
+    watched = [fd for fd in (child.results, requests, child.printed, pidfd) if fd >= 0]
     try:
         while True:
             remaining = deadline - time.monotonic()
@@ -161,31 +167,52 @@ def _watch(pid: int, result_r: int, printed_r: int, requests: int,
             if requests in ready:
                 message = _read_frame(requests)
                 if message is None:
-                    return _ORPHANED, None, bytes(printed)
+                    return ORPHANED, None, bytes(printed)
                 if message.get("kind") == "cancel" and message.get("id") == job.get("id"):
                     return "cancelled", None, bytes(printed)
                 continue  # a cancel of an earlier job that had finished
-            if printed_r in ready:
-                _read_into(printed_r, printed, watched)
+            if child.printed in ready:
+                _read_into(child.printed, printed, watched)
             if bound is not None and len(printed) > bound:
                 return "too_large", None, bytes(printed[:bound])
-            if result_r in ready:
-                _read_into(result_r, result, watched)
-                value = _complete_frame(result)
-                if value is not None:
-                    _drain(printed_r, printed, bound)
-                    return "done", value, bytes(printed)
-            ended = pidfd in ready if pidfd >= 0 else _exited(pid)
+            ended = pidfd in ready if pidfd >= 0 else _exited(child.pid)
+            if child.results in ready or ended:
+                if ended:
+                    _drain(child.results, result, None)
+                else:
+                    _read_into(child.results, result, watched)
+                for frame in _frames(result):
+                    answer = verdict(frame)
+                    if answer == "done":
+                        _drain(child.printed, printed, bound)
+                        return "done", frame, bytes(printed)
+                    if answer == "restart":
+                        deadline = time.monotonic() + timeout
             if ended:
-                _drain(result_r, result, None)
-                _drain(printed_r, printed, bound)
-                value = _complete_frame(result)
-                if value is not None:
-                    return "done", value, bytes(printed)
-                return "died", _status(pid), bytes(printed)
+                _drain(child.printed, printed, bound)
+                return "died", _status(child.pid), bytes(printed)
     finally:
         if pidfd >= 0:
             os.close(pidfd)
+
+
+def _frames(buffer: bytearray) -> list[Any]:
+    """The whole frames at the start of `buffer`, taken out of it (a frame that is not JSON is
+    dropped)."""
+    import json
+
+    found = []
+    while len(buffer) >= _HEADER.size:
+        size = _HEADER.unpack_from(buffer)[0]
+        if len(buffer) < _HEADER.size + size:
+            break
+        body = bytes(buffer[_HEADER.size:_HEADER.size + size])
+        del buffer[:_HEADER.size + size]
+        try:
+            found.append(json.loads(body))
+        except ValueError:
+            continue
+    return found
 
 
 def _pidfd(pid: int) -> int:
@@ -217,13 +244,11 @@ def _status(pid: int) -> int | None:
         return None
 
 
-def _read_into(fd: int, buffer: bytearray, watched: list[int]) -> bool:
+def _read_into(fd: int, buffer: bytearray, watched: list[int]) -> None:
     chunk = os.read(fd, 1 << 16)
     if not chunk:
         watched.remove(fd)  # every holder closed it
-        return False
     buffer += chunk
-    return True
 
 
 def _drain(fd: int, buffer: bytearray, bound: int | None) -> None:
@@ -265,13 +290,3 @@ def _run_outcome(job: dict[str, Any], state: str, value: Any, printed_bytes: byt
 
 def _size(count: int) -> str:
     return f"{count / 1_000_000:g} MB" if count >= 1_000_000 else f"{count:,} bytes"
-
-
-def _describe_outcome(job: dict[str, Any], state: str, value: Any, status: int | None) -> dict[str, Any]:
-    if state == "done":
-        return value
-    if state == "died":
-        return {"failure": f"the process {processes.death(status)} while importing it"}
-    if state == "timeout":
-        return {"failure": f"importing it took longer than {float(job['timeout']):g} s (does it hang at import?)"}
-    return {"failure": "importing it was interrupted"}

@@ -196,10 +196,12 @@ def run_call(module_file: str, name: str, arguments: dict[str, Any], limits: Any
     return ToolResult(ToolStatus(reply["status"]), reply["output"], time.monotonic() - started)
 
 
-def describe_module(module_file: str, timeout: float) -> dict[str, Any]:
-    """{"tools": [...]} or {"failure": "why"}: the module imported in a child of the worker."""
-    reply = request({"kind": "describe", "module": module_file, "timeout": timeout})
-    return reply if reply is not None else {"failure": "the tool worker ended while importing it"}
+def describe_modules(module_files: list[str], timeout: float) -> dict[str, dict[str, Any]]:
+    """{file: {"tools": [...]} | {"failure": "why"}}: the modules imported in a child of the worker,
+    each within `timeout` seconds."""
+    reply = request({"kind": "describe", "modules": module_files, "timeout": timeout})
+    modules = reply.get("modules", {}) if reply is not None else {}
+    return {file: modules.get(file, {"failure": "the tool worker ended while importing it"}) for file in module_files}
 
 
 # ---- frames: a 4-byte length and JSON (ASCII, so lone surrogates survive) ----
@@ -227,16 +229,6 @@ def _read_frame(fd: int) -> Any:
         return None
     body = _read_exactly(fd, _HEADER.unpack(header)[0])
     return None if body is None else json.loads(body)
-
-
-def _complete_frame(data: bytearray) -> Any:
-    """The value of a whole frame at the start of `data`, or None while it is incomplete."""
-    if len(data) < _HEADER.size or len(data) < _HEADER.size + _HEADER.unpack_from(data)[0]:
-        return None
-    try:
-        return json.loads(bytes(data[_HEADER.size:_HEADER.size + _HEADER.unpack_from(data)[0]]))
-    except ValueError:
-        return None
 
 
 # ---- the worker process ----
