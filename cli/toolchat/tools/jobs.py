@@ -14,7 +14,6 @@ import select
 import signal
 import time
 from dataclasses import dataclass
-from types import CodeType
 from typing import Any, Callable
 
 from toolchat.tools import processes
