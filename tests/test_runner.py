@@ -251,13 +251,13 @@ def test_ctrl_c_stops_the_running_call_and_everything_it_started(tmp_path, isola
         assert wait_gone(pid), "a process of the interrupted call is still running"
 
 
-@pytest.mark.parametrize("signal_number", [signal.SIGKILL, signal.SIGHUP])
+@pytest.mark.parametrize("signal_number", [signal.SIGKILL, signal.SIGHUP, signal.SIGQUIT])
 def test_when_toolchat_dies_the_worker_kills_its_tools_and_exits(tmp_path, isolated_env, signal_number):
     pid_file = _slow_plugin(tmp_path)
     script = CANCEL_SCRIPT.replace("threading.Timer(1.0", "threading.Timer(100")
     process = subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], env=isolated_env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_DFL))
+                               preexec_fn=lambda: [signal.signal(s, signal.SIG_DFL) for s in (signal.SIGHUP, signal.SIGQUIT)])
     try:
         deadline = time.monotonic() + 15
         while not (pid_file.exists() and len(pid_file.read_text().split()) == 2) and time.monotonic() < deadline:
