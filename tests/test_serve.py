@@ -104,3 +104,23 @@ def test_a_client_tool_named_like_a_server_tool_is_a_400(upstream, serve):
                                                 tools=[clash])
     assert caught.value.code == "tool_name_conflict"
     assert "get_weather" in caught.value.message and upstream.requests == []
+
+
+def test_each_request_is_one_trace_under_the_clients_traceparent(upstream, serve, tmp_path):
+    upstream.add(sse(openai_calls(WEATHER)), sse(text_stream(ANSWER)), sse(text_stream("Hello.")))
+    spans_file = tmp_path / "spans.jsonl"
+    served = serve("--allow", "get_weather", "--trace", str(spans_file))
+    trace_id, parent = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+    sdk = client(served)
+    ask_weather(sdk, extra_headers={"traceparent": f"00-{trace_id}-{parent}-01"})
+    list(sdk.chat.completions.create(model="toolchat", messages=[{"role": "user", "content": "Hi"}], stream=True))
+    served.stop()
+    spans = [json.loads(line) for line in spans_file.read_text().splitlines()]
+    agents = [s for s in spans if s["name"].startswith("invoke_agent")]
+    assert len(agents) == 2
+    first = next(a for a in agents if a["context"]["trace_id"] == f"0x{trace_id}")
+    assert first["parent_id"] == f"0x{parent}"
+    in_first = {s["name"] for s in spans if s["context"]["trace_id"] == f"0x{trace_id}"}
+    assert {"execute_tool get_weather"} <= in_first and sum(n.startswith("chat") for n in in_first) >= 1
+    other = next(a for a in agents if a is not first)
+    assert other["context"]["trace_id"] != first["context"]["trace_id"] and other["parent_id"] is None

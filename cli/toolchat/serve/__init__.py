@@ -71,6 +71,7 @@ def run_serve(settings: Settings, load_profile: Callable[[str], Settings], regis
               options: ServeOptions, env: Environment) -> int:
     import uvicorn
 
+    from toolchat import tracing
     from toolchat.backends.factory import create_backend
     from toolchat.serve.routes import Limits, Server, build_app
     from toolchat.serve.turn import Profile
@@ -80,8 +81,9 @@ def run_serve(settings: Settings, load_profile: Callable[[str], Settings], regis
     chosen = {settings.profile or DEFAULT_ID: settings}
     for name in profile_names(settings, env):
         chosen.setdefault(name, load_profile(name))
-    profiles = {name: Profile(name, each, create_backend(each, env, notify), options.approve_all)
+    profiles = {name: Profile(name, each, create_backend(each, env, notify), options.approve_all, env.environ)
                 for name, each in chosen.items()}
+    tracing.start(settings, env.environ, warn=notify)  # a missing SDK is said once, at start
     secrets = [s for each in chosen.values() for s in (each.api_key, *each.secrets)]
     secrets += [env.environ.get("OPENAI_API_KEY"), key]
     server = Server(profiles, registry.without(settings.deny),

@@ -7,11 +7,10 @@ policy, and a call to one of the client's tools ends the turn with that call for
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import contextvars
 import threading
 from dataclasses import dataclass, replace
-from typing import Any, Callable, ContextManager, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 from toolchat.backends.base import Backend, BackendEvent, Reply, Request, TextDelta, ToolCall
 from toolchat.config import Settings
@@ -21,6 +20,7 @@ from toolchat.errors import BackendError
 from toolchat.secrets import Redactor
 from toolchat.serve.wire import ApiError, ChatRequest, Outcome, ServerCall
 from toolchat.tools import Registry
+from toolchat.tracing import serve_turn
 
 
 @dataclass
@@ -31,6 +31,7 @@ class Profile:
     settings: Settings
     backend: Backend
     approve_all: bool
+    environ: Mapping[str, str]  # for tracing's standard variables
 
 
 def build_engine(profile: Profile, registry: Registry, chat: ChatRequest, backend: Backend,
@@ -59,10 +60,6 @@ def decline(pending: PendingCall) -> Decision:
                            "--allow or --yes), and it is not; answer without it")
 
 
-def open_trace(headers: Mapping[str, str]) -> ContextManager[Any]:
-    """Where a tracer wraps a request's turn (one trace per request; the client's `traceparent`
-    is in `headers`). Runs in the turn's own thread, around the whole engine run."""
-    return contextlib.nullcontext()
 
 
 class ClientTools:
@@ -156,8 +153,10 @@ class Turn:
         self._tid = threading.get_ident()
         gate = ClientTools(self.profile.backend, self.chat, self.cancelled)
         try:
-            with open_trace(self.headers):
-                engine = build_engine(self.profile, self.registry, self.chat, gate, self._on_event)
+            # one trace per request, a child of the client's `traceparent` when it sends one
+            with serve_turn(self.headers, self.profile.settings, self.profile.environ) as traced:
+                sink = traced(self._on_event, self.profile.backend)
+                engine = build_engine(self.profile, self.registry, self.chat, gate, sink)
                 result = engine.run_turn(None)
             self._finish(result, gate)
         except Exception as exc:  # our own bug: the client gets a 500, the server keeps serving
