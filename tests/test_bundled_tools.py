@@ -104,3 +104,10 @@ def test_search_skips_fifos_and_other_special_files(project):
     assert found.splitlines() == ["README.md:2: the needle is here", "src/main.py:2: needle = 1"]
     status, output = call("search_text", project, timeout=5, pattern="needle", path="src/pipe.txt")
     assert status == "error" and "not a regular file" in output
+
+
+def test_a_file_name_that_is_not_utf8_comes_back_as_valid_text(project):
+    os.close(os.open(os.fsencode(project) + b"/caf\xe9.txt", os.O_CREAT | os.O_WRONLY, 0o600))
+    status, listing = call("list_directory", project)
+    assert status == "ok" and "caf\ufffd.txt  (0 bytes)" in listing
+    listing.encode("utf-8")  # what the SDK's JSON encoding needs

@@ -307,3 +307,9 @@ def test_overlapping_calls_run_side_by_side(tmp_path):
         thread.join()
     assert results == ["rested"] * 3
     assert time.monotonic() - started < 2.5
+
+
+def test_lone_surrogates_in_a_result_become_replacement_characters(tmp_path):
+    result = run(tmp_path, "import os\n\ndef odd() -> str:\n    print('\\udce9 printed')\n    return 'caf\\udce9 \\ud800'\n", "odd")
+    assert result.output == "caf\ufffd \ufffd\n\n[printed output]\n? printed"
+    result.output.encode("utf-8")

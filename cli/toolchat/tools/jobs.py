@@ -20,7 +20,7 @@ from toolchat.tools import processes
 from toolchat.tools import schema  # noqa: F401 - loaded once in the worker, not in every child
 from toolchat.tools.model import ToolStatus
 from toolchat.tools.plugins import compiled
-from toolchat.tools.runner import cut, run_in_child, with_printed
+from toolchat.tools.runner import cut, run_in_child, valid_text, with_printed
 from toolchat.tools.worker import _HEADER, _read_frame, _write_frame
 
 ORPHANED = "orphaned"  # toolchat went away: the worker kills everything and exits
@@ -284,7 +284,7 @@ def _run_outcome(job: dict[str, Any], state: str, value: Any, printed_bytes: byt
                   "it was stopped")
     else:
         outcome, output = ToolStatus.CANCELLED.value, "Cancelled: the call was interrupted and stopped"
-    return {"status": outcome, "output": cut(output, int(job["limit"])), "duration": duration}
+    return {"status": outcome, "output": cut(valid_text(output), int(job["limit"])), "duration": duration}
 
 
 def _size(count: int) -> str:
