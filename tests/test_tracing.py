@@ -111,13 +111,19 @@ def test_a_turn_is_an_agent_span_with_a_chat_span_per_model_call_and_a_tool_span
     assert (second.attributes["gen_ai.usage.input_tokens"], second.attributes["gen_ai.usage.output_tokens"],
             second.attributes["gen_ai.usage.cache_read.input_tokens"]) == (90, 8, 64)
     assert second.attributes["gen_ai.response.finish_reasons"] == ("stop",)
-    assert 0 < second.attributes["gen_ai.response.time_to_first_chunk"] < second.end_time / 1e9 - second.start_time / 1e9
+    first_chunk = second.attributes["gen_ai.response.time_to_first_chunk"]
+    assert 0 < first_chunk < (second.end_time - second.start_time) / 1e9
     assert first.attributes["gen_ai.response.finish_reasons"] == ("tool_calls",)
     assert "gen_ai.usage.input_tokens" not in first.attributes  # the server reported none for it
     assert dict(tool.attributes) == {
         "gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "get_weather", "gen_ai.tool.call.id": "call_0abc",
-        "gen_ai.tool.type": "function", "toolchat.tool.approval": "allowed", "toolchat.tool.approved": True,
-        "toolchat.tool.seconds": tool.attributes["toolchat.tool.seconds"], "toolchat.tool.outcome": "ok"}
+        "gen_ai.tool.type": "function",
+        "gen_ai.tool.description": tool.attributes["gen_ai.tool.description"],
+        "toolchat.tool.origin": tool.attributes["toolchat.tool.origin"], "toolchat.tool.approval": "allowed",
+        "toolchat.tool.approved": True, "toolchat.tool.seconds": tool.attributes["toolchat.tool.seconds"],
+        "toolchat.tool.outcome": "ok"}
+    assert tool.attributes["toolchat.tool.origin"].endswith("weather.py")
+    assert tool.attributes["gen_ai.tool.description"].startswith("Get weather information for a city.")
     assert first.end_time <= tool.start_time <= tool.end_time <= second.start_time <= second.end_time <= agent.end_time
 
 
@@ -162,7 +168,8 @@ def test_a_declined_call_and_a_failing_model_call_say_so(server, tmp_path, caugh
     assert code == 1
     finished = spans.exporter.get_finished_spans()
     tool = next(s for s in finished if s.name == "execute_tool get_weather")
-    assert (tool.attributes["toolchat.tool.outcome"], tool.attributes["toolchat.tool.approval"]) == ("declined", "asked")
+    outcome = (tool.attributes["toolchat.tool.outcome"], tool.attributes["toolchat.tool.approval"])
+    assert outcome == ("declined", "asked")
     assert "error.type" not in tool.attributes and tool.status.status_code is StatusCode.UNSET
     failed = [s for s in finished if s.name.startswith("chat")][-1]
     assert failed.attributes["error.type"] == "_OTHER" and failed.status.status_code is StatusCode.ERROR
@@ -179,7 +186,8 @@ def test_what_the_tool_caller_traces_nests_under_execute_tool(tmp_path, caught):
 
     def sink(event: object) -> None:
         if isinstance(event, CallDecided):
-            with spans.tracing.provider.get_tracer("mcp-client").start_as_current_span("tools/call get_weather") as span:
+            client = spans.tracing.provider.get_tracer("mcp-client")
+            with client.start_as_current_span("tools/call get_weather") as span:
                 nested.append(span)
 
     backend = ScriptedBackend(calls(call("get_weather", {"city": "Lima"}, id="call_1")), answer("Warm."))
@@ -197,8 +205,9 @@ def test_what_the_tool_caller_traces_nests_under_execute_tool(tmp_path, caught):
 def test_ctrl_c_while_the_model_streams_ends_every_span_as_cancelled(server, tmp_path, caught):
     spans = caught()
     backend = Interrupting()
-    engine = Engine(backend, Registry(), approve=lambda p: None, on_event=tracing.traced(lambda e: None, backend, None, {}),
-                    policy=Policy(), tool_options=ToolOptions(tmp_path))
+    engine = Engine(backend, Registry(), approve=lambda p: None,
+                    on_event=tracing.traced(lambda e: None, backend, None, {}), policy=Policy(),
+                    tool_options=ToolOptions(tmp_path))
     assert engine.run_turn("Tell me a story").stopped == "interrupted"
     found = spans.spans()
     chat, agent = found["chat scripted-model"], found["invoke_agent toolchat"]

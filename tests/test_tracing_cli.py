@@ -162,8 +162,8 @@ def test_sigterm_mid_turn_still_sends_the_turns_spans(server, receiver, isolated
     server.add(hang(30))
     env = {**isolated_env, "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url}
     child = subprocess.Popen([sys.executable, "-m", "toolchat", "ask", "--base-url", server.url, "-m", "fake-model",
-                              "hello?"], env=env, cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             text=True, start_new_session=True)
+                              "hello?"], env=env, cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, start_new_session=True)
     deadline = time.monotonic() + 30
     while not server.requests and time.monotonic() < deadline:  # the model call is under way
         time.sleep(0.05)
@@ -224,3 +224,19 @@ def test_a_trace_file_that_cannot_be_written_is_one_warning_and_the_answer_still
     assert (done.returncode, done.stdout) == (0, "Hi.\n")
     assert done.stderr.splitlines() == [
         f"toolchat: warning: cannot write the trace file {tmp_path / 'taken'}: Is a directory; going on without it"]
+
+
+def test_an_mcp_servers_own_client_span_nests_under_its_execute_tool(cli, server, tmp_path):
+    pytest.importorskip("mcp")
+    from mcp_helpers import TIME
+
+    server.add(sse(openai_calls([("time__get_current_time", {"timezone": "UTC"})])), sse(text_stream("It is late.")))
+    done = cli("ask", "--base-url", server.url, "-m", "fake-model", "--mcp", TIME, "--yes", "--trace", "spans.jsonl",
+               "What time is it?")
+    assert (done.returncode, done.stdout) == (0, "It is late.\n"), done.stderr
+    spans = [json.loads(line) for line in (tmp_path / "spans.jsonl").read_text().splitlines()]
+    tool = next(s for s in spans if s["name"] == "execute_tool time__get_current_time")
+    assert tool["attributes"]["gen_ai.tool.type"] == "extension"
+    assert tool["attributes"]["toolchat.tool.origin"] == "mcp time"
+    client = [s for s in spans if "tools/call" in s["name"]]
+    assert client and all(s["parent_id"] == tool["context"]["span_id"] for s in client)

@@ -42,7 +42,8 @@ def test_each_repl_turn_is_a_trace_tagged_with_the_session(isolated_env, tmp_pat
     session = next(Path(isolated_env["TOOLCHAT_DATA_DIR"]).rglob("*.jsonl")).stem
     assert {t["attributes"]["gen_ai.conversation.id"] for t in turns} == {session}
     tool = next(s for s in spans if s["name"] == "execute_tool get_weather")
-    assert tool["attributes"]["toolchat.tool.approval"] == "asked" and tool["attributes"]["toolchat.tool.outcome"] == "ok"
+    attributes = tool["attributes"]
+    assert (attributes["toolchat.tool.approval"], attributes["toolchat.tool.outcome"]) == ("asked", "ok")
     last = cli("trace", "show", "--last", "1", str(tmp_path / "spans.jsonl"))
     assert last.stdout.count("invoke_agent toolchat") == 1 and "execute_tool" not in last.stdout
     assert f"session {session}" in last.stdout

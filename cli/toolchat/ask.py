@@ -134,7 +134,7 @@ def run_ask(settings: Settings, registry: Registry, options: AskOptions, env: En
     display = AskDisplay(env, options)
     engine = Engine(
         backend, registry.without(settings.deny), approve=TerminalApprover(env.stderr),
-        on_event=traced(display, backend, settings, env.environ),
+        on_event=traced(display, backend, settings, env.environ, tools=registry.get),
         policy=Policy(approve_all, set(settings.allow)),
         tool_options=ToolOptions(settings.project_dir, settings.tool_timeout, settings.max_output_chars),
         system=settings.system, max_rounds=settings.max_rounds,

@@ -102,7 +102,8 @@ class Chat:
         self.display = ChatDisplay(console, lambda: self.engine.registry, self.stats, self._save)
         self.engine = Engine(
             backend, registry.without(self.denied), approve=self._approve,
-            on_event=traced(self.display, lambda: self.engine.backend, settings, env.environ, lambda: self.store.id),
+            on_event=traced(self.display, lambda: self.engine.backend, settings, env.environ, lambda: self.store.id,
+                            lambda name: self.engine.registry.get(name)),
             policy=Policy(options.approve_all, set(settings.allow)),
             tool_options=ToolOptions(settings.project_dir, settings.tool_timeout, settings.max_output_chars),
             system=settings.system, max_rounds=settings.max_rounds,

@@ -84,21 +84,23 @@ def use(tracing: Any) -> Any:
 
 
 def traced(sink: Sink, backend: Any, settings: Any, environ: Mapping[str, str],
-           conversation: Callable[[], str | None] | str | None = None) -> Sink:
+           conversation: Callable[[], str | None] | str | None = None,
+           tools: Callable[[str], Any] | None = None) -> Sink:
     """`sink` with spans recorded around it, or `sink` itself when tracing is off. `backend` is
-    the Backend, or a callable giving the one in use (the REPL's /model swaps it)."""
+    the Backend, or a callable giving the one in use (the REPL's /model swaps it); `tools` finds
+    a Tool by name (its origin and description go on its calls' spans)."""
     tracing = start(settings, environ)
-    return sink if tracing is None else tracing.wrap(sink, backend, conversation)
+    return sink if tracing is None else tracing.wrap(sink, backend, conversation, tools)
 
 
 @contextlib.contextmanager
 def serve_turn(headers: Mapping[str, str], settings: Any, environ: Mapping[str, str]) -> Iterator[Wrap]:
     """For `toolchat serve`: around one request's engine run, in the thread that runs it. The
     request's turn becomes one trace (a child of the client's `traceparent`, when it sends one).
-    Yields `wrap(sink, backend, conversation=None)`, to give the engine in place of `sink`."""
+    Yields `wrap(sink, backend, conversation=None, tools=None)`, to give the engine in place of `sink`."""
     tracing = start(settings, environ)
     if tracing is None:
-        yield lambda sink, backend=None, conversation=None: sink
+        yield lambda sink, backend=None, conversation=None, tools=None: sink
         return
     with tracing.remote_parent(headers):
         yield tracing.wrap

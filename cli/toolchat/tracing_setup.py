@@ -107,10 +107,11 @@ class Tracing:
         trace.set_tracer_provider(self.provider)
 
     def wrap(self, sink: Callable[[Any], None], backend: Any = None,
-             conversation: Callable[[], str | None] | str | None = None) -> TraceSink:
+             conversation: Callable[[], str | None] | str | None = None,
+             tools: Callable[[str], Any] | None = None) -> TraceSink:
         facts = backend if callable(backend) and not hasattr(backend, "complete") else (lambda: backend)
         ask = conversation if callable(conversation) else (lambda: conversation)
-        return TraceSink(sink, self.tracer, facts, ask, content=self.content, redactor=self.redactor)
+        return TraceSink(sink, self.tracer, facts, ask, content=self.content, redactor=self.redactor, tools=tools)
 
     @contextlib.contextmanager
     def remote_parent(self, headers: Mapping[str, str]) -> Iterator[None]:

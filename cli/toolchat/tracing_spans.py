@@ -33,8 +33,10 @@ STOPPED = {"error": None, "interrupted": "cancelled", "max_rounds": "max_rounds"
 
 class TraceSink:
     def __init__(self, inner: Callable[[Any], None], tracer: trace.Tracer, backend: Callable[[], Any],
-                 conversation: Callable[[], str | None], *, content: bool, redactor: Any) -> None:
+                 conversation: Callable[[], str | None], *, content: bool, redactor: Any,
+                 tools: Callable[[str], Any] | None = None) -> None:
         self.inner, self.tracer, self.backend, self.conversation = inner, tracer, backend, conversation
+        self.tools = tools or (lambda name: None)
         self.content, self.redactor = content, redactor
         self._agent: Span | None = None
         self._agent_token: Any = None
@@ -93,7 +95,8 @@ class TraceSink:
     def _facts(self) -> dict[str, Any]:
         backend = self.backend()
         name = getattr(backend, "name", None) or "unknown"
-        facts: dict[str, Any] = {"gen_ai.provider.name": getattr(backend, "provider", None) or PROVIDERS.get(name, name)}
+        provider = getattr(backend, "provider", None) or PROVIDERS.get(name, name)
+        facts: dict[str, Any] = {"gen_ai.provider.name": provider}
         model = getattr(backend, "model", None)
         if model:
             facts["gen_ai.request.model"] = str(model)
@@ -235,6 +238,14 @@ class TraceSink:
         call = event.call
         attributes: dict[str, Any] = {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": call.name,
                                       "gen_ai.tool.call.id": call.id, "gen_ai.tool.type": "function"}
+        tool = self.tools(call.name)
+        if tool is not None:  # an MCP tool runs in its server: an extension, in the conventions' words
+            origin = str(getattr(tool, "origin", "") or "")
+            attributes["gen_ai.tool.type"] = "extension" if origin.startswith("mcp ") else "function"
+            if origin:
+                attributes["toolchat.tool.origin"] = origin
+            if getattr(tool, "summary", ""):
+                attributes["gen_ai.tool.description"] = str(tool.summary)
         if self.content:
             arguments = event.arguments if event.arguments is not None else call.arguments
             attributes["gen_ai.tool.call.arguments"] = self._json(arguments)
