@@ -297,16 +297,18 @@ def test_overlapping_calls_run_side_by_side(tmp_path):
     """`toolchat serve` answers several requests at once: their calls do not queue behind each other."""
     import threading
 
-    source = "import time\n\ndef nap() -> str:\n    time.sleep(1)\n    return 'rested'\n"
+    (tmp_path / "nap.py").write_text("import time\n\ndef nap() -> str:\n    time.sleep(2)\n    return 'rested'\n")
+    registry = discover([tmp_path / "nap.py"], bundled=False)
     results = []
-    threads = [threading.Thread(target=lambda: results.append(run(tmp_path, source, "nap").output)) for _ in range(3)]
+    threads = [threading.Thread(target=lambda: results.append(
+        registry.run(registry.get("nap"), {}, RunLimits(tmp_path, 30)).output)) for _ in range(3)]
     started = time.monotonic()
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     assert results == ["rested"] * 3
-    assert time.monotonic() - started < 2.5
+    assert time.monotonic() - started < 5  # one after another would take 6 s
 
 
 def test_lone_surrogates_in_a_result_become_replacement_characters(tmp_path):

@@ -42,7 +42,10 @@ _pool_lock = threading.Lock()
 
 
 def start() -> None:
-    """Fork the worker now (idempotent). Call before any thread starts."""
+    """Fork the worker now (idempotent). Call before any thread starts. Without fork (Windows)
+    there is no worker, and running Python tools says so."""
+    if not hasattr(os, "fork"):
+        return
     with _pool_lock:
         if not (_pool and _pool[0].owner == os.getpid()):
             _pool[:] = [_fork_worker()]  # (a fork of toolchat does not share its parent's workers)
@@ -116,6 +119,8 @@ def request(job: dict[str, Any]) -> dict[str, Any] | None:
     """Send one job and wait for its outcome; None if the worker died. KeyboardInterrupt stops the
     job (and everything it started) before it propagates. Jobs carry ids, so a reply left over
     from an interrupted job is never taken for the next one's."""
+    if not hasattr(os, "fork"):
+        return None
     worker = _acquire()
     try:
         worker.last_id += 1
@@ -191,8 +196,9 @@ def run_call(module_file: str, name: str, arguments: dict[str, Any], limits: Any
                      "cwd": str(limits.cwd), "timeout": limits.timeout, "limit": limits.max_output_chars,
                      "printed_limit": limits.max_printed_bytes})
     if reply is None:
-        return ToolResult(ToolStatus.ERROR, "Error: the tool worker ended during the call; the call was stopped",
-                          time.monotonic() - started)
+        reason = "the tool worker ended during the call; the call was stopped" if hasattr(os, "fork") else \
+            "Python tools run in forked processes, which this system does not have (Linux and macOS do)"
+        return ToolResult(ToolStatus.ERROR, f"Error: {reason}", time.monotonic() - started)
     return ToolResult(ToolStatus(reply["status"]), reply["output"], time.monotonic() - started)
 
 
