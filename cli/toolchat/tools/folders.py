@@ -8,6 +8,7 @@ are. Calls run in children of the worker too (runner.py), which import the modul
 
 from __future__ import annotations
 
+import errno
 import importlib.util
 from pathlib import Path
 from typing import Any, Sequence
@@ -111,7 +112,12 @@ class PluginFolders:
             reason = "a symbolic link loop; skipped"
         except OSError as exc:
             resolved = None
-            reason = "a symbolic link to nothing; skipped" if entry.is_symlink() else f"unreadable ({exc.strerror}); skipped"
+            if exc.errno == errno.ELOOP:
+                reason = "a symbolic link loop; skipped"
+            elif entry.is_symlink():
+                reason = "a symbolic link to nothing; skipped"
+            else:
+                reason = f"unreadable ({exc.strerror}); skipped"
         if resolved is not None:
             if resolved.is_file():
                 return resolved
