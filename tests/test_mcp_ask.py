@@ -149,3 +149,38 @@ def test_servers_configured_without_the_sdk_exit_2_with_the_install_command(isol
                           text=True, timeout=60, stdin=subprocess.DEVNULL)
     assert done.returncode == 2
     assert "pip install 'toolchat[mcp]'" in done.stderr
+
+
+def test_allow_and_deny_take_server_patterns_and_tools_limits_what_is_offered(cli, server, tmp_path):
+    repo = git_repo(tmp_path / "repo")
+    (repo / "toolchat.yaml").write_text(json.dumps({"mcp_servers": {
+        "time": {"command": str(Path(sys.executable).parent / "mcp-server-time")},
+        "git": {"command": str(Path(sys.executable).parent / "mcp-server-git"), "args": ["--repository", "."],
+                "tools": ["git_status", "git_log", "git_blame"]}}}))
+    server.add(sse(openai_calls(TOKYO)), sse(text_stream("Evening.")))
+    done = ask(cli, server, "-c", "toolchat.yaml", "--allow", "time__*", "--deny", "git__git_log", "Time?", cwd=repo)
+    assert done.returncode == 0, done.stderr
+    offered = sorted(t["function"]["name"] for t in server.requests[0]["tools"])
+    assert offered == ["git__git_status", "time__convert_time", "time__get_current_time"]
+    assert "Asia/Tokyo" in tool_messages(server)[0]["content"]  # allowed by the pattern: no terminal needed
+    assert "mcp git: offers no tool named 'git_blame'" in done.stderr
+
+
+def test_an_http_server_with_a_bearer_token_from_the_environment(cli, server, tmp_path):
+    from conftest import free_port
+    from mcp_helpers import HttpServer
+
+    docs = HttpServer(free_port(), token="tok-from-env-123456")
+    try:
+        (tmp_path / "toolchat.yaml").write_text(
+            f"mcp_servers:\n  docs:\n    url: {docs.url}\n"
+            "    headers: {Authorization: 'Bearer ${DOCS_TOKEN}'}\n")
+        server.add(sse(openai_calls([("docs__lookup", {"word": "cache"})])), sse(text_stream("Page 7.")))
+        done = ask(cli, server, "-c", "toolchat.yaml", "--yes", "--json", "Where is cache?",
+                   env={"DOCS_TOKEN": "tok-from-env-123456"})
+        assert done.returncode == 0, done.stderr
+        call = json.loads(done.stdout)["tool_calls"][0]
+        assert (call["output"], call["source"]) == ("docs: cache is documented on page 7", "mcp docs")
+        assert "tok-from-env-123456" not in done.stdout + done.stderr
+    finally:
+        docs.stop()

@@ -59,3 +59,37 @@ def test_servers_in_the_repl_from_banner_to_exit(isolated_env, tmp_path):
         tool_message = [m for m in server.requests[-1]["messages"] if m["role"] == "tool"][0]
         assert tool_message["content"] == "hello from mcp"
     assert wait_gone(server_pids(pid_dir), 3) == []
+
+
+@pytest.mark.parametrize("signal_name", ["SIGHUP", "SIGTERM"])
+def test_a_closed_terminal_or_sigterm_stops_every_server(isolated_env, tmp_path, signal_name):
+    import os
+    import signal
+
+    pid_dir = tmp_path / "pids"
+    pid_dir.mkdir()
+    config = tmp_path / "toolchat.yaml"
+    config.write_text(json.dumps({"mcp_servers": {name: {
+        "command": sys.executable, "args": [str(SERVERS / "faults.py")], "env": {"FAULTS_PID_DIR": str(pid_dir)}}
+        for name in ("one", "two")}}))
+    with FakeServer(models=["fake"]) as server:
+        child = pexpect.spawn(sys.executable, ["-m", "toolchat", "chat", "-c", str(config), "--base-url", server.url,
+                                               "-m", "fake"],
+                              env={**isolated_env, "PROMPT_TOOLKIT_NO_CPR": "1"}, cwd=str(tmp_path),
+                              encoding="utf-8", timeout=30, dimensions=(40, 120))
+        try:
+            child.expect("›")
+            deadline = time.monotonic() + 20
+            while len(os.listdir(pid_dir)) < 2 and time.monotonic() < deadline:
+                time.sleep(0.1)
+            time.sleep(1)  # both sessions are up
+            child.kill(getattr(signal, signal_name))
+            child.expect(pexpect.EOF, timeout=10)
+            child.close()
+            assert child.exitstatus == 130
+        finally:
+            if child.isalive():
+                child.terminate(force=True)
+    pids = server_pids(pid_dir)
+    assert len(pids) == 2
+    assert wait_gone(pids, 3) == []

@@ -468,8 +468,11 @@ def _sigterm_is_an_interrupt() -> None:
     """SIGTERM unwinds like Ctrl-C: running tools are stopped and the session file is intact."""
     import signal
 
+    from toolchat.errors import Terminated
+
     def interrupt(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
+        Terminated.requested = True
+        raise Terminated
 
     try:
         signal.signal(signal.SIGTERM, interrupt)

@@ -16,6 +16,7 @@ from typing import Any, Callable, Iterable, Union
 from toolchat.backends.base import Backend, Reply, Request, TextDelta, ToolCall, Usage
 from toolchat.errors import BackendError, UsageError
 from toolchat.tools import Registry, Tool, ToolResult, ToolStatus
+from toolchat.tools.registry import matches
 from toolchat.tools.sources import RunLimits
 from toolchat.tools.validate import InvalidArguments, parse_arguments, validate_arguments
 
@@ -115,7 +116,7 @@ class Policy:
     allow: set[str] = field(default_factory=set)
 
     def allows(self, name: str) -> bool:
-        return self.approve_all or name in self.allow
+        return self.approve_all or matches(name, self.allow)  # `git__*` allows every tool of server git
 
 
 @dataclass

@@ -13,6 +13,14 @@ class ExitStatus(IntEnum):
     INTERRUPTED = 130
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP: unwinds like Ctrl-C (running tools stopped, files intact), then toolchat
+    ends, even where Ctrl-C would only clear the REPL's line. `requested` stays set once it came,
+    for the places that catch the interrupt (a turn) and must still leave."""
+
+    requested = False
+
+
 class ToolchatError(Exception):
     """An error with a one-line message for the user and the exit code it ends with."""
 

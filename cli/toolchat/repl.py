@@ -12,7 +12,7 @@ from rich.text import Text
 from toolchat.chat import Chat, ChatOptions
 from toolchat.config_file import ConfigFile
 from toolchat.env import Environment
-from toolchat.errors import UsageError
+from toolchat.errors import Terminated, UsageError
 from toolchat.render import plain
 from toolchat.sessions import project_folder
 from toolchat.slash import COMMANDS, EXIT, dispatch
@@ -95,6 +95,8 @@ def run(chat: Chat, env: Environment) -> int:
     session = prompt_session(chat, env)
     try:
         while True:
+            if Terminated.requested:  # SIGTERM or SIGHUP: leave (MCP servers and the session are closed)
+                break
             try:
                 text = session.prompt("› ")
             except KeyboardInterrupt:
@@ -118,7 +120,7 @@ def run(chat: Chat, env: Environment) -> int:
         record = os.environ.get("TOOLCHAT_RECORD_SVG")
         if record:
             console.save_svg(record, title="toolchat")
-    return 0
+    return 130 if Terminated.requested else 0  # ExitStatus.INTERRUPTED
 
 
 def console_for_chat() -> Console:

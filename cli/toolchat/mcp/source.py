@@ -98,6 +98,12 @@ class McpSource:
                 if tail:
                     reason += "; its stderr ends: " + " | ".join(tail)
                 problems.append(SourceProblem(f"mcp {server.name}", reason))
+            elif server.state is State.READY and server.spec.tools is not None:
+                listed = {tool.name for tool in server.tools}
+                for name in server.spec.tools:
+                    if name not in listed:
+                        problems.append(SourceProblem(f"mcp {server.name}", f"offers no tool named '{name}' "
+                                                      f"(its tools: {', '.join(sorted(listed)) or 'none'})"))
         return problems
 
     # -- tools ------------------------------------------------------------------------------------

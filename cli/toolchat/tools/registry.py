@@ -9,6 +9,7 @@ source (the bundled folder) gives way to the user's tool of that name, which is 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -76,7 +77,7 @@ class Registry:
 
     @property
     def tools(self) -> dict[str, Tool]:
-        return {name: tool for name, tool in self._merged.tools.items() if name not in self._hidden}
+        return {name: tool for name, tool in self._merged.tools.items() if not matches(name, self._hidden)}
 
     @property
     def sources(self) -> list[ToolSource]:
@@ -84,7 +85,7 @@ class Registry:
 
     @property
     def replaced(self) -> dict[str, Tool]:
-        return {name: tool for name, tool in self._merged.replaced.items() if name not in self._hidden}
+        return {name: tool for name, tool in self._merged.replaced.items() if not matches(name, self._hidden)}
 
     def problems(self) -> list[SourceProblem]:
         """What the sources could not offer (modules that failed to load, servers that did not start)."""
@@ -92,7 +93,7 @@ class Registry:
         return found + self._merged.clashes
 
     def get(self, name: str) -> Tool | None:
-        return None if name in self._hidden else self._merged.tools.get(name)
+        return None if matches(name, self._hidden) else self._merged.tools.get(name)
 
     def names(self) -> list[str]:
         return list(self.tools)
@@ -106,9 +107,14 @@ class Registry:
         """Run a validated, approved call on the source that offered `tool`; every outcome is a
         ToolResult (KeyboardInterrupt stops the call, then propagates)."""
         source = self._merged.owners.get(tool.name)
-        if source is None or tool.name in self._hidden:
+        if source is None or matches(tool.name, self._hidden):
             return ToolResult(ToolStatus.UNKNOWN, f"Error: there is no tool named '{tool.name}'")
         return source.run(tool, arguments, limits)
+
+
+def matches(name: str, patterns: Iterable[str]) -> bool:
+    """Whether `name` is one of `patterns` or fits one with `*` (`git__*`: every tool of MCP server git)."""
+    return any(name == p or ("*" in p and fnmatchcase(name, p)) for p in patterns)
 
 
 def _merge_into(tools: dict[str, Tool], owners: dict[str, ToolSource], replaced: dict[str, Tool],
