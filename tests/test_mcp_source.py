@@ -74,21 +74,23 @@ def test_servers_that_cannot_start_are_one_line_each_and_the_rest_go_on(opened, 
     source, notes = opened(
         spec(f"{FAULTS} exit-at-start", "exits", pid_dir),
         spec(f"{FAULTS} hang-at-start", "hangs", pid_dir, startup_timeout=1.5),
+        spec(f"{FAULTS} garbage-at-start", "garbled", pid_dir, startup_timeout=1.5),
         spec("no-such-mcp-server --flag", "missing"),
         spec(TIME),
     )
     tools = by_name(source)
     assert time.monotonic() - started < 1.5 + 3 + 2  # the hung one is given up on, and killed in time
     assert set(tools) == {"time__get_current_time", "time__convert_time"}
-    assert len(notes) == 3
-    exits, hangs, missing = sorted(notes)
+    assert len(notes) == 4
+    exits, garbled, hangs, missing = sorted(notes)
     assert exits.startswith("mcp exits: could not start") and "faults.py exit-at-start" in exits
     assert "cannot open the database" in exits  # the tail of its stderr
     assert "did not finish starting within 1.5 s" in hangs
+    assert "(it wrote what is not MCP to stdout: 'Listening on stdio... ready!')" in garbled
     assert missing == "mcp missing: could not start `no-such-mcp-server --flag`: command not found: no-such-mcp-server"
     assert wait_gone(server_pids(pid_dir), 1) == []
     states = {status.name: status.state for status in source.statuses()}
-    assert states == {"exits": "failed", "hangs": "failed", "missing": "failed", "time": "ready"}
+    assert states == {"exits": "failed", "hangs": "failed", "garbled": "failed", "missing": "failed", "time": "ready"}
 
 
 def test_results_become_text_the_model_can_read(opened, tmp_path):

@@ -1,6 +1,6 @@
 """An MCP server written with the official SDK that misbehaves on request, for toolchat's tests.
 
-    python faults.py [exit-at-start | hang-at-start | serve]
+    python faults.py [exit-at-start | hang-at-start | garbage-at-start | serve]
 
 Its tools: `echo`, `hang` (sleeps in the call), `big` (a 1 MB answer), `fail` (an isError result),
 `image` (a PNG), `grow` (adds the tool `extra` and says the list changed), `die` (the process exits
@@ -75,6 +75,9 @@ def main() -> None:
         print("faults: cannot open the database", file=sys.stderr, flush=True)
         sys.exit(1)
     if mode == "hang-at-start":
+        time.sleep(3600)
+    if mode == "garbage-at-start":  # not JSON-RPC: a server that logs to stdout, say
+        print("Listening on stdio... ready!", flush=True)
         time.sleep(3600)
     build().run()
 

@@ -48,6 +48,7 @@ class Server:
     stale: bool = False  # it said its tools changed; listed again before the next model call
     client: Any = None
     http_status: int | None = None  # the last HTTP status a Streamable HTTP server answered with
+    garbled: str | None = None  # what was wrong with a line on its stdout that is not JSON-RPC
     _task: asyncio.Task[None] | None = None
     _up: asyncio.Event | None = None
     _stop: asyncio.Event | None = None
@@ -60,13 +61,14 @@ class Server:
     async def start(self) -> None:
         """Start the server and list its tools; on failure `state` is FAILED with the reason."""
         self.state, self.error, self.died, self.stale, self.tools = State.STARTING, None, False, False, []
-        self.http_status = None
+        self.http_status = self.garbled = None
         self._up, self._stop = asyncio.Event(), asyncio.Event()
         self._task = asyncio.get_running_loop().create_task(self._own())
         try:
             await asyncio.wait_for(self._up.wait(), self.spec.startup_timeout)
         except asyncio.TimeoutError:
-            self._fail(f"it did not finish starting within {self.spec.startup_timeout:g} s")
+            said = f" (it wrote what is not MCP to stdout: {self.garbled})" if self.garbled else ""
+            self._fail(f"it did not finish starting within {self.spec.startup_timeout:g} s{said}")
             await self._end_task(cancel=True)
 
     async def stop(self) -> None:
@@ -127,7 +129,13 @@ class Server:
 
     # -- the session ------------------------------------------------------------------------------
     def _client(self, log: IO[str]) -> Any:
+        import logging
+
         from mcp import Client, Implementation
+
+        # the SDK logs a server's protocol faults with tracebacks; they are reported as one line instead
+        for name in ("mcp", "httpx2"):
+            logging.getLogger(name).addHandler(logging.NullHandler())
 
         from toolchat import __version__
 
@@ -152,7 +160,9 @@ class Server:
         return {**kept, **self.spec.env}
 
     async def _on_message(self, message: Any) -> None:
-        if getattr(message, "method", None) == "notifications/tools/list_changed":
+        if isinstance(message, Exception):  # a line on its stdout that is not JSON-RPC
+            self.garbled = _offending_line(message) or describe_error(message)
+        elif getattr(message, "method", None) == "notifications/tools/list_changed":
             self.stale = True
 
     def _listen_for_changes(self, client: Any) -> asyncio.Task[None] | None:
@@ -215,6 +225,15 @@ async def _http_transport(url: str, headers: dict[str, str], on_status: Any) -> 
     async with httpx2.AsyncClient(headers=headers, timeout=timeout, event_hooks={"response": [seen]}) as http:
         async with streamable_http_client(url, http_client=http) as streams:
             yield streams
+
+
+def _offending_line(exc: Exception) -> str | None:
+    """The line a server wrote that failed to parse (pydantic names it), quoted and short."""
+    try:
+        line = exc.errors()[0].get("input")  # type: ignore[attr-defined]
+    except (AttributeError, IndexError, TypeError):
+        return None
+    return repr(line[:120]) if isinstance(line, str) else None
 
 
 def describe_error(exc: BaseException) -> str:

@@ -67,9 +67,9 @@ class McpSource:
     def wait_ready(self) -> None:
         """Wait until every server is ready or has failed (each bounded by its startup_timeout)."""
         for name, future in list(self._starts.items()):
-            try:
-                wait(future, self.servers[name].spec.startup_timeout + STOP_TIMEOUT + MARGIN)
-            except concurrent.futures.TimeoutError:
+            try:  # Ctrl-C stops the waiting, not the start: a later turn finds the server ready
+                future.result(self.servers[name].spec.startup_timeout + STOP_TIMEOUT + MARGIN)
+            except (concurrent.futures.TimeoutError, concurrent.futures.CancelledError):
                 self.servers[name]._fail("it did not finish starting")  # noqa: SLF001 - the loop is stuck
         self._report_failures()
 
