@@ -7,22 +7,22 @@ Its tools: `echo`, `hang` (sleeps in the call), `big` (a 1 MB answer), `fail` (a
 mid-call). It writes its PID to $FAULTS_PID_DIR/<pid> so tests can check nothing outlives toolchat,
 and its environment to stderr (which toolchat must keep out of the terminal)."""
 
-from __future__ import annotations
-
 import base64
 import os
 import sys
 import time
-
-from mcp.server.mcpserver import Context, MCPServer
-from mcp.server.mcpserver.exceptions import ToolError
-from mcp.server.mcpserver.utilities.types import Image
+from typing import Any
 
 PNG = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==")
 
 
-def build() -> MCPServer:
+def build() -> Any:
+    # imported here, so the modes that fail at start do so at once
+    from mcp.server.mcpserver import Context, MCPServer
+    from mcp.server.mcpserver.exceptions import ToolError
+    from mcp.server.mcpserver.utilities.types import Image
+
     server = MCPServer("faults")
 
     @server.tool(description="Say the text back.")
