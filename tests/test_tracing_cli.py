@@ -30,8 +30,9 @@ USAGE = {"prompt_tokens": 90, "completion_tokens": 8}
 class Receiver:
     """An OTLP/HTTP trace receiver: every request's path, headers and decoded spans."""
 
-    def __init__(self) -> None:
+    def __init__(self, *statuses: int) -> None:
         self.posts: list[tuple[str, dict[str, str], bytes]] = []
+        self.statuses = list(statuses)  # answers before the 200s
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -40,6 +41,9 @@ class Receiver:
 
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                if outer.statuses:
+                    self.send_error(outer.statuses.pop(0))
+                    return
                 outer.posts.append((self.path, {k.lower(): v for k, v in self.headers.items()}, body))
                 reply = ExportTraceServiceResponse().SerializeToString()
                 self.send_response(200)
@@ -240,3 +244,27 @@ def test_an_mcp_servers_own_client_span_nests_under_its_execute_tool(cli, server
     assert tool["attributes"]["toolchat.tool.origin"] == "mcp time"
     client = [s for s in spans if "tools/call" in s["name"]]
     assert client and all(s["parent_id"] == tool["context"]["span_id"] for s in client)
+
+
+def test_a_collector_that_refuses_the_spans_is_one_line_naming_why(cli, server):
+    refusing = Receiver(404)
+    try:
+        server.add(sse(text_stream("Hi.")))
+        done = cli("ask", "--base-url", server.url, "hi", env={"OTEL_EXPORTER_OTLP_ENDPOINT": refusing.url})
+    finally:
+        refusing.close()
+    assert (done.returncode, done.stdout) == (0, "Hi.\n")
+    assert done.stderr.splitlines() == [f"toolchat: warning: 2 span(s) not delivered to {refusing.url}/v1/traces: "
+                                        "Failed to export spans batch code: 404, reason: Not Found"]
+
+
+def test_a_collector_that_recovers_on_retry_costs_no_warning(cli, server):
+    flaky = Receiver(503)
+    try:
+        server.add(sse(text_stream("Hi.")))
+        done = cli("ask", "--base-url", server.url, "hi", env={"OTEL_EXPORTER_OTLP_ENDPOINT": flaky.url})
+        spans = flaky.spans()
+    finally:
+        flaky.close()
+    assert (done.returncode, done.stdout, done.stderr) == (0, "Hi.\n", "")
+    assert sorted(spans) == ["chat fake-model", "invoke_agent toolchat"]

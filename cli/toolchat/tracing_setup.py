@@ -49,28 +49,52 @@ class JsonLinesExporter(SpanExporter):
 
 
 class Problems(logging.Handler):
-    """The SDK's own log lines (an export that failed, a span dropped), kept to be told once at
-    exit instead of printed over the chat."""
+    """The SDK's own log lines, kept instead of printed over the chat; the last error is the
+    reason told at exit for spans that were not delivered."""
 
     def __init__(self) -> None:
         super().__init__(logging.WARNING)
-        self.first: str | None = None
+        self.last_error: str | None = None
 
     def emit(self, record: logging.LogRecord) -> None:
-        if self.first is None:
+        if record.levelno >= logging.ERROR:
             try:
-                self.first = record.getMessage()
+                self.last_error = record.getMessage()
             except Exception:  # a malformed log call must not break anything
-                self.first = record.msg if isinstance(record.msg, str) else "an export failed"
+                self.last_error = record.msg if isinstance(record.msg, str) else None
+
+
+class Watched(SpanExporter):
+    """An exporter whose lost spans are counted, to be told once at exit."""
+
+    def __init__(self, inner: SpanExporter, where: str) -> None:
+        self.inner, self.where = inner, where
+        self.lost = 0
+        self.reason: str | None = None
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        try:
+            result = self.inner.export(spans)
+        except Exception as exc:  # a full disk, a closed file
+            result, self.reason = SpanExportResult.FAILURE, getattr(exc, "strerror", None) or str(exc)
+        if result is not SpanExportResult.SUCCESS:
+            self.lost += len(spans)
+        return result
+
+    def shutdown(self) -> None:
+        self.inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self.inner.force_flush(timeout_millis)
 
 
 class Tracing:
     """The process's tracer and where its spans go."""
 
-    def __init__(self, provider: TracerProvider, *, content: bool, redactor: Any, destination: str,
+    def __init__(self, provider: TracerProvider, *, content: bool, redactor: Any, watched: list[Watched],
                  problems: Problems, warn: Callable[[str], None]) -> None:
         self.provider, self.content, self.redactor = provider, content, redactor
-        self.destination, self.problems, self.warn = destination, problems, warn
+        self.watched, self.problems, self.warn = watched, problems, warn
         self.tracer = provider.get_tracer(SCOPE, __version__)
         self._pid = os.getpid()
         self._closed = False
@@ -84,22 +108,21 @@ class Tracing:
         otel_logger.propagate = False  # nothing the SDK logs reaches the terminal
         resource = Resource.create({"service.name": service, "service.version": __version__})
         provider = TracerProvider(resource=resource, shutdown_on_exit=False)  # our own bounded flush instead
-        where: list[str] = []
+        watched: list[Watched] = []
         for exporter in exporters:
             provider.add_span_processor(SimpleSpanProcessor(exporter))
         if file is not None:
             try:
-                provider.add_span_processor(SimpleSpanProcessor(JsonLinesExporter(file)))
-                where.append(str(file))
+                watched.append(Watched(JsonLinesExporter(file), str(file)))
+                provider.add_span_processor(SimpleSpanProcessor(watched[-1]))
             except OSError as exc:
                 warn(f"cannot write the trace file {file}: {exc.strerror or exc}; going on without it")
         if endpoint is not None:
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-            provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))  # the OTEL_* variables
-            where.append(endpoint)
-        return cls(provider, content=content, redactor=redactor, destination=", ".join(where) or "memory",
-                   problems=problems, warn=warn)
+            watched.append(Watched(OTLPSpanExporter(), endpoint))  # configured by the OTEL_* variables
+            provider.add_span_processor(BatchSpanProcessor(watched[-1]))
+        return cls(provider, content=content, redactor=redactor, watched=watched, problems=problems, warn=warn)
 
     def make_global(self) -> None:
         from opentelemetry import trace
@@ -143,8 +166,12 @@ class Tracing:
         except KeyboardInterrupt:  # a second Ctrl-C or SIGTERM while flushing: leave now
             finished = False
         if not finished:
-            self.warn(f"traces not delivered to {self.destination} within {bound:g} s; dropped")
-        elif self.problems.first:
-            reason = self.redactor.redact(" ".join(self.problems.first.split()))[:200]
-            self.warn(f"traces not delivered to {self.destination}: {reason}")
-        return finished and not self.problems.first
+            where = ", ".join(w.where for w in self.watched if not isinstance(w.inner, JsonLinesExporter))
+            self.warn(f"traces not delivered to {where} within {bound:g} s; dropped")
+            return False
+        lost = [w for w in self.watched if w.lost]
+        if lost:
+            reasons = [w.reason or self.problems.last_error or "the export failed" for w in lost]
+            self.warn("; ".join(f"{w.lost} span(s) not delivered to {w.where}: "
+                                f"{self.redactor.redact(' '.join(r.split()))[:200]}" for w, r in zip(lost, reasons)))
+        return not lost
