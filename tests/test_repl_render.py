@@ -3,9 +3,13 @@ text that must not drive the terminal."""
 
 from __future__ import annotations
 
-import pexpect
+import re
+import sys
 
-from fakeserver import openai_calls, sse, text_stream
+import pexpect
+import pytest
+
+from fakeserver import FakeServer, openai_calls, sse, text_stream
 from test_repl import QUESTION, WEATHER, press, repl, say, see, server  # noqa: F401  (fixtures)
 
 
@@ -37,3 +41,139 @@ def test_capital_n_declines(repl, server):
     say(child, "")
     see(child, "get_weather → denied")
     child.expect("Declined, fine.")
+
+
+# -- streamed Markdown, as a terminal shows it ------------------------------------------------------
+
+pyte = pytest.importorskip("pyte")
+
+
+class Terminal:
+    """What the user sees: everything the REPL writes, fed to a terminal emulator that keeps
+    the rows scrolled off the top."""
+
+    def __init__(self, child: pexpect.spawn, rows: int, columns: int) -> None:
+        self.child = child
+        self.screen = pyte.HistoryScreen(columns, rows, history=100_000)
+        self.stream = pyte.Stream(self.screen)
+        child.logfile_read = self  # pexpect hands us every character it reads
+
+    def write(self, data: str) -> None:
+        self.stream.feed(data)
+
+    def flush(self) -> None:
+        pass
+
+    def resize(self, rows: int, columns: int) -> None:
+        self.child.setwinsize(rows, columns)
+        self.screen.resize(rows, columns)
+
+    def shown(self) -> list[str]:
+        """The display now."""
+        return [line.rstrip() for line in self.screen.display]
+
+    def transcript(self) -> list[str]:
+        """Every row ever shown, scrolled off or on the screen, in order."""
+        width = self.screen.columns
+        history = ["".join(line[x].data for x in range(width)).rstrip() for line in self.screen.history.top]
+        return history + self.shown()
+
+    def count(self, word: str) -> int:
+        return sum(re.findall(rf"\b{word}\b", line).__len__() for line in self.transcript())
+
+
+@pytest.fixture
+def terminal(isolated_env, tmp_path):
+    children = []
+
+    def start(server: FakeServer, rows: int = 24, columns: int = 80) -> tuple[pexpect.spawn, Terminal]:
+        env = {k: v for k, v in isolated_env.items() if k not in ("COLUMNS", "LINES", "NO_COLOR")}
+        child = pexpect.spawn(sys.executable, ["-m", "toolchat", "chat", "--base-url", server.url, "-m", "fake"],
+                              env={**env, "PROMPT_TOOLKIT_NO_CPR": "1", "TERM": "xterm"}, cwd=str(tmp_path),
+                              encoding="utf-8", timeout=30, dimensions=(rows, columns))
+        children.append(child)
+        screen = Terminal(child, rows, columns)
+        child.expect("›")
+        return child, screen
+
+    yield start
+    for child in children:
+        if child.isalive():
+            child.terminate(force=True)
+
+
+def words(count: int) -> list[str]:
+    return [f"w{i:03d}" for i in range(count)]
+
+
+def test_ctrl_c_mid_paragraph_shows_each_row_once(terminal, server):
+    server.add(sse(text_stream(" ".join(words(300)), pieces=300), delay=0.02))
+    child, screen = terminal(server, rows=30, columns=60)
+    say(child, "talk")
+    child.expect("w080")
+    child.sendintr()
+    child.expect("interrupted")
+    child.expect("›")
+    seen = [w for w in words(300) if screen.count(w)]
+    assert seen == words(len(seen)) and len(seen) >= 80  # what arrived, in order, no gap
+    assert [w for w in seen if screen.count(w) != 1] == []
+
+
+def test_a_paragraph_taller_than_the_terminal_keeps_streaming_and_is_not_reprinted(terminal, server):
+    server.add(sse(text_stream(" ".join(words(400)) + " THE-END", pieces=400), delay=0.01))
+    child, screen = terminal(server, rows=12, columns=60)
+    say(child, "talk")
+    child.expect("w250")
+    assert any("w250" in line for line in screen.shown())  # the screen follows the text: no freeze
+    assert "THE-END" not in child.before
+    child.expect("THE-END")
+    child.expect("›")
+    assert [w for w in words(400) if screen.count(w) != 1] == []
+
+
+def test_a_resize_mid_paragraph_does_not_reprint_it(terminal, server):
+    server.add(sse(text_stream(" ".join(words(300)) + " THE-END", pieces=300), delay=0.01))
+    child, screen = terminal(server, rows=20, columns=60)
+    say(child, "talk")
+    child.expect("w060")
+    screen.resize(20, 100)
+    child.expect("w150")
+    screen.resize(20, 70)
+    child.expect("THE-END")
+    child.expect("›")
+    assert [w for w in words(300) if screen.count(w) > 1] == []
+    assert all(screen.count(w) == 1 for w in words(300)[160:])
+
+
+def test_paragraphs_lists_and_code_are_separated_by_blank_lines(terminal, server):
+    answer = "Intro paragraph:\n- first\n- second\n\nBetween.\n```python\nx = 1\n```\nLast line."
+    server.add(sse(text_stream(answer, pieces=len(answer))))
+    child, screen = terminal(server)
+    say(child, "talk")
+    child.expect("Last line.")
+    child.expect("›")
+    rows = screen.transcript()
+    start = rows.index("Intro paragraph:")
+    shown = [row.strip() for row in rows[start:start + 11]]
+    assert shown == ["Intro paragraph:", "", "• first", "• second", "", "Between.", "", "", "x = 1", "", ""]
+    assert rows[start + 11].strip() == "Last line."
+
+
+def test_bidi_controls_escapes_and_links_are_shown_not_obeyed(terminal, server):
+    answer = ("Trojan \u202eevil\u202c and &#x202E;entity&rlm; and \x1b]0;TITLE\x07 and "
+              "[see docs](https://evil.example/x) done.")
+    server.add(sse(text_stream(answer, pieces=20)))
+    child, screen = terminal(server, columns=120)
+    raw = []
+    child.logfile_read = type("Both", (), {"write": lambda self, d: (raw.append(d), screen.write(d)),
+                                            "flush": lambda self: None})()
+    say(child, "talk")
+    child.expect("done.")
+    child.expect("›")
+    output = "".join(raw)
+    assert "\u202e" not in output and "\u200f" not in output and "\x1b]0;" not in output
+    assert "\x1b]8;" not in output  # no OSC 8 hyperlink: the target is never hidden
+    text = " ".join(screen.transcript())
+    assert "Trojan \\u202eevil\\u202c" in text and "&#x202E;entity&rlm;" in text  # shown as typed
+    assert "\\x1b]0;TITLE\\x07" in text
+    assert "see docs (https://evil.example/x) done." in text

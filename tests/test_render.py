@@ -1,0 +1,94 @@
+"""Text toolchat did not write cannot drive the terminal, and streamed Markdown shows every row
+once, the same however the text was cut into deltas."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from rich.console import Console
+
+from fakeserver import FakeServer, sse, text_stream
+from toolchat.mdstream import MarkdownStream
+from toolchat.safety import clean
+
+BIDI = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c"
+
+
+def test_clean_shows_controls_and_every_bidi_control_escaped():
+    assert clean("a\x1b[31mb\x07\x9b\tc\n") == "a\\x1b[31mb\\x07\\x9b\tc\n"
+    shown = clean(BIDI)
+    assert not set(shown) & set(BIDI)
+    assert shown == "".join(f"\\u{ord(c):04x}" for c in BIDI)
+    assert clean("naïve 日本 \u200d emoji 👍") == "naïve 日本 \u200d emoji 👍"  # ordinary text untouched
+
+
+def test_ask_shows_bidi_controls_escaped_on_stdout(cli):
+    with FakeServer() as server:
+        server.add(sse(text_stream("if admin \u202e} {\u2066 ok")))
+        done = cli("ask", "--base-url", server.url, "hi")
+    assert not set(done.stdout) & set(BIDI)
+    assert "if admin \\u202e} {\\u2066 ok" in done.stdout
+
+
+def test_models_prints_server_ids_neutralised(cli):
+    with FakeServer(models=["good-model", "evil\x1b]0;TITLE\x07\x1b[31m-red\u202e"]) as server:
+        done = cli("models", "--base-url", server.url)
+    assert done.returncode == 0
+    assert "\x1b" not in done.stdout and "\x07" not in done.stdout and "\u202e" not in done.stdout
+    assert done.stdout.splitlines() == ["evil\\x1b]0;TITLE\\x07\\x1b[31m-red\\u202e", "good-model"]
+
+
+ANSWER = """Here is a paragraph long enough to wrap over several rows of forty columns, with **bold**,
+`inline code` and a [link](https://example.org/page) inside it.
+Intro:
+- first item, long enough to wrap around the forty columns of this console
+- second item
+  - nested item
+1. one
+2. two
+
+## A heading
+Text after the heading.
+
+```python
+def double(x):
+    return x * 2  # wraps? no
+```
+> a quote that wraps around the forty column width for sure, yes it does
+| a | b |
+|---|---|
+| 1 | 2 |
+
+The end.
+"""
+
+
+def rendered(pieces: list[str], width: int = 40) -> str:
+    out = io.StringIO()
+    stream = MarkdownStream(Console(file=out, width=width, force_terminal=False, no_color=True, height=30))
+    for piece in pieces:
+        stream.feed(piece)
+    stream.end()
+    return out.getvalue()
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.integers(min_value=1, max_value=len(ANSWER) - 1), max_size=60))
+def test_any_cut_into_deltas_renders_as_the_whole_answer_does(cuts):
+    points = [0, *sorted(set(cuts)), len(ANSWER)]
+    assert rendered([ANSWER[a:b] for a, b in zip(points, points[1:])]) == rendered([ANSWER])
+
+
+@pytest.mark.parametrize("step", [1, 3, 17])
+def test_a_long_paragraph_and_code_block_show_every_row_once(step):
+    paragraph = " ".join(f"w{i:04d}" for i in range(800))
+    code = "".join(f"line_{i:04d} = {i}\n" for i in range(300))
+    text = f"{paragraph}\n\n```python\n{code}```\n"
+    out = rendered([text[i:i + step] for i in range(0, len(text), step)])
+    for i in range(800):
+        assert out.count(f"w{i:04d}") == 1
+    for i in range(300):
+        assert out.count(f"line_{i:04d} = {i}") == 1
