@@ -138,6 +138,23 @@ def test_with_an_api_key_every_route_but_health_needs_it(upstream, serve):
     assert key not in served.log()
 
 
+def test_a_web_page_cannot_make_a_keyless_server_run_anything(upstream, serve):
+    upstream.add(sse(text_stream(ANSWER)))
+    served = serve("--yes")
+    refused = [
+        ({"Host": "evil.example"}, 403, "forbidden_host"),  # DNS rebinding: the page's own name
+        ({"Host": f"evil.example:{served.port}"}, 403, "forbidden_host"),
+        ({"Origin": "https://evil.example"}, 403, "forbidden_origin"),  # a cross-site POST
+        ({"Origin": "null"}, 403, "forbidden_origin"),
+        ({"Content-Type": "text/plain"}, 415, "unsupported_media_type"),  # a form or no-preflight fetch
+    ]
+    for headers, status, code in refused:
+        response = raw_post(served, ASK, headers)
+        assert (response.status, json.loads(response.read())["error"]["code"]) == (status, code), headers
+    response = raw_post(served, ASK, {"Origin": f"http://localhost:{served.port}", "Host": "localhost"})
+    assert response.status == 200 and json.loads(response.read())["choices"][0]["message"]["content"] == ANSWER
+
+
 def test_an_upstream_refusing_its_key_is_a_502_without_the_key_or_address(upstream, serve):
     secret = "sk-upstream-" + "s3cr3t" * 5
     upstream.add(error(401, f"Incorrect API key provided: {secret}"))
@@ -194,7 +211,7 @@ def test_a_client_that_disconnects_cancels_its_request_and_stops_its_tool(upstre
     served = serve("--tools", str(plugin_dir(slow=SLOW_TOOL)), "--allow", "wait_here")
     sock = socket.create_connection(("127.0.0.1", served.port))
     body = json.dumps({**ASK, "stream": stream}).encode()
-    sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                  b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
     pid = _wait_for(marker)
     sock.close()

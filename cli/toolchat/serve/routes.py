@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import json
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Awaitable
@@ -20,6 +19,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from toolchat.secrets import Redactor
+from toolchat.serve.guard import Guard
 from toolchat.serve.turn import Profile, Turn
 from toolchat.serve.wire import ApiError, Outcome, Reply, event, parse_request
 from toolchat.tools import Registry
@@ -113,26 +113,7 @@ def build_app(server: Server) -> Starlette:
         exception_handlers={HTTPException: _http_error, ApiError: _api_error},
         lifespan=lifespan,
     )
-    return _Guard(app, server)
-
-
-class _Guard:
-    """Outermost: the API key (when one is set) on everything but /health."""
-
-    def __init__(self, app: Any, server: Server) -> None:
-        self.app, self.server = app, server
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and self.server.api_key and scope["path"] != "/health":
-            headers = dict(scope["headers"])
-            given = headers.get(b"authorization", b"").decode("latin-1")
-            expected = f"Bearer {self.server.api_key}"
-            if not hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8")):
-                error = ApiError(401, "a valid API key is required: send 'Authorization: Bearer KEY'",
-                                 code="invalid_api_key")
-                await _api_error(None, error)(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
+    return Guard(app, server.api_key, lambda error: _api_error(None, error))
 
 
 def _api_error(request: Request | None, exc: Exception) -> Response:
