@@ -21,7 +21,11 @@ SHOWN = ["profile", "backend", "model", "base_url", "api_key", "temperature", "m
          "n_ctx", "n_threads", "chat_format", "stream", "seed", "request_timeout", "response_timeout", "max_retries",
          "system", "tool_paths", "bundled_tools", "allow", "deny", "tool_timeout", "max_output_chars", "max_rounds",
          "trace", "project_dir"]
-_SERVER_DEFAULT = {"temperature": "(the server's default)", "max_tokens": "(the server's default)"}
+_UNSET = {"temperature": "(the server's default)", "max_tokens": "(the server's default)", "profile": "(none)",
+          "api_key": "(not set)", "n_threads": "(llama.cpp chooses)", "chat_format": "(detected from the model)",
+          "seed": "(random)", "system": "(none)", "trace": "(off)", "base_url": "(OpenAI's)"}
+_LOCAL_ONLY = ("n_gpu_layers", "n_ctx", "n_threads", "chat_format", "seed")
+_OPENAI_ONLY = ("base_url", "api_key", "request_timeout", "response_timeout", "max_retries")
 
 
 def configs_dir() -> Path:
@@ -41,8 +45,9 @@ def show(settings: Settings, env: Environment, out: Console) -> None:
             value = "*** (set, hidden)" if value else None
         if isinstance(value, list):
             value = ", ".join(str(v) for v in value) or "[]"
+        unused = _LOCAL_ONLY if settings.backend == "openai" else _OPENAI_ONLY if settings.backend == "local" else ()
         if value is None:
-            value = _SERVER_DEFAULT.get(name, "")
+            value = "(not used by this backend)" if name in unused else _UNSET.get(name, "")
         table.add_row(name, plain(redactor.redact(str(value))), plain(settings.origins.get(name, "default")))
     for spec in settings.mcp_servers:
         state = "" if spec.enabled else " (disabled)"
