@@ -172,10 +172,10 @@ def test_a_declined_call_and_a_failing_model_call_say_so(server, tmp_path, caugh
     assert outcome == ("declined", "asked")
     assert "error.type" not in tool.attributes and tool.status.status_code is StatusCode.UNSET
     failed = [s for s in finished if s.name.startswith("chat")][-1]
-    assert failed.attributes["error.type"] == "_OTHER" and failed.status.status_code is StatusCode.ERROR
+    assert failed.attributes["error.type"] == "400" and failed.status.status_code is StatusCode.ERROR
     assert "context length exceeded" in failed.status.description
     agent = next(s for s in finished if s.name == "invoke_agent toolchat")
-    assert agent.attributes["toolchat.turn.stopped"] == "error" and agent.attributes["error.type"] == "_OTHER"
+    assert agent.attributes["toolchat.turn.stopped"] == "error" and agent.attributes["error.type"] == "400"
 
 
 def test_what_the_tool_caller_traces_nests_under_execute_tool(tmp_path, caught):
@@ -252,3 +252,16 @@ def test_without_the_sdk_installed_tracing_asked_for_is_one_warning_and_the_chat
     assert tracing.start(settings, {}, warn=told.append) is None
     assert told == ["tracing needs the OpenTelemetry SDK: pip install 'toolchat[trace]'; going on without it"]
     assert not (tmp_path / "spans.jsonl").exists()
+
+
+def test_a_model_server_that_is_gone_is_a_connection_error(tmp_path, caught):
+    from conftest import free_port
+
+    spans = caught()
+    nobody = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens there
+    resolved = resolve([], {"base_url": nobody, "model": "m", "max_retries": 0},
+                       tmp_path, environ={})
+    env = Environment(stdin=io.StringIO(""), stdout=io.StringIO(), stderr=io.StringIO(), environ={}, cwd=tmp_path)
+    assert run_ask(resolved, Registry(), AskOptions(["hi"]), env, approve_all=False) == 1
+    chat = spans.spans()["chat m"]
+    assert chat.attributes["error.type"] == "connection_error" and chat.kind is SpanKind.CLIENT

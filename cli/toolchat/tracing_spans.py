@@ -9,6 +9,7 @@ tracing never changes a turn."""
 from __future__ import annotations
 
 import json
+import re
 import time
 from typing import Any, Callable
 from urllib.parse import urlsplit
@@ -86,7 +87,7 @@ class TraceSink:
             self._end_chat()
             self._call_finished(event)
         elif isinstance(event, TurnError):
-            self._error_type = getattr(event, "error_type", None) or "_OTHER"
+            self._error_type = getattr(event, "error_type", None) or error_type(event.message)
             self._end_chat(self._error_type, event.message)
         elif isinstance(event, TurnEnded):
             self._turn_ended(event)
@@ -338,3 +339,16 @@ def _convert(message: dict[str, Any]) -> dict[str, Any]:
             pass
         parts.append({"type": "tool_call", "id": call.get("id"), "name": function.get("name"), "arguments": arguments})
     return _message(role, parts)
+
+
+def error_type(message: str) -> str:
+    """A backend failure as a low-cardinality `error.type`: the HTTP status, `timeout`,
+    `connection_error`, else the conventions' `_OTHER`."""
+    status = re.search(r"\(HTTP (\d{3})\)", message)
+    if status:
+        return status.group(1)
+    if message.startswith("no answer from "):
+        return "timeout"
+    if message.startswith("cannot connect to "):
+        return "connection_error"
+    return "_OTHER"
