@@ -11,6 +11,8 @@ from typing import Callable
 
 import pytest
 
+from fakes import scripted_replies_all_used  # noqa: F401  (autouse: scripted replies must all be used)
+
 
 @pytest.fixture
 def isolated_env(tmp_path: Path) -> dict[str, str]:

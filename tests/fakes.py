@@ -1,4 +1,7 @@
-"""A scripted backend for engine tests: each model call returns the next scripted Reply."""
+"""A scripted backend for engine tests: each model call returns the next scripted Reply. A test
+that leaves scripted replies unused fails (the `scripted_replies_all_used` fixture, active in
+every test through conftest.py): a reply the model was never asked for means the test proved less
+than it claims."""
 
 from __future__ import annotations
 
@@ -6,8 +9,12 @@ import copy
 import json
 from typing import Any, Iterator
 
+import pytest
+
 from toolchat.backends.base import BackendEvent, Reply, Request, TextDelta, ToolCall, Usage
 from toolchat.errors import BackendError
+
+_MADE: list[ScriptedBackend] = []  # every ScriptedBackend of the running test
 
 
 def call(name: str, arguments: Any = None, id: str | None = None) -> ToolCall:
@@ -26,10 +33,15 @@ def answer(text: str) -> Reply:
 class ScriptedBackend:
     name = "scripted"
     model = "scripted-model"
+    provider = "scripted"
+    server_address = None
+    server_port = None
 
     def __init__(self, *replies: Reply | Exception) -> None:
         self.replies = list(replies)
         self.requests: list[Request] = []
+        self.closed = False
+        _MADE.append(self)
 
     def complete(self, request: Request) -> Iterator[BackendEvent]:
         self.requests.append(copy.deepcopy(request))
@@ -42,8 +54,31 @@ class ScriptedBackend:
             yield TextDelta(word + " ")
         yield reply
 
+    def describe(self) -> str:
+        return f"{self.name} · {self.model}"
+
     def list_models(self) -> list[str]:
         return [self.model]
+
+    def close(self) -> None:
+        self.closed = True
+
+    def assert_complete(self) -> None:
+        """Fail when scripted replies were never asked for."""
+        if self.replies:
+            left = ", ".join(type(r).__name__ if isinstance(r, Exception) else repr(r.text or r.tool_calls)[:60]
+                             for r in self.replies)
+            raise AssertionError(f"{len(self.replies)} scripted repl(ies) never used: {left}")
+
+
+@pytest.fixture(autouse=True)
+def scripted_replies_all_used() -> Iterator[None]:
+    start = len(_MADE)
+    yield
+    made = _MADE[start:]
+    del _MADE[start:]
+    for backend in made:
+        backend.assert_complete()
 
 
 class Broken(BackendError):

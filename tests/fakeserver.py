@@ -1,5 +1,6 @@
 """A real OpenAI-compatible HTTP server on 127.0.0.1 for tests, scripted reply by reply, that
-streams SSE the way OpenAI, vLLM and Ollama do (FORMATS.md)."""
+streams SSE the way OpenAI, vLLM and Ollama do, and misbehaves the ways real servers and proxies
+do: a body that ends early, keep-alive comments forever, an HTML page, a chunk that is not JSON."""
 
 from __future__ import annotations
 
@@ -15,18 +16,31 @@ from typing import Any
 class Script:
     """One reply: SSE chunks, a JSON body with a status, or a hang."""
 
-    kind: str  # "sse" | "json" | "hang"
-    chunks: list[dict[str, Any]] = field(default_factory=list)
+    kind: str  # "sse" | "json" | "hang" | "raw"
+    chunks: list[dict[str, Any] | str] = field(default_factory=list)  # a str is sent as it is (SSE text)
     status: int = 200
     body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
     cut_after: int | None = None  # close the connection after this many chunks
     seconds: float = 0.0
     delay: float = 0.0  # between chunks, to stream slowly
+    done: bool = True  # end with `data: [DONE]`
 
 
-def sse(chunks: list[dict[str, Any]], cut_after: int | None = None, delay: float = 0.0) -> Script:
-    return Script("sse", chunks=chunks, cut_after=cut_after, delay=delay)
+def sse(chunks: list[dict[str, Any] | str], cut_after: int | None = None, delay: float = 0.0,
+        done: bool = True) -> Script:
+    """A stream; `cut_after=N` breaks the connection after N chunks, `done=False` ends the body
+    cleanly without [DONE] (as a proxy timing out at a chunk boundary does)."""
+    return Script("sse", chunks=chunks, cut_after=cut_after, delay=delay, done=done)
+
+
+def keepalive(seconds: float, every: float = 0.2) -> Script:
+    """A stream that only sends SSE keep-alive comments, `every` seconds for `seconds`."""
+    return Script("sse", chunks=[": keep-alive\n\n"] * int(seconds / every), delay=every)
+
+
+def raw(body: bytes, content_type: str, status: int = 200) -> Script:
+    return Script("raw", body=body, status=status, headers={"Content-Type": content_type})
 
 
 def reply_json(body: Any, status: int = 200, **headers: str) -> Script:
@@ -132,9 +146,12 @@ class FakeServer:
         self._thread.start()
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, exc_type: Any, *exc: Any) -> None:
         self._server.shutdown()
         self._server.server_close()
+        if exc_type is None and self.scripts:  # a scripted reply never asked for: the test proved less
+            raise AssertionError(f"{len(self.scripts)} scripted repl(ies) never requested: "
+                                 + ", ".join(script.kind for script in self.scripts))
 
     def _next(self) -> Script:
         with self._lock:
@@ -173,12 +190,16 @@ class FakeServer:
                 if script.kind == "json":
                     self._json(script.status, script.body, script.headers)
                     return
+                if script.kind == "raw":
+                    self._raw(script.status, script.body, script.headers)
+                    return
                 self._stream(script)
 
             def _json(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
-                data = json.dumps(body).encode()
+                self._raw(status, json.dumps(body).encode(), {"Content-Type": "application/json", **(headers or {})})
+
+            def _raw(self, status: int, data: bytes, headers: dict[str, str]) -> None:
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 for key, value in (headers or {}).items():
                     self.send_header(key.replace("_", "-"), value)
@@ -197,11 +218,12 @@ class FakeServer:
                         self.connection.shutdown(2)  # break off without the chunked terminator
                         return
                     try:
-                        self._send(f"data: {json.dumps(item)}\n\n")
-                    except OSError:  # the client went away (Ctrl-C)
+                        self._send(item if isinstance(item, str) else f"data: {json.dumps(item)}\n\n")
+                    except OSError:  # the client went away (Ctrl-C, a timeout)
                         return
                     time.sleep(script.delay)
-                self._send("data: [DONE]\n\n")
+                if script.done:
+                    self._send("data: [DONE]\n\n")
                 self.wfile.write(b"0\r\n\r\n")
                 self.wfile.flush()
 

@@ -103,7 +103,7 @@ def test_max_rounds_exits_3_and_still_prints_json(cli, server):
 
 
 def test_backend_failure_exits_1_with_one_line(cli, server):
-    server.add(*[error(500, "kaput")] * 4)
+    server.add(*[error(500, "kaput")] * 3)  # the first try and defaults.MAX_RETRIES retries
     done = cli("ask", "--base-url", server.url, "hello")
     assert done.returncode == 1
     assert done.stderr.strip().splitlines()[-1].startswith("toolchat: error: ")

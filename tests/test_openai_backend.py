@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from fakeserver import (FakeServer, chunk, error, hang, ollama_calls, openai_calls, reply_json, sse, text_stream,
-                        vllm_calls)
+from fakeserver import (FakeServer, chunk, error, hang, keepalive, ollama_calls, openai_calls, raw, reply_json, sse,
+                        text_stream, vllm_calls)
 from toolchat.backends.base import Reply, Request, TextDelta
 from toolchat.backends.openai import OpenAIBackend
 from toolchat.config import Settings
@@ -18,10 +18,18 @@ TOOLS = [{"type": "function", "function": {"name": "get_weather", "description":
 SECRET = "sk-test-SECRETKEY-1234567890"
 
 
-def backend_for(server: FakeServer, stream: bool = True, timeout: float = 30, key: str | None = None) -> OpenAIBackend:
-    settings = Settings(backend="openai", base_url=server.url, model="fake-model", stream=stream,
-                        request_timeout=timeout, api_key=key)
-    return OpenAIBackend(settings, {}, max_retries=2)
+def settings_for(url: str, model: str | None = "fake-model", retries: int = 0, response_timeout: float = 60,
+                 **fields) -> Settings:
+    settings = Settings(backend="openai", base_url=url, model=model, **fields)
+    settings.max_retries = retries  # tests never wait for the SDK's backoff unless they test it
+    settings.response_timeout = response_timeout
+    return settings
+
+
+def backend_for(server: FakeServer, stream: bool = True, timeout: float = 30, key: str | None = None,
+                retries: int = 0, **fields) -> OpenAIBackend:
+    return OpenAIBackend(settings_for(server.url, stream=stream, request_timeout=timeout, api_key=key,
+                                      retries=retries, **fields), {})
 
 
 def complete(backend: OpenAIBackend, **kwargs) -> tuple[list[str], Reply]:
@@ -107,7 +115,7 @@ def test_a_server_that_rejects_stream_options_is_asked_again_without():
 def test_retries_then_succeeds(first):
     with FakeServer() as server:
         server.add(first, sse(text_stream("after retry")))
-        _, reply = complete(backend_for(server))
+        _, reply = complete(backend_for(server, retries=1))
         assert reply.text == "after retry" and len(server.requests) == 2
 
 
@@ -133,16 +141,16 @@ def test_model_not_found_names_the_model():
 
 def test_wrong_url_names_the_url():
     with FakeServer() as server:
-        settings = Settings(backend="openai", base_url=server.url.replace("/v1", "/v2"), model="m")
+        settings = settings_for(server.url.replace("/v1", "/v2"))
         with pytest.raises(BackendError, match=r"/v2 has no OpenAI-compatible API there \(HTTP 404\)"):
-            list(OpenAIBackend(settings, {}, max_retries=0).complete(Request([], [])))
+            list(OpenAIBackend(settings, {}).complete(Request([], [])))
 
 
 def test_persistent_server_error_after_retries():
     with FakeServer() as server:
-        server.add(*[error(500, "tools param requires --jinja flag")] * 3)
-        message = failure(server)
-        assert len(server.requests) == 3
+        server.add(*[error(500, "tools param requires --jinja flag")] * 2)
+        message = failure(server, retries=1)
+        assert len(server.requests) == 2
     assert "server error (HTTP 500) after retries: tools param requires --jinja flag" in message
     assert "start llama-server with --jinja" in message
 
@@ -151,9 +159,9 @@ def test_connection_refused_names_the_url():
     server = FakeServer()
     url = server.url
     server._server.server_close()  # nothing listens there now
-    settings = Settings(backend="openai", base_url=url, model="m")
+    settings = settings_for(url)
     with pytest.raises(BackendError, match=f"cannot connect to {url}"):
-        list(OpenAIBackend(settings, {}, max_retries=0).complete(Request([], [])))
+        list(OpenAIBackend(settings, {}).complete(Request([], [])))
 
 
 def test_a_stream_cut_mid_answer_and_mid_tool_call():
@@ -166,10 +174,10 @@ def test_a_stream_cut_mid_answer_and_mid_tool_call():
 
 def test_a_server_that_never_answers_times_out():
     with FakeServer() as server:
-        server.add(hang(10), hang(10), hang(10))
-        settings = Settings(backend="openai", base_url=server.url, model="m", request_timeout=0.5)
+        server.add(hang(10))
+        settings = settings_for(server.url, request_timeout=0.5)
         with pytest.raises(BackendError, match=r"no answer from .* within 0.5 s"):
-            list(OpenAIBackend(settings, {}, max_retries=0).complete(Request([], [])))
+            list(OpenAIBackend(settings, {}).complete(Request([], [])))
 
 
 def test_models_are_listed():
@@ -184,3 +192,228 @@ def test_openai_itself_needs_a_key_but_a_custom_endpoint_does_not():
         server.add(sse(text_stream("ok")))
         complete(backend_for(server))
         assert server.headers[0]["authorization"] == "Bearer not-needed"
+
+
+# -- a reply counts only when the server says why it ended (a finish_reason) --------------------
+
+def without_finish(chunks: list[dict]) -> list[dict]:
+    return [c for c in chunks if not (c.get("choices") and c["choices"][0]["finish_reason"])]
+
+
+def test_a_body_that_ends_cleanly_without_finish_reason_broke_off_mid_answer():
+    with FakeServer() as server:
+        server.add(sse(without_finish(text_stream("the first half of an answer", pieces=4)), done=False))
+        message = failure(server)
+    assert message == (f"the stream from {server.url} broke off mid-answer: it ended without a finish_reason "
+                       "(try again)")
+
+
+def test_done_alone_without_finish_reason_is_not_a_whole_reply():
+    with FakeServer() as server:
+        server.add(sse(without_finish(text_stream("half an answer"))))  # [DONE] is sent
+        assert "broke off mid-answer: it ended without a finish_reason" in failure(server)
+
+
+def test_a_body_that_ends_after_the_first_of_two_calls_runs_none(cli, plugin_dir, tmp_path):
+    marker = tmp_path / "ran.txt"
+    folder = plugin_dir(mark=f"def mark(city: str) -> str:\n    '''Mark.'''\n"
+                             f"    open({str(marker)!r}, 'a').write(city)\n    return 'marked'\n")
+    two = openai_calls([("mark", {"city": "Oslo"}), ("mark", {"city": "Lima"})])
+    first_call_only = two[:1 + 1 + len(json.dumps({"city": "Oslo"})) // 4 + 1]
+    with FakeServer() as server:
+        server.add(sse(first_call_only, done=False))
+        done = cli("ask", "--base-url", server.url, "-m", "fake-model", "--tools", str(folder), "--yes", "mark both")
+    assert done.returncode == 1
+    assert "broke off mid-tool-call: it ended without a finish_reason" in done.stderr
+    assert not marker.exists()
+
+
+def test_a_connection_lost_after_the_finish_reason_keeps_the_whole_reply():
+    chunks = text_stream("complete answer") + [chunk(usage={"prompt_tokens": 1, "completion_tokens": 1,
+                                                            "total_tokens": 2}, choices=False)]
+    with FakeServer() as server:
+        server.add(sse(chunks, cut_after=len(chunks) - 1))  # the usage chunk and [DONE] never come
+        _, reply = complete(backend_for(server))
+    assert (reply.text, reply.finish_reason, reply.usage) == ("complete answer", "stop", None)
+
+
+@pytest.mark.parametrize("finish, calls, expected", [("length", [], "length"), ("stop", PARALLEL, "tool_calls"),
+                                                     ("content_filter", [], "stop"), ("eos", [], "stop")])
+def test_finish_reason_is_always_one_of_three_words(finish, calls, expected):
+    chunks = ollama_calls(calls) if calls else text_stream("words")
+    chunks[-1 if calls else -1]["choices"][0]["finish_reason"] = finish
+    with FakeServer() as server:
+        server.add(sse(chunks))
+        _, reply = complete(backend_for(server))
+    assert reply.finish_reason == expected
+
+
+def test_a_whole_reply_without_finish_reason_is_stop():
+    body = {"id": "x", "object": "chat.completion", "created": 1, "model": "m",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": "fine"}}]}
+    with FakeServer() as server:
+        server.add(reply_json(body))
+        _, reply = complete(backend_for(server, stream=False))
+    assert (reply.text, reply.finish_reason) == ("fine", "stop")
+
+
+# -- time: the longest silence, and the whole call ------------------------------------------------
+
+@pytest.mark.parametrize("script", [keepalive(20), sse(text_stream("a" * 100, pieces=100), delay=0.2)],
+                         ids=["keep-alive comments", "a token at a time"])
+def test_a_trickling_stream_is_stopped_at_response_timeout(script):
+    import time
+
+    with FakeServer() as server:
+        server.add(script)
+        started = time.monotonic()
+        message = failure(server, timeout=1, response_timeout=1.5)
+    assert time.monotonic() - started < 5
+    assert "broke off mid-answer: still unfinished after response_timeout 1.5 s" in message
+
+
+def test_silence_mid_stream_names_the_request_timeout():
+    with FakeServer() as server:
+        server.add(sse(text_stream("slow answer", pieces=2), delay=2))
+        assert "broke off mid-answer: no data for 0.5 s" in failure(server, timeout=0.5)
+
+
+# -- replies that are not what an OpenAI-compatible server sends ---------------------------------
+
+@pytest.mark.parametrize("stream", [True, False], ids=["streamed", "no-stream"])
+def test_an_html_page_is_not_a_reply(stream):
+    with FakeServer() as server:
+        server.add(raw(b"<html><body>Welcome to nginx!</body></html>", "text/html; charset=utf-8"))
+        message = failure(server, stream=stream)
+    assert message.startswith("the server answered with text/html, not an OpenAI-compatible reply")
+
+
+def test_content_as_a_list_of_text_parts_is_text():
+    parts = [chunk({"content": [{"type": "text", "text": "Hel"}]}), chunk({"content": [{"type": "text", "text": "lo"}]}),
+             chunk(finish="stop")]
+    body = {"id": "x", "object": "chat.completion", "created": 1, "model": "m", "choices": [
+        {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": [
+            {"type": "text", "text": "Hel"}, "lo"]}}]}
+    with FakeServer() as server:
+        server.add(sse(parts), reply_json(body))
+        assert complete(backend_for(server))[1].text == "Hello"
+        assert complete(backend_for(server, stream=False))[1].text == "Hello"
+
+
+@pytest.mark.parametrize("content", [42, {"type": "image_url"}, [{"type": "image_url", "image_url": {"url": "x"}}]])
+def test_content_that_is_not_text_is_one_backend_error(content):
+    with FakeServer() as server:
+        server.add(sse([chunk({"content": content}), chunk(finish="stop")]))
+        message = failure(server)
+    assert message.startswith(("the server sent content that is not text", "the server sent a content part that"))
+
+
+def test_a_chunk_that_is_not_json_broke_off():
+    with FakeServer() as server:
+        server.add(sse([chunk({"content": "Hi"}), "data: {not json\n\n", chunk(finish="stop")]))
+        assert "broke off mid-answer: a chunk that is not JSON" in failure(server)
+
+
+# -- errors: only the SDK's and the HTTP library's are caught, causes chained ---------------------
+
+def test_toolchats_own_bugs_are_not_reported_as_a_broken_stream(monkeypatch):
+    from toolchat.backends import accumulate
+
+    def broken(self, delta):
+        raise TypeError("a bug in toolchat")
+
+    monkeypatch.setattr(accumulate.ToolCallAccumulator, "add", broken)
+    with FakeServer() as server:
+        server.add(sse(openai_calls([("get_weather", {"city": "Oslo"})])))
+        with pytest.raises(TypeError, match="a bug in toolchat"):
+            complete(backend_for(server))
+
+
+def test_a_broken_stream_chains_its_cause_shown_with_toolchat_debug(cli):
+    with FakeServer() as server:
+        server.add(sse(text_stream("partial answer here", pieces=5), cut_after=3))
+        with pytest.raises(BackendError) as info:
+            complete(backend_for(server))
+        assert info.value.__cause__ is not None
+        server.add(sse(text_stream("partial answer here", pieces=5), cut_after=3))
+        done = cli("ask", "--base-url", server.url, "-m", "m", "hi", env={"TOOLCHAT_DEBUG": "1"})
+    assert done.returncode == 1
+    assert "httpx2.RemoteProtocolError" in done.stderr and "The above exception was the direct cause" in done.stderr
+    assert "broke off mid-answer: the connection closed" in done.stderr
+
+
+def test_max_retries_zero_asks_once():
+    with FakeServer() as server:
+        server.add(error(503, "busy"))
+        assert "HTTP 503" in failure(server, retries=0)
+        assert len(server.requests) == 1
+
+
+# -- text that is not UTF-8 ----------------------------------------------------------------------
+
+def test_lone_surrogates_from_the_server_and_in_our_messages_never_crash():
+    with FakeServer() as server:
+        server.add(sse([chunk({"content": "caf\ud800!"}), chunk({"tool_calls": [
+            {"index": 0, "id": "c1", "type": "function", "function": {"name": "get_weather",
+                                                                      "arguments": '{"city": "\udc00x"}'}}]}),
+            chunk(finish="tool_calls")]), sse(text_stream("done")))
+        backend = backend_for(server)
+        deltas, reply = complete(backend)
+        assert reply.text == "caf\ufffd!" and "".join(deltas) == "caf\ufffd!"
+        assert json.loads(reply.tool_calls[0].arguments) == {"city": "\ufffdx"}
+        messages = [{"role": "user", "content": "latin-1 piped: caf\udce9"},
+                    {"role": "assistant", "content": reply.text, "tool_calls": [reply.tool_calls[0].message_part()]},
+                    {"role": "tool", "tool_call_id": "c1", "content": "files: r\udce9sum\udce9.txt"}]
+        list(backend.complete(Request(messages, TOOLS)))
+        sent = server.requests[1]["messages"]
+    assert sent[0]["content"] == "latin-1 piped: caf\ufffd"
+    assert sent[2]["content"] == "files: r\ufffdsum\ufffd.txt"
+
+
+# -- the key -------------------------------------------------------------------------------------
+
+def test_a_key_with_a_trailing_newline_is_stripped_and_the_user_told_once():
+    notes: list[str] = []
+    with FakeServer() as server:
+        server.add(sse(text_stream("ok")), sse(text_stream("ok")))
+        backend = OpenAIBackend(settings_for(server.url), {"OPENAI_API_KEY": SECRET + "\n"}, notes.append)
+        complete(backend)
+        complete(backend)
+        assert server.headers[0]["authorization"] == f"Bearer {SECRET}"
+    assert len(notes) == 1 and "line break" in notes[0] and SECRET not in notes[0]
+
+
+def test_a_key_with_a_line_break_inside_is_a_usage_error():
+    with pytest.raises(UsageError, match="the API key holds spaces, line breaks"):
+        OpenAIBackend(settings_for("http://127.0.0.1:9/v1"), {"OPENAI_API_KEY": "sk-one\nsk-two"})
+
+
+@pytest.mark.parametrize("echo", [SECRET[:14] + "...", SECRET.upper(), "key=" + SECRET[5:20].lower()])
+def test_a_server_echoing_part_of_the_key_in_any_case_is_redacted(echo):
+    with FakeServer() as server:
+        server.add(error(400, f"bad request for key {echo}"))
+        message = failure(server, key=SECRET)
+    assert "rejected the request (HTTP 400)" in message and "***" in message
+    lowered = message.lower()
+    assert not any(SECRET.lower()[i:i + 8] in lowered for i in range(len(SECRET) - 7))
+
+
+# -- the protocol: model resolved at construction, describe, close -------------------------------
+
+def test_with_a_base_url_and_no_model_the_first_served_model_is_chosen_at_start():
+    with FakeServer(models=["served-first", "another"]) as server:
+        backend = OpenAIBackend(settings_for(server.url, model=None), {})
+        assert backend.model == "served-first"
+        assert backend.describe() == f"openai · served-first · {server.url}"
+        assert (backend.provider, backend.server_address, backend.server_port) == (
+            "openai", "127.0.0.1", int(server.url.split(":")[2].split("/")[0]))
+        server.add(sse(text_stream("ok")))
+        complete(backend)
+        assert server.requests[0]["model"] == "served-first"
+        backend.close()
+
+
+def test_toolchat_models_neutralises_server_ids(cli):
+    with FakeServer(models=["ok-model", "\x1b]0;TITLE\x07\x1b[31mred"]) as server:
+        done = cli("models", "--base-url", server.url)
+    assert done.returncode == 0 and "\x1b" not in done.stdout and "ok-model" in done.stdout

@@ -309,18 +309,11 @@ def models(config: ConfigOpt = None, profile: ProfileOpt = None, backend: Backen
     """Models the endpoint lists (/v1/models), or the local GGUF files and the bundled one."""
     env = Environment()
     settings = _settings(config, profile=profile, backend=backend, base_url=base_url)
+    from toolchat.backends.factory import list_models
     from toolchat.safety import clean
 
-    if settings.backend == "local":
-        from toolchat.backends.local import local_models
-
-        for line in local_models(env.cache_dir, env.cwd):
-            print(clean(line))  # file names found in the project folder
-        return
-    from toolchat.backends.factory import create_backend
-
-    for name in create_backend(settings, env).list_models():
-        print(clean(name))  # ids come from the server: no escape sequence reaches the terminal
+    for line in list_models(settings, env):
+        print(clean(line))  # ids from a server, file names from the project: no escape reaches the terminal
 
 
 @config_app.command("show")

@@ -1,12 +1,13 @@
-"""Streamed tool-call deltas -> whole calls, surviving what real servers send (FORMATS.md):
-missing ids (vLLM), names repeated in every chunk or re-sent at the end, parallel calls all at
-index 0 told apart by new ids (Ollama), arguments as a JSON object, fresh ids on every chunk of
-one call (LM Studio)."""
+"""Streamed tool-call deltas -> whole calls, surviving what real servers send: missing ids
+(vLLM), names repeated in every chunk or re-sent at the end, parallel calls all at index 0 told
+apart by new ids (Ollama), arguments as a JSON object, fresh ids on every chunk of one call
+(LM Studio). Linear in the size of the arguments: fragments are kept in a list and joined once
+(megabytes of arguments arrive in tens of thousands of fragments)."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from toolchat.backends.base import ToolCall, new_call_id
@@ -17,10 +18,27 @@ class _Slot:
     index: int
     id: str | None = None
     name: str = ""
-    arguments: str = ""
+    parts: list[str] = field(default_factory=list)
+    size: int = 0
+
+    @property
+    def arguments(self) -> str:
+        if len(self.parts) > 1:
+            self.parts = ["".join(self.parts)]
+        return self.parts[0] if self.parts else ""
+
+    def append(self, text: str) -> None:
+        self.parts.append(text)
+        self.size += len(text)
+
+    def replace(self, text: str) -> None:
+        self.parts, self.size = [text], len(text)
 
     def complete(self) -> bool:
-        if not self.arguments.strip():
+        """The arguments so far are one whole JSON value. Joins and parses only when the last
+        fragment closes an object or array, so checking every fragment stays near linear."""
+        tail = next((part.rstrip() for part in reversed(self.parts) if part.strip()), "")
+        if not tail.endswith(("}", "]")):
             return False
         try:
             json.loads(self.arguments)
@@ -70,7 +88,7 @@ class ToolCallAccumulator:
             return False
         # A different id at a used index: Ollama's next parallel call (it arrives whole, with a
         # name, after a complete one) or LM Studio's fresh id on a fragment of the same call.
-        return bool(name) and (current.complete() or (not current.arguments and name != current.name))
+        return bool(name) and (current.complete() or (not current.size and name != current.name))
 
     def _new_slot(self, index: int, call_id: str | None) -> _Slot:
         slot = _Slot(index=index, id=call_id)
@@ -83,12 +101,12 @@ class ToolCallAccumulator:
         if arguments is None or arguments == "":
             return
         if isinstance(arguments, (dict, list)):
-            slot.arguments = json.dumps(arguments, ensure_ascii=False)
+            slot.replace(json.dumps(arguments, ensure_ascii=False))
             return
         text = str(arguments)
-        if slot.arguments and text == slot.arguments and slot.complete():
+        if len(text) == slot.size and text == slot.arguments and slot.complete():
             return  # the whole arguments re-sent in a final chunk
-        slot.arguments += text
+        slot.append(text)
 
 
 def _index(value: Any) -> int:

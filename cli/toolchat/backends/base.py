@@ -36,14 +36,32 @@ class TextDelta:
     text: str
 
 
+STOP = "stop"  # the model finished its answer
+TOOL_CALLS = "tool_calls"  # the model finished asking for calls
+LENGTH = "length"  # cut at max_tokens (or the context): the answer or the calls are incomplete
+
+
 @dataclass
 class Reply:
-    """The end of one model call: the whole text, the calls, and usage if reported."""
+    """The end of one model call: the whole text, the calls, usage if reported, and why it
+    ended: always one of STOP, TOOL_CALLS or LENGTH (see `finish_reason`)."""
 
     text: str
     tool_calls: list[ToolCall] = field(default_factory=list)
     usage: Usage | None = None
-    finish_reason: str | None = None
+    finish_reason: str = ""
+
+    def __post_init__(self) -> None:
+        self.finish_reason = finish_reason(self.finish_reason, bool(self.tool_calls))
+
+
+def finish_reason(raw: str | None, has_calls: bool) -> str:
+    """A server's finish_reason in our three words: "length" stays (the reply is cut), anything
+    else is "tool_calls" when there are calls (Ollama says "stop") and "stop" when not
+    ("content_filter", "eos", "function_call" and other servers' words)."""
+    if raw == LENGTH:
+        return LENGTH
+    return TOOL_CALLS if has_calls else STOP
 
 
 BackendEvent = Union[TextDelta, Reply]
@@ -59,16 +77,32 @@ class Request:
 
 
 class Backend(Protocol):
-    """What the engine needs of a model: one streamed completion at a time."""
+    """What the engine, the faces and tracing need of a model: one streamed completion at a time.
 
-    name: str
-    model: str
+    Attributes are set at construction and never blank: `model` is the model in use (with a base
+    URL and no model named, the first one the server lists, chosen at start-up)."""
+
+    name: str  # the backend kind: "openai" | "local"
+    model: str  # the model in use
+    provider: str  # who runs the model, for tracing (gen_ai.system): "openai", "llama.cpp", ...
+    server_address: str | None  # host of the endpoint, None in-process
+    server_port: int | None
 
     def complete(self, request: Request) -> Iterator[BackendEvent]:
-        """Yield TextDeltas as text arrives, then exactly one Reply. Raise BackendError on failure."""
+        """Yield TextDeltas as text arrives, then exactly one Reply, only for a reply that ended
+        (a finish_reason). Raise BackendError on failure; after one, no call of that reply runs."""
+        ...
+
+    def describe(self) -> str:
+        """One line for the banner, `toolchat models` and tracing: kind, model, where it runs."""
         ...
 
     def list_models(self) -> list[str]:
+        """The models this backend can switch to (`/model NAME`)."""
+        ...
+
+    def close(self) -> None:
+        """Release the connection pool or the loaded model; the backend is not used after."""
         ...
 
 

@@ -1,47 +1,65 @@
 """The OpenAI-compatible backend (OpenAI, vLLM, llama-server, Ollama, LM Studio); the only
 module that imports the `openai` SDK. The SDK retries 429, 5xx and failed connections with
-backoff (honouring Retry-After); this module turns what is left into one clear line."""
+backoff (honouring Retry-After) `max_retries` times; this module turns what is left into one
+clear line, never showing the key. A reply counts only when the server says why it ended (a
+finish_reason): a stream that ends without one broke off, and none of its calls run."""
 
 from __future__ import annotations
 
 import json
-from typing import Any, Iterator
+import time
+from typing import Any, Callable, Iterator
+from urllib.parse import urlsplit
 
+from toolchat import defaults
 from toolchat.backends.accumulate import ToolCallAccumulator
 from toolchat.backends.base import BackendEvent, Reply, Request, TextDelta, ToolCall, Usage, new_call_id
+from toolchat.backends.wire import content_text, deadline_transport, scrub
 from toolchat.config import Settings
 from toolchat.errors import BackendError, UsageError
+from toolchat.secrets import Redactor
 
 OPENAI_URL = "https://api.openai.com/v1"
 DUMMY_KEY = "not-needed"  # custom endpoints need no key, but the SDK wants one
+NOT_AN_API = ("text/html", "application/xhtml")  # a web page where the API should be
 
 
 class OpenAIBackend:
     name = "openai"
+    provider = "openai"  # the API spoken, whoever serves it (OpenTelemetry's gen_ai convention)
 
-    def __init__(self, settings: Settings, environ: dict[str, str] | Any, max_retries: int = 3) -> None:
+    def __init__(self, settings: Settings, environ: Any, notify: Callable[[str], None] = lambda m: None,
+                 *, resolve_model: bool = True, debug: bool = False) -> None:
+        import httpx2
         import openai
 
-        self._openai = openai
+        self._openai, self._httpx = openai, httpx2
         self.base_url = (settings.base_url or OPENAI_URL).rstrip("/")
-        key = settings.api_key or environ.get("OPENAI_API_KEY") or None
+        parts = urlsplit(self.base_url)
+        self.server_address: str | None = parts.hostname
+        self.server_port: int | None = parts.port or (443 if parts.scheme == "https" else 80)
+        key = _api_key(settings.api_key or environ.get("OPENAI_API_KEY") or None, notify)
         if key is None and self.base_url == OPENAI_URL:
             raise UsageError("no API key for OpenAI", "set OPENAI_API_KEY, or use --base-url for another endpoint")
-        self._key = key or DUMMY_KEY
-        # a custom endpoint with no model named: the first one it lists, asked on first use
-        self.model: str = settings.model or ("gpt-4o-mini" if self.base_url == OPENAI_URL else "")
+        self._redactor = Redactor([key])
+        self._notify, self._debug = notify, debug
         self.stream = settings.stream
-        self.timeout = settings.request_timeout
+        self.timeout = settings.request_timeout  # the longest silence
+        self.response_timeout = float(getattr(settings, "response_timeout", None) or defaults.RESPONSE_TIMEOUT)
+        retries = getattr(settings, "max_retries", None)
         self._usage_in_stream = True
-        self.client = openai.OpenAI(base_url=self.base_url, api_key=self._key, timeout=self.timeout,
-                                    max_retries=max_retries)
+        self._transport = deadline_transport(httpx2)
+        self.client = openai.OpenAI(
+            base_url=self.base_url, api_key=key or DUMMY_KEY, max_retries=defaults.MAX_RETRIES if retries is None else retries,
+            timeout=min(self.timeout, self.response_timeout),
+            http_client=openai.DefaultHttpx2Client(transport=self._transport))
+        self.model: str = settings.model or (defaults.OPENAI_MODEL if self.base_url == OPENAI_URL else "")
+        if not self.model and resolve_model:
+            self.model = self._first_served()
 
+    # -- the protocol ---------------------------------------------------------------------------
     def complete(self, request: Request) -> Iterator[BackendEvent]:
-        if not self.model:
-            served = self.list_models()
-            if not served:
-                raise BackendError(f"{self.base_url} lists no models", "name one with --model")
-            self.model = served[0]
+        self._transport.deadline = time.monotonic() + self.response_timeout
         try:
             if self.stream:
                 yield from self._streamed(request)
@@ -51,18 +69,41 @@ class OpenAIBackend:
                     yield TextDelta(reply.text)
                 yield reply
         except self._openai.APIError as exc:
-            raise self._explain(exc) from None
+            raise self._traced(self._explain(exc), exc) from exc
+        except BackendError as exc:
+            raise self._traced(exc, exc.__cause__)
+        finally:
+            self._transport.deadline = None
+
+    def describe(self) -> str:
+        return f"{self.name} · {self.model} · {self.base_url}"
 
     def list_models(self) -> list[str]:
+        return sorted(self._served())
+
+    def close(self) -> None:
+        self.client.close()
+
+    # -- requests -------------------------------------------------------------------------------
+    def _served(self) -> list[str]:
+        self._transport.deadline = time.monotonic() + self.response_timeout
         try:
-            return sorted(model.id for model in self.client.models.list())
+            return [scrub(str(model.id)) for model in self.client.models.list()]
         except self._openai.APIError as exc:
-            raise self._explain(exc, listing=True) from None
+            raise self._explain(exc, listing=True) from exc
+        finally:
+            self._transport.deadline = None
+
+    def _first_served(self) -> str:
+        served = self._served()
+        if not served:
+            raise BackendError(f"{self.base_url} lists no models", "name one with --model")
+        return served[0]
 
     def _arguments(self, request: Request, stream: bool) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {"model": self.model, "messages": request.messages, "stream": stream}
+        kwargs: dict[str, Any] = {"model": self.model, "messages": scrub(request.messages), "stream": stream}
         if request.tools:
-            kwargs["tools"] = request.tools
+            kwargs["tools"] = scrub(request.tools)
             if request.tool_choice is not None:
                 kwargs["tool_choice"] = request.tool_choice
         if request.temperature is not None:
@@ -73,17 +114,25 @@ class OpenAIBackend:
             kwargs["stream_options"] = {"include_usage": True}
         return kwargs
 
-    def _open_stream(self, request: Request) -> Any:
+    def _create(self, request: Request, stream: bool) -> Any:
+        """The raw response, its content type checked, parsed (a Stream, or a ChatCompletion)."""
+        create = self.client.chat.completions.with_raw_response.create
         try:
-            return self.client.chat.completions.create(**self._arguments(request, True))
+            raw = create(**self._arguments(request, stream))
         except self._openai.BadRequestError as exc:
-            if not (self._usage_in_stream and "stream_options" in str(exc)):
+            if not (stream and self._usage_in_stream and "stream_options" in str(exc)):
                 raise
             self._usage_in_stream = False  # a server that does not know stream_options
-            return self.client.chat.completions.create(**self._arguments(request, True))
+            raw = create(**self._arguments(request, stream))
+        kind = raw.headers.get("content-type", "").split(";")[0].strip().lower()
+        if kind.startswith(NOT_AN_API):
+            raw.http_response.close()
+            raise BackendError(f"the server answered with {kind}, not an OpenAI-compatible reply",
+                               f"check the base URL {self.base_url}; it usually ends in /v1")
+        return raw.parse()
 
     def _streamed(self, request: Request) -> Iterator[BackendEvent]:
-        stream = self._open_stream(request)
+        stream = self._create(request, True)
         text: list[str] = []
         calls = ToolCallAccumulator()
         usage: Usage | None = None
@@ -92,45 +141,78 @@ class OpenAIBackend:
             for chunk in stream:
                 if getattr(chunk, "usage", None):
                     usage = _usage(chunk.usage)
-                for choice in chunk.choices or []:
-                    delta = choice.delta
-                    finish = choice.finish_reason or finish
-                    if delta is None:
-                        continue
-                    if delta.content:
-                        text.append(delta.content)
-                        yield TextDelta(delta.content)
-                    for tool_delta in delta.tool_calls or []:
+                for choice in getattr(chunk, "choices", None) or []:
+                    finish = getattr(choice, "finish_reason", None) or finish
+                    delta = getattr(choice, "delta", None)
+                    piece = content_text(getattr(delta, "content", None))
+                    if piece:
+                        text.append(piece)
+                        yield TextDelta(piece)
+                    for tool_delta in getattr(delta, "tool_calls", None) or []:
                         calls.add(_tool_delta(tool_delta))
-        except Exception as exc:  # the SDK's connection error, httpx read errors, a half-sent chunk
-            what = "mid-tool-call" if calls.calls() else "mid-answer"
-            detail = _redact(_server_message(exc), self._key) if isinstance(exc, self._openai.APIStatusError) else ""
-            raise BackendError(f"the stream from {self.base_url} broke off {what}"
-                               + (f": {detail}" if detail else f" ({type(exc).__name__})"), "try again") from None
+        except (self._openai.APIError, self._httpx.HTTPError, self._httpx.StreamError, json.JSONDecodeError) as exc:
+            # after a finish_reason only the usage or [DONE] can be lost: the reply is whole
+            tail = finish is not None and isinstance(exc, (self._openai.APIConnectionError, self._httpx.TransportError))
+            if not tail:
+                raise self._broke_off(bool(calls.calls()), self._why(exc)) from exc
         finally:
-            close = getattr(stream, "close", None)
-            if close:
-                close()
-        yield Reply("".join(text), calls.calls(), usage, finish)
+            stream.close()
+        if finish is None:
+            raise self._broke_off(bool(calls.calls()), "it ended without a finish_reason")
+        yield Reply("".join(text), scrub_calls(calls.calls()), usage, finish)
 
     def _whole(self, request: Request) -> Reply:
-        response = self.client.chat.completions.create(**self._arguments(request, False))
-        if not response.choices:
-            raise BackendError(f"{self.base_url} answered with no choices")
-        message = response.choices[0].message
-        calls = [_whole_call(tc) for tc in message.tool_calls or []]
-        usage = _usage(response.usage) if response.usage else None
-        return Reply(message.content or "", calls, usage, response.choices[0].finish_reason)
+        response = self._create(request, False)
+        choices = getattr(response, "choices", None)
+        if not choices:
+            raise BackendError(f"{self.base_url} answered with no choices", "is this an OpenAI-compatible server?")
+        message = choices[0].message
+        calls = [_whole_call(tc) for tc in getattr(message, "tool_calls", None) or []]
+        usage = _usage(response.usage) if getattr(response, "usage", None) else None
+        finish = getattr(choices[0], "finish_reason", None)  # a whole body is complete with or without one
+        return Reply(content_text(getattr(message, "content", None)), scrub_calls(calls), usage, finish or "")
+
+    # -- errors ---------------------------------------------------------------------------------
+    def _broke_off(self, has_calls: bool, why: str) -> BackendError:
+        what = "mid-tool-call" if has_calls else "mid-answer"
+        return BackendError(f"the stream from {self.base_url} broke off {what}: {why}", "try again")
+
+    def _why(self, exc: Exception) -> str:
+        if isinstance(exc, (self._openai.APITimeoutError, self._httpx.TimeoutException)):
+            if self._transport.expired():
+                return f"still unfinished after response_timeout {self.response_timeout:g} s"
+            return f"no data for {self.timeout:g} s"
+        if isinstance(exc, json.JSONDecodeError):
+            return "a chunk that is not JSON"
+        if isinstance(exc, (self._openai.APIConnectionError, self._httpx.TransportError)):
+            return "the connection closed"
+        return self._detail(exc) or type(exc).__name__
+
+    def _traced(self, error: BackendError, cause: BaseException | None) -> BackendError:
+        """With TOOLCHAT_DEBUG=1, the cause's traceback (key redacted) before the one line."""
+        if self._debug and cause is not None:
+            import traceback
+
+            self._notify(self._redactor.redact("".join(traceback.format_exception(cause)).rstrip())
+                         + "\n\nThe above exception was the direct cause of: " + str(error))
+        return error
+
+    def _detail(self, exc: Exception) -> str:
+        return " ".join(self._redactor.redact(_server_message(exc)).split())[:300]
 
     def _explain(self, exc: Exception, listing: bool = False) -> BackendError:
         """One line for the user, never the key."""
         openai = self._openai
         status = getattr(exc, "status_code", None)
-        detail = _redact(_server_message(exc), self._key)
+        detail = self._detail(exc)
         where = self.base_url
         if isinstance(exc, openai.APITimeoutError):
-            message = f"no answer from {where} within {self.timeout:g} s"
-            hint = "is the server overloaded? raise request_timeout in the config"
+            if self._transport.expired():
+                message = f"no complete answer from {where} within response_timeout {self.response_timeout:g} s"
+                hint = "raise response_timeout in the config"
+            else:
+                message = f"no answer from {where} within {self.timeout:g} s"
+                hint = "is the server overloaded? raise request_timeout in the config"
         elif isinstance(exc, openai.APIConnectionError):
             message = f"cannot connect to {where}"
             hint = "is the server running, and is the URL right?"
@@ -154,9 +236,22 @@ class OpenAIBackend:
             message = f"{where} rejected the request (HTTP {status}): {detail}"
             hint = None
         else:
-            message = f"the stream from {where} broke off: {detail}"
+            message = f"{where} sent an error: {detail}"
             hint = "try again"
         return BackendError(message, hint)
+
+
+def _api_key(key: str | None, notify: Callable[[str], None]) -> str | None:
+    """The key as given, minus the whitespace a `$(cat keyfile)` leaves (the user is told)."""
+    if key is None:
+        return None
+    stripped = key.strip()
+    if stripped != key:
+        notify("note: the API key had spaces or a line break around it; using it without them")
+    if any(c.isspace() for c in stripped) or not stripped.isascii():
+        raise UsageError("the API key holds spaces, line breaks or non-ASCII characters",
+                         "check OPENAI_API_KEY or api_key in the config")
+    return stripped or None
 
 
 def _tool_delta(delta: Any) -> dict[str, Any]:
@@ -170,11 +265,16 @@ def _tool_delta(delta: Any) -> dict[str, Any]:
 
 
 def _whole_call(call: Any) -> ToolCall:
-    function = call.function
-    arguments = function.arguments
+    function = getattr(call, "function", None)
+    arguments = getattr(function, "arguments", None)
     if isinstance(arguments, (dict, list)):
         arguments = json.dumps(arguments, ensure_ascii=False)
-    return ToolCall(call.id or new_call_id(), function.name or "", arguments or "")
+    return ToolCall(getattr(call, "id", None) or new_call_id(), str(getattr(function, "name", None) or ""),
+                    str(arguments or ""))
+
+
+def scrub_calls(calls: list[ToolCall]) -> list[ToolCall]:
+    return [ToolCall(c.id, scrub(c.name), scrub(c.arguments)) for c in calls]
 
 
 def _usage(usage: Any) -> Usage:
@@ -182,7 +282,12 @@ def _usage(usage: Any) -> Usage:
     cached = getattr(details, "cached_tokens", None) if details is not None else None
     if isinstance(details, dict):
         cached = details.get("cached_tokens")
-    return Usage(usage.prompt_tokens or 0, usage.completion_tokens or 0, cached or 0)
+    return Usage(_count(getattr(usage, "prompt_tokens", 0)), _count(getattr(usage, "completion_tokens", 0)),
+                 _count(cached))
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) else 0
 
 
 def _server_message(exc: Exception) -> str:
@@ -194,9 +299,3 @@ def _server_message(exc: Exception) -> str:
         if isinstance(error, str):
             return error
     return str(getattr(exc, "message", "") or exc)
-
-
-def _redact(text: str, key: str) -> str:
-    if key and key != DUMMY_KEY and key in text:
-        text = text.replace(key, "***")
-    return " ".join(text.split())[:300]

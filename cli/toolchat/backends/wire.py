@@ -1,0 +1,99 @@
+"""What crosses the wire to an OpenAI-compatible server, made safe both ways: text that cannot be
+encoded as UTF-8 (lone surrogates from a server, from `os.listdir`'s surrogate escapes, from
+undecodable input) becomes U+FFFD; message content in the shapes servers really send becomes
+text; and a whole model call is bounded in time, however slowly the server trickles."""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any, Iterator
+
+from toolchat.errors import BackendError
+
+_SURROGATE = re.compile("[\ud800-\udfff]")  # json and Python join valid pairs: any left is lone
+
+
+def scrub(value: Any) -> Any:
+    """`value` (str, or lists and dicts of them) with every lone surrogate replaced by U+FFFD,
+    so it always encodes as UTF-8; unchanged objects are returned as they are."""
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value) if _SURROGATE.search(value) else value
+    if isinstance(value, list):
+        return [scrub(item) for item in value]
+    if isinstance(value, dict):
+        return {scrub(key): scrub(item) for key, item in value.items()}
+    return value
+
+
+def content_text(content: Any) -> str:
+    """A message's `content` as text: a string, or a list of text parts ({"type": "text",
+    "text": ...} or plain strings) joined; anything else is a BackendError."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return scrub(content)
+    if isinstance(content, list):
+        parts = []
+        for part in content:
+            text = part if isinstance(part, str) else _part_text(part)
+            if text is None:
+                raise BackendError(f"the server sent a content part that is not text ({_kind(part)})",
+                                   "toolchat reads text answers only")
+            parts.append(text)
+        return scrub("".join(parts))
+    raise BackendError(f"the server sent content that is not text ({_kind(content)})",
+                       "is this an OpenAI-compatible server?")
+
+
+def _part_text(part: Any) -> str | None:
+    get = part.get if isinstance(part, dict) else (lambda key: getattr(part, key, None))
+    text = get("text")
+    return text if get("type") in ("text", "output_text", None) and isinstance(text, str) else None
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, dict) and isinstance(value.get("type"), str):
+        return repr(value["type"][:40])
+    return type(value).__name__
+
+
+def deadline_transport(httpx: Any) -> Any:
+    """An httpx transport (the SDK's HTTP library module given) that fails a request, or the
+    reading of its body, once `transport.deadline` (a time.monotonic() value) has passed: the
+    read timeout alone never fires while a server sends a keep-alive comment every second."""
+
+    class Checked(httpx.SyncByteStream):
+        def __init__(self, inner: Any, owner: Any) -> None:
+            self.inner, self.owner = inner, owner
+
+        def __iter__(self) -> Iterator[bytes]:
+            for part in self.inner:
+                self.owner.check()
+                yield part
+
+        def close(self) -> None:
+            self.inner.close()
+
+    class Deadline(httpx.BaseTransport):
+        def __init__(self) -> None:
+            self.inner = httpx.HTTPTransport()
+            self.deadline: float | None = None
+
+        def expired(self) -> bool:
+            return self.deadline is not None and time.monotonic() >= self.deadline
+
+        def check(self) -> None:
+            if self.expired():
+                raise httpx.ReadTimeout("response_timeout reached")
+
+        def handle_request(self, request: Any) -> Any:
+            self.check()
+            response = self.inner.handle_request(request)
+            return httpx.Response(response.status_code, headers=response.headers,
+                                  stream=Checked(response.stream, self), extensions=response.extensions)
+
+        def close(self) -> None:
+            self.inner.close()
+
+    return Deadline()
