@@ -14,6 +14,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+import bench_accumulate  # noqa: E402
+
 
 def machine() -> str:
     cpu = "unknown CPU"
@@ -181,6 +183,7 @@ def main() -> int:
     lines += more_sections(args.quick)
     lines += mcp_section(args.quick)
     lines += [""] + serve_section(args.quick, args.cache)
+    lines += [""] + bench_accumulate.section(args.quick)
     lines += ["", f"Total run time: {time.time() - started:.0f} s", ""]
     args.out.write_text("\n".join(lines))
     print("\n".join(lines))

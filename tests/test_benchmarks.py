@@ -21,3 +21,4 @@ def test_benchmarks_run_in_quick_mode(shared_cache, tmp_path, isolated_env):
     text = out.read_text()
     assert "Machine:" in text and "| ratio (target >= 0.95x) |" in text
     assert "| 3 |" in text  # three rounds of the tool loop
+    assert "| ratio toolchat / bare loop (target <= 1.2x) |" in text  # streamed tool-call arguments

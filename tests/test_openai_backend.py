@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fakeserver import (FakeServer, chunk, error, hang, keepalive, ollama_calls, openai_calls, raw, reply_json, sse,
                         text_stream, vllm_calls)
@@ -20,10 +22,9 @@ SECRET = "sk-test-SECRETKEY-1234567890"
 
 def settings_for(url: str, model: str | None = "fake-model", retries: int = 0, response_timeout: float = 60,
                  **fields) -> Settings:
-    settings = Settings(backend="openai", base_url=url, model=model, **fields)
-    settings.max_retries = retries  # tests never wait for the SDK's backoff unless they test it
-    settings.response_timeout = response_timeout
-    return settings
+    # tests never wait for the SDK's backoff unless they test it
+    return Settings(backend="openai", base_url=url, model=model, max_retries=retries,
+                    response_timeout=response_timeout, **fields)
 
 
 def backend_for(server: FakeServer, stream: bool = True, timeout: float = 30, key: str | None = None,
@@ -306,6 +307,37 @@ def test_content_that_is_not_text_is_one_backend_error(content):
         server.add(sse([chunk({"content": content}), chunk(finish="stop")]))
         message = failure(server)
     assert message.startswith(("the server sent content that is not text", "the server sent a content part that"))
+
+
+KEYS = ["choices", "delta", "content", "tool_calls", "index", "id", "function", "name", "arguments", "finish_reason",
+        "usage", "prompt_tokens", "type", "text", "error", "message"]
+JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.sampled_from(["", "stop", "f", "{}", "\ud800"]),
+                    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(KEYS), inner, max_size=4),
+                    max_leaves=12)
+
+
+@pytest.fixture(scope="module")
+def lenient_server():
+    server = FakeServer()
+    with server:
+        yield server
+        server.scripts.clear()
+
+
+@settings(max_examples=60, deadline=None)
+@given(chunks=st.lists(JSON, min_size=1, max_size=3), stream=st.booleans())
+def test_any_json_from_a_hostile_server_is_a_reply_or_one_backend_error(lenient_server, chunks, stream):
+    lenient_server.add(sse(chunks) if stream else reply_json(chunks[0]))
+    backend = OpenAIBackend(settings_for(lenient_server.url, stream=stream), {})
+    try:
+        events = list(backend.complete(Request([{"role": "user", "content": "hi"}], TOOLS)))
+    except BackendError:
+        return
+    reply = events[-1]
+    assert isinstance(reply, Reply) and isinstance(reply.text, str)
+    assert reply.finish_reason in ("stop", "tool_calls", "length")
+    assert all(isinstance(c.name, str) and c.name and isinstance(c.arguments, str) for c in reply.tool_calls)
+    json.dumps([reply.text, [c.message_part() for c in reply.tool_calls]], ensure_ascii=False).encode()
 
 
 def test_a_chunk_that_is_not_json_broke_off():

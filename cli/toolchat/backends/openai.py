@@ -45,12 +45,11 @@ class OpenAIBackend:
         self._notify, self._debug = notify, debug
         self.stream = settings.stream
         self.timeout = settings.request_timeout  # the longest silence
-        self.response_timeout = float(getattr(settings, "response_timeout", None) or defaults.RESPONSE_TIMEOUT)
-        retries = getattr(settings, "max_retries", None)
+        self.response_timeout = settings.response_timeout  # the longest one model call may take
         self._usage_in_stream = True
         self._transport = deadline_transport(httpx2)
         self.client = openai.OpenAI(
-            base_url=self.base_url, api_key=key or DUMMY_KEY, max_retries=defaults.MAX_RETRIES if retries is None else retries,
+            base_url=self.base_url, api_key=key or DUMMY_KEY, max_retries=settings.max_retries,
             timeout=min(self.timeout, self.response_timeout),
             http_client=openai.DefaultHttpx2Client(transport=self._transport))
         self.model: str = settings.model or (defaults.OPENAI_MODEL if self.base_url == OPENAI_URL else "")
@@ -141,7 +140,8 @@ class OpenAIBackend:
             for chunk in stream:
                 if getattr(chunk, "usage", None):
                     usage = _usage(chunk.usage)
-                for choice in getattr(chunk, "choices", None) or []:
+                choices = getattr(chunk, "choices", None)
+                for choice in choices if isinstance(choices, list) else []:
                     finish = getattr(choice, "finish_reason", None) or finish
                     delta = getattr(choice, "delta", None)
                     piece = content_text(getattr(delta, "content", None))
@@ -159,18 +159,25 @@ class OpenAIBackend:
             stream.close()
         if finish is None:
             raise self._broke_off(bool(calls.calls()), "it ended without a finish_reason")
-        yield Reply("".join(text), scrub_calls(calls.calls()), usage, finish)
+        yield Reply("".join(text), self._checked(calls.calls()), usage, finish)
 
     def _whole(self, request: Request) -> Reply:
         response = self._create(request, False)
         choices = getattr(response, "choices", None)
-        if not choices:
+        if not isinstance(choices, list) or not choices:
             raise BackendError(f"{self.base_url} answered with no choices", "is this an OpenAI-compatible server?")
-        message = choices[0].message
-        calls = [_whole_call(tc) for tc in getattr(message, "tool_calls", None) or []]
+        message = getattr(choices[0], "message", None)
+        listed = getattr(message, "tool_calls", None)
+        calls = [_whole_call(tc) for tc in (listed if isinstance(listed, list) else [])]
         usage = _usage(response.usage) if getattr(response, "usage", None) else None
         finish = getattr(choices[0], "finish_reason", None)  # a whole body is complete with or without one
-        return Reply(content_text(getattr(message, "content", None)), scrub_calls(calls), usage, finish or "")
+        return Reply(content_text(getattr(message, "content", None)), self._checked(calls), usage, finish or "")
+
+    def _checked(self, calls: list[ToolCall]) -> list[ToolCall]:
+        """The calls, sendable back as UTF-8; a call without a name is the server's fault."""
+        if any(not call.name for call in calls):
+            raise BackendError(f"{self.base_url} sent a tool call without a name", "is this an OpenAI-compatible server?")
+        return [ToolCall(call.id, scrub(call.name), scrub(call.arguments)) for call in calls]
 
     # -- errors ---------------------------------------------------------------------------------
     def _broke_off(self, has_calls: bool, why: str) -> BackendError:
@@ -255,12 +262,15 @@ def _api_key(key: str | None, notify: Callable[[str], None]) -> str | None:
 
 
 def _tool_delta(delta: Any) -> dict[str, Any]:
+    """The SDK's tool-call delta as the accumulator's dict, keeping only values of the right type."""
     function = getattr(delta, "function", None)
+    name, arguments = getattr(function, "name", None), getattr(function, "arguments", None)
+    call_id = getattr(delta, "id", None)
     return {
         "index": getattr(delta, "index", None),
-        "id": getattr(delta, "id", None),
-        "function": {"name": getattr(function, "name", None), "arguments": getattr(function, "arguments", None)}
-        if function is not None else {},
+        "id": call_id if isinstance(call_id, str) else None,
+        "function": {"name": name if isinstance(name, str) else None,
+                     "arguments": arguments if isinstance(arguments, (str, dict, list)) else None},
     }
 
 
@@ -269,12 +279,9 @@ def _whole_call(call: Any) -> ToolCall:
     arguments = getattr(function, "arguments", None)
     if isinstance(arguments, (dict, list)):
         arguments = json.dumps(arguments, ensure_ascii=False)
-    return ToolCall(getattr(call, "id", None) or new_call_id(), str(getattr(function, "name", None) or ""),
-                    str(arguments or ""))
-
-
-def scrub_calls(calls: list[ToolCall]) -> list[ToolCall]:
-    return [ToolCall(c.id, scrub(c.name), scrub(c.arguments)) for c in calls]
+    call_id, name = getattr(call, "id", None), getattr(function, "name", None)
+    return ToolCall(call_id if isinstance(call_id, str) and call_id else new_call_id(),
+                    name if isinstance(name, str) else "", arguments if isinstance(arguments, str) else "")
 
 
 def _usage(usage: Any) -> Usage:

@@ -33,6 +33,8 @@ def content_text(content: Any) -> str:
         return ""
     if isinstance(content, str):
         return scrub(content)
+    if isinstance(content, dict) and "text" in content:
+        content = [content]  # one part on its own
     if isinstance(content, list):
         parts = []
         for part in content:
