@@ -54,10 +54,15 @@ class OpenAIBackend:
             http_client=openai.DefaultHttpx2Client(transport=self._transport))
         self.model: str = settings.model or (defaults.OPENAI_MODEL if self.base_url == OPENAI_URL else "")
         if not self.model and resolve_model:
-            self.model = self._first_served()
+            try:
+                self.model = self._first_served()
+            except BackendError:
+                pass  # a server down at start-up: asked again (and the error said) at the first model call
 
     # -- the protocol ---------------------------------------------------------------------------
     def complete(self, request: Request) -> Iterator[BackendEvent]:
+        if not self.model:
+            self.model = self._first_served()
         self._transport.deadline = time.monotonic() + self.response_timeout
         try:
             if self.stream:
