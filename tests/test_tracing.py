@@ -265,3 +265,13 @@ def test_a_model_server_that_is_gone_is_a_connection_error(tmp_path, caught):
     assert run_ask(resolved, Registry(), AskOptions(["hi"]), env, approve_all=False) == 1
     chat = spans.spans()["chat m"]
     assert chat.attributes["error.type"] == "connection_error" and chat.kind is SpanKind.CLIENT
+
+
+def test_a_trace_file_that_exists_is_made_private_before_spans_go_in(tmp_path):
+    from toolchat.tracing_setup import JsonLinesExporter
+
+    file = tmp_path / "spans.jsonl"
+    file.write_text("")
+    file.chmod(0o644)
+    JsonLinesExporter(file).shutdown()
+    assert file.stat().st_mode & 0o777 == 0o600

@@ -126,6 +126,12 @@ def _warn(message: str) -> None:
 
 
 def private_file(path: Path) -> int:
-    """Open `path` for appending, created 0600 (its folder 0700 when made here)."""
+    """Open `path` for appending, 0600 (an existing file is made so; its folder 0700 when made
+    here): spans may hold the conversation."""
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+    except OSError:  # not ours to change (another user's file we may append to)
+        pass
+    return fd
