@@ -258,3 +258,12 @@ def test_ctrl_c_while_the_bundled_model_is_assembled_keeps_nothing(isolated_env,
     assert child.returncode == 130, err
     assert "Preparing the bundled model was interrupted; nothing kept." in err
     assert list(models.iterdir()) == []
+
+
+def test_grammar_strings_are_valid_json_and_a_raw_newline_still_parses():
+    from toolchat.backends.generic import json_gbnf, parse_output
+
+    # llama.cpp's own JSON grammar lets raw control characters into strings; the bundled model
+    # then wrote a newline and rambled to max_tokens inside its answer
+    assert 'char ::= [^"\\\\\\x00-\\x1F\\x7F] |' in json_gbnf(output_schema(TOOLS, "none"))
+    assert parse_output('{"response": "two\nlines"}') == ("two\nlines", [])

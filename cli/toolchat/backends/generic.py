@@ -48,9 +48,17 @@ def _call_schema(function: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def json_gbnf(schema: dict[str, Any]) -> str:
+    """llama.cpp's grammar for a JSON schema, with strings kept to valid JSON: its own lets raw
+    control characters (newlines) into strings, where a small model then rambles on for pages."""
+    from llama_cpp.llama_grammar import json_schema_to_gbnf
+
+    return json_schema_to_gbnf(json.dumps(schema)).replace('char ::= [^"\\\\] |', 'char ::= [^"\\\\\\x00-\\x1F\\x7F] |')
+
+
 def parse_output(text: str) -> tuple[str, list[ParsedCall]]:
     try:
-        value = json.loads(text)
+        value = json.loads(text, strict=False)  # raw newlines in strings, as some grammars allow
     except ValueError:
         return text, []  # cut off by max_tokens: keep what was written
     if isinstance(value, dict) and isinstance(value.get("tool_call"), dict):

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from toolchat import defaults
-from toolchat.backends import generic
+from toolchat.backends import forced, generic
 from toolchat.backends.base import BackendEvent, Reply, Request, TextDelta, ToolCall, Usage, new_call_id
 from toolchat.backends.bundled import DESCRIPTION, INSTALL_HINT, bundled_model_path, tools_named, with_examples
 from toolchat.backends.parsers import ParsedCall, detect_format, make_parser
@@ -151,12 +151,20 @@ class LocalBackend:
     def complete(self, request: Request) -> Iterator[BackendEvent]:
         if self.llm is None:
             raise BackendError("the local model was closed")
+        request = self._offered(request)
+        forced_call = bool(request.tools) and _forced(request.tool_choice)
+        native_forced = forced_call and not self.bundled and forced.supports(self.format)
         # The bundled base model rambles without a grammar, so it always answers in {"response": ...}
-        constrained = self.bundled or (bool(request.tools) and (self.format == "generic" or _forced(request.tool_choice)))
+        constrained = self.bundled or (bool(request.tools) and (self.format == "generic" or forced_call)
+                                       and not native_forced)
         max_tokens = request.max_tokens or DEFAULT_MAX_TOKENS
         tokens = self._fit(request, constrained, max_tokens)
         cached = self._reused_prefix(tokens)
-        grammar = self._grammar(self._offered(request)) if constrained else None
+        if native_forced:  # the call in the model's own format, read by its own parser
+            grammar = self._llama_cpp.LlamaGrammar.from_string(
+                forced.call_gbnf(self.format, request.tools, request.tool_choice), verbose=False)
+        else:
+            grammar = self._grammar(request) if constrained else None
         if constrained:
             parser: Any = _GenericParser()
         else:
@@ -184,16 +192,20 @@ class LocalBackend:
         yield Reply(text, calls, usage, "tool_calls" if calls else "stop")
 
     def _offered(self, request: Request) -> Request:
-        """What the grammar allows. The bundled model may call only the tools the turn's question
-        names, and must call one of them; a question that names none is answered in text. The
-        prompt still lists every tool, so it stays stable and its KV cache is reused."""
-        if not self.bundled or not request.tools or request.tool_choice not in (None, "auto"):
+        """The bundled model sees and may call only the tools the turn's question names, and must
+        call one of them; a question that names none is answered in text. The tools depend on the
+        question alone, so they stay the same for the whole turn and the KV cache is reused."""
+        if not self.bundled or not request.tools:
             return request
         question = next((m.get("content") or "" for m in reversed(request.messages) if m["role"] == "user"), "")
         named = tools_named(question, request.tools)
-        choice = "required" if named and not _after_tool_results(request.messages) else request.tool_choice
-        choice = choice if named else "none"
-        return Request(request.messages, named, choice, request.temperature, request.max_tokens)
+        choice = request.tool_choice
+        if choice in (None, "auto"):
+            choice = ("required" if not _after_tool_results(request.messages) else choice) if named else "none"
+        elif isinstance(choice, dict) and choice["function"]["name"] not in {t["function"]["name"] for t in named}:
+            named = []  # --tool-choice NAME for a tool the question does not name
+        tools = named or (request.tools if _forced(choice) else [])
+        return Request(request.messages, tools, choice, request.temperature, request.max_tokens)
 
     def _render(self, request: Request, constrained: bool) -> str:
         native = isinstance(self.renderer, JinjaTemplate) and self.format != "generic" and not constrained
@@ -232,7 +244,7 @@ class LocalBackend:
             # tool results in a turn it must answer (README: "Local models").
             choice = "none"
         schema = generic.output_schema(request.tools, choice)
-        return self._llama_cpp.LlamaGrammar.from_json_schema(json.dumps(schema), verbose=False)
+        return self._llama_cpp.LlamaGrammar.from_string(generic.json_gbnf(schema), verbose=False)
 
     def _generate(self, tokens: list[int], grammar: Any, temperature: float, limit: int) -> Iterator[str]:
         """Text pieces until an end-of-generation token, a stop string or `limit` tokens."""
@@ -241,8 +253,7 @@ class LocalBackend:
         stops = [s for s in getattr(self.renderer, "stop", []) if s] + ["<start_of_turn>"]
         pending = ""
         count = 0
-        penalty = 1.1 if self.bundled else 1.0  # the bundled base model loops without one
-        for token in self.llm.generate(tokens, temp=temperature, grammar=grammar, repeat_penalty=penalty):
+        for token in self.llm.generate(tokens, temp=temperature, grammar=grammar, repeat_penalty=1.0):
             if self._llama_cpp.llama_vocab_is_eog(vocab, token) or count >= limit:
                 break
             count += 1

@@ -64,7 +64,10 @@ class JinjaTemplate:
         except TemplateError as exc:
             raise BackendError(f"the model's chat template does not compile: {exc}") from None
         self.bos, self.eos = bos_token, eos_token
+        # the template's own end-of-turn markers too: a GGUF's EOS token is not always the one its
+        # template ends turns with
         self.stop = [eos_token] if eos_token else []
+        self.stop += [marker for marker in _TURN_ENDS if marker in source and marker != eos_token]
 
     def render(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None,
                add_generation_prompt: bool = True) -> str:
@@ -74,6 +77,9 @@ class JinjaTemplate:
                                         bos_token=self.bos, eos_token=self.eos)
         except self._error as exc:
             raise BackendError(f"the model's chat template failed on this conversation: {exc}") from None
+
+
+_TURN_ENDS = ("<|im_end|>", "<|eot_id|>", "<|eom_id|>", "<end_of_turn>", "</s>")
 
 
 def generic_messages(messages: list[dict[str, Any]], tools: list[dict[str, Any]],

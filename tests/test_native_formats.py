@@ -1,0 +1,92 @@
+"""Native tool-call formats proven end to end against llama.cpp: the bundled weights copied into
+GGUFs whose metadata holds a Qwen 2.5 (Hermes) or a Llama 3.1 chat template, written with the
+`gguf` package. A forced call is written in the model's own format (a grammar per format), read
+by the native parser, run, and the next round reuses the KV cache."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("llama_cpp")
+gguf = pytest.importorskip("gguf")
+
+from toolchat.backends.local import LocalBackend  # noqa: E402
+from toolchat.config import Settings  # noqa: E402
+
+from test_local_backend import run  # noqa: E402
+
+TEMPLATES = Path(__file__).parent / "templates"
+WEATHER = {"type": "function", "function": {"name": "get_weather"}}
+
+
+def with_chat_template(source: Path, target: Path, template: str) -> Path:
+    """A copy of `source` whose metadata holds `template`, as a converter would have written it."""
+    from gguf.scripts.gguf_new_metadata import MetadataDetails, copy_with_new_metadata
+
+    reader = gguf.GGUFReader(source, "r")
+    arch = reader.get_field(gguf.Keys.General.ARCHITECTURE).contents()
+    writer = gguf.GGUFWriter(target, arch=arch, endianess=reader.endianess)
+    template_key = gguf.Keys.Tokenizer.CHAT_TEMPLATE
+    copy_with_new_metadata(reader, writer, {template_key: MetadataDetails(gguf.GGUFValueType.STRING, template)}, [])
+    return target
+
+
+@pytest.fixture(scope="module", params=[("qwen2.5", "hermes", "<tool_call>\n{"), ("llama3.1", "llama3", '{"name": ')],
+                ids=["hermes", "llama3"])
+def native(request, bundled_gguf, tmp_path_factory):
+    name, fmt, opening = request.param
+    folder = tmp_path_factory.mktemp(name)
+    path = with_chat_template(bundled_gguf, folder / f"gemma-as-{name}.gguf", (TEMPLATES / f"{name}.jinja").read_text())
+    backend = LocalBackend(Settings(backend="local", model=str(path), n_ctx=4096, seed=7), folder)
+    yield backend, fmt, opening, path
+    backend.close()
+
+
+def test_the_format_is_detected_from_the_written_template(native):
+    backend, fmt, _, _ = native
+    assert backend.format == fmt
+    assert f"tool format {fmt}" in backend.describe()
+
+
+def test_forced_call_in_the_native_format_then_an_answer_reusing_the_cache(native):
+    backend, _, opening, _ = native
+    messages = [{"role": "user", "content": "What's the weather in Oslo?"}]
+    streamed, first = run(backend, messages, tool_choice=WEATHER, max_tokens=48)
+    assert streamed == "" and [c.name for c in first.tool_calls] == ["get_weather"]
+    assert set(json.loads(first.tool_calls[0].arguments)) == {"city"}
+    written = next(iter(backend._raw.values()))
+    assert written.startswith(opening)  # the model wrote its own format, and its own parser read it
+    call = first.tool_calls[0]
+    messages += [{"role": "assistant", "content": "", "tool_calls": [call.message_part()]},
+                 {"role": "tool", "tool_call_id": call.id, "content": "Sunny, 20C"}]
+    _, second = run(backend, messages, max_tokens=16)
+    # the whole first prompt is reused (but a token where the template joins header and call)
+    assert second.usage.cached_tokens >= first.usage.prompt_tokens - 2
+    assert second.usage.prompt_tokens > first.usage.prompt_tokens + first.usage.completion_tokens - 4
+
+
+def test_ask_runs_the_native_loop_against_the_made_gguf(cli, native):
+    _, fmt, _, path = native
+    if fmt != "hermes":
+        pytest.skip("one format through the whole CLI is enough; the backend test covers the rest")
+    done = cli("ask", "-m", str(path), "--yes", "--tool-choice", "get_weather", "--max-tokens", "40", "--json",
+               "What's the weather in Oslo?", timeout=300)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert [(c["name"], c["status"]) for c in result["tool_calls"]][:1] == [("get_weather", "ok")], result
+    rounds = result["usage"]["rounds"]
+    assert len(rounds) >= 2 and rounds[1]["cached_tokens"] > rounds[0]["prompt_tokens"]
+
+
+@pytest.mark.parametrize("fmt, opening", [("mistral", '[TOOL_CALLS][{"name": '), ("granite", '<|tool_call|>[{"name": ')])
+def test_forced_calls_in_the_other_native_formats_are_read_by_their_parsers(bundled_gguf, tmp_path, fmt, opening):
+    backend = LocalBackend(Settings(backend="local", model=str(bundled_gguf), n_ctx=2048, seed=7, chat_format=fmt),
+                           tmp_path)
+    streamed, reply = run(backend, [{"role": "user", "content": "What's the weather in Oslo?"}],
+                          tool_choice=WEATHER, max_tokens=48)
+    backend.close()
+    assert streamed == "" and [c.name for c in reply.tool_calls] == ["get_weather"]
+    assert next(iter(backend._raw.values())).startswith(opening)
