@@ -135,6 +135,17 @@ def test_user_and_project_servers_merge_by_name_later_wins(tmp_path):
     assert servers["fetch"].command == "mcp-server-fetch"
 
 
+def test_mcp_flags_add_servers_beside_the_configs(tmp_path):
+    from toolchat.mcp_spec import McpServerSpec
+
+    trusted(write(tmp_path / "proj" / "toolchat.yaml", "mcp_servers:\n  time:\n    command: mcp-server-time\n"), tmp_path)
+    flag = McpServerSpec(name="time", type="stdio", command="mcp-server-time", args=["--local-timezone", "Asia/Tokyo"],
+                         origin="command line (--mcp)")
+    servers = settings_in(tmp_path / "proj", tmp_path, overrides={"mcp_servers": [flag]}).mcp_servers
+    assert [(s.name, s.args, s.cwd) for s in servers] == [("time", [], tmp_path / "proj"),
+                                                           ("time2", ["--local-timezone", "Asia/Tokyo"], tmp_path / "proj")]
+
+
 @pytest.mark.parametrize("key", ["mcpServers", "servers"])
 def test_mcp_servers_may_name_a_claude_cursor_or_vscode_json_file(tmp_path, key):
     project = tmp_path / "proj"
