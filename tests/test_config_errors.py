@@ -111,3 +111,34 @@ def test_every_broken_file_names_a_line_that_exists(tmp_path, edits, duplicate):
         match = re.match(re.escape(str(path)) + r":(\d+)(?::(\d+))?: \S", str(exc))
         assert match, str(exc)
         assert 1 <= int(match.group(1)) <= line_count(text), (str(exc), text)
+
+
+SERVER_KEYS = ["command", "args", "env", "cwd", "url", "headers", "type", "timeout", "startup_timeout", "enabled",
+               "tools", "x"]
+scalars = st.none() | st.booleans() | st.integers(-5, 5) | st.floats(allow_nan=True) | st.sampled_from(
+    ["stdio", "http", "sse", "mcp-server-time", "${HOME}", "${UNSET_VAR:-d}", "http://h/mcp", ""])
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.dictionaries(st.text(max_size=4) | st.integers(0, 3),
+                       st.fixed_dictionaries({"command": scalars}, optional={"args": st.lists(scalars, max_size=3),
+                                                                            "env": st.dictionaries(st.text(max_size=3), scalars, max_size=2)})
+                       | st.fixed_dictionaries({"url": scalars}, optional={"type": scalars, "timeout": scalars})
+                       | st.dictionaries(st.sampled_from(SERVER_KEYS),
+                                       scalars | st.lists(scalars, max_size=3) | st.dictionaries(st.text(max_size=3), scalars, max_size=2),
+                                       max_size=5) | scalars,
+                       max_size=3))
+def test_random_mcp_server_entries_are_valid_or_a_config_error(tmp_path, servers):
+    import yaml
+
+    from toolchat.config import resolve
+
+    path = tmp_path / "toolchat.yaml"
+    path.write_text(yaml.safe_dump({"mcp_servers": servers}), encoding="utf-8")
+    try:
+        file = load_file(path, {"HOME": "/home/u"})
+    except ConfigError as exc:
+        assert re.match(re.escape(str(path)) + r":\d+: ", str(exc)), str(exc)
+        return
+    settings = resolve([file], {}, tmp_path, {})
+    assert all(spec.type in ("stdio", "http") and (spec.command or spec.url) for spec in settings.mcp_servers)

@@ -75,6 +75,8 @@ def test_timeouts_retries_and_trace_from_a_profile(tmp_path):
     ("mcp_servers:\n  t:\n    command: a\n    tools: [1]\n", 4, "mcp_servers.t.tools entries must be strings"),
     ("mcp_servers:\n  t:\n    command: a\n    startup_timeout: -1\n", 4, "must be a number of seconds above 0"),
     ("mcp_servers:\n  t: mcp-server-time\n", 2, "MCP server 't' must be a mapping"),
+    ("mcp_servers:\n  t:\n    command: ' '\n", 3, "MCP server 't' has an empty command"),
+    ("mcp_servers:\n  t:\n    url: docs.example/mcp\n", 3, "url must start with http:// or https://"),
 ])
 def test_new_keys_are_validated_with_file_line_and_the_schema_agrees(tmp_path, text, line, message):
     path = write(tmp_path / "toolchat.yaml", text)

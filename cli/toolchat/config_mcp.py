@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -44,6 +45,11 @@ def check_servers(servers: dict[str, Any], where: tuple[str, ...], path: Path | 
         if has_command == has_url:
             said = "both 'command' and 'url'" if has_command else "neither 'command' nor 'url'"
             fail(path, lines, at, f"MCP server '{name}' has {said}; give a command (stdio) or a url (http)")
+        if has_command and not entry["command"].strip():
+            fail(path, lines, (*at, "command"), f"MCP server '{name}' has an empty command")
+        if has_url and not re.match(r"https?://\S+$", entry["url"], re.IGNORECASE) and "${" not in entry["url"]:
+            fail(path, lines, (*at, "url"), f"MCP server '{name}': url must start with http:// or https://, "
+                                            f"not {entry['url']!r}")
         if kind is not None and (kind == "http") != has_url:
             fail(path, lines, (*at, "type"), f"MCP server '{name}' is type {kind} but has "
                                              f"{'a url' if has_url else 'a command'}")
