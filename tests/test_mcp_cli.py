@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import pytest
 
 pytest.importorskip("mcp")
 
-from mcp_helpers import BIN, FAULTS, TIME  # noqa: E402
+from mcp_helpers import BIN, FAULTS, SERVERS, TIME  # noqa: E402
 
 
 def test_mcp_list_shows_each_server_state_tools_or_error(cli):
@@ -81,3 +82,17 @@ def test_ask_json_names_each_calls_source(cli, tmp_path):
     calls = json.loads(done.stdout)["tool_calls"]
     assert [(c["name"], c["source"]) for c in calls] == [("time__get_current_time", "mcp time"),
                                                          ("calculate", "bundled")]
+
+
+def test_a_token_a_server_echoes_to_stderr_is_hidden_everywhere(cli, tmp_path):
+    (tmp_path / "toolchat.yaml").write_text(json.dumps({"mcp_servers": {"faults": {
+        "command": sys.executable, "args": [str(SERVERS / "faults.py"), "exit-at-start"],
+        "env": {"FAULTS_TOKEN": "${SERVICE_TOKEN}"}}}}))
+    token = {"SERVICE_TOKEN": "tok-9f8e7d6c5b4a"}
+    listed = cli("mcp", "list", "-c", "toolchat.yaml", env=token)
+    assert "    stderr: faults: login with token *** refused" in listed.stdout.splitlines()
+    logs = cli("mcp", "logs", "faults", "-c", "toolchat.yaml", env=token)
+    assert "login with token *** refused" in logs.stdout
+    asked = cli("ask", "-c", "toolchat.yaml", "--base-url", "http://127.0.0.1:9/v1", "hi", env=token)
+    assert "could not start" in asked.stderr
+    assert "tok-9f8e7d6c5b4a" not in listed.stdout + logs.stdout + asked.stderr + asked.stdout

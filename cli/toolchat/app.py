@@ -381,7 +381,8 @@ def mcp_list(mcp: McpOpt = None, config: ConfigOpt = None) -> None:
 
     env = Environment()
     settings = _settings(config, mcp_servers=parse_flags(mcp or []))
-    raise typer.Exit(mcp_cmd.list_servers(settings.mcp_servers, settings.project_dir, env, _consoles()[0]))
+    raise typer.Exit(mcp_cmd.list_servers(settings.mcp_servers, settings.project_dir, env, _consoles()[0],
+                                          settings.secrets))
 
 
 @mcp_app.command("logs")
@@ -392,7 +393,7 @@ def mcp_logs(name: Annotated[str, typer.Argument(help="The server's name.")], mc
     from toolchat.mcp import parse_flags
 
     settings = _settings(config, mcp_servers=parse_flags(mcp or []))
-    sys.stdout.write(mcp_cmd.show_log(name, settings.mcp_servers, Environment().data_dir))
+    sys.stdout.write(mcp_cmd.show_log(name, settings.mcp_servers, Environment().data_dir, settings.secrets))
 
 
 @sessions_app.command("list")

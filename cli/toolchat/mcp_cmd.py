@@ -12,7 +12,8 @@ from toolchat.mcp_spec import McpServerSpec
 from toolchat.safety import clean
 
 
-def list_servers(specs: Sequence[McpServerSpec], project_dir: Path, env: Any, out: Any) -> int:
+def list_servers(specs: Sequence[McpServerSpec], project_dir: Path, env: Any, out: Any,
+                 secrets: Sequence[str] = ()) -> int:
     """Start every server, wait for each (bounded), print one block per server, stop them all."""
     from rich.text import Text
 
@@ -21,7 +22,7 @@ def list_servers(specs: Sequence[McpServerSpec], project_dir: Path, env: Any, ou
     if not specs:
         out.print(Text("no MCP servers configured (mcp_servers in toolchat.yaml, or --mcp 'command')"))
         return 0
-    source = open_source(specs, project_dir=project_dir, environ=env.environ, data_dir=env.data_dir)
+    source = open_source(specs, project_dir=project_dir, environ=env.environ, data_dir=env.data_dir, secrets=secrets)
     disabled = [spec for spec in specs if not spec.enabled]
     try:
         if source is not None:
@@ -47,13 +48,14 @@ def status_line(status: Any) -> str:
     return clean(f"{status.name}  {status.transport}  {status.state}  started {when}  {tools}  {status.target}")
 
 
-def show_log(name: str, specs: Sequence[McpServerSpec], data_dir: Path) -> str:
-    """The stderr log of one server, made safe for a terminal."""
+def show_log(name: str, specs: Sequence[McpServerSpec], data_dir: Path, secrets: Sequence[str] = ()) -> str:
+    """The stderr log of one server, made safe for a terminal, secrets hidden."""
     from toolchat.mcp.logs import log_path, read_log
+    from toolchat.secrets import Redactor
 
     path = log_path(data_dir, name)
     if not path.is_file():
         known = sorted({spec.name for spec in specs} | {p.stem for p in path.parent.glob("*.log")})
         raise UsageError(f"no log for an MCP server named '{name}'",
                          f"servers with logs or config: {', '.join(known)}" if known else "no server has run yet")
-    return clean(read_log(path))
+    return clean(Redactor(secrets).redact(read_log(path)))

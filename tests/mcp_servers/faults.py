@@ -72,6 +72,8 @@ def main() -> None:
             handle.write(mode)
     print(f"faults: starting in mode {mode}; environment: {sorted(os.environ)}", file=sys.stderr, flush=True)
     if mode == "exit-at-start":
+        if os.environ.get("FAULTS_TOKEN"):  # a careless server echoing its secret
+            print(f"faults: login with token {os.environ['FAULTS_TOKEN']} refused", file=sys.stderr, flush=True)
         print("faults: cannot open the database", file=sys.stderr, flush=True)
         sys.exit(1)
     if mode == "hang-at-start":

@@ -82,11 +82,13 @@ def require_sdk() -> None:
 
 
 def open_source(specs: Sequence[McpServerSpec], *, project_dir: Path, environ: Mapping[str, str],
-                data_dir: Path, notify: Callable[[str], None] | None = None) -> McpSource | None:
+                data_dir: Path, notify: Callable[[str], None] | None = None,
+                secrets: Sequence[str] = ()) -> McpSource | None:
     """Start every enabled server (concurrently, in the background); None when there are none."""
     if not any(spec.enabled for spec in specs):
         return None
     require_sdk()
     from toolchat.mcp.source import McpSource
 
-    return McpSource(specs, project_dir=project_dir, environ=environ, data_dir=data_dir, notify=notify)
+    return McpSource(specs, project_dir=project_dir, environ=environ, data_dir=data_dir, notify=notify,
+                     secrets=secrets)

@@ -43,15 +43,18 @@ class McpSource:
     label = "mcp"
 
     def __init__(self, specs: Sequence[McpServerSpec], *, project_dir: Path, environ: Mapping[str, str],
-                 data_dir: Path, notify: Notify | None = None) -> None:
+                 data_dir: Path, notify: Notify | None = None, secrets: Sequence[str] = ()) -> None:
+        from toolchat.config_file import secrets_of
+
         self.notify = notify or (lambda message: None)
         self.hub = LoopThread()
         self.servers: dict[str, Server] = {}
         for spec in specs:
             if not spec.enabled:
                 continue
-            redactor = Redactor([*spec.env.values(), *spec.headers.values()])
+            redactor = Redactor([*secrets, *secrets_of([], [spec])])  # tokens in its headers and env
             self.servers[spec.name] = Server(spec, project_dir, environ, logs.log_path(data_dir, spec.name), redactor)
+        self.restarted: set[str] = set()  # servers restarted after dying (once each)
         self._starts = {name: self.hub.submit(server.start()) for name, server in self.servers.items()}
         # `ask` and the tools commands wait for every server before listing tools; the REPL shows its
         # prompt at once (False) and waits only when a turn needs the tools
@@ -84,20 +87,25 @@ class McpSource:
         for server in self.servers.values():
             failed = server.state is State.FAILED or server.died
             state = "exited" if server.died else server.state.value
-            out.append(ServerStatus(server.name, server.spec.type, server.spec.describe(), state,
+            target = server.redactor.redact(server.spec.describe())
+            out.append(ServerStatus(server.name, server.spec.type, target, state,
                                     server.started, len(self._wanted(server)), server.error,
-                                    logs.tail(server.log_path) if failed else []))
+                                    self._tail(server) if failed else []))
         return out
+
+    @staticmethod
+    def _tail(server: Server) -> list[str]:
+        return [server.redactor.redact(line) for line in logs.tail(server.log_path)]
 
     def problems(self) -> list[SourceProblem]:
         problems = list(self._clashes)
         for server in self.servers.values():
             if server.state is State.FAILED:
                 reason = f"could not start `{server.spec.describe()}`: {server.error}"
-                tail = logs.tail(server.log_path)
+                tail = self._tail(server)
                 if tail:
                     reason += "; its stderr ends: " + " | ".join(tail)
-                problems.append(SourceProblem(f"mcp {server.name}", reason))
+                problems.append(SourceProblem(f"mcp {server.name}", server.redactor.redact(reason)))
             elif server.state is State.READY and server.spec.tools is not None:
                 listed = {tool.name for tool in server.tools}
                 for name in server.spec.tools:
@@ -173,8 +181,9 @@ class McpSource:
 
     def _restart_once(self, server: Server) -> str | None:
         """Restart a dead server, once per session; an error for the model if it cannot run."""
-        if server.restarts >= 1:
+        if server.name in self.restarted:
             return f"Error: the MCP server '{server.name}' stopped and was already restarted once; not running it again."
+        self.restarted.add(server.name)
         self.notify(f"mcp {server.name} stopped; restarting it")
         self.restart(server.name)
         if server.state is not State.READY:

@@ -17,7 +17,8 @@ def attach(registry: Any, settings: Any, env: Any, notify: Callable[[str], None]
     from toolchat.mcp import open_source
 
     source = open_source(getattr(settings, "mcp_servers", None) or [], project_dir=settings.project_dir,
-                         environ=env.environ, data_dir=env.data_dir, notify=notify)
+                         environ=env.environ, data_dir=env.data_dir, notify=notify,
+                         secrets=getattr(settings, "secrets", ()))
     if source is None:
         return None
     source.waits = waits
