@@ -106,3 +106,14 @@ def test_random_deltas_never_raise(deltas):
             acc.add(delta)
     for call in acc.calls():
         assert isinstance(call.name, str) and isinstance(call.arguments, str) and call.id
+
+
+def test_megabytes_in_tens_of_thousands_of_fragments_assemble_exactly():
+    text = json.dumps({"content": "x" * 400_000, "nested": {"a": [1, 2, {"b": "}"}]}})
+    pieces = [text[i:i + 10] for i in range(0, len(text), 10)]
+    standard = [{"index": 0, "id": "a", "function": {"name": "f", "arguments": ""}}]
+    standard += [{"index": 0, "function": {"arguments": piece}} for piece in pieces]
+    assert accumulate(standard) == [("a", "f", text)]
+    fresh_ids = [{"index": 0, "id": f"id{n}", "function": {"name": "f", "arguments": piece}}  # LM Studio
+                 for n, piece in enumerate(pieces[:2000])]
+    assert accumulate(fresh_ids)[0][1:] == ("f", "".join(pieces[:2000]))

@@ -289,6 +289,24 @@ def test_an_html_page_is_not_a_reply(stream):
     assert message.startswith("the server answered with text/html, not an OpenAI-compatible reply")
 
 
+@pytest.mark.parametrize("stream", [True, False], ids=["streamed", "no-stream"])
+def test_an_error_body_with_status_200_says_the_servers_message(stream):
+    with FakeServer() as server:
+        server.add(reply_json({"error": {"message": f"model is loading for {SECRET}"}}))
+        message = failure(server, stream=stream, key=SECRET)
+    assert message.startswith(f"{server.url} sent an error: model is loading for ***")
+
+
+def test_a_server_that_answers_whole_when_asked_to_stream_is_understood():
+    body = {"id": "x", "object": "chat.completion", "created": 1, "model": "m", "choices": [
+        {"index": 0, "finish_reason": "tool_calls", "message": {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Oslo"}'}}]}}]}
+    with FakeServer() as server:
+        server.add(reply_json(body))
+        _, reply = complete(backend_for(server, stream=True))
+    assert calls_of(reply) == [("get_weather", {"city": "Oslo"})] and reply.finish_reason == "tool_calls"
+
+
 def test_content_as_a_list_of_text_parts_is_text():
     parts = [chunk({"content": [{"type": "text", "text": "Hel"}]}), chunk({"content": [{"type": "text", "text": "lo"}]}),
              chunk(finish="stop")]

@@ -68,10 +68,7 @@ class OpenAIBackend:
             if self.stream:
                 yield from self._streamed(request)
             else:
-                reply = self._whole(request)
-                if reply.text:
-                    yield TextDelta(reply.text)
-                yield reply
+                yield from self._as_events(self._whole_reply(self._create(request, False)[1]))
         except self._openai.APIError as exc:
             raise self._traced(self._explain(exc), exc) from exc
         except BackendError as exc:
@@ -118,8 +115,9 @@ class OpenAIBackend:
             kwargs["stream_options"] = {"include_usage": True}
         return kwargs
 
-    def _create(self, request: Request, stream: bool) -> Any:
-        """The raw response, its content type checked, parsed (a Stream, or a ChatCompletion)."""
+    def _create(self, request: Request, stream: bool) -> tuple[Any, Any]:
+        """(the SDK's Stream, None) for a stream of events, or (None, the JSON body) for a whole
+        reply (asked for, or sent by a server that does not stream); a web page is refused."""
         create = self.client.chat.completions.with_raw_response.create
         try:
             raw = create(**self._arguments(request, stream))
@@ -133,10 +131,19 @@ class OpenAIBackend:
             raw.http_response.close()
             raise BackendError(f"the server answered with {kind}, not an OpenAI-compatible reply",
                                f"check the base URL {self.base_url}; it usually ends in /v1")
-        return raw.parse()
+        if stream and "json" not in kind:
+            return raw.parse(), None
+        try:
+            return None, json.loads(raw.http_response.read())
+        except ValueError as exc:
+            raise BackendError(f"{self.base_url} answered with something that is not JSON",
+                               "is this an OpenAI-compatible server?") from exc
 
     def _streamed(self, request: Request) -> Iterator[BackendEvent]:
-        stream = self._create(request, True)
+        stream, whole = self._create(request, True)
+        if stream is None:  # a server that answered whole although asked to stream
+            yield from self._as_events(self._whole_reply(whole))
+            return
         text: list[str] = []
         calls = ToolCallAccumulator()
         usage: Usage | None = None
@@ -166,17 +173,28 @@ class OpenAIBackend:
             raise self._broke_off(bool(calls.calls()), "it ended without a finish_reason")
         yield Reply("".join(text), self._checked(calls.calls()), usage, finish)
 
-    def _whole(self, request: Request) -> Reply:
-        response = self._create(request, False)
-        choices = getattr(response, "choices", None)
+    @staticmethod
+    def _as_events(reply: Reply) -> Iterator[BackendEvent]:
+        if reply.text:
+            yield TextDelta(reply.text)
+        yield reply
+
+    def _whole_reply(self, body: Any) -> Reply:
+        """A whole reply's JSON body (never trusted to have the right shapes) as a Reply."""
+        error = _get(body, "error")
+        if error:
+            detail = " ".join(self._redactor.redact(_error_text(body) or str(error)).split())[:300]
+            raise BackendError(f"{self.base_url} sent an error: {detail}", "try again")
+        choices = _get(body, "choices")
         if not isinstance(choices, list) or not choices:
             raise BackendError(f"{self.base_url} answered with no choices", "is this an OpenAI-compatible server?")
-        message = getattr(choices[0], "message", None)
-        listed = getattr(message, "tool_calls", None)
+        message = _get(choices[0], "message")
+        listed = _get(message, "tool_calls")
         calls = [_whole_call(tc) for tc in (listed if isinstance(listed, list) else [])]
-        usage = _usage(response.usage) if getattr(response, "usage", None) else None
-        finish = getattr(choices[0], "finish_reason", None)  # a whole body is complete with or without one
-        return Reply(content_text(getattr(message, "content", None)), self._checked(calls), usage, finish or "")
+        usage = _usage(_get(body, "usage")) if _get(body, "usage") else None
+        finish = _get(choices[0], "finish_reason")  # a whole body is complete with or without one
+        return Reply(content_text(_get(message, "content")), self._checked(calls), usage,
+                     finish if isinstance(finish, str) else "")
 
     def _checked(self, calls: list[ToolCall]) -> list[ToolCall]:
         """The calls, sendable back as UTF-8; a call without a name is the server's fault."""
@@ -279,35 +297,40 @@ def _tool_delta(delta: Any) -> dict[str, Any]:
     }
 
 
+def _get(value: Any, key: str) -> Any:
+    """`value[key]` of a JSON object, or the attribute of the SDK's object; None if neither."""
+    return value.get(key) if isinstance(value, dict) else getattr(value, key, None)
+
+
 def _whole_call(call: Any) -> ToolCall:
-    function = getattr(call, "function", None)
-    arguments = getattr(function, "arguments", None)
+    function = _get(call, "function")
+    arguments = _get(function, "arguments")
     if isinstance(arguments, (dict, list)):
         arguments = json.dumps(arguments, ensure_ascii=False)
-    call_id, name = getattr(call, "id", None), getattr(function, "name", None)
+    call_id, name = _get(call, "id"), _get(function, "name")
     return ToolCall(call_id if isinstance(call_id, str) and call_id else new_call_id(),
                     name if isinstance(name, str) else "", arguments if isinstance(arguments, str) else "")
 
 
 def _usage(usage: Any) -> Usage:
-    details = getattr(usage, "prompt_tokens_details", None)
-    cached = getattr(details, "cached_tokens", None) if details is not None else None
-    if isinstance(details, dict):
-        cached = details.get("cached_tokens")
-    return Usage(_count(getattr(usage, "prompt_tokens", 0)), _count(getattr(usage, "completion_tokens", 0)),
-                 _count(cached))
+    return Usage(_count(_get(usage, "prompt_tokens")), _count(_get(usage, "completion_tokens")),
+                 _count(_get(_get(usage, "prompt_tokens_details"), "cached_tokens")))
 
 
 def _count(value: Any) -> int:
     return value if isinstance(value, int) else 0
 
 
-def _server_message(exc: Exception) -> str:
-    body = getattr(exc, "body", None)
+def _error_text(body: Any) -> str:
+    """The message of an error body ({"error": {"message": ...}}, {"error": "..."}, {"message": ...})."""
     if isinstance(body, dict):
         error = body.get("error", body)
         if isinstance(error, dict) and error.get("message"):
             return str(error["message"])
         if isinstance(error, str):
             return error
-    return str(getattr(exc, "message", "") or exc)
+    return ""
+
+
+def _server_message(exc: Exception) -> str:
+    return _error_text(getattr(exc, "body", None)) or str(getattr(exc, "message", "") or exc)
