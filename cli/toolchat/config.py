@@ -119,10 +119,9 @@ def load(config_path: Path | None, overrides: Mapping[str, Any], *, config_dir: 
                 files.append(project)
                 project_dir = found.parent
             elif notify is not None:
-                notify(f"going on without the project config {found} (not trusted); "
-                       f"`toolchat config trust` uses it")
-    settings = resolve(files, overrides, project_dir, environ)
-    return settings
+                notify(f"going on without the project config {found} (not trusted; "
+                       f"`toolchat config trust {found}` to use it)")
+    return resolve(files, overrides, project_dir, environ)
 
 
 def resolve(files: list[ConfigFile], overrides: Mapping[str, Any], cwd: Path,
