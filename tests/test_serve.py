@@ -124,3 +124,23 @@ def test_each_request_is_one_trace_under_the_clients_traceparent(upstream, serve
     assert {"execute_tool get_weather"} <= in_first and sum(n.startswith("chat") for n in in_first) >= 1
     other = next(a for a in agents if a is not first)
     assert other["context"]["trace_id"] != first["context"]["trace_id"] and other["parent_id"] is None
+
+
+def test_a_reply_calling_both_kinds_returns_the_client_calls_and_runs_none_of_the_servers(upstream, serve):
+    upstream.add(sse(openai_calls([("get_weather", {"city": "Oslo"}), ("lookup_order", {"order": "A17"})])))
+    lookup = {"type": "function", "function": {"name": "lookup_order", "parameters": {"type": "object"}}}
+    response = client(serve("--allow", "get_weather")).chat.completions.create(
+        model="toolchat", messages=[{"role": "user", "content": "Weather, and A17?"}], tools=[lookup])
+    assert [c.function.name for c in response.choices[0].message.tool_calls] == ["lookup_order"]
+    assert response.choices[0].finish_reason == "tool_calls"
+    assert response.model_extra["toolchat"]["calls"] == [] and len(upstream.requests) == 1
+
+
+def test_text_parts_are_joined_and_a_later_rounds_text_is_a_new_paragraph(upstream, serve):
+    upstream.add(sse(text_stream("Let me check.")), sse(text_stream(ANSWER)))
+    upstream.scripts[0].chunks[-1:-1] = openai_calls(WEATHER)[1:-1]  # text, then a call, in one reply
+    response = client(serve("--allow", "get_weather")).chat.completions.create(
+        model="toolchat", messages=[{"role": "user", "content": [{"type": "text", "text": "Weather in "},
+                                                                  {"type": "text", "text": "Singapore?"}]}])
+    assert response.choices[0].message.content == "Let me check.\n\n" + ANSWER
+    assert upstream.requests[0]["messages"][0]["content"] == "Weather in Singapore?"

@@ -232,3 +232,20 @@ def test_the_time_limit_ends_a_request_and_its_tool(upstream, serve, plugin_dir,
     assert status == 504 and json.loads(raw)["error"]["code"] == "time_limit"
     assert time.monotonic() - started < 10
     assert _gone(int(marker.read_text()))
+
+
+def test_stopping_the_server_stops_the_tools_its_requests_run(upstream, serve, plugin_dir, tmp_path):
+    marker = tmp_path / "tool.pid"
+    upstream.add(sse(openai_calls([("wait_here", {"marker": str(marker)})])))
+    served = serve("--tools", str(plugin_dir(slow=SLOW_TOOL)), "--allow", "wait_here")
+    sock = socket.create_connection(("127.0.0.1", served.port))
+    body = json.dumps({**ASK, "stream": True}).encode()
+    sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                 b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+    pid = _wait_for(marker)
+    started = time.monotonic()
+    served.process.terminate()  # SIGTERM, as a service manager stops it
+    assert served.process.wait(20) == 0
+    assert time.monotonic() - started < 10
+    assert _gone(pid), "a tool outlived the server"
+    sock.close()

@@ -97,10 +97,16 @@ def _messages(value: Any) -> list[dict[str, Any]]:
             raise bad(f"{where}.content must be a string or a list of parts", f"{where}.content")
         # the SDK sends back fields it parsed as null (refusal, audio...); upstreams reject some of them
         kept = {key: item for key, item in message.items() if item is not None}
+        if isinstance(content, list) and content and all(_is_text(part) for part in content):
+            kept["content"] = "".join(part["text"] for part in content)  # every backend reads a string
         if kept["role"] == "assistant":
             kept.setdefault("content", "")  # llama.cpp's server rejects a null content beside calls
         messages.append(kept)
     return messages
+
+
+def _is_text(part: Any) -> bool:
+    return isinstance(part, dict) and part.get("type") == "text" and isinstance(part.get("text"), str)
 
 
 def _client_tools(value: Any, server_tools: set[str]) -> list[dict[str, Any]]:
