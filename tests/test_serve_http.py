@@ -183,6 +183,15 @@ def test_a_stream_broken_mid_answer_ends_with_an_error_event(upstream, serve):
     assert json.loads(events[1])["choices"][0]["delta"]["content"]
 
 
+def send_raw(served: Served, body: dict) -> socket.socket:
+    """A request written on a bare socket, which the test can close at any moment."""
+    sock = socket.create_connection(("127.0.0.1", served.port))
+    data = json.dumps(body).encode()
+    sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                 b"Content-Length: %d\r\n\r\n%s" % (len(data), data))
+    return sock
+
+
 def _wait_for(path: Path, seconds: float = 20) -> int:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -209,10 +218,7 @@ def test_a_client_that_disconnects_cancels_its_request_and_stops_its_tool(upstre
     marker = tmp_path / "tool.pid"
     upstream.add(sse(openai_calls([("wait_here", {"marker": str(marker)})])))
     served = serve("--tools", str(plugin_dir(slow=SLOW_TOOL)), "--allow", "wait_here")
-    sock = socket.create_connection(("127.0.0.1", served.port))
-    body = json.dumps({**ASK, "stream": stream}).encode()
-    sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                 b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+    sock = send_raw(served, {**ASK, "stream": stream})
     pid = _wait_for(marker)
     sock.close()
     assert _gone(pid), "the tool kept running after its client went away"
@@ -238,10 +244,7 @@ def test_stopping_the_server_stops_the_tools_its_requests_run(upstream, serve, p
     marker = tmp_path / "tool.pid"
     upstream.add(sse(openai_calls([("wait_here", {"marker": str(marker)})])))
     served = serve("--tools", str(plugin_dir(slow=SLOW_TOOL)), "--allow", "wait_here")
-    sock = socket.create_connection(("127.0.0.1", served.port))
-    body = json.dumps({**ASK, "stream": True}).encode()
-    sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                 b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+    sock = send_raw(served, {**ASK, "stream": True})
     pid = _wait_for(marker)
     started = time.monotonic()
     served.process.terminate()  # SIGTERM, as a service manager stops it
