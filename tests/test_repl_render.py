@@ -177,3 +177,19 @@ def test_bidi_controls_escapes_and_links_are_shown_not_obeyed(terminal, server):
     assert "Trojan \\u202eevil\\u202c" in text and "&#x202E;entity&rlm;" in text  # shown as typed
     assert "\\x1b]0;TITLE\\x07" in text
     assert "see docs (https://evil.example/x) done." in text
+
+
+def test_a_model_name_from_a_config_or_server_cannot_drive_the_banner(terminal, server, isolated_env, tmp_path):
+    (tmp_path / "config.yaml").write_text('model: "evil\\e]0;TITLE\\a\\e[31m-red\\u202e"\n')
+    env = {k: v for k, v in isolated_env.items() if k not in ("COLUMNS", "LINES")}
+    child = pexpect.spawn(sys.executable, ["-m", "toolchat", "chat", "--base-url", server.url, "-c",
+                                           str(tmp_path / "config.yaml")],
+                          env={**env, "PROMPT_TOOLKIT_NO_CPR": "1"}, cwd=str(tmp_path), encoding="utf-8",
+                          timeout=30, dimensions=(24, 120))
+    try:
+        child.expect("/help for commands")
+        banner = child.before
+        assert "\x1b]0;" not in banner and "\u202e" not in banner
+        assert "evil\\x1b]0;TITLE\\x07\\x1b[31m-red\\u202e" in banner
+    finally:
+        child.terminate(force=True)

@@ -248,6 +248,7 @@ def chat(
     from toolchat import repl
     from toolchat.backends.factory import create_backend
     from toolchat.chat import Chat, ChatOptions
+    from toolchat.safety import clean
 
     env = Environment()
     repl.require_terminal(env)
@@ -256,7 +257,7 @@ def chat(
                            max_rounds, tool_timeout, no_stream, temperature, max_tokens) | _trace(trace, trace_content)
     overrides["mcp_servers"] = _mcp_flags(mcp)
     settings = _settings(config, on_untrusted=repl.ask_trust(console), **overrides)
-    notify = lambda message: console.print(message, style="dim", markup=False)  # noqa: E731
+    notify = lambda message: console.print(clean(message), style="dim", markup=False)  # noqa: E731
     registry = _registry(settings, no_tools, notify, waits=False)  # the prompt does not wait for MCP servers
 
     def reload(new_profile: Optional[str], new_model: Optional[str]):

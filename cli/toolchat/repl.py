@@ -13,7 +13,7 @@ from toolchat.chat import Chat, ChatOptions
 from toolchat.config_file import ConfigFile
 from toolchat.env import Environment
 from toolchat.errors import Terminated, UsageError
-from toolchat.render import plain
+from toolchat.render import clean, plain
 from toolchat.sessions import project_folder
 from toolchat.slash import COMMANDS, EXIT, dispatch
 
@@ -43,8 +43,8 @@ def banner(chat: Chat, console: Console) -> None:
     settings = chat.settings
     tools = len(chat.engine.registry.tools)
     where = ", ".join(str(p) for p in settings.sources) or "no config file (defaults)"
-    console.print(Text.assemble(("toolchat", "bold cyan"), f"  {settings.backend} · ", (chat.backend.model, "bold"),
-                                f" · {tools} tools · config: ", (where, "dim")))
+    console.print(Text.assemble(("toolchat", "bold cyan"), f"  {settings.backend} · ", (clean(chat.backend.model), "bold"),
+                                f" · {tools} tools · config: ", (clean(where), "dim")))
     describe = getattr(chat.backend, "describe", None)
     if describe is not None:
         console.print(plain(f"  {describe()}", "dim"))
