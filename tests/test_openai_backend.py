@@ -15,6 +15,13 @@ from toolchat.backends.openai import OpenAIBackend
 from toolchat.config import Settings
 from toolchat.errors import BackendError, UsageError
 
+try:
+    from test_llama_server import llama_server  # noqa: F401  (a fixture: llama-cpp-python's real server)
+except pytest.skip.Exception:  # no llama-cpp-python: only the test that needs the real server is skipped
+    @pytest.fixture
+    def llama_server():
+        pytest.skip("llama-cpp-python's server is not installed")
+
 TOOLS = [{"type": "function", "function": {"name": "get_weather", "description": "W",
                                             "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}]
 SECRET = "sk-test-SECRETKEY-1234567890"
@@ -467,3 +474,17 @@ def test_toolchat_models_neutralises_server_ids(cli):
     with FakeServer(models=["ok-model", "\x1b]0;TITLE\x07\x1b[31mred"]) as server:
         done = cli("models", "--base-url", server.url)
     assert done.returncode == 0 and "\x1b" not in done.stdout and "ok-model" in done.stdout
+
+
+# -- the finish_reason rule, against a real server: llama-cpp-python's ---------------------------
+
+def test_llama_cpp_pythons_server_ends_every_reply_with_a_finish_reason(llama_server):
+    backend = OpenAIBackend(settings_for(llama_server, model=None, temperature=0), {})
+    assert backend.model  # the first served model, chosen at start-up
+    ask = [{"role": "user", "content": "What's the weather in Oslo?"}]
+    cut = list(backend.complete(Request(ask, [], max_tokens=4)))[-1]
+    assert cut.finish_reason == "length"
+    forced = list(backend.complete(Request(ask, TOOLS, {"type": "function", "function": {"name": "get_weather"}},
+                                           max_tokens=32)))[-1]
+    assert forced.finish_reason == "tool_calls" and forced.tool_calls[0].name == "get_weather"
+    backend.close()
