@@ -144,3 +144,28 @@ def test_text_parts_are_joined_and_a_later_rounds_text_is_a_new_paragraph(upstre
                                                                   {"type": "text", "text": "Singapore?"}]}])
     assert response.choices[0].message.content == "Let me check.\n\n" + ANSWER
     assert upstream.requests[0]["messages"][0]["content"] == "Weather in Singapore?"
+
+
+def test_the_requests_sampling_and_tool_choice_reach_the_model(upstream, serve):
+    upstream.add(sse(openai_calls([("lookup_order", {"order": "A17"})])))
+    lookup = {"type": "function", "function": {"name": "lookup_order", "parameters": {"type": "object"}}}
+    client(serve()).chat.completions.create(
+        model="toolchat", messages=[{"role": "user", "content": "A17?"}], tools=[lookup], temperature=0.25,
+        max_tokens=77, tool_choice={"type": "function", "function": {"name": "lookup_order"}})
+    sent = upstream.requests[0]
+    assert (sent["temperature"], sent["max_tokens"]) == (0.25, 77)
+    assert sent["tool_choice"] == {"type": "function", "function": {"name": "lookup_order"}}
+
+
+def test_an_mcp_servers_tool_runs_server_side(upstream, serve):
+    pytest.importorskip("mcp")
+    from mcp_helpers import TIME
+
+    upstream.add(sse(openai_calls([("time__get_current_time", {"timezone": "Asia/Tokyo"})])),
+                 sse(text_stream("It is evening in Tokyo.")))
+    response = client(serve("--no-bundled-tools", "--mcp", TIME, "--allow", "time__get_current_time")
+                      ).chat.completions.create(model="toolchat", messages=[{"role": "user", "content": "Tokyo?"}])
+    assert response.choices[0].message.content == "It is evening in Tokyo."
+    assert response.model_extra["toolchat"]["calls"][0]["status"] == "ok"
+    answer = json.loads(upstream.requests[1]["messages"][-1]["content"])
+    assert answer["timezone"] == "Asia/Tokyo" and answer["datetime"].endswith("+09:00")

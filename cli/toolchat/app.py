@@ -287,13 +287,14 @@ def serve(
     api_key_env: Annotated[Optional[str], typer.Option("--api-key-env", help="A variable holding the key clients must send (Bearer).")] = None,
     max_queue: Annotated[int, typer.Option("--max-queue", min=0, help="Requests that may wait for the local model; more get 429.")] = 8,
     time_limit: Annotated[float, typer.Option("--time-limit", min=1, help="Seconds one request may take in all.")] = 600.0,
-    trace: TraceOpt = None, trace_content: TraceContentOpt = False,
+    trace: TraceOpt = None, trace_content: TraceContentOpt = False, mcp: McpOpt = None,
 ) -> None:
     """An OpenAI-compatible endpoint (/v1/chat/completions) that runs this project's tools server-side."""
     from toolchat.serve import ServeOptions, run_serve
 
     overrides = _overrides(profile, backend, model, base_url, tools, no_bundled_tools, system, allow, deny,
                            max_rounds, tool_timeout, False, temperature, max_tokens) | _trace(trace, trace_content)
+    overrides["mcp_servers"] = _mcp_flags(mcp)
     settings = _settings(config, **overrides)
     options = ServeOptions(host, port, api_key_env, yes, max_queue, time_limit)
     registry = _registry(settings, no_tools)

@@ -97,6 +97,9 @@ def run_serve(settings: Settings, load_profile: Callable[[str], Settings], regis
         uvicorn.Server(config).run()
     except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C or SIGTERM it shut down on
         pass
+    finally:
+        for profile in profiles.values():
+            profile.backend.close()  # a local model's memory goes back at once
     _say(env, "stopped")
     return 0
 
