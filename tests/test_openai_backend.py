@@ -488,3 +488,19 @@ def test_llama_cpp_pythons_server_ends_every_reply_with_a_finish_reason(llama_se
                                            max_tokens=32)))[-1]
     assert forced.finish_reason == "tool_calls" and forced.tool_calls[0].name == "get_weather"
     backend.close()
+
+
+def test_with_a_base_url_and_no_model_the_banner_names_the_served_model(isolated_env, tmp_path):
+    import sys
+
+    import pexpect
+
+    with FakeServer(models=["served-first", "another"]) as server:
+        child = pexpect.spawn(sys.executable, ["-m", "toolchat", "chat", "--base-url", server.url],
+                              env={**isolated_env, "PROMPT_TOOLKIT_NO_CPR": "1"}, cwd=str(tmp_path),
+                              encoding="utf-8", timeout=30, dimensions=(40, 120))
+        try:
+            child.expect("/help for commands")
+            assert "served-first" in child.before
+        finally:
+            child.terminate(force=True)
