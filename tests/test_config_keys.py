@@ -137,15 +137,18 @@ def test_user_and_project_servers_merge_by_name_later_wins(tmp_path):
     assert servers["fetch"].command == "mcp-server-fetch"
 
 
-def test_mcp_flags_add_servers_beside_the_configs(tmp_path):
+def test_mcp_flags_add_servers_and_replace_one_of_the_same_name(tmp_path):
     from toolchat.mcp_spec import McpServerSpec
 
-    trusted(write(tmp_path / "proj" / "toolchat.yaml", "mcp_servers:\n  time:\n    command: mcp-server-time\n"), tmp_path)
-    flag = McpServerSpec(name="time", type="stdio", command="mcp-server-time", args=["--local-timezone", "Asia/Tokyo"],
-                         origin="command line (--mcp)")
-    servers = settings_in(tmp_path / "proj", tmp_path, overrides={"mcp_servers": [flag]}).mcp_servers
-    assert [(s.name, s.args, s.cwd) for s in servers] == [("time", [], tmp_path / "proj"),
-                                                           ("time2", ["--local-timezone", "Asia/Tokyo"], tmp_path / "proj")]
+    trusted(write(tmp_path / "proj" / "toolchat.yaml", "mcp_servers:\n  time:\n    command: mcp-server-time\n"
+                                                      "  git:\n    command: mcp-server-git\n"), tmp_path)
+    flags = [McpServerSpec(name="time", type="stdio", command="mcp-server-time", args=["--local-timezone", "Asia/Tokyo"],
+                           origin="command line (--mcp)"),
+             McpServerSpec(name="docs", type="http", url="http://127.0.0.1:9/mcp", origin="command line (--mcp)")]
+    servers = settings_in(tmp_path / "proj", tmp_path, overrides={"mcp_servers": flags}).mcp_servers
+    assert [(s.name, s.args, s.cwd) for s in servers] == [("git", [], tmp_path / "proj"),
+                                                           ("time", ["--local-timezone", "Asia/Tokyo"], tmp_path / "proj"),
+                                                           ("docs", [], None)]
 
 
 @pytest.mark.parametrize("key", ["mcpServers", "servers"])

@@ -149,9 +149,10 @@ def resolve(files: list[ConfigFile], overrides: Mapping[str, Any], cwd: Path,
             continue
         if key in ("tool_paths", "allow", "deny"):  # flags add to what the config lists
             getattr(settings, key).extend(value)
-        elif key == "mcp_servers":  # --mcp adds servers beside the config's, under names of their own
-            settings.mcp_servers += [_with_cwd(_renamed(spec, settings.mcp_servers), settings.project_dir)
-                                     for spec in value]
+        elif key == "mcp_servers":  # --mcp adds servers; one with a configured server's name replaces it
+            flagged = {spec.name for spec in value}
+            settings.mcp_servers = [spec for spec in settings.mcp_servers if spec.name not in flagged]
+            settings.mcp_servers += [_with_cwd(spec, settings.project_dir) for spec in value]
         else:
             setattr(settings, key, value)
         settings.origins[key] = "command line"
@@ -201,13 +202,6 @@ def _apply_file(settings: Settings, file: ConfigFile, profile: str | None, serve
         settings.origins["mcp_servers"] = file.at("mcp_servers")
     settings.secrets += secrets_of([*file.expansions, *expansions], found)
     settings.sources.append(file.path)
-
-
-def _renamed(spec: McpServerSpec, taken: list[McpServerSpec]) -> McpServerSpec:
-    names, base, n = {other.name for other in taken}, spec.name, 2
-    while spec.name in names:
-        spec.name, n = f"{base}{n}", n + 1
-    return spec
 
 
 def _with_cwd(spec: McpServerSpec, project_dir: Path) -> McpServerSpec:
