@@ -78,9 +78,10 @@ class McpSource:
 
     def _report_failures(self) -> None:
         for problem in self.problems():
-            if problem.where not in self._reported:
-                self._reported.add(problem.where)
-                self.notify(f"{problem.where}: {problem.reason}")
+            line = f"{problem.where}: {problem.reason}"
+            if line not in self._reported:
+                self._reported.add(line)
+                self.notify(line)
 
     def statuses(self) -> list[ServerStatus]:
         out = []
@@ -199,7 +200,7 @@ class McpSource:
             server.restarts += 1
             await server.start()
 
-        self._reported.discard(f"mcp {name}")
+        self._reported = {line for line in self._reported if not line.startswith(f"mcp {name}:")}
         self._starts[name] = self.hub.submit(again())
         self.wait_ready()
         self._collect()
