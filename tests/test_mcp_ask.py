@@ -184,3 +184,10 @@ def test_an_http_server_with_a_bearer_token_from_the_environment(cli, server, tm
         assert "tok-from-env-123456" not in done.stdout + done.stderr
     finally:
         docs.stop()
+
+
+def test_tool_choice_naming_a_tool_of_a_server_that_failed_exits_2(cli, server):
+    done = ask(cli, server, "--yes", "--mcp", f"{FAULTS} exit-at-start", "--tool-choice", "faults__echo", "Echo")
+    assert done.returncode == 2
+    assert "mcp faults: could not start" in done.stderr
+    assert "--tool-choice names 'faults__echo', which is not an offered tool" in done.stderr

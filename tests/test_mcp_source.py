@@ -101,6 +101,9 @@ def test_results_become_text_the_model_can_read(opened, tmp_path):
     assert image.output == "a red pixel\n[image/png, 14 kB]"  # never base64 into the context
     failed = source.run(tools["f__fail"], {}, limits(tmp_path))
     assert failed.status is ToolStatus.ERROR and "the disk is full" in failed.output
+    refused = source.run(tools["f__refuse"], {}, limits(tmp_path))
+    assert (refused.status, refused.output) == (
+        ToolStatus.ERROR, "Error: the MCP server 'f' answered with an error: the widget id is unknown")
     big = source.run(tools["f__big"], {}, limits(tmp_path, max_output_chars=1000))
     assert big.status is ToolStatus.OK
     assert big.output.startswith("x" * 1000 + "\n[output cut: 999000 of 1000000 characters not shown]")

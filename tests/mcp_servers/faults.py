@@ -3,8 +3,8 @@
     python faults.py [exit-at-start | hang-at-start | garbage-at-start | serve]
 
 Its tools: `echo`, `hang` (sleeps in the call), `big` (a 1 MB answer), `fail` (an isError result),
-`image` (a PNG), `grow` (adds the tool `extra` and says the list changed), `die` (the process exits
-mid-call). It writes its PID to $FAULTS_PID_DIR/<pid> so tests can check nothing outlives toolchat,
+`image` (a PNG), `grow` (adds the tool `extra` and says the list changed), `refuse` (a JSON-RPC
+error), `die` (the process exits mid-call). It writes its PID to $FAULTS_PID_DIR/<pid> so tests can check nothing outlives toolchat,
 and its environment to stderr (which toolchat must keep out of the terminal)."""
 
 import base64
@@ -56,6 +56,12 @@ def build() -> Any:
         except Exception:  # noqa: BLE001 - a 2026-07-28 connection has no session to send it on
             pass
         return "added extra"
+
+    @server.tool(description="Answer with a JSON-RPC error instead of a result.")
+    def refuse() -> str:
+        from mcp.shared.exceptions import MCPError
+
+        raise MCPError(code=-32602, message="the widget id is unknown")
 
     @server.tool(description="Exit in the middle of the call.")
     def die() -> str:
