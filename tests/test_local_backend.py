@@ -267,3 +267,49 @@ def test_grammar_strings_are_valid_json_and_a_raw_newline_still_parses():
     # then wrote a newline and rambled to max_tokens inside its answer
     assert 'char ::= [^"\\\\\\x00-\\x1F\\x7F] |' in json_gbnf(output_schema(TOOLS, "none"))
     assert parse_output('{"response": "two\nlines"}') == ("two\nlines", [])
+
+
+def test_repl_first_run_banner_cuda_hint_once_and_model_switch(isolated_env, shared_cache, bundled_gguf, tmp_path):
+    """In a real terminal: the bundled model's banner; the CUDA hint on the first start only; a
+    /model that cannot load says so and keeps the old model; a /model that can switches."""
+    import re
+
+    import pexpect
+
+    from toolchat.backends.local import gpu_offload_supported
+
+    def start() -> tuple[pexpect.spawn, str]:
+        child = pexpect.spawn(sys.executable, ["-m", "toolchat"], cwd=str(tmp_path), encoding="utf-8", timeout=120,
+                              env={**isolated_env, "COLUMNS": "400", "LINES": "40", "PROMPT_TOOLKIT_NO_CPR": "1"},
+                              dimensions=(40, 400))
+        child.expect("/help for commands")
+        banner = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", child.before)
+        child.expect("›")
+        return child, banner
+
+    def command(child: pexpect.spawn, text: str, *answers: str) -> None:
+        time.sleep(0.3)  # let prompt-toolkit take the terminal, as a person would
+        child.send(text + "\r")
+        for answer in answers:
+            child.expect(answer)
+        child.expect("›")
+
+    child, banner = start()
+    try:
+        assert "Gemma 3 270M (Q4_K_M), a small base model" in banner
+        hint = "GGML_CUDA=on"
+        assert (hint in banner) is not gpu_offload_supported()
+        command(child, f"/model {tmp_path / 'missing.gguf'}", "model file not found", "still using local: bundled")
+        command(child, f"/model {bundled_gguf}", re.escape(f"now using local: {bundled_gguf}"))
+        child.sendeof()
+        child.expect(pexpect.EOF)
+    finally:
+        child.close(force=True)
+    assert child.exitstatus == 0
+    child, banner = start()
+    try:
+        assert "Gemma 3 270M" in banner and hint not in banner
+        child.sendeof()
+        child.expect(pexpect.EOF)
+    finally:
+        child.close(force=True)

@@ -102,10 +102,14 @@ def _profile(chat: Chat, name: str) -> None:
 def _switch(chat: Chat, profile: str | None, model: str | None) -> None:
     from toolchat.errors import ToolchatError
 
+    chat.backend.close()  # the old model goes first: two local models may not fit in memory together
     try:
         settings, backend = chat.reload(profile, model)
     except ToolchatError as exc:
         chat.console.print(plain(f"error: {exc}", "red"))
+        settings, backend = chat.reload(chat.settings.profile, chat.settings.model)
+        chat.settings, chat.backend, chat.engine.backend = settings, backend, backend
+        chat.console.print(plain(f"still using {settings.backend}: {backend.model}", "yellow"))
         return
     chat.settings, chat.backend, chat.engine.backend = settings, backend, backend
     chat.console.print(plain(f"now using {settings.backend}: {backend.model}", "green"))

@@ -42,14 +42,17 @@ def local_models(cache_dir: Path, cwd: Path) -> list[str]:
         lines = [f"bundled  {DESCRIPTION}"]
     except ImportError:
         lines = [f"(bundled model not installed: {INSTALL_HINT})"]
-    found = sorted({p.resolve() for folder in (cwd, cache_dir / "models") if folder.is_dir() for p in folder.glob("*.gguf")})
-    lines += [str(p) for p in found]
+    lines += [str(p) for p in _gguf_files(cache_dir, cwd)]
     try:
         gpu = gpu_offload_supported()
     except ImportError:
         return lines + [f"llama-cpp-python is not installed: {INSTALL_HINT}"]
     lines.append("GPU offload: available" if gpu else f"GPU offload: not in this build; for CUDA: {CUDA_HINT}")
     return lines
+
+
+def _gguf_files(cache_dir: Path, cwd: Path) -> list[Path]:
+    return sorted({p.resolve() for folder in (cwd, cache_dir / "models") if folder.is_dir() for p in folder.glob("*.gguf")})
 
 
 class LocalBackend:
@@ -139,7 +142,9 @@ class LocalBackend:
         return lines
 
     def list_models(self) -> list[str]:
-        return [self.model]
+        """What `/model NAME` can switch to: the bundled model and the GGUF files here and in the cache."""
+        files = [str(p) for p in _gguf_files(self.cache_dir, Path.cwd()) if not (self.bundled and p == self.path.resolve())]
+        return ["bundled", *files]
 
     def close(self) -> None:
         """Free the model (weights and KV cache) so the next one can load in its place."""
