@@ -111,3 +111,15 @@ def test_a_file_name_that_is_not_utf8_comes_back_as_valid_text(project):
     status, listing = call("list_directory", project)
     assert status == "ok" and "caf\ufffd.txt  (0 bytes)" in listing
     listing.encode("utf-8")  # what the SDK's JSON encoding needs
+
+
+def test_a_huge_file_is_read_only_in_part(project):
+    with open(project / "huge.log", "w") as log:
+        log.write("first needle line\n" + "x" * 99 + "\n")
+        log.write(("y" * 99 + "\n") * 200_000)  # 20 MB
+    status, output = call("read_file", project, path="huge.log", max_lines=2)
+    assert status == "ok"
+    assert output == ("    1  first needle line\n    2  " + "x" * 99 +
+                      "\n[the file has 20000118 bytes; only the first 16000000 were read]")
+    status, found = call("search_text", project, pattern="first needle", path="huge.log")
+    assert found == "huge.log:1: first needle line"

@@ -7,6 +7,7 @@ import os
 import re
 from pathlib import Path
 
+_MAX_READ = 16_000_000  # bytes of one file that are read; the rest of a bigger file is left unread
 _SKIP_DIRS = {".git", ".hg", ".svn", "node_modules", "__pycache__", ".venv", "venv", ".tox"}
 
 
@@ -54,13 +55,15 @@ def read_file(path: str, start_line: int = 1, max_lines: int = 400) -> str:
     target = _confined(path)
     if not target.is_file():
         raise FileNotFoundError(f"{path!r} is not a file")
-    data = target.read_bytes()
+    data, size = _head(target)
     if b"\0" in data[:8192]:
-        return f"{_shown(target)} is a binary file ({len(data)} bytes)"
+        return f"{_shown(target)} is a binary file ({size} bytes)"
     lines = data.decode("utf-8", errors="replace").splitlines()
     first = max(start_line, 1)
     chosen = lines[first - 1 : first - 1 + max(max_lines, 0)]
     body = "\n".join(f"{n:>5}  {line}" for n, line in enumerate(chosen, start=first))
+    if size > len(data):
+        return body + f"\n[the file has {size} bytes; only the first {len(data)} were read]"
     rest = len(lines) - (first - 1 + len(chosen))
     return body + (f"\n[{rest} more lines]" if rest > 0 else "")
 
@@ -104,9 +107,15 @@ def _text_files(target: Path):
                 yield file
 
 
+def _head(file: Path) -> tuple[bytes, int]:
+    """The first _MAX_READ bytes of a file, and its size: a huge file never fills memory."""
+    with open(file, "rb") as stream:
+        return stream.read(_MAX_READ), os.fstat(stream.fileno()).st_size
+
+
 def _lines(file: Path):
     try:
-        data = file.read_bytes()
+        data, _ = _head(file)
     except OSError:
         return []
     if b"\0" in data[:8192]:
