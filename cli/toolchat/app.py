@@ -189,7 +189,7 @@ def _registry(settings: Any, no_tools: bool, notify: Any = None, waits: bool = T
     if settings.mcp_servers:  # the MCP SDK is imported only when a server is configured
         from toolchat.mcp.wiring import attach
 
-        attach(registry, settings, Environment(), notify or _note, waits=waits)
+        attach(registry, settings, Environment(), notify, waits=waits)  # no notify: the caller lists problems
     return registry
 
 
@@ -225,7 +225,7 @@ def ask(
                                               allow, deny, max_rounds, tool_timeout, no_stream, temperature, max_tokens),
                          mcp_servers=_mcp_flags(mcp), **_trace(trace, trace_content))
     options = AskOptions(prompt or [], json_output, quiet, tool_choice)
-    registry = _registry(settings, no_tools)
+    registry = _registry(settings, no_tools, _note)
     try:
         raise typer.Exit(run_ask(settings, registry, options, Environment(), yes))
     finally:
