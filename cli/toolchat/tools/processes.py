@@ -15,13 +15,19 @@ _PR_SET_CHILD_SUBREAPER = 36
 _PR_SET_PDEATHSIG = 1
 
 
+_libc_prctl = None  # found once in the worker; its children inherit it
+
+
 def _prctl(option: int, value: int) -> bool:
+    global _libc_prctl
     if not sys.platform.startswith("linux"):
         return False
     try:
-        import ctypes
+        if _libc_prctl is None:
+            import ctypes
 
-        return ctypes.CDLL(None, use_errno=True).prctl(option, value, 0, 0, 0) == 0
+            _libc_prctl = ctypes.CDLL(None, use_errno=True).prctl
+        return _libc_prctl(option, value, 0, 0, 0) == 0
     except (OSError, AttributeError):
         return False
 
