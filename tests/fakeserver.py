@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import urlsplit
 
 
 @dataclass
@@ -168,8 +169,13 @@ class FakeServer:
             def log_message(self, *args: Any) -> None:
                 pass
 
+            @property
+            def route(self) -> str:
+                """The path, also of an absolute URI (a request sent to this server as a proxy)."""
+                return urlsplit(self.path).path.rstrip("/")
+
             def do_GET(self) -> None:
-                if self.path.rstrip("/") == "/v1/models":
+                if self.route == "/v1/models":
                     self._json(200, {"object": "list", "data": [{"id": m, "object": "model"} for m in server.models]})
                 else:
                     self._json(404, {"error": {"message": "not found"}})
@@ -177,7 +183,7 @@ class FakeServer:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", 0))
                 body = json.loads(self.rfile.read(length) or b"{}")
-                if self.path.rstrip("/") != "/v1/chat/completions":
+                if self.route != "/v1/chat/completions":
                     self._json(404, {"error": {"message": f"unknown path {self.path}"}})
                     return
                 server.requests.append(body)

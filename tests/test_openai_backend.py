@@ -280,6 +280,21 @@ def test_a_trickling_stream_is_stopped_at_response_timeout(script):
     assert "broke off mid-answer: still unfinished after response_timeout 1.5 s" in message
 
 
+def test_proxies_from_the_environment_are_used_and_bounded_too(monkeypatch):
+    with FakeServer() as proxy:
+        root = proxy.url.removesuffix("/v1")
+        for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY"):
+            monkeypatch.setenv(name, root)
+        for name in ("NO_PROXY", "no_proxy"):
+            monkeypatch.delenv(name, raising=False)
+        proxy.add(sse(text_stream("through the proxy")), keepalive(20))
+        backend = OpenAIBackend(settings_for("http://model.invalid/v1", request_timeout=1, response_timeout=1.5), {})
+        assert complete(backend)[1].text == "through the proxy"
+        with pytest.raises(BackendError, match="still unfinished after response_timeout 1.5 s"):
+            complete(backend)
+    assert len(proxy.requests) == 2
+
+
 def test_silence_mid_stream_names_the_request_timeout():
     with FakeServer() as server:
         server.add(sse(text_stream("slow answer", pieces=2), delay=2))

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 from toolchat import defaults
 from toolchat.backends.accumulate import ToolCallAccumulator
 from toolchat.backends.base import BackendEvent, Reply, Request, TextDelta, ToolCall, Usage, new_call_id
-from toolchat.backends.wire import content_text, deadline_transport, scrub
+from toolchat.backends.wire import Deadline, content_text, scrub
 from toolchat.config import Settings
 from toolchat.errors import BackendError, UsageError
 from toolchat.secrets import Redactor
@@ -47,11 +47,12 @@ class OpenAIBackend:
         self.timeout = settings.request_timeout  # the longest silence
         self.response_timeout = settings.response_timeout  # the longest one model call may take
         self._usage_in_stream = True
-        self._transport = deadline_transport(httpx2)
+        self._deadline = Deadline()
+        http_client = openai.DefaultHttpx2Client()
+        self._deadline.bind(httpx2, http_client)
         self.client = openai.OpenAI(
             base_url=self.base_url, api_key=key or DUMMY_KEY, max_retries=settings.max_retries,
-            timeout=min(self.timeout, self.response_timeout),
-            http_client=openai.DefaultHttpx2Client(transport=self._transport))
+            timeout=min(self.timeout, self.response_timeout), http_client=http_client)
         self.model: str = settings.model or (defaults.OPENAI_MODEL if self.base_url == OPENAI_URL else "")
         if not self.model and resolve_model:
             try:
@@ -63,7 +64,7 @@ class OpenAIBackend:
     def complete(self, request: Request) -> Iterator[BackendEvent]:
         if not self.model:
             self.model = self._first_served()
-        self._transport.deadline = time.monotonic() + self.response_timeout
+        self._deadline.deadline = time.monotonic() + self.response_timeout
         try:
             if self.stream:
                 yield from self._streamed(request)
@@ -74,7 +75,7 @@ class OpenAIBackend:
         except BackendError as exc:
             raise self._traced(exc, exc.__cause__)
         finally:
-            self._transport.deadline = None
+            self._deadline.deadline = None
 
     def describe(self) -> str:
         return f"{self.name} · {self.model} · {self.base_url}"
@@ -87,13 +88,13 @@ class OpenAIBackend:
 
     # -- requests -------------------------------------------------------------------------------
     def _served(self) -> list[str]:
-        self._transport.deadline = time.monotonic() + self.response_timeout
+        self._deadline.deadline = time.monotonic() + self.response_timeout
         try:
             return [scrub(str(model.id)) for model in self.client.models.list()]
         except self._openai.APIError as exc:
             raise self._explain(exc, listing=True) from exc
         finally:
-            self._transport.deadline = None
+            self._deadline.deadline = None
 
     def _first_served(self) -> str:
         served = self._served()
@@ -209,7 +210,7 @@ class OpenAIBackend:
 
     def _why(self, exc: Exception) -> str:
         if isinstance(exc, (self._openai.APITimeoutError, self._httpx.TimeoutException)):
-            if self._transport.expired():
+            if self._deadline.expired():
                 return f"still unfinished after response_timeout {self.response_timeout:g} s"
             return f"no data for {self.timeout:g} s"
         if isinstance(exc, json.JSONDecodeError):
@@ -237,7 +238,7 @@ class OpenAIBackend:
         detail = self._detail(exc)
         where = self.base_url
         if isinstance(exc, openai.APITimeoutError):
-            if self._transport.expired():
+            if self._deadline.expired():
                 message = f"no complete answer from {where} within response_timeout {self.response_timeout:g} s"
                 hint = "raise response_timeout in the config"
             else:

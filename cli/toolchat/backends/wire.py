@@ -60,42 +60,55 @@ def _kind(value: Any) -> str:
     return type(value).__name__
 
 
-def deadline_transport(httpx: Any) -> Any:
-    """An httpx transport (the SDK's HTTP library module given) that fails a request, or the
-    reading of its body, once `transport.deadline` (a time.monotonic() value) has passed: the
-    read timeout alone never fires while a server sends a keep-alive comment every second."""
+class Deadline:
+    """One bound in time for the model call under way: `deadline` is a time.monotonic() value, or
+    None between calls. `bind` puts it in front of every transport of an httpx client (the direct
+    one and those for the proxies the environment names), so a request, and each piece of its
+    body, fails with the HTTP library's ReadTimeout once the deadline has passed: the read timeout
+    alone never fires while a server sends a keep-alive comment every second."""
 
-    class Checked(httpx.SyncByteStream):
-        def __init__(self, inner: Any, owner: Any) -> None:
-            self.inner, self.owner = inner, owner
+    def __init__(self) -> None:
+        self.deadline: float | None = None
+        self._timeout: type[Exception] = TimeoutError
 
-        def __iter__(self) -> Iterator[bytes]:
-            for part in self.inner:
-                self.owner.check()
-                yield part
+    def expired(self) -> bool:
+        return self.deadline is not None and time.monotonic() >= self.deadline
 
-        def close(self) -> None:
-            self.inner.close()
+    def check(self) -> None:
+        if self.expired():
+            raise self._timeout("response_timeout reached")
 
-    class Deadline(httpx.BaseTransport):
-        def __init__(self) -> None:
-            self.inner = httpx.HTTPTransport()
-            self.deadline: float | None = None
+    def bind(self, httpx: Any, client: Any) -> None:
+        """Wrap `client`'s transports (`httpx` is the module of the SDK's HTTP library)."""
+        self._timeout = httpx.ReadTimeout
+        deadline = self
 
-        def expired(self) -> bool:
-            return self.deadline is not None and time.monotonic() >= self.deadline
+        class Checked(httpx.SyncByteStream):
+            def __init__(self, inner: Any) -> None:
+                self.inner = inner
 
-        def check(self) -> None:
-            if self.expired():
-                raise httpx.ReadTimeout("response_timeout reached")
+            def __iter__(self) -> Iterator[bytes]:
+                for part in self.inner:
+                    deadline.check()
+                    yield part
 
-        def handle_request(self, request: Any) -> Any:
-            self.check()
-            response = self.inner.handle_request(request)
-            return httpx.Response(response.status_code, headers=response.headers,
-                                  stream=Checked(response.stream, self), extensions=response.extensions)
+            def close(self) -> None:
+                self.inner.close()
 
-        def close(self) -> None:
-            self.inner.close()
+        class Bounded(httpx.BaseTransport):
+            def __init__(self, inner: Any) -> None:
+                self.inner = inner
 
-    return Deadline()
+            def handle_request(self, request: Any) -> Any:
+                deadline.check()
+                response = self.inner.handle_request(request)
+                return httpx.Response(response.status_code, headers=response.headers, stream=Checked(response.stream),
+                                      extensions=response.extensions)
+
+            def close(self) -> None:
+                self.inner.close()
+
+        # httpx keeps these two attributes; a client built with transport= would ignore proxies
+        client._transport = Bounded(client._transport)
+        client._mounts = {pattern: None if transport is None else Bounded(transport)
+                          for pattern, transport in client._mounts.items()}
