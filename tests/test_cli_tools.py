@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
+import time
 import zipfile
 from pathlib import Path
 
 import pytest
+
+from fakeserver import FakeServer, openai_calls, sse, text_stream
 
 GUIDE = '''
 def get_current_temperature(location: str, unit: str):
@@ -204,3 +208,66 @@ def test_plugins_that_print_or_exit_at_import_cannot_spoil_the_output(cli, plugi
     done = cli("tools", "list", "-t", str(folder), "--no-bundled-tools")
     assert "noisy" in done.stdout and "garbage" not in done.stdout and "shell noise" not in done.stdout
     assert "plugins/leaver.py: the process exited with code 0 while importing it" in done.stdout
+
+
+def test_ask_json_stays_one_json_object_when_a_plugin_writes_to_fd_1_at_import(cli, plugin_dir):
+    folder = plugin_dir(noisy="import os\nos.write(1, b'{not json')\nos.system('echo shell at import')\n\n"
+                              "def noisy() -> str:\n    '''Noisy.'''\n    return 'value'\n")
+    with FakeServer() as server:
+        server.add(sse(openai_calls([("noisy", {})])), sse(text_stream("The answer.")))
+        done = cli("ask", "--json", "--yes", "--tools", str(folder), "--no-bundled-tools", "--base-url", server.url, "go")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["answer"] == "The answer."
+    # what the module printed while the call imported it is part of the call's result, as any print
+    assert "[printed output]\n{not jsonshell at import" in server.requests[1]["messages"][-1]["content"]
+
+
+@pytest.mark.parametrize("signal_number", [signal.SIGHUP, signal.SIGTERM, signal.SIGKILL])
+def test_nothing_a_tool_started_outlives_ask(isolated_env, plugin_dir, tmp_path, signal_number):
+    pid_file = tmp_path / "pids"
+    folder = plugin_dir(slow=f"""
+        import os, subprocess, time
+
+        def slow() -> str:
+            '''Slow.'''
+            daemon = os.fork()
+            if daemon == 0:  # a daemon of the tool's own, in a session of its own
+                os.setsid()
+                time.sleep(60)
+                os._exit(0)
+            child = subprocess.Popen(["sleep", "60"])
+            with open({str(pid_file)!r}, "w") as f:
+                f.write(f"{{os.getpid()}} {{child.pid}} {{daemon}}")
+            time.sleep(60)
+        """)
+    with FakeServer() as server:
+        server.add(sse(openai_calls([("slow", {})])))
+        ask = subprocess.Popen([sys.executable, "-m", "toolchat", "ask", "--yes", "--tools", str(folder),
+                                "--base-url", server.url, "go"], env=isolated_env, cwd=tmp_path,
+                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_DFL))
+        try:
+            deadline = time.monotonic() + 60
+            while not (pid_file.exists() and len(pid_file.read_text().split()) == 3):
+                assert time.monotonic() < deadline and ask.poll() is None, "the tool never started"
+                time.sleep(0.05)
+            ask.send_signal(signal_number)
+            ask.wait(15)
+        finally:
+            ask.kill()
+    for pid in map(int, pid_file.read_text().split()):
+        assert _gone(pid), "a process the tool started outlived toolchat"
+
+
+def _gone(pid: int, seconds: float = 5) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                if stat.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    return True
+        except OSError:
+            return True
+        time.sleep(0.05)
+    return False
