@@ -70,3 +70,21 @@ def test_refresh_follows_a_changing_source_and_views_follow_it(tmp_path):
     registry.close()
     registry.close()
     assert server.closed == 2
+
+
+def test_a_source_that_fails_to_list_again_keeps_its_last_tools():
+    class Flaky(ListedSource):
+        broken = False
+
+        def tools(self) -> list[Tool]:
+            if self.broken:
+                raise ConnectionError("the server went away")
+            return super().tools()
+
+    flaky = Flaky("mcp flaky", "ping")
+    registry = Registry([flaky])
+    flaky.broken = True
+    registry.refresh()
+    assert registry.names() == ["ping"]
+    assert registry.problems() == [SourceProblem("mcp flaky", "its tools could not be listed again "
+                                                 "(ConnectionError: the server went away); the last list is kept")]

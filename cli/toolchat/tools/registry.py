@@ -45,7 +45,7 @@ class Registry:
         both (unless one of them is replaceable)."""
         merged = self._merged
         tools, owners, replaced = dict(merged.tools), dict(merged.owners), dict(merged.replaced)
-        _merge_into(tools, owners, replaced, source, clashes=None)
+        _merge_into(tools, owners, replaced, source, source.tools(), clashes=None)
         merged.sources.append(source)
         merged.tools, merged.owners, merged.replaced = tools, owners, replaced
 
@@ -58,7 +58,14 @@ class Registry:
         replaced: dict[str, Tool] = {}
         clashes: list[SourceProblem] = []
         for source in merged.sources:
-            _merge_into(tools, owners, replaced, source, clashes)
+            try:
+                offered = list(source.tools())
+            except Exception as exc:  # noqa: BLE001 - one source failing must not end the turn
+                offered = [tool for name, tool in merged.tools.items() if merged.owners.get(name) is source]
+                clashes.append(SourceProblem(getattr(source, "label", "a tool source"),
+                                             f"its tools could not be listed again ({type(exc).__name__}: {exc}); "
+                                             "the last list is kept"))
+            _merge_into(tools, owners, replaced, source, offered, clashes)
         merged.tools, merged.owners, merged.replaced, merged.clashes = tools, owners, replaced, clashes
 
     def close(self) -> None:
@@ -118,8 +125,8 @@ def matches(name: str, patterns: Iterable[str]) -> bool:
 
 
 def _merge_into(tools: dict[str, Tool], owners: dict[str, ToolSource], replaced: dict[str, Tool],
-                source: ToolSource, clashes: list[SourceProblem] | None) -> None:
-    for tool in source.tools():
+                source: ToolSource, offered: Iterable[Tool], clashes: list[SourceProblem] | None) -> None:
+    for tool in offered:
         owner = owners.get(tool.name)
         if owner is None or owner is source:
             tools[tool.name], owners[tool.name] = tool, source
