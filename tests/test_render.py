@@ -92,3 +92,20 @@ def test_a_long_paragraph_and_code_block_show_every_row_once(step):
         assert out.count(f"w{i:04d}") == 1
     for i in range(300):
         assert out.count(f"line_{i:04d} = {i}") == 1
+
+
+def test_a_table_or_nested_list_taller_than_half_the_screen_loses_and_repeats_no_row():
+    table = "| n | value |\n|---|---|\n" + "".join(f"| {i} | v{i:03d} |\n" for i in range(60))
+    nested = "- top " + "alpha " * 20 + "\n  - inner " + " ".join(f"b{i:03d}" for i in range(120)) + "\n"
+    out = rendered([c for c in table + "\n" + nested])
+    assert [n for n in range(60) if out.count(f"v{n:03d}") != 1] == []
+    assert [n for n in range(120) if out.count(f"b{n:03d}") != 1] == []
+    assert out.count("alpha") == 20
+
+
+def test_code_in_an_unknown_language_with_long_lines_and_tabs_is_shown_whole():
+    long_line = "x = " + " + ".join(f"t{i:03d}" for i in range(40))
+    text = f"```nosuchlanguage\n{long_line}\n\tindented\n```\n"
+    out = rendered([c for c in text])
+    assert all(out.count(f"t{i:03d}") == 1 for i in range(40))
+    assert "     indented" in out and "nosuchlanguage" not in out

@@ -23,18 +23,19 @@ from rich.control import Control
 from rich.segment import Segment, Segments
 from rich.text import Text
 
+from toolchat.codeblock import CodeBlock, Row
 from toolchat.safety import clean
 
 if TYPE_CHECKING:
     from rich.live import Live
 
-Row = list[Segment]
 CODE_THEME = "monokai"
 
 _FENCE = re.compile(r" {0,3}(`{3,}|~{3,})([^`]*)$")
 _HEADING = re.compile(r" {0,3}#{1,6}(?: |$)")
 _ITEM = re.compile(r" ?([-*+]|\d{1,9}[.)])(?: |$)")  # a top-level item; deeper ones belong to it
 _MAYBE = re.compile(r" {0,3}(?:\d{1,9}[.)]?|[-*+]|#{1,6}|`{1,2}|~{1,2})$")  # too short to tell yet
+_DELIMITER_ROW = re.compile(r" {0,3}\|?(?: *:?-+:? *\|)+ *(?::?-+:?)? *$")
 _OPEN_LINK = re.compile(r"\[[^\]\n]*$|\]\([^)\s]*$")
 _ENTITY = re.compile(r"&(?:#[xX][0-9a-fA-F]{1,6}|#[0-9]{1,7}|[A-Za-z][A-Za-z0-9]{1,31});")
 
@@ -42,8 +43,7 @@ _ENTITY = re.compile(r"&(?:#[xX][0-9a-fA-F]{1,6}|#[0-9]{1,7}|[A-Za-z][A-Za-z0-9]
 @dataclass
 class Fence:
     marker: str
-    syntax: Any  # a rich Syntax, used for its highlighter and theme
-    background: Any  # the theme's background Style
+    block: CodeBlock
 
 
 class MarkdownStream:
@@ -61,7 +61,6 @@ class MarkdownStream:
         self.src = ""  # the uncommitted source of the current text unit
         self.kind = ""  # "" (between units), "text", "heading", "code", "item-" (by marker: "item.", ...)
         self.indent = 0  # columns of the unit's continuation rows once its first rows are committed
-        self.skip = 0  # rows of `src` already committed without a cut (a unit no cut was found for)
         self.fence: Fence | None = None
         self.code: list[str] = []  # complete code lines not yet printed
         self.drawn = 0  # rows currently drawn live
@@ -179,57 +178,28 @@ class MarkdownStream:
 
     def _finish_unit(self) -> None:
         if self.kind and self.kind != "code" and self.src.strip():
-            rows = self._rows(self.src)
-            self._emit(rows[self.skip:], [])
-        self.src, self.kind, self.indent, self.skip = "", "", 0, 0
+            self._emit(self._rows(self.src), [])
+        self.src, self.kind, self.indent = "", "", 0
+
     # -- code fences ------------------------------------------------------------------------------
     def _open_fence(self, marker: str, language: str) -> None:
-        from pygments.lexers import get_lexer_by_name
-        from pygments.util import ClassNotFound
-
-        try:
-            lexer = get_lexer_by_name(language or "text")
-        except ClassNotFound:
-            lexer = get_lexer_by_name("text")
-        from rich.syntax import Syntax
-        from rich.style import Style
-
-        syntax = Syntax("", lexer, theme=CODE_THEME)
-        base = syntax.highlight(" ").style  # the theme's background, which highlight() applies
-        self.fence = Fence(marker, syntax, base if isinstance(base, Style) else Style.parse(str(base)))
-        self._emit(self._code_rows(""), [])
+        self.fence = Fence(marker, CodeBlock(self.console, language, CODE_THEME))
+        self._emit([self.fence.block.padding_row()], [])
 
     def _close_fence(self) -> None:
-        rows = self._code_rows("\n".join(self.code)) if self.code else []
-        self.code = []
-        self._emit(rows + self._code_rows(""), [])
-        self.fence, self.kind = None, ""
-
-    def _code_rows(self, code: str) -> list[Row]:
-        """Highlighted rows of code, one column of padding each side, as Rich's Markdown shows a
-        code block; highlighted here rather than through a Syntax renderable, which costs several
-        times more per line and this runs once per streamed line."""
         assert self.fence is not None
-        console, background = self.console, self.fence.background
-        width = console.width
-        rows: list[Row] = []
-        highlighted = self.fence.syntax.highlight(clean(code).expandtabs(4)) if code else None
-        if highlighted is not None and highlighted.plain.endswith("\n"):
-            highlighted.right_crop(1)
-        for line in highlighted.split("\n", allow_blank=True) if highlighted is not None else [None]:
-            parts = [line] if line is None or line.cell_len <= width - 2 else line.wrap(console, width - 2)
-            for part in parts:
-                segments = list(part.render(console)) if part is not None else []
-                used = 1 + (part.cell_len if part is not None else 0)
-                rows.append([Segment(" ", background), *segments, Segment(" " * max(0, width - used), background)])
-        return rows
+        rows = self.fence.block.rows("\n".join(self.code)) if self.code else []
+        self.code = []
+        self._emit([*rows, self.fence.block.padding_row()], [])
+        self.fence, self.kind = None, ""
 
     # -- the live part ------------------------------------------------------------------------------
     def _update(self) -> None:
         if self.fence is not None:
-            done = self._code_rows("\n".join(self.code)) if self.code else []
+            block = self.fence.block
+            done = block.rows("\n".join(self.code)) if self.code else []
             self.code = []
-            live = self._code_rows(self.line) if self.line and self.decided and self._live_ok() else []
+            live = block.rows(self.line) if self.line and self.decided and self._live_ok() else []
             self._emit(done, live)
             return
         if not self.kind or not self.src.strip():
@@ -238,7 +208,7 @@ class MarkdownStream:
         if len(self.src) > 4000 and time.monotonic() - self.last_render < 0.1:
             return  # a unit no cut was found for: re-rendered at most ten times a second
         self.last_render = time.monotonic()
-        rows = self._rows(self.src)[self.skip:]
+        rows = self._rows(self.src)
         if len(rows) > 1:
             rows = self._commit_complete_rows(rows)
         self._emit([], rows if self._live_ok() else [])
@@ -249,17 +219,31 @@ class MarkdownStream:
         crowded = keep >= max(2, self.console.height // 2)
         if not crowded and _open_inline(self.src):
             return rows  # `code`, **bold** or a [link](...) still open may re-wrap the rows before it
-        cut = None if self.skip else self._cut(rows, keep, exact=not crowded)
+        cut = self._cut(rows, keep, exact=not crowded)
         if cut is not None:
             self._emit(rows[:keep], [])
             self.indent = _indent(rows[keep])
             self.src = self.src[cut:]
             return rows[keep:]
-        if crowded:  # no cut renders the same rows: commit them anyway, never re-print them
-            self._emit(rows[:keep], [])
-            self.skip += keep
-            return rows[keep:]
-        return rows
+        return self._force_cut(rows, keep) if crowded else rows
+
+    def _force_cut(self, rows: list[Row], keep: int) -> list[Row]:
+        """No cut renders the same rows, and they fill half the screen: commit what the source's
+        complete lines (else its words up to the last row) render as, so nothing is lost or printed
+        twice though the rows may wrap differently; a table's rest keeps its header."""
+        newline = self.src.rfind("\n")
+        if newline > 0:
+            cut, indent = newline + 1, 0
+        else:
+            tokens = list(re.finditer(r"\S+", self.src))
+            if len(tokens) < 2:
+                return rows  # one unbreakable word: nothing to cut yet
+            words = len(" ".join(_plain(row) for row in rows[:keep]).split())
+            cut, indent = tokens[min(max(words, 1), len(tokens) - 1)].start(), _indent(rows[keep])
+        head, rest = self.src[:cut], self.src[cut:]
+        self._emit(self._rows(head), [])
+        self.src, self.indent = _table_header(head) + rest, indent
+        return self._rows(self.src) if rest.strip() else []
 
     def _cut(self, rows: list[Row], keep: int, exact: bool) -> int | None:
         """Where to cut `src` so that its start renders as rows[:keep] and (if `exact`) its rest
@@ -339,6 +323,15 @@ def _no_interrupt() -> Iterator[None]:
         yield
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def _table_header(source: str) -> str:
+    """The header and delimiter lines of a table in `source`, to start the rest of it with."""
+    lines = source.splitlines(keepends=True)
+    for n in range(1, len(lines)):
+        if _DELIMITER_ROW.match(lines[n]) and "|" in lines[n - 1]:
+            return lines[n - 1] + lines[n]
+    return ""
 
 
 def _open_inline(source: str) -> bool:
