@@ -17,6 +17,8 @@ from conftest import free_port  # noqa: E402
 from mcp_helpers import FAULTS, TIME, HttpServer, git, git_repo, server_pids, spec, wait_gone  # noqa: E402
 
 from toolchat.mcp import open_source  # noqa: E402
+from toolchat.mcp.wiring import toolbar  # noqa: E402
+from toolchat.tools import Registry  # noqa: E402
 from toolchat.tools.model import ToolStatus  # noqa: E402
 from toolchat.tools.sources import RunLimits  # noqa: E402
 
@@ -56,6 +58,9 @@ def test_the_time_server_tells_the_time_in_tokyo(opened, tmp_path):
     answer = json.loads(result.output)
     assert answer["timezone"] == "Asia/Tokyo" and answer["datetime"].endswith("+09:00")
     assert notes == [] and source.problems() == []
+    registry = Registry([source])
+    assert toolbar(registry) == " · mcp: time ready (2)"  # what the REPL's bottom toolbar adds
+    assert toolbar(Registry()) == ""
 
 
 def test_git_status_of_a_temporary_repository(opened, tmp_path):

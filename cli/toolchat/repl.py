@@ -82,7 +82,8 @@ def prompt_session(chat: Chat, env: Environment) -> Any:
 
     words = list(COMMANDS) + chat.all_tools.names()
     return PromptSession(history=history, completer=WordCompleter(words, sentence=True), key_bindings=bindings,
-                         bottom_toolbar=lambda: chat.toolbar() + mcp_toolbar(chat.all_tools), complete_while_typing=True)
+                         bottom_toolbar=lambda: chat.toolbar() + mcp_toolbar(chat.all_tools), complete_while_typing=True,
+                         refresh_interval=0.5 if chat.settings.mcp_servers else 0)  # servers turning ready
 
 
 def run(chat: Chat, env: Environment) -> int:

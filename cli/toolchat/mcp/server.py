@@ -94,7 +94,6 @@ class Server:
     async def _own(self) -> None:
         assert self._up is not None and self._stop is not None
         log = logs.open_log(self.log_path, self.spec.describe(), append=self.restarts > 0)
-        listener: asyncio.Task[None] | None = None
         try:
             async with self._client(log) as client:
                 self.client = client
@@ -102,7 +101,12 @@ class Server:
                 listener = self._listen_for_changes(client)
                 self.state, self.started = State.READY, time.time()
                 self._up.set()
-                await self._stop.wait()
+                try:
+                    await self._stop.wait()
+                finally:  # the listen stream ends before the session it runs on
+                    if listener is not None:
+                        listener.cancel()
+                        await asyncio.wait({listener}, timeout=0.5)
         except asyncio.CancelledError:
             pass  # start-up ran out of time (already recorded) or toolchat is stopping
         except Exception as exc:  # whatever a server does wrong is one line for the user, never a crash
@@ -111,8 +115,6 @@ class Server:
             else:
                 self.died, self.error = True, describe_error(exc)
         finally:
-            if listener is not None:
-                listener.cancel()
             self.client = None
             log.close()
             self._up.set()
