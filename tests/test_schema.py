@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from typing import Annotated, Any, Literal, Optional, Union
 
-from toolchat.tools.schema import function_schema
+from toolchat.tools.schema import enum_params, function_schema
 
 
 class Color(enum.Enum):
@@ -108,7 +108,7 @@ def test_literal_and_enum_classes_become_enums():
     assert props["n"] == {"type": "integer", "enum": [1, 2, 3]}
     assert props["color"] == {"type": "string", "enum": ["red", "blue"]}
     assert props["maybe"] == {"type": ["string", "null"], "enum": ["red", "blue", None]}
-    assert function_schema(f).enum_params == {"color": Color, "maybe": Color}
+    assert enum_params(f) == {"color": Color, "maybe": Color}
 
 
 def test_containers_nested_tuple_dict_any():

@@ -29,7 +29,6 @@ class FunctionSchema:
     parameters: dict[str, Any]
     warnings: list[str] = field(default_factory=list)
     accepts_extra: bool = False
-    enum_params: dict[str, type[enum.Enum]] = field(default_factory=dict)
 
 
 class UnsupportedType(Exception):
@@ -47,7 +46,6 @@ def function_schema(func: Callable[..., Any]) -> FunctionSchema:
     properties: dict[str, Any] = {}
     required: list[str] = []
     accepts_extra = False
-    enum_params: dict[str, type[enum.Enum]] = {}
     for param in inspect.signature(func).parameters.values():
         if param.kind is param.VAR_KEYWORD:
             accepts_extra = True
@@ -55,9 +53,6 @@ def function_schema(func: Callable[..., Any]) -> FunctionSchema:
         if param.kind is param.VAR_POSITIONAL or param.name == "self":
             continue
         prop = _param_schema(param.name, hints, warnings)
-        found_enum = _enum_class(hints.get(param.name))
-        if found_enum is not None:
-            enum_params[param.name] = found_enum
         annotated = _annotated_description(hints.get(param.name))
         if param.name in doc.args and doc.args[param.name]:
             prop["description"] = doc.args[param.name]
@@ -73,7 +68,7 @@ def function_schema(func: Callable[..., Any]) -> FunctionSchema:
     parameters: dict[str, Any] = {"type": "object", "properties": properties}
     if required:
         parameters["required"] = required
-    return FunctionSchema(name, doc.description, parameters, warnings, accepts_extra, enum_params)
+    return FunctionSchema(name, doc.description, parameters, warnings, accepts_extra)
 
 
 def _type_hints(func: Callable[..., Any], warnings: list[str]) -> dict[str, Any]:
