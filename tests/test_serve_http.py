@@ -60,10 +60,22 @@ def test_sse_framing_on_the_wire(upstream, serve):
     assert all(c["usage"] is None for c in chunks[:-1])
 
 
+def test_broken_unicode_from_the_model_reaches_the_client_as_replacement_characters(upstream, serve):
+    upstream.add(sse(text_stream("caf\udce9 ok", pieces=1)), sse(text_stream("caf\udce9 ok", pieces=1)))
+    served = serve()
+    events = sse_events(raw_post(served, {**ASK, "stream": True}).read())
+    assert events[-1] == "[DONE]"
+    assert "".join(json.loads(e)["choices"][0]["delta"].get("content", "") for e in events[:-1]
+                   if json.loads(e)["choices"]) == "caf\ufffd ok"
+    status, _, raw = post(f"{served.url}/chat/completions", ASK)
+    assert status == 200 and json.loads(raw)["choices"][0]["message"]["content"] == "caf\ufffd ok"
+
+
 def test_bad_requests_are_answered_in_openai_error_shape(upstream, serve):
     served = serve()
     cases = [
         (b"{not json", 400, "invalid_json"),
+        (b"[" * 100_000, 400, "invalid_json"),  # deeper than Python's recursion limit
         (json.dumps({"model": "toolchat", "messages": []}).encode(), 400, None),
         (json.dumps({"messages": [{"role": "wizard", "content": "hi"}]}).encode(), 400, None),
         (json.dumps({**ASK, "temperature": "hot"}).encode(), 400, None),

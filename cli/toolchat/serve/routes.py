@@ -15,16 +15,22 @@ from typing import Any, AsyncIterator, Awaitable
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette import responses
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from toolchat.secrets import Redactor
 from toolchat.serve.guard import Guard
 from toolchat.serve.turn import Profile, Turn
-from toolchat.serve.wire import ApiError, Outcome, Reply, event, parse_request
+from toolchat.serve.wire import ApiError, Outcome, Reply, dumps, event, parse_request
 from toolchat.tools import Registry
 
 RETRY_AFTER = 2  # seconds a client told "busy" waits before asking again
+
+
+class JSONResponse(responses.JSONResponse):
+    def render(self, content: Any) -> bytes:
+        return dumps(content).encode("utf-8")
 
 
 @dataclass
@@ -145,6 +151,8 @@ async def read_json(request: Request, limit: int) -> Any:
         return json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ApiError(400, f"the request body is not valid JSON: {exc}", code="invalid_json") from None
+    except RecursionError:
+        raise ApiError(400, "the request body is nested too deeply", code="invalid_json") from None
 
 
 async def _completions(server: Server, request: Request) -> Response:

@@ -68,7 +68,7 @@ class ClientTools:
     into the turn's end (the engine runs none of them: the client does)."""
 
     def __init__(self, backend: Backend, chat: ChatRequest, cancelled: threading.Event) -> None:
-        self.inner, self.name, self.model = backend, backend.name, backend.model
+        self.inner = backend
         self.tools, self.choice = chat.tools, chat.tool_choice
         self.names = set(chat.client_tool_names)
         self.cancelled = cancelled
@@ -96,9 +96,8 @@ class ClientTools:
             if close is not None:
                 close()  # a cancelled turn closes the upstream stream at once
 
-    def list_models(self) -> list[str]:
-        return self.inner.list_models()
-
+    def __getattr__(self, name: str) -> Any:  # the rest of the Backend protocol: the real backend's
+        return getattr(self.inner, name)
 
 
 class Turn:

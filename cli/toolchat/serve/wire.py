@@ -243,4 +243,13 @@ DONE = "data: [DONE]\n\n"
 
 
 def event(body: dict[str, Any]) -> str:
-    return f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
+    return f"data: {dumps(body)}\n\n"
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def dumps(body: Any) -> str:
+    """JSON that is always valid UTF-8: a lone surrogate (from a model's or a tool's broken text,
+    or the client's own) becomes U+FFFD instead of failing the response half-way."""
+    return _SURROGATE.sub("\ufffd", json.dumps(body, ensure_ascii=False))
