@@ -249,3 +249,4 @@ def test_each_module_has_the_whole_import_time_limit(plugin_dir):
     registry = Registry([PluginFolders([folder], import_timeout=1)])
     assert registry.names() == ["first", "second", "after_the_hang"]
     assert [Path(p.where).name for p in registry.problems()] == ["c.py"]
+

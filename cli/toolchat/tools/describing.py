@@ -43,8 +43,8 @@ def describe_all(job: dict[str, Any], requests: int, replies: int) -> dict[str, 
             return None
         if state == "cancelled":
             break
-        if state != "done":
-            culprit = current[0] or next(m for m in batch if m not in outcomes)
+        culprit = current[0] or next((m for m in batch if m not in outcomes), None)
+        if state != "done" and culprit is not None:  # (a child that dies after its last module is no failure)
             outcomes[culprit] = {"failure": _failure(state, status, timeout)}
         pending = [m for m in batch if m not in outcomes]
     for module in job["modules"]:
