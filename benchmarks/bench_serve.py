@@ -5,105 +5,18 @@ and concurrent requests on the local backend (queued, one at a time, all answere
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import statistics
 import sys
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
 
+from echoserver import GAP, PIECES, EchoUpstream, async_client, burst  # noqa: E402
 from serving import Served  # noqa: E402
-
-PIECES = 20  # chunks per streamed answer
-GAP = 0.005  # seconds between chunks: a fast model
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 256  # the listen backlog: 50 clients connect at once
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        if not isinstance(sys.exc_info()[1], ConnectionError):  # a client closing its connection is normal
-            super().handle_error(request, client_address)
-
-
-class EchoUpstream:
-    """An OpenAI-compatible server streaming back 'echo: <the last user message>' in pieces, so
-    every client can check it got its own answer and nobody else's."""
-
-    def __init__(self) -> None:
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def do_GET(self) -> None:  # /v1/models
-                data = json.dumps({"object": "list", "data": [{"id": "echo", "object": "model"}]}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                text = "echo: " + body["messages"][-1]["content"]
-                size = max(1, len(text) // PIECES)
-                self.send_response(200)
-                self.send_header("Content-Type", "text/event-stream")
-                self.send_header("Transfer-Encoding", "chunked")
-                self.end_headers()
-                for i in range(0, len(text), size):
-                    self._send({"choices": [{"index": 0, "delta": {"content": text[i:i + size]}, "finish_reason": None}]})
-                    time.sleep(GAP)
-                self._send({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
-                self._send({"choices": [], "usage": {"prompt_tokens": 10, "completion_tokens": PIECES}})
-                self._write(b"data: [DONE]\n\n")
-                self.wfile.write(b"0\r\n\r\n")
-
-            def _send(self, chunk: dict[str, Any]) -> None:
-                chunk.update(id="chatcmpl-echo", object="chat.completion.chunk", created=1, model="echo")
-                self._write(f"data: {json.dumps(chunk)}\n\n".encode())
-
-            def _write(self, data: bytes) -> None:
-                self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
-                self.wfile.flush()
-
-        self.server = _Server(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-async def _one(client: Any, n: int) -> tuple[float, bool]:
-    prompt = f"request {n} " + "x" * (n % 7)
-    started = time.perf_counter()
-    stream = await client.chat.completions.create(model="toolchat", stream=True,
-                                                  messages=[{"role": "user", "content": prompt}])
-    text = [choice.delta.content or "" async for chunk in stream for choice in chunk.choices]
-    return time.perf_counter() - started, "".join(text) == "echo: " + prompt
-
-
-def _client(url: str, timeout: float = 120) -> Any:
-    import openai
-
-    return openai.AsyncOpenAI(base_url=url, api_key="unused", max_retries=0, timeout=timeout)
-
-
-async def _burst(url: str, count: int) -> list[tuple[float, bool]]:
-    async with _client(url) as client:
-        return await asyncio.gather(*(_one(client, n) for n in range(count)))
-
 
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
@@ -119,13 +32,13 @@ def overhead(env: dict[str, str], work: Path, plan: list[tuple[int, int]]) -> di
     try:
         with Served(["--base-url", upstream.url, "--no-tools"], env, work) as served:
             for url in (served.url, upstream.url):  # warm-up: connections, the upstream's model name
-                asyncio.run(_burst(url, 5))
+                asyncio.run(burst(url, 5))
             for concurrent, bursts in plan:
                 samples: dict[str, list[float]] = {"served": [], "direct": []}
                 correct = 0
                 for _ in range(bursts):
                     for side, url in (("served", served.url), ("direct", upstream.url)):
-                        results = asyncio.run(_burst(url, concurrent))
+                        results = asyncio.run(burst(url, concurrent))
                         samples[side] += [seconds for seconds, _ in results]
                         correct += sum(ok for _, ok in results) if side == "served" else 0
                 stats = {side: (statistics.median(v), percentile(v, 0.99)) for side, v in samples.items()}
@@ -152,7 +65,7 @@ def local_queue(env: dict[str, str], work: Path, concurrent: int) -> dict[str, A
             return time.perf_counter() - started, 200, response.choices[0].message.content or ""
 
         async def burst() -> list[tuple[float, int, str]]:
-            async with _client(served.url, timeout=600) as client:
+            async with async_client(served.url, timeout=600) as client:
                 return await asyncio.gather(*(one(client, n) for n in range(concurrent)))
 
         started = time.perf_counter()
