@@ -63,8 +63,6 @@ def prompt_session(chat: Chat, env: Environment) -> Any:
     from prompt_toolkit.history import FileHistory, InMemoryHistory
     from prompt_toolkit.key_binding import KeyBindings
 
-    from toolchat.mcp.wiring import toolbar as mcp_toolbar
-
     history: Any = InMemoryHistory()
     path = project_folder(env.data_dir, chat.settings.project_dir).with_suffix(".history")
     try:
@@ -82,8 +80,16 @@ def prompt_session(chat: Chat, env: Environment) -> Any:
 
     words = list(COMMANDS) + chat.all_tools.names()
     return PromptSession(history=history, completer=WordCompleter(words, sentence=True), key_bindings=bindings,
-                         bottom_toolbar=lambda: chat.toolbar() + mcp_toolbar(chat.all_tools), complete_while_typing=True,
+                         bottom_toolbar=_toolbar(chat), complete_while_typing=True,
                          refresh_interval=0.5 if chat.settings.mcp_servers else 0)  # servers turning ready
+
+
+def _toolbar(chat: Chat) -> Any:
+    if not chat.settings.mcp_servers:
+        return chat.toolbar
+    from toolchat.mcp.wiring import toolbar
+
+    return lambda: chat.toolbar() + toolbar(chat.all_tools)  # each MCP server's state too
 
 
 def run(chat: Chat, env: Environment) -> int:

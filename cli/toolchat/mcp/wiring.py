@@ -3,7 +3,6 @@ banner, the toolbar, `/mcp` and `/mcp restart NAME` show. No terminal I/O here."
 
 from __future__ import annotations
 
-import difflib
 from typing import Any, Callable
 
 from toolchat.safety import clean
@@ -81,6 +80,8 @@ def restart(source: Any, name: str) -> str:
     if source is None:
         return "no MCP servers configured"
     if name not in source.servers:
+        import difflib
+
         close = difflib.get_close_matches(name, list(source.servers), n=1)
         return clean(f"no MCP server named '{name}'" + (f"; did you mean '{close[0]}'?" if close else ""))
     status = source.restart(name)
