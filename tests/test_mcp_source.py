@@ -235,3 +235,18 @@ def test_the_sdks_client_span_nests_under_the_callers_span(tmp_path):
     assert done.returncode == 0, done.stderr
     name, nested = json.loads(done.stdout.splitlines()[-1])
     assert "tools/call" in name and nested is True
+
+
+def test_closing_while_a_server_is_still_starting_is_bounded_too(opened, tmp_path):
+    pid_dir = tmp_path / "pids"
+    pid_dir.mkdir()
+    source, _ = opened(spec(f"{FAULTS} hang-at-start", "slow", pid_dir, startup_timeout=60))
+    source.waits = False  # as in the REPL: nothing waits for it
+    assert source.tools() == []
+    deadline = time.monotonic() + 20
+    while not list(pid_dir.iterdir()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    started = time.monotonic()
+    source.close()
+    assert time.monotonic() - started <= 3.0
+    assert wait_gone(server_pids(pid_dir), 0.5) == []

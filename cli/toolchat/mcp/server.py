@@ -75,7 +75,7 @@ class Server:
         """Close the session; the SDK closes stdin, then ends the process group. Bounded."""
         if self._stop is not None:
             self._stop.set()
-        await self._end_task()
+        await self._end_task(cancel=self.state is not State.READY)  # one still starting waits for nothing
         if self.state is State.READY:
             self.state = State.STOPPED
 
@@ -115,6 +115,8 @@ class Server:
             else:
                 self.died, self.error = True, describe_error(exc)
         finally:
+            if self.state is State.STARTING:
+                self._fail("it was stopped before it finished starting")
             self.client = None
             log.close()
             self._up.set()
