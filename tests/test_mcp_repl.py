@@ -93,3 +93,35 @@ def test_a_closed_terminal_or_sigterm_stops_every_server(isolated_env, tmp_path,
     pids = server_pids(pid_dir)
     assert len(pids) == 2
     assert wait_gone(pids, 3) == []
+
+
+def test_a_turn_waits_for_a_server_still_starting_and_ctrl_c_stops_the_wait(isolated_env, tmp_path):
+    config = tmp_path / "toolchat.yaml"
+    config.write_text(json.dumps({"mcp_servers": {"slow": {
+        "command": sys.executable, "args": [str(SERVERS / "faults.py"), "hang-at-start"], "startup_timeout": 60}}}))
+    with FakeServer(models=["fake"]) as server:
+        child = pexpect.spawn(sys.executable, ["-m", "toolchat", "chat", "-c", str(config), "--base-url", server.url,
+                                               "-m", "fake"],
+                              env={**isolated_env, "PROMPT_TOOLKIT_NO_CPR": "1"}, cwd=str(tmp_path),
+                              encoding="utf-8", timeout=30, dimensions=(40, 120))
+        try:
+            child.expect("mcp: slow starting")
+            child.expect("›")
+            say(child, "hello")
+            time.sleep(1.5)  # the turn is waiting for the server, not calling the model
+            assert server.requests == []
+            child.sendintr()
+            see(child, "interrupted")
+            child.expect("›")
+            say(child, "/mcp")
+            see(child, "slow stdio starting")  # still starting: Ctrl-C stopped the wait, not the server
+            child.expect("›")
+            time.sleep(0.3)
+            started = time.monotonic()
+            child.sendeof()
+            child.expect(pexpect.EOF)
+            assert time.monotonic() - started < 5
+        finally:
+            if child.isalive():
+                child.terminate(force=True)
+        assert server.requests == []
