@@ -69,3 +69,20 @@ def test_results_convert_every_kind_of_content():
     assert structured.output == '{"temp": 21}'
     error = to_result(types.CallToolResult(content=[types.TextContent(text="no such file")], is_error=True), 100)
     assert (error.status, error.output) == (ToolStatus.ERROR, "Error: no such file")
+
+
+def test_any_server_and_tool_name_becomes_a_valid_distinct_name():
+    hypothesis = pytest.importorskip("hypothesis")
+    from hypothesis import strategies as st
+
+    seen: dict[str, tuple[str, str]] = {}
+
+    @hypothesis.settings(max_examples=300, deadline=None, database=None)  # nothing written to the checkout
+    @hypothesis.given(st.text(max_size=80), st.text(max_size=120))
+    def check(server: str, tool: str) -> None:
+        name = offered_name(server, tool)
+        assert VALID.match(name)
+        if "__" not in server + tool:  # "a__" + "b" and "a" + "__b" are one name by design
+            assert seen.setdefault(name, (server, tool)) == (server, tool)
+
+    check()

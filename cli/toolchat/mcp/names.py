@@ -9,7 +9,6 @@ import re
 LIMIT = 64
 SEPARATOR = "__"
 _OUTSIDE = re.compile(r"[^a-zA-Z0-9_-]")
-_VALID = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 
 
 def sanitise(text: str) -> str:
@@ -26,12 +25,3 @@ def offered_name(server: str, tool: str) -> str:
         return name
     digest = hashlib.sha1(original.encode("utf-8", "surrogatepass")).hexdigest()[:8]
     return f"{name[:LIMIT - len(digest) - 1]}_{digest}"
-
-
-def is_valid(name: str) -> bool:
-    return bool(_VALID.match(name))
-
-
-def server_of(name: str) -> str:
-    """The server part of an offered name (what `SERVER__*` patterns match)."""
-    return name.split(SEPARATOR, 1)[0]
