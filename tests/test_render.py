@@ -109,3 +109,16 @@ def test_code_in_an_unknown_language_with_long_lines_and_tabs_is_shown_whole():
     out = rendered([c for c in text])
     assert all(out.count(f"t{i:03d}") == 1 for i in range(40))
     assert "     indented" in out and "nosuchlanguage" not in out
+
+
+def test_the_last_delta_of_a_burst_is_drawn_though_the_stream_then_stalls():
+    import time
+
+    out = io.StringIO()
+    stream = MarkdownStream(Console(file=out, width=60, force_terminal=True, height=20))
+    stream.feed("```python\nfirst = 1\n")
+    stream.feed("second = 2\n")  # within the same frame: drawn by the timer, not now
+    time.sleep(0.2)  # the model pauses
+    assert "second" in out.getvalue()
+    stream.end()
+    assert out.getvalue().count("second") == 1

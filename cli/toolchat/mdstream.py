@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from rich.live import Live
 
 CODE_THEME = "monokai"
+FPS = 30
 
 _FENCE = re.compile(r" {0,3}(`{3,}|~{3,})([^`]*)$")
 _HEADING = re.compile(r" {0,3}#{1,6}(?: |$)")
@@ -53,6 +54,9 @@ class MarkdownStream:
     def __init__(self, console: Console) -> None:
         self.console = console
         self.spinner: "Live | None" = None
+        self.lock = threading.Lock()  # the state is shared with the timer that draws a late frame
+        self.timer: threading.Timer | None = None
+        self.last_update = 0.0
         self._reset()
 
     def _reset(self) -> None:
@@ -66,7 +70,6 @@ class MarkdownStream:
         self.drawn = 0  # rows currently drawn live
         self.started = False  # a row of this answer was committed
         self.gap = False  # a blank line came after the last unit
-        self.last_render = 0.0
 
     # -- the interface the REPL uses -------------------------------------------------------------
     def waiting(self, message: str = "thinking…") -> None:
@@ -80,8 +83,9 @@ class MarkdownStream:
 
     def feed(self, text: str) -> None:
         self._stop_spinner()
-        with _no_interrupt():  # Ctrl-C lands between deltas, never between a row drawn and noted
+        with _no_interrupt(), self.lock:  # Ctrl-C lands between deltas, never between a row drawn and noted
             self._feed(clean(text))
+            self._schedule()
 
     def _feed(self, text: str) -> None:
         while text:
@@ -90,12 +94,31 @@ class MarkdownStream:
             self._take(piece)
             if newline >= 0:
                 self._line_done()
-        self._update()
+
+    def _schedule(self) -> None:
+        """Draw at most FPS frames a second: deltas that arrive faster are drawn together (a
+        batch of code lines is lexed and written at once); a timer draws the last of a burst."""
+        wait = self.last_update + 1 / FPS - time.monotonic()
+        if wait <= 0:
+            self._update()
+        elif self.timer is None:
+            self.timer = threading.Timer(wait, self._late_frame)
+            self.timer.daemon = True
+            self.timer.start()
+
+    def _late_frame(self) -> None:
+        with self.lock:
+            if self.timer is not None:
+                self.timer = None
+                self._update()
 
     def end(self, suffix: str = "") -> None:
         """Print what is left (with `suffix`, e.g. an interrupted mark) and stop being live."""
         self._stop_spinner()
-        with _no_interrupt():
+        with _no_interrupt(), self.lock:
+            if self.timer is not None:
+                self.timer.cancel()
+                self.timer = None
             self._end(clean(suffix))
 
     def _end(self, suffix: str) -> None:
@@ -195,6 +218,7 @@ class MarkdownStream:
 
     # -- the live part ------------------------------------------------------------------------------
     def _update(self) -> None:
+        self.last_update = time.monotonic()
         if self.fence is not None:
             block = self.fence.block
             done = block.rows("\n".join(self.code)) if self.code else []
@@ -205,9 +229,6 @@ class MarkdownStream:
         if not self.kind or not self.src.strip():
             self._emit([], [])
             return
-        if len(self.src) > 4000 and time.monotonic() - self.last_render < 0.1:
-            return  # a unit no cut was found for: re-rendered at most ten times a second
-        self.last_render = time.monotonic()
         rows = self._rows(self.src)
         if len(rows) > 1:
             rows = self._commit_complete_rows(rows)
