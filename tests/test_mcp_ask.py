@@ -191,3 +191,19 @@ def test_tool_choice_naming_a_tool_of_a_server_that_failed_exits_2(cli, server):
     assert done.returncode == 2
     assert "mcp faults: could not start" in done.stderr
     assert "--tool-choice names 'faults__echo', which is not an offered tool" in done.stderr
+
+
+def test_servers_from_a_pasted_mcp_json_file_and_a_disabled_one(cli, server, tmp_path):
+    pid_dir = tmp_path / "pids"
+    pid_dir.mkdir()
+    (tmp_path / ".mcp.json").write_text(json.dumps({"mcpServers": {
+        "time": {"command": str(Path(sys.executable).parent / "mcp-server-time"), "args": ["--local-timezone", "UTC"]},
+        "off": {"command": sys.executable, "args": [str(SERVERS / "faults.py")], "env": {"FAULTS_PID_DIR": str(pid_dir)},
+                "enabled": False}}}))
+    (tmp_path / "toolchat.yaml").write_text("mcp_servers: .mcp.json\n")
+    server.add(sse(openai_calls(TOKYO)), sse(text_stream("Evening.")))
+    done = ask(cli, server, "-c", "toolchat.yaml", "--yes", "Time in Tokyo?")
+    assert done.returncode == 0, done.stderr
+    assert "Asia/Tokyo" in tool_messages(server)[0]["content"]
+    assert not any(t["function"]["name"].startswith("off__") for t in server.requests[0]["tools"])
+    assert list(pid_dir.iterdir()) == []  # a disabled server never starts
