@@ -237,6 +237,22 @@ def test_the_bundled_model_is_offered_only_the_tools_a_question_names():
     assert named("Which files are in this directory?") == ["list_directory", "read_file"]
 
 
+def test_first_run_copies_the_city_from_the_question(bundled):
+    # it wrote "Oslav" for Oslo 4 times in 5 before its text arguments were limited to the question's words
+    for city in ("Oslo", "New York"):
+        _, reply = run(bundled, [{"role": "user", "content": f"What's the weather in {city}?"}], max_tokens=48)
+        assert [(c.name, json.loads(c.arguments)) for c in reply.tool_calls] == [("get_weather", {"city": city})]
+
+
+def test_text_arguments_are_limited_to_runs_of_the_questions_words():
+    from toolchat.backends.bundled import quoting_the_question
+
+    weather, = quoting_the_question([t for t in TOOLS if t["function"]["name"] == "get_weather"], "Rain in New York?")
+    assert weather["function"]["parameters"]["properties"]["city"]["enum"] == [
+        "New", "New York", "Rain", "Rain in", "Rain in New", "Rain in New York", "York", "in", "in New", "in New York"]
+    assert quoting_the_question(TOOLS, "word " * 65) == TOOLS  # a pasted document is left alone
+
+
 def test_bundled_banner_notes_say_what_the_model_is(bundled):
     assert any(line.startswith("Gemma 3 270M (Q4_K_M), a small base model") and "only the tools a question names" in line
                for line in bundled.notes())

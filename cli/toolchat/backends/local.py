@@ -14,7 +14,7 @@ from typing import Any, Callable, Iterator
 from toolchat import defaults
 from toolchat.backends import forced, generic
 from toolchat.backends.base import BackendEvent, Reply, Request, TextDelta, ToolCall, Usage, new_call_id
-from toolchat.backends.bundled import DESCRIPTION, INSTALL_HINT, bundled_model_path, tools_named, with_examples
+from toolchat.backends.bundled import DESCRIPTION, INSTALL_HINT, bundled_model_path, quoting_the_question, tools_named, with_examples
 from toolchat.backends.parsers import ParsedCall, detect_format, make_parser
 from toolchat.backends.parsers.base import partial_suffix
 from toolchat.backends.prompt import ChatML, GemmaTurns, JinjaTemplate, generic_messages, raw_key
@@ -202,8 +202,7 @@ class LocalBackend:
         question alone, so they stay the same for the whole turn and the KV cache is reused."""
         if not self.bundled or not request.tools:
             return request
-        question = next((m.get("content") or "" for m in reversed(request.messages) if m["role"] == "user"), "")
-        named = tools_named(question, request.tools)
+        named = tools_named(_question(request.messages), request.tools)
         choice = request.tool_choice
         if choice in (None, "auto"):
             choice = ("required" if not _after_tool_results(request.messages) else choice) if named else "none"
@@ -248,7 +247,10 @@ class LocalBackend:
             # A model with no native format tends to call the same tool again and again; after
             # tool results in a turn it must answer (README: "Local models").
             choice = "none"
-        schema = generic.output_schema(request.tools, choice)
+        tools = request.tools
+        if self.bundled:  # its required text arguments are copied from the question
+            tools = quoting_the_question(tools, _question(request.messages))
+        schema = generic.output_schema(tools, choice)
         return self._llama_cpp.LlamaGrammar.from_string(generic.json_gbnf(schema), verbose=False)
 
     def _generate(self, tokens: list[int], grammar: Any, temperature: float, limit: int) -> Iterator[str]:
@@ -306,6 +308,10 @@ class _GenericParser:
             content = already  # cut off by max_tokens inside the response: keep what was said
         self.text = content
         return (content[len(already):] if content.startswith(already) else ""), calls
+
+
+def _question(messages: list[dict[str, Any]]) -> str:
+    return next((m.get("content") or "" for m in reversed(messages) if m["role"] == "user"), "")
 
 
 def _after_tool_results(messages: list[dict[str, Any]]) -> bool:
