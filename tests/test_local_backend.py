@@ -231,7 +231,9 @@ def test_the_bundled_model_is_offered_only_the_tools_a_question_names():
         return [t["function"]["name"] for t in tools_named(question, TOOLS)]
 
     assert named("What's the weather in Singapore?") == ["get_weather"]
-    assert named("Hello") == [] and named("What's 17 * 23?") == []
+    assert named("Hello") == [] and named("What is 6 times 7?") == []
+    assert named("What's 17 * 23?") == named("What is 2 ** 10") == named("What's 10 - 4?") == ["calculate"]
+    assert named("What happened on 2026-11-25?") == []  # "Evaluate an arithmetic expression", not dates
     assert named("Calculate 17 * 23") == ["calculate"] and named("What time is it in Oslo?") == ["current_datetime"]
     assert named("Search the project for TODO") == ["search_text"]
     assert named("Which files are in this directory?") == ["list_directory", "read_file"]

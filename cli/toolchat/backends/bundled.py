@@ -55,8 +55,13 @@ def tools_named(question: str, tools: list[dict[str, Any]]) -> list[dict[str, An
     ("weather" -> get_weather, "time" -> current_datetime, "files" -> read_file). A 270M model
     cannot tell when a tool fits; offered every tool it calls one for "Hello" (README "Local models")."""
     words = set(re.findall(r"[a-z]+", question.lower()))
+    sums = bool(_ARITHMETIC.search(question))  # "17 * 23" names a tool that evaluates arithmetic
     return [tool for tool in tools
-            if any(_names(word, part) for part in _name_words(tool["function"]["name"]) for word in words)]
+            if any(_names(word, part) for part in _name_words(tool["function"]["name"]) for word in words)
+            or (sums and "arithmetic" in (tool["function"].get("description") or "").lower())]
+
+
+_ARITHMETIC = re.compile(r"\d\s*(?:\*\*|[*+^%])\s*[\d(]|\d\s+[-/]\s+[\d(]")  # not dates: 2026-11-25, 1/2
 
 
 _VERBS = {"get", "set", "current", "do", "run", "make"}
