@@ -41,6 +41,9 @@ class CodeBlock:
         line: list[Segment] = []
         for token, value in self.lexer.get_tokens(code.expandtabs(4)):
             style = self.styles.get(token) or self._style(token)
+            if "\n" not in value:
+                line.append(Segment(value, style))
+                continue
             first, *more = value.split("\n")
             if first:
                 line.append(Segment(first, style))
@@ -54,7 +57,8 @@ class CodeBlock:
         return style
 
     def _fit(self, line: list[Segment], width: int) -> list[Row]:
-        used = sum(cell_len(segment.text) for segment in line)
+        text = "".join(segment.text for segment in line)
+        used = len(text) if text.isascii() else cell_len(text)
         if used <= width - 2:
             return [[Segment(" ", self.background), *line, Segment(" " * (width - 1 - used), self.background)]]
         text = Text.assemble(*((segment.text, segment.style) for segment in line))
