@@ -22,15 +22,17 @@ TEMPLATES = Path(__file__).parent / "templates"
 WEATHER = {"type": "function", "function": {"name": "get_weather"}}
 
 
-def with_chat_template(source: Path, target: Path, template: str) -> Path:
-    """A copy of `source` whose metadata holds `template`, as a converter would have written it."""
+def with_chat_template(source: Path, target: Path, template: str, **strings: bytes) -> Path:
+    """A copy of `source` whose metadata holds `template` (and any other string values given, as
+    raw bytes), as a converter would have written it."""
     from gguf.scripts.gguf_new_metadata import MetadataDetails, copy_with_new_metadata
 
     reader = gguf.GGUFReader(source, "r")
     arch = reader.get_field(gguf.Keys.General.ARCHITECTURE).contents()
     writer = gguf.GGUFWriter(target, arch=arch, endianess=reader.endianess)
-    template_key = gguf.Keys.Tokenizer.CHAT_TEMPLATE
-    copy_with_new_metadata(reader, writer, {template_key: MetadataDetails(gguf.GGUFValueType.STRING, template)}, [])
+    metadata = {gguf.Keys.Tokenizer.CHAT_TEMPLATE: MetadataDetails(gguf.GGUFValueType.STRING, template),
+                **{key.replace("_", "."): MetadataDetails(gguf.GGUFValueType.STRING, value) for key, value in strings.items()}}
+    copy_with_new_metadata(reader, writer, metadata, [])
     return target
 
 
@@ -90,3 +92,11 @@ def test_forced_calls_in_the_other_native_formats_are_read_by_their_parsers(bund
     backend.close()
     assert streamed == "" and [c.name for c in reply.tool_calls] == ["get_weather"]
     assert next(iter(backend._raw.values())).startswith(opening)
+
+
+def test_metadata_that_is_not_utf8_loads(bundled_gguf, tmp_path):
+    template = (TEMPLATES / "qwen2.5.jinja").read_text() + "{# caf\u00e9 #}"
+    path = with_chat_template(bundled_gguf, tmp_path / "odd.gguf", template, general_description=b"caf\xe9 \xff")
+    backend = LocalBackend(Settings(backend="local", model=str(path), n_ctx=512), tmp_path)
+    assert backend.format == "hermes" and backend.describe().startswith("odd.gguf")
+    backend.close()

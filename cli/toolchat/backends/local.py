@@ -82,7 +82,7 @@ class LocalBackend:
         except (ValueError, RuntimeError) as exc:
             raise UsageError(f"llama.cpp could not load {self.path}: {exc}", "is it a GGUF model file?") from None
         self.n_ctx = self.llm.n_ctx()
-        metadata = self.llm.metadata
+        metadata = _metadata(llama_cpp, self.llm)
         template = metadata.get("tokenizer.chat_template")
         self.architecture = metadata.get("general.architecture", "")
         self.format = settings.chat_format or detect_format(template)
@@ -102,7 +102,7 @@ class LocalBackend:
 
     def _context_size(self, wanted: int) -> int:
         probe = self._llama_cpp.Llama(str(self.path), vocab_only=True, verbose=False)
-        metadata = probe.metadata
+        metadata = _metadata(self._llama_cpp, probe)
         probe.close()
         try:
             trained = int(metadata.get(f"{metadata.get('general.architecture', '')}.context_length", 0))
@@ -308,6 +308,27 @@ class _GenericParser:
             content = already  # cut off by max_tokens inside the response: keep what was said
         self.text = content
         return (content[len(already):] if content.startswith(already) else ""), calls
+
+
+def _metadata(llama_cpp: Any, llm: Any) -> dict[str, str]:
+    """The GGUF's metadata, each string decoded with replacement: llama-cpp-python's own reading
+    drops all of it (the chat template too) when any one value is not UTF-8."""
+    model = llm._model.model
+    metadata = {}
+    for i in range(llama_cpp.llama_model_meta_count(model)):
+        key = _meta_string(llama_cpp.llama_model_meta_key_by_index, model, i)
+        metadata[key] = _meta_string(llama_cpp.llama_model_meta_val_str_by_index, model, i)
+    return metadata
+
+
+def _meta_string(read: Callable[[Any, int, Any, int], int], model: Any, index: int) -> str:
+    size = 1024
+    while True:
+        buffer = ctypes.create_string_buffer(size)
+        needed = read(model, index, buffer, size)
+        if needed < size:
+            return buffer.value.decode("utf-8", "replace")
+        size = needed + 1
 
 
 def _question(messages: list[dict[str, Any]]) -> str:
