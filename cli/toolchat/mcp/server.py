@@ -12,7 +12,7 @@ from enum import Enum
 from pathlib import Path
 from typing import IO, Any, AsyncIterator, Mapping
 
-from toolchat.mcp import logs
+from toolchat.mcp import launch, logs
 from toolchat.mcp_spec import McpServerSpec
 from toolchat.secrets import Redactor
 
@@ -154,8 +154,9 @@ class Server:
 
         # the SDK waits 2 s after closing stdin, then 2 s after SIGTERM: too long for "<= 3 s"
         stdio.PROCESS_TERMINATION_TIMEOUT = stdio.FORCE_KILL_TIMEOUT = 1.0
-        parameters = StdioServerParameters(command=self.spec.command or "", args=list(self.spec.args),
-                                           env=self.environment(), cwd=self.spec.cwd or self.project_dir)
+        env, cwd = self.environment(), Path(self.spec.cwd or self.project_dir)
+        command, args = launch.command_line(self.spec.command or "", list(self.spec.args), env, cwd)
+        parameters = StdioServerParameters(command=command, args=args, env=env, cwd=cwd)
         return stdio.stdio_client(parameters, errlog=log)
 
     def environment(self) -> dict[str, str]:
