@@ -294,7 +294,7 @@ def test_repl_first_run_banner_cuda_hint_once_and_model_switch(isolated_env, sha
 
     import pexpect
 
-    from toolchat.backends.local import gpu_offload_supported
+    from toolchat.backends.llama_io import gpu_offload_supported
 
     def start() -> tuple[pexpect.spawn, str]:
         child = pexpect.spawn(sys.executable, ["-m", "toolchat"], cwd=str(tmp_path), encoding="utf-8", timeout=120,

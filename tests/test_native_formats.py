@@ -36,25 +36,38 @@ def with_chat_template(source: Path, target: Path, template: str, **strings: byt
     return target
 
 
+@pytest.fixture(scope="module")
+def made_gguf(bundled_gguf, tmp_path_factory):
+    """made_gguf("qwen2.5"): the bundled weights with that template, written once per module."""
+    made: dict[str, Path] = {}
+
+    def make(name: str) -> Path:
+        if name not in made:
+            target = tmp_path_factory.mktemp(name) / f"gemma-as-{name}.gguf"
+            made[name] = with_chat_template(bundled_gguf, target, (TEMPLATES / f"{name}.jinja").read_text())
+        return made[name]
+
+    return make
+
+
 @pytest.fixture(scope="module", params=[("qwen2.5", "hermes", "<tool_call>\n{"), ("llama3.1", "llama3", '{"name": ')],
                 ids=["hermes", "llama3"])
-def native(request, bundled_gguf, tmp_path_factory):
+def native(request, made_gguf):
     name, fmt, opening = request.param
-    folder = tmp_path_factory.mktemp(name)
-    path = with_chat_template(bundled_gguf, folder / f"gemma-as-{name}.gguf", (TEMPLATES / f"{name}.jinja").read_text())
-    backend = LocalBackend(Settings(backend="local", model=str(path), n_ctx=4096, seed=7), folder)
-    yield backend, fmt, opening, path
+    path = made_gguf(name)
+    backend = LocalBackend(Settings(backend="local", model=str(path), n_ctx=4096, seed=7), path.parent)
+    yield backend, fmt, opening
     backend.close()
 
 
 def test_the_format_is_detected_from_the_written_template(native):
-    backend, fmt, _, _ = native
+    backend, fmt, _ = native
     assert backend.format == fmt
     assert f"tool format {fmt}" in backend.describe()
 
 
 def test_forced_call_in_the_native_format_then_an_answer_reusing_the_cache(native):
-    backend, _, opening, _ = native
+    backend, _, opening = native
     messages = [{"role": "user", "content": "What's the weather in Oslo?"}]
     streamed, first = run(backend, messages, tool_choice=WEATHER, max_tokens=48)
     assert streamed == "" and [c.name for c in first.tool_calls] == ["get_weather"]
@@ -70,10 +83,8 @@ def test_forced_call_in_the_native_format_then_an_answer_reusing_the_cache(nativ
     assert second.usage.prompt_tokens > first.usage.prompt_tokens + first.usage.completion_tokens - 4
 
 
-def test_ask_runs_the_native_loop_against_the_made_gguf(cli, native):
-    _, fmt, _, path = native
-    if fmt != "hermes":
-        pytest.skip("one format through the whole CLI is enough; the backend test covers the rest")
+def test_ask_runs_the_native_loop_against_the_made_gguf(cli, made_gguf):
+    path = made_gguf("qwen2.5")
     done = cli("ask", "-m", str(path), "--yes", "--tool-choice", "get_weather", "--max-tokens", "40", "--json",
                "What's the weather in Oslo?", timeout=300)
     assert done.returncode == 0, done.stderr

@@ -5,9 +5,7 @@ calls parsed from the model's native format, or constrained by a grammar when it
 from __future__ import annotations
 
 import codecs
-import ctypes
 import json
-from collections import deque
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -15,6 +13,7 @@ from toolchat import defaults
 from toolchat.backends import forced, generic
 from toolchat.backends.base import BackendEvent, Reply, Request, TextDelta, ToolCall, Usage, new_call_id
 from toolchat.backends.bundled import DESCRIPTION, INSTALL_HINT, bundled_model_path, quoting_the_question, tools_named, with_examples
+from toolchat.backends.llama_io import capture_log, gpu_offload_supported, read_metadata
 from toolchat.backends.parsers import ParsedCall, detect_format, make_parser
 from toolchat.backends.parsers.base import partial_suffix
 from toolchat.backends.prompt import ChatML, GemmaTurns, JinjaTemplate, generic_messages, raw_key
@@ -24,13 +23,6 @@ from toolchat.errors import BackendError, UsageError
 DEFAULT_MAX_TOKENS = defaults.LOCAL_MAX_TOKENS
 DEFAULT_TEMPERATURE = defaults.LOCAL_TEMPERATURE
 CUDA_HINT = 'CMAKE_ARGS="-DGGML_CUDA=on" pip install --force-reinstall --no-cache-dir llama-cpp-python'
-LLAMA_LOG: deque[str] = deque(maxlen=2000)  # llama.cpp's own log; shown with TOOLCHAT_DEBUG=1
-
-
-def gpu_offload_supported() -> bool:
-    import llama_cpp
-
-    return bool(llama_cpp.llama_supports_gpu_offload())
 
 
 def local_models(cache_dir: Path, cwd: Path) -> list[str]:
@@ -68,7 +60,7 @@ class LocalBackend:
         except ImportError:
             raise UsageError("the local backend needs llama-cpp-python", INSTALL_HINT) from None
         self._llama_cpp = llama_cpp
-        _capture_log(llama_cpp, debug)
+        capture_log(llama_cpp, debug)
         self.cache_dir = cache_dir
         self.bundled = (settings.model or "bundled") == "bundled"
         self.path = self._model_path(settings.model or "bundled", cache_dir, notify)
@@ -82,7 +74,7 @@ class LocalBackend:
         except (ValueError, RuntimeError) as exc:
             raise UsageError(f"llama.cpp could not load {self.path}: {exc}", "is it a GGUF model file?") from None
         self.n_ctx = self.llm.n_ctx()
-        metadata = _metadata(llama_cpp, self.llm)
+        metadata = read_metadata(llama_cpp, self.llm)
         template = metadata.get("tokenizer.chat_template")
         self.architecture = metadata.get("general.architecture", "")
         self.format = settings.chat_format or detect_format(template)
@@ -102,7 +94,7 @@ class LocalBackend:
 
     def _context_size(self, wanted: int) -> int:
         probe = self._llama_cpp.Llama(str(self.path), vocab_only=True, verbose=False)
-        metadata = _metadata(self._llama_cpp, probe)
+        metadata = read_metadata(self._llama_cpp, probe)
         probe.close()
         try:
             trained = int(metadata.get(f"{metadata.get('general.architecture', '')}.context_length", 0))
@@ -310,27 +302,6 @@ class _GenericParser:
         return (content[len(already):] if content.startswith(already) else ""), calls
 
 
-def _metadata(llama_cpp: Any, llm: Any) -> dict[str, str]:
-    """The GGUF's metadata, each string decoded with replacement: llama-cpp-python's own reading
-    drops all of it (the chat template too) when any one value is not UTF-8."""
-    model = llm._model.model
-    metadata = {}
-    for i in range(llama_cpp.llama_model_meta_count(model)):
-        key = _meta_string(llama_cpp.llama_model_meta_key_by_index, model, i)
-        metadata[key] = _meta_string(llama_cpp.llama_model_meta_val_str_by_index, model, i)
-    return metadata
-
-
-def _meta_string(read: Callable[[Any, int, Any, int], int], model: Any, index: int) -> str:
-    size = 1024
-    while True:
-        buffer = ctypes.create_string_buffer(size)
-        needed = read(model, index, buffer, size)
-        if needed < size:
-            return buffer.value.decode("utf-8", "replace")
-        size = needed + 1
-
-
 def _question(messages: list[dict[str, Any]]) -> str:
     return next((m.get("content") or "" for m in reversed(messages) if m["role"] == "user"), "")
 
@@ -359,25 +330,3 @@ def _drop_oldest(messages: list[dict[str, Any]]) -> bool:
 
 
 _DROPPED = "[this tool output was dropped to fit the model's context]"
-
-
-def _capture_log(llama_cpp: Any, debug: bool) -> None:
-    """Route llama.cpp's log into LLAMA_LOG; echo it to stderr only when debugging."""
-    global _LOG_CALLBACK
-    if _LOG_CALLBACK is not None:
-        return
-
-    @llama_cpp.llama_log_callback
-    def callback(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
-        line = text.decode("utf-8", "replace")
-        LLAMA_LOG.append(line)
-        if debug:
-            import sys
-
-            sys.stderr.write(line)
-
-    _LOG_CALLBACK = callback  # keep a reference: llama.cpp holds only the pointer
-    llama_cpp.llama_log_set(callback, ctypes.c_void_p(0))
-
-
-_LOG_CALLBACK: Any = None
