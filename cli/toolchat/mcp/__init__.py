@@ -23,7 +23,7 @@ _URL = re.compile(r"^https?://", re.IGNORECASE)
 def parse_flags(values: Sequence[str], taken: Sequence[str] = ()) -> list[McpServerSpec]:
     """`--mcp 'command args'` and `--mcp URL` as server specs, named after the command or host
     (`mcp-server-time` -> `time`), kept apart from each other and from the names already `taken`
-    (the config keeps configured servers' names apart from these)."""
+    (one with a configured server's name replaces that server: see config.resolve)."""
     used = set(taken)
     specs = []
     for value in values:
