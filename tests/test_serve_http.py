@@ -132,6 +132,15 @@ def test_an_untrusted_project_config_is_not_served(upstream, isolated_env, tmp_p
     assert done.returncode == 2 and "is not trusted yet" in done.stderr
 
 
+def test_a_port_in_use_is_one_line_and_exit_2(cli, upstream):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        done = cli("serve", "--port", str(taken.getsockname()[1]), "--base-url", upstream.url)
+    assert done.returncode == 2 and "cannot listen on 127.0.0.1" in done.stderr and "--port" in done.stderr
+    assert "serving on" not in done.stderr and "Traceback" not in done.stderr
+
+
 def test_any_address_but_loopback_needs_an_api_key(cli, upstream):
     done = cli("serve", "--host", "0.0.0.0", "--base-url", upstream.url)
     assert done.returncode == 2 and "needs an API key" in done.stderr and "--api-key-env" in done.stderr

@@ -6,6 +6,7 @@ load balancer. Needs the `serve` extra (uvicorn and starlette), imported only he
 from __future__ import annotations
 
 import ipaddress
+import socket
 import sys
 from dataclasses import dataclass
 from typing import Callable
@@ -55,6 +56,19 @@ def api_key(options: ServeOptions, env: Environment) -> str | None:
     return None
 
 
+def listen(host: str, port: int) -> socket.socket:
+    """The server's socket, bound here so a taken port is one clear line (exit 2)."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        sock = socket.socket(family, kind, proto)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError as exc:
+        raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}",
+                         "is another server using that port? pick another with --port") from None
+    return sock
+
+
 def profile_names(settings: Settings, env: Environment) -> list[str]:
     """The profiles the config files in force define, in file order."""
     from toolchat.config_file import load_file
@@ -88,13 +102,15 @@ def run_serve(settings: Settings, load_profile: Callable[[str], Settings], regis
     secrets += [env.environ.get("OPENAI_API_KEY"), key]
     server = Server(profiles, registry.without(settings.deny),
                     Limits(options.max_body, options.max_queue, time_limit=options.time_limit), Redactor(secrets), key)
+    sock = listen(options.host, options.port)
     allowed = "every tool (--yes)" if options.approve_all else ", ".join(settings.allow) or "none"
-    _say(env, f"serving on http://{options.host}:{options.port}/v1; models: {', '.join(profiles)}; "
+    host = f"[{options.host}]" if ":" in options.host else options.host
+    _say(env, f"serving on http://{host}:{sock.getsockname()[1]}/v1; models: {', '.join(profiles)}; "
               f"tools: {', '.join(server.registry.names()) or 'none'}; allowed to run: {allowed}")
-    config = uvicorn.Config(build_app(server), host=options.host, port=options.port, log_level="warning",
-                            access_log=False, timeout_graceful_shutdown=5, lifespan="on")
+    config = uvicorn.Config(build_app(server), log_level="warning", access_log=False, timeout_graceful_shutdown=5,
+                            lifespan="on")
     try:
-        uvicorn.Server(config).run()
+        uvicorn.Server(config).run(sockets=[sock])
     except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C or SIGTERM it shut down on
         pass
     finally:
