@@ -148,7 +148,7 @@ def repl_section(quick: bool) -> list[str]:
 
     (HERE / ".work").mkdir(exist_ok=True)
     env = bench_cli.isolated_env(HERE / ".work")
-    sizes, runs = ([200], 1) if quick else ([2000, 20000], 3)
+    sizes, runs = ([200], 1) if quick else ([2000, 20000], 5)
     return [""] + bench_repl.section(sizes, runs, env) + ["", REPL_BEFORE]
 
 

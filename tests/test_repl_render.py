@@ -45,14 +45,13 @@ def test_capital_n_declines(repl, server):
 
 # -- streamed Markdown, as a terminal shows it ------------------------------------------------------
 
-pyte = pytest.importorskip("pyte")
-
-
 class Terminal:
     """What the user sees: everything the REPL writes, fed to a terminal emulator that keeps
     the rows scrolled off the top."""
 
     def __init__(self, child: pexpect.spawn, rows: int, columns: int) -> None:
+        import pyte
+
         self.child = child
         self.screen = pyte.HistoryScreen(columns, rows, history=100_000)
         self.stream = pyte.Stream(self.screen)
@@ -84,6 +83,7 @@ class Terminal:
 
 @pytest.fixture
 def terminal(isolated_env, tmp_path):
+    pytest.importorskip("pyte")  # a dev dependency (pyproject.toml); only these tests need it
     children = []
 
     def start(server: FakeServer, rows: int = 24, columns: int = 80) -> tuple[pexpect.spawn, Terminal]:
@@ -179,7 +179,7 @@ def test_bidi_controls_escapes_and_links_are_shown_not_obeyed(terminal, server):
     assert "see docs (https://evil.example/x) done." in text
 
 
-def test_a_model_name_from_a_config_or_server_cannot_drive_the_banner(terminal, server, isolated_env, tmp_path):
+def test_a_model_name_from_a_config_or_server_cannot_drive_the_banner(server, isolated_env, tmp_path):
     (tmp_path / "config.yaml").write_text('model: "evil\\e]0;TITLE\\a\\e[31m-red\\u202e"\n')
     env = {k: v for k, v in isolated_env.items() if k not in ("COLUMNS", "LINES")}
     child = pexpect.spawn(sys.executable, ["-m", "toolchat", "chat", "--base-url", server.url, "-c",
