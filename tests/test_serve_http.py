@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from fakeserver import error, openai_calls, sse, text_stream
+from fakeserver import error, hang, openai_calls, sse, text_stream
 from serving import Served, free_port, post, serve, upstream  # noqa: F401 (fixtures)
 
 ANSWER = "It's sunny in Singapore and 20C."
@@ -273,3 +273,14 @@ def test_stopping_the_server_stops_the_tools_its_requests_run(upstream, serve, p
     assert time.monotonic() - started < 10
     assert _gone(pid), "a tool outlived the server"
     sock.close()
+
+
+def test_an_upstream_rate_limit_is_a_429_and_its_silence_a_504(upstream, serve, isolated_env):
+    config = Path(isolated_env["TOOLCHAT_CONFIG_DIR"]) / "config.yaml"
+    config.write_text("max_retries: 0\nrequest_timeout: 1\n")
+    upstream.add(error(429, "slow down"), hang(3))
+    served = serve()
+    status, headers, raw = post(f"{served.url}/chat/completions", ASK)
+    assert status == 429 and json.loads(raw)["error"]["code"] == "rate_limited" and headers["Retry-After"]
+    status, _, raw = post(f"{served.url}/chat/completions", ASK)
+    assert status == 504 and json.loads(raw)["error"]["code"] == "upstream_timeout"
