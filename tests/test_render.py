@@ -122,3 +122,24 @@ def test_the_last_delta_of_a_burst_is_drawn_though_the_stream_then_stalls():
     assert "second" in out.getvalue()
     stream.end()
     assert out.getvalue().count("second") == 1
+
+
+def test_a_word_longer_than_the_screen_is_committed_as_it_fills_rows_never_all_live():
+    import time
+
+    blob = "".join("abcdefghijklmnopqrstuvwxyz0123456789"[(n * 7) % 36] for n in range(20000))
+    out = io.StringIO()
+    stream = MarkdownStream(Console(file=out, width=80, force_terminal=True, height=24))
+    tallest = 0
+    for i in range(0, len(blob), 200):
+        stream.feed(blob[i:i + 200])
+        time.sleep(0.002)
+        tallest = max(tallest, stream.drawn)
+    stream.end()
+    assert tallest < 24  # never more live rows than the screen holds
+    plain_out = io.StringIO()
+    plain_stream = MarkdownStream(Console(file=plain_out, width=80, no_color=True, height=24))
+    for i in range(0, len(blob), 200):
+        plain_stream.feed(blob[i:i + 200])
+    plain_stream.end()
+    assert "".join(plain_out.getvalue().split()) == blob  # every character once, in order

@@ -257,10 +257,14 @@ class MarkdownStream:
             cut, indent = newline + 1, 0
         else:
             tokens = list(re.finditer(r"\S+", self.src))
-            if len(tokens) < 2:
-                return rows  # one unbreakable word: nothing to cut yet
-            words = len(" ".join(_plain(row) for row in rows[:keep]).split())
-            cut, indent = tokens[min(max(words, 1), len(tokens) - 1)].start(), _indent(rows[keep])
+            if len(tokens) >= 2:
+                words = len(" ".join(_plain(row) for row in rows[:keep]).split())
+                cut = tokens[min(max(words, 1), len(tokens) - 1)].start()
+            else:  # one word longer than the screen (a hash, base64): cut it where its rows are full
+                cut = len(self.src) - len(self.src.lstrip()) + sum(len(_plain(row).strip()) for row in rows[:keep])
+                if not 0 < cut < len(self.src):
+                    return rows
+            indent = _indent(rows[keep])
         head, rest = self.src[:cut], self.src[cut:]
         self._emit(self._rows(head), [])
         self.src, self.indent = _table_header(head) + rest, indent
