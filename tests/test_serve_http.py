@@ -270,7 +270,7 @@ def test_stopping_the_server_stops_the_tools_its_requests_run(upstream, serve, p
     started = time.monotonic()
     served.process.terminate()  # SIGTERM, as a service manager stops it
     assert served.process.wait(20) == 0
-    assert time.monotonic() - started < 10
+    assert time.monotonic() - started < 15  # up to 5 s for requests to finish, then they are cancelled
     assert _gone(pid), "a tool outlived the server"
     sock.close()
 

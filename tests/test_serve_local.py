@@ -18,7 +18,8 @@ def test_the_local_model_answers_one_at_a_time_and_a_full_queue_is_a_429(isolate
             results = list(pool.map(lambda _: post(f"{served.url}/chat/completions", body, timeout=120), range(6)))
         answered = [json.loads(raw) for status, _, raw in results if status == 200]
         refused = [(headers, json.loads(raw)) for status, headers, raw in results if status == 429]
-        assert len(answered) == 3 and len(refused) == 3, [r[0] for r in results]  # one running, two queued
+        # one running and two queued are answered; the rest refused (a fast first answer may free a place)
+        assert len(answered) >= 3 and len(refused) >= 2 and len(answered) + len(refused) == 6, [r[0] for r in results]
         assert all(a["choices"][0]["message"]["content"].strip() for a in answered)
         assert all(h["Retry-After"].isdigit() and e["error"]["code"] == "queue_full" for h, e in refused)
         status, _, raw = post(f"{served.url}/chat/completions", body, timeout=120)  # the queue drained
