@@ -143,3 +143,24 @@ def test_a_word_longer_than_the_screen_is_committed_as_it_fills_rows_never_all_l
         plain_stream.feed(blob[i:i + 200])
     plain_stream.end()
     assert "".join(plain_out.getvalue().split()) == blob  # every character once, in order
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.lists(st.integers(min_value=1, max_value=len(ANSWER) - 1), max_size=80))
+def test_on_a_terminal_the_live_redraws_leave_the_same_screen_as_the_plain_rendering(cuts):
+    pyte = pytest.importorskip("pyte")
+    screen = pyte.HistoryScreen(40, 30, history=1000)
+    terminal = pyte.Stream(screen)
+    out = io.StringIO()
+    stream = MarkdownStream(Console(file=out, width=40, height=30, force_terminal=True, color_system="standard"))
+    points = [0, *sorted(set(cuts)), len(ANSWER)]
+    for a, b in zip(points, points[1:]):
+        stream.last_update = 0.0  # draw every delta: the redraws are what is under test
+        stream.feed(ANSWER[a:b])
+    stream.end()
+    terminal.feed(out.getvalue().replace("\n", "\r\n"))
+    rows = ["".join(line[x].data for x in range(40)).rstrip() for line in screen.history.top]
+    rows += [line.rstrip() for line in screen.display]
+    while rows and not rows[-1]:
+        rows.pop()
+    assert rows == [line.rstrip() for line in rendered([ANSWER]).splitlines()]
