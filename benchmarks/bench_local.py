@@ -71,3 +71,40 @@ def prompt_reuse(gguf: Path, rounds: int) -> list[dict[str, int]]:
         messages += [{"role": "assistant", "content": "", "tool_calls": [call.message_part()]},
                      {"role": "tool", "tool_call_id": call.id, "content": f"Sunny, {18 + number}C"}]
     return rows
+
+
+# The README's questions, as a new user asks them of the bundled model ("Local models" states the result).
+FIRST_RUN_QUESTIONS = ["What's the weather in Singapore?", "What's the weather in Oslo?", "Hello", "What's 17 * 23?"]
+
+
+def first_run(cache: Path, runs: int) -> list[dict[str, Any]]:
+    """`toolchat ask --yes --json QUESTION` with the bundled model and the default (random) seed,
+    `runs` times per question: which tools were called with which arguments, and the answer."""
+    import json
+    import os
+    import subprocess
+    import sys
+    import tempfile
+
+    rows = []
+    with tempfile.TemporaryDirectory() as home:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "TOOLCHAT_"))}
+        env.update(TOOLCHAT_CACHE_DIR=str(cache), TOOLCHAT_CONFIG_DIR=f"{home}/config", TOOLCHAT_DATA_DIR=f"{home}/data")
+        for question in FIRST_RUN_QUESTIONS:
+            for _ in range(runs):
+                done = subprocess.run([sys.executable, "-m", "toolchat", "ask", "--yes", "--json", question],
+                                      capture_output=True, text=True, env=env, cwd=home, stdin=subprocess.DEVNULL)
+                result = json.loads(done.stdout)
+                rows.append({"question": question, "answer": result["answer"],
+                             "calls": [(c["name"], c["arguments"], c["status"]) for c in result["tool_calls"]]})
+    return rows
+
+
+if __name__ == "__main__":  # python benchmarks/bench_local.py [RUNS]: the first-run measurement
+    import sys
+
+    from toolchat.backends.bundled import bundled_model_path
+    from toolchat.env import Environment
+
+    for row in first_run(bundled_model_path(Environment().cache_dir).parent.parent, int(sys.argv[1]) if sys.argv[1:] else 5):
+        print(f"{row['question']!r:38} {row['calls']!s:70} {row['answer'][:90]!r}")

@@ -252,6 +252,8 @@ class LocalBackend:
         stops = [s for s in getattr(self.renderer, "stop", []) if s] + ["<start_of_turn>"]
         pending = ""
         count = 0
+        # no repeat penalty, even for the bundled model: with one it "answered" 17 * 23 = 405.86 from a
+        # result of 391 (4 times in 5; benchmarks/bench_local.py)
         for token in self.llm.generate(tokens, temp=temperature, grammar=grammar, repeat_penalty=1.0):
             if self._llama_cpp.llama_vocab_is_eog(vocab, token) or count >= limit:
                 break
