@@ -95,3 +95,32 @@ def shared_cache(isolated_env, bundled_gguf) -> Path:
     cache = Path(isolated_env["TOOLCHAT_CACHE_DIR"])
     link_bundled_model(cache, bundled_gguf)
     return cache
+
+
+class CliResult:
+    def __init__(self, returncode: int, stdout: str, stderr: str) -> None:
+        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
+
+
+@pytest.fixture
+def run_cli(isolated_env: dict[str, str], tmp_path: Path) -> Callable[..., CliResult]:
+    """Run `toolchat ARGS...` in this process with a fake Environment (streams, environment, folder;
+    no terminal to ask on): the same code as the subprocess `cli`, without the start-up cost."""
+    import io
+
+    from toolchat.app import main
+    from toolchat.env import Environment
+
+    def run(*args: str, cwd: Path | None = None, input: str | bytes = b"", env: dict[str, str] | None = None,
+            stdin_tty: bool = False) -> CliResult:
+        data = input.encode() if isinstance(input, str) else input
+        stdin = io.TextIOWrapper(io.BytesIO(data), encoding="utf-8")
+        if stdin_tty:
+            stdin.isatty = lambda: True  # type: ignore[method-assign]
+        out, err = io.StringIO(), io.StringIO()
+        environment = Environment(stdin=stdin, stdout=out, stderr=err, environ={**isolated_env, **(env or {})},
+                                  cwd=cwd or tmp_path, tty_path=None)
+        code = main(list(args), environment)
+        return CliResult(code, out.getvalue(), err.getvalue())
+
+    return run

@@ -19,7 +19,8 @@ from fakeserver import FakeServer, openai_calls, sse, text_stream
 from toolchat.config_file import load_file
 from toolchat.engine import Engine, Policy, ToolOptions
 from toolchat.errors import ConfigError
-from toolchat.sessions import SessionStore, load
+from toolchat.conversation import Conversation
+from toolchat.sessions import SessionLog, load
 from toolchat.tools import discover
 
 REPO = Path(__file__).resolve().parents[1]
@@ -83,7 +84,7 @@ def test_ctrl_c_in_ask_exits_130(isolated_env, tmp_path):
     assert out.startswith("word word") and "toolchat: interrupted" in err and "Traceback" not in err
 
 
-def test_sigterm_while_a_tool_runs_stops_the_tool_and_exits_130(isolated_env, tmp_path, plugin_dir):
+def test_sigterm_while_a_tool_runs_stops_the_tool_and_exits_143(isolated_env, tmp_path, plugin_dir):
     marker = tmp_path / "tool-pid"
     folder = plugin_dir(slow=f"import os, time\n\ndef slow() -> str:\n    '''Slow.'''\n"
                              f"    open({str(marker)!r}, 'w').write(str(os.getpid()))\n    time.sleep(60)\n    return 'x'\n")
@@ -97,7 +98,7 @@ def test_sigterm_while_a_tool_runs_stops_the_tool_and_exits_130(isolated_env, tm
         tool_pid = int(marker.read_text())
         process.send_signal(signal.SIGTERM)
         process.communicate(timeout=20)
-    assert process.returncode == 130
+    assert process.returncode == 143
     time.sleep(0.5)
     with pytest.raises(ProcessLookupError):
         os.kill(tool_pid, 0)
@@ -105,8 +106,7 @@ def test_sigterm_while_a_tool_runs_stops_the_tool_and_exits_130(isolated_env, tm
 
 def test_a_long_session_resumes_and_continues(tmp_path):
     path = tmp_path / "long.jsonl"
-    store = SessionStore(path)
-    store.open({"project": str(tmp_path)})
+    conversation = Conversation(None, SessionLog(path, {"project": str(tmp_path)}))
     messages: list[dict] = []
     for n in range(100):
         messages.append({"role": "user", "content": f"question {n}"})
@@ -115,15 +115,17 @@ def test_a_long_session_resumes_and_continues(tmp_path):
             {"id": i, "type": "function", "function": {"name": "calculate", "arguments": '{"expression": "1"}'}} for i in ids]})
         messages += [{"role": "tool", "tool_call_id": i, "content": "1"} for i in ids]
         messages.append({"role": "assistant", "content": f"answer {n}"})
-        store.sync(messages)
-    store.close()
+        for message in messages[len(conversation):]:
+            conversation.append(message)
+    conversation.log.close()
     assert len(messages) == 500 and sum(m["role"] == "tool" for m in messages) == 200
     loaded = load(path)
     assert loaded.messages == messages and loaded.skipped == 0
     backend = ScriptedBackend(answer("still going"))
+    resumed = Conversation()
+    resumed.restore(loaded.messages, SessionLog(path, {}))
     engine = Engine(backend, discover([]), approve=lambda p: None, on_event=lambda e: None, policy=Policy(),
-                    tool_options=ToolOptions(tmp_path))
-    engine.messages = loaded.messages
+                    tool_options=ToolOptions(tmp_path), conversation=resumed)
     assert engine.run_turn("one more").answer == "still going"
     assert len(backend.requests[0].messages) == 501
 

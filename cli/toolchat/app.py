@@ -11,7 +11,7 @@ import typer
 
 from toolchat import __version__
 from toolchat.env import Environment
-from toolchat.errors import ExitStatus, ToolchatError
+from toolchat.errors import ExitStatus, ToolchatError, UsageError
 
 app = typer.Typer(
     name="toolchat",
@@ -38,9 +38,9 @@ NoBundledOpt = Annotated[bool, typer.Option("--no-bundled-tools", help="Leave ou
 McpOpt = Annotated[Optional[List[str]], typer.Option("--mcp", help="An MCP server: a command line or an http(s) URL (repeatable).")]
 
 
-def _version(value: bool) -> None:
+def _version(ctx: typer.Context, value: bool) -> None:
     if value:
-        print(f"toolchat {__version__}")
+        _env(ctx).write(f"toolchat {__version__}\n")
         raise typer.Exit()
 
 
@@ -51,21 +51,28 @@ def root(
 ) -> None:
     """toolchat: a chat REPL for tool-calling models; `toolchat` alone is `toolchat chat`."""
     if ctx.invoked_subcommand is None:
-        chat()
+        chat(ctx)
 
 
-def _settings(config: Optional[str], on_untrusted: Any = None, **overrides: Any):
+def _env(ctx: typer.Context) -> Environment:
+    """The one Environment `main` made, handed down through Typer's context."""
+    obj = ctx.find_root().obj
+    return obj if isinstance(obj, Environment) else Environment()
+
+
+def _settings(env: Environment, config: Optional[str], on_untrusted: Any = None, check_trust: bool = True,
+              **overrides: Any):
     from toolchat import config as config_module
 
-    env = Environment()
     return config_module.load(_path(config), overrides, config_dir=env.config_dir, data_dir=env.data_dir, cwd=env.cwd,
-                              environ=env.environ, on_untrusted=on_untrusted, notify=_notice)
+                              environ=env.environ, on_untrusted=on_untrusted, check_trust=check_trust,
+                              notify=lambda message: _notice(env, message))
 
 
-def _notice(message: str) -> None:
+def _notice(env: Environment, message: str) -> None:
     from toolchat.safety import clean
 
-    print(f"toolchat: {clean(message)}", file=sys.stderr)
+    env.write(f"toolchat: {clean(message)}\n", err=True)
 
 
 def _path(value: Optional[str]) -> Optional[Path]:
@@ -73,56 +80,51 @@ def _path(value: Optional[str]) -> Optional[Path]:
     return Path(value) if value is not None else None
 
 
-def _tool_settings(config: Optional[str], tools: Optional[List[str]], no_bundled: bool):
-    cwd = Path.cwd()
-    return _settings(
-        config,
-        tool_paths=[(cwd / p).resolve() for p in tools or []],
-        bundled_tools=False if no_bundled else None,
-    )
-
-
-def _consoles():
-    from toolchat.render import console_for
-
-    return console_for(sys.stdout), console_for(sys.stderr, stderr=True)
+def _tool_settings(env: Environment, config: Optional[str], tools: Optional[List[str]], no_bundled: bool):
+    return _settings(env, config, tool_paths=[(env.cwd / p).resolve() for p in tools or []],
+                     bundled_tools=False if no_bundled else None)
 
 
 @tools_app.command("list")
-def tools_list(tools: ToolsOpt = None, no_bundled_tools: NoBundledOpt = False, config: ConfigOpt = None) -> None:
+def tools_list(ctx: typer.Context, tools: ToolsOpt = None, no_bundled_tools: NoBundledOpt = False,
+               config: ConfigOpt = None) -> None:
     """The tools found, where each came from, and modules that failed to load."""
     from toolchat import tools_cmd
 
-    settings = _tool_settings(config, tools, no_bundled_tools)
-    out, _ = _consoles()
-    tools_cmd.list_tools(_registry(settings, False), settings, out)
+    env = _env(ctx)
+    settings = _tool_settings(env, config, tools, no_bundled_tools)
+    tools_cmd.list_tools(_registry(env, settings, False), settings, env.consoles()[0])
 
 
 @tools_app.command("show")
-def tools_show(name: str, tools: ToolsOpt = None, no_bundled_tools: NoBundledOpt = False, config: ConfigOpt = None) -> None:
+def tools_show(ctx: typer.Context, name: str, tools: ToolsOpt = None, no_bundled_tools: NoBundledOpt = False,
+               config: ConfigOpt = None) -> None:
     """One tool: description, parameters, source file."""
     from toolchat import tools_cmd
 
-    settings = _tool_settings(config, tools, no_bundled_tools)
-    out, _ = _consoles()
-    registry = _registry(settings, False)
-    tools_cmd.show_tool(tools_cmd.find_tool(registry, name), settings, out)
+    env = _env(ctx)
+    settings = _tool_settings(env, config, tools, no_bundled_tools)
+    registry = _registry(env, settings, False)
+    tools_cmd.show_tool(tools_cmd.find_tool(registry, name), settings, env.consoles()[0])
 
 
 @tools_app.command("schema")
 def tools_schema(
+    ctx: typer.Context,
     names: Annotated[Optional[List[str]], typer.Argument(help="Tool names; all tools when none.")] = None,
     tools: ToolsOpt = None, no_bundled_tools: NoBundledOpt = False, config: ConfigOpt = None,
 ) -> None:
     """The OpenAI-format definitions as a JSON array."""
     from toolchat import tools_cmd
 
-    settings = _tool_settings(config, tools, no_bundled_tools)
-    print(tools_cmd.schema_json(_registry(settings, False), names or []))
+    env = _env(ctx)
+    settings = _tool_settings(env, config, tools, no_bundled_tools)
+    env.write(tools_cmd.schema_json(_registry(env, settings, False), names or []) + "\n")
 
 
 @tools_app.command("run")
 def tools_run(
+    ctx: typer.Context,
     name: str,
     args: Annotated[Optional[str], typer.Option("--args", help="The arguments as a JSON object.")] = None,
     tools: ToolsOpt = None, no_bundled_tools: NoBundledOpt = False, config: ConfigOpt = None,
@@ -131,11 +133,12 @@ def tools_run(
     """Run one tool directly, without a model."""
     from toolchat import tools_cmd
 
-    settings = _tool_settings(config, tools, no_bundled_tools)
+    env = _env(ctx)
+    settings = _tool_settings(env, config, tools, no_bundled_tools)
     if tool_timeout is not None:
         settings.tool_timeout = tool_timeout
-    out, err = _consoles()
-    code = tools_cmd.run_once(_registry(settings, False), name, args, settings, out, err)
+    out, err = env.consoles()
+    code = tools_cmd.run_once(_registry(env, settings, False), name, args, settings, out, err)
     raise typer.Exit(code)
 
 
@@ -160,43 +163,36 @@ TraceContentOpt = Annotated[bool, typer.Option("--trace-content", help="Put mess
 
 
 
-def _overrides(profile: Optional[str], backend: Optional[str], model: Optional[str], base_url: Optional[str],
+def _overrides(env: Environment, *, profile: Optional[str], backend: Optional[str], model: Optional[str], base_url: Optional[str],
                tools: Optional[List[str]], no_bundled_tools: bool, system: Optional[str], allow: Optional[List[str]],
                deny: Optional[List[str]], max_rounds: Optional[int], tool_timeout: Optional[float], no_stream: bool,
                temperature: Optional[float], max_tokens: Optional[int]) -> dict[str, Any]:
     """The flags `chat` and `ask` share, as config overrides."""
-    cwd = Path.cwd()
     return dict(
         profile=profile, backend=backend, model=model, base_url=base_url,
-        tool_paths=[(cwd / p).resolve() for p in tools or []],
+        tool_paths=[(env.cwd / p).resolve() for p in tools or []],
         bundled_tools=False if no_bundled_tools else None, system=system, allow=allow or [], deny=deny or [],
         max_rounds=max_rounds, tool_timeout=tool_timeout, stream=False if no_stream else None,
         temperature=temperature, max_tokens=max_tokens,
     )
 
 
-def _trace(trace: Optional[str], trace_content: bool) -> dict[str, Any]:
-    return {"trace": (Path.cwd() / trace).resolve() if trace else None, "trace_content": trace_content or None}
+def _trace(env: Environment, trace: Optional[str], trace_content: bool) -> dict[str, Any]:
+    return {"trace": (env.cwd / trace).resolve() if trace else None, "trace_content": trace_content or None}
 
 
-def _registry(settings: Any, no_tools: bool, notify: Any = None, waits: bool = True) -> Any:
+def _registry(env: Environment, settings: Any, no_tools: bool, notify: Any = None, waits: bool = True) -> Any:
     from toolchat.tools import Registry
     from toolchat.tools.registry import load
 
     if no_tools:
         return Registry()
-    registry = load(settings.tool_paths, settings.bundled_tools, Environment().cache_dir, settings.project_dir)
+    registry = load(settings.tool_paths, settings.bundled_tools, env.cache_dir, settings.project_dir)
     if settings.mcp_servers:  # the MCP SDK is imported only when a server is configured
         from toolchat.mcp.wiring import attach
 
-        attach(registry, settings, Environment(), notify, waits=waits)  # no notify: the caller lists problems
+        attach(registry, settings, env, notify, waits=waits)  # no notify: the caller lists problems
     return registry
-
-
-def _note(message: str) -> None:
-    from toolchat.safety import clean
-
-    print(f"toolchat: {clean(message)}", file=sys.stderr, flush=True)
 
 
 def _mcp_flags(values: Optional[List[str]]) -> list:
@@ -207,6 +203,7 @@ def _mcp_flags(values: Optional[List[str]]) -> list:
 
 @app.command()
 def ask(
+    ctx: typer.Context,
     prompt: Annotated[Optional[List[str]], typer.Argument(help="The question; '-' or a pipe appends stdin.")] = None,
     config: ConfigOpt = None, profile: ProfileOpt = None, backend: BackendOpt = None, model: ModelOpt = None,
     base_url: BaseUrlOpt = None, tools: ToolsOpt = None, no_tools: NoToolsOpt = False,
@@ -214,69 +211,68 @@ def ask(
     deny: DenyOpt = None, tool_choice: ToolChoiceOpt = None, max_rounds: MaxRoundsOpt = None,
     tool_timeout: ToolTimeoutOpt = None, no_stream: NoStreamOpt = False, temperature: TemperatureOpt = None,
     max_tokens: MaxTokensOpt = None, mcp: McpOpt = None,
+    trace: TraceOpt = None, trace_content: TraceContentOpt = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object: answer, messages, calls, usage.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No tool log on stderr.")] = False,
-    trace: TraceOpt = None, trace_content: TraceContentOpt = False,
 ) -> None:
     """One question, tools allowed, the answer on stdout."""
     from toolchat.ask import AskOptions, run_ask
+    from toolchat.chat import redactor_for
 
-    settings = _settings(config, **_overrides(profile, backend, model, base_url, tools, no_bundled_tools, system,
-                                              allow, deny, max_rounds, tool_timeout, no_stream, temperature, max_tokens),
-                         mcp_servers=_mcp_flags(mcp), **_trace(trace, trace_content))
+    env = _env(ctx)
+    settings = _settings(env, config, **_overrides(
+        env, profile=profile, backend=backend, model=model, base_url=base_url, tools=tools,
+        no_bundled_tools=no_bundled_tools, system=system, allow=allow, deny=deny, max_rounds=max_rounds,
+        tool_timeout=tool_timeout, no_stream=no_stream, temperature=temperature, max_tokens=max_tokens),
+        mcp_servers=_mcp_flags(mcp), **_trace(env, trace, trace_content))
     options = AskOptions(prompt or [], json_output, quiet, tool_choice)
-    registry = _registry(settings, no_tools, _note)
+    registry = _registry(env, settings, no_tools, lambda message: _notice(env, message))
     try:
-        raise typer.Exit(run_ask(settings, registry, options, Environment(), yes))
+        raise typer.Exit(run_ask(settings, registry, options, env, yes, redactor_for(settings, env)))
     finally:
-        registry.close()  # MCP servers stop, bounded, whatever ended the run
+        registry.close()  # MCP servers stop, bounded, whatever ended the run if hasattr(registry, "close") else None
 
 
 @app.command()
 def chat(
+    ctx: typer.Context,
     config: ConfigOpt = None, profile: ProfileOpt = None, backend: BackendOpt = None, model: ModelOpt = None,
     base_url: BaseUrlOpt = None, tools: ToolsOpt = None, no_tools: NoToolsOpt = False,
     no_bundled_tools: NoBundledOpt = False, system: SystemOpt = None, yes: YesOpt = False, allow: AllowOpt = None,
     deny: DenyOpt = None, tool_choice: ToolChoiceOpt = None, max_rounds: MaxRoundsOpt = None,
     tool_timeout: ToolTimeoutOpt = None, no_stream: NoStreamOpt = False, temperature: TemperatureOpt = None,
     max_tokens: MaxTokensOpt = None, mcp: McpOpt = None,
+    trace: TraceOpt = None, trace_content: TraceContentOpt = False,
     resume: Annotated[bool, typer.Option("--continue", help="Resume this project's last session.")] = False,
     session: Annotated[Optional[str], typer.Option("--session", help="Use (or resume) the session of this name.")] = None,
-    trace: TraceOpt = None, trace_content: TraceContentOpt = False,
 ) -> None:
     """The interactive REPL (what `toolchat` alone runs)."""
     from toolchat import repl
     from toolchat.backends.factory import create_backend
-    from toolchat.chat import Chat, ChatOptions
+    from toolchat.chat import Chat, ChatOptions, reloader
     from toolchat.safety import clean
 
-    env = Environment()
+    env = _env(ctx)
     repl.require_terminal(env)
-    console = repl.console_for_chat()
-    overrides = _overrides(profile, backend, model, base_url, tools, no_bundled_tools, system, allow, deny,
-                           max_rounds, tool_timeout, no_stream, temperature, max_tokens) | _trace(trace, trace_content)
-    overrides["mcp_servers"] = _mcp_flags(mcp)
-    settings = _settings(config, on_untrusted=repl.ask_trust(console), **overrides)
+    console = repl.console_for_chat(env)
+    overrides = _overrides(
+        env, profile=profile, backend=backend, model=model, base_url=base_url, tools=tools,
+        no_bundled_tools=no_bundled_tools, system=system, allow=allow, deny=deny, max_rounds=max_rounds,
+        tool_timeout=tool_timeout, no_stream=no_stream, temperature=temperature, max_tokens=max_tokens)
+    overrides |= {"mcp_servers": _mcp_flags(mcp), **_trace(env, trace, trace_content)}
+    settings = _settings(env, config, on_untrusted=repl.ask_trust(console), **overrides)
     notify = lambda message: console.print(clean(message), style="dim", markup=False)  # noqa: E731
-    registry = _registry(settings, no_tools, notify, waits=False)  # the prompt does not wait for MCP servers
-
-    def reload(new_profile: Optional[str], new_model: Optional[str]):
-        """/model and /profile: the same flags, another profile or model."""
-        fresh = _settings(config, on_untrusted=lambda declined: False,  # asked once, at start
-                          **{**overrides, "profile": new_profile or overrides["profile"], "model": new_model})
-        return fresh, create_backend(fresh, env, notify)
-
-    with console.status("loading the model…" if settings.backend == "local" else "connecting…"):
+    registry = _registry(env, settings, no_tools, notify, waits=False)  # the prompt does not wait for MCP servers
+    with console.status("starting…"):
         model_backend = create_backend(settings, env, notify)
     options = ChatOptions(resume, session, tool_choice, yes)
-    try:
-        raise typer.Exit(repl.run(Chat(env, settings, registry, model_backend, options, console, reload), env))
-    finally:
-        registry.close()
+    reload = reloader(env, _path(config), overrides, notify)
+    raise typer.Exit(repl.run(Chat(env, settings, registry, model_backend, options, console, reload), env))
 
 
 @app.command()
 def serve(
+    ctx: typer.Context,
     config: ConfigOpt = None, profile: ProfileOpt = None, backend: BackendOpt = None, model: ModelOpt = None,
     base_url: BaseUrlOpt = None, tools: ToolsOpt = None, no_tools: NoToolsOpt = False,
     no_bundled_tools: NoBundledOpt = False, system: SystemOpt = None, yes: YesOpt = False, allow: AllowOpt = None,
@@ -292,191 +288,218 @@ def serve(
     """An OpenAI-compatible endpoint (/v1/chat/completions) that runs this project's tools server-side."""
     from toolchat.serve import ServeOptions, run_serve
 
-    overrides = _overrides(profile, backend, model, base_url, tools, no_bundled_tools, system, allow, deny,
-                           max_rounds, tool_timeout, False, temperature, max_tokens) | _trace(trace, trace_content)
-    overrides["mcp_servers"] = _mcp_flags(mcp)
-    settings = _settings(config, **overrides)
+    env = _env(ctx)
+    overrides = _overrides(
+        env, profile=profile, backend=backend, model=model, base_url=base_url, tools=tools,
+        no_bundled_tools=no_bundled_tools, system=system, allow=allow, deny=deny, max_rounds=max_rounds,
+        tool_timeout=tool_timeout, no_stream=False, temperature=temperature, max_tokens=max_tokens)
+    overrides |= {"mcp_servers": _mcp_flags(mcp), **_trace(env, trace, trace_content)}
+    settings = _settings(env, config, **overrides)
     options = ServeOptions(host, port, api_key_env, yes, max_queue, time_limit)
-    registry = _registry(settings, no_tools)
+    registry = _registry(env, settings, no_tools)
     try:
-        raise typer.Exit(run_serve(settings, lambda name: _settings(config, **{**overrides, "profile": name}),
-                                   registry, options, Environment()))
+        raise typer.Exit(run_serve(settings, lambda name: _settings(env, config, **{**overrides, "profile": name}),
+                                   registry, options, env))
     finally:
         registry.close()  # MCP servers stop with the server
 
 
 @app.command()
-def models(config: ConfigOpt = None, profile: ProfileOpt = None, backend: BackendOpt = None,
+def models(ctx: typer.Context, config: ConfigOpt = None, profile: ProfileOpt = None, backend: BackendOpt = None,
            base_url: BaseUrlOpt = None) -> None:
     """Models the endpoint lists (/v1/models), or the local GGUF files and the bundled one."""
-    env = Environment()
-    settings = _settings(config, profile=profile, backend=backend, base_url=base_url)
     from toolchat.backends.factory import list_models
     from toolchat.safety import clean
 
-    for line in list_models(settings, env):
-        print(clean(line))  # ids from a server, file names from the project: no escape reaches the terminal
+    env = _env(ctx)
+    settings = _settings(env, config, profile=profile, backend=backend, base_url=base_url)
+    # ids from a server, file names from the project: no escape reaches the terminal
+    env.write("".join(clean(line) + "\n" for line in list_models(settings, env)))
 
 
 @config_app.command("show")
-def config_show(config: ConfigOpt = None, profile: ProfileOpt = None) -> None:
+def config_show(ctx: typer.Context, config: ConfigOpt = None, profile: ProfileOpt = None) -> None:
     """The merged config in force, secrets hidden, and where each value came from."""
-    from toolchat import config as config_module
     from toolchat import config_cmd
 
-    env = Environment()
-    settings = config_module.load(_path(config), {"profile": profile}, config_dir=env.config_dir, data_dir=env.data_dir,
-                                  cwd=env.cwd, environ=env.environ, check_trust=False, notify=_notice)
-    config_cmd.show(settings, env, _consoles()[0])
+    env = _env(ctx)
+    settings = _settings(env, config, check_trust=False, profile=profile)
+    config_cmd.show(settings, env, env.consoles()[0])
 
 
 @config_app.command("init")
-def config_init() -> None:
+def config_init(ctx: typer.Context) -> None:
     """Write a commented toolchat.yaml into the current folder."""
     from toolchat import config_cmd
 
-    config_cmd.init(Path.cwd(), _consoles()[0])
+    env = _env(ctx)
+    config_cmd.init(env.cwd, env.consoles()[0])
 
 
 @config_app.command("schema")
-def config_schema() -> None:
+def config_schema(ctx: typer.Context) -> None:
     """Print the JSON Schema of toolchat.yaml, for editors."""
     from toolchat import config_cmd
 
-    print(config_cmd.schema_text(), end="")
+    _env(ctx).write(config_cmd.schema_text())
 
 
 @config_app.command("validate")
-def config_validate(path: Annotated[Optional[str], typer.Argument(help="The file; else the one in force.")] = None) -> None:
+def config_validate(ctx: typer.Context,
+                    path: Annotated[Optional[str], typer.Argument(help="The file; else the one in force.")] = None) -> None:
     """Check a config file; exit 2 with file:line on the first error."""
     from toolchat import config_cmd
 
-    config_cmd.validate(_path(path), Environment(), _consoles()[0])
+    env = _env(ctx)
+    config_cmd.validate(_path(path), env, env.consoles()[0])
 
 
 @config_app.command("trust")
-def config_trust(path: Annotated[Optional[str], typer.Argument(help="The file; else this project's.")] = None) -> None:
+def config_trust(ctx: typer.Context,
+                 path: Annotated[Optional[str], typer.Argument(help="The file; else this project's.")] = None) -> None:
     """Trust a project config (by path and content) after showing what it sets."""
     from toolchat import config_cmd
 
-    config_cmd.trust(_path(path), Environment(), _consoles()[0])
+    env = _env(ctx)
+    config_cmd.trust(_path(path), env, env.consoles()[0])
 
 
 @config_app.command("path")
-def config_path(config: ConfigOpt = None) -> None:
+def config_path(ctx: typer.Context, config: ConfigOpt = None) -> None:
     """The config files in force."""
-    from toolchat import config as config_module
     from toolchat import config_cmd
 
-    env = Environment()
-    settings = config_module.load(_path(config), {}, config_dir=env.config_dir, data_dir=env.data_dir, cwd=env.cwd,
-                                  environ=env.environ, check_trust=False, notify=_notice)
-    for line in config_cmd.file_lines(settings, env):
-        print(line)
+    env = _env(ctx)
+    settings = _settings(env, config, check_trust=False)
+    env.write("".join(line + "\n" for line in config_cmd.file_lines(settings, env)))
 
 
 @mcp_app.command("list")
-def mcp_list(mcp: McpOpt = None, config: ConfigOpt = None) -> None:
+def mcp_list(ctx: typer.Context, mcp: McpOpt = None, config: ConfigOpt = None) -> None:
     """Each MCP server: transport, state, start time and tools, or the error and its stderr."""
     from toolchat import mcp_cmd
-    from toolchat.mcp import parse_flags
 
-    env = Environment()
-    settings = _settings(config, mcp_servers=parse_flags(mcp or []))
-    raise typer.Exit(mcp_cmd.list_servers(settings.mcp_servers, settings.project_dir, env, _consoles()[0],
+    env = _env(ctx)
+    settings = _settings(env, config, mcp_servers=_mcp_flags(mcp))
+    raise typer.Exit(mcp_cmd.list_servers(settings.mcp_servers, settings.project_dir, env, env.consoles()[0],
                                           settings.secrets))
 
 
 @mcp_app.command("logs")
-def mcp_logs(name: Annotated[str, typer.Argument(help="The server's name.")], mcp: McpOpt = None,
+def mcp_logs(ctx: typer.Context, name: Annotated[str, typer.Argument(help="The server's name.")], mcp: McpOpt = None,
              config: ConfigOpt = None) -> None:
     """What one MCP server wrote to stderr (kept in the data dir, never shown in the chat)."""
     from toolchat import mcp_cmd
-    from toolchat.mcp import parse_flags
 
-    settings = _settings(config, mcp_servers=parse_flags(mcp or []))
-    sys.stdout.write(mcp_cmd.show_log(name, settings.mcp_servers, Environment().data_dir, settings.secrets))
+    env = _env(ctx)
+    settings = _settings(env, config, mcp_servers=_mcp_flags(mcp))
+    env.write(mcp_cmd.show_log(name, settings.mcp_servers, env.data_dir, settings.secrets))
 
 
 @sessions_app.command("list")
-def sessions_list(config: ConfigOpt = None) -> None:
+def sessions_list(ctx: typer.Context, config: ConfigOpt = None) -> None:
     """This project's sessions, oldest first: id, when, messages, first question."""
     from toolchat import sessions_cmd
 
-    env = Environment()
-    settings = _settings(config)
-    sessions_cmd.list_sessions(env.data_dir, settings.project_dir, _consoles()[0])
+    env = _env(ctx)
+    settings = _settings(env, config)
+    sessions_cmd.list_sessions(env.data_dir, settings.project_dir, env.consoles()[0])
 
 
 @sessions_app.command("show")
-def sessions_show(session_id: Annotated[str, typer.Argument(help="An id from `toolchat sessions list`.")],
+def sessions_show(ctx: typer.Context,
+                  session_id: Annotated[str, typer.Argument(help="An id from `toolchat sessions list`.")],
                   config: ConfigOpt = None) -> None:
     """One session's messages."""
     from toolchat import sessions_cmd
 
-    env = Environment()
-    settings = _settings(config)
-    sessions_cmd.show_session(env.data_dir, settings.project_dir, session_id, _consoles())
+    env = _env(ctx)
+    settings = _settings(env, config)
+    sessions_cmd.show_session(env.data_dir, settings.project_dir, session_id, env.consoles())
 
 
 @trace_app.command("show")
-def trace_show(file: Annotated[str, typer.Argument(help="A file written with --trace or config `trace:`.")],
+def trace_show(ctx: typer.Context,
+               file: Annotated[str, typer.Argument(help="A file written with --trace or config `trace:`.")],
                last: Annotated[int, typer.Option("--last", min=0, help="Only the last N traces (0: all).")] = 0) -> None:
     """Each trace in the file as a tree: spans, durations, tokens, tool outcomes."""
     from toolchat import trace_cmd
 
-    trace_cmd.show(Path(file), last, _consoles()[0])
+    env = _env(ctx)
+    trace_cmd.show(env.cwd / file, last, env.consoles()[0])
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: Optional[List[str]] = None, env: Optional[Environment] = None) -> int:
     """Run the CLI; every failure becomes one line on stderr and an exit code."""
     from toolchat.tools import worker
 
     worker.start()  # the tool worker is forked first, before any thread exists
-    env = Environment()
-    _sigterm_is_an_interrupt()
+    if env is None:  # a real process: signals are ours (an in-process test keeps pytest's)
+        env = Environment()
+        _signals_are_interrupts()
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0].startswith("-") and args[0] not in ("--help", "--version"):
         args.insert(0, "chat")  # `toolchat --base-url URL` is `toolchat chat --base-url URL`
     try:
-        result = app(args=args, prog_name="toolchat", standalone_mode=False)
+        _check_command(args)
+        result = app(args=args, prog_name="toolchat", standalone_mode=False, obj=env)
         return int(result or 0) if isinstance(result, int) else 0
     except ToolchatError as exc:
         _report(exc, env)
         return int(exc.exit_status)
     except typer.Exit as exc:
         return int(exc.exit_code)
-    except (KeyboardInterrupt, typer.Abort):
-        print("\ntoolchat: interrupted", file=sys.stderr)
-        return ExitStatus.INTERRUPTED
+    except (KeyboardInterrupt, typer.Abort) as exc:
+        from toolchat.errors import interrupted_status
+
+        env.write("\ntoolchat: interrupted\n", err=True)
+        return interrupted_status(exc)
     except Exception as exc:  # the last line of defence: one line, never a traceback
         if hasattr(exc, "show") and hasattr(exc, "exit_code"):  # click's usage errors, vendored or not
-            exc.show()
+            exc.show(file=env.stderr)
             return ExitStatus.USAGE
         if env.debug:
             raise
         from toolchat.safety import clean
 
-        print(f"toolchat: internal error: {clean(type(exc).__name__)}: {clean(str(exc))} "
-              "(run with TOOLCHAT_DEBUG=1 for a traceback)", file=sys.stderr)
+        env.write(f"toolchat: internal error: {clean(type(exc).__name__)}: {clean(str(exc))} "
+                  "(run with TOOLCHAT_DEBUG=1 for a traceback)\n", err=True)
         return ExitStatus.BACKEND
 
 
-def _sigterm_is_an_interrupt() -> None:
-    """SIGTERM unwinds like Ctrl-C: running tools are stopped and the session file is intact."""
+def _check_command(args: List[str]) -> None:
+    """`toolchat "what is 2+2"` is what llm users type: say how to ask instead of 'No such command'."""
+    if not args or args[0].startswith("-"):
+        return
+    import click
+
+    root = typer.main.get_command(app)
+    if isinstance(root, click.Group) and args[0] not in root.commands:
+        import difflib
+
+        close = difflib.get_close_matches(args[0], list(root.commands), n=1)
+        if close and " " not in args[0]:
+            raise UsageError(f"no command '{args[0]}'", f"did you mean `toolchat {close[0]}`?")
+        question = " ".join(args)
+        raise UsageError(f"no command '{question[:40]}'", f'to ask a question: toolchat ask "{question}"')
+
+
+def _signals_are_interrupts() -> None:
+    """TERM, HUP (the terminal closed) and QUIT unwind like Ctrl-C: running tools are stopped and
+    the session file is intact; the exit code is 128 + the signal."""
     import signal
 
     from toolchat.errors import Terminated
 
     def interrupt(signum: int, frame: Any) -> None:
         Terminated.requested = True
-        raise Terminated
+        raise Terminated(signum)
 
-    try:
-        signal.signal(signal.SIGTERM, interrupt)
-        signal.signal(signal.SIGHUP, interrupt)  # a closed terminal too: MCP servers and tools are stopped
-    except ValueError:  # not the main thread (embedded use)
-        pass
+    for name in ("SIGTERM", "SIGHUP", "SIGQUIT"):
+        try:
+            signal.signal(getattr(signal, name), interrupt)
+        except (ValueError, AttributeError):  # not the main thread (embedded use), or no such signal
+            pass
 
 
 def _report(exc: ToolchatError, env: Environment) -> None:
@@ -485,5 +508,5 @@ def _report(exc: ToolchatError, env: Environment) -> None:
     if env.debug:
         import traceback
 
-        traceback.print_exc()
-    print(f"toolchat: error: {clean(str(exc))}", file=sys.stderr)
+        traceback.print_exc(file=env.stderr)
+    env.write(f"toolchat: error: {clean(str(exc))}\n", err=True)

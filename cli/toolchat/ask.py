@@ -10,12 +10,15 @@ from typing import IO, Any
 from toolchat.backends.base import TextDelta
 from toolchat.config import Settings
 from toolchat.engine import (CallDecided, CallFinished, CallRequested, Decision, Engine, Event, PendingCall,
-                             Policy, ToolOptions, TurnError, TurnResult, arguments_text, total_usage)
+                             Stopped, TurnError, TurnResult, arguments_text, total_usage)
 from toolchat.env import Environment
 from toolchat.errors import ExitStatus, UsageError
 from toolchat.safety import clean
-from toolchat.tools import Registry
+from toolchat.secrets import Redactor
+from toolchat.tools import Registry, ToolStatus
 from toolchat.tracing import traced
+
+NO_TERMINAL = "no terminal was available to ask the user for approval"
 
 PREVIEW = 120
 
@@ -33,10 +36,7 @@ def read_prompt(words: list[str], env: Environment) -> str:
     use_stdin = "-" in words or not env.stdin_isatty
     text = " ".join(w for w in words if w != "-").strip()
     if use_stdin:
-        try:
-            piped = env.stdin.read() if env.stdin is not None else ""  # None: fd 0 was closed
-        except (OSError, ValueError):  # stdin closed
-            piped = ""
+        piped = _read_all(env.stdin)
         if piped.strip():
             text = f"{text}\n\n{piped.rstrip()}" if text else piped.rstrip()
     if not text:
@@ -44,22 +44,29 @@ def read_prompt(words: list[str], env: Environment) -> str:
     return text
 
 
-class TerminalApprover:
-    """Asks on /dev/tty; with no terminal it denies and says which flag would allow the call."""
+def _read_all(stdin: IO[str] | None) -> str:
+    """All of stdin as text; bytes that are not UTF-8 become replacement characters."""
+    if stdin is None:  # fd 0 was closed
+        return ""
+    try:
+        buffer = getattr(stdin, "buffer", None)
+        return buffer.read().decode("utf-8", errors="replace") if buffer is not None else stdin.read()
+    except (OSError, ValueError):  # stdin closed
+        return ""
 
-    def __init__(self, log: IO[str]) -> None:
-        self.log = log
+
+class TerminalApprover:
+    """Asks on the controlling terminal; with none it denies (the display says which flag would
+    allow the call)."""
+
+    def __init__(self, env: Environment) -> None:
+        self.env = env
 
     def __call__(self, pending: PendingCall) -> Decision:
-        name = pending.tool.name
-        try:
-            tty_in = open("/dev/tty", "r", encoding="utf-8", errors="replace")
-            tty_out = open("/dev/tty", "w", encoding="utf-8", errors="replace")
-        except OSError:
-            self.log.write(f"toolchat: denied {clean(name)}: no terminal to ask for approval; "
-                           f"allow it with --allow {clean(name)} or --yes\n")
-            self.log.flush()
-            return Decision(False, "no terminal was available to ask the user for approval")
+        tty = self.env.open_tty()
+        if tty is None:
+            return Decision(False, NO_TERMINAL)
+        tty_in, tty_out = tty
         with tty_in, tty_out:
             return self._ask(pending, tty_in, tty_out)
 
@@ -102,13 +109,17 @@ class AskDisplay:
                 self.ended_with_newline = event.text.endswith("\n")
         elif isinstance(event, CallRequested) and not self.options.quiet:
             self._log(f"→ {event.call.name} {arguments_text(event.arguments if event.arguments is not None else event.call.arguments)}")
-        elif isinstance(event, CallFinished) and not self.options.quiet:
+        elif isinstance(event, CallFinished) and not self.options.quiet and event.record.status is not ToolStatus.DENIED:
             preview = " ".join(event.record.output.split())
             if len(preview) > PREVIEW:
                 preview = preview[: PREVIEW - 1] + "…"
             self._log(f"← {event.record.name} {event.record.status.value}: {preview}")
-        elif isinstance(event, CallDecided) and not self.options.quiet and not event.decision.approved:
-            self._log(f"  {event.call.name} declined" + (f": {event.decision.reason}" if event.decision.reason else ""))
+        elif isinstance(event, CallDecided) and not event.decision.approved:
+            name = event.call.name
+            if event.decision.reason == NO_TERMINAL:  # said once, even with -q: it changes the answer
+                self._log(f"toolchat: denied {name}: no terminal to ask for approval; allow it with --allow {name} or --yes")
+            elif not self.options.quiet:
+                self._log(f"  {name} declined" + (f": {event.decision.reason}" if event.decision.reason else ""))
         elif isinstance(event, TurnError):
             pass  # reported once by the error mapping in app.main
 
@@ -126,26 +137,24 @@ class AskDisplay:
 
 
 def run_ask(settings: Settings, registry: Registry, options: AskOptions, env: Environment,
-            approve_all: bool) -> int:
+            approve_all: bool, redactor: Redactor) -> int:
     from toolchat.backends.factory import create_backend
 
     prompt = read_prompt(options.prompt, env)
     backend = create_backend(settings, env, notify=lambda message: _note(env, message))
     display = AskDisplay(env, options)
-    engine = Engine(
-        backend, registry.without(settings.deny), approve=TerminalApprover(env.stderr),
-        on_event=traced(display, backend, settings, env.environ, tools=registry.get),
-        policy=Policy(approve_all, set(settings.allow)),
-        tool_options=ToolOptions(settings.project_dir, settings.tool_timeout, settings.max_output_chars),
-        system=settings.system, max_rounds=settings.max_rounds,
-        temperature=settings.temperature, max_tokens=settings.max_tokens,
-    )
-    result = engine.run_turn(prompt, options.tool_choice)
+    on_event = traced(display, backend, settings, env.environ, tools=registry.get)
+    engine = Engine.from_settings(settings, backend, registry, approve=TerminalApprover(env), on_event=on_event,
+                                  approve_all=approve_all)
+    try:
+        result = engine.run_turn(prompt, options.tool_choice)
+    finally:
+        backend.close()
     display.finish()
     if options.json_output:
-        env.stdout.write(json.dumps(_json_result(result, engine.messages), ensure_ascii=False) + "\n")
-        env.stdout.flush()
-    return _exit_code(result, env)
+        text = json.dumps(_json_result(result, engine.messages), ensure_ascii=False)
+        env.write(redactor.redact(text) + "\n")
+    return _exit_code(result, engine, env)
 
 
 def _note(env: Environment, message: str) -> None:
@@ -156,7 +165,7 @@ def _note(env: Environment, message: str) -> None:
 def _json_result(result: TurnResult, messages: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "answer": result.answer,
-        "stopped": result.stopped,
+        "stopped": result.stopped.value,
         "messages": messages,
         "tool_calls": [record.as_dict() for record in result.calls],
         "usage": total_usage(result.rounds),
@@ -164,16 +173,21 @@ def _json_result(result: TurnResult, messages: list[dict[str, Any]]) -> dict[str
     }
 
 
-def _exit_code(result: TurnResult, env: Environment) -> int:
-    if result.stopped == "error":
-        env.stderr.write(f"toolchat: error: {clean(result.error or 'the backend failed')}\n")
+def _exit_code(result: TurnResult, engine: Engine, env: Environment) -> int:
+    if result.stopped is Stopped.ERROR:
+        env.write(f"toolchat: error: {clean(result.error or 'the backend failed')}\n", err=True)
         return ExitStatus.BACKEND
-    if result.stopped == "interrupted":
-        env.stderr.write("\ntoolchat: interrupted\n")
-        return ExitStatus.INTERRUPTED
-    if result.stopped == "max_rounds":
-        env.stderr.write("toolchat: stopped: the model was still calling tools after "
-                         "--max-rounds model calls; raise --max-rounds or rephrase\n")
+    if result.stopped is Stopped.INTERRUPTED:
+        env.write("\ntoolchat: interrupted\n", err=True)
+        return ExitStatus(128 + result.signal) if result.signal else ExitStatus.INTERRUPTED
+    if result.stopped is Stopped.MAX_ROUNDS:
+        env.write("toolchat: stopped: the model was still calling tools after "
+                  "--max-rounds model calls; raise --max-rounds or rephrase\n", err=True)
         return ExitStatus.MAX_ROUNDS
+    if result.stopped is Stopped.MAX_TOKENS:
+        limit = f"max_tokens {engine.max_tokens}" if engine.max_tokens else "the model's token limit"
+        env.write(f"toolchat: the answer was cut at {limit}; raise --max-tokens\n", err=True)
+    elif not result.answer.strip():
+        env.write("toolchat: the model returned an empty answer\n", err=True)
     return ExitStatus.OK
 

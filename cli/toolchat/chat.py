@@ -1,32 +1,31 @@
-"""The interactive REPL: prompt-toolkit for input, Rich for output; the engine does the rest."""
+"""A REPL session's state and every operation on it: the engine, the session log, which tools are
+allowed or denied, the profile in force. slash.py parses commands and prints; this does them."""
 
 from __future__ import annotations
 
+import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 from rich.console import Console
-from rich.text import Text
 
 from toolchat.approval import ReplApprover
-from toolchat.backends.base import Backend, TextDelta, Usage
+from toolchat.backends.base import Backend
 from toolchat.config import Settings
-from toolchat.engine import (CallDecided, CallFinished, CallRequested, Engine, Event, Policy, RoundDone,
-                             ToolOptions, TurnError, TurnResult, TurnStarted)
+from toolchat.conversation import Conversation
+from toolchat.display import ChatDisplay, Stats
+from toolchat.engine import Engine, Stopped, TurnResult
 from toolchat.env import Environment
-from toolchat.render import MarkdownStream, call_panel, clean, plain, result_panel
-from toolchat.sessions import SessionStore, load, project_folder, sessions_in
+from toolchat.errors import ToolchatError, UsageError
+from toolchat.render import clean, plain
+from toolchat.secrets import Redactor
+from toolchat.sessions import SessionBusy, SessionLog, load, project_folder, sessions_in, to_markdown
 from toolchat.tools import Registry
 from toolchat.tracing import traced
 
-
-@dataclass
-class Stats:
-    rounds: list[tuple[Usage, float]] = field(default_factory=list)
-    tools: list[tuple[str, str, float]] = field(default_factory=list)
-    turns: int = 0
+Reload = Callable[[str | None, str | None], tuple[Settings, Backend]]
 
 
 @dataclass
@@ -37,119 +36,106 @@ class ChatOptions:
     approve_all: bool = False
 
 
-class ChatDisplay:
-    """The event sink: streamed Markdown, call and result panels, a spinner while waiting."""
+def reloader(env: Environment, config_path: Path | None, overrides: dict[str, Any],
+             notify: Callable[[str], None]) -> Reload:
+    """What /model and /profile call: the same files and flags, another profile or model, read
+    afresh; the backend it names, built."""
+    from toolchat import config as config_module
+    from toolchat.backends.factory import create_backend
 
-    def __init__(self, console: Console, registry: Callable[[], Registry], stats: Stats,
-                 on_change: Callable[[], None]) -> None:
-        self.console, self.registry, self.stats, self.on_change = console, registry, stats, on_change
-        self.stream = MarkdownStream(console)
-        self.status: Any = None
+    def reload(profile: str | None, model: str | None) -> tuple[Settings, Backend]:
+        changed = {**overrides, "profile": profile or overrides.get("profile"), "model": model}
+        settings = config_module.load(config_path, changed, config_dir=env.config_dir, data_dir=env.data_dir,
+                                      cwd=env.cwd, environ=env.environ, notify=notify,
+                                      on_untrusted=lambda config: False)  # asked once, at start
+        return settings, create_backend(settings, env, notify)
 
-    def __call__(self, event: Event) -> None:
-        if isinstance(event, TextDelta):
-            self.stream.feed(event.text)
-        elif isinstance(event, TurnStarted):
-            self.on_change()  # the user's message is on disk before the model answers
-        elif isinstance(event, CallRequested):
-            self.stream.end()
-            tool = self.registry().get(event.call.name)
-            source = tool.origin if tool else "no such tool"
-            arguments = event.arguments if event.arguments is not None else event.call.arguments
-            self.console.print(call_panel(event.call.name, arguments, source))
-        elif isinstance(event, CallDecided):
-            if event.automatic:
-                self.console.print(plain(f"  {event.call.name}: allowed without asking", "dim"))
-            if event.decision.approved:
-                self._spin(f"running {clean(event.call.name)}…")
-        elif isinstance(event, CallFinished):
-            self._stop_spin()
-            record = event.record
-            self.stats.tools.append((record.name, record.status.value, record.duration))
-            self.console.print(result_panel(record.name, record.status.value, record.duration, record.output))
-            self.on_change()
-            self.stream.waiting()
-        elif isinstance(event, RoundDone):
-            self.stats.rounds.append((event.usage, event.seconds))
-            self.on_change()
-        elif isinstance(event, TurnError):
-            self.stream.end()
-            self.console.print(plain(f"error: {event.message}", "bold red"))
+    return reload
 
-    def _spin(self, message: str) -> None:
-        self.status = self.console.status(Text(message, style="dim"))
-        self.status.start()
 
-    def _stop_spin(self) -> None:
-        if self.status is not None:
-            self.status.stop()
-            self.status = None
-
-    def stop(self) -> None:
-        self._stop_spin()
-        self.stream.end()
+def redactor_for(settings: Settings, env: Environment) -> Redactor:
+    made = getattr(settings, "redactor", None)
+    redactor = made() if callable(made) else Redactor()
+    redactor.add(settings.api_key)
+    redactor.add(env.environ.get("OPENAI_API_KEY"))
+    return redactor
 
 
 class Chat:
     def __init__(self, env: Environment, settings: Settings, registry: Registry, backend: Backend,
-                 options: ChatOptions, console: Console,
-                 reload: Callable[[str | None, str | None], tuple[Settings, Backend]]) -> None:
+                 options: ChatOptions, console: Console, reload: Reload) -> None:
         self.env, self.settings, self.all_tools, self.backend = env, settings, registry, backend
         self.options, self.console, self.reload = options, console, reload
         self.denied: set[str] = set(settings.deny)
         self.stats = Stats()
         self.folder = project_folder(env.data_dir, settings.project_dir)
-        self.display = ChatDisplay(console, lambda: self.engine.registry, self.stats, self._save)
-        self.engine = Engine(
-            backend, registry.without(self.denied), approve=self._approve,
-            on_event=traced(self.display, lambda: self.engine.backend, settings, env.environ, lambda: self.store.id,
-                            lambda name: self.engine.registry.get(name)),
-            policy=Policy(options.approve_all, set(settings.allow)),
-            tool_options=ToolOptions(settings.project_dir, settings.tool_timeout, settings.max_output_chars),
-            system=settings.system, max_rounds=settings.max_rounds,
-            temperature=settings.temperature, max_tokens=settings.max_tokens)
+        self.redactor = redactor_for(settings, env)
+        self.display = ChatDisplay(console, lambda: self.engine.registry, self.stats)
+        on_event = traced(self.display, lambda: self.engine.backend, settings, env.environ, lambda: self.log.id,
+                          lambda name: self.engine.registry.get(name))
+        self.engine = Engine.from_settings(settings, backend, registry, approve=self._approve, on_event=on_event,
+                                           approve_all=options.approve_all)
+        self.engine.check_tool_choice(options.tool_choice)  # a bad --tool-choice: exit 2 before the REPL opens
         self.approver = ReplApprover(console)
-        self.store = self._open_store()
+        self.notices: list[str] = []
+        self.typed_ahead: list[str] = []  # text typed while the model streamed: the next prompt's input
+        self.drain_input: Callable[[], str] = lambda: ""
+        self.log = self._open_log()
 
-    # -- sessions ---------------------------------------------------------------------------------
-    def _open_store(self) -> SessionStore:
+    # -- the session log ---------------------------------------------------------------------------
+    def _header(self) -> dict[str, Any]:
+        return {"project": str(self.settings.project_dir), "backend": self.settings.backend,
+                "model": self.backend.model, "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
+
+    def _new_log(self, name: str | None = None) -> SessionLog:
+        log = SessionLog.new(self.folder, self._header(), name, self.redactor.redact)
+        problem = log.check()
+        if problem and problem not in self.notices:
+            self.notices.append(f"warning: {problem}")
+        return log
+
+    def _open_log(self) -> SessionLog:
+        """A named session, this project's last one (--continue) or a new one; a session another
+        toolchat is writing is left alone and a new one started."""
         path: Path | None = None
         if self.options.session:
-            path = SessionStore.new(self.folder, self.options.session).path
+            path = self._new_log(self.options.session).path
         elif self.options.resume:
-            found = sessions_in(self.folder)
+            found = [p for p in sessions_in(self.folder) if load(p).messages]
             if not found:
-                self.console.print(plain("no earlier session in this project; starting a new one", "yellow"))
+                self.notices.append("no earlier session in this project; starting a new one")
             path = found[-1] if found else None
-        store = SessionStore(path) if path else SessionStore.new(self.folder)
-        existing = 0
-        if store.path.exists():
-            loaded = load(store.path)
-            if loaded.skipped:
-                self.console.print(plain(f"warning: skipped {loaded.skipped} corrupt line(s) in {store.path}", "yellow"))
-            if loaded.messages:
-                self.engine.messages = loaded.messages
-                existing = len(loaded.messages)
-                self.console.print(plain(f"resumed session {store.id}: {existing} messages", "green"))
-        store.open({"project": str(self.settings.project_dir), "backend": self.settings.backend,
-                    "model": self.settings.model, "created": time.strftime("%Y-%m-%dT%H:%M:%S")}, existing)
-        store.sync(self.engine.messages)
-        if store.problem:
-            self.console.print(plain(f"warning: {store.problem}", "yellow"))
-        return store
+        if path is None:
+            log = self._new_log()
+            self.engine.conversation.start_log(log)
+            return log
+        log = SessionLog(path, self._header(), self.redactor.redact)
+        try:
+            log.claim()
+        except (SessionBusy, OSError) as exc:  # busy, or a symlink or other non-file in its place
+            why = str(exc) if isinstance(exc, SessionBusy) else f"cannot use session {log.id} ({exc.strerror or exc})"
+            self.notices.append(f"{why}; starting a new session")
+            log = self._new_log()
+            self.engine.conversation.start_log(log)
+            return log
+        loaded = load(path)
+        if loaded.skipped:
+            self.notices.append(f"warning: skipped {loaded.skipped} corrupt line(s) in {path}")
+        if loaded.messages:
+            self.engine.conversation.restore(loaded.messages, log)
+            self.notices.append(f"resumed session {log.id}: {len(self.engine.messages)} messages")
+        else:
+            self.engine.conversation.start_log(log)
+        return log
 
-    def _save(self) -> None:
-        self.store.sync(self.engine.messages)
+    @property
+    def problem(self) -> str | None:
+        return self.log.problem
 
-    def new_session(self) -> None:
-        self.store.close()
-        self.store = SessionStore.new(self.folder)
-        self.store.open({"project": str(self.settings.project_dir), "backend": self.settings.backend,
-                         "model": self.settings.model, "created": time.strftime("%Y-%m-%dT%H:%M:%S")})
-
-    # -- a turn -----------------------------------------------------------------------------------
+    # -- a turn ------------------------------------------------------------------------------------
     def _approve(self, pending: Any) -> Any:
         self.display.stream.end()
+        self.typed_ahead.append(self.drain_input())  # keys typed earlier must not answer the question
         return self.approver(pending)
 
     def turn(self, text: str) -> TurnResult:
@@ -159,17 +145,111 @@ class Chat:
             result = self.engine.run_turn(text, self.options.tool_choice)
         finally:
             self.display.stop()
-            self._save()
-        if result.stopped == "interrupted":
+        if result.stopped is Stopped.INTERRUPTED:
             self.console.print(plain("[interrupted — the conversation so far is kept]", "yellow"))
-        elif result.stopped == "max_rounds":
+        elif result.stopped is Stopped.MAX_ROUNDS:
             self.console.print(plain(f"stopped after {self.engine.max_rounds} model calls (max_rounds)", "yellow"))
+        elif result.stopped is Stopped.MAX_TOKENS:
+            self.console.print(plain(f"the answer was cut at {_token_limit(self.engine.max_tokens)}; "
+                                     "raise max_tokens (--max-tokens) for longer answers", "yellow"))
+        elif result.stopped is Stopped.ANSWER and not result.answer.strip():
+            self.console.print(plain("the model returned an empty answer", "yellow"))
+        warning = f"warning: {self.log.problem}"
+        if self.log.problem and warning not in self.notices:
+            self.notices.append(warning)
+            self.console.print(plain(warning, "yellow"))
         return result
 
+    # -- operations (slash commands) ---------------------------------------------------------------
+    def known_tool(self, name: str) -> None:
+        if not name:
+            raise UsageError("name a tool", "tools: " + (", ".join(self.all_tools.names()) or "none"))
+        if self.all_tools.get(name) is None:
+            import difflib
+
+            close = difflib.get_close_matches(name, self.all_tools.names(), n=1)
+            raise UsageError(f"no tool named '{clean(name)}'" + (f"; did you mean '{close[0]}'?" if close else ""))
+
+    def allow(self, name: str) -> str:
+        self.known_tool(name)
+        self.denied.discard(name)
+        self.engine.registry = self.all_tools.without(self.denied)
+        self.engine.policy.allow.add(name)
+        return f"{name} now runs without asking"
+
+    def deny(self, name: str) -> str:
+        self.known_tool(name)
+        self.denied.add(name)
+        self.engine.policy.allow.discard(name)
+        self.engine.registry = self.all_tools.without(self.denied)
+        if self.options.tool_choice == name:
+            self.options.tool_choice = None
+            return f"{name} is no longer offered (and no longer forced by --tool-choice)"
+        return f"{name} is no longer offered"
+
+    def switch(self, profile: str | None, model: str | None) -> str:
+        """Bring another profile or model into force: its backend and every setting it makes."""
+        self.backend.close()  # the old model goes first: two local models may not fit in memory together
+        try:
+            settings, backend = self.reload(profile, model)
+        except ToolchatError as exc:
+            settings, backend = self.reload(self.settings.profile, self.settings.model)
+            self.settings, self.backend = settings, backend
+            self.engine.configure(settings, backend)
+            raise UsageError(f"{exc}; still using {settings.backend}: {backend.model}") from exc
+        self.settings, self.backend = settings, backend
+        self.engine.configure(settings, backend)
+        return f"now using {settings.backend}: {backend.model}"
+
+    def set_system(self, text: str) -> None:
+        self.engine.conversation.set_system(text)
+
+    def reset(self) -> None:
+        """A new conversation in a new session file (created with its first message)."""
+        system = self.engine.conversation.system
+        self.log.close()
+        self.log = self._new_log()
+        self.engine.conversation = Conversation(system)
+        self.engine.conversation.start_log(self.log)
+
+    def undo(self) -> str | None:
+        """Remove the last user message and everything after it; its text, or None."""
+        conversation = self.engine.conversation
+        index = conversation.last_user_index()
+        if index is None:
+            return None
+        text = conversation.messages[index]["content"]
+        conversation.truncate(index)
+        return text
+
+    def save(self, name: str, overwrite: bool = False) -> Path:
+        path = Path(name or f"toolchat-{self.log.id}.md").expanduser()
+        if not path.is_absolute():
+            path = self.env.cwd / path
+        if path.exists() and not overwrite:
+            raise UsageError(f"{path} exists", f"to replace it: /save! {name or path.name}")
+        messages = self.engine.messages
+        text = json.dumps(messages, indent=2, ensure_ascii=False) if path.suffix == ".json" else to_markdown(messages)
+        try:
+            path.write_text(self.redactor.redact(text), encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"cannot save to {path}: {exc.strerror or exc}") from exc
+        return path
+
+    def close(self) -> None:
+        self.log.close()
+        self.backend.close()
+        self.all_tools.close()
+
     def toolbar(self) -> str:
-        mode = "approve all" if self.engine.policy.approve_all else "ask"
-        allowed = sorted(self.engine.policy.allow)
-        if allowed and not self.engine.policy.approve_all:
+        policy = self.engine.policy
+        mode = "approve all" if policy.approve_all else "ask"
+        allowed = sorted(policy.allow)
+        if allowed and not policy.approve_all:
             mode += f" (allowed: {', '.join(allowed)})"
         return clean(f" {self.settings.profile or 'default'} · {self.settings.backend} · "
                      f"{self.backend.model} · approval: {mode} · Esc Enter: new line · /help")
+
+
+def _token_limit(max_tokens: int | None) -> str:
+    return f"max_tokens {max_tokens}" if max_tokens else "the model's token limit"

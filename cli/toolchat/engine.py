@@ -10,15 +10,20 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Callable, Iterable, Union
+from enum import Enum
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Union
 
+from toolchat import defaults
 from toolchat.backends.base import Backend, Reply, Request, TextDelta, ToolCall, Usage
+from toolchat.conversation import Conversation
 from toolchat.errors import BackendError, UsageError
 from toolchat.tools import Registry, Tool, ToolResult, ToolStatus
 from toolchat.tools.registry import matches
 from toolchat.tools.sources import RunLimits
 from toolchat.tools.validate import InvalidArguments, parse_arguments, validate_arguments
+
+if TYPE_CHECKING:
+    from toolchat.config import Settings
 
 
 @dataclass
@@ -47,11 +52,13 @@ class CallRecord:
     status: ToolStatus
     output: str
     duration: float = 0.0
+    edited: bool = False  # the user edited the arguments before it ran
     source: str = ""  # where the tool comes from: "bundled", "plugins/x.py", "mcp time"
 
     def as_dict(self) -> dict[str, Any]:
         return {"id": self.id, "name": self.name, "arguments": self.arguments,
-                "status": self.status.value, "output": self.output, "source": self.source}
+                "status": self.status.value, "output": self.output, "source": self.source,
+                **({"edited": True} if self.edited else {})}
 
 
 # Events for the sink
@@ -119,95 +126,77 @@ class Policy:
         return self.approve_all or matches(name, self.allow)  # `git__*` allows every tool of server git
 
 
-@dataclass
-class ToolOptions:
-    cwd: Path
-    timeout: float = 60.0
-    max_output_chars: int = 20_000
+ToolOptions = RunLimits  # where tools run, how long, how much output the model reads
+
+
+class Stopped(str, Enum):
+    """How a turn ended."""
+
+    ANSWER = "answer"
+    MAX_TOKENS = "max_tokens"  # an answer, cut at the token limit
+    MAX_ROUNDS = "max_rounds"
+    ERROR = "error"
+    INTERRUPTED = "interrupted"
 
 
 @dataclass
 class TurnResult:
     answer: str
-    stopped: str  # "answer" | "max_rounds" | "error" | "interrupted"
+    stopped: Stopped
     calls: list[CallRecord] = field(default_factory=list)
     rounds: list[Usage] = field(default_factory=list)
     error: str | None = None
+    signal: int | None = None  # interrupted by this signal (TERM, HUP, QUIT) rather than Ctrl-C
 
 
 class Engine:
+    """One conversation's loop. The conversation, the backend and every setting of a profile are
+    the engine's; faces change them through `configure` and the conversation's operations."""
+
     def __init__(self, backend: Backend, registry: Registry, *, approve: Approver,
-                 on_event: Callable[[Event], None], policy: Policy, tool_options: ToolOptions,
-                 system: str | None = None, max_rounds: int = 10, temperature: float | None = None,
-                 max_tokens: int | None = None) -> None:
+                 on_event: Callable[[Event], None], policy: Policy, tool_options: RunLimits,
+                 system: str | None = None, max_rounds: int = defaults.MAX_ROUNDS,
+                 temperature: float | None = None, max_tokens: int | None = None,
+                 conversation: Conversation | None = None) -> None:
         self.backend = backend
         self.registry = registry
         self.approve = approve
         self.emit = on_event
         self.policy = policy
-        self.tool_options = tool_options
+        self.limits = tool_options
         self.max_rounds = max_rounds
         self.temperature = temperature
         self.max_tokens = max_tokens
-        self.messages: list[dict[str, Any]] = [{"role": "system", "content": system}] if system else []
+        self.conversation = conversation if conversation is not None else Conversation(system)
 
-    def run_turn(self, user_text: str | None, tool_choice: str | None = None) -> TurnResult:
-        """Send one user message and loop until the model answers or the round limit is hit.
-        With None, continue the conversation as it stands (it ends with a user message or tool
-        results: `toolchat serve`, whose requests carry the whole conversation)."""
-        result = TurnResult(answer="", stopped="max_rounds")
-        try:
-            return self._run_turn(user_text, tool_choice, result)
-        finally:
-            self.emit(TurnEnded(result))
+    @classmethod
+    def from_settings(cls, settings: Settings, backend: Backend, registry: Registry, *, approve: Approver,
+                      on_event: Callable[[Event], None], approve_all: bool = False,
+                      conversation: Conversation | None = None) -> Engine:
+        """The engine `ask`, the REPL and `serve` build: every setting of the profile in force."""
+        engine = cls(backend, registry.without(settings.deny), approve=approve, on_event=on_event,
+                     policy=Policy(approve_all, set(settings.allow)), tool_options=RunLimits(settings.project_dir),
+                     conversation=conversation)
+        engine.configure(settings, backend)
+        return engine
 
-    def _run_turn(self, user_text: str | None, tool_choice: str | None, result: TurnResult) -> TurnResult:
-        if user_text is not None:
-            self.messages.append({"role": "user", "content": user_text})
-        self.emit(TurnStarted(user_text or ""))
-        choice = self._tool_choice(tool_choice)
-        for number in range(1, self.max_rounds + 1):
-            self._partial: list[str] = []
-            try:
-                reply = self._call_model(number, choice, result)
-            except BackendError as exc:
-                result.stopped, result.error = "error", str(exc)
-                self.emit(TurnError(str(exc)))
-                return result
-            except KeyboardInterrupt:  # keep what arrived, marked, and the turn ends
-                result.answer, result.stopped = "".join(self._partial), "interrupted"
-                self.messages.append({"role": "assistant", "content": (result.answer + " [interrupted]").strip()})
-                return result
-            choice = None  # tool_choice applies to the first model call of a turn only
-            self.messages.append(_assistant_message(reply))
-            if not reply.tool_calls:
-                result.answer, result.stopped = reply.text, "answer"
-                return result
-            last_round = number == self.max_rounds
-            for index, call in enumerate(reply.tool_calls):
-                try:
-                    record = self._not_run(call) if last_round else self._handle(call)
-                except KeyboardInterrupt:  # the tool was stopped; every call still gets its answer
-                    self._cancel(reply.tool_calls[index:], result)
-                    result.stopped = "interrupted"
-                    return result
-                self._answer(record, result)
-        return result
+    def configure(self, settings: Settings, backend: Backend | None = None) -> None:
+        """Bring a profile's settings into force: sampling, limits, tool limits, system prompt."""
+        if backend is not None:
+            self.backend = backend
+        self.temperature, self.max_tokens = settings.temperature, settings.max_tokens
+        self.max_rounds = settings.max_rounds
+        self.limits = RunLimits(settings.project_dir, settings.tool_timeout, settings.max_output_chars)
+        if settings.system:
+            self.conversation.set_system(settings.system)
 
-    def _answer(self, record: CallRecord, result: TurnResult) -> None:
-        tool = self.registry.get(record.name)
-        record.source = tool.origin if tool is not None else ""
-        result.calls.append(record)
-        self.messages.append({"role": "tool", "tool_call_id": record.id, "content": _tool_content(record)})
-        self.emit(CallFinished(record))
+    @property
+    def messages(self) -> list[dict[str, Any]]:
+        return self.conversation.messages
 
-    def _cancel(self, calls: list[ToolCall], result: TurnResult) -> None:
-        for n, call in enumerate(calls):
-            output = ("Cancelled: the user pressed Ctrl-C and the tool was stopped." if n == 0
-                      else "Not run: the user interrupted the turn.")
-            self._answer(CallRecord(call.id, call.name, call.arguments, ToolStatus.CANCELLED, output), result)
-
-    def _tool_choice(self, choice: str | None) -> str | dict[str, Any] | None:
+    def check_tool_choice(self, choice: str | None) -> str | dict[str, Any] | None:
+        """The request form of a --tool-choice; UsageError (before any turn starts) for a tool
+        that is not offered."""
         if choice in (None, "auto", "required", "none"):
             return choice
         if self.registry.get(choice) is None:
@@ -215,18 +204,92 @@ class Engine:
                              f"tools: {', '.join(self.registry.names()) or 'none'}")
         return {"type": "function", "function": {"name": choice}}
 
+    def run_turn(self, user_text: str | None, tool_choice: str | None = None) -> TurnResult:
+        """Send one user message and loop until the model answers or the round limit is hit.
+        With None, continue the conversation as it stands (it ends with a user message or tool
+        results: `toolchat serve`, whose requests carry the whole conversation)."""
+        choice = self.check_tool_choice(tool_choice)  # before the question is recorded
+        result = TurnResult(answer="", stopped=Stopped.MAX_ROUNDS)
+        try:
+            return self._run_turn(user_text, choice, result)
+        finally:
+            self.emit(TurnEnded(result))
+
+    def _run_turn(self, user_text: str | None, choice: Any, result: TurnResult) -> TurnResult:
+        if user_text is not None:
+            self.conversation.append({"role": "user", "content": user_text})
+        self.emit(TurnStarted(user_text or ""))
+        for number in range(1, self.max_rounds + 1):
+            self._partial: list[str] = []
+            try:
+                reply = self._call_model(number, choice, result)
+            except BackendError as exc:
+                result.stopped, result.error = Stopped.ERROR, str(exc)
+                self.emit(TurnError(str(exc)))
+                return result
+            except KeyboardInterrupt as exc:  # keep what arrived, marked, and the turn ends
+                result.answer, result.stopped = "".join(self._partial), Stopped.INTERRUPTED
+                result.signal = getattr(exc, "signum", None)
+                self.conversation.append({"role": "assistant", "content": (result.answer + " [interrupted]").strip()})
+                return result
+            choice = None  # tool_choice applies to the first model call of a turn only
+            self.conversation.append(_assistant_message(reply))  # on disk before any call runs
+            if not reply.tool_calls:
+                result.answer = reply.text
+                result.stopped = Stopped.MAX_TOKENS if reply.finish_reason == "length" else Stopped.ANSWER
+                return result
+            self._answer_calls(reply, number == self.max_rounds, result)
+            if result.stopped is Stopped.INTERRUPTED:
+                return result
+        return result
+
+    def _answer_calls(self, reply: Reply, last_round: bool, result: TurnResult) -> None:
+        for index, call in enumerate(reply.tool_calls):
+            self._running_since: float | None = None
+            try:
+                record = self._not_run(call) if last_round else self._handle(call)
+            except KeyboardInterrupt as exc:  # the tool was stopped; every call still gets its answer
+                self._cancel(reply.tool_calls[index:], result)
+                result.stopped, result.signal = Stopped.INTERRUPTED, getattr(exc, "signum", None)
+                return
+            self._answer(record, result)
+
+    def _answer(self, record: CallRecord, result: TurnResult) -> None:
+        tool = self.registry.get(record.name)
+        record.source = tool.origin if tool is not None else ""
+        result.calls.append(record)
+        self.conversation.append({"role": "tool", "tool_call_id": record.id, "content": _tool_content(record)})
+        self.emit(CallFinished(record))
+
+    def _cancel(self, calls: list[ToolCall], result: TurnResult) -> None:
+        started = self._running_since
+        for n, call in enumerate(calls):
+            if n == 0 and started is not None:
+                output, duration = "Cancelled: the user pressed Ctrl-C and the tool was stopped.", time.monotonic() - started
+            elif n == 0:
+                output, duration = "Not run: the user pressed Ctrl-C before approving this call.", 0.0
+            else:
+                output, duration = "Not run: the user interrupted the turn.", 0.0
+            self._answer(CallRecord(call.id, call.name, call.arguments, ToolStatus.CANCELLED, output, duration), result)
+
     def _call_model(self, number: int, choice: Any, result: TurnResult) -> Reply:
         started = time.monotonic()
-        self.registry.refresh()  # a source's tools may change between model calls (MCP list_changed)
+        self.registry.refresh()  # a source's tools may have changed (an MCP server's list_changed)
         request = Request(self.messages, self.registry.definitions(), choice, self.temperature, self.max_tokens)
         self.emit(RoundStarted(number, request))
         reply: Reply | None = None
-        for event in self.backend.complete(request):
-            if isinstance(event, TextDelta):
-                self._partial.append(event.text)
-                self.emit(event)
-            else:
-                reply = event
+        try:
+            for event in self.backend.complete(request):
+                if isinstance(event, TextDelta):
+                    self._partial.append(event.text)
+                    self.emit(event)
+                else:
+                    reply = event
+        except KeyboardInterrupt:
+            usage = Usage()
+            result.rounds.append(usage)
+            self.emit(RoundDone(number, usage, time.monotonic() - started, "interrupted"))
+            raise
         if reply is None:
             raise BackendError("the backend ended without a reply")
         usage = reply.usage or Usage()
@@ -262,17 +325,30 @@ class Engine:
                               f"The user declined this call; it was not run.{reason}")
         if decision.always:
             self.policy.allow.add(tool.name)
-        if decision.arguments is not None:
+        edited = False
+        if decision.arguments is not None and decision.arguments != arguments:
             try:
                 validate_arguments(tool, decision.arguments)
             except InvalidArguments as exc:
                 return CallRecord(call.id, call.name, decision.arguments, ToolStatus.INVALID,
                                   f"Error: the edited arguments are invalid: {exc}")
             arguments = decision.arguments
-        options = self.tool_options
-        outcome: ToolResult = self.registry.run(tool, arguments,
-                                                RunLimits(options.cwd, options.timeout, options.max_output_chars))
-        return CallRecord(call.id, call.name, arguments, outcome.status, outcome.output, outcome.duration)
+            self._record_edit(call, arguments)
+            edited = True
+        self._running_since = time.monotonic()
+        outcome: ToolResult = self.registry.run(tool, arguments, self.limits)
+        return CallRecord(call.id, call.name, arguments, outcome.status, outcome.output, outcome.duration, edited)
+
+    def _record_edit(self, call: ToolCall, arguments: dict[str, Any]) -> None:
+        """The history shows the call that ran: the assistant message gets the edited arguments."""
+        messages = self.messages
+        for index in range(len(messages) - 1, -1, -1):
+            parts = messages[index].get("tool_calls") or []
+            if any(part.get("id") == call.id for part in parts):
+                edited = [{**part, "function": {**part["function"], "arguments": json.dumps(arguments, ensure_ascii=False)}}
+                          if part.get("id") == call.id else part for part in parts]
+                self.conversation.replace(index, {**messages[index], "tool_calls": edited})
+                return
 
     def _not_run(self, call: ToolCall) -> CallRecord:
         self.emit(CallRequested(call, None))
@@ -288,10 +364,14 @@ def _assistant_message(reply: Reply) -> dict[str, Any]:
     return message
 
 
+EDITED_NOTE = "(The user edited the arguments before running this call; the call above shows what ran.)\n"
+
+
 def _tool_content(record: CallRecord) -> str:
-    if record.status is ToolStatus.OK:
-        return record.output if record.output else "(the tool returned nothing)"
-    return record.output
+    output = record.output
+    if record.status is ToolStatus.OK and not output:
+        output = "(the tool returned nothing)"
+    return EDITED_NOTE + output if record.edited else output
 
 
 def total_usage(rounds: Iterable[Usage]) -> dict[str, Any]:

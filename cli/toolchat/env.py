@@ -6,7 +6,7 @@ import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Mapping
+from typing import IO, Any, Mapping
 
 
 def _user_dir(kind: str) -> Path:
@@ -22,6 +22,34 @@ class Environment:
     stderr: IO[str] = field(default_factory=lambda: sys.stderr)
     environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
     cwd: Path = field(default_factory=Path.cwd)
+    tty_path: str | None = "/dev/tty"  # where `ask` asks for approval; None: there is no terminal
+
+    def open_tty(self) -> tuple[IO[str], IO[str]] | None:
+        """The controlling terminal for reading and writing, or None when there is none."""
+        if self.tty_path is None:
+            return None
+        try:
+            tty_in = open(self.tty_path, "r", encoding="utf-8", errors="replace")
+        except OSError:
+            return None
+        try:
+            return tty_in, open(self.tty_path, "w", encoding="utf-8", errors="replace")
+        except OSError:
+            tty_in.close()
+            return None
+
+    def consoles(self) -> tuple[Any, Any]:
+        """Rich consoles for stdout and stderr (Rich is imported only by the commands that print with it)."""
+        from toolchat.render import console_for
+
+        width = self.environ.get("COLUMNS", "")
+        size = int(width) if width.isdigit() and int(width) > 0 else None
+        return console_for(self.stdout, width=size), console_for(self.stderr, stderr=True, width=size)
+
+    def write(self, text: str, *, err: bool = False) -> None:
+        stream = self.stderr if err else self.stdout
+        stream.write(text)
+        stream.flush()
 
     @property
     def stdin_isatty(self) -> bool:

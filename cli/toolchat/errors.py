@@ -2,23 +2,36 @@
 
 from __future__ import annotations
 
-from enum import IntEnum
+from enum import IntEnum, unique
 
 
+@unique
 class ExitStatus(IntEnum):
     OK = 0
     BACKEND = 1  # the backend failed: unreachable, key refused, broke off, server error
     USAGE = 2  # usage or config error
     MAX_ROUNDS = 3  # --max-rounds reached before an answer
-    INTERRUPTED = 130
+    HANGUP = 129  # SIGHUP: the terminal went away
+    INTERRUPTED = 130  # Ctrl-C
+    QUIT = 131  # SIGQUIT
+    TERMINATED = 143  # SIGTERM
 
 
 class Terminated(KeyboardInterrupt):
-    """SIGTERM or SIGHUP: unwinds like Ctrl-C (running tools stopped, files intact), then toolchat
-    ends, even where Ctrl-C would only clear the REPL's line. `requested` stays set once it came,
-    for the places that catch the interrupt (a turn) and must still leave."""
+    """A signal that ends toolchat (TERM, HUP, QUIT) unwinds like Ctrl-C: running tools are
+    stopped, every call is answered, the session file is intact; the exit code names the signal."""
 
-    requested = False
+    requested = False  # stays set once one came, for places that catch the interrupt and must still leave
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def interrupted_status(exc: BaseException) -> ExitStatus:
+    if isinstance(exc, Terminated):
+        return ExitStatus(128 + exc.signum)
+    return ExitStatus.INTERRUPTED
 
 
 class ToolchatError(Exception):

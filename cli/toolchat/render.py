@@ -32,8 +32,8 @@ def plain(text: str, style: str = "") -> Text:
     return Text(clean(text), style=style)
 
 
-def console_for(stream: IO[str], *, stderr: bool = False) -> Console:
-    return Console(file=stream, stderr=stderr, highlight=False, soft_wrap=False)
+def console_for(stream: IO[str], *, stderr: bool = False, width: int | None = None) -> Console:
+    return Console(file=stream, stderr=stderr, highlight=False, soft_wrap=False, width=width)
 
 
 def call_panel(name: str, arguments: object, source: str, note: str = "") -> "Panel":

@@ -14,7 +14,7 @@ from toolchat.config_file import ConfigFile
 from toolchat.env import Environment
 from toolchat.errors import Terminated, UsageError
 from toolchat.render import clean, plain
-from toolchat.sessions import project_folder
+from toolchat.sessions import history_file, open_private, private_folder
 from toolchat.slash import COMMANDS, EXIT, dispatch
 
 
@@ -41,7 +41,7 @@ def ask_trust(console: Console) -> Any:
 
 def banner(chat: Chat, console: Console) -> None:
     settings = chat.settings
-    tools = len(chat.engine.registry.tools)
+    tools = len(chat.engine.registry.names())
     where = ", ".join(str(p) for p in settings.sources) or "no config file (defaults)"
     console.print(Text.assemble(("toolchat", "bold cyan"), f"  {settings.backend} · ", (clean(chat.backend.model), "bold"),
                                 f" · {tools} tools · config: ", (clean(where), "dim")))
@@ -54,32 +54,55 @@ def banner(chat: Chat, console: Console) -> None:
         console.print(plain(f"  {summary(source_of(chat.all_tools))}", "dim"))
     for line in getattr(chat.backend, "notes", lambda: [])():  # what the backend wants a new user to know
         console.print(plain(f"  {line}", "yellow"))
+    for notice in chat.notices:
+        console.print(plain(f"  {notice}", "yellow"))
     console.print(plain("  /help for commands · Ctrl-D to leave", "dim"))
+
+
+class _Completer:
+    """Slash commands as the first word; tool names after /allow, /deny, or anywhere in a message."""
+
+    def __init__(self, chat: Chat) -> None:
+        from prompt_toolkit.completion import Completer, Completion
+
+        class Inner(Completer):
+            def get_completions(self, document: Any, complete_event: Any) -> Any:
+                text = document.text_before_cursor
+                word = document.get_word_before_cursor(WORD=True)
+                first = " " not in text.lstrip()
+                names = COMMANDS if first and text.lstrip().startswith("/") else chat.all_tools.names()
+                for name in names:
+                    if name.startswith(word) and word:
+                        yield Completion(name, start_position=-len(word))
+
+        self.inner = Inner()
+
+
+def _history(chat: Chat, env: Environment) -> Any:
+    """The prompt history of this project: private (0600 in a 0700 folder); in memory if the data
+    dir cannot be written."""
+    from prompt_toolkit.history import FileHistory, InMemoryHistory
+
+    path = history_file(env.data_dir, chat.settings.project_dir)
+    try:
+        private_folder(path.parent)
+        os.close(open_private(path))
+        return FileHistory(str(path))
+    except OSError:
+        return InMemoryHistory()
 
 
 def prompt_session(chat: Chat, env: Environment) -> Any:
     from prompt_toolkit import PromptSession
-    from prompt_toolkit.completion import WordCompleter
-    from prompt_toolkit.history import FileHistory, InMemoryHistory
     from prompt_toolkit.key_binding import KeyBindings
 
-    history: Any = InMemoryHistory()
-    path = project_folder(env.data_dir, chat.settings.project_dir).with_suffix(".history")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "a", encoding="utf-8"):
-            pass
-        history = FileHistory(str(path))
-    except OSError:
-        pass
     bindings = KeyBindings()
 
     @bindings.add("escape", "enter")
     def _newline(event: Any) -> None:
         event.current_buffer.insert_text("\n")
 
-    words = list(COMMANDS) + chat.all_tools.names()
-    return PromptSession(history=history, completer=WordCompleter(words, sentence=True), key_bindings=bindings,
+    return PromptSession(history=_history(chat, env), completer=_Completer(chat).inner, key_bindings=bindings,
                          bottom_toolbar=_toolbar(chat), complete_while_typing=True,
                          refresh_interval=0.5 if chat.settings.mcp_servers else 0)  # servers turning ready
 
@@ -92,6 +115,46 @@ def _toolbar(chat: Chat) -> Any:
     return lambda: chat.toolbar() + toolbar(chat.all_tools)  # each MCP server's state too
 
 
+def _typed_ahead() -> str:
+    """Text typed while an answer streamed: read it from the terminal so it becomes the next
+    prompt's input instead of being lost."""
+    import select
+    import sys
+    import termios
+
+    try:
+        fd = sys.stdin.fileno()
+        if not os.isatty(fd):
+            return ""
+        chunks = []
+        while select.select([fd], [], [], 0)[0]:
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                break
+            chunks.append(chunk)
+        termios.tcflush(fd, termios.TCIFLUSH)
+    except (OSError, ValueError, termios.error):
+        return ""
+    text = b"".join(chunks).decode("utf-8", errors="replace")
+    return "".join(ch for ch in text if ch.isprintable() or ch == " ").strip() if "\x1b" not in text else ""
+
+
+def _silence_echo() -> Any:
+    """While a turn runs, keys typed are not echoed into the answer; returns the restore function."""
+    import sys
+    import termios
+
+    try:
+        fd = sys.stdin.fileno()
+        old = termios.tcgetattr(fd)
+        new = termios.tcgetattr(fd)
+        new[3] &= ~(termios.ECHO | termios.ICANON)
+        termios.tcsetattr(fd, termios.TCSANOW, new)
+    except (OSError, ValueError, termios.error):
+        return lambda: None
+    return lambda: termios.tcsetattr(fd, termios.TCSANOW, old)
+
+
 def run(chat: Chat, env: Environment) -> int:
     console = chat.console
     banner(chat, console)
@@ -100,16 +163,20 @@ def run(chat: Chat, env: Environment) -> int:
 
         turns_wait(chat.all_tools)  # the prompt is up; a turn now waits for servers still starting
     session = prompt_session(chat, env)
+    ahead = ""
+    chat.drain_input = _typed_ahead  # keys typed before an approval question never answer it
     try:
         while True:
-            if Terminated.requested:  # SIGTERM or SIGHUP: leave (MCP servers and the session are closed)
-                break
             try:
-                text = session.prompt("› ")
+                text = session.prompt("› ", default=ahead)
+            except Terminated:
+                raise
             except KeyboardInterrupt:
+                ahead = ""
                 continue  # Ctrl-C at the prompt clears the line
             except EOFError:
                 break
+            ahead = ""
             if not text.strip():
                 continue
             if console.record:  # a recorded session (README's SVG) shows what was typed too
@@ -118,19 +185,26 @@ def run(chat: Chat, env: Environment) -> int:
                 if dispatch(chat, text) == EXIT:
                     break
                 continue
+            restore = _silence_echo()
             try:
-                chat.turn(text)
+                result = chat.turn(text)
+                if result.signal:  # TERM, HUP, QUIT: the turn is wound up; now leave
+                    raise Terminated(result.signal)
+            except Terminated:
+                raise
             except KeyboardInterrupt:
                 console.print(plain("[interrupted — the conversation so far is kept]", "yellow"))
+            finally:
+                ahead = " ".join(filter(None, [*chat.typed_ahead, _typed_ahead()]))
+                chat.typed_ahead.clear()
+                restore()
     finally:
-        chat.store.close()
-        record = os.environ.get("TOOLCHAT_RECORD_SVG")
+        chat.close()
+        record = env.environ.get("TOOLCHAT_RECORD_SVG")
         if record:
             console.save_svg(record, title="toolchat")
-    return 130 if Terminated.requested else 0  # ExitStatus.INTERRUPTED
+    return 0
 
 
-def console_for_chat() -> Console:
-    return Console(highlight=False, record=bool(os.environ.get("TOOLCHAT_RECORD_SVG")))
-
-
+def console_for_chat(env: Environment) -> Console:
+    return Console(file=env.stdout, highlight=False, record=bool(env.environ.get("TOOLCHAT_RECORD_SVG")))

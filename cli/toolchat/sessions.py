@@ -1,110 +1,231 @@
-"""Transcripts on disk: one JSONL file per session, per project, in the user data dir. Every
-message is appended and flushed as it happens, so a kill loses at most the message in flight.
-A corrupt or truncated line is skipped with a warning. No API key is ever written: only messages,
-which never hold one."""
+"""Transcripts on disk: one JSONL file per session, per project, in the user data dir.
+
+The file is a log of the conversation's operations (a message appended, the list truncated, the
+system prompt set), each written and flushed as it happens, so replaying it gives exactly the
+messages the model saw. The file is created with the first message, is private (0600 in a 0700
+folder), is never followed through a symlink, and has one writer at a time (an flock). No API key
+is ever written: only messages, which never hold one, and those pass through the redactor."""
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
+import os
 import re
+import stat
 import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any, Callable
+
+PRIVATE_FILE = 0o600
+PRIVATE_DIR = 0o700
+
+
+def project_key(project_dir: Path) -> str:
+    """One name per project folder: readable, and unique by a hash of the full path."""
+    resolved = project_dir.resolve()
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", resolved.name)[:40] or "root"
+    return f"{name}-{hashlib.sha1(str(resolved).encode()).hexdigest()[:10]}"
 
 
 def project_folder(data_dir: Path, project_dir: Path) -> Path:
-    resolved = str(project_dir.resolve())
-    name = re.sub(r"[^A-Za-z0-9_.-]", "_", project_dir.resolve().name)[:40] or "root"
-    return data_dir / "sessions" / f"{name}-{hashlib.sha1(resolved.encode()).hexdigest()[:10]}"
+    return data_dir / "sessions" / project_key(project_dir)
+
+
+def history_file(data_dir: Path, project_dir: Path) -> Path:
+    """The REPL's prompt history for this project (inside its session folder, so one per key)."""
+    return project_folder(data_dir, project_dir) / "prompt-history"
+
+
+def private_folder(folder: Path) -> Path:
+    """Make `folder` (and missing parents) and keep it 0700; an existing one is fixed."""
+    folder.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
+    if stat.S_IMODE(folder.stat().st_mode) != PRIVATE_DIR:
+        os.chmod(folder, PRIVATE_DIR)
+    return folder
+
+
+def open_private(path: Path, flags: int = os.O_WRONLY | os.O_APPEND | os.O_CREAT) -> int:
+    """An fd for `path`, 0600, refusing a symlink in its place (a swapped file would receive
+    someone's conversation). An existing file with looser permissions is fixed."""
+    fd = os.open(path, flags | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), PRIVATE_FILE)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file")
+        os.fchmod(fd, PRIVATE_FILE)
+    except OSError:
+        os.close(fd)
+        raise
+    return fd
 
 
 @dataclass
 class Loaded:
     messages: list[dict[str, Any]]
     skipped: int = 0
-    header: dict[str, Any] = field(default_factory=dict)
 
 
-class SessionStore:
-    """Appends to one session file; if the data dir cannot be written, says so once and goes on."""
+class SessionBusy(Exception):
+    """Another toolchat is writing this session."""
 
-    def __init__(self, path: Path) -> None:
+
+class SessionLog:
+    """Appends a conversation's operations to one session file. If the data dir cannot be
+    written, `problem` says so once and the chat goes on without saving."""
+
+    def __init__(self, path: Path, header: dict[str, Any], redact: Callable[[str], str] = lambda text: text) -> None:
         self.path = path
-        self.written = 0
-        self.file: IO[str] | None = None
+        self.header = header
+        self.redact = redact
+        self.fd: int | None = None
         self.problem: str | None = None
+        self.pending: list[dict[str, Any]] = []  # records before the first message: no file yet
 
     @property
     def id(self) -> str:
         return self.path.stem
 
     @classmethod
-    def new(cls, folder: Path, name: str | None = None) -> SessionStore:
+    def new(cls, folder: Path, header: dict[str, Any], name: str | None = None,
+            redact: Callable[[str], str] = lambda text: text) -> SessionLog:
         stem = _safe(name) if name else time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
-        return cls(folder / f"{stem}.jsonl")
+        return cls(folder / f"{stem}.jsonl", header, redact)
 
-    def open(self, header: dict[str, Any], existing: int = 0) -> None:
+    def check(self) -> str | None:
+        """Say now (not at the first message) when the folder cannot be written."""
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fresh = not self.path.exists()
-            self.file = open(self.path, "a", encoding="utf-8")
-            if fresh:
-                self._write({"type": "session", **header})
+            private_folder(self.path.parent)
+            if not os.access(self.path.parent, os.W_OK | os.X_OK):
+                raise PermissionError(errno.EACCES, "permission denied")
         except OSError as exc:
             self.problem = f"history is not being saved ({self.path.parent}: {exc.strerror or exc})"
-            self.file = None
-        self.written = existing
+        return self.problem
 
-    def sync(self, messages: list[dict[str, Any]]) -> None:
-        """Append the messages not yet written; record a truncation when the list shrank."""
-        if len(messages) < self.written:
-            self._write({"type": "truncate", "length": len(messages)})
-            self.written = len(messages)
-        for message in messages[self.written:]:
-            self._write({"type": "message", "message": message})
-        self.written = len(messages)
+    def claim(self) -> None:
+        """Open an existing file for appending: take the writer's lock (SessionBusy if another
+        process holds it) and cut off a torn last line, so the next record starts on its own line."""
+        if not self.path.exists() and not self.path.is_symlink():
+            return  # created with the first record
+        self._open()
+
+    def _open(self) -> None:
+        import fcntl
+
+        private_folder(self.path.parent)
+        fd = open_private(self.path, os.O_RDWR | os.O_CREAT)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise SessionBusy(f"session {self.id} is open in another toolchat") from None
+        size = os.lseek(fd, 0, os.SEEK_END)
+        if size:
+            _cut_torn_tail(fd, size)
+        else:
+            os.write(fd, _line({"type": "session", **self.header}))
+        self.fd = fd
+
+    def append(self, message: dict[str, Any]) -> None:
+        self._write({"type": "message", "message": message})
+
+    def truncate(self, length: int) -> None:
+        self._write({"type": "truncate", "length": length})
+
+    def set_system(self, text: str) -> None:
+        self._write({"type": "system", "content": text})
+
+    def replace(self, index: int, message: dict[str, Any]) -> None:
+        self._write({"type": "replace", "index": index, "message": message})
 
     def _write(self, record: dict[str, Any]) -> None:
-        if self.file is None:
+        if self.problem is not None:
+            return
+        if self.fd is None and record["type"] != "message":
+            self.pending.append(record)  # a session file starts with its first message
             return
         try:
-            self.file.write(json.dumps(record, ensure_ascii=False) + "\n")
-            self.file.flush()
+            if self.fd is None:
+                self._open()
+            records, self.pending = [*self.pending, record], []
+            data = b"".join(_line(item) for item in records)
+            os.write(self.fd, self.redact(data.decode("ascii")).encode("ascii"))  # type: ignore[arg-type]
+        except SessionBusy:
+            raise
         except OSError as exc:
-            self.problem = f"history is not being saved ({exc.strerror or exc})"
-            self.file = None
+            self.problem = f"history is not being saved ({self.path.parent}: {exc.strerror or exc})"
+            self.close()
 
     def close(self) -> None:
-        if self.file is not None:
-            self.file.close()
-            self.file = None
+        if self.fd is not None:
+            os.close(self.fd)  # releases the lock
+            self.fd = None
+
+
+def _line(record: dict[str, Any]) -> bytes:
+    # ensure_ascii: U+2028, U+0085 and lone surrogates are escaped, so a record is one line of UTF-8
+    return (json.dumps(record, ensure_ascii=True) + "\n").encode("ascii")
+
+
+def _cut_torn_tail(fd: int, size: int) -> None:
+    """A kill mid-write leaves a last line without its newline: drop it before appending."""
+    start = max(0, size - 65536)
+    while True:
+        os.lseek(fd, start, os.SEEK_SET)
+        tail = os.read(fd, size - start)
+        if tail.endswith(b"\n"):
+            return
+        cut = tail.rfind(b"\n")
+        if cut >= 0 or start == 0:
+            os.ftruncate(fd, start + cut + 1)
+            os.lseek(fd, 0, os.SEEK_END)
+            return
+        start = max(0, start - 65536)
 
 
 def load(path: Path) -> Loaded:
+    """Replay a session file. Lines are split on \\n only (a message may hold U+2028); a corrupt
+    or torn line is skipped and counted."""
     messages: list[dict[str, Any]] = []
     loaded = Loaded(messages)
     try:
-        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
     except OSError:
         return loaded
-    for line in lines:
+    with os.fdopen(fd, "rb") as file:
+        data = file.read()
+    for raw in data.split(b"\n"):
+        if not raw.strip():
+            continue
         try:
-            record = json.loads(line)
+            record = json.loads(raw.decode("utf-8", errors="replace"))
             kind = record["type"]
         except (ValueError, KeyError, TypeError):
             loaded.skipped += 1
             continue
-        if kind == "session":
-            loaded.header = record
-        elif kind == "message" and isinstance(record.get("message"), dict):
-            messages.append(record["message"])
-        elif kind == "truncate" and isinstance(record.get("length"), int):
-            del messages[record["length"]:]
-    loaded.messages = repair(messages)
+        _replay(messages, kind, record)
     return loaded
+
+
+def _replay(messages: list[dict[str, Any]], kind: str, record: dict[str, Any]) -> None:
+    if kind == "message" and isinstance(record.get("message"), dict):
+        messages.append(record["message"])
+    elif kind == "truncate" and isinstance(record.get("length"), int):
+        del messages[record["length"]:]
+    elif kind == "replace" and isinstance(record.get("index"), int) and isinstance(record.get("message"), dict):
+        if 0 <= record["index"] < len(messages):
+            messages[record["index"]] = record["message"]
+    elif kind == "system" and isinstance(record.get("content"), str):
+        system = {"role": "system", "content": record["content"]}
+        if messages and messages[0].get("role") == "system":
+            messages[0] = system
+        else:
+            messages.insert(0, system)
+
+
+NOT_RUN = "Not run: the session ended before this call finished."
 
 
 def repair(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -115,16 +236,54 @@ def repair(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
         result.append(message)
         for call in message.get("tool_calls") or []:
             if call.get("id") not in answered:
-                result.append({"role": "tool", "tool_call_id": call.get("id"),
-                               "content": "Not run: the session ended before this call finished."})
+                result.append({"role": "tool", "tool_call_id": call.get("id"), "content": NOT_RUN})
     return result
 
 
 def sessions_in(folder: Path) -> list[Path]:
+    """Session files of a project, oldest first (by last write)."""
     if not folder.is_dir():
         return []
-    return sorted(folder.glob("*.jsonl"), key=lambda p: p.stat().st_mtime)
+    found = [p for p in folder.glob("*.jsonl") if p.is_file() and not p.is_symlink()]
+    return sorted(found, key=lambda p: p.stat().st_mtime)
+
+
+def has_messages(path: Path) -> bool:
+    return bool(load(path).messages)
+
+
+def session_path(folder: Path, session_id: str) -> Path | None:
+    """The file of `session_id` inside `folder`; None for an id that would leave it."""
+    if not session_id or _safe(session_id) != session_id or session_id.startswith("."):
+        return None
+    path = folder / f"{session_id}.jsonl"
+    return path if path.is_file() and not path.is_symlink() else None
+
+
+def to_markdown(messages: list[dict[str, Any]]) -> str:
+    parts = []
+    for message in messages:
+        role = message.get("role")
+        if role == "tool":
+            parts.append(f"**tool result** (`{message.get('tool_call_id')}`):\n\n```\n{message.get('content')}\n```")
+            continue
+        if message.get("content"):
+            parts.append(f"**{role}**:\n\n{message['content']}")
+        for call in message.get("tool_calls") or []:
+            function = call.get("function") or {}
+            parts.append(f"**tool call** `{function.get('name')}` (`{call.get('id')}`):\n\n"
+                         f"```json\n{function.get('arguments')}\n```")
+    return "\n\n".join(parts) + "\n"
 
 
 def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", name)[:80] or "session"
+
+
+@dataclass
+class Resumed:
+    """What opening a session found: its log, the messages to continue with, and notices."""
+
+    log: SessionLog
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)

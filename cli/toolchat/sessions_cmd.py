@@ -10,9 +10,8 @@ from rich.console import Console
 from rich.table import Table
 
 from toolchat.errors import UsageError
-from toolchat.render import plain
-from toolchat.sessions import load, project_folder, sessions_in
-from toolchat.slash import to_markdown
+from toolchat.render import clean, plain
+from toolchat.sessions import load, project_folder, session_path, sessions_in, to_markdown
 
 
 def list_sessions(data_dir: Path, project_dir: Path, out: Console) -> None:
@@ -25,6 +24,8 @@ def list_sessions(data_dir: Path, project_dir: Path, out: Console) -> None:
         table.add_column(column)
     for path in found:
         loaded = load(path)
+        if not loaded.messages:
+            continue  # an empty session (left at once) is not worth a row
         first = next((m.get("content") or "" for m in loaded.messages if m.get("role") == "user"), "")
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(path.stat().st_mtime))
         table.add_row(plain(path.stem), when, str(len(loaded.messages)), plain(" ".join(first.split())[:60]))
@@ -34,11 +35,11 @@ def list_sessions(data_dir: Path, project_dir: Path, out: Console) -> None:
 def show_session(data_dir: Path, project_dir: Path, session_id: str, consoles: tuple[Console, Console]) -> None:
     out, err = consoles
     folder = project_folder(data_dir, project_dir)
-    path = folder / f"{session_id}.jsonl"
-    if not path.is_file():
+    path = session_path(folder, session_id)  # an id is a name in this project's folder, never a path
+    if path is None:
         names = [p.stem for p in sessions_in(folder)]
         close = difflib.get_close_matches(session_id, names, n=1)
-        raise UsageError(f"no session '{session_id}' in this project",
+        raise UsageError(f"no session '{clean(session_id)}' in this project",
                          f"did you mean '{close[0]}'?" if close else "`toolchat sessions list` shows them")
     loaded = load(path)
     if loaded.skipped:

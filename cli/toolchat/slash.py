@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import difflib
-import json
-from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from rich.table import Table
 
+from toolchat.errors import ToolchatError
 from toolchat.render import clean, plain
 
 if TYPE_CHECKING:
@@ -57,30 +56,32 @@ def _tools(chat: Chat, argument: str) -> None:
     chat.console.print(table)
 
 
-def _known(chat: Chat, name: str) -> bool:
-    if chat.all_tools.get(name) is None:
-        close = difflib.get_close_matches(name, chat.all_tools.names(), n=1)
-        chat.console.print(plain(f"no tool named '{name}'" + (f"; did you mean '{close[0]}'?" if close else ""), "yellow"))
-        return False
-    return True
+def _done(chat: Chat, message: str) -> None:
+    chat.console.print(plain(message, "green"))
+
+
+def _problem(chat: Chat, exc: ToolchatError) -> None:
+    chat.console.print(plain(str(exc), "yellow"))
+
+
+def _on_tool(chat: Chat, name: str, command_name: str, operation: Callable[[str], str]) -> None:
+    if not name:
+        chat.console.print(plain(f"usage: {command_name} NAME (Tab completes tool names)", "yellow"))
+        return
+    try:
+        _done(chat, operation(name))
+    except ToolchatError as exc:
+        _problem(chat, exc)
 
 
 @command("/allow", "NAME: run this tool without asking, for this session")
 def _allow(chat: Chat, name: str) -> None:
-    if _known(chat, name):
-        chat.denied.discard(name)
-        chat.engine.registry = chat.all_tools.without(chat.denied)
-        chat.engine.policy.allow.add(name)
-        chat.console.print(plain(f"{name} now runs without asking", "green"))
+    _on_tool(chat, name, "/allow", chat.allow)
 
 
 @command("/deny", "NAME: stop offering this tool to the model")
 def _deny(chat: Chat, name: str) -> None:
-    if _known(chat, name):
-        chat.denied.add(name)
-        chat.engine.policy.allow.discard(name)
-        chat.engine.registry = chat.all_tools.without(chat.denied)
-        chat.console.print(plain(f"{name} is no longer offered", "green"))
+    _on_tool(chat, name, "/deny", chat.deny)
 
 
 @command("/model", "[NAME]: show or switch the model")
@@ -100,99 +101,74 @@ def _profile(chat: Chat, name: str) -> None:
 
 
 def _switch(chat: Chat, profile: str | None, model: str | None) -> None:
-    from toolchat.errors import ToolchatError
-
-    chat.backend.close()  # the old model goes first: two local models may not fit in memory together
     try:
-        settings, backend = chat.reload(profile, model)
+        with chat.console.status("loading…"):
+            _done(chat, chat.switch(profile, model))
     except ToolchatError as exc:
         chat.console.print(plain(f"error: {exc}", "red"))
-        settings, backend = chat.reload(chat.settings.profile, chat.settings.model)
-        chat.settings, chat.backend, chat.engine.backend = settings, backend, backend
-        chat.console.print(plain(f"still using {settings.backend}: {backend.model}", "yellow"))
-        return
-    chat.settings, chat.backend, chat.engine.backend = settings, backend, backend
-    chat.console.print(plain(f"now using {settings.backend}: {backend.model}", "green"))
 
 
 @command("/system", "[TEXT]: show or set the system prompt")
 def _system(chat: Chat, text: str) -> None:
-    messages = chat.engine.messages
-    has = bool(messages) and messages[0]["role"] == "system"
     if not text:
-        chat.console.print(plain(messages[0]["content"] if has else "(no system prompt)"))
+        chat.console.print(plain(chat.engine.conversation.system or "(no system prompt)"))
         return
-    if has:
-        messages[0] = {"role": "system", "content": text}
-    else:
-        messages.insert(0, {"role": "system", "content": text})
-    chat.store.sync([])  # the session file records a truncation, then the history as it is now
-    chat.store.sync(messages)
-    chat.console.print(plain("system prompt set", "green"))
+    chat.set_system(text)
+    _done(chat, "system prompt set")
 
 
 @command("/reset", "start a new conversation (a new session file)")
 def _reset(chat: Chat, argument: str) -> None:
-    messages = chat.engine.messages
-    chat.engine.messages = [m for m in messages[:1] if m["role"] == "system"]
-    chat.new_session()
-    chat.store.sync(chat.engine.messages)
-    chat.console.print(plain("new conversation", "green"))
-
-
-def _drop_last_exchange(chat: Chat, nothing: str) -> str | None:
-    """Remove the last user message and everything after it; its text, or None if there is none."""
-    messages = chat.engine.messages
-    index = next((i for i in range(len(messages) - 1, -1, -1) if messages[i]["role"] == "user"), None)
-    if index is None:
-        chat.console.print(plain(nothing, "yellow"))
-        return None
-    text = messages[index]["content"]
-    del messages[index:]
-    chat.store.sync(messages)
-    return text
+    chat.reset()
+    _done(chat, "new conversation")
 
 
 @command("/undo", "remove the last exchange")
 def _undo(chat: Chat, argument: str) -> None:
-    if _drop_last_exchange(chat, "nothing to undo") is not None:
-        chat.console.print(plain("removed the last exchange", "green"))
+    if chat.undo() is None:
+        chat.console.print(plain("nothing to undo", "yellow"))
+    else:
+        _done(chat, "removed the last exchange")
 
 
 @command("/retry", "ask the last question again")
 def _retry(chat: Chat, argument: str) -> None:
-    text = _drop_last_exchange(chat, "nothing to retry")
-    if text is not None:
+    text = chat.undo()
+    if text is None:
+        chat.console.print(plain("nothing to retry", "yellow"))
+    else:
         chat.turn(text)
 
 
-@command("/save", "[FILE]: save the conversation (.md, or .json for messages)")
+@command("/save", "[FILE]: save the conversation (.md, or .json for messages); /save! replaces a file")
 def _save(chat: Chat, name: str) -> None:
-    path = Path(name or f"toolchat-{chat.store.id}.md").expanduser()
+    _save_as(chat, name, overwrite=False)
+
+
+@command("/save!", "FILE: save, replacing the file if it exists")
+def _save_over(chat: Chat, name: str) -> None:
+    _save_as(chat, name, overwrite=True)
+
+
+def _save_as(chat: Chat, name: str, overwrite: bool) -> None:
     try:
-        if path.suffix == ".json":
-            path.write_text(json.dumps(chat.engine.messages, indent=2, ensure_ascii=False), encoding="utf-8")
-        else:
-            path.write_text(to_markdown(chat.engine.messages), encoding="utf-8")
-    except OSError as exc:
-        chat.console.print(plain(f"cannot save to {path}: {exc.strerror or exc}", "red"))
+        _done(chat, f"saved {chat.save(name, overwrite)}")
+    except ToolchatError as exc:
+        _problem(chat, exc)
+
+
+@command("/show", "the last tool result, whole (through a pager when long)")
+def _show(chat: Chat, argument: str) -> None:
+    record = chat.display.last_result
+    if record is None:
+        chat.console.print(plain("no tool has run yet", "yellow"))
         return
-    chat.console.print(plain(f"saved {path}", "green"))
-
-
-def to_markdown(messages: list[dict]) -> str:
-    parts = []
-    for message in messages:
-        role = message["role"]
-        if role == "tool":
-            parts.append(f"**tool result** (`{message.get('tool_call_id')}`):\n\n```\n{message.get('content')}\n```")
-            continue
-        if message.get("content"):
-            parts.append(f"**{role}**:\n\n{message['content']}")
-        for call in message.get("tool_calls") or []:
-            function = call["function"]
-            parts.append(f"**tool call** `{function['name']}` (`{call['id']}`):\n\n```json\n{function['arguments']}\n```")
-    return "\n\n".join(parts) + "\n"
+    text = plain(f"{record.name} → {record.status.value}, {record.duration:.2f} s\n{record.output}")
+    if len(record.output.splitlines()) > chat.console.height - 4:
+        with chat.console.pager():
+            chat.console.print(text)
+    else:
+        chat.console.print(text)
 
 
 @command("/history", "the conversation so far, one line per message")

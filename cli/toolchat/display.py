@@ -1,0 +1,77 @@
+"""How a chat looks while it runs: the REPL's event sink (streamed Markdown, call and result
+panels, a spinner while waiting) and the figures `/stats` shows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from rich.console import Console
+from rich.text import Text
+
+from toolchat.backends.base import TextDelta, Usage
+from toolchat.engine import (CallDecided, CallFinished, CallRecord, CallRequested, Event, RoundDone, TurnError)
+from toolchat.render import MarkdownStream, call_panel, clean, plain, result_panel
+from toolchat.tools import Registry, Tool
+
+
+@dataclass
+class Stats:
+    rounds: list[tuple[Usage, float]] = field(default_factory=list)
+    tools: list[tuple[str, str, float]] = field(default_factory=list)
+    turns: int = 0
+
+
+def origin(tool: Tool | None) -> str:
+    """Where a tool comes from, as the approval panel shows it."""
+    return tool.origin if tool is not None else "no such tool"
+
+
+class ChatDisplay:
+    """The REPL's event sink. It only shows; the conversation saves itself."""
+
+    def __init__(self, console: Console, registry: Callable[[], Registry], stats: Stats) -> None:
+        self.console, self.registry, self.stats = console, registry, stats
+        self.stream = MarkdownStream(console)
+        self.status: Any = None
+        self.last_result: CallRecord | None = None
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, TextDelta):
+            self.stream.feed(event.text)
+        elif isinstance(event, CallRequested):
+            self.stream.end()
+            arguments = event.arguments if event.arguments is not None else event.call.arguments
+            self.console.print(call_panel(event.call.name, arguments, origin(self.registry().get(event.call.name))))
+        elif isinstance(event, CallDecided):
+            if event.automatic:
+                self.console.print(plain(f"  {event.call.name}: allowed without asking", "dim"))
+            if event.decision.approved:
+                self._spin(f"running {clean(event.call.name)}…")
+        elif isinstance(event, CallFinished):
+            self._stop_spin()
+            record = self.last_result = event.record
+            self.stats.tools.append((record.name, record.status.value, record.duration))
+            note = "  (arguments edited by you)" if record.edited else ""
+            self.console.print(result_panel(record.name, record.status.value, record.duration, record.output))
+            if note:
+                self.console.print(plain(note, "dim"))
+            self.stream.waiting()
+        elif isinstance(event, RoundDone):
+            self.stats.rounds.append((event.usage, event.seconds))
+        elif isinstance(event, TurnError):
+            self.stream.end()
+            self.console.print(plain(f"error: {event.message}", "bold red"))
+
+    def _spin(self, message: str) -> None:
+        self.status = self.console.status(Text(message, style="dim"))
+        self.status.start()
+
+    def _stop_spin(self) -> None:
+        if self.status is not None:
+            self.status.stop()
+            self.status = None
+
+    def stop(self) -> None:
+        self._stop_spin()
+        self.stream.end()
