@@ -16,6 +16,13 @@ class Conversation:
         if system:
             self.set_system(system)
 
+    @classmethod
+    def of(cls, messages: list[dict[str, Any]]) -> Conversation:
+        """A conversation that starts as `messages` and is kept nowhere (`toolchat serve`)."""
+        conversation = cls()
+        conversation._messages = list(messages)
+        return conversation
+
     @property
     def messages(self) -> list[dict[str, Any]]:
         """The list as the model sees it. Read it; change it only through the methods below."""

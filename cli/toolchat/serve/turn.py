@@ -14,6 +14,7 @@ from typing import Any, Callable, Iterator, Mapping
 
 from toolchat.backends.base import Backend, BackendEvent, Reply, Request, TextDelta, ToolCall
 from toolchat.config import Settings
+from toolchat.conversation import Conversation
 from toolchat.engine import (CallDecided, CallFinished, CallRequested, Decision, Engine, Event, PendingCall,
                              Policy, RoundDone, RoundStarted, ToolOptions, TurnResult)
 from toolchat.errors import BackendError
@@ -47,11 +48,14 @@ def build_engine(profile: Profile, registry: Registry, chat: ChatRequest, backen
         max_rounds=settings.max_rounds,
         temperature=chat.temperature if chat.temperature is not None else settings.temperature,
         max_tokens=chat.max_tokens if chat.max_tokens is not None else settings.max_tokens,
+        conversation=Conversation.of(_with_system(settings.system, chat.messages)),
     )
-    has_system = any(m["role"] in ("system", "developer") for m in chat.messages)
-    system = [{"role": "system", "content": settings.system}] if settings.system and not has_system else []
-    engine.messages = system + [dict(m) for m in chat.messages]
     return engine
+
+
+def _with_system(system: str | None, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    has_system = any(m["role"] in ("system", "developer") for m in messages)
+    return ([{"role": "system", "content": system}] if system and not has_system else []) + [dict(m) for m in messages]
 
 
 def decline(pending: PendingCall) -> Decision:
