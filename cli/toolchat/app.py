@@ -230,7 +230,7 @@ def ask(
     try:
         raise typer.Exit(run_ask(settings, registry, options, env, yes, redactor_for(settings, env)))
     finally:
-        registry.close()  # MCP servers stop, bounded, whatever ended the run if hasattr(registry, "close") else None
+        registry.close()  # MCP servers stop, bounded, whatever ended the run
 
 
 @app.command()

@@ -1,0 +1,120 @@
+"""What a new user meets in the REPL's first minutes, in a real pseudo-terminal against a real
+loopback server: the approval question, Tab, typing ahead, leaving and coming back."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pexpect
+
+from fakeserver import chunk, openai_calls, sse, text_stream
+from test_repl import QUESTION, WEATHER, press, repl, say, see, server  # noqa: F401 - fixtures
+
+CALC = [("calculate", {"expression": "2 * (3 + 4) ** 2"})]
+
+
+def test_ctrl_c_at_the_approval_question_is_not_a_stopped_tool(repl, server):
+    server.add(sse(openai_calls(WEATHER)), sse(text_stream("Next.")))
+    child = repl(server)
+    say(child, "weather?")
+    child.expect(QUESTION)
+    child.sendintr()
+    child.expect("interrupted")
+    child.expect("›")
+    say(child, "/stats")
+    see(child, "1 turns, 1 model calls, 1 tool calls")
+    say(child, "and now?")
+    child.expect("Next.")
+    told = server.requests[1]["messages"]
+    answer = next(m for m in told if m["role"] == "tool")["content"]
+    assert answer == "Not run: the user pressed Ctrl-C before approving this call."
+
+
+def test_edited_arguments_are_what_the_model_sees(repl, server):
+    server.add(sse(openai_calls(CALC)), sse(text_stream("42.")))
+    child = repl(server)
+    say(child, "compute")
+    child.expect(r"Run calculate\?")
+    press(child, "e")
+    child.expect("Arguments")
+    press(child, "\x7f" * 60 + '{"expression": "6*7"}')
+    child.send("\x1b\r")
+    see(child, "calculate → ok")
+    child.expect("42.")
+    history = server.requests[1]["messages"]
+    call = next(m for m in history if m.get("tool_calls"))["tool_calls"][0]
+    assert json.loads(call["function"]["arguments"]) == {"expression": "6*7"}
+    result = next(m for m in history if m["role"] == "tool")["content"]
+    assert "user edited the arguments" in result and result.endswith("42")
+
+
+def test_keys_typed_before_the_question_never_answer_it(repl, server):
+    words = " ".join(f"w{i}" for i in range(30))
+    stream = text_stream(words, pieces=30)[:-1] + openai_calls(WEATHER)[1:]
+    server.add(sse(stream, delay=0.05), sse(text_stream("Declined, fine.")))
+    child = repl(server)
+    say(child, "weather?")
+    child.expect("w3")
+    child.send("yyy")  # typed while the answer streamed, before any question
+    child.expect(QUESTION)
+    time.sleep(1.0)
+    assert len(server.requests) == 1  # still waiting: the early keys answered nothing
+    press(child, "n")
+    child.expect("Reason for the model")
+    say(child, "")
+    child.expect("Declined, fine.")
+    assert "declined" in server.requests[1]["messages"][-1]["content"]
+
+
+def test_text_typed_while_an_answer_streams_becomes_the_next_input(repl, server):
+    words = " ".join(f"word{i}" for i in range(60))
+    server.add(sse(text_stream(words, pieces=60), delay=0.05), sse(text_stream("Second answer.")))
+    child = repl(server)
+    say(child, "talk")
+    child.expect("word5")
+    child.send("what next")
+    child.expect("word59")
+    child.expect("›")
+    time.sleep(0.5)
+    child.send("\r")
+    child.expect("Second answer.")
+    assert server.requests[1]["messages"][-1] == {"role": "user", "content": "what next"}
+
+
+def test_tab_completes_tool_names_after_allow_and_deny(repl, server):
+    child = repl(server)
+    press(child, "/allow get_w")
+    press(child, "\t")
+    time.sleep(0.5)
+    child.send("\r")
+    see(child, "get_weather now runs without asking")
+    say(child, "/allow")
+    see(child, "usage: /allow NAME")
+    press(child, "/deny calc")
+    press(child, "\t")
+    time.sleep(0.5)
+    child.send("\r")
+    see(child, "calculate is no longer offered")
+
+
+def test_continue_skips_an_empty_session(repl, server, tmp_path):
+    server.add(sse(text_stream("Remember me.")))
+    first = repl(server)
+    say(first, "the real question")
+    first.expect("Remember me.")
+    first.expect("›")
+    first.sendeof()
+    first.expect(pexpect.EOF)
+    empty = repl(server)  # opened and left at once
+    empty.sendeof()
+    empty.expect(pexpect.EOF)
+    resumed = repl(server, "--continue")
+    assert "resumed session" in resumed.started and "2 messages" in resumed.started
+
+
+def test_a_stream_cut_at_max_tokens_is_said(repl, server):
+    server.add(sse([chunk({"role": "assistant", "content": "The start of a long"}), chunk(finish="length")]))
+    child = repl(server, "--max-tokens", "5")
+    say(child, "tell me everything")
+    see(child, "the answer was cut at max_tokens 5")
