@@ -41,7 +41,8 @@ def test_edited_arguments_are_what_the_model_sees(repl, server):
     press(child, "\x7f" * 60 + '{"expression": "6*7"}')
     child.send("\x1b\r")
     see(child, "calculate → ok")
-    child.expect("42.")
+    child.expect(r"42\.")
+    child.expect("›")
     history = server.requests[1]["messages"]
     call = next(m for m in history if m.get("tool_calls"))["tool_calls"][0]
     assert json.loads(call["function"]["arguments"]) == {"expression": "6*7"}

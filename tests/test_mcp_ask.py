@@ -119,7 +119,7 @@ def test_no_server_outlives_ask_even_after_a_signal_mid_call(server, isolated_en
     time.sleep(0.5)  # the call is under way
     process.send_signal(kill)
     out, err = process.communicate(timeout=10)
-    assert process.returncode == (130 if kill == signal.SIGTERM else -signal.SIGKILL), err
+    assert process.returncode == (143 if kill == signal.SIGTERM else -signal.SIGKILL), err
     assert wait_gone(server_pids(pid_dir), 3) == []
 
 
