@@ -86,7 +86,7 @@ def test_a_closed_terminal_or_sigterm_stops_every_server(isolated_env, tmp_path,
             child.kill(getattr(signal, signal_name))
             child.expect(pexpect.EOF, timeout=10)
             child.close()
-            assert child.exitstatus == 130
+            assert child.exitstatus == 128 + getattr(signal, signal_name)  # the signal, named by the exit code
         finally:
             if child.isalive():
                 child.terminate(force=True)

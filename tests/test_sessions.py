@@ -147,7 +147,7 @@ def test_system_is_one_record_not_a_rewrite(tmp_path):
 
 
 def test_files_are_private_and_symlinks_refused(tmp_path):
-    chat = make_chat(tmp_path, ScriptedBackend(answer("one"), answer("two")))
+    chat = make_chat(tmp_path, ScriptedBackend(answer("one")))
     chat.turn("a")
     assert stat.S_IMODE(chat.log.path.stat().st_mode) == 0o600
     assert stat.S_IMODE(chat.log.path.parent.stat().st_mode) == 0o700

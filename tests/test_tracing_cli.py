@@ -173,7 +173,7 @@ def test_sigterm_mid_turn_still_sends_the_turns_spans(server, receiver, isolated
         time.sleep(0.05)
     child.send_signal(signal.SIGTERM)
     _, stderr = child.communicate(timeout=10)
-    assert child.returncode == 130, stderr
+    assert child.returncode == 143, stderr
     spans = receiver.spans()
     assert spans["invoke_agent toolchat"][2]["toolchat.turn.stopped"] == "interrupted"
     assert spans["chat fake-model"][2]["error.type"] == "cancelled"

@@ -217,7 +217,7 @@ def ask(
 ) -> None:
     """One question, tools allowed, the answer on stdout."""
     from toolchat.ask import AskOptions, run_ask
-    from toolchat.chat import redactor_for
+    from toolchat.secrets import redactor_for
 
     env = _env(ctx)
     settings = _settings(env, config, **_overrides(
@@ -228,7 +228,7 @@ def ask(
     options = AskOptions(prompt or [], json_output, quiet, tool_choice)
     registry = _registry(env, settings, no_tools, lambda message: _notice(env, message))
     try:
-        raise typer.Exit(run_ask(settings, registry, options, env, yes, redactor_for(settings, env)))
+        raise typer.Exit(run_ask(settings, registry, options, env, yes, redactor_for(settings, env.environ)))
     finally:
         registry.close()  # MCP servers stop, bounded, whatever ended the run
 
@@ -443,6 +443,11 @@ def main(argv: Optional[List[str]] = None, env: Optional[Environment] = None) ->
     try:
         _check_command(args)
         result = app(args=args, prog_name="toolchat", standalone_mode=False, obj=env)
+        from toolchat.errors import Terminated
+
+        if Terminated.requested:  # typer turned the signal into a plain exit code: name the signal
+            env.write("\ntoolchat: interrupted\n", err=True)
+            return 128 + Terminated.requested
         return int(result or 0) if isinstance(result, int) else 0
     except ToolchatError as exc:
         _report(exc, env)
@@ -492,7 +497,7 @@ def _signals_are_interrupts() -> None:
     from toolchat.errors import Terminated
 
     def interrupt(signum: int, frame: Any) -> None:
-        Terminated.requested = True
+        Terminated.requested = signum
         raise Terminated(signum)
 
     for name in ("SIGTERM", "SIGHUP", "SIGQUIT"):

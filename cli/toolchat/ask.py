@@ -14,7 +14,7 @@ from toolchat.engine import (CallDecided, CallFinished, CallRequested, Decision,
 from toolchat.env import Environment
 from toolchat.errors import ExitStatus, UsageError
 from toolchat.safety import clean
-from toolchat.secrets import Redactor
+from toolchat.secrets import Redactor, redactor_for
 from toolchat.tools import Registry, ToolStatus
 from toolchat.tracing import traced
 
@@ -137,7 +137,7 @@ class AskDisplay:
 
 
 def run_ask(settings: Settings, registry: Registry, options: AskOptions, env: Environment,
-            approve_all: bool, redactor: Redactor) -> int:
+            approve_all: bool, redactor: Redactor | None = None) -> int:
     from toolchat.backends.factory import create_backend
 
     prompt = read_prompt(options.prompt, env)
@@ -153,7 +153,7 @@ def run_ask(settings: Settings, registry: Registry, options: AskOptions, env: En
     display.finish()
     if options.json_output:
         text = json.dumps(_json_result(result, engine.messages), ensure_ascii=False)
-        env.write(redactor.redact(text) + "\n")
+        env.write((redactor or redactor_for(settings, env.environ)).redact(text) + "\n")
     return _exit_code(result, engine, env)
 
 

@@ -20,7 +20,7 @@ from toolchat.engine import Engine, Stopped, TurnResult
 from toolchat.env import Environment
 from toolchat.errors import ToolchatError, UsageError
 from toolchat.render import clean, plain
-from toolchat.secrets import Redactor
+from toolchat.secrets import redactor_for
 from toolchat.sessions import SessionBusy, SessionLog, load, project_folder, sessions_in, to_markdown
 from toolchat.tools import Registry
 from toolchat.tracing import traced
@@ -53,14 +53,6 @@ def reloader(env: Environment, config_path: Path | None, overrides: dict[str, An
     return reload
 
 
-def redactor_for(settings: Settings, env: Environment) -> Redactor:
-    made = getattr(settings, "redactor", None)
-    redactor = made() if callable(made) else Redactor()
-    redactor.add(settings.api_key)
-    redactor.add(env.environ.get("OPENAI_API_KEY"))
-    return redactor
-
-
 class Chat:
     def __init__(self, env: Environment, settings: Settings, registry: Registry, backend: Backend,
                  options: ChatOptions, console: Console, reload: Reload) -> None:
@@ -69,7 +61,7 @@ class Chat:
         self.denied: set[str] = set(settings.deny)
         self.stats = Stats()
         self.folder = project_folder(env.data_dir, settings.project_dir)
-        self.redactor = redactor_for(settings, env)
+        self.redactor = redactor_for(settings, env.environ)
         self.display = ChatDisplay(console, lambda: self.engine.registry, self.stats)
         on_event = traced(self.display, lambda: self.engine.backend, settings, env.environ, lambda: self.log.id,
                           lambda name: self.engine.registry.get(name))

@@ -3,6 +3,7 @@ panels, a spinner while waiting) and the figures `/stats` shows."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -10,7 +11,8 @@ from rich.console import Console
 from rich.text import Text
 
 from toolchat.backends.base import TextDelta, Usage
-from toolchat.engine import (CallDecided, CallFinished, CallRecord, CallRequested, Event, RoundDone, TurnError)
+from toolchat.engine import (CallDecided, CallFinished, CallRecord, CallRequested, Event, RoundDone, RoundStarted,
+                             TurnEnded, TurnError)
 from toolchat.render import MarkdownStream, call_panel, clean, plain, result_panel
 from toolchat.tools import Registry, Tool
 
@@ -35,6 +37,7 @@ class ChatDisplay:
         self.stream = MarkdownStream(console)
         self.status: Any = None
         self.last_result: CallRecord | None = None
+        self.round_started: float | None = None
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, TextDelta):
@@ -57,8 +60,14 @@ class ChatDisplay:
             if note:
                 self.console.print(plain(note, "dim"))
             self.stream.waiting()
+        elif isinstance(event, RoundStarted):
+            self.round_started = time.monotonic()
         elif isinstance(event, RoundDone):
             self.stats.rounds.append((event.usage, event.seconds))
+            self.round_started = None
+        elif isinstance(event, TurnEnded) and self.round_started is not None:  # a model call cut short counts too
+            self.stats.rounds.append((Usage(), time.monotonic() - self.round_started))
+            self.round_started = None
         elif isinstance(event, TurnError):
             self.stream.end()
             self.console.print(plain(f"error: {event.message}", "bold red"))

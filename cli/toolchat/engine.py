@@ -138,6 +138,12 @@ class Stopped(str, Enum):
     ERROR = "error"
     INTERRUPTED = "interrupted"
 
+    # compare, hash and print as the plain string, so "answer" == Stopped.ANSWER works as a key too
+    __hash__ = str.__hash__
+
+    def __str__(self) -> str:
+        return self.value
+
 
 @dataclass
 class TurnResult:
@@ -278,18 +284,12 @@ class Engine:
         request = Request(self.messages, self.registry.definitions(), choice, self.temperature, self.max_tokens)
         self.emit(RoundStarted(number, request))
         reply: Reply | None = None
-        try:
-            for event in self.backend.complete(request):
-                if isinstance(event, TextDelta):
-                    self._partial.append(event.text)
-                    self.emit(event)
-                else:
-                    reply = event
-        except KeyboardInterrupt:
-            usage = Usage()
-            result.rounds.append(usage)
-            self.emit(RoundDone(number, usage, time.monotonic() - started, "interrupted"))
-            raise
+        for event in self.backend.complete(request):
+            if isinstance(event, TextDelta):
+                self._partial.append(event.text)
+                self.emit(event)
+            else:
+                reply = event
         if reply is None:
             raise BackendError("the backend ended without a reply")
         usage = reply.usage or Usage()

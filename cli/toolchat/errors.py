@@ -21,7 +21,7 @@ class Terminated(KeyboardInterrupt):
     """A signal that ends toolchat (TERM, HUP, QUIT) unwinds like Ctrl-C: running tools are
     stopped, every call is answered, the session file is intact; the exit code names the signal."""
 
-    requested = False  # stays set once one came, for places that catch the interrupt and must still leave
+    requested = 0  # the signal, once one came: stays set once one came, for places that catch the interrupt and must still leave
 
     def __init__(self, signum: int) -> None:
         super().__init__(signum)
@@ -29,8 +29,12 @@ class Terminated(KeyboardInterrupt):
 
 
 def interrupted_status(exc: BaseException) -> ExitStatus:
-    if isinstance(exc, Terminated):
-        return ExitStatus(128 + exc.signum)
+    """130 for Ctrl-C; 128 + the signal for TERM, HUP, QUIT (click wraps them in its Abort)."""
+    cause = exc if isinstance(exc, Terminated) else exc.__cause__ or exc.__context__
+    if isinstance(cause, Terminated):
+        return ExitStatus(128 + cause.signum)
+    if Terminated.requested:
+        return ExitStatus(128 + Terminated.requested)
     return ExitStatus.INTERRUPTED
 
 

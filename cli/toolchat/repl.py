@@ -167,6 +167,8 @@ def run(chat: Chat, env: Environment) -> int:
     chat.drain_input = _typed_ahead  # keys typed before an approval question never answer it
     try:
         while True:
+            if Terminated.requested:  # TERM or HUP at the prompt: prompt-toolkit swallows it; leave now
+                raise Terminated(Terminated.requested)
             try:
                 text = session.prompt("› ", default=ahead)
             except Terminated:

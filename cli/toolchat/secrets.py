@@ -4,7 +4,7 @@ case, is caught too: any 8 or more characters of a secret are hidden."""
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Any, Iterable, Mapping
 
 WINDOW = 8  # this many characters of a secret in a row count as the secret
 HIDDEN = "***"
@@ -54,3 +54,12 @@ class Redactor:
                 out.append(text[i])
                 i += 1
         return "".join(out)
+
+
+def redactor_for(settings: Any, environ: Mapping[str, str]) -> Redactor:
+    """Every secret these settings know (the config's own list, the key in force, OPENAI_API_KEY)."""
+    made = getattr(settings, "redactor", None)
+    redactor = made() if callable(made) else Redactor()
+    redactor.add(getattr(settings, "api_key", None))
+    redactor.add(environ.get("OPENAI_API_KEY"))
+    return redactor
