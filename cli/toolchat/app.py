@@ -297,11 +297,17 @@ def serve(
     settings = _settings(env, config, **overrides)
     options = ServeOptions(host, port, api_key_env, yes, max_queue, time_limit)
     registry = _registry(env, settings, no_tools)
+    from toolchat.errors import Terminated
+
     try:
-        raise typer.Exit(run_serve(settings, lambda name: _settings(env, config, **{**overrides, "profile": name}),
-                                   registry, options, env))
+        code = run_serve(settings, lambda name: _settings(env, config, **{**overrides, "profile": name}),
+                         registry, options, env)
+    except KeyboardInterrupt:  # uvicorn stops gracefully on TERM/Ctrl-C, then raises the signal again
+        code = 0
     finally:
         registry.close()  # MCP servers stop with the server
+    Terminated.requested = 0  # a service stopped by its manager has done its job
+    raise typer.Exit(code)
 
 
 @app.command()
