@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+# scratch space; the test suite points it at a temporary folder so it writes nothing into the checkout
+WORK = Path(os.environ.get("TOOLCHAT_BENCH_WORK") or HERE / ".work")
 sys.path.insert(0, str(HERE))
 
 import bench_accumulate  # noqa: E402
@@ -84,7 +86,7 @@ def cli_sections(quick: bool) -> list[str]:
 
     import bench_cli
 
-    work = HERE / ".work"
+    work = WORK
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir()
     bench_cli.prepare(work)
@@ -126,7 +128,7 @@ round trip at 0.88x); the sides alternate so both see the same noise."""
 def more_sections(quick: bool) -> list[str]:
     import bench_cli
 
-    work = HERE / ".work"
+    work = WORK
     env = bench_cli.isolated_env(work)
     sizes = [10, 20] if quick else [50, 100, 200]
     lines = ["", "## 5. Tool discovery", "",
@@ -146,8 +148,8 @@ def repl_section(quick: bool) -> list[str]:
     import bench_cli
     import bench_repl
 
-    (HERE / ".work").mkdir(exist_ok=True)
-    env = bench_cli.isolated_env(HERE / ".work")
+    (WORK).mkdir(exist_ok=True)
+    env = bench_cli.isolated_env(WORK)
     sizes, runs = ([200], 1) if quick else ([2000, 20000], 5)
     return [""] + bench_repl.section(sizes, runs, env) + ["", REPL_BEFORE]
 
@@ -163,7 +165,7 @@ cost per delta does not grow with the answer."""
 def mcp_section(quick: bool) -> list[str]:
     import bench_cli
 
-    work = HERE / ".work"
+    work = WORK
     env = bench_cli.isolated_env(work)
     runs = 2 if quick else 11
     found = bench_cli.mcp_ask(env, work, runs)
@@ -180,7 +182,7 @@ def serve_section(quick: bool, cache: Path) -> list[str]:
     import bench_cli
     import bench_serve
 
-    work = HERE / ".work"
+    work = WORK
     work.mkdir(exist_ok=True)
     env = {**bench_cli.isolated_env(work), "TOOLCHAT_CACHE_DIR": str(cache)}  # the bundled model is there
     return bench_serve.section(env, work, quick)

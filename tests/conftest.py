@@ -10,6 +10,15 @@ from pathlib import Path
 from typing import Callable
 
 import pytest
+from hypothesis import settings as hypothesis_settings
+
+# no example database or caches in the checkout (.hypothesis/): the suite writes nothing there
+from hypothesis.configuration import set_hypothesis_home_dir  # noqa: E402
+import tempfile  # noqa: E402
+
+set_hypothesis_home_dir(tempfile.mkdtemp(prefix="toolchat-hypothesis-"))
+hypothesis_settings.register_profile("toolchat", database=None)
+hypothesis_settings.load_profile("toolchat")
 
 from fakes import scripted_replies_all_used  # noqa: F401  (autouse: scripted replies must all be used)
 

@@ -118,3 +118,66 @@ def test_a_stream_cut_at_max_tokens_is_said(repl, server):
     child = repl(server, "--max-tokens", "5")
     say(child, "tell me everything")
     see(child, "the answer was cut at max_tokens 5")
+
+
+def test_a_tool_never_sees_toolchats_api_key(cli, plugin_dir, tmp_path):
+    from fakeserver import FakeServer
+
+    tools = plugin_dir(peek='''
+        import os
+
+        def peek() -> str:
+            """What a tool can read of toolchat's environment."""
+            return os.environ.get("OPENAI_API_KEY", "no key here")
+    ''')
+    with FakeServer(models=["m"]) as server:
+        server.add(sse(openai_calls([("peek", {})])), sse(text_stream("done")))
+        result = cli("ask", "--base-url", server.url, "-m", "m", "-t", str(tools), "--allow", "peek", "--json",
+                         "peek", env={"OPENAI_API_KEY": "sk-secret-key-1234567890"})
+        assert result.returncode == 0, result.stderr
+        assert json.loads(result.stdout)["tool_calls"][0]["output"] == "no key here"
+
+
+def test_latin1_piped_into_ask_is_read_with_replacement(run_cli):
+    from fakeserver import FakeServer
+
+    with FakeServer(models=["m"]) as server:
+        server.add(sse(text_stream("read it")))
+        result = run_cli("ask", "--base-url", server.url, "-m", "m", "--no-tools", "Summarise:",
+                         input="caf\xe9 cr\xe8me".encode("latin-1"))
+        assert result.returncode == 0, result.stderr
+        assert server.requests[0]["messages"][-1]["content"] == "Summarise:\n\ncaf\ufffd cr\ufffdme"
+
+
+def test_an_empty_answer_is_said_on_stderr(run_cli):
+    from fakeserver import FakeServer
+
+    with FakeServer(models=["m"]) as server:
+        server.add(sse(text_stream("")))
+        result = run_cli("ask", "--base-url", server.url, "-m", "m", "--no-tools", "anything?")
+        assert result.returncode == 0 and result.stdout.strip() == ""
+        assert "the model returned an empty answer" in result.stderr
+
+
+def test_a_denial_without_a_terminal_is_one_line(run_cli):
+    from fakeserver import FakeServer
+
+    with FakeServer(models=["m"]) as server:
+        server.add(sse(openai_calls(WEATHER)), sse(text_stream("No weather then.")))
+        result = run_cli("ask", "--base-url", server.url, "-m", "m", "weather?")
+        lines = [line for line in result.stderr.splitlines() if "get_weather" in line and "→" not in line]
+        assert lines == ["toolchat: denied get_weather: no terminal to ask for approval; "
+                         "allow it with --allow get_weather or --yes"]
+
+
+def test_a_question_without_ask_says_how_to_ask(run_cli):
+    result = run_cli("what is 2+2")
+    assert result.returncode == 2 and 'to ask a question: toolchat ask "what is 2+2"' in result.stderr
+    typo = run_cli("tols")
+    assert typo.returncode == 2 and "did you mean `toolchat tools`?" in typo.stderr
+
+
+def test_a_tool_timeout_that_is_no_number_of_seconds_is_refused(run_cli):
+    for value in ("nan", "1e10", "-1"):
+        result = run_cli("ask", "--tool-timeout", value, "hi")
+        assert result.returncode == 2 and "not a number of seconds" in result.stderr

@@ -46,7 +46,9 @@ def test_forced_tool_call_round_trip(cli, llama_server):
                "--json", "What's the weather in Singapore?", timeout=300)
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
-    assert result["stopped"] == "answer"
+    assert result["stopped"] in ("answer", "max_tokens")  # a base model often talks to the 24-token limit
+    if result["stopped"] == "max_tokens":
+        assert "the answer was cut at max_tokens 24" in done.stderr
     call = result["tool_calls"][0]
     assert call["name"] == "get_weather" and call["status"] == "ok"
     assert set(call["arguments"]) == {"city"}

@@ -75,6 +75,15 @@ def _notice(env: Environment, message: str) -> None:
     env.write(f"toolchat: {clean(message)}\n", err=True)
 
 
+def _seconds(value: Optional[float]) -> Optional[float]:
+    """A number of seconds a user can mean: finite, above 0, at most a day (1e10 or nan is a typo)."""
+    import math
+
+    if value is not None and not (math.isfinite(value) and 0 < value <= 86_400):
+        raise typer.BadParameter(f"{value:g} is not a number of seconds between 0 and 86400")
+    return value
+
+
 def _path(value: Optional[str]) -> Optional[Path]:
     """Paths arrive as text: typer's own Path handling imports pydantic, which slows start-up."""
     return Path(value) if value is not None else None
@@ -128,7 +137,8 @@ def tools_run(
     name: str,
     args: Annotated[Optional[str], typer.Option("--args", help="The arguments as a JSON object.")] = None,
     tools: ToolsOpt = None, no_bundled_tools: NoBundledOpt = False, config: ConfigOpt = None,
-    tool_timeout: Annotated[Optional[float], typer.Option("--tool-timeout", help="Stop the tool after this many seconds.")] = None,
+    tool_timeout: Annotated[Optional[float], typer.Option("--tool-timeout", callback=_seconds,
+                                                          help="Stop the tool after this many seconds.")] = None,
 ) -> None:
     """Run one tool directly, without a model."""
     from toolchat import tools_cmd
@@ -153,7 +163,8 @@ AllowOpt = Annotated[Optional[List[str]], typer.Option("--allow", help="Approve 
 DenyOpt = Annotated[Optional[List[str]], typer.Option("--deny", help="Never offer this tool (repeatable).")]
 ToolChoiceOpt = Annotated[Optional[str], typer.Option("--tool-choice", help="auto, required, none or a tool name, for the first model call of a turn.")]
 MaxRoundsOpt = Annotated[Optional[int], typer.Option("--max-rounds", min=1, help="Most model calls in one turn (default 10).")]
-ToolTimeoutOpt = Annotated[Optional[float], typer.Option("--tool-timeout", help="Stop a tool after this many seconds.")]
+ToolTimeoutOpt = Annotated[Optional[float], typer.Option("--tool-timeout", callback=_seconds,
+                                                         help="Stop a tool after this many seconds.")]
 NoStreamOpt = Annotated[bool, typer.Option("--no-stream", help="Ask for whole replies instead of a stream.")]
 TemperatureOpt = Annotated[Optional[float], typer.Option("--temperature")]
 MaxTokensOpt = Annotated[Optional[int], typer.Option("--max-tokens")]

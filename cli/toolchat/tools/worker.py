@@ -41,6 +41,9 @@ _pool: list[_Worker] = []  # the first is forked by start(); more only while cal
 _pool_lock = threading.Lock()
 
 
+SCRUBBED = ("OPENAI_API_KEY",)  # the variables toolchat itself reads a key from
+
+
 def start() -> None:
     """Fork the worker now (idempotent). Call before any thread starts. Without fork (Windows)
     there is no worker, and running Python tools says so."""
@@ -248,6 +251,8 @@ def _serve(requests: int, replies: int) -> None:
     signal.signal(signal.SIGTERM, lambda *_: (processes.kill_all(), os._exit(0)))
     processes.keep_only_fds(requests, replies)
     processes.become_subreaper()
+    for name in SCRUBBED:  # toolchat's own key is never passed on to a tool
+        os.environ.pop(name, None)
     from toolchat.tools import jobs  # noqa: F401 - loaded once here, not in every child
 
     while True:
