@@ -181,3 +181,12 @@ def test_a_tool_timeout_that_is_no_number_of_seconds_is_refused(run_cli):
     for value in ("nan", "1e10", "-1"):
         result = run_cli("ask", "--tool-timeout", value, "hi")
         assert result.returncode == 2 and "not a number of seconds" in result.stderr
+
+
+def test_shell_completion_completes_commands_and_options(cli):
+    script = cli("--show-completion", "bash")
+    assert script.returncode == 0 and "_toolchat_completion" in script.stdout
+    commands = cli(env={"_TOOLCHAT_COMPLETE": "complete_bash", "COMP_WORDS": "toolchat to", "COMP_CWORD": "1"})
+    assert commands.stdout.split() == ["tools"]
+    options = cli(env={"_TOOLCHAT_COMPLETE": "complete_bash", "COMP_WORDS": "toolchat ask --tool-", "COMP_CWORD": "2"})
+    assert set(options.stdout.split()) == {"--tool-choice", "--tool-timeout"}

@@ -16,7 +16,7 @@ from toolchat.errors import ExitStatus, ToolchatError, UsageError
 app = typer.Typer(
     name="toolchat",
     help="Chat with tool-calling language models; your Python functions are the tools.",
-    add_completion=False,
+    add_completion=True,
     no_args_is_help=False,
     rich_markup_mode=None,
     pretty_exceptions_enable=False,
@@ -455,7 +455,8 @@ def main(argv: Optional[List[str]] = None, env: Optional[Environment] = None) ->
         env = Environment()
         _signals_are_interrupts()
     args = list(sys.argv[1:] if argv is None else argv)
-    if args and args[0].startswith("-") and args[0] not in ("--help", "--version"):
+    if args and args[0].startswith("-") and args[0] not in ("--help", "--version", "--install-completion",
+                                                          "--show-completion"):
         args.insert(0, "chat")  # `toolchat --base-url URL` is `toolchat chat --base-url URL`
     try:
         _check_command(args)
