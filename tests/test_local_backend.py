@@ -331,3 +331,8 @@ def test_repl_first_run_banner_cuda_hint_once_and_model_switch(isolated_env, sha
         child.expect(pexpect.EOF)
     finally:
         child.close(force=True)
+
+
+def test_an_answer_cut_at_max_tokens_says_length(backend):
+    _, cut = run(backend, [{"role": "user", "content": "Tell me a long story about the sea."}], tools=[], max_tokens=3)
+    assert cut.usage.completion_tokens == 3 and cut.finish_reason == "length"

@@ -171,7 +171,8 @@ class LocalBackend:
         written: list[str] = []
         shown_all: list[str] = []
         self.generated = 0
-        for piece in self._generate(tokens, grammar, temperature, min(max_tokens, self.n_ctx - len(tokens))):
+        limit = min(max_tokens, self.n_ctx - len(tokens))
+        for piece in self._generate(tokens, grammar, temperature, limit):
             written.append(piece)
             shown = parser.feed(piece)
             if shown:
@@ -186,7 +187,8 @@ class LocalBackend:
             self._raw[raw_key({"tool_calls": [c.message_part() for c in calls]})] = "".join(written).strip()
         text = parser.text if constrained and parser.text is not None else "".join(shown_all)
         usage = Usage(len(tokens), self.generated, cached)
-        yield Reply(text, calls, usage, "tool_calls" if calls else "stop")
+        finish = "tool_calls" if calls else ("length" if self.generated >= limit else "stop")
+        yield Reply(text, calls, usage, finish)
 
     def _offered(self, request: Request) -> Request:
         """The bundled model sees and may call only the tools the turn's question names, and must
