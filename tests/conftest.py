@@ -12,6 +12,14 @@ from typing import Callable
 import pytest
 from hypothesis import settings as hypothesis_settings
 
+# A background job (CI, `cmd &`) starts with SIGINT ignored, and an ignored signal stays ignored in
+# every child a test spawns: Ctrl-C tests would then test nothing. A handler (not SIG_IGN) here
+# means children start with the default disposition, as in a terminal.
+import signal as _signal  # noqa: E402
+
+if _signal.getsignal(_signal.SIGINT) == _signal.SIG_IGN:
+    _signal.signal(_signal.SIGINT, _signal.default_int_handler)
+
 # no example database or caches in the checkout (.hypothesis/): the suite writes nothing there
 from hypothesis.configuration import set_hypothesis_home_dir  # noqa: E402
 import tempfile  # noqa: E402
