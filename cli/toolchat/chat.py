@@ -93,10 +93,10 @@ class Chat:
         if self.options.session:
             path = self._new_log(self.options.session).path
         elif self.options.resume:
-            found = [p for p in sessions_in(self.folder) if load(p).messages]
-            if not found:
+            # the newest session that has a message (an empty one is never worth resuming)
+            path = next((p for p in reversed(sessions_in(self.folder)) if load(p).messages), None)
+            if path is None:
                 self.notices.append("no earlier session in this project; starting a new one")
-            path = found[-1] if found else None
         if path is None:
             log = self._new_log()
             self.engine.conversation.start_log(log)

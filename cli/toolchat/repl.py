@@ -59,23 +59,21 @@ def banner(chat: Chat, console: Console) -> None:
     console.print(plain("  /help for commands · Ctrl-D to leave", "dim"))
 
 
-class _Completer:
+def _completer(chat: Chat) -> Any:
     """Slash commands as the first word; tool names after /allow, /deny, or anywhere in a message."""
+    from prompt_toolkit.completion import Completer, Completion
 
-    def __init__(self, chat: Chat) -> None:
-        from prompt_toolkit.completion import Completer, Completion
+    class ChatCompleter(Completer):
+        def get_completions(self, document: Any, complete_event: Any) -> Any:
+            text = document.text_before_cursor
+            word = document.get_word_before_cursor(WORD=True)
+            first = " " not in text.lstrip()
+            names = COMMANDS if first and text.lstrip().startswith("/") else chat.all_tools.names()
+            for name in names:
+                if name.startswith(word) and word:
+                    yield Completion(name, start_position=-len(word))
 
-        class Inner(Completer):
-            def get_completions(self, document: Any, complete_event: Any) -> Any:
-                text = document.text_before_cursor
-                word = document.get_word_before_cursor(WORD=True)
-                first = " " not in text.lstrip()
-                names = COMMANDS if first and text.lstrip().startswith("/") else chat.all_tools.names()
-                for name in names:
-                    if name.startswith(word) and word:
-                        yield Completion(name, start_position=-len(word))
-
-        self.inner = Inner()
+    return ChatCompleter()
 
 
 def _history(chat: Chat, env: Environment) -> Any:
@@ -102,7 +100,7 @@ def prompt_session(chat: Chat, env: Environment) -> Any:
     def _newline(event: Any) -> None:
         event.current_buffer.insert_text("\n")
 
-    return PromptSession(history=_history(chat, env), completer=_Completer(chat).inner, key_bindings=bindings,
+    return PromptSession(history=_history(chat, env), completer=_completer(chat), key_bindings=bindings,
                          bottom_toolbar=_toolbar(chat), complete_while_typing=True,
                          refresh_interval=0.5 if chat.settings.mcp_servers else 0)  # servers turning ready
 

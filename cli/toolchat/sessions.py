@@ -16,7 +16,7 @@ import re
 import stat
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -248,10 +248,6 @@ def sessions_in(folder: Path) -> list[Path]:
     return sorted(found, key=lambda p: p.stat().st_mtime)
 
 
-def has_messages(path: Path) -> bool:
-    return bool(load(path).messages)
-
-
 def session_path(folder: Path, session_id: str) -> Path | None:
     """The file of `session_id` inside `folder`; None for an id that would leave it."""
     if not session_id or _safe(session_id) != session_id or session_id.startswith("."):
@@ -278,12 +274,3 @@ def to_markdown(messages: list[dict[str, Any]]) -> str:
 
 def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", name)[:80] or "session"
-
-
-@dataclass
-class Resumed:
-    """What opening a session found: its log, the messages to continue with, and notices."""
-
-    log: SessionLog
-    messages: list[dict[str, Any]] = field(default_factory=list)
-    notices: list[str] = field(default_factory=list)
