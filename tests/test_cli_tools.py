@@ -171,10 +171,9 @@ def test_tool_text_cannot_inject_terminal_escapes(cli, plugin_dir):
 
 def test_version_and_help_do_not_import_heavy_modules(tmp_path):
     probe = (
-        "import sys, runpy\n"
-        "sys.argv = ['toolchat'] + sys.argv[1:]\n"
-        "try:\n    runpy.run_module('toolchat', run_name='__main__')\n"
-        "except SystemExit:\n    pass\n"
+        "import sys\n"
+        "from toolchat.app import main\n"
+        "main(sys.argv[1:])\n"
         "heavy = [m for m in ('openai', 'llama_cpp', 'prompt_toolkit') if m in sys.modules]\n"
         "print('HEAVY:', heavy, file=sys.stderr)\n"
     )

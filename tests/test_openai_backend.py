@@ -519,3 +519,62 @@ def test_with_a_base_url_and_no_model_the_banner_names_the_served_model(isolated
             assert "served-first" in child.before
         finally:
             child.terminate(force=True)
+
+
+def _tls_server(folder) -> tuple[object, list[str]]:
+    """A loopback HTTPS server with a self-signed certificate (made with openssl) that records the
+    requests that reach it: a client that verifies certificates never gets that far."""
+    import shutil
+    import ssl
+    import subprocess
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+    key, cert = folder / "key.pem", folder / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
+                    str(cert), "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True)
+    reached: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            reached.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(json.dumps({"choices": [{"message": {"content": "trusted"}}]}).encode())
+
+        def log_message(self, *args) -> None:
+            pass
+
+    class Quiet(ThreadingHTTPServer):
+        def handle_error(self, request, client_address) -> None:
+            pass  # the client's refused handshake
+
+    server = Quiet(("127.0.0.1", 0), Handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, reached
+
+
+def test_a_plain_http_server_redirecting_to_an_unverifiable_https_one_is_refused(tmp_path, monkeypatch):
+    # toolchat skips loading certificate authorities for a plain-HTTP endpoint; a redirect to https
+    # must still be verified (and fail), never trusted unchecked
+    for name in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    tls, reached = _tls_server(tmp_path)
+    try:
+        port = tls.server_address[1]
+        with FakeServer() as server:
+            server.add(reply_json({}, 307, Location=f"https://127.0.0.1:{port}/v1/chat/completions"))
+            with pytest.raises(BackendError) as caught:
+                complete(backend_for(server, stream=False))
+            assert "trusted" not in str(caught.value)
+        assert reached == []
+    finally:
+        tls.shutdown()
+        tls.server_close()

@@ -1,5 +1,3 @@
-import sys
+from toolchat.app import run
 
-from toolchat.app import main
-
-sys.exit(main())
+run()

@@ -459,8 +459,9 @@ def main(argv: Optional[List[str]] = None, env: Optional[Environment] = None) ->
                                                           "--show-completion"):
         args.insert(0, "chat")  # `toolchat --base-url URL` is `toolchat chat --base-url URL`
     try:
-        _check_command(args)
-        result = app(args=args, prog_name="toolchat", standalone_mode=False, obj=env)
+        command = typer.main.get_command(app)  # built once (~10 ms): checked, then run
+        _check_command(args, command)
+        result = command(args=args, prog_name="toolchat", standalone_mode=False, obj=env)
         from toolchat.errors import Terminated
 
         if Terminated.requested:  # typer turned the signal into a plain exit code: name the signal
@@ -490,13 +491,39 @@ def main(argv: Optional[List[str]] = None, env: Optional[Environment] = None) ->
         return ExitStatus.BACKEND
 
 
-def _check_command(args: List[str]) -> None:
+def run() -> None:
+    """The `toolchat` command (and `python -m toolchat`): `main`, then a quick exit."""
+    _exit_quickly(main())
+
+
+def _exit_quickly(status: int) -> None:
+    """Exit without Python's teardown of every module, which takes 40-60 ms once the openai SDK is
+    imported (benchmarks/RESULTS.md). What of it matters is done here: atexit handlers run (tracing
+    flushes its spans), the standard streams are flushed. While a thread that is not a daemon
+    still runs, the usual exit, which waits for it."""
+    import atexit
+    import os
+    import threading
+
+    main_thread = threading.main_thread()
+    waiting = [t for t in threading.enumerate() if t is not main_thread and not t.daemon and t.is_alive()]
+    if waiting or not hasattr(atexit, "_run_exitfuncs"):
+        sys.exit(status)
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # the reader went away, or the stream was closed
+            pass
+    os._exit(status)
+
+
+def _check_command(args: List[str], root: Any) -> None:
     """`toolchat "what is 2+2"` is what llm users type: say how to ask instead of 'No such command'."""
     if not args or args[0].startswith("-"):
         return
     import click
 
-    root = typer.main.get_command(app)
     if isinstance(root, click.Group) and args[0] not in root.commands:
         import difflib
 

@@ -48,7 +48,7 @@ class OpenAIBackend:
         self.response_timeout = settings.response_timeout  # the longest one model call may take
         self._usage_in_stream = True
         self._deadline = Deadline()
-        http_client = openai.DefaultHttpx2Client()
+        http_client = openai.DefaultHttpx2Client(**_plain_http_tls(self.base_url))
         self._deadline.bind(httpx2, http_client)
         self.client = openai.OpenAI(
             base_url=self.base_url, api_key=key or DUMMY_KEY, max_retries=settings.max_retries,
@@ -119,26 +119,36 @@ class OpenAIBackend:
     def _create(self, request: Request, stream: bool) -> tuple[Any, Any]:
         """(the SDK's Stream, None) for a stream of events, or (None, the JSON body) for a whole
         reply (asked for, or sent by a server that does not stream); a web page is refused."""
-        create = self.client.chat.completions.with_raw_response.create
         try:
-            raw = create(**self._arguments(request, stream))
+            raw = self._post(request, stream)
         except self._openai.BadRequestError as exc:
             if not (stream and self._usage_in_stream and "stream_options" in str(exc)):
                 raise
             self._usage_in_stream = False  # a server that does not know stream_options
-            raw = create(**self._arguments(request, stream))
+            raw = self._post(request, stream)
         kind = raw.headers.get("content-type", "").split(";")[0].strip().lower()
         if kind.startswith(NOT_AN_API):
-            raw.http_response.close()
+            raw.close()
             raise BackendError(f"the server answered with {kind}, not an OpenAI-compatible reply",
                                f"check the base URL {self.base_url}; it usually ends in /v1")
         if stream and "json" not in kind:
-            return raw.parse(), None
+            from openai.types.chat import ChatCompletionChunk
+
+            return self._openai.Stream(cast_to=ChatCompletionChunk, response=raw, client=self.client), None
         try:
-            return None, json.loads(raw.http_response.read())
+            return None, json.loads(raw.read())
         except ValueError as exc:
             raise BackendError(f"{self.base_url} answered with something that is not JSON",
                                "is this an OpenAI-compatible server?") from exc
+
+    def _post(self, request: Request, stream: bool) -> Any:
+        """The HTTP response to one chat-completions request (its body unread when streamed). Sent
+        with the SDK's `post`, which retries as `create` does, but without `create`'s walk of every
+        message against the SDK's parameter types: the body is plain JSON already, and that walk
+        costs a few milliseconds per request, growing with the conversation (about 120 ms over a
+        30-round tool loop, benchmarks/RESULTS.md)."""
+        return self.client.post("/chat/completions", body=self._arguments(request, stream),
+                                cast_to=self._httpx.Response, stream=stream)
 
     def _streamed(self, request: Request) -> Iterator[BackendEvent]:
         stream, whole = self._create(request, True)
@@ -270,6 +280,22 @@ class OpenAIBackend:
             message = f"{where} sent an error: {detail}"
             hint = "try again"
         return BackendError(message, hint)
+
+
+def _plain_http_tls(base_url: str) -> dict[str, Any]:
+    """For a plain-HTTP endpoint (a local server) reached without a proxy: a TLS context with no
+    certificate authorities loaded, instead of loading them all (~15 ms at every start). Plain HTTP
+    never uses it, and a TLS connection made with it (a redirect to https) fails verification: it
+    is never trusted unchecked. Anything else keeps the SDK's default verification."""
+    import os
+    import ssl
+
+    # httpx reads the proxy variables from the process environment itself
+    proxied = any(name.lower() in ("http_proxy", "https_proxy", "all_proxy") and value
+                  for name, value in os.environ.items())
+    if not base_url.lower().startswith("http://") or proxied:
+        return {}
+    return {"verify": ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)}
 
 
 def _api_key(key: str | None, notify: Callable[[str], None]) -> str | None:

@@ -1,0 +1,66 @@
+"""How the `toolchat` process ends: it skips Python's module-by-module teardown (40-60 ms), so what
+that teardown would have done must still happen: output flushed, atexit handlers run, threads
+that are not daemons waited for, the exit code kept."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+from fakeserver import FakeServer, sse, text_stream
+
+
+def test_a_long_answer_piped_out_arrives_whole(cli):
+    answer = "".join(f"line {n:05d} of a long answer\n" for n in range(20000))  # ~560 KB
+    with FakeServer(models=["fake"]) as server:
+        server.add(sse(text_stream(answer, pieces=400)))
+        done = cli("ask", "--base-url", server.url, "-m", "fake", "-q", "write a lot")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.rstrip("\n") == answer.rstrip("\n")
+
+
+def quick_exit(body: str, tmp_path) -> subprocess.CompletedProcess[str]:
+    script = textwrap.dedent("""
+        import atexit, sys, threading, time
+        from pathlib import Path
+        from toolchat.app import _exit_quickly
+        folder = Path(sys.argv[1])
+    """) + textwrap.dedent(body)
+    return subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, timeout=60)
+
+
+def test_buffered_output_and_atexit_handlers_are_not_lost(tmp_path):
+    done = quick_exit("""
+        atexit.register(lambda: (folder / "atexit-ran").write_text("yes"))
+        sys.stdout.write("no newline, still buffered")
+        sys.stderr.write("and on stderr")
+        _exit_quickly(5)
+    """, tmp_path)
+    assert done.returncode == 5
+    assert done.stdout == "no newline, still buffered" and done.stderr == "and on stderr"
+    assert (tmp_path / "atexit-ran").read_text() == "yes"
+
+
+def test_a_thread_that_is_not_a_daemon_is_waited_for(tmp_path):
+    done = quick_exit("""
+        def late():
+            time.sleep(0.5)
+            (folder / "late").write_text("finished")
+        threading.Thread(target=late).start()
+        _exit_quickly(3)
+    """, tmp_path)
+    assert done.returncode == 3, done.stderr
+    assert (tmp_path / "late").read_text() == "finished"
+
+
+def test_a_reader_that_went_away_costs_no_traceback(tmp_path):
+    done = quick_exit("""
+        import os
+        r, w = os.pipe()
+        os.close(r)
+        sys.stdout = open(w, "w")
+        sys.stdout.write("nobody reads this")
+        _exit_quickly(0)
+    """, tmp_path)
+    assert done.returncode == 0 and done.stderr == ""
