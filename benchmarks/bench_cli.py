@@ -77,7 +77,11 @@ def round_trip(env: dict[str, str], work: Path, runs: int, llm: list[str] | None
             return timed([*llm, "-m", "fake-local", "--functions", LLM_FUNCTION, "weather?"],
                          {**env, "LLM_USER_PATH": str(llm_home)}, work)
 
-        sides = {"toolchat ask --yes": toolchat}
+        def bare() -> float:
+            server.add(sse(openai_calls(WEATHER)), sse(text_stream("It is sunny.")))
+            return timed([sys.executable, str(HERE / "bare_loop.py"), server.url, "weather?"], env, work)
+
+        sides = {"toolchat ask --yes": toolchat, "bare openai-SDK script, one tool round": bare}
         if llm:
             sides["llm --functions"] = llm_side
         return alternate(sides, runs)
