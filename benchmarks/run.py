@@ -123,10 +123,8 @@ and 1.37x was measured on 2026-11-25 before the change) and the 30-round loop 1.
 as its output is flushed and its exit handlers have run (`os._exit`, skipping the interpreter's
 teardown of openai, pydantic and httpx, unless a non-daemon thread still runs); the Typer command is
 built once; each request goes through the SDK's `client.post` with the body toolchat already built
-(the SDK's per-request transform of it through its type hints cost ~4 ms a round); with a plain
-`http://` base URL and no proxy set, the system's CA bundle is not loaded (~15 ms; a redirect to
-https then fails verification instead of trusting anything); arguments are validated by
-jsonschema-rs; and each call runs in the small tool worker (~2.4 ms a call, the fork that isolates
+(the SDK's per-request transform of it through its type hints cost ~4 ms a round); arguments
+are validated by jsonschema-rs; and each call runs in the small tool worker (~2.4 ms a call, the fork that isolates
 it included: a tool can hang, crash, call `os._exit` or print without harming toolchat,
 docs/RELIABILITY.md). The floor: both sides spend most of their time in `import openai`; the bare
 script and `llm --functions` call the function in-process and validate nothing. Against a real

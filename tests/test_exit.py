@@ -64,3 +64,20 @@ def test_a_reader_that_went_away_costs_no_traceback(tmp_path):
         _exit_quickly(0)
     """, tmp_path)
     assert done.returncode == 0 and done.stderr == ""
+
+
+def test_a_closed_stderr_or_stdout_keeps_the_exit_code_and_prints_no_traceback(isolated_env, tmp_path):
+    # a cron job or script may start toolchat with a descriptor closed (`2>&-`): Python then has no
+    # sys.stderr at all, and the exit code must still be toolchat's own
+    def run(shell: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["sh", "-c", shell, "sh", sys.executable], cwd=tmp_path, env=isolated_env,
+                              capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+
+    version = run('exec "$1" -m toolchat --version 2>&-')
+    assert version.returncode == 0
+    assert version.stdout.startswith("toolchat ")
+    usage = run('exec "$1" -m toolchat ask --no-such-option 2>&-')
+    assert usage.returncode == 2
+    listed = run('exec "$1" -m toolchat tools list >&-')
+    assert "Traceback" not in listed.stderr
+    assert listed.returncode == 0

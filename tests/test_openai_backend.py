@@ -386,6 +386,15 @@ def test_a_chunk_that_is_not_json_broke_off():
         assert "broke off mid-answer: a chunk that is not JSON" in failure(server)
 
 
+def test_json_nested_deeper_than_python_reads_is_a_server_fault_not_a_crash():
+    deep = "[" * 200_000 + "]" * 200_000
+    with FakeServer() as server:
+        server.add(sse([chunk({"content": "Hi"}), f'data: {{"choices": {deep}}}\n\n', chunk(finish="stop")]))
+        assert "broke off mid-answer: a chunk of JSON nested too deeply to read" in failure(server)
+        server.add(raw(f'{{"choices": {deep}}}'.encode(), "application/json"))
+        assert "answered with something that is not JSON" in failure(server, stream=False)
+
+
 # -- errors: only the SDK's and the HTTP library's are caught, causes chained ---------------------
 
 def test_toolchats_own_bugs_are_not_reported_as_a_broken_stream(monkeypatch):
@@ -561,11 +570,9 @@ def _tls_server(folder) -> tuple[object, list[str]]:
     return server, reached
 
 
-def test_a_plain_http_server_redirecting_to_an_unverifiable_https_one_is_refused(tmp_path, monkeypatch):
-    # toolchat skips loading certificate authorities for a plain-HTTP endpoint; a redirect to https
-    # must still be verified (and fail), never trusted unchecked
-    for name in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
-        monkeypatch.delenv(name, raising=False)
+def test_a_redirect_to_an_https_server_whose_certificate_is_not_trusted_is_refused_and_said(tmp_path):
+    # an http:// endpoint that redirects to https: the certificate is verified there, and its
+    # failure is named as one (not "cannot connect")
     tls, reached = _tls_server(tmp_path)
     try:
         port = tls.server_address[1]
@@ -573,8 +580,26 @@ def test_a_plain_http_server_redirecting_to_an_unverifiable_https_one_is_refused
             server.add(reply_json({}, 307, Location=f"https://127.0.0.1:{port}/v1/chat/completions"))
             with pytest.raises(BackendError) as caught:
                 complete(backend_for(server, stream=False))
-            assert "trusted" not in str(caught.value)
+            assert "cannot verify the TLS certificate" in str(caught.value)
+            assert "SSL_CERT_FILE" in (caught.value.hint or "")
         assert reached == []
+    finally:
+        tls.shutdown()
+        tls.server_close()
+
+
+def test_a_redirect_to_https_trusts_the_certificates_ssl_cert_file_names(tmp_path, monkeypatch):
+    for name in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    tls, reached = _tls_server(tmp_path)
+    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "cert.pem"))
+    try:
+        port = tls.server_address[1]
+        with FakeServer() as server:
+            server.add(reply_json({}, 307, Location=f"https://127.0.0.1:{port}/v1/chat/completions"))
+            reply = complete(backend_for(server, stream=False))
+        assert reached == ["/v1/chat/completions"]
+        assert "trusted" in str(reply)
     finally:
         tls.shutdown()
         tls.server_close()

@@ -512,7 +512,8 @@ def _exit_quickly(status: int) -> None:
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
         try:
-            stream.flush()
+            if stream is not None:  # None: toolchat was started with the descriptor closed
+                stream.flush()
         except (OSError, ValueError):  # the reader went away, or the stream was closed
             pass
     os._exit(status)

@@ -48,7 +48,7 @@ class OpenAIBackend:
         self.response_timeout = settings.response_timeout  # the longest one model call may take
         self._usage_in_stream = True
         self._deadline = Deadline()
-        http_client = openai.DefaultHttpx2Client(**_plain_http_tls(self.base_url))
+        http_client = openai.DefaultHttpx2Client()
         self._deadline.bind(httpx2, http_client)
         self.client = openai.OpenAI(
             base_url=self.base_url, api_key=key or DUMMY_KEY, max_retries=settings.max_retries,
@@ -93,6 +93,9 @@ class OpenAIBackend:
             return [scrub(str(model.id)) for model in self.client.models.list()]
         except self._openai.APIError as exc:
             raise self._explain(exc, listing=True) from exc
+        except RecursionError as exc:  # JSON nested deeper than Python parses
+            raise BackendError(f"{self.base_url} listed its models in JSON nested too deeply to read",
+                               "is this an OpenAI-compatible server?") from exc
         finally:
             self._deadline.deadline = None
 
@@ -137,7 +140,7 @@ class OpenAIBackend:
             return self._openai.Stream(cast_to=ChatCompletionChunk, response=raw, client=self.client), None
         try:
             return None, json.loads(raw.read())
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # not JSON, or nested deeper than Python parses
             raise BackendError(f"{self.base_url} answered with something that is not JSON",
                                "is this an OpenAI-compatible server?") from exc
 
@@ -173,7 +176,8 @@ class OpenAIBackend:
                         yield TextDelta(piece)
                     for tool_delta in getattr(delta, "tool_calls", None) or []:
                         calls.add(_tool_delta(tool_delta))
-        except (self._openai.APIError, self._httpx.HTTPError, self._httpx.StreamError, json.JSONDecodeError) as exc:
+        except (self._openai.APIError, self._httpx.HTTPError, self._httpx.StreamError, json.JSONDecodeError,
+                RecursionError) as exc:
             # after a finish_reason only the usage or [DONE] can be lost: the reply is whole
             tail = finish is not None and isinstance(exc, (self._openai.APIConnectionError, self._httpx.TransportError))
             if not tail:
@@ -225,6 +229,8 @@ class OpenAIBackend:
             return f"no data for {self.timeout:g} s"
         if isinstance(exc, json.JSONDecodeError):
             return "a chunk that is not JSON"
+        if isinstance(exc, RecursionError):
+            return "a chunk of JSON nested too deeply to read"
         if isinstance(exc, (self._openai.APIConnectionError, self._httpx.TransportError)):
             return "the connection closed"
         return self._detail(exc) or type(exc).__name__
@@ -254,6 +260,9 @@ class OpenAIBackend:
             else:
                 message = f"no answer from {where} within {self.timeout:g} s"
                 hint = "is the server overloaded? raise request_timeout in the config"
+        elif isinstance(exc, openai.APIConnectionError) and _untrusted_certificate(exc):
+            message = f"cannot verify the TLS certificate of {where} (or of where it redirects)"
+            hint = "set SSL_CERT_FILE to a CA bundle that trusts the server's certificate"
         elif isinstance(exc, openai.APIConnectionError):
             message = f"cannot connect to {where}"
             hint = "is the server running, and is the URL right?"
@@ -282,20 +291,18 @@ class OpenAIBackend:
         return BackendError(message, hint)
 
 
-def _plain_http_tls(base_url: str) -> dict[str, Any]:
-    """For a plain-HTTP endpoint (a local server) reached without a proxy: a TLS context with no
-    certificate authorities loaded, instead of loading them all (~15 ms at every start). Plain HTTP
-    never uses it, and a TLS connection made with it (a redirect to https) fails verification: it
-    is never trusted unchecked. Anything else keeps the SDK's default verification."""
-    import os
+def _untrusted_certificate(exc: BaseException) -> bool:
+    """Whether the connection failed because a TLS certificate was not trusted."""
     import ssl
 
-    # httpx reads the proxy variables from the process environment itself
-    proxied = any(name.lower() in ("http_proxy", "https_proxy", "all_proxy") and value
-                  for name, value in os.environ.items())
-    if not base_url.lower().startswith("http://") or proxied:
-        return {}
-    return {"verify": ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)}
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(cause):
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False
 
 
 def _api_key(key: str | None, notify: Callable[[str], None]) -> str | None:
