@@ -273,6 +273,28 @@ def test_stopping_the_server_stops_the_tools_its_requests_run(upstream, serve, p
     assert time.monotonic() - started < 15  # up to 5 s for requests to finish, then they are cancelled
     assert _gone(pid), "a tool outlived the server"
     sock.close()
+    assert "Traceback" not in served.log()
+
+
+def test_a_request_still_waiting_for_the_model_when_the_server_stops_is_answered_503(upstream, serve):
+    import threading
+
+    upstream.add(hang(12))
+    served = serve()
+    answers: list[tuple[int, bytes]] = []
+    asking = threading.Thread(target=lambda: answers.append(post(f"{served.url}/chat/completions", ASK)[::2]))
+    asking.start()
+    deadline = time.monotonic() + 10
+    while not upstream.requests and time.monotonic() < deadline:
+        time.sleep(0.05)
+    served.process.terminate()
+    assert served.process.wait(20) == 0
+    asking.join(20)
+    status, body = answers[0]
+    assert status == 503 and json.loads(body)["error"]["code"] == "shutting_down"
+    log = served.log()
+    assert "stopping 1 request(s) still running after 5 s" in log
+    assert "Traceback" not in log and "ERROR" not in log
 
 
 def test_an_upstream_rate_limit_is_a_429_and_its_silence_a_504(upstream, serve, isolated_env):

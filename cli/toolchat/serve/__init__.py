@@ -6,6 +6,7 @@ load balancer. Needs the `serve` extra (uvicorn and starlette), imported only he
 from __future__ import annotations
 
 import ipaddress
+import logging
 import socket
 import sys
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from toolchat.secrets import Redactor
 from toolchat.tools import Registry
 
 DEFAULT_ID = "toolchat"  # the model id of the config without a profile
+GRACE_SECONDS = 5  # on SIGTERM or Ctrl-C, how long running requests may still finish
 
 
 @dataclass
@@ -107,8 +109,9 @@ def run_serve(settings: Settings, load_profile: Callable[[str], Settings], regis
     host = f"[{options.host}]" if ":" in options.host else options.host
     _say(env, f"serving on http://{host}:{sock.getsockname()[1]}/v1; models: {', '.join(profiles)}; "
               f"tools: {', '.join(server.registry.names()) or 'none'}; allowed to run: {allowed}")
-    config = uvicorn.Config(build_app(server), log_level="warning", access_log=False, timeout_graceful_shutdown=5,
+    config = uvicorn.Config(build_app(server), log_level="warning", access_log=False, timeout_graceful_shutdown=GRACE_SECONDS,
                             lifespan="on")
+    logging.getLogger("uvicorn.error").addFilter(_ShutdownNotes(env))
     try:
         uvicorn.Server(config).run(sockets=[sock])
     except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C or SIGTERM it shut down on
@@ -118,6 +121,25 @@ def run_serve(settings: Settings, load_profile: Callable[[str], Settings], regis
             profile.backend.close()  # a local model's memory goes back at once
     _say(env, "stopped")
     return 0
+
+
+class _ShutdownNotes:
+    """uvicorn's words when it stops requests still running after the grace period: one line of
+    toolchat's instead of its error and a traceback per request (each client is answered 503, or
+    its stream ends)."""
+
+    def __init__(self, env: Environment) -> None:
+        self.env = env
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        import asyncio
+
+        if str(record.msg).startswith("Cancel %s running task(s)"):
+            count = record.args[0] if isinstance(record.args, tuple) and record.args else "the"
+            _say(self.env, f"stopping {count} request(s) still running after {GRACE_SECONDS} s")
+            return False
+        cancelled = record.exc_info is not None and isinstance(record.exc_info[1], asyncio.CancelledError)
+        return not (cancelled and str(record.msg).startswith("Exception in ASGI application"))
 
 
 def _say(env: Environment, message: str) -> None:

@@ -166,6 +166,9 @@ async def _completions(server: Server, request: Request) -> Response:
         await _race(admission.enter(), gone, deadline)
     except Gone:
         return Response(status_code=499)  # nobody is listening
+    except asyncio.CancelledError:  # the server stops before this request's turn came
+        gone.cancel()
+        return _api_error(request, SHUTTING_DOWN)
     except BaseException:
         gone.cancel()
         raise
@@ -190,6 +193,10 @@ async def _completions(server: Server, request: Request) -> Response:
     except Gone:
         turn.cancel()
         return Response(status_code=499)
+    except asyncio.CancelledError:  # the server stops (SIGTERM, Ctrl-C) before the reply began
+        turn.cancel()
+        gone.cancel()
+        return _api_error(request, SHUTTING_DOWN)
     except BaseException:
         turn.cancel()
         gone.cancel()
@@ -198,6 +205,9 @@ async def _completions(server: Server, request: Request) -> Response:
     if outcome.error is not None:
         return _api_error(request, outcome.error)
     return JSONResponse(reply.completion(outcome))
+
+
+SHUTTING_DOWN = ApiError(503, "the server is shutting down; try again", kind="server_error", code="shutting_down")
 
 
 async def _outcome(turn: Turn, item: tuple[str, Any], gone: asyncio.Future[None], deadline: float) -> Outcome:
