@@ -14,7 +14,7 @@ from toolchat.engine import (CallDecided, CallFinished, CallRequested, Decision,
 from toolchat.env import Environment
 from toolchat.errors import ExitStatus, UsageError
 from toolchat.safety import clean
-from toolchat.secrets import Redactor, redactor_for
+from toolchat.secrets import Redactor, StreamRedactor, redactor_for
 from toolchat.tools import Registry, ToolStatus
 from toolchat.tracing import traced
 
@@ -59,8 +59,8 @@ class TerminalApprover:
     """Asks on the controlling terminal; with none it denies (the display says which flag would
     allow the call)."""
 
-    def __init__(self, env: Environment) -> None:
-        self.env = env
+    def __init__(self, env: Environment, redactor: Redactor) -> None:
+        self.env, self.redactor = env, redactor
 
     def __call__(self, pending: PendingCall) -> Decision:
         tty = self.env.open_tty()
@@ -70,10 +70,9 @@ class TerminalApprover:
         with tty_in, tty_out:
             return self._ask(pending, tty_in, tty_out)
 
-    @staticmethod
-    def _ask(pending: PendingCall, tty_in: IO[str], tty_out: IO[str]) -> Decision:
+    def _ask(self, pending: PendingCall, tty_in: IO[str], tty_out: IO[str]) -> Decision:
         name = clean(pending.tool.name)
-        args = clean(json.dumps(pending.arguments, ensure_ascii=False, indent=2))
+        args = clean(self.redactor.redact(json.dumps(pending.arguments, ensure_ascii=False, indent=2)))
         tty_out.write(f"\nThe model wants to run {name} with:\n{args}\n")
         while True:
             tty_out.write(f"Run {name}? [y]es / [n]o / [a]lways for this tool: ")
@@ -96,17 +95,16 @@ class TerminalApprover:
 class AskDisplay:
     """The event sink: answer text to stdout, one line per call and per result to stderr."""
 
-    def __init__(self, env: Environment, options: AskOptions) -> None:
+    def __init__(self, env: Environment, options: AskOptions, redactor: Redactor) -> None:
         self.out, self.err = env.stdout, env.stderr
         self.options = options
+        self.redactor, self.text = redactor, StreamRedactor(redactor)
         self.ended_with_newline = True
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, TextDelta):
             if not self.options.json_output and event.text:
-                self.out.write(clean(event.text))
-                self.out.flush()
-                self.ended_with_newline = event.text.endswith("\n")
+                self._write(self.text.feed(event.text))
         elif isinstance(event, CallRequested) and not self.options.quiet:
             self._log(f"→ {event.call.name} {arguments_text(event.arguments if event.arguments is not None else event.call.arguments)}")
         elif isinstance(event, CallFinished) and not self.options.quiet and event.record.status is not ToolStatus.DENIED:
@@ -123,14 +121,22 @@ class AskDisplay:
         elif isinstance(event, TurnError):
             pass  # reported once by the error mapping in app.main
 
+    def _write(self, text: str) -> None:
+        if text:
+            self.out.write(clean(text))
+            self.out.flush()
+            self.ended_with_newline = text.endswith("\n")
+
     def _log(self, line: str) -> None:
+        self._write(self.text.flush())
         if not self.ended_with_newline:
             self.out.write("\n")
             self.ended_with_newline = True
-        self.err.write(clean(line) + "\n")
+        self.err.write(clean(self.redactor.redact(line)) + "\n")
         self.err.flush()
 
     def finish(self) -> None:
+        self._write(self.text.flush())
         if not self.options.json_output and not self.ended_with_newline:
             self.out.write("\n")
             self.out.flush()
@@ -142,9 +148,11 @@ def run_ask(settings: Settings, registry: Registry, options: AskOptions, env: En
 
     prompt = read_prompt(options.prompt, env)
     backend = create_backend(settings, env, notify=lambda message: _note(env, message))
-    display = AskDisplay(env, options)
+    redactor = redactor or redactor_for(settings, env.environ)
+    display = AskDisplay(env, options, redactor)
     on_event = traced(display, backend, settings, env.environ, tools=registry.get)
-    engine = Engine.from_settings(settings, backend, registry, approve=TerminalApprover(env), on_event=on_event,
+    approver = TerminalApprover(env, redactor)
+    engine = Engine.from_settings(settings, backend, registry, approve=approver, on_event=on_event,
                                   approve_all=approve_all)
     try:
         result = engine.run_turn(prompt, options.tool_choice)
@@ -153,7 +161,7 @@ def run_ask(settings: Settings, registry: Registry, options: AskOptions, env: En
     display.finish()
     if options.json_output:
         text = json.dumps(_json_result(result, engine.messages), ensure_ascii=False)
-        env.write((redactor or redactor_for(settings, env.environ)).redact(text) + "\n")
+        env.write(redactor.redact(text) + "\n")
     return _exit_code(result, engine, env)
 
 

@@ -62,7 +62,7 @@ class Chat:
         self.stats = Stats()
         self.folder = project_folder(env.data_dir, settings.project_dir)
         self.redactor = redactor_for(settings, env.environ)
-        self.display = ChatDisplay(console, lambda: self.engine.registry, self.stats)
+        self.display = ChatDisplay(console, lambda: self.engine.registry, self.stats, self.redactor)
         on_event = traced(self.display, lambda: self.engine.backend, settings, env.environ, lambda: self.log.id,
                           lambda name: self.engine.registry.get(name))
         self.engine = Engine.from_settings(settings, backend, registry, approve=self._approve, on_event=on_event,

@@ -3,6 +3,7 @@ panels, a spinner while waiting) and the figures `/stats` shows."""
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -14,6 +15,7 @@ from toolchat.backends.base import TextDelta, Usage
 from toolchat.engine import (CallDecided, CallFinished, CallRecord, CallRequested, Event, RoundDone, RoundStarted,
                              TurnEnded, TurnError)
 from toolchat.render import MarkdownStream, call_panel, clean, plain, result_panel
+from toolchat.secrets import Redactor, StreamRedactor
 from toolchat.tools import Registry, Tool
 
 
@@ -32,9 +34,10 @@ def origin(tool: Tool | None) -> str:
 class ChatDisplay:
     """The REPL's event sink. It only shows; the conversation saves itself."""
 
-    def __init__(self, console: Console, registry: Callable[[], Registry], stats: Stats) -> None:
+    def __init__(self, console: Console, registry: Callable[[], Registry], stats: Stats, redactor: Redactor) -> None:
         self.console, self.registry, self.stats = console, registry, stats
-        self.stream = MarkdownStream(console)
+        self.redact = redactor.redact
+        self.stream = RedactedStream(MarkdownStream(console), redactor)
         self.status: Any = None
         self.last_result: CallRecord | None = None
         self.round_started: float | None = None
@@ -45,7 +48,10 @@ class ChatDisplay:
         elif isinstance(event, CallRequested):
             self.stream.end()
             arguments = event.arguments if event.arguments is not None else event.call.arguments
-            self.console.print(call_panel(event.call.name, arguments, origin(self.registry().get(event.call.name))))
+            if not isinstance(arguments, str):
+                arguments = json.dumps(arguments, indent=2, ensure_ascii=False)
+            self.console.print(call_panel(event.call.name, self.redact(arguments),
+                                          origin(self.registry().get(event.call.name))))
         elif isinstance(event, CallDecided):
             if event.automatic:
                 self.console.print(plain(f"  {event.call.name}: allowed without asking", "dim"))
@@ -56,7 +62,8 @@ class ChatDisplay:
             record = self.last_result = event.record
             self.stats.tools.append((record.name, record.status.value, record.duration))
             note = "  (arguments edited by you)" if record.edited else ""
-            self.console.print(result_panel(record.name, record.status.value, record.duration, record.output))
+            self.console.print(result_panel(record.name, record.status.value, record.duration,
+                                            self.redact(record.output)))
             if note:
                 self.console.print(plain(note, "dim"))
             self.stream.waiting()
@@ -70,7 +77,7 @@ class ChatDisplay:
             self.round_started = None
         elif isinstance(event, TurnError):
             self.stream.end()
-            self.console.print(plain(f"error: {event.message}", "bold red"))
+            self.console.print(plain(f"error: {self.redact(event.message)}", "bold red"))
 
     def _spin(self, message: str) -> None:
         self.status = self.console.status(Text(message, style="dim"))
@@ -84,3 +91,23 @@ class ChatDisplay:
     def stop(self) -> None:
         self._stop_spin()
         self.stream.end()
+
+
+class RedactedStream:
+    """The answer's Markdown stream, fed through the redactor: a secret cut across two deltas is
+    hidden as it would be in one (what could be its start waits for the next delta or the end)."""
+
+    def __init__(self, stream: MarkdownStream, redactor: Redactor) -> None:
+        self.stream, self.held = stream, StreamRedactor(redactor)
+
+    def feed(self, text: str) -> None:
+        self.stream.feed(self.held.feed(text))
+
+    def end(self, suffix: str = "") -> None:
+        rest = self.held.flush()
+        if rest:
+            self.stream.feed(rest)
+        self.stream.end(suffix)
+
+    def waiting(self, message: str = "thinking…") -> None:
+        self.stream.waiting(message)

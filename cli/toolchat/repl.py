@@ -77,15 +77,21 @@ def _completer(chat: Chat) -> Any:
 
 
 def _history(chat: Chat, env: Environment) -> Any:
-    """The prompt history of this project: private (0600 in a 0700 folder); in memory if the data
-    dir cannot be written."""
+    """The prompt history of this project: private (0600 in a 0700 folder), secrets written as
+    *** (a key pasted at the prompt); in memory if the data dir cannot be written."""
     from prompt_toolkit.history import FileHistory, InMemoryHistory
+
+    redact = chat.redactor.redact
+
+    class RedactedHistory(FileHistory):
+        def store_string(self, string: str) -> None:
+            super().store_string(redact(string))
 
     path = history_file(env.data_dir, chat.settings.project_dir)
     try:
         private_folder(path.parent)
         os.close(open_private(path))
-        return FileHistory(str(path))
+        return RedactedHistory(str(path))
     except OSError:
         return InMemoryHistory()
 

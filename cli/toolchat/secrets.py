@@ -14,6 +14,7 @@ class Redactor:
     def __init__(self, secrets: Iterable[str | None] = ()) -> None:
         self._grams: set[str] = set()
         self._short: set[str] = set()
+        self._secrets: list[str] = []
         for secret in secrets:
             self.add(secret)
 
@@ -23,6 +24,9 @@ class Redactor:
             self._grams.update(secret[i:i + WINDOW] for i in range(len(secret) - WINDOW + 1))
         elif len(secret) >= 4:
             self._short.add(secret)
+        else:
+            return
+        self._secrets.append(secret)
 
     def __bool__(self) -> bool:
         return bool(self._grams or self._short)
@@ -31,6 +35,10 @@ class Redactor:
         """`text` with every run of 8+ characters found in a secret (any case) replaced by ***."""
         if not text or not self:
             return text
+        return _hide(text, self.mask(text))
+
+    def mask(self, text: str) -> bytearray:
+        """1 for each character of `text` that belongs to a secret, else 0."""
         lower = text.lower()
         hidden = bytearray(len(text))
         for i in range(len(lower) - WINDOW + 1):
@@ -41,19 +49,58 @@ class Redactor:
             while start >= 0:
                 hidden[start:start + len(short)] = b"\x01" * len(short)
                 start = lower.find(short, start + 1)
-        if not any(hidden):
-            return text
-        out: list[str] = []
-        i = 0
-        while i < len(text):
-            if hidden[i]:
-                while i < len(text) and hidden[i]:
-                    i += 1
-                out.append(HIDDEN)
-            else:
-                out.append(text[i])
+        return hidden
+
+    def open_end(self, text: str) -> int:
+        """How many characters at the end of `text` could be the start of a secret that the next
+        piece of a stream completes: the longest such tail that is part of a secret."""
+        lower = text.lower()
+        for size in range(min(WINDOW - 1, len(lower)), 0, -1):
+            if any(lower[-size:] in secret for secret in self._secrets):
+                return size
+        return 0
+
+
+class StreamRedactor:
+    """A Redactor for text that arrives in pieces (a streamed answer): what could still turn out
+    to be part of a secret is held back until the next piece (or `flush`) decides, so a key cut
+    across two pieces is hidden as it would be in one. Without secrets, pieces pass at once."""
+
+    def __init__(self, redactor: Redactor) -> None:
+        self.redactor = redactor
+        self.pending = ""
+
+    def feed(self, piece: str) -> str:
+        if not self.redactor:
+            return piece
+        text = self.pending + piece
+        hidden = self.redactor.mask(text)
+        cut = len(text) - self.redactor.open_end(text)
+        while cut > 0 and hidden[cut - 1]:  # a hidden run touching what is held back may grow
+            cut -= 1
+        self.pending = text[cut:]
+        return _hide(text[:cut], hidden[:cut])
+
+    def flush(self) -> str:
+        """What is held back, redacted: at the end of the text."""
+        rest, self.pending = self.pending, ""
+        return self.redactor.redact(rest)
+
+
+def _hide(text: str, hidden: bytearray) -> str:
+    if not any(hidden):
+        return text
+    out: list[str] = []
+    i = 0
+    while i < len(text):
+        if hidden[i]:
+            while i < len(text) and hidden[i]:
                 i += 1
-        return "".join(out)
+            out.append(HIDDEN)
+        else:
+            out.append(text[i])
+            i += 1
+    return "".join(out)
 
 
 def redactor_for(settings: Any, environ: Mapping[str, str]) -> Redactor:
