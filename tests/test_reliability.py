@@ -97,8 +97,10 @@ def test_sigterm_while_a_tool_runs_stops_the_tool_and_exits_143(isolated_env, tm
         time.sleep(0.2)
         tool_pid = int(marker.read_text())
         process.send_signal(signal.SIGTERM)
-        process.communicate(timeout=20)
+        _, err = process.communicate(timeout=20)
     assert process.returncode == 143
+    assert "← slow cancelled: Cancelled: toolchat was stopped (SIGTERM) and the tool was stopped." in err
+    assert err.count("toolchat: interrupted") == 1  # said once, not by both the command and main
     time.sleep(0.5)
     with pytest.raises(ProcessLookupError):
         os.kill(tool_pid, 0)

@@ -464,9 +464,11 @@ def main(argv: Optional[List[str]] = None, env: Optional[Environment] = None) ->
         result = command(args=args, prog_name="toolchat", standalone_mode=False, obj=env)
         from toolchat.errors import Terminated
 
-        if Terminated.requested:  # typer turned the signal into a plain exit code: name the signal
-            env.write("\ntoolchat: interrupted\n", err=True)
-            return 128 + Terminated.requested
+        if Terminated.requested:
+            status = 128 + Terminated.requested
+            if result != status:  # typer turned the signal into a plain exit code: name the signal
+                env.write("\ntoolchat: interrupted\n", err=True)
+            return status  # else the command has said so itself
         return int(result or 0) if isinstance(result, int) else 0
     except ToolchatError as exc:
         _report(exc, env)

@@ -255,8 +255,8 @@ class Engine:
             try:
                 record = self._not_run(call) if last_round else self._handle(call)
             except KeyboardInterrupt as exc:  # the tool was stopped; every call still gets its answer
-                self._cancel(reply.tool_calls[index:], result)
                 result.stopped, result.signal = Stopped.INTERRUPTED, getattr(exc, "signum", None)
+                self._cancel(reply.tool_calls[index:], result)
                 return
             self._answer(record, result)
 
@@ -269,11 +269,12 @@ class Engine:
 
     def _cancel(self, calls: list[ToolCall], result: TurnResult) -> None:
         started = self._running_since
+        why = "the user pressed Ctrl-C" if not result.signal else f"toolchat was stopped ({_signal_name(result.signal)})"
         for n, call in enumerate(calls):
             if n == 0 and started is not None:
-                output, duration = "Cancelled: the user pressed Ctrl-C and the tool was stopped.", time.monotonic() - started
+                output, duration = f"Cancelled: {why} and the tool was stopped.", time.monotonic() - started
             elif n == 0:
-                output, duration = "Not run: the user pressed Ctrl-C before approving this call.", 0.0
+                output, duration = f"Not run: {why} before approving this call.", 0.0
             else:
                 output, duration = "Not run: the user interrupted the turn.", 0.0
             self._answer(CallRecord(call.id, call.name, call.arguments, ToolStatus.CANCELLED, output, duration), result)
@@ -386,3 +387,12 @@ def total_usage(rounds: Iterable[Usage]) -> dict[str, Any]:
 
 def arguments_text(arguments: dict[str, Any] | str) -> str:
     return arguments if isinstance(arguments, str) else json.dumps(arguments, ensure_ascii=False)
+
+
+def _signal_name(number: int) -> str:
+    import signal
+
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
