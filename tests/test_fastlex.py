@@ -83,6 +83,18 @@ def test_code_in_each_language_lexes_to_pygments_own_tokens(language):
     assert got == want
 
 
+def test_a_lexer_whose_rules_depend_on_an_option_gets_the_rules_of_its_own_option():
+    # C#'s rules differ with `unicodelevel`: which letters may start a name
+    text = "class A { void f() { int \u00f1ame = 1; int \u65e5 = 2; } }\n"
+    for first, then in (("basic", "full"), ("full", "none"), ("none", "basic")):
+        fastlex.accelerate(get_lexer_by_name("csharp", unicodelevel=first))
+        plain = get_lexer_by_name("csharp", unicodelevel=then, stripnl=False, ensurenl=False)
+        fast = get_lexer_by_name("csharp", unicodelevel=then, stripnl=False, ensurenl=False)
+        fastlex.accelerate(fast)
+        assert accelerated(fast)
+        assert list(fast.get_tokens_unprocessed(text)) == list(plain.get_tokens_unprocessed(text)), (first, then)
+
+
 def test_a_lexer_with_its_own_loop_is_left_as_it_is():
     # C's lexer post-processes RegexLexer's tokens; JSON's is hand-written: neither is touched
     for language in ("c", "json", "yaml"):

@@ -23,6 +23,7 @@ def test_clean_shows_controls_and_every_bidi_control_escaped():
     assert not set(shown) & set(BIDI)
     assert shown == "".join(f"\\u{ord(c):04x}" for c in BIDI)
     assert clean("naïve 日本 \u200d emoji 👍") == "naïve 日本 \u200d emoji 👍"  # ordinary text untouched
+    assert clean("one\u2028two\u2029three") == "one\\u2028two\\u2029three"  # no terminal breaks the line there
 
 
 def test_ask_shows_bidi_controls_escaped_on_stdout(cli):

@@ -29,22 +29,23 @@ _END = ""  # the key of the end of the text: only rules that can match empty
 _CATEGORIES = {name: "".join(chr(c) for c in range(128) if re.match(pattern, chr(c)))
                for name, pattern in (("CATEGORY_DIGIT", r"\d"), ("CATEGORY_SPACE", r"\s"),
                                      ("CATEGORY_WORD", r"\w"))}
-_ENGINES: dict[type, "_Engine"] = {}
+_ENGINES: dict[int, tuple[Any, "_Engine"]] = {}  # id of a rule table -> (the table, its engine)
 
 
 def accelerate(lexer: Any) -> None:
     """Make `lexer` (a Pygments lexer instance) produce its tokens faster, if it is a plain
-    RegexLexer; otherwise leave it as it is. What is learnt of the rules is kept per lexer class,
-    so the next code block in the same language starts warm."""
+    RegexLexer; otherwise leave it as it is. What is learnt of the rules is kept per rule table
+    (one per lexer class, or per option for the few lexers whose rules depend on one, such as C#'s
+    `unicodelevel`), so the next code block in the same language starts warm."""
     from pygments.lexer import RegexLexer
 
-    kind = type(lexer)
-    if kind.get_tokens_unprocessed is not RegexLexer.get_tokens_unprocessed:
+    if type(lexer).get_tokens_unprocessed is not RegexLexer.get_tokens_unprocessed:
         return
-    engine = _ENGINES.get(kind)
-    if engine is None:
-        engine = _ENGINES[kind] = _Engine(lexer._tokens)
-    lexer.get_tokens_unprocessed = partial(engine.tokens, lexer)
+    rules = lexer._tokens
+    known = _ENGINES.get(id(rules))
+    if known is None or known[0] is not rules:
+        known = _ENGINES[id(rules)] = (rules, _Engine(rules))
+    lexer.get_tokens_unprocessed = partial(known[1].tokens, lexer)
 
 
 class _Engine:

@@ -6,8 +6,9 @@ from __future__ import annotations
 import re
 
 # C0 controls but tab and newline, DEL, the C1 range (which includes the 8-bit CSI), and the
-# Unicode bidi controls, which reorder what is shown (a "Trojan Source" line reads as other code)
-_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+# Unicode bidi controls, which reorder what is shown (a "Trojan Source" line reads as other code),
+# and the Unicode line and paragraph separators (no terminal breaks the line; Rich counts no width)
+_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
 
 def _escaped(match: re.Match[str]) -> str:
