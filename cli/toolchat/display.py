@@ -3,7 +3,6 @@ panels, a spinner while waiting) and the figures `/stats` shows."""
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -48,10 +47,8 @@ class ChatDisplay:
         elif isinstance(event, CallRequested):
             self.stream.end()
             arguments = event.arguments if event.arguments is not None else event.call.arguments
-            if not isinstance(arguments, str):
-                arguments = json.dumps(arguments, indent=2, ensure_ascii=False)
-            self.console.print(call_panel(event.call.name, self.redact(arguments),
-                                          origin(self.registry().get(event.call.name))))
+            self.console.print(call_panel(event.call.name, arguments, origin(self.registry().get(event.call.name)),
+                                          redact=self.redact))
         elif isinstance(event, CallDecided):
             if event.automatic:
                 self.console.print(plain(f"  {event.call.name}: allowed without asking", "dim"))

@@ -3,7 +3,7 @@
 Pygments tries a state's rules one by one at every token, about 50 regex calls per token for
 Python code, which made highlighting a long streamed code block the REPL's largest cost (issue 18;
 benchmarks/RESULTS.md, section 10). Here the characters each rule can start with are read from its
-parsed regex, once per lexer class and state, and at each position only the rules that can start
+parsed regex, once per rule table and state, and at each position only the rules that can start
 with the next character are tried, in their original order (so the first that matches wins, as in
 Pygments). A rule whose first characters cannot be told (a negated class, a rule that can match
 empty) is tried everywhere; a lexer that is not a plain RegexLexer keeps Pygments' own loop.
@@ -151,18 +151,9 @@ def _first_of(rexmatch: Any) -> First:
 
 
 def _sequence(items: list[tuple[Any, Any]], nocase: bool) -> First:
-    """First characters of a sequence; None when unknown or when it can match the empty string."""
-    ascii_chars: set[str] = set()
-    other = False
-    for op, av in items:
-        first, nullable = _item(op, av, nocase)
-        if first is None:
-            return _ANY
-        ascii_chars |= first[0]
-        other = other or first[1]
-        if not nullable:
-            return frozenset(ascii_chars), other
-    return _ANY  # it can match empty: a candidate at any position
+    """First characters of a whole regex; None when unknown or when it can match the empty string."""
+    first, empty = _nested(items, nocase)
+    return _ANY if empty else first
 
 
 def _item(op: Any, av: Any, nocase: bool) -> tuple[First, bool]:

@@ -3,7 +3,7 @@ text, plugin docstrings) goes through `clean` and is shown as Text, never parsed
 
 from __future__ import annotations
 
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Callable
 
 from rich.console import Console
 from rich.text import Text
@@ -36,15 +36,17 @@ def console_for(stream: IO[str], *, stderr: bool = False, width: int | None = No
     return Console(file=stream, stderr=stderr, highlight=False, soft_wrap=False, width=width)
 
 
-def call_panel(name: str, arguments: object, source: str, note: str = "") -> "Panel":
-    """A requested call: the tool, its arguments as highlighted JSON, where the tool comes from."""
+def call_panel(name: str, arguments: object, source: str, note: str = "",
+               redact: Callable[[str], str] = str) -> "Panel":
+    """A requested call: the tool, its arguments as highlighted JSON (through `redact`), where the
+    tool comes from."""
     import json
 
     from rich.panel import Panel
     from rich.syntax import Syntax
 
     text = arguments if isinstance(arguments, str) else json.dumps(arguments, indent=2, ensure_ascii=False)
-    body = Syntax(clean(text), "json", theme="ansi_dark", word_wrap=True, background_color="default")
+    body = Syntax(clean(redact(text)), "json", theme="ansi_dark", word_wrap=True, background_color="default")
     title = Text.assemble(("tool call ", "dim"), (clean(name), "bold cyan"))
     subtitle = Text(clean(source + (f" · {note}" if note else "")), style="dim")
     return Panel(body, title=title, title_align="left", subtitle=subtitle, subtitle_align="right", border_style="cyan")

@@ -109,8 +109,8 @@ def run_serve(settings: Settings, load_profile: Callable[[str], Settings], regis
     host = f"[{options.host}]" if ":" in options.host else options.host
     _say(env, f"serving on http://{host}:{sock.getsockname()[1]}/v1; models: {', '.join(profiles)}; "
               f"tools: {', '.join(server.registry.names()) or 'none'}; allowed to run: {allowed}")
-    config = uvicorn.Config(build_app(server), log_level="warning", access_log=False, timeout_graceful_shutdown=GRACE_SECONDS,
-                            lifespan="on")
+    config = uvicorn.Config(build_app(server), log_level="warning", access_log=False,
+                            timeout_graceful_shutdown=GRACE_SECONDS, lifespan="on")
     logging.getLogger("uvicorn.error").addFilter(_ShutdownNotes(env))
     try:
         uvicorn.Server(config).run(sockets=[sock])
