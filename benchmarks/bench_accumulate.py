@@ -53,7 +53,7 @@ def bare_sdk_loop(url: str) -> str:
 def toolchat_backend(url: str) -> str:
     from toolchat.backends.base import Reply, Request
     from toolchat.backends.openai import OpenAIBackend
-    from toolchat.config import Settings
+    from toolchat.config.settings import Settings
 
     backend = OpenAIBackend(Settings(backend="openai", base_url=url, model="fake", max_retries=0), {})
     try:

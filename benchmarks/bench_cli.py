@@ -134,8 +134,8 @@ def memory(turns_list: list[int]) -> dict[str, float]:
             from pathlib import Path
             import tempfile
             from toolchat.backends.openai import OpenAIBackend
-            from toolchat.chat import Chat, ChatOptions
-            from toolchat.config import Settings
+            from toolchat.terminal.session import Chat, ChatOptions
+            from toolchat.config.settings import Settings
             from toolchat.env import Environment
             from toolchat.tools import discover
             work = Path(tempfile.mkdtemp())

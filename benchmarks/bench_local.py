@@ -16,7 +16,7 @@ from typing import Any
 
 def _backend(gguf: Path, n_ctx: int = 4096) -> Any:
     from toolchat.backends.local import LocalBackend
-    from toolchat.config import Settings
+    from toolchat.config.settings import Settings
 
     return LocalBackend(Settings(backend="local", model=str(gguf), n_ctx=n_ctx, seed=1), gguf.parent)
 

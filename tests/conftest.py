@@ -125,7 +125,7 @@ def run_cli(isolated_env: dict[str, str], tmp_path: Path) -> Callable[..., CliRe
     no terminal to ask on): the same code as the subprocess `cli`, without the start-up cost."""
     import io
 
-    from toolchat.app import main
+    from toolchat.commands.app import main
     from toolchat.env import Environment
 
     def run(*args: str, cwd: Path | None = None, input: str | bytes = b"", env: dict[str, str] | None = None,

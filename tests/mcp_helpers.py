@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from toolchat.mcp import parse_flag
-from toolchat.mcp_spec import McpServerSpec
+from toolchat.config.mcp_spec import McpServerSpec
 
 BIN = Path(sys.executable).parent
 SERVERS = Path(__file__).parent / "mcp_servers"

@@ -172,7 +172,7 @@ def test_tool_text_cannot_inject_terminal_escapes(cli, plugin_dir):
 def test_version_and_help_do_not_import_heavy_modules(tmp_path):
     probe = (
         "import sys\n"
-        "from toolchat.app import main\n"
+        "from toolchat.commands.app import main\n"
         "main(sys.argv[1:])\n"
         "heavy = [m for m in ('openai', 'llama_cpp', 'prompt_toolkit') if m in sys.modules]\n"
         "print('HEAVY:', heavy, file=sys.stderr)\n"

@@ -10,8 +10,8 @@ import yaml
 from jsonschema import Draft202012Validator
 
 from fakeserver import FakeServer, openai_calls, sse, text_stream
-from toolchat.config import load
-from toolchat.config_file import load_file
+from toolchat.config.settings import load
+from toolchat.config.file import load_file
 from toolchat.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -68,7 +68,7 @@ def settings_in(cwd: Path, tmp_path: Path, overrides=None, **kwargs):
 
 
 def trust(project: Path, tmp_path: Path) -> None:
-    from toolchat.trust import TrustStore
+    from toolchat.config.trust import TrustStore
 
     TrustStore(tmp_path / "_data").trust(load_file(project / "toolchat.yaml", {}))
 
@@ -84,7 +84,7 @@ def test_discovery_from_a_nested_folder_and_relative_paths(project, tmp_path):
 
 def test_dot_toolchat_yaml_is_found_too(project, tmp_path):
     write(project / ".toolchat.yaml", "model: hidden\nbackend: openai\n")
-    from toolchat.trust import TrustStore
+    from toolchat.config.trust import TrustStore
 
     TrustStore(tmp_path / "_data").trust(load_file(project / ".toolchat.yaml", {}))
     assert settings_in(project / "sub", tmp_path).model == "hidden"

@@ -13,8 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from toolchat.config_file import load_file
-from toolchat.config_yaml import line_count
+from toolchat.config.file import load_file
+from toolchat.config.yamlfile import line_count
 from toolchat.errors import ConfigError
 
 CASES = [
@@ -131,7 +131,7 @@ scalars = st.none() | st.booleans() | st.integers(-5, 5) | st.floats(allow_nan=T
 def test_random_mcp_server_entries_are_valid_or_a_config_error(tmp_path, servers):
     import yaml
 
-    from toolchat.config import resolve
+    from toolchat.config.settings import resolve
 
     path = tmp_path / "toolchat.yaml"
     path.write_text(yaml.safe_dump({"mcp_servers": servers}), encoding="utf-8")

@@ -11,10 +11,10 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from toolchat import defaults
-from toolchat.config import load
-from toolchat.config_file import load_file
+from toolchat.config.settings import load
+from toolchat.config.file import load_file
 from toolchat.errors import ConfigError
-from toolchat.trust import TrustStore
+from toolchat.config.trust import TrustStore
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = json.loads((REPO / "configs" / "toolchat.schema.json").read_text())
@@ -138,7 +138,7 @@ def test_user_and_project_servers_merge_by_name_later_wins(tmp_path):
 
 
 def test_mcp_flags_add_servers_and_replace_one_of_the_same_name(tmp_path):
-    from toolchat.mcp_spec import McpServerSpec
+    from toolchat.config.mcp_spec import McpServerSpec
 
     trusted(write(tmp_path / "proj" / "toolchat.yaml", "mcp_servers:\n  time:\n    command: mcp-server-time\n"
                                                       "  git:\n    command: mcp-server-git\n"), tmp_path)

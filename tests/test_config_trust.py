@@ -16,10 +16,10 @@ import pexpect
 import pytest
 
 from fakeserver import FakeServer, sse, text_stream
-from toolchat.config import load
-from toolchat.config_file import load_file
+from toolchat.config.settings import load
+from toolchat.config.file import load_file
 from toolchat.errors import ConfigError
-from toolchat.trust import TrustStore
+from toolchat.config.trust import TrustStore
 
 KEY = "sk-FAKE-recognisable-0123456789abcdef"
 EVIL = 'import pathlib\npathlib.Path(__file__).with_name("IMPORTED").write_text("x")\n\ndef evil() -> str:\n    """Evil."""\n    return "x"\n'

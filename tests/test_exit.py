@@ -24,7 +24,7 @@ def quick_exit(body: str, tmp_path) -> subprocess.CompletedProcess[str]:
     script = textwrap.dedent("""
         import atexit, sys, threading, time
         from pathlib import Path
-        from toolchat.app import _exit_quickly
+        from toolchat.commands.app import _exit_quickly
         folder = Path(sys.argv[1])
     """) + textwrap.dedent(body)
     return subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, timeout=60)

@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pygments.lexers import get_all_lexers, get_lexer_by_name
 
-from toolchat import fastlex
+from toolchat.terminal import fastlex
 
 SNIPPETS = {
     "javascript": "import x from './x.js';\n"

@@ -17,7 +17,7 @@ from toolchat.backends.base import Reply, Request, TextDelta  # noqa: E402
 from toolchat.backends.generic import ResponseStreamer, output_schema  # noqa: E402
 from toolchat.backends.local import LocalBackend  # noqa: E402
 from toolchat.backends.prompt import JinjaTemplate  # noqa: E402
-from toolchat.config import Settings  # noqa: E402
+from toolchat.config.settings import Settings  # noqa: E402
 from toolchat.errors import BackendError  # noqa: E402
 from toolchat.tools import discover  # noqa: E402
 
@@ -190,7 +190,7 @@ def test_the_bundled_model_is_assembled_with_a_note_on_first_use(cli):
 
 def test_a_missing_local_extra_is_one_clear_line(isolated_env, tmp_path):
     code = ("import sys; sys.modules['llama_cpp'] = None\n"
-            "from toolchat.app import main\n"
+            "from toolchat.commands.app import main\n"
             "sys.exit(main(['ask', 'hi']))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=isolated_env,
                           cwd=tmp_path, stdin=subprocess.DEVNULL)

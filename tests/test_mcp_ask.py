@@ -146,7 +146,7 @@ def test_without_servers_the_mcp_sdk_is_never_imported(cli, isolated_env, tmp_pa
 
 def test_servers_configured_without_the_sdk_exit_2_with_the_install_command(isolated_env, tmp_path):
     (tmp_path / "toolchat.yaml").write_text("mcp_servers:\n  time:\n    command: mcp-server-time\n")
-    code = ("import sys; sys.modules['mcp'] = None; from toolchat.app import main; "
+    code = ("import sys; sys.modules['mcp'] = None; from toolchat.commands.app import main; "
             "sys.exit(main(['ask', '-c', 'toolchat.yaml', '--base-url', 'http://127.0.0.1:9/v1', 'hi']))")
     done = subprocess.run([sys.executable, "-c", code], env=isolated_env, cwd=tmp_path, capture_output=True,
                           text=True, timeout=60, stdin=subprocess.DEVNULL)

@@ -14,7 +14,7 @@ pytest.importorskip("llama_cpp")
 gguf = pytest.importorskip("gguf")
 
 from toolchat.backends.local import LocalBackend  # noqa: E402
-from toolchat.config import Settings  # noqa: E402
+from toolchat.config.settings import Settings  # noqa: E402
 
 from test_local_backend import run  # noqa: E402
 

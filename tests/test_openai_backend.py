@@ -12,7 +12,7 @@ from fakeserver import (FakeServer, chunk, error, hang, keepalive, ollama_calls,
                         text_stream, vllm_calls)
 from toolchat.backends.base import Reply, Request, TextDelta
 from toolchat.backends.openai import OpenAIBackend
-from toolchat.config import Settings
+from toolchat.config.settings import Settings
 from toolchat.errors import BackendError, UsageError
 
 try:

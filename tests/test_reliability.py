@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from fakes import ScriptedBackend, answer, call, calls
 from fakeserver import FakeServer, openai_calls, sse, text_stream
-from toolchat.config_file import load_file
+from toolchat.config.file import load_file
 from toolchat.engine import Engine, Policy, ToolOptions
 from toolchat.errors import ConfigError
 from toolchat.conversation import Conversation

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from rich.console import Console
 
 from fakeserver import FakeServer, sse, text_stream
-from toolchat.mdstream import MarkdownStream
+from toolchat.terminal.markdown import MarkdownStream
 from toolchat.safety import clean
 
 BIDI = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c"

@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from toolchat.tools import RunLimits, discover, worker
+from toolchat.tools import RunLimits, discover
+from toolchat.tools.isolation import worker
 from toolchat.tools.model import ToolStatus
-from toolchat.tools.runner import cut
+from toolchat.tools.isolation.runner import cut
 
 
 def run(tmp_path: Path, source: str, name: str, *, timeout: float = 10, limit: int = 20_000,

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fakeserver import FakeServer, chunk, openai_calls, sse, text_stream
-from toolchat.secrets import Redactor, StreamRedactor
+from toolchat.redact import Redactor, StreamRedactor
 
 KEY = "sk-proj-Zq81secretKEY55xy"
 ECHO = '''

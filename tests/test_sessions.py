@@ -16,13 +16,13 @@ from rich.console import Console
 
 from fakes import ScriptedBackend, answer, call, calls
 from fakeserver import FakeServer, sse, text_stream
-from toolchat.chat import Chat, ChatOptions, reloader
-from toolchat.config import Settings
-from toolchat.config import load as load_config
+from toolchat.terminal.session import Chat, ChatOptions, reloader
+from toolchat.config.settings import Settings
+from toolchat.config.settings import load as load_config
 from toolchat.conversation import Conversation
 from toolchat.env import Environment
 from toolchat.sessions import (NOT_RUN, SessionLog, history_file, load, project_folder, sessions_in)
-from toolchat.slash import EXIT, dispatch
+from toolchat.terminal.slash import EXIT, dispatch
 from toolchat.tools import discover
 
 USER = {"role": "user", "content": "hi"}

@@ -14,15 +14,15 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from fakes import ScriptedBackend, answer, call, calls
 from fakeserver import FakeServer, error, openai_calls, sse, text_stream
-from toolchat import tracing
+from toolchat.tracing import control as tracing
 from toolchat.ask import AskOptions, run_ask
-from toolchat.config import resolve
+from toolchat.config.settings import resolve
 from toolchat.engine import CallDecided, Engine, Policy, TextDelta, ToolOptions
 from toolchat.env import Environment
-from toolchat.secrets import Redactor
+from toolchat.redact import Redactor
 from toolchat.tools import Registry, discover
 from toolchat.tools.registry import load
-from toolchat.tracing_setup import Tracing
+from toolchat.tracing.setup import Tracing
 
 REPO = Path(__file__).resolve().parents[1]
 KEY = "sk-test-9f8e7d6c5b4a39281706"
@@ -244,7 +244,7 @@ def test_without_the_sdk_installed_tracing_asked_for_is_one_warning_and_the_chat
     import sys
     from types import SimpleNamespace
 
-    monkeypatch.setitem(sys.modules, "toolchat.tracing_setup", None)  # as if the `trace` extra were missing
+    monkeypatch.setitem(sys.modules, "toolchat.tracing.setup", None)  # as if the `trace` extra were missing
     monkeypatch.setattr(tracing, "_missing", False)
     told: list[str] = []
     settings = SimpleNamespace(trace=tmp_path / "spans.jsonl")
@@ -268,7 +268,7 @@ def test_a_model_server_that_is_gone_is_a_connection_error(tmp_path, caught):
 
 
 def test_a_trace_file_that_exists_is_made_private_before_spans_go_in(tmp_path):
-    from toolchat.tracing_setup import JsonLinesExporter
+    from toolchat.tracing.setup import JsonLinesExporter
 
     file = tmp_path / "spans.jsonl"
     file.write_text("")

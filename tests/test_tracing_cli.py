@@ -147,9 +147,9 @@ def test_a_collector_that_never_answers_costs_at_most_two_seconds_and_one_line(s
 
 
 def test_the_flush_at_exit_is_bounded(silent_collector, monkeypatch):
-    from toolchat.secrets import Redactor
-    from toolchat.tracing import FLUSH_BOUND
-    from toolchat.tracing_setup import Tracing
+    from toolchat.redact import Redactor
+    from toolchat.tracing.control import FLUSH_BOUND
+    from toolchat.tracing.setup import Tracing
 
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", silent_collector + "/v1/traces")
     told: list[str] = []
@@ -217,7 +217,7 @@ def test_with_tracing_off_no_opentelemetry_module_is_imported(server, isolated_e
                           env=env, cwd=tmp_path, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60)
     assert (done.returncode, done.stdout) == (0, "Hi.\n")
     imported = [line for line in done.stderr.splitlines() if line.startswith("import time:")]
-    assert any("toolchat.tracing" in line for line in imported)  # the switch itself is there...
+    assert any("toolchat.tracing.control" in line for line in imported)  # the switch itself is there...
     assert not [line for line in imported if "opentelemetry" in line]  # ...and nothing behind it
 
 

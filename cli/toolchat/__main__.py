@@ -1,3 +1,3 @@
-from toolchat.app import run
+from toolchat.commands.app import run
 
 run()

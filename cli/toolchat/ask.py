@@ -8,15 +8,15 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from toolchat.backends.base import TextDelta
-from toolchat.config import Settings
+from toolchat.config.settings import Settings
 from toolchat.engine import (CallDecided, CallFinished, CallRequested, Decision, Engine, Event, PendingCall,
                              Stopped, TurnError, TurnResult, arguments_text, total_usage)
 from toolchat.env import Environment
 from toolchat.errors import ExitStatus, UsageError
 from toolchat.safety import clean
-from toolchat.secrets import Redactor, StreamRedactor, redactor_for
+from toolchat.redact import Redactor, StreamRedactor, redactor_for
 from toolchat.tools import Registry, ToolStatus
-from toolchat.tracing import traced
+from toolchat.tracing.control import traced
 
 NO_TERMINAL = "no terminal was available to ask the user for approval"
 

@@ -23,7 +23,7 @@ from toolchat.tools.sources import RunLimits
 from toolchat.tools.validate import InvalidArguments, parse_arguments, validate_arguments
 
 if TYPE_CHECKING:
-    from toolchat.config import Settings
+    from toolchat.config.settings import Settings
 
 
 @dataclass

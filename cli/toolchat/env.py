@@ -40,7 +40,7 @@ class Environment:
 
     def consoles(self) -> tuple[Any, Any]:
         """Rich consoles for stdout and stderr (Rich is imported only by the commands that print with it)."""
-        from toolchat.render import console_for
+        from toolchat.terminal.render import console_for
 
         width = self.environ.get("COLUMNS", "")
         size = int(width) if width.isdigit() and int(width) > 0 else None

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Callable
 
 from toolchat.backends.base import Backend
-from toolchat.config import Settings
+from toolchat.config.settings import Settings
 from toolchat.env import Environment
 from toolchat.errors import UsageError
 

@@ -17,7 +17,7 @@ from toolchat.backends.llama_io import capture_log, gpu_offload_supported, read_
 from toolchat.backends.parsers import ParsedCall, detect_format, make_parser
 from toolchat.backends.parsers.base import partial_suffix
 from toolchat.backends.prompt import ChatML, GemmaTurns, JinjaTemplate, generic_messages, raw_key
-from toolchat.config import Settings
+from toolchat.config.settings import Settings
 from toolchat.errors import BackendError, UsageError
 
 DEFAULT_MAX_TOKENS = defaults.LOCAL_MAX_TOKENS

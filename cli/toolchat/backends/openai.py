@@ -15,9 +15,9 @@ from toolchat import defaults
 from toolchat.backends.accumulate import ToolCallAccumulator
 from toolchat.backends.base import BackendEvent, Reply, Request, TextDelta, ToolCall, Usage, new_call_id
 from toolchat.backends.wire import Deadline, content_text, scrub
-from toolchat.config import Settings
+from toolchat.config.settings import Settings
 from toolchat.errors import BackendError, UsageError
-from toolchat.secrets import Redactor
+from toolchat.redact import Redactor
 
 OPENAI_URL = "https://api.openai.com/v1"
 DUMMY_KEY = "not-needed"  # custom endpoints need no key, but the SDK wants one

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 
 from toolchat.errors import UsageError
 from toolchat.mcp.names import sanitise
-from toolchat.mcp_spec import McpServerSpec
+from toolchat.config.mcp_spec import McpServerSpec
 
 if TYPE_CHECKING:
     from toolchat.mcp.source import McpSource

@@ -8,7 +8,7 @@ import json
 from typing import Any
 
 from toolchat.tools.model import ToolResult, ToolStatus
-from toolchat.tools.runner import cut
+from toolchat.tools.isolation.runner import cut
 
 
 def size_text(nbytes: int) -> str:

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import IO, Any, AsyncIterator, Mapping
 
 from toolchat.mcp import launch, logs
-from toolchat.mcp_spec import McpServerSpec
-from toolchat.secrets import Redactor
+from toolchat.config.mcp_spec import McpServerSpec
+from toolchat.redact import Redactor
 
 STOP_TIMEOUT = 3.0  # the longest a server may take to stop, hung or not
 # what a stdio server is given of toolchat's environment; anything else only when named in `env`

@@ -16,8 +16,8 @@ from toolchat.mcp.convert import to_result
 from toolchat.mcp.loop import LoopThread, wait
 from toolchat.mcp.names import offered_name
 from toolchat.mcp.server import STOP_TIMEOUT, Server, ServerGone, State, describe_error
-from toolchat.mcp_spec import McpServerSpec
-from toolchat.secrets import Redactor
+from toolchat.config.mcp_spec import McpServerSpec
+from toolchat.redact import Redactor
 from toolchat.tools.model import Tool, ToolResult, ToolStatus
 from toolchat.tools.sources import RunLimits, SourceProblem
 
@@ -44,7 +44,7 @@ class McpSource:
 
     def __init__(self, specs: Sequence[McpServerSpec], *, project_dir: Path, environ: Mapping[str, str],
                  data_dir: Path, notify: Notify | None = None, secrets: Sequence[str] = ()) -> None:
-        from toolchat.config_file import secrets_of
+        from toolchat.config.file import secrets_of
 
         self.notify = notify or (lambda message: None)
         self.hub = LoopThread()

@@ -60,7 +60,7 @@ def summary(source: Any) -> str:
 
 def describe(source: Any) -> list[str]:
     """`/mcp`: each server, its state and tools, or its error and the tail of its stderr."""
-    from toolchat.mcp_cmd import status_line
+    from toolchat.commands.mcp import status_line
 
     if source is None:
         return ["no MCP servers configured (mcp_servers in toolchat.yaml, or --mcp 'command')"]
@@ -75,7 +75,7 @@ def describe(source: Any) -> list[str]:
 
 def restart(source: Any, name: str) -> str:
     """`/mcp restart NAME`: the server's state after starting it again."""
-    from toolchat.mcp_cmd import status_line
+    from toolchat.commands.mcp import status_line
 
     if source is None:
         return "no MCP servers configured"

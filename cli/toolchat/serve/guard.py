@@ -37,7 +37,7 @@ def refusal(scope: dict[str, Any], api_key: str | None) -> ApiError | None:
 
 
 def _local(netloc: str | None) -> bool:
-    from toolchat.serve import is_loopback
+    from toolchat.serve.server import is_loopback
 
     if not netloc:
         return False

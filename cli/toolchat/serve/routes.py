@@ -19,7 +19,7 @@ from starlette import responses
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from toolchat.secrets import Redactor
+from toolchat.redact import Redactor
 from toolchat.serve.guard import Guard
 from toolchat.serve.turn import Profile, Turn
 from toolchat.serve.wire import ApiError, Outcome, Reply, dumps, event, parse_request

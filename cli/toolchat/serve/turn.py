@@ -13,15 +13,15 @@ from dataclasses import dataclass, replace
 from typing import Any, Callable, Iterator, Mapping
 
 from toolchat.backends.base import Backend, BackendEvent, Reply, Request, TextDelta, ToolCall
-from toolchat.config import Settings
+from toolchat.config.settings import Settings
 from toolchat.conversation import Conversation
 from toolchat.engine import (CallDecided, CallFinished, CallRequested, Decision, Engine, Event, PendingCall,
                              Policy, RoundDone, RoundStarted, ToolOptions, TurnResult)
 from toolchat.errors import BackendError
-from toolchat.secrets import Redactor
+from toolchat.redact import Redactor
 from toolchat.serve.wire import ApiError, ChatRequest, Outcome, ServerCall
 from toolchat.tools import Registry
-from toolchat.tracing import serve_turn
+from toolchat.tracing.control import serve_turn
 
 
 @dataclass
@@ -229,6 +229,6 @@ def upstream_error(exc: BackendError | None, message: str, profile: Profile, red
 def stop_tools(thread: int | None) -> None:
     """Stop the tool call the turn's thread is waiting on, and everything that tool started."""
     if thread is not None:
-        from toolchat.tools.worker import cancel_job_of
+        from toolchat.tools.isolation.worker import cancel_job_of
 
         cancel_job_of(thread)

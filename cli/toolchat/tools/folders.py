@@ -15,7 +15,7 @@ from typing import Any, Sequence
 
 from toolchat import defaults
 from toolchat.errors import ToolLoadError
-from toolchat.tools import worker
+from toolchat.tools.isolation import worker
 from toolchat.tools.cache import SchemaCache
 from toolchat.tools.model import Tool, ToolResult
 from toolchat.tools.sources import RunLimits, SourceProblem

@@ -62,7 +62,7 @@ def _env(ctx: typer.Context) -> Environment:
 
 def _settings(env: Environment, config: Optional[str], on_untrusted: Any = None, check_trust: bool = True,
               **overrides: Any):
-    from toolchat import config as config_module
+    from toolchat.config import settings as config_module
 
     return config_module.load(_path(config), overrides, config_dir=env.config_dir, data_dir=env.data_dir, cwd=env.cwd,
                               environ=env.environ, on_untrusted=on_untrusted, check_trust=check_trust,
@@ -98,7 +98,7 @@ def _tool_settings(env: Environment, config: Optional[str], tools: Optional[List
 def tools_list(ctx: typer.Context, tools: ToolsOpt = None, no_bundled_tools: NoBundledOpt = False,
                config: ConfigOpt = None) -> None:
     """The tools found, where each came from, and modules that failed to load."""
-    from toolchat import tools_cmd
+    from toolchat.commands import tools as tools_cmd
 
     env = _env(ctx)
     settings = _tool_settings(env, config, tools, no_bundled_tools)
@@ -109,7 +109,7 @@ def tools_list(ctx: typer.Context, tools: ToolsOpt = None, no_bundled_tools: NoB
 def tools_show(ctx: typer.Context, name: str, tools: ToolsOpt = None, no_bundled_tools: NoBundledOpt = False,
                config: ConfigOpt = None) -> None:
     """One tool: description, parameters, source file."""
-    from toolchat import tools_cmd
+    from toolchat.commands import tools as tools_cmd
 
     env = _env(ctx)
     settings = _tool_settings(env, config, tools, no_bundled_tools)
@@ -124,7 +124,7 @@ def tools_schema(
     tools: ToolsOpt = None, no_bundled_tools: NoBundledOpt = False, config: ConfigOpt = None,
 ) -> None:
     """The OpenAI-format definitions as a JSON array."""
-    from toolchat import tools_cmd
+    from toolchat.commands import tools as tools_cmd
 
     env = _env(ctx)
     settings = _tool_settings(env, config, tools, no_bundled_tools)
@@ -141,7 +141,7 @@ def tools_run(
                                                           help="Stop the tool after this many seconds.")] = None,
 ) -> None:
     """Run one tool directly, without a model."""
-    from toolchat import tools_cmd
+    from toolchat.commands import tools as tools_cmd
 
     env = _env(ctx)
     settings = _tool_settings(env, config, tools, no_bundled_tools)
@@ -228,7 +228,7 @@ def ask(
 ) -> None:
     """One question, tools allowed, the answer on stdout."""
     from toolchat.ask import AskOptions, run_ask
-    from toolchat.secrets import redactor_for
+    from toolchat.redact import redactor_for
 
     env = _env(ctx)
     settings = _settings(env, config, **_overrides(
@@ -258,9 +258,9 @@ def chat(
     session: Annotated[Optional[str], typer.Option("--session", help="Use (or resume) the session of this name.")] = None,
 ) -> None:
     """The interactive REPL (what `toolchat` alone runs)."""
-    from toolchat import repl
+    from toolchat.terminal import repl
     from toolchat.backends.factory import create_backend
-    from toolchat.chat import Chat, ChatOptions, reloader
+    from toolchat.terminal.session import Chat, ChatOptions, reloader
     from toolchat.safety import clean
 
     env = _env(ctx)
@@ -297,7 +297,7 @@ def serve(
     trace: TraceOpt = None, trace_content: TraceContentOpt = False, mcp: McpOpt = None,
 ) -> None:
     """An OpenAI-compatible endpoint (/v1/chat/completions) that runs this project's tools server-side."""
-    from toolchat.serve import ServeOptions, run_serve
+    from toolchat.serve.server import ServeOptions, run_serve
 
     env = _env(ctx)
     overrides = _overrides(
@@ -337,7 +337,7 @@ def models(ctx: typer.Context, config: ConfigOpt = None, profile: ProfileOpt = N
 @config_app.command("show")
 def config_show(ctx: typer.Context, config: ConfigOpt = None, profile: ProfileOpt = None) -> None:
     """The merged config in force, secrets hidden, and where each value came from."""
-    from toolchat import config_cmd
+    from toolchat.commands import config as config_cmd
 
     env = _env(ctx)
     settings = _settings(env, config, check_trust=False, profile=profile)
@@ -347,7 +347,7 @@ def config_show(ctx: typer.Context, config: ConfigOpt = None, profile: ProfileOp
 @config_app.command("init")
 def config_init(ctx: typer.Context) -> None:
     """Write a commented toolchat.yaml into the current folder."""
-    from toolchat import config_cmd
+    from toolchat.commands import config as config_cmd
 
     env = _env(ctx)
     config_cmd.init(env.cwd, env.consoles()[0])
@@ -356,7 +356,7 @@ def config_init(ctx: typer.Context) -> None:
 @config_app.command("schema")
 def config_schema(ctx: typer.Context) -> None:
     """Print the JSON Schema of toolchat.yaml, for editors."""
-    from toolchat import config_cmd
+    from toolchat.commands import config as config_cmd
 
     _env(ctx).write(config_cmd.schema_text())
 
@@ -365,7 +365,7 @@ def config_schema(ctx: typer.Context) -> None:
 def config_validate(ctx: typer.Context,
                     path: Annotated[Optional[str], typer.Argument(help="The file; else the one in force.")] = None) -> None:
     """Check a config file; exit 2 with file:line on the first error."""
-    from toolchat import config_cmd
+    from toolchat.commands import config as config_cmd
 
     env = _env(ctx)
     config_cmd.validate(_path(path), env, env.consoles()[0])
@@ -375,7 +375,7 @@ def config_validate(ctx: typer.Context,
 def config_trust(ctx: typer.Context,
                  path: Annotated[Optional[str], typer.Argument(help="The file; else this project's.")] = None) -> None:
     """Trust a project config (by path and content) after showing what it sets."""
-    from toolchat import config_cmd
+    from toolchat.commands import config as config_cmd
 
     env = _env(ctx)
     config_cmd.trust(_path(path), env, env.consoles()[0])
@@ -384,7 +384,7 @@ def config_trust(ctx: typer.Context,
 @config_app.command("path")
 def config_path(ctx: typer.Context, config: ConfigOpt = None) -> None:
     """The config files in force."""
-    from toolchat import config_cmd
+    from toolchat.commands import config as config_cmd
 
     env = _env(ctx)
     settings = _settings(env, config, check_trust=False)
@@ -394,7 +394,7 @@ def config_path(ctx: typer.Context, config: ConfigOpt = None) -> None:
 @mcp_app.command("list")
 def mcp_list(ctx: typer.Context, mcp: McpOpt = None, config: ConfigOpt = None) -> None:
     """Each MCP server: transport, state, start time and tools, or the error and its stderr."""
-    from toolchat import mcp_cmd
+    from toolchat.commands import mcp as mcp_cmd
 
     env = _env(ctx)
     settings = _settings(env, config, mcp_servers=_mcp_flags(mcp))
@@ -406,7 +406,7 @@ def mcp_list(ctx: typer.Context, mcp: McpOpt = None, config: ConfigOpt = None) -
 def mcp_logs(ctx: typer.Context, name: Annotated[str, typer.Argument(help="The server's name.")], mcp: McpOpt = None,
              config: ConfigOpt = None) -> None:
     """What one MCP server wrote to stderr (kept in the data dir, never shown in the chat)."""
-    from toolchat import mcp_cmd
+    from toolchat.commands import mcp as mcp_cmd
 
     env = _env(ctx)
     settings = _settings(env, config, mcp_servers=_mcp_flags(mcp))
@@ -416,7 +416,7 @@ def mcp_logs(ctx: typer.Context, name: Annotated[str, typer.Argument(help="The s
 @sessions_app.command("list")
 def sessions_list(ctx: typer.Context, config: ConfigOpt = None) -> None:
     """This project's sessions, oldest first: id, when, messages, first question."""
-    from toolchat import sessions_cmd
+    from toolchat.commands import sessions as sessions_cmd
 
     env = _env(ctx)
     settings = _settings(env, config)
@@ -428,7 +428,7 @@ def sessions_show(ctx: typer.Context,
                   session_id: Annotated[str, typer.Argument(help="An id from `toolchat sessions list`.")],
                   config: ConfigOpt = None) -> None:
     """One session's messages."""
-    from toolchat import sessions_cmd
+    from toolchat.commands import sessions as sessions_cmd
 
     env = _env(ctx)
     settings = _settings(env, config)
@@ -440,7 +440,7 @@ def trace_show(ctx: typer.Context,
                file: Annotated[str, typer.Argument(help="A file written with --trace or config `trace:`.")],
                last: Annotated[int, typer.Option("--last", min=0, help="Only the last N traces (0: all).")] = 0) -> None:
     """Each trace in the file as a tree: spans, durations, tokens, tool outcomes."""
-    from toolchat import trace_cmd
+    from toolchat.commands import trace as trace_cmd
 
     env = _env(ctx)
     trace_cmd.show(env.cwd / file, last, env.consoles()[0])
@@ -448,7 +448,7 @@ def trace_show(ctx: typer.Context,
 
 def main(argv: Optional[List[str]] = None, env: Optional[Environment] = None) -> int:
     """Run the CLI; every failure becomes one line on stderr and an exit code."""
-    from toolchat.tools import worker
+    from toolchat.tools.isolation import worker
 
     worker.start()  # the tool worker is forked first, before any thread exists
     if env is None:  # a real process: signals are ours (an in-process test keeps pytest's)

@@ -16,12 +16,12 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from toolchat.tools import processes
+from toolchat.tools.isolation import processes
 from toolchat.tools import schema  # noqa: F401 - loaded once in the worker, not in every child
 from toolchat.tools.model import ToolStatus
 from toolchat.tools.plugins import compiled
-from toolchat.tools.runner import cut, run_in_child, valid_text, with_printed
-from toolchat.tools.worker import _HEADER, _read_frame, _write_frame
+from toolchat.tools.isolation.runner import cut, run_in_child, valid_text, with_printed
+from toolchat.tools.isolation.worker import _HEADER, _read_frame, _write_frame
 
 ORPHANED = "orphaned"  # toolchat went away: the worker kills everything and exits
 Verdict = Callable[[Any], "str | None"]  # a frame -> "done", "restart" (the clock), or None
@@ -43,7 +43,7 @@ def perform(job: dict[str, Any], requests: int, replies: int) -> tuple[dict[str,
     """The outcome of `job` (None when toolchat went away meanwhile: the worker then exits), and the
     pid of a job that returned normally, whose leftovers the worker kills right after replying."""
     if job["kind"] == "describe":
-        from toolchat.tools.describing import describe_all
+        from toolchat.tools.isolation.describing import describe_all
 
         return describe_all(job, requests, replies), None
     started = time.monotonic()

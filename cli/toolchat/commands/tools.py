@@ -10,9 +10,9 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from toolchat.config import Settings
+from toolchat.config.settings import Settings
 from toolchat.errors import ExitStatus, UsageError
-from toolchat.render import clean, plain
+from toolchat.terminal.render import clean, plain
 from toolchat.tools import Registry, Tool
 
 

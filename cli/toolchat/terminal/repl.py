@@ -9,13 +9,13 @@ from typing import Any
 from rich.console import Console
 from rich.text import Text
 
-from toolchat.chat import Chat, ChatOptions
-from toolchat.config_file import ConfigFile
+from toolchat.terminal.session import Chat, ChatOptions
+from toolchat.config.file import ConfigFile
 from toolchat.env import Environment
 from toolchat.errors import Terminated, UsageError
-from toolchat.render import clean, plain
+from toolchat.terminal.render import clean, plain
 from toolchat.sessions import history_file, open_private, private_folder
-from toolchat.slash import COMMANDS, EXIT, dispatch
+from toolchat.terminal.slash import COMMANDS, EXIT, dispatch
 
 
 def require_terminal(env: Environment) -> None:
@@ -26,8 +26,8 @@ def require_terminal(env: Environment) -> None:
 
 def ask_trust(console: Console) -> Any:
     """The REPL asks once about an untrusted project config, showing what it sets."""
-    from toolchat.approval import one_key
-    from toolchat.config_cmd import summary
+    from toolchat.terminal.approval import one_key
+    from toolchat.commands.config import summary
 
     def ask(config: ConfigFile) -> bool:
         console.print(plain(f"This project has a config you have not trusted yet: {config.path}", "bold yellow"))

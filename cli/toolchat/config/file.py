@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from toolchat.config_yaml import parse
+from toolchat.config.yamlfile import parse
 from toolchat.errors import ConfigError
 
 BACKENDS = ("openai", "local")
@@ -91,7 +91,7 @@ def load_file(path: Path, environ: Mapping[str, str]) -> ConfigFile:
     _check(data, path, lines)
     file = ConfigFile(path, data, lines, raw, parsed.digest, expansions)
     if isinstance(data.get("mcp_servers"), str):
-        from toolchat.config_mcp import read_mcp_file
+        from toolchat.config.mcp_servers import read_mcp_file
 
         file.mcp_file = read_mcp_file(file.folder / Path(data["mcp_servers"]).expanduser(), file.at("mcp_servers"))
         file.digest = hashlib.sha256(f"{parsed.digest} {file.mcp_file.digest}".encode()).hexdigest()
@@ -151,7 +151,7 @@ def _expand(text: str, environ: Mapping[str, str], at: str, where: tuple[str, ..
 
 
 def _check(data: dict[str, Any], path: Path, lines: dict[tuple[str, ...], int]) -> None:
-    from toolchat.config_mcp import check_servers
+    from toolchat.config.mcp_servers import check_servers
 
     check_keys(data, TOP_KEYS, (), path, lines)
     for name, profile in (data.get("profiles") or {}).items():

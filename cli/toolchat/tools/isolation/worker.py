@@ -243,7 +243,7 @@ def _read_frame(fd: int) -> Any:
 # ---- the worker process ----
 
 def _serve(requests: int, replies: int) -> None:
-    from toolchat.tools import processes
+    from toolchat.tools.isolation import processes
 
     os.setsid()  # the terminal's signals go to toolchat, which cancels through the pipe
     for sig in (signal.SIGINT, signal.SIGQUIT, signal.SIGHUP, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU):
@@ -253,7 +253,7 @@ def _serve(requests: int, replies: int) -> None:
     processes.become_subreaper()
     for name in SCRUBBED:  # toolchat's own key is never passed on to a tool
         os.environ.pop(name, None)
-    from toolchat.tools import jobs  # noqa: F401 - loaded once here, not in every child
+    from toolchat.tools.isolation import jobs  # noqa: F401 - loaded once here, not in every child
 
     while True:
         job = _read_frame(requests)

@@ -23,7 +23,7 @@ from rich.control import Control
 from rich.segment import Segment, Segments
 from rich.text import Text
 
-from toolchat.codeblock import CodeBlock, Row
+from toolchat.terminal.codeblock import CodeBlock, Row
 from toolchat.safety import clean
 
 if TYPE_CHECKING:

@@ -10,7 +10,7 @@ from typing import Any
 from rich.console import Console
 
 from toolchat.engine import Decision, PendingCall
-from toolchat.render import clean, plain
+from toolchat.terminal.render import clean, plain
 from toolchat.tools.validate import InvalidArguments, validate_arguments
 
 HELP = ("y  run it\n"

@@ -11,7 +11,7 @@ from rich.text import Text
 if TYPE_CHECKING:  # imported where used, to keep `toolchat tools list` quick to start
     from rich.panel import Panel
 
-    from toolchat.mdstream import MarkdownStream
+    from toolchat.terminal.markdown import MarkdownStream
 
 from toolchat.safety import clean
 
@@ -21,7 +21,7 @@ __all__ = ["MarkdownStream", "call_panel", "clean", "console_for", "plain", "res
 def __getattr__(name: str) -> object:
     """MarkdownStream is imported when the REPL asks for it, not by every command that prints."""
     if name == "MarkdownStream":
-        from toolchat.mdstream import MarkdownStream
+        from toolchat.terminal.markdown import MarkdownStream
 
         return MarkdownStream
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

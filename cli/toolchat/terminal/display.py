@@ -13,8 +13,8 @@ from rich.text import Text
 from toolchat.backends.base import TextDelta, Usage
 from toolchat.engine import (CallDecided, CallFinished, CallRecord, CallRequested, Event, RoundDone, RoundStarted,
                              TurnEnded, TurnError)
-from toolchat.render import MarkdownStream, call_panel, clean, plain, result_panel
-from toolchat.secrets import Redactor, StreamRedactor
+from toolchat.terminal.render import MarkdownStream, call_panel, clean, plain, result_panel
+from toolchat.redact import Redactor, StreamRedactor
 from toolchat.tools import Registry, Tool
 
 

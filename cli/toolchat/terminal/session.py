@@ -11,19 +11,19 @@ from typing import Any, Callable
 
 from rich.console import Console
 
-from toolchat.approval import ReplApprover
+from toolchat.terminal.approval import ReplApprover
 from toolchat.backends.base import Backend
-from toolchat.config import Settings
+from toolchat.config.settings import Settings
 from toolchat.conversation import Conversation
-from toolchat.display import ChatDisplay, Stats
+from toolchat.terminal.display import ChatDisplay, Stats
 from toolchat.engine import Engine, Stopped, TurnResult
 from toolchat.env import Environment
 from toolchat.errors import ToolchatError, UsageError
-from toolchat.render import clean, plain
-from toolchat.secrets import redactor_for
+from toolchat.terminal.render import clean, plain
+from toolchat.redact import redactor_for
 from toolchat.sessions import SessionBusy, SessionLog, load, project_folder, sessions_in, to_markdown
 from toolchat.tools import Registry
-from toolchat.tracing import traced
+from toolchat.tracing.control import traced
 
 Reload = Callable[[str | None, str | None], tuple[Settings, Backend]]
 
@@ -40,7 +40,7 @@ def reloader(env: Environment, config_path: Path | None, overrides: dict[str, An
              notify: Callable[[str], None]) -> Reload:
     """What /model and /profile call: the same files and flags, another profile or model, read
     afresh; the backend it names, built."""
-    from toolchat import config as config_module
+    from toolchat.config import settings as config_module
     from toolchat.backends.factory import create_backend
 
     def reload(profile: str | None, model: str | None) -> tuple[Settings, Backend]:

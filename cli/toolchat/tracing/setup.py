@@ -18,8 +18,8 @@ from opentelemetry.sdk.trace.export import (BatchSpanProcessor, SimpleSpanProces
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from toolchat import __version__
-from toolchat.tracing import private_file
-from toolchat.tracing_spans import TraceSink
+from toolchat.tracing.control import private_file
+from toolchat.tracing.spans import TraceSink
 
 SCOPE = "toolchat"
 

@@ -12,7 +12,7 @@ from typing import Any
 from rich.console import Console
 
 from toolchat.errors import UsageError
-from toolchat.render import plain
+from toolchat.terminal.render import plain
 
 
 @dataclass

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from toolchat.errors import UsageError
-from toolchat.mcp_spec import McpServerSpec
+from toolchat.config.mcp_spec import McpServerSpec
 from toolchat.safety import clean
 
 
@@ -51,7 +51,7 @@ def status_line(status: Any) -> str:
 def show_log(name: str, specs: Sequence[McpServerSpec], data_dir: Path, secrets: Sequence[str] = ()) -> str:
     """The stderr log of one server, made safe for a terminal, secrets hidden."""
     from toolchat.mcp.logs import log_path, read_log
-    from toolchat.secrets import Redactor
+    from toolchat.redact import Redactor
 
     path = log_path(data_dir, name)
     if not path.is_file():

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from toolchat.errors import UsageError
-from toolchat.render import clean, plain
+from toolchat.terminal.render import clean, plain
 from toolchat.sessions import load, project_folder, session_path, sessions_in, to_markdown
 
 

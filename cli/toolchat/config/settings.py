@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from toolchat import defaults
-from toolchat.config_file import PROFILE_KEYS, ConfigFile, load_file, secrets_of
+from toolchat.config.file import PROFILE_KEYS, ConfigFile, load_file, secrets_of
 from toolchat.errors import ConfigError
-from toolchat.mcp_spec import McpServerSpec
-from toolchat.secrets import Redactor
+from toolchat.config.mcp_spec import McpServerSpec
+from toolchat.redact import Redactor
 
 PROJECT_NAMES = ("toolchat.yaml", ".toolchat.yaml")
 
@@ -75,7 +75,7 @@ def user_config_path(config_dir: Path) -> Path:
 def find_project_config(cwd: Path, notify: Notify | None = None) -> Path | None:
     """The first toolchat.yaml (or .toolchat.yaml) walking up from `cwd` that is safe to consider:
     one owned by another user, or in a folder others can write to, is passed over with a notice."""
-    from toolchat.trust import unsafe_reason
+    from toolchat.config.trust import unsafe_reason
 
     for folder in (cwd, *cwd.parents):
         for name in PROJECT_NAMES:
@@ -94,7 +94,7 @@ def load(config_path: Path | None, overrides: Mapping[str, Any], *, config_dir: 
          check_trust: bool = True, notify: Notify | None = None) -> Settings:
     """Every file parsed and validated first; then trust (unless only showing); then the merge.
     Only showing, a project file not trusted yet is merged as written (no ${VAR} expanded)."""
-    from toolchat.trust import TrustStore
+    from toolchat.config.trust import TrustStore
 
     files = []
     user = user_config_path(config_dir)
@@ -162,7 +162,7 @@ def resolve(files: list[ConfigFile], overrides: Mapping[str, Any], cwd: Path,
 
 def _apply_file(settings: Settings, file: ConfigFile, profile: str | None, servers: dict[str, McpServerSpec],
                 environ: Mapping[str, str]) -> None:
-    from toolchat.config_mcp import specs
+    from toolchat.config.mcp_servers import specs
 
     base, data = file.folder, file.data
     sections: list[tuple[tuple[str, ...], dict[str, Any]]] = [((), data)]

@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from toolchat import defaults
-from toolchat.config_file import ConfigFile, Expansion, check_keys, expand_all, fail
-from toolchat.config_yaml import decode, read_bytes
+from toolchat.config.file import ConfigFile, Expansion, check_keys, expand_all, fail
+from toolchat.config.yamlfile import decode, read_bytes
 from toolchat.errors import ConfigError
-from toolchat.mcp_spec import McpServerSpec
+from toolchat.config.mcp_spec import McpServerSpec
 
 SERVER_KEYS: dict[str, tuple[type, ...]] = {
     "command": (str,), "args": (list,), "env": (dict,), "cwd": (str,), "url": (str,), "headers": (dict,),

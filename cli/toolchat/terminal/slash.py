@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING, Callable
 from rich.table import Table
 
 from toolchat.errors import ToolchatError
-from toolchat.render import clean, plain
+from toolchat.terminal.render import clean, plain
 
 if TYPE_CHECKING:
-    from toolchat.chat import Chat
+    from toolchat.terminal.session import Chat
 
 EXIT = "exit"
 Handler = Callable[["Chat", str], "str | None"]

@@ -14,7 +14,7 @@ from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
 
-from toolchat import fastlex
+from toolchat.terminal import fastlex
 
 Row = list[Segment]
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from toolchat.tools import processes
-from toolchat.tools.jobs import ORPHANED, spawn, stop, watch
+from toolchat.tools.isolation import processes
+from toolchat.tools.isolation.jobs import ORPHANED, spawn, stop, watch
 from toolchat.tools.plugins import describe, import_failure, import_plugin
-from toolchat.tools.worker import _write_frame
+from toolchat.tools.isolation.worker import _write_frame
 
 
 def describe_all(job: dict[str, Any], requests: int, replies: int) -> dict[str, Any] | None:

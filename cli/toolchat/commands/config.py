@@ -10,12 +10,12 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from toolchat.config import PROJECT_NAMES, Settings, find_project_config, user_config_path
-from toolchat.config_file import SECRET_KEYS, load_file
+from toolchat.config.settings import PROJECT_NAMES, Settings, find_project_config, user_config_path
+from toolchat.config.file import SECRET_KEYS, load_file
 from toolchat.env import Environment
 from toolchat.errors import ConfigError, UsageError
-from toolchat.render import plain
-from toolchat.trust import TrustStore
+from toolchat.terminal.render import plain
+from toolchat.config.trust import TrustStore
 
 SHOWN = ["profile", "backend", "model", "base_url", "api_key", "temperature", "max_tokens", "n_gpu_layers",
          "n_ctx", "n_threads", "chat_format", "stream", "seed", "request_timeout", "response_timeout", "max_retries",
@@ -147,7 +147,7 @@ def summary(data: dict[str, Any], prefix: str = "") -> list[str]:
 def _server_lines(value: Any) -> list[str]:
     if isinstance(value, str):
         return [f"mcp_servers: the servers in {value}"]
-    from toolchat.config_mcp import SERVER_KEYS, spec_of
+    from toolchat.config.mcp_servers import SERVER_KEYS, spec_of
 
     lines = []
     for name, entry in value.items():

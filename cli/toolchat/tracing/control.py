@@ -26,7 +26,7 @@ Sink = Callable[[Any], None]
 Wrap = Callable[..., Sink]
 
 _lock = threading.Lock()
-_current: Any = None  # the process's Tracing (toolchat.tracing_setup), once started
+_current: Any = None  # the process's Tracing (toolchat.tracing.setup), once started
 _missing = False  # asked for, but the SDK is not installed
 
 
@@ -60,7 +60,7 @@ def start(settings: Any, environ: Mapping[str, str], warn: Callable[[str], None]
         if _current is not None or _missing or not enabled(settings, environ):
             return _current
         try:
-            tracing_setup = importlib.import_module("toolchat.tracing_setup")
+            tracing_setup = importlib.import_module("toolchat.tracing.setup")
         except ImportError:  # the `trace` extra is not installed: say so once, chat on
             _missing = True
             (warn or _warn)("tracing needs the OpenTelemetry SDK: pip install 'toolchat[trace]'; going on without it")
@@ -110,7 +110,7 @@ def _redactor(settings: Any) -> Any:
     make = getattr(settings, "redactor", None)
     if make is not None:
         return make()
-    from toolchat.secrets import Redactor
+    from toolchat.redact import Redactor
 
     return Redactor()
 

@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
-from toolchat.config_file import ConfigFile
+from toolchat.config.file import ConfigFile
 from toolchat.errors import ConfigError
 
 

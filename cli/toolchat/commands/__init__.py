@@ -1,0 +1,1 @@
+"""The command line: Typer commands and options, one module per command group."""

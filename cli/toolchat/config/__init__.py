@@ -1,0 +1,1 @@
+"""Configuration: settings, the config files, their keys, MCP server entries, trust."""

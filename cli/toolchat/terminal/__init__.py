@@ -1,0 +1,1 @@
+"""The terminal layer: the REPL, its slash commands, approval, display and rendering."""

@@ -1,0 +1,1 @@
+"""Tracing: switched on and off, set up, spans, and reading trace files."""
