@@ -11,8 +11,16 @@ def get_weather(city: str) -> str:
     return f"It's sunny in {city}, with a temperature of 20C"
 
 
-TOOLS = [{"type": "function", "function": {"name": "get_weather", "description": "Get weather information",
-          "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}]
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "description": "Get weather information",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+        },
+    }
+]
 
 client = OpenAI(base_url=sys.argv[1], api_key="not-needed")
 messages = [{"role": "user", "content": sys.argv[2]}]
@@ -31,9 +39,16 @@ while True:
                 slot["arguments"] += (delta.function.arguments or "") if delta.function else ""
     if not calls:
         break
-    messages.append({"role": "assistant", "content": text, "tool_calls": [
-        {"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}}
-        for c in calls.values()]})
+    messages.append(
+        {
+            "role": "assistant",
+            "content": text,
+            "tool_calls": [
+                {"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}}
+                for c in calls.values()
+            ],
+        }
+    )
     for c in calls.values():
         messages.append({"role": "tool", "tool_call_id": c["id"], "content": get_weather(**json.loads(c["arguments"]))})
 print()

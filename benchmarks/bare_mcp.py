@@ -25,8 +25,16 @@ async def loop(base_url: str, prompt: str, clients: list) -> None:
     for client, result in zip(clients, listed):
         for tool in result.tools:
             owner[tool.name] = client
-            tools.append({"type": "function", "function": {
-                "name": tool.name, "description": tool.description or "", "parameters": tool.input_schema}})
+            tools.append(
+                {
+                    "type": "function",
+                    "function": {
+                        "name": tool.name,
+                        "description": tool.description or "",
+                        "parameters": tool.input_schema,
+                    },
+                }
+            )
     model = AsyncOpenAI(base_url=base_url, api_key="not-needed")
     messages = [{"role": "user", "content": prompt}]
     while True:
@@ -43,9 +51,16 @@ async def loop(base_url: str, prompt: str, clients: list) -> None:
         if not calls:
             print(text)
             return
-        messages.append({"role": "assistant", "content": text, "tool_calls": [
-            {"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}}
-            for c in calls.values()]})
+        messages.append(
+            {
+                "role": "assistant",
+                "content": text,
+                "tool_calls": [
+                    {"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}}
+                    for c in calls.values()
+                ],
+            }
+        )
         for c in calls.values():
             result = await owner[c["name"]].call_tool(c["name"], json.loads(c["arguments"]))
             content = "\n".join(block.text for block in result.content if block.type == "text")

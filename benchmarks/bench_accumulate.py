@@ -27,8 +27,10 @@ def stream_chunks(text: str) -> list[str]:
     """SSE text, serialised once: the server's cost is the same small one for both sides."""
     first = {"index": 0, "id": "call_big", "type": "function", "function": {"name": "write_file", "arguments": ""}}
     chunks = [chunk({"role": "assistant", "content": None, "tool_calls": [first]})]
-    chunks += [chunk({"tool_calls": [{"index": 0, "function": {"arguments": text[i:i + FRAGMENT]}}]})
-               for i in range(0, len(text), FRAGMENT)]
+    chunks += [
+        chunk({"tool_calls": [{"index": 0, "function": {"arguments": text[i : i + FRAGMENT]}}]})
+        for i in range(0, len(text), FRAGMENT)
+    ]
     chunks.append(chunk(finish="tool_calls"))
     return [f"data: {json.dumps(c)}\n\n" for c in chunks]
 
@@ -69,8 +71,10 @@ def accumulator_alone(text: str) -> float:
     from toolchat.backends.accumulate import ToolCallAccumulator
 
     deltas: list[dict[str, Any]] = [{"index": 0, "id": "call_big", "function": {"name": "write_file", "arguments": ""}}]
-    deltas += [{"index": 0, "id": None, "function": {"arguments": text[i:i + FRAGMENT]}}
-               for i in range(0, len(text), FRAGMENT)]
+    deltas += [
+        {"index": 0, "id": None, "function": {"arguments": text[i : i + FRAGMENT]}}
+        for i in range(0, len(text), FRAGMENT)
+    ]
     started = time.perf_counter()
     accumulator = ToolCallAccumulator()
     for delta in deltas:
@@ -103,9 +107,11 @@ def compare(size: int, runs: int) -> dict[str, float]:
     return result
 
 
-PREVIOUS = ("Before (2026-11-23, issue 18, a 2-core Intel Xeon VM): 4 MB in 40,000 fragments took 48 s in the "
-            "accumulator alone (each fragment appended to a string and the whole parsed as JSON) "
-            "against 8 s for the bare SDK loop.")
+PREVIOUS = (
+    "Before (2026-11-23, issue 18, a 2-core Intel Xeon VM): 4 MB in 40,000 fragments took 48 s in the "
+    "accumulator alone (each fragment appended to a string and the whole parsed as JSON) "
+    "against 8 s for the bare SDK loop."
+)
 
 
 def section(quick: bool) -> list[str]:

@@ -11,8 +11,9 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
@@ -26,8 +27,16 @@ LLM_FUNCTION = 'def get_weather(city: str) -> str:\n    "Get weather information
 
 def timed(command: list[str], env: dict[str, str], cwd: Path) -> float:
     started = time.perf_counter()
-    done = subprocess.run(command, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                          stderr=subprocess.PIPE, text=True, start_new_session=True)
+    done = subprocess.run(
+        command,
+        env=env,
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     elapsed = time.perf_counter() - started
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed: {done.stderr[-500:]}")
@@ -49,8 +58,10 @@ def llm_command(llm_venv: Path | None) -> list[str] | None:
 
 
 def startup(env: dict[str, str], work: Path, runs: int, llm: list[str] | None) -> dict[str, float]:
-    sides = {"toolchat --help": lambda: timed([*TOOLCHAT, "--help"], env, work),
-             "toolchat tools list": lambda: timed([*TOOLCHAT, "tools", "list"], env, work)}
+    sides = {
+        "toolchat --help": lambda: timed([*TOOLCHAT, "--help"], env, work),
+        "toolchat tools list": lambda: timed([*TOOLCHAT, "tools", "list"], env, work),
+    }
     if llm:
         sides["llm --help"] = lambda: timed([*llm, "--help"], env, work)
     return alternate(sides, runs)
@@ -60,22 +71,43 @@ def round_trip(env: dict[str, str], work: Path, runs: int, llm: list[str] | None
     with FakeServer(models=["fake"]) as server:
         llm_home = work / "llm-home"
         llm_home.mkdir(exist_ok=True)
-        (llm_home / "extra-openai-models.yaml").write_text(textwrap.dedent(f"""\
+        (llm_home / "extra-openai-models.yaml").write_text(
+            textwrap.dedent(f"""\
             - model_id: fake-local
               model_name: fake
               api_base: "{server.url}"
               supports_tools: true
-            """))
+            """)
+        )
 
         def toolchat() -> float:
             server.add(sse(openai_calls(WEATHER)), sse(text_stream("It is sunny.")))
-            return timed([*TOOLCHAT, "ask", "--yes", "-q", "--base-url", server.url, "-m", "fake",
-                          "--no-bundled-tools", "--tools", str(work / "plugins" / "weather.py"), "weather?"], env, work)
+            return timed(
+                [
+                    *TOOLCHAT,
+                    "ask",
+                    "--yes",
+                    "-q",
+                    "--base-url",
+                    server.url,
+                    "-m",
+                    "fake",
+                    "--no-bundled-tools",
+                    "--tools",
+                    str(work / "plugins" / "weather.py"),
+                    "weather?",
+                ],
+                env,
+                work,
+            )
 
         def llm_side() -> float:
             server.add(sse(openai_calls(WEATHER)), sse(text_stream("It is sunny.")))
-            return timed([*llm, "-m", "fake-local", "--functions", LLM_FUNCTION, "weather?"],
-                         {**env, "LLM_USER_PATH": str(llm_home)}, work)
+            return timed(
+                [*llm, "-m", "fake-local", "--functions", LLM_FUNCTION, "weather?"],
+                {**env, "LLM_USER_PATH": str(llm_home)},
+                work,
+            )
 
         def bare() -> float:
             server.add(sse(openai_calls(WEATHER)), sse(text_stream("It is sunny.")))
@@ -89,21 +121,40 @@ def round_trip(env: dict[str, str], work: Path, runs: int, llm: list[str] | None
 
 def loop_overhead(env: dict[str, str], work: Path, runs: int, rounds: int) -> dict[str, float]:
     with FakeServer(models=["fake"]) as server:
+
         def script() -> None:
             server.add(*[sse(openai_calls(WEATHER)) for _ in range(rounds)], sse(text_stream("Done.")))
 
         def toolchat() -> float:
             script()
-            return timed([*TOOLCHAT, "ask", "--yes", "-q", "--max-rounds", str(rounds + 1), "--base-url", server.url,
-                          "-m", "fake", "--no-bundled-tools", "--tools", str(work / "plugins" / "weather.py"),
-                          "weather?"], env, work)
+            return timed(
+                [
+                    *TOOLCHAT,
+                    "ask",
+                    "--yes",
+                    "-q",
+                    "--max-rounds",
+                    str(rounds + 1),
+                    "--base-url",
+                    server.url,
+                    "-m",
+                    "fake",
+                    "--no-bundled-tools",
+                    "--tools",
+                    str(work / "plugins" / "weather.py"),
+                    "weather?",
+                ],
+                env,
+                work,
+            )
 
         def bare() -> float:
             script()
             return timed([sys.executable, str(HERE / "bare_loop.py"), server.url, "weather?"], env, work)
 
-        return alternate({f"toolchat ask, {rounds} tool rounds": toolchat,
-                          f"bare openai-SDK loop, {rounds} tool rounds": bare}, runs)
+        return alternate(
+            {f"toolchat ask, {rounds} tool rounds": toolchat, f"bare openai-SDK loop, {rounds} tool rounds": bare}, runs
+        )
 
 
 def discovery(env: dict[str, str], work: Path, runs: int, sizes: list[int]) -> dict[str, float]:
@@ -113,12 +164,15 @@ def discovery(env: dict[str, str], work: Path, runs: int, sizes: list[int]) -> d
         folder.mkdir(exist_ok=True)
         for n in range(size):
             (folder / f"plugin_{n:03d}.py").write_text(
-                f'import json\n\n\ndef tool_{n:03d}(text: str, count: int = 1) -> str:\n'
+                f"import json\n\n\ndef tool_{n:03d}(text: str, count: int = 1) -> str:\n"
                 f'    """Tool number {n}.\n\n    Args:\n        text: Some text\n        count: How many\n    """\n'
-                f'    return json.dumps([text] * count)\n')
+                f"    return json.dumps([text] * count)\n"
+            )
         command = [*TOOLCHAT, "tools", "list", "--no-bundled-tools", "--tools", str(folder)]
         timed(command, env, work)  # the first run fills the schema cache
-        results[f"tools list, {size} plugin modules"] = statistics.median(timed(command, env, work) for _ in range(runs))
+        results[f"tools list, {size} plugin modules"] = statistics.median(
+            timed(command, env, work) for _ in range(runs)
+        )
     return results
 
 
@@ -128,7 +182,7 @@ def memory(turns_list: list[int]) -> dict[str, float]:
     for turns in turns_list:
         code = textwrap.dedent(f"""
             import sys
-            sys.path.insert(0, {str(HERE.parent / 'tests')!r})
+            sys.path.insert(0, {str(HERE.parent / "tests")!r})
             from fakeserver import FakeServer, openai_calls, sse, text_stream
             from rich.console import Console
             from pathlib import Path
@@ -167,7 +221,8 @@ def prepare(work: Path) -> None:
     plugins.mkdir(parents=True, exist_ok=True)
     (plugins / "weather.py").write_text(
         'def get_weather(city: str) -> str:\n    """Get weather information.\n\n    Args:\n        city: The city\n'
-        '    """\n    return f"sunny in {city}"\n')
+        '    """\n    return f"sunny in {city}"\n'
+    )
 
 
 def ensure_llm(folder: Path) -> Path:
@@ -197,20 +252,43 @@ def mcp_ask(env: dict[str, str], work: Path, runs: int) -> dict[str, float]:
     repo = work / "repo"
     if not (repo / ".git").exists():
         subprocess.run(["git", "init", "-q", str(repo)], check=True)
-    servers = [f"{bin_dir / 'mcp-server-time'} --local-timezone UTC", f"{bin_dir / 'mcp-server-git'} --repository {repo}"]
+    servers = [
+        f"{bin_dir / 'mcp-server-time'} --local-timezone UTC",
+        f"{bin_dir / 'mcp-server-git'} --repository {repo}",
+    ]
     call = [("time__get_current_time", {"timezone": "Asia/Tokyo"})]
     bare_call = [("get_current_time", {"timezone": "Asia/Tokyo"})]
     with FakeServer(models=["fake"]) as server:
+
         def toolchat() -> float:
             server.add(sse(openai_calls(call)), sse(text_stream("It is evening in Tokyo.")))
             flags = [part for command in servers for part in ("--mcp", command)]
-            return timed([*TOOLCHAT, "ask", "--yes", "-q", "--base-url", server.url, "-m", "fake",
-                          "--no-bundled-tools", *flags, "What time is it in Tokyo?"], env, work)
+            return timed(
+                [
+                    *TOOLCHAT,
+                    "ask",
+                    "--yes",
+                    "-q",
+                    "--base-url",
+                    server.url,
+                    "-m",
+                    "fake",
+                    "--no-bundled-tools",
+                    *flags,
+                    "What time is it in Tokyo?",
+                ],
+                env,
+                work,
+            )
 
         def bare() -> float:
             server.add(sse(openai_calls(bare_call)), sse(text_stream("It is evening in Tokyo.")))
-            return timed([sys.executable, str(HERE / "bare_mcp.py"), server.url, "What time is it in Tokyo?",
-                          *servers], env, work)
+            return timed(
+                [sys.executable, str(HERE / "bare_mcp.py"), server.url, "What time is it in Tokyo?", *servers],
+                env,
+                work,
+            )
 
-        return alternate({"toolchat ask --mcp time --mcp git": toolchat,
-                          "bare SDK + openai script, same two servers": bare}, runs)
+        return alternate(
+            {"toolchat ask --mcp time --mcp git": toolchat, "bare SDK + openai script, same two servers": bare}, runs
+        )

@@ -62,14 +62,22 @@ def prompt_reuse(gguf: Path, rounds: int) -> list[dict[str, int]]:
             if isinstance(event, Reply):
                 reply = event
         usage = reply.usage
-        rows.append({"round": number, "prompt": usage.prompt_tokens, "cached": usage.cached_tokens,
-                     "evaluated": usage.prompt_tokens - usage.cached_tokens,
-                     # tokens the model has never seen: not in the last prompt nor in what it generated
-                     "new": usage.prompt_tokens - previous if previous else usage.prompt_tokens})
+        rows.append(
+            {
+                "round": number,
+                "prompt": usage.prompt_tokens,
+                "cached": usage.cached_tokens,
+                "evaluated": usage.prompt_tokens - usage.cached_tokens,
+                # tokens the model has never seen: not in the last prompt nor in what it generated
+                "new": usage.prompt_tokens - previous if previous else usage.prompt_tokens,
+            }
+        )
         previous = usage.prompt_tokens + usage.completion_tokens
         call = reply.tool_calls[0]
-        messages += [{"role": "assistant", "content": "", "tool_calls": [call.message_part()]},
-                     {"role": "tool", "tool_call_id": call.id, "content": f"Sunny, {18 + number}C"}]
+        messages += [
+            {"role": "assistant", "content": "", "tool_calls": [call.message_part()]},
+            {"role": "tool", "tool_call_id": call.id, "content": f"Sunny, {18 + number}C"},
+        ]
     return rows
 
 
@@ -89,14 +97,27 @@ def first_run(cache: Path, runs: int) -> list[dict[str, Any]]:
     rows = []
     with tempfile.TemporaryDirectory() as home:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "TOOLCHAT_"))}
-        env.update(TOOLCHAT_CACHE_DIR=str(cache), TOOLCHAT_CONFIG_DIR=f"{home}/config", TOOLCHAT_DATA_DIR=f"{home}/data")
+        env.update(
+            TOOLCHAT_CACHE_DIR=str(cache), TOOLCHAT_CONFIG_DIR=f"{home}/config", TOOLCHAT_DATA_DIR=f"{home}/data"
+        )
         for question in FIRST_RUN_QUESTIONS:
             for _ in range(runs):
-                done = subprocess.run([sys.executable, "-m", "toolchat", "ask", "--yes", "--json", question],
-                                      capture_output=True, text=True, env=env, cwd=home, stdin=subprocess.DEVNULL)
+                done = subprocess.run(
+                    [sys.executable, "-m", "toolchat", "ask", "--yes", "--json", question],
+                    capture_output=True,
+                    text=True,
+                    env=env,
+                    cwd=home,
+                    stdin=subprocess.DEVNULL,
+                )
                 result = json.loads(done.stdout)
-                rows.append({"question": question, "answer": result["answer"],
-                             "calls": [(c["name"], c["arguments"], c["status"]) for c in result["tool_calls"]]})
+                rows.append(
+                    {
+                        "question": question,
+                        "answer": result["answer"],
+                        "calls": [(c["name"], c["arguments"], c["status"]) for c in result["tool_calls"]],
+                    }
+                )
     return rows
 
 
@@ -106,5 +127,7 @@ if __name__ == "__main__":  # python benchmarks/bench_local.py [RUNS]: the first
     from toolchat.backends.bundled import bundled_model_path
     from toolchat.env import Environment
 
-    for row in first_run(bundled_model_path(Environment().cache_dir).parent.parent, int(sys.argv[1]) if sys.argv[1:] else 5):
+    for row in first_run(
+        bundled_model_path(Environment().cache_dir).parent.parent, int(sys.argv[1]) if sys.argv[1:] else 5
+    ):
         print(f"{row['question']!r:38} {row['calls']!s:70} {row['answer'][:90]!r}")

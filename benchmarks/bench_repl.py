@@ -25,33 +25,46 @@ def code_block_stream(lines: int, language: str = "python") -> list[dict[str, An
     deltas = [f"Here it is:\n\n```{language}\n"]
     deltas += [f"value_{n} = compute({n}, 'some text')  # line {n}\n" for n in range(lines)]
     deltas.append("```\nDONE-MARK\n")
-    return [chunk({"role": "assistant", "content": ""}), *[chunk({"content": d}) for d in deltas],
-            chunk(finish="stop")]
+    return [chunk({"role": "assistant", "content": ""}), *[chunk({"content": d}) for d in deltas], chunk(finish="stop")]
 
 
 def ask_once(server: FakeServer, stream: list[dict[str, Any]], env: dict[str, str], cwd: Path) -> float:
     server.add(sse(stream))
     started = time.perf_counter()
-    done = subprocess.run([*TOOLCHAT, "ask", "--base-url", server.url, "-m", "fake", "--no-tools", "write it"],
-                          env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          text=True, start_new_session=True)
+    done = subprocess.run(
+        [*TOOLCHAT, "ask", "--base-url", server.url, "-m", "fake", "--no-tools", "write it"],
+        env=env,
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        start_new_session=True,
+    )
     elapsed = time.perf_counter() - started
     if done.returncode != 0 or "DONE-MARK" not in done.stdout:
         raise RuntimeError(f"ask failed: {done.stderr[-500:]}")
     return elapsed
 
 
-def repl_once(server: FakeServer, stream: list[dict[str, Any]], short: list[dict[str, Any]], env: dict[str, str],
-              cwd: Path) -> tuple[float, float, float]:
+def repl_once(
+    server: FakeServer, stream: list[dict[str, Any]], short: list[dict[str, Any]], env: dict[str, str], cwd: Path
+) -> tuple[float, float, float]:
     """(whole process, the long turn, a one-line turn): start, a one-line turn to warm up, the long
     turn, a one-line turn (the cost of a turn that is not the stream's), Ctrl-D."""
     import pexpect
 
     server.add(sse(short), sse(stream), sse(short))
     started = time.perf_counter()
-    child = pexpect.spawn(TOOLCHAT[0], [*TOOLCHAT[1:], "chat", "--base-url", server.url, "-m", "fake", "--no-tools"],
-                          env={**env, "PROMPT_TOOLKIT_NO_CPR": "1", "TERM": "xterm"}, cwd=str(cwd),
-                          encoding="utf-8", timeout=1800, dimensions=(40, 120), maxread=65536)
+    child = pexpect.spawn(
+        TOOLCHAT[0],
+        [*TOOLCHAT[1:], "chat", "--base-url", server.url, "-m", "fake", "--no-tools"],
+        env={**env, "PROMPT_TOOLKIT_NO_CPR": "1", "TERM": "xterm"},
+        cwd=str(cwd),
+        encoding="utf-8",
+        timeout=1800,
+        dimensions=(40, 120),
+        maxread=65536,
+    )
     try:
         child.expect("›")
         turns = []
@@ -78,7 +91,7 @@ def _read_until(fd: int, *marks: str) -> None:
         while mark not in tail:
             select.select([fd], [], [], 60)
             tail = tail[-64:] + os.read(fd, 1 << 20)
-        tail = tail[tail.index(mark) + len(mark):]
+        tail = tail[tail.index(mark) + len(mark) :]
 
 
 def compare(lines_list: list[int], runs: int, env: dict[str, str], language: str = "python") -> list[dict[str, Any]]:
@@ -97,25 +110,33 @@ def compare(lines_list: list[int], runs: int, env: dict[str, str], language: str
                 samples["repl"].append(whole)
                 samples["turn"].append(turn)
                 samples["turn_short"].append(turn_short)
-            results.append({"lines": lines, "language": language, **{k: statistics.median(v) for k, v in samples.items()}})
+            results.append(
+                {"lines": lines, "language": language, **{k: statistics.median(v) for k, v in samples.items()}}
+            )
     return results
 
 
 def section(lines_list: list[int], runs: int, env: dict[str, str]) -> list[str]:
     rows = compare(lines_list, runs, env) + compare(lines_list, runs, env, "text")
-    lines = ["## 10. REPL rendering of a long streamed answer", "",
-             f"A fenced block of N lines of Python streamed one line per delta from the loopback server, tagged "
-             f"`python` (the REPL highlights it) or `text` (it does not); median of {runs} alternating run(s). `ask` "
-             "writes each delta to a pipe; the REPL renders Markdown in a real pseudo-terminal (120x40) read as "
-             "fast as it is written. Whole: the process, start to "
-             "exit (the REPL: start, three turns, Ctrl-D). Stream: the time the N-line answer adds over a one-line "
-             "one (`ask`: two processes; the REPL: two turns of one session, question sent to prompt back).", "",
-             "| block | lines | `ask` whole | REPL whole | `ask` stream | REPL stream | ratio REPL / `ask` stream (target <= 2x) |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
+    lines = [
+        "## 10. REPL rendering of a long streamed answer",
+        "",
+        f"A fenced block of N lines of Python streamed one line per delta from the loopback server, tagged "
+        f"`python` (the REPL highlights it) or `text` (it does not); median of {runs} alternating run(s). `ask` "
+        "writes each delta to a pipe; the REPL renders Markdown in a real pseudo-terminal (120x40) read as "
+        "fast as it is written. Whole: the process, start to "
+        "exit (the REPL: start, three turns, Ctrl-D). Stream: the time the N-line answer adds over a one-line "
+        "one (`ask`: two processes; the REPL: two turns of one session, question sent to prompt back).",
+        "",
+        "| block | lines | `ask` whole | REPL whole | `ask` stream | REPL stream "
+        "| ratio REPL / `ask` stream (target <= 2x) |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
     for r in rows:
         ask, repl = max(r["ask"] - r["ask_start"], 1e-3), max(r["turn"] - r["turn_short"], 1e-3)
         kind = "Python, highlighted" if r["language"] == "python" else "plain text"
         ratio = f"**{repl / ask:.2f}x**" if ask >= 0.1 else "n/a (below the start-up noise)"
-        lines.append(f"| {kind} | {r['lines']:,} | {r['ask']:.2f} s | {r['repl']:.2f} s | {ask:.2f} s | {repl:.2f} s "
-                     f"| {ratio} |")
+        lines.append(
+            f"| {kind} | {r['lines']:,} | {r['ask']:.2f} s | {r['repl']:.2f} s | {ask:.2f} s | {repl:.2f} s | {ratio} |"
+        )
     return lines

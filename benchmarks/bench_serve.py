@@ -18,6 +18,7 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 from echoserver import GAP, PIECES, EchoUpstream, async_client, burst  # noqa: E402
 from serving import Served  # noqa: E402
 
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
@@ -54,12 +55,16 @@ def local_queue(env: dict[str, str], work: Path, concurrent: int) -> dict[str, A
 
     args = ["--backend", "local", "--model", "bundled", "--no-tools", "--max-queue", str(concurrent)]
     with Served(args, env, work) as served:
+
         async def one(client: Any, n: int) -> tuple[float, int, str]:
             started = time.perf_counter()
             try:
                 response = await client.chat.completions.create(
-                    model="toolchat", max_tokens=16, temperature=0,
-                    messages=[{"role": "user", "content": f"Count to {n + 2}."}])
+                    model="toolchat",
+                    max_tokens=16,
+                    temperature=0,
+                    messages=[{"role": "user", "content": f"Count to {n + 2}."}],
+                )
             except openai.APIStatusError as exc:
                 return time.perf_counter() - started, exc.status_code, ""
             return time.perf_counter() - started, 200, response.choices[0].message.content or ""
@@ -72,8 +77,13 @@ def local_queue(env: dict[str, str], work: Path, concurrent: int) -> dict[str, A
         results = asyncio.run(burst())
         wall = time.perf_counter() - started
     seconds = sorted(r[0] for r in results)
-    return {"answered": sum(r[1] == 200 and bool(r[2].strip()) for r in results), "total": concurrent,
-            "first": seconds[0], "last": seconds[-1], "wall": wall}
+    return {
+        "answered": sum(r[1] == 200 and bool(r[2].strip()) for r in results),
+        "total": concurrent,
+        "first": seconds[0],
+        "last": seconds[-1],
+        "wall": wall,
+    }
 
 
 def section(env: dict[str, str], work: Path, quick: bool) -> list[str]:
@@ -81,17 +91,22 @@ def section(env: dict[str, str], work: Path, quick: bool) -> list[str]:
     plan = [(1, 5 if quick else 30), (concurrent, 1 if quick else 4)]
     found = overhead(env, work, plan)
     lines = [
-        "## 8. Serving (`toolchat serve`)", "",
+        "## 8. Serving (`toolchat serve`)",
+        "",
         "Streamed requests through the server and straight to the upstream, in alternating bursts; the "
         f"upstream is a loopback server streaming {PIECES} chunks {GAP * 1000:g} ms apart (a fast model). "
-        "Latency of each whole streamed request:", "",
-        "| at once | requests | upstream directly p50 / p99 | through `toolchat serve` p50 / p99 | overhead p50 / p99 |",
+        "Latency of each whole streamed request:",
+        "",
+        "| at once | requests | upstream directly p50 / p99 | through `toolchat serve` p50 / p99 "
+        "| overhead p50 / p99 |",
         "| --- | --- | --- | --- | --- |",
     ]
     for at_once, row in found.items():
         (s50, s99), (d50, d99) = row["stats"]["served"], row["stats"]["direct"]
-        lines.append(f"| {at_once} | {row['total']} | {d50 * 1000:.0f} / {d99 * 1000:.0f} ms | "
-                     f"{s50 * 1000:.0f} / {s99 * 1000:.0f} ms | **{(s50 - d50) * 1000:+.0f} / {(s99 - d99) * 1000:+.0f} ms** |")
+        lines.append(
+            f"| {at_once} | {row['total']} | {d50 * 1000:.0f} / {d99 * 1000:.0f} ms | "
+            f"{s50 * 1000:.0f} / {s99 * 1000:.0f} ms | **{(s50 - d50) * 1000:+.0f} / {(s99 - d99) * 1000:+.0f} ms** |"
+        )
     checked = found[concurrent]
     lines += [
         "",

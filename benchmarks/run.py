@@ -31,8 +31,10 @@ def machine() -> str:
     import llama_cpp
 
     gpu = "GPU offload available" if llama_cpp.llama_supports_gpu_offload() else "CPU-only llama.cpp build"
-    return (f"{platform.node()}: {os.cpu_count()} cores, {cpu}, Python {platform.python_version()}, "
-            f"llama-cpp-python {llama_cpp.__version__} ({gpu})")
+    return (
+        f"{platform.node()}: {os.cpu_count()} cores, {cpu}, Python {platform.python_version()}, "
+        f"llama-cpp-python {llama_cpp.__version__} ({gpu})"
+    )
 
 
 def bundled_gguf(cache: Path) -> Path:
@@ -67,9 +69,12 @@ def local_section(gguf: Path, quick: bool) -> list[str]:
     later = rows[1:]
     if later:
         extra = max(r["evaluated"] - r["new"] for r in later)
-        lines += ["", f"From round 2 on, evaluated minus new is at most {extra} token(s) (a negative value means "
-                      "part of the re-rendered reply differs from what was generated and is evaluated again; "
-                      "positive, llama.cpp replays the last reused token): only the new tokens are evaluated."]
+        lines += [
+            "",
+            f"From round 2 on, evaluated minus new is at most {extra} token(s) (a negative value means "
+            "part of the re-rendered reply differs from what was generated and is evaluated again; "
+            "positive, llama.cpp replays the last reused token): only the new tokens are evaluated.",
+        ]
     return lines
 
 
@@ -97,16 +102,25 @@ def cli_sections(quick: bool) -> list[str]:
     startup = bench_cli.startup(env, work, runs, llm)
     lines += ratio_rows(startup, "toolchat --help", "llm --help" if llm else None, "<= 0.25x")
     if llm:
-        lines.append(f"| ratio `toolchat tools list` / `llm --help` (target <= 0.25x) | "
-                     f"**{startup['toolchat tools list'] / startup['llm --help']:.2f}x** |")
-    lines += ["", "## 2. One-tool round trip", "",
-              "All against the same loopback OpenAI-compatible server (a call, then an answer); the bare "
-              "script is `bare_loop.py` (import the SDK, stream the call, run it, stream the answer):", ""]
+        lines.append(
+            f"| ratio `toolchat tools list` / `llm --help` (target <= 0.25x) | "
+            f"**{startup['toolchat tools list'] / startup['llm --help']:.2f}x** |"
+        )
+    lines += [
+        "",
+        "## 2. One-tool round trip",
+        "",
+        "All against the same loopback OpenAI-compatible server (a call, then an answer); the bare "
+        "script is `bare_loop.py` (import the SDK, stream the call, run it, stream the answer):",
+        "",
+    ]
     trip = bench_cli.round_trip(env, work, runs, llm)
     lines += ratio_rows(trip, "toolchat ask --yes", "bare openai-SDK script, one tool round", "<= 1.10x")
     if llm:
-        lines.append(f"| ratio `toolchat ask --yes` / `llm --functions` (target <= 0.9x) | "
-                     f"**{trip['toolchat ask --yes'] / trip['llm --functions']:.2f}x** |")
+        lines.append(
+            f"| ratio `toolchat ask --yes` / `llm --functions` (target <= 0.9x) | "
+            f"**{trip['toolchat ask --yes'] / trip['llm --functions']:.2f}x** |"
+        )
     rounds = 5 if quick else 30
     lines += ["", "## 3. Loop overhead", "", f"{rounds} tool rounds then an answer, same server:", ""]
     loop = bench_cli.loop_overhead(env, work, runs, rounds)
@@ -138,12 +152,23 @@ def more_sections(quick: bool) -> list[str]:
     work = WORK
     env = bench_cli.isolated_env(work)
     sizes = [10, 20] if quick else [50, 100, 200]
-    lines = ["", "## 5. Tool discovery", "",
-             "`tools list` over N plugin modules, schema cache warm (an unchanged folder is not imported):", ""]
+    lines = [
+        "",
+        "## 5. Tool discovery",
+        "",
+        "`tools list` over N plugin modules, schema cache warm (an unchanged folder is not imported):",
+        "",
+    ]
     found = bench_cli.discovery(env, work, 2 if quick else 7, sizes)
     lines += ["| command | median |", "| --- | --- |"] + [f"| {k} | {v:.3f} s |" for k, v in found.items()]
     turns = [1, 5] if quick else [1, 100]
-    lines += ["", "## 6. Memory", "", "A REPL session (the Chat face, OpenAI backend, loopback server), one tool call per turn:", ""]
+    lines += [
+        "",
+        "## 6. Memory",
+        "",
+        "A REPL session (the Chat face, OpenAI backend, loopback server), one tool call per turn:",
+        "",
+    ]
     memory = bench_cli.memory(turns)
     lines += ["| session | peak RSS |", "| --- | --- |"] + [f"| {k} | {v:.1f} MB |" for k, v in memory.items()]
     values = list(memory.values())
@@ -181,22 +206,31 @@ def mcp_section(quick: bool) -> list[str]:
     runs = 2 if quick else 11
     found = bench_cli.mcp_ask(env, work, runs)
     names = list(found)
-    return ["", "## 7. MCP servers", "",
+    return (
+        [
+            "",
+            "## 7. MCP servers",
+            "",
             "`ask` with `mcp-server-time` and `mcp-server-git` (stdio, from PyPI), the model calling "
             "`time__get_current_time`, against `bare_mcp.py`: the official SDK connecting to both servers "
             "concurrently and listing their tools, then a bare openai-SDK loop making the same call; same "
-            f"loopback model server, median of {runs} alternating runs:", ""] + ratio_rows(
-        found, names[0], names[1], "<= 1.2x") + ["", MCP_NOTE]
+            f"loopback model server, median of {runs} alternating runs:",
+            "",
+        ]
+        + ratio_rows(found, names[0], names[1], "<= 1.2x")
+        + ["", MCP_NOTE]
+    )
 
 
 MCP_NOTE = (
-    'Both sides start the two servers concurrently and wait for them before the first model call '
+    "Both sides start the two servers concurrently and wait for them before the first model call "
     "(toolchat so that a tool name clash is an error before anything runs); the servers' start-up "
-    '(each a Python process importing the SDK) dominates both. On top, toolchat starts each server '
-    'through a small launcher (~20 ms, in parallel) so the kernel kills the server if toolchat is '
-    'killed, and imports its own CLI. Starting the servers while toolchat imports `openai` measured '
-    '1.02x against 1.09x for waiting (2026-11-25), within the noise, so toolchat keeps the strict '
-    'order.')
+    "(each a Python process importing the SDK) dominates both. On top, toolchat starts each server "
+    "through a small launcher (~20 ms, in parallel) so the kernel kills the server if toolchat is "
+    "killed, and imports its own CLI. Starting the servers while toolchat imports `openai` measured "
+    "1.02x against 1.09x for waiting (2026-11-25), within the noise, so toolchat keeps the strict "
+    "order."
+)
 
 
 def serve_section(quick: bool, cache: Path) -> list[str]:
@@ -216,9 +250,15 @@ def main() -> int:
     parser.add_argument("--cache", type=Path, default=Path(os.environ.get("TOOLCHAT_CACHE_DIR", HERE / ".cache")))
     args = parser.parse_args()
     started = time.time()
-    lines = ["# Benchmark results", "", f"Machine: {machine()}", "",
-             f"Date: {time.strftime('%Y-%m-%d %H:%M %Z')}; command: `python benchmarks/run.py"
-             f"{' --quick' if args.quick else ''}`", ""]
+    lines = [
+        "# Benchmark results",
+        "",
+        f"Machine: {machine()}",
+        "",
+        f"Date: {time.strftime('%Y-%m-%d %H:%M %Z')}; command: `python benchmarks/run.py"
+        f"{' --quick' if args.quick else ''}`",
+        "",
+    ]
     lines += cli_sections(args.quick)
     lines += [""] + local_section(bundled_gguf(args.cache), args.quick)
     lines += more_sections(args.quick)

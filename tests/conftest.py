@@ -3,32 +3,33 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import textwrap
-from pathlib import Path
-from typing import Callable
-
-import pytest
-from hypothesis import settings as hypothesis_settings
 
 # A background job (CI, `cmd &`) starts with SIGINT ignored, and an ignored signal stays ignored in
 # every child a test spawns: Ctrl-C tests would then test nothing. A handler (not SIG_IGN) here
 # means children start with the default disposition, as in a terminal.
-import signal as _signal  # noqa: E402
+import signal as _signal
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from hypothesis import settings as hypothesis_settings
 
 if _signal.getsignal(_signal.SIGINT) == _signal.SIG_IGN:
     _signal.signal(_signal.SIGINT, _signal.default_int_handler)
 
 # no example database or caches in the checkout (.hypothesis/): the suite writes nothing there
-from hypothesis.configuration import set_hypothesis_home_dir  # noqa: E402
-import tempfile  # noqa: E402
+import tempfile
+
+from hypothesis.configuration import set_hypothesis_home_dir
 
 set_hypothesis_home_dir(tempfile.mkdtemp(prefix="toolchat-hypothesis-"))
 hypothesis_settings.register_profile("toolchat", database=None)
 hypothesis_settings.load_profile("toolchat")
 
-from fakes import scripted_replies_all_used  # noqa: F401  (autouse: scripted replies must all be used)
+from fakes import scripted_replies_all_used  # noqa: E402, F401  (autouse: scripted replies must all be used)
 
 
 @pytest.fixture
@@ -51,11 +52,20 @@ def isolated_env(tmp_path: Path) -> dict[str, str]:
 def cli(isolated_env: dict[str, str], tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
     """Run `toolchat ARGS...` as a user would, in a subprocess; returns the completed process."""
 
-    def run(*args: str, cwd: Path | None = None, input: str | None = None, env: dict[str, str] | None = None,
-            timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    def run(
+        *args: str,
+        cwd: Path | None = None,
+        input: str | None = None,
+        env: dict[str, str] | None = None,
+        timeout: float = 120,
+    ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "toolchat", *args],
-            cwd=cwd or tmp_path, input=input, capture_output=True, text=True, timeout=timeout,
+            cwd=cwd or tmp_path,
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
             env={**isolated_env, **(env or {})},
             stdin=None if input is not None else subprocess.DEVNULL,
             start_new_session=True,  # no controlling terminal, as in CI or cron
@@ -128,15 +138,26 @@ def run_cli(isolated_env: dict[str, str], tmp_path: Path) -> Callable[..., CliRe
     from toolchat.commands.app import main
     from toolchat.env import Environment
 
-    def run(*args: str, cwd: Path | None = None, input: str | bytes = b"", env: dict[str, str] | None = None,
-            stdin_tty: bool = False) -> CliResult:
+    def run(
+        *args: str,
+        cwd: Path | None = None,
+        input: str | bytes = b"",
+        env: dict[str, str] | None = None,
+        stdin_tty: bool = False,
+    ) -> CliResult:
         data = input.encode() if isinstance(input, str) else input
         stdin = io.TextIOWrapper(io.BytesIO(data), encoding="utf-8")
         if stdin_tty:
             stdin.isatty = lambda: True  # type: ignore[method-assign]
         out, err = io.StringIO(), io.StringIO()
-        environment = Environment(stdin=stdin, stdout=out, stderr=err, environ={**isolated_env, **(env or {})},
-                                  cwd=cwd or tmp_path, tty_path=None)
+        environment = Environment(
+            stdin=stdin,
+            stdout=out,
+            stderr=err,
+            environ={**isolated_env, **(env or {})},
+            cwd=cwd or tmp_path,
+            tty_path=None,
+        )
         code = main(list(args), environment)
         return CliResult(code, out.getvalue(), err.getvalue())
 

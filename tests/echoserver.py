@@ -53,7 +53,9 @@ class EchoUpstream:
                 self.send_header("Transfer-Encoding", "chunked")
                 self.end_headers()
                 for i in range(0, len(text), size):
-                    self._send({"choices": [{"index": 0, "delta": {"content": text[i:i + size]}, "finish_reason": None}]})
+                    self._send(
+                        {"choices": [{"index": 0, "delta": {"content": text[i : i + size]}, "finish_reason": None}]}
+                    )
                     time.sleep(GAP)
                 self._send({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
                 self._send({"choices": [], "usage": {"prompt_tokens": 10, "completion_tokens": PIECES}})
@@ -80,8 +82,9 @@ class EchoUpstream:
 async def _one(client: Any, n: int) -> tuple[float, bool]:
     prompt = f"request {n} " + "x" * (n % 7)
     started = time.perf_counter()
-    stream = await client.chat.completions.create(model="toolchat", stream=True,
-                                                  messages=[{"role": "user", "content": prompt}])
+    stream = await client.chat.completions.create(
+        model="toolchat", stream=True, messages=[{"role": "user", "content": prompt}]
+    )
     text = [choice.delta.content or "" async for chunk in stream for choice in chunk.choices]
     return time.perf_counter() - started, "".join(text) == "echo: " + prompt
 

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import copy
 import json
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -66,8 +67,10 @@ class ScriptedBackend:
     def assert_complete(self) -> None:
         """Fail when scripted replies were never asked for."""
         if self.replies:
-            left = ", ".join(type(r).__name__ if isinstance(r, Exception) else repr(r.text or r.tool_calls)[:60]
-                             for r in self.replies)
+            left = ", ".join(
+                type(r).__name__ if isinstance(r, Exception) else repr(r.text or r.tool_calls)[:60]
+                for r in self.replies
+            )
             raise AssertionError(f"{len(self.replies)} scripted repl(ies) never used: {left}")
 
 

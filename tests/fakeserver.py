@@ -28,8 +28,9 @@ class Script:
     done: bool = True  # end with `data: [DONE]`
 
 
-def sse(chunks: list[dict[str, Any] | str], cut_after: int | None = None, delay: float = 0.0,
-        done: bool = True) -> Script:
+def sse(
+    chunks: list[dict[str, Any] | str], cut_after: int | None = None, delay: float = 0.0, done: bool = True
+) -> Script:
     """A stream; `cut_after=N` breaks the connection after N chunks, `done=False` ends the body
     cleanly without [DONE] (as a proxy timing out at a chunk boundary does)."""
     return Script("sse", chunks=chunks, cut_after=cut_after, delay=delay, done=done)
@@ -56,8 +57,12 @@ def hang(seconds: float) -> Script:
     return Script("hang", seconds=seconds)
 
 
-def chunk(delta: dict[str, Any] | None = None, finish: str | None = None, usage: dict[str, Any] | None = None,
-          choices: bool = True) -> dict[str, Any]:
+def chunk(
+    delta: dict[str, Any] | None = None,
+    finish: str | None = None,
+    usage: dict[str, Any] | None = None,
+    choices: bool = True,
+) -> dict[str, Any]:
     body: dict[str, Any] = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": "m"}
     body["choices"] = [{"index": 0, "delta": delta or {}, "finish_reason": finish}] if choices else []
     if usage is not None:
@@ -67,7 +72,7 @@ def chunk(delta: dict[str, Any] | None = None, finish: str | None = None, usage:
 
 def text_stream(text: str, pieces: int = 3, usage: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     size = max(1, len(text) // pieces)
-    parts = [text[i:i + size] for i in range(0, len(text), size)]
+    parts = [text[i : i + size] for i in range(0, len(text), size)]
     chunks = [chunk({"role": "assistant", "content": ""})]
     chunks += [chunk({"content": p}) for p in parts]
     chunks.append(chunk(finish="stop"))
@@ -80,11 +85,23 @@ def openai_calls(calls: list[tuple[str, dict[str, Any]]], split: int = 4) -> lis
     """The standard: id/type/name first, then argument fragments, finish_reason tool_calls."""
     chunks = [chunk({"role": "assistant", "content": None})]
     for index, (name, args) in enumerate(calls):
-        chunks.append(chunk({"tool_calls": [{"index": index, "id": f"call_{index}abc", "type": "function",
-                                             "function": {"name": name, "arguments": ""}}]}))
+        chunks.append(
+            chunk(
+                {
+                    "tool_calls": [
+                        {
+                            "index": index,
+                            "id": f"call_{index}abc",
+                            "type": "function",
+                            "function": {"name": name, "arguments": ""},
+                        }
+                    ]
+                }
+            )
+        )
         text = json.dumps(args)
         for i in range(0, len(text), split):
-            chunks.append(chunk({"tool_calls": [{"index": index, "function": {"arguments": text[i:i + split]}}]}))
+            chunks.append(chunk({"tool_calls": [{"index": index, "function": {"arguments": text[i : i + split]}}]}))
     chunks.append(chunk(finish="tool_calls"))
     return chunks
 
@@ -96,8 +113,20 @@ def vllm_calls(calls: list[tuple[str, dict[str, Any]]], resend_final: bool = Tru
     for index, (name, args) in enumerate(calls):
         text = json.dumps(args)
         for i in range(0, len(text), 5):
-            chunks.append(chunk({"content": "", "tool_calls": [{"index": index, "type": "function",
-                                 "function": {"name": name, "arguments": text[i:i + 5]}}]}))
+            chunks.append(
+                chunk(
+                    {
+                        "content": "",
+                        "tool_calls": [
+                            {
+                                "index": index,
+                                "type": "function",
+                                "function": {"name": name, "arguments": text[i : i + 5]},
+                            }
+                        ],
+                    }
+                )
+            )
         if resend_final:
             chunks.append(chunk({"tool_calls": [{"index": index, "type": "function", "function": {"name": name}}]}))
     chunks.append(chunk(finish="tool_calls"))
@@ -108,9 +137,22 @@ def ollama_calls(calls: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]
     """Ollama: each call whole in one chunk, all at index 0, new ids, finish_reason "stop"."""
     chunks = []
     for n, (name, args) in enumerate(calls):
-        chunks.append(chunk({"role": "assistant", "content": "", "tool_calls": [
-            {"id": f"call_{n}xyz", "index": 0, "type": "function",
-             "function": {"name": name, "arguments": json.dumps(args)}}]}))
+        chunks.append(
+            chunk(
+                {
+                    "role": "assistant",
+                    "content": "",
+                    "tool_calls": [
+                        {
+                            "id": f"call_{n}xyz",
+                            "index": 0,
+                            "type": "function",
+                            "function": {"name": name, "arguments": json.dumps(args)},
+                        }
+                    ],
+                }
+            )
+        )
     chunks.append(chunk({"role": "assistant", "content": ""}, finish="stop"))
     return chunks
 
@@ -151,8 +193,10 @@ class FakeServer:
         self._server.shutdown()
         self._server.server_close()
         if exc_type is None and self.scripts:  # a scripted reply never asked for: the test proved less
-            raise AssertionError(f"{len(self.scripts)} scripted repl(ies) never requested: "
-                                 + ", ".join(script.kind for script in self.scripts))
+            raise AssertionError(
+                f"{len(self.scripts)} scripted repl(ies) never requested: "
+                + ", ".join(script.kind for script in self.scripts)
+            )
 
     def _next(self) -> Script:
         with self._lock:

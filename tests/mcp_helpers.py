@@ -11,8 +11,8 @@ import sys
 import time
 from pathlib import Path
 
-from toolchat.mcp import parse_flag
 from toolchat.config.mcp_spec import McpServerSpec
+from toolchat.mcp import parse_flag
 
 BIN = Path(sys.executable).parent
 SERVERS = Path(__file__).parent / "mcp_servers"
@@ -59,8 +59,13 @@ def wait_gone(pids: list[int], seconds: float) -> list[int]:
 
 def git_repo(folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@e", "GIT_COMMITTER_NAME": "t",
-           "GIT_COMMITTER_EMAIL": "t@e"}
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@e",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@e",
+    }
     subprocess.run(["git", "init", "-q", "-b", "main", str(folder)], check=True, env=env)
     (folder / "tracked.txt").write_text("one\n")
     subprocess.run(["git", "-C", str(folder), "add", "tracked.txt"], check=True, env=env)
@@ -74,9 +79,12 @@ class HttpServer:
 
     def __init__(self, port: int, token: str) -> None:
         self.url = f"http://127.0.0.1:{port}/mcp"
-        self.process = subprocess.Popen([sys.executable, str(SERVERS / "http_server.py"), str(port)],
-                                        env={**os.environ, "MCP_TEST_TOKEN": token},
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.process = subprocess.Popen(
+            [sys.executable, str(SERVERS / "http_server.py"), str(port)],
+            env={**os.environ, "MCP_TEST_TOKEN": token},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         import socket
 
         deadline = time.monotonic() + 30

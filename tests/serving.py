@@ -39,7 +39,11 @@ class Served:
         self._log = open(self.log_path, "w+", encoding="utf-8")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "toolchat", "serve", "--port", str(self.port), *args],
-            cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
             preexec_fn=_default_signals,
         )
 
@@ -88,8 +92,9 @@ class Served:
 def post(url: str, body: Any, headers: dict[str, str] | None = None, timeout: float = 30) -> tuple[int, Message, bytes]:
     """One POST with the standard library: status, headers (any case), body (errors included)."""
     data = body if isinstance(body, bytes) else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, method="POST",
-                                     headers={"Content-Type": "application/json", **(headers or {})})
+    request = urllib.request.Request(
+        url, data=data, method="POST", headers={"Content-Type": "application/json", **(headers or {})}
+    )
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return response.status, response.headers, response.read()

@@ -65,7 +65,7 @@ def test_lm_studio_fresh_id_on_every_fragment_of_one_call():
 
 def test_odd_indexes_do_not_raise():
     assert accumulate([{"index": None, "function": {"name": "f", "arguments": "{}"}}])[0][1:] == ("f", "{}")
-    assert accumulate([{"function": None}]) [0][1:] == ("", "")
+    assert accumulate([{"function": None}])[0][1:] == ("", "")
 
 
 CALLS = [("get_weather", {"city": "Oslo"}), ("calculate", {"expression": "1 + 2"}), ("noop", {})]
@@ -79,8 +79,10 @@ def test_any_chunking_of_a_standard_stream_yields_the_same_calls(data):
         text = json.dumps(args)
         cuts = sorted(data.draw(st.sets(st.integers(1, max(1, len(text) - 1)), max_size=6)))
         pieces = [text[a:b] for a, b in zip([0, *cuts], [*cuts, len(text)])]
-        deltas.append([{"index": index, "id": f"id{index}", "function": {"name": name, "arguments": ""}}]
-                      + [{"index": index, "function": {"arguments": p}} for p in pieces])
+        deltas.append(
+            [{"index": index, "id": f"id{index}", "function": {"name": name, "arguments": ""}}]
+            + [{"index": index, "function": {"arguments": p}} for p in pieces]
+        )
     # interleave the calls' deltas in a random order that keeps each call's own order
     merged = []
     queues = [list(d) for d in deltas]
@@ -92,9 +94,11 @@ def test_any_chunking_of_a_standard_stream_yields_the_same_calls(data):
     assert [i for i, _, _ in result] == ["id0", "id1", "id2"]
 
 
-JSONISH = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=5),
-                       lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
-                       max_leaves=6)
+JSONISH = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
+    max_leaves=6,
+)
 
 
 @settings(max_examples=300, deadline=None)
@@ -110,10 +114,12 @@ def test_random_deltas_never_raise(deltas):
 
 def test_megabytes_in_tens_of_thousands_of_fragments_assemble_exactly():
     text = json.dumps({"content": "x" * 400_000, "nested": {"a": [1, 2, {"b": "}"}]}})
-    pieces = [text[i:i + 10] for i in range(0, len(text), 10)]
+    pieces = [text[i : i + 10] for i in range(0, len(text), 10)]
     standard = [{"index": 0, "id": "a", "function": {"name": "f", "arguments": ""}}]
     standard += [{"index": 0, "function": {"arguments": piece}} for piece in pieces]
     assert accumulate(standard) == [("a", "f", text)]
-    fresh_ids = [{"index": 0, "id": f"id{n}", "function": {"name": "f", "arguments": piece}}  # LM Studio
-                 for n, piece in enumerate(pieces[:2000])]
+    fresh_ids = [
+        {"index": 0, "id": f"id{n}", "function": {"name": "f", "arguments": piece}}  # LM Studio
+        for n, piece in enumerate(pieces[:2000])
+    ]
     assert accumulate(fresh_ids)[0][1:] == ("f", "".join(pieces[:2000]))

@@ -28,8 +28,16 @@ def weather_script(server: FakeServer) -> None:
 
 def test_the_seed_weather_example_with_approval_by_flag(cli, server):
     weather_script(server)
-    done = cli("ask", "--base-url", server.url, "--tools", str(REPO / "tools"), "--allow", "get_weather",
-               "What's the weather in Singapore?")
+    done = cli(
+        "ask",
+        "--base-url",
+        server.url,
+        "--tools",
+        str(REPO / "tools"),
+        "--allow",
+        "get_weather",
+        "What's the weather in Singapore?",
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout == ANSWER + "\n"
     assert '→ get_weather {"city": "Singapore"}' in done.stderr
@@ -41,8 +49,7 @@ def test_the_seed_weather_example_with_approval_by_flag(cli, server):
 
 def test_approval_is_asked_on_the_terminal_even_with_stdin_piped(server, isolated_env, tmp_path):
     weather_script(server)
-    command = (f"echo 'extra context' | {sys.executable} -m toolchat ask --base-url {server.url} "
-               f"'Weather in Singapore?'")
+    command = f"echo 'extra context' | {sys.executable} -m toolchat ask --base-url {server.url} 'Weather in Singapore?'"
     child = pexpect.spawn("bash", ["-c", command], env=isolated_env, cwd=str(tmp_path), encoding="utf-8", timeout=30)
     child.expect(r"Run get_weather\? \[y\]es / \[n\]o / \[a\]lways for this tool: ")
     child.sendline("y")
@@ -56,8 +63,14 @@ def test_approval_is_asked_on_the_terminal_even_with_stdin_piped(server, isolate
 
 def test_declining_on_the_terminal_with_a_reason(server, isolated_env, tmp_path):
     server.add(sse(openai_calls(WEATHER)), sse(text_stream("OK, I won't.")))
-    child = pexpect.spawn(sys.executable, ["-m", "toolchat", "ask", "--base-url", server.url, "weather?"],
-                          env=isolated_env, cwd=str(tmp_path), encoding="utf-8", timeout=30)
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "toolchat", "ask", "--base-url", server.url, "weather?"],
+        env=isolated_env,
+        cwd=str(tmp_path),
+        encoding="utf-8",
+        timeout=30,
+    )
     child.expect(r"\[a\]lways for this tool: ")
     child.sendline("n")
     child.expect("Reason for the model")
@@ -65,8 +78,10 @@ def test_declining_on_the_terminal_with_a_reason(server, isolated_env, tmp_path)
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == 0
-    assert server.requests[1]["messages"][-1]["content"] == \
-        "The user declined this call; it was not run. Their reason: I am indoors"
+    assert (
+        server.requests[1]["messages"][-1]["content"]
+        == "The user declined this call; it was not run. Their reason: I am indoors"
+    )
 
 
 def test_without_a_terminal_the_call_is_denied_and_the_flag_named(cli, server):
@@ -74,20 +89,33 @@ def test_without_a_terminal_the_call_is_denied_and_the_flag_named(cli, server):
     done = cli("ask", "--base-url", server.url, "Weather in Singapore?")
     assert done.returncode == 0
     assert done.stdout == "I could not check.\n"
-    assert "denied get_weather: no terminal to ask for approval; allow it with --allow get_weather or --yes" in done.stderr
+    assert (
+        "denied get_weather: no terminal to ask for approval; allow it with --allow get_weather or --yes" in done.stderr
+    )
     told = server.requests[1]["messages"][-1]["content"]
-    assert told == "The user declined this call; it was not run. Their reason: no terminal was available to ask the user for approval"
+    assert (
+        told
+        == "The user declined this call; it was not run. Their reason: no terminal was available to ask the user for approval"
+    )
 
 
 def test_json_output(cli, server):
-    server.add(sse(vllm_calls(WEATHER)), sse(text_stream(ANSWER, usage={"prompt_tokens": 30, "completion_tokens": 9,
-                                                                         "prompt_tokens_details": {"cached_tokens": 24}})))
+    server.add(
+        sse(vllm_calls(WEATHER)),
+        sse(
+            text_stream(
+                ANSWER,
+                usage={"prompt_tokens": 30, "completion_tokens": 9, "prompt_tokens_details": {"cached_tokens": 24}},
+            )
+        ),
+    )
     done = cli("ask", "--json", "--yes", "--base-url", server.url, "weather?")
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     assert result["answer"] == ANSWER and result["stopped"] == "answer"
     assert [(c["name"], c["arguments"], c["status"]) for c in result["tool_calls"]] == [
-        ("get_weather", {"city": "Singapore"}, "ok")]
+        ("get_weather", {"city": "Singapore"}, "ok")
+    ]
     assert [m["role"] for m in result["messages"]] == ["user", "assistant", "tool", "assistant"]
     assert result["usage"]["rounds"][1] == {"prompt_tokens": 30, "completion_tokens": 9, "cached_tokens": 24}
     assert result["usage"]["cached_tokens"] == 24
@@ -153,8 +181,19 @@ def test_model_text_cannot_put_escape_sequences_on_the_screen(cli, server):
 def test_no_stream_flag(cli, server):
     from fakeserver import reply_json
 
-    server.add(reply_json({"id": "x", "object": "chat.completion", "created": 1, "model": "m", "choices": [
-        {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "whole"}}]}))
+    server.add(
+        reply_json(
+            {
+                "id": "x",
+                "object": "chat.completion",
+                "created": 1,
+                "model": "m",
+                "choices": [
+                    {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "whole"}}
+                ],
+            }
+        )
+    )
     done = cli("ask", "--no-stream", "--base-url", server.url, "hi")
     assert done.stdout == "whole\n" and server.requests[0]["stream"] is False
 

@@ -15,9 +15,21 @@ REPO = Path(__file__).resolve().parents[1]
 
 def test_benchmarks_run_in_quick_mode(shared_cache, tmp_path, isolated_env):
     out = tmp_path / "results.md"
-    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "run.py"), "--quick", "--out", str(out),
-                           "--cache", str(shared_cache)], capture_output=True, text=True, timeout=600,
-                          env={**isolated_env, "TOOLCHAT_BENCH_WORK": str(tmp_path / "work")})
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "benchmarks" / "run.py"),
+            "--quick",
+            "--out",
+            str(out),
+            "--cache",
+            str(shared_cache),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**isolated_env, "TOOLCHAT_BENCH_WORK": str(tmp_path / "work")},
+    )
     assert done.returncode == 0, done.stderr
     text = out.read_text()
     assert "Machine:" in text and "| ratio (target >= 0.95x) |" in text

@@ -18,27 +18,37 @@ def call(name: str, cwd, timeout: float = 20, **arguments) -> tuple[str, str]:
     return result.status.value, result.output
 
 
-@pytest.mark.parametrize("expression, answer", [
-    ("2 * (3 + 4) ** 2", "98"), ("sqrt(16) + 1", "5"), ("10 / 4", "2.5"), ("-3 % 2", "1"),
-    ("max(1, 7, 3)", "7"), ("round(pi, 3)", "3.142"),
-])
+@pytest.mark.parametrize(
+    "expression, answer",
+    [
+        ("2 * (3 + 4) ** 2", "98"),
+        ("sqrt(16) + 1", "5"),
+        ("10 / 4", "2.5"),
+        ("-3 % 2", "1"),
+        ("max(1, 7, 3)", "7"),
+        ("round(pi, 3)", "3.142"),
+    ],
+)
 def test_calculator(tmp_path, expression, answer):
     assert call("calculate", tmp_path, expression=expression) == ("ok", answer)
 
 
-@pytest.mark.parametrize("expression, reason", [
-    ("__import__('os').system('true')", "unknown function '__import__('os').system'"),
-    ("open('x')", "unknown function 'open'"),
-    ("(1).__class__", "attribute access is not arithmetic"),
-    ("foo + 1", "unknown name 'foo'"),
-    ("'a' * 3", "'a' is not a number"),
-    ("9 ** 9 ** 9", "exponent"),
-    ("(10**1000)**1000", "too large"),
-    ("(10**10000)**10000", "too large"),
-    ("(10**3000) * (10**3000)", "too large"),
-    ("factorial(1000) * factorial(1000)", "too large"),
-    ("2 +", "not an arithmetic expression"),
-])
+@pytest.mark.parametrize(
+    "expression, reason",
+    [
+        ("__import__('os').system('true')", "unknown function '__import__('os').system'"),
+        ("open('x')", "unknown function 'open'"),
+        ("(1).__class__", "attribute access is not arithmetic"),
+        ("foo + 1", "unknown name 'foo'"),
+        ("'a' * 3", "'a' is not a number"),
+        ("9 ** 9 ** 9", "exponent"),
+        ("(10**1000)**1000", "too large"),
+        ("(10**10000)**10000", "too large"),
+        ("(10**3000) * (10**3000)", "too large"),
+        ("factorial(1000) * factorial(1000)", "too large"),
+        ("2 +", "not an arithmetic expression"),
+    ],
+)
 def test_calculator_refuses_anything_but_arithmetic(tmp_path, expression, reason):
     status, output = call("calculate", tmp_path, expression=expression)
     assert status == "error" and reason in output
@@ -55,7 +65,10 @@ def test_calculator_answers_a_huge_power_at_once(tmp_path):
 def test_clock(tmp_path):
     status, output = call("current_datetime", tmp_path, timezone="UTC")
     assert status == "ok" and re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00 \(\w+day, UTC\)", output)
-    assert call("current_datetime", tmp_path, timezone="Mars/Olympus")[1] == "Error: ValueError: unknown time zone: 'Mars/Olympus'"
+    assert (
+        call("current_datetime", tmp_path, timezone="Mars/Olympus")[1]
+        == "Error: ValueError: unknown time zone: 'Mars/Olympus'"
+    )
 
 
 def test_weather_demo_is_labelled(tmp_path):
@@ -77,21 +90,27 @@ def project(tmp_path):
 
 
 def test_file_tools_read_inside_the_project(project):
-    assert call("list_directory", project) == ("ok", "escape_dir -> (symlink)\nsrc/\nescape.txt -> (symlink)\nREADME.md  (29 bytes)")
+    assert call("list_directory", project) == (
+        "ok",
+        "escape_dir -> (symlink)\nsrc/\nescape.txt -> (symlink)\nREADME.md  (29 bytes)",
+    )
     assert call("read_file", project, path="src/main.py") == ("ok", "    1  print('hello')\n    2  needle = 1")
     status, found = call("search_text", project, pattern="needle")
     assert status == "ok"
     assert found.splitlines() == ["README.md:2: the needle is here", "src/main.py:2: needle = 1"]
 
 
-@pytest.mark.parametrize("name, arguments", [
-    ("read_file", {"path": "../secret.txt"}),
-    ("read_file", {"path": "escape.txt"}),
-    ("read_file", {"path": "/etc/passwd"}),
-    ("list_directory", {"path": ".."}),
-    ("list_directory", {"path": "escape_dir"}),
-    ("search_text", {"pattern": "x", "path": "../"}),
-])
+@pytest.mark.parametrize(
+    "name, arguments",
+    [
+        ("read_file", {"path": "../secret.txt"}),
+        ("read_file", {"path": "escape.txt"}),
+        ("read_file", {"path": "/etc/passwd"}),
+        ("list_directory", {"path": ".."}),
+        ("list_directory", {"path": "escape_dir"}),
+        ("search_text", {"pattern": "x", "path": "../"}),
+    ],
+)
 def test_file_tools_refuse_to_leave_the_project(project, name, arguments):
     status, output = call(name, project, **arguments)
     assert status == "error" and "outside the project folder" in output
@@ -119,7 +138,10 @@ def test_a_huge_file_is_read_only_in_part(project):
         log.write(("y" * 99 + "\n") * 200_000)  # 20 MB
     status, output = call("read_file", project, path="huge.log", max_lines=2)
     assert status == "ok"
-    assert output == ("    1  first needle line\n    2  " + "x" * 99 +
-                      "\n[the file has 20000118 bytes; only the first 16000000 were read]")
+    assert output == (
+        "    1  first needle line\n    2  "
+        + "x" * 99
+        + "\n[the file has 20000118 bytes; only the first 16000000 were read]"
+    )
     status, found = call("search_text", project, pattern="first needle", path="huge.log")
     assert found == "huge.log:1: first needle line"

@@ -54,26 +54,68 @@ def current_time():
 
 # What the transformers guide shows for these functions.
 GUIDE_SCHEMAS = [
-    {"type": "function", "function": {
-        "name": "get_current_temperature", "description": "Get the current temperature at a location.",
-        "parameters": {"type": "object", "properties": {
-            "location": {"type": "string", "description": 'The location to get the temperature for, in the format "City, Country"'},
-            "unit": {"type": "string", "enum": ["celsius", "fahrenheit"], "description": "The unit to return the temperature in."}},
-            "required": ["location", "unit"]}}},
-    {"type": "function", "function": {
-        "name": "get_current_wind_speed", "description": "Get the current wind speed in km/h at a given location.",
-        "parameters": {"type": "object", "properties": {
-            "location": {"type": "string", "description": 'The location to get the wind speed for, in the format "City, Country"'}},
-            "required": ["location"]}}},
-    {"type": "function", "function": {
-        "name": "multiply", "description": "A function that multiplies two numbers",
-        "parameters": {"type": "object", "properties": {
-            "a": {"type": "number", "description": "The first number to multiply"},
-            "b": {"type": "number", "description": "The second number to multiply"}},
-            "required": ["a", "b"]}}},
-    {"type": "function", "function": {
-        "name": "current_time", "description": "Get the current local time as a string.",
-        "parameters": {"type": "object", "properties": {}}}},
+    {
+        "type": "function",
+        "function": {
+            "name": "get_current_temperature",
+            "description": "Get the current temperature at a location.",
+            "parameters": {
+                "type": "object",
+                "properties": {
+                    "location": {
+                        "type": "string",
+                        "description": 'The location to get the temperature for, in the format "City, Country"',
+                    },
+                    "unit": {
+                        "type": "string",
+                        "enum": ["celsius", "fahrenheit"],
+                        "description": "The unit to return the temperature in.",
+                    },
+                },
+                "required": ["location", "unit"],
+            },
+        },
+    },
+    {
+        "type": "function",
+        "function": {
+            "name": "get_current_wind_speed",
+            "description": "Get the current wind speed in km/h at a given location.",
+            "parameters": {
+                "type": "object",
+                "properties": {
+                    "location": {
+                        "type": "string",
+                        "description": 'The location to get the wind speed for, in the format "City, Country"',
+                    }
+                },
+                "required": ["location"],
+            },
+        },
+    },
+    {
+        "type": "function",
+        "function": {
+            "name": "multiply",
+            "description": "A function that multiplies two numbers",
+            "parameters": {
+                "type": "object",
+                "properties": {
+                    "a": {"type": "number", "description": "The first number to multiply"},
+                    "b": {"type": "number", "description": "The second number to multiply"},
+                },
+                "required": ["a", "b"],
+            },
+        },
+    },
+    {
+        "type": "function",
+        "function": {
+            "name": "current_time",
+            "description": "Get the current local time as a string.",
+            "parameters": {"type": "object", "properties": {}},
+        },
+    },
 ]
 
 
@@ -98,7 +140,9 @@ def test_schema_of_named_tools_and_an_unknown_name(cli, guide):
 
 
 def test_list_shows_good_tools_and_names_the_broken_file(cli, plugin_dir):
-    folder = plugin_dir(GUIDE_OK="", broken="import not_installed_pkg\n", weather="def get_weather(city: str):\n    '''Real.'''\n")
+    folder = plugin_dir(
+        GUIDE_OK="", broken="import not_installed_pkg\n", weather="def get_weather(city: str):\n    '''Real.'''\n"
+    )
     (folder / "guide.py").write_text(GUIDE)
     done = cli("tools", "list", "--tools", str(folder))
     assert done.returncode == 0, done.stderr
@@ -160,7 +204,9 @@ def test_missing_tools_path(cli, tmp_path):
 
 
 def test_tool_text_cannot_inject_terminal_escapes(cli, plugin_dir):
-    folder = plugin_dir(evil='def evil():\n    """Looks \\x1b[2J[bold red]innocent[/]."""\n    return "\\x1b]0;pwned\\x07"\n')
+    folder = plugin_dir(
+        evil='def evil():\n    """Looks \\x1b[2J[bold red]innocent[/]."""\n    return "\\x1b]0;pwned\\x07"\n'
+    )
     listed = cli("tools", "list", "-t", str(folder))
     ran = cli("tools", "run", "evil", "-t", str(folder))
     for text in (listed.stdout, ran.stdout):
@@ -187,10 +233,18 @@ def test_the_wheel_ships_the_bundled_tools(tmp_path):
 
     root = Path(__file__).resolve().parents[1]
     source = tmp_path / "source"  # a copy: building writes build/ and *.egg-info beside the sources
-    shutil.copytree(root, source, ignore=shutil.ignore_patterns(
-        ".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", "tests", "benchmarks", ".hypothesis"))
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(source)],
-                   check=True, capture_output=True)
+    shutil.copytree(
+        root,
+        source,
+        ignore=shutil.ignore_patterns(
+            ".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", "tests", "benchmarks", ".hypothesis"
+        ),
+    )
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(source)],
+        check=True,
+        capture_output=True,
+    )
     wheel = next(tmp_path.glob("toolchat-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
     for module in ("weather.py", "calculator.py", "clock.py", "files.py"):
@@ -198,9 +252,11 @@ def test_the_wheel_ships_the_bundled_tools(tmp_path):
 
 
 def test_plugins_that_print_or_exit_at_import_cannot_spoil_the_output(cli, plugin_dir):
-    folder = plugin_dir(noisy="import os\nos.write(1, b'{garbage')\nos.system('echo shell noise')\n\n"
-                              "def noisy() -> str:\n    '''Noisy.'''\n    return 'n'\n",
-                        leaver="import os\nos._exit(0)\n")
+    folder = plugin_dir(
+        noisy="import os\nos.write(1, b'{garbage')\nos.system('echo shell noise')\n\n"
+        "def noisy() -> str:\n    '''Noisy.'''\n    return 'n'\n",
+        leaver="import os\nos._exit(0)\n",
+    )
     done = cli("tools", "schema", "-t", str(folder), "--no-bundled-tools")
     assert done.returncode == 0, done.stderr
     assert [d["function"]["name"] for d in json.loads(done.stdout)] == ["noisy"]
@@ -210,11 +266,15 @@ def test_plugins_that_print_or_exit_at_import_cannot_spoil_the_output(cli, plugi
 
 
 def test_ask_json_stays_one_json_object_when_a_plugin_writes_to_fd_1_at_import(cli, plugin_dir):
-    folder = plugin_dir(noisy="import os\nos.write(1, b'{not json')\nos.system('echo shell at import')\n\n"
-                              "def noisy() -> str:\n    '''Noisy.'''\n    return 'value'\n")
+    folder = plugin_dir(
+        noisy="import os\nos.write(1, b'{not json')\nos.system('echo shell at import')\n\n"
+        "def noisy() -> str:\n    '''Noisy.'''\n    return 'value'\n"
+    )
     with FakeServer() as server:
         server.add(sse(openai_calls([("noisy", {})])), sse(text_stream("The answer.")))
-        done = cli("ask", "--json", "--yes", "--tools", str(folder), "--no-bundled-tools", "--base-url", server.url, "go")
+        done = cli(
+            "ask", "--json", "--yes", "--tools", str(folder), "--no-bundled-tools", "--base-url", server.url, "go"
+        )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["answer"] == "The answer."
     # what the module printed while the call imported it is part of the call's result, as any print
@@ -224,7 +284,8 @@ def test_ask_json_stays_one_json_object_when_a_plugin_writes_to_fd_1_at_import(c
 @pytest.mark.parametrize("signal_number", [signal.SIGHUP, signal.SIGTERM, signal.SIGKILL])
 def test_nothing_a_tool_started_outlives_ask(isolated_env, plugin_dir, tmp_path, signal_number):
     pid_file = tmp_path / "pids"
-    folder = plugin_dir(slow=f"""
+    folder = plugin_dir(
+        slow=f"""
         import os, subprocess, time
 
         def slow() -> str:
@@ -238,14 +299,20 @@ def test_nothing_a_tool_started_outlives_ask(isolated_env, plugin_dir, tmp_path,
             with open({str(pid_file)!r}, "w") as f:
                 f.write(f"{{os.getpid()}} {{child.pid}} {{daemon}}")
             time.sleep(60)
-        """)
+        """
+    )
     with FakeServer() as server:
         server.add(sse(openai_calls([("slow", {})])))
-        ask = subprocess.Popen([sys.executable, "-m", "toolchat", "ask", "--yes", "--tools", str(folder),
-                                "--base-url", server.url, "go"], env=isolated_env, cwd=tmp_path,
-                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               start_new_session=True,
-                               preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_DFL))
+        ask = subprocess.Popen(
+            [sys.executable, "-m", "toolchat", "ask", "--yes", "--tools", str(folder), "--base-url", server.url, "go"],
+            env=isolated_env,
+            cwd=tmp_path,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_DFL),
+        )
         try:
             deadline = time.monotonic() + 60
             while not (pid_file.exists() and len(pid_file.read_text().split()) == 3):

@@ -10,8 +10,8 @@ import yaml
 from jsonschema import Draft202012Validator
 
 from fakeserver import FakeServer, openai_calls, sse, text_stream
-from toolchat.config.settings import load
 from toolchat.config.file import load_file
+from toolchat.config.settings import load
 from toolchat.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -27,8 +27,10 @@ def write(path: Path, text: str) -> Path:
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     root = tmp_path / "proj"
-    write(root / "mytools" / "shout.py",
-          'def shout(text: str) -> str:\n    """Shout it.\n\n    Args:\n        text: What to shout\n    """\n    return text.upper()\n')
+    write(
+        root / "mytools" / "shout.py",
+        'def shout(text: str) -> str:\n    """Shout it.\n\n    Args:\n        text: What to shout\n    """\n    return text.upper()\n',
+    )
     (root / "sub" / "deeper").mkdir(parents=True)
     return root
 
@@ -39,17 +41,24 @@ def config_error(path: Path, environ=None) -> str:
     return str(info.value)
 
 
-@pytest.mark.parametrize("text, line, message", [
-    ("profile: a\nprofiles:\n  a: [unclosed\n", "3:6", "'[' is never closed"),
-    ("max_rounds: 3\ntools:\n  timout: 5\n", 3, "unknown key 'tools.timout'; did you mean 'timeout'?"),
-    ("profiles:\n  x:\n    backend: opneai\n", 3, "unknown backend 'opneai'; use one of: openai, local"),
-    ("max_rounds: lots\n", 1, "'max_rounds' must be an integer, not 'lots'"),
-    ("tools:\n  bundled: 1\n", 2, "'tools.bundled' must be true or false, not 1"),
-    ("system: hi\nprofiles:\n  x:\n    api_key: ${NOT_SET_ANYWHERE}\n", 4, "environment variable NOT_SET_ANYWHERE is not set"),
-    ("modle: gpt\n", 1, "unknown key 'modle'; did you mean 'model'?"),
-    ("- just\n- a list\n", 1, "the config must be a mapping of keys"),
-    ("tools:\n  paths: [ok, 3]\n", 2, "tools.paths entries must be strings"),
-])
+@pytest.mark.parametrize(
+    "text, line, message",
+    [
+        ("profile: a\nprofiles:\n  a: [unclosed\n", "3:6", "'[' is never closed"),
+        ("max_rounds: 3\ntools:\n  timout: 5\n", 3, "unknown key 'tools.timout'; did you mean 'timeout'?"),
+        ("profiles:\n  x:\n    backend: opneai\n", 3, "unknown backend 'opneai'; use one of: openai, local"),
+        ("max_rounds: lots\n", 1, "'max_rounds' must be an integer, not 'lots'"),
+        ("tools:\n  bundled: 1\n", 2, "'tools.bundled' must be true or false, not 1"),
+        (
+            "system: hi\nprofiles:\n  x:\n    api_key: ${NOT_SET_ANYWHERE}\n",
+            4,
+            "environment variable NOT_SET_ANYWHERE is not set",
+        ),
+        ("modle: gpt\n", 1, "unknown key 'modle'; did you mean 'model'?"),
+        ("- just\n- a list\n", 1, "the config must be a mapping of keys"),
+        ("tools:\n  paths: [ok, 3]\n", 2, "tools.paths entries must be strings"),
+    ],
+)
 def test_every_error_names_file_line_and_key(tmp_path, text, line, message):
     path = write(tmp_path / "toolchat.yaml", text)
     error = config_error(path)
@@ -63,8 +72,15 @@ def test_variables_expand_with_defaults(tmp_path):
 
 
 def settings_in(cwd: Path, tmp_path: Path, overrides=None, **kwargs):
-    return load(None, overrides or {}, config_dir=tmp_path / "_config", data_dir=tmp_path / "_data", cwd=cwd,
-                environ=kwargs.pop("environ", {}), **kwargs)
+    return load(
+        None,
+        overrides or {},
+        config_dir=tmp_path / "_config",
+        data_dir=tmp_path / "_data",
+        cwd=cwd,
+        environ=kwargs.pop("environ", {}),
+        **kwargs,
+    )
 
 
 def trust(project: Path, tmp_path: Path) -> None:
@@ -91,8 +107,10 @@ def test_dot_toolchat_yaml_is_found_too(project, tmp_path):
 
 
 def test_precedence_user_then_project_then_flags(project, tmp_path):
-    write(tmp_path / "_config" / "config.yaml",
-          "backend: openai\nmodel: user-model\ntemperature: 0.1\nmax_rounds: 4\ntools:\n  allow: [a]\n")
+    write(
+        tmp_path / "_config" / "config.yaml",
+        "backend: openai\nmodel: user-model\ntemperature: 0.1\nmax_rounds: 4\ntools:\n  allow: [a]\n",
+    )
     write(project / "toolchat.yaml", "model: project-model\nmax_rounds: 6\ntools:\n  allow: [b]\n")
     trust(project, tmp_path)
     settings = settings_in(project, tmp_path, {"max_rounds": 8, "allow": ["c"]})
@@ -103,8 +121,11 @@ def test_precedence_user_then_project_then_flags(project, tmp_path):
 
 
 def test_profiles_and_an_unknown_profile(project, tmp_path):
-    write(project / "toolchat.yaml", "profile: a\nprofiles:\n  a:\n    backend: openai\n    model: ma\n"
-                                     "  b:\n    backend: local\n    model: bundled\n")
+    write(
+        project / "toolchat.yaml",
+        "profile: a\nprofiles:\n  a:\n    backend: openai\n    model: ma\n"
+        "  b:\n    backend: local\n    model: bundled\n",
+    )
     trust(project, tmp_path)
     assert settings_in(project, tmp_path).model == "ma"
     assert settings_in(project, tmp_path, {"profile": "b"}).backend == "local"
@@ -150,11 +171,15 @@ def test_the_schema_rejects_what_the_validator_rejects():
 
 # --- through the CLI, as a user ------------------------------------------------------------------
 
+
 def test_done_when_trust_once_then_ask_from_a_subfolder_uses_it_all(cli, project):
     with FakeServer() as server:
-        write(project / "toolchat.yaml", f"profile: dev\nprofiles:\n  dev:\n    backend: openai\n"
-                                         f"    base_url: {server.url}\n    model: proj-model\n    api_key: ${{PROJ_KEY}}\n"
-                                         "tools:\n  paths: [mytools]\n  allow: [shout]\n")
+        write(
+            project / "toolchat.yaml",
+            f"profile: dev\nprofiles:\n  dev:\n    backend: openai\n"
+            f"    base_url: {server.url}\n    model: proj-model\n    api_key: ${{PROJ_KEY}}\n"
+            "tools:\n  paths: [mytools]\n  allow: [shout]\n",
+        )
         env = {"PROJ_KEY": KEY}
         sub = project / "sub" / "deeper"
         refused = cli("ask", "hello", cwd=sub, env=env)
@@ -174,8 +199,9 @@ def test_a_typo_stops_with_file_line_and_key(cli, project):
     write(project / "toolchat.yaml", "profile: dev\nprofiles:\n  dev:\n    bakend: openai\n")
     done = cli("ask", "hello", cwd=project / "sub")
     assert done.returncode == 2
-    assert done.stderr.strip() == (f"toolchat: error: {project / 'toolchat.yaml'}:4: unknown key "
-                                   "'profiles.dev.bakend'; did you mean 'backend'?")
+    assert done.stderr.strip() == (
+        f"toolchat: error: {project / 'toolchat.yaml'}:4: unknown key 'profiles.dev.bakend'; did you mean 'backend'?"
+    )
     broken = cli("config", "validate", str(write(project / "other.yaml", "a: [\n")))
     assert broken.returncode == 2 and f"{project / 'other.yaml'}:1:4: '[' is never closed" in broken.stderr
 
@@ -183,9 +209,13 @@ def test_a_typo_stops_with_file_line_and_key(cli, project):
 def test_secrets_are_never_printed_or_stored(cli, project, isolated_env):
     write(project / "toolchat.yaml", "backend: openai\nbase_url: http://127.0.0.1:9/v1\napi_key: ${PROJ_KEY}\n")
     env = {"PROJ_KEY": KEY}
-    outputs = [cli("config", "show", cwd=project, env=env), cli("config", "trust", cwd=project, env=env),
-               cli("config", "show", cwd=project, env=env), cli("ask", "hi", cwd=project, env=env),
-               cli("ask", "--json", "hi", cwd=project, env={**env, "TOOLCHAT_DEBUG": "1"})]
+    outputs = [
+        cli("config", "show", cwd=project, env=env),
+        cli("config", "trust", cwd=project, env=env),
+        cli("config", "show", cwd=project, env=env),
+        cli("ask", "hi", cwd=project, env=env),
+        cli("ask", "--json", "hi", cwd=project, env={**env, "TOOLCHAT_DEBUG": "1"}),
+    ]
     assert "*** (set, hidden)" in outputs[0].stdout
     assert "cannot connect" in outputs[3].stderr
     for done in outputs:

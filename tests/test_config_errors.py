@@ -23,12 +23,18 @@ CASES = [
     ('system: "unterminated\n\n', "1:9", "this quoted string is never closed"),
     ("system: 'also\n  unterminated\n", "1:9", "this quoted string is never closed"),
     ("max_rounds: 4\nmax_rounds: 9\n", "2", "'max_rounds' is set twice (first on line 1)"),
-    ("profiles:\n  a:\n    temperature: 0.1\n    model: m\n    temperature: 0.2\n", "5",
-     "'profiles.a.temperature' is set twice (first on line 3)"),
+    (
+        "profiles:\n  a:\n    temperature: 0.1\n    model: m\n    temperature: 0.2\n",
+        "5",
+        "'profiles.a.temperature' is set twice (first on line 3)",
+    ),
     ("profiles:\n  a: {}\n  a: {}\n", "3", "'profiles.a' is set twice (first on line 2)"),
     ("tools:\n  allow: [a]\n\tdeny: [b]\n", "3:1", "tabs cannot indent YAML; use spaces"),
-    ("model: m\n---\nmodel: n\n", "2:1",
-     "broken YAML: expected a single document in the stream, but found another document"),
+    (
+        "model: m\n---\nmodel: n\n",
+        "2:1",
+        "broken YAML: expected a single document in the stream, but found another document",
+    ),
 ]
 
 
@@ -66,8 +72,15 @@ def test_every_file_and_every_command_says_the_same(cli, tmp_path, text, where, 
 
 def test_the_repl_says_it_before_starting(isolated_env, tmp_path):
     (tmp_path / "toolchat.yaml").write_text(CASES[4][0])
-    child = pexpect.spawn(sys.executable, ["-m", "toolchat"], env=isolated_env, cwd=str(tmp_path),
-                          encoding="utf-8", timeout=30, dimensions=(40, 200))
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "toolchat"],
+        env=isolated_env,
+        cwd=str(tmp_path),
+        encoding="utf-8",
+        timeout=30,
+        dimensions=(40, 200),
+    )
     child.expect(re.escape(f"{tmp_path / 'toolchat.yaml'}:2: 'max_rounds' is set twice (first on line 1)"))
     child.expect(pexpect.EOF)
     child.close()
@@ -91,9 +104,12 @@ BREAKERS = ["[", "{", '"', "'", "\t", ":", "- ", "]", "}", "&a", "*a", "\n  ", "
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.lists(st.tuples(st.integers(0, len(VALID)), st.sampled_from(BREAKERS) | st.text(max_size=3)),
-                min_size=1, max_size=3),
-       st.booleans())
+@given(
+    st.lists(
+        st.tuples(st.integers(0, len(VALID)), st.sampled_from(BREAKERS) | st.text(max_size=3)), min_size=1, max_size=3
+    ),
+    st.booleans(),
+)
 def test_every_broken_file_names_a_line_that_exists(tmp_path, edits, duplicate):
     """Hand edits gone wrong (a stray bracket, quote, tab or colon; a line pasted twice): the message
     always names the file and a line inside it."""
@@ -113,21 +129,50 @@ def test_every_broken_file_names_a_line_that_exists(tmp_path, edits, duplicate):
         assert 1 <= int(match.group(1)) <= line_count(text), (str(exc), text)
 
 
-SERVER_KEYS = ["command", "args", "env", "cwd", "url", "headers", "type", "timeout", "startup_timeout", "enabled",
-               "tools", "x"]
-scalars = st.none() | st.booleans() | st.integers(-5, 5) | st.floats(allow_nan=True) | st.sampled_from(
-    ["stdio", "http", "sse", "mcp-server-time", "${HOME}", "${UNSET_VAR:-d}", "http://h/mcp", ""])
+SERVER_KEYS = [
+    "command",
+    "args",
+    "env",
+    "cwd",
+    "url",
+    "headers",
+    "type",
+    "timeout",
+    "startup_timeout",
+    "enabled",
+    "tools",
+    "x",
+]
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(-5, 5)
+    | st.floats(allow_nan=True)
+    | st.sampled_from(["stdio", "http", "sse", "mcp-server-time", "${HOME}", "${UNSET_VAR:-d}", "http://h/mcp", ""])
+)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.dictionaries(st.text(max_size=4) | st.integers(0, 3),
-                       st.fixed_dictionaries({"command": scalars}, optional={"args": st.lists(scalars, max_size=3),
-                                                                            "env": st.dictionaries(st.text(max_size=3), scalars, max_size=2)})
-                       | st.fixed_dictionaries({"url": scalars}, optional={"type": scalars, "timeout": scalars})
-                       | st.dictionaries(st.sampled_from(SERVER_KEYS),
-                                       scalars | st.lists(scalars, max_size=3) | st.dictionaries(st.text(max_size=3), scalars, max_size=2),
-                                       max_size=5) | scalars,
-                       max_size=3))
+@given(
+    st.dictionaries(
+        st.text(max_size=4) | st.integers(0, 3),
+        st.fixed_dictionaries(
+            {"command": scalars},
+            optional={
+                "args": st.lists(scalars, max_size=3),
+                "env": st.dictionaries(st.text(max_size=3), scalars, max_size=2),
+            },
+        )
+        | st.fixed_dictionaries({"url": scalars}, optional={"type": scalars, "timeout": scalars})
+        | st.dictionaries(
+            st.sampled_from(SERVER_KEYS),
+            scalars | st.lists(scalars, max_size=3) | st.dictionaries(st.text(max_size=3), scalars, max_size=2),
+            max_size=5,
+        )
+        | scalars,
+        max_size=3,
+    )
+)
 def test_random_mcp_server_entries_are_valid_or_a_config_error(tmp_path, servers):
     import yaml
 

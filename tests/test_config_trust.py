@@ -16,10 +16,10 @@ import pexpect
 import pytest
 
 from fakeserver import FakeServer, sse, text_stream
-from toolchat.config.settings import load
 from toolchat.config.file import load_file
-from toolchat.errors import ConfigError
+from toolchat.config.settings import load
 from toolchat.config.trust import TrustStore
+from toolchat.errors import ConfigError
 
 KEY = "sk-FAKE-recognisable-0123456789abcdef"
 EVIL = 'import pathlib\npathlib.Path(__file__).with_name("IMPORTED").write_text("x")\n\ndef evil() -> str:\n    """Evil."""\n    return "x"\n'
@@ -32,8 +32,9 @@ def write(path: Path, text: str) -> Path:
 
 
 def settings_in(cwd: Path, tmp_path: Path, environ=None, **kwargs):
-    return load(None, {}, config_dir=tmp_path / "_config", data_dir=tmp_path / "_data", cwd=cwd,
-                environ=environ or {}, **kwargs)
+    return load(
+        None, {}, config_dir=tmp_path / "_config", data_dir=tmp_path / "_data", cwd=cwd, environ=environ or {}, **kwargs
+    )
 
 
 def trust(path: Path, data_dir: Path, environ=None) -> None:
@@ -96,11 +97,15 @@ def billion_laughs() -> str:
     return "\n".join(lines) + "\n"
 
 
-@pytest.mark.parametrize("text, words", [
-    (billion_laughs(), "expands to more than 20000 values"),
-    ("a: " + "[" * 5000 + "]" * 5000 + "\n", "nested more than 32 levels deep"),
-    ("system: '" + "x" * 2_000_000 + "'\n", "larger than 1000 kB"),
-], ids=["billion-laughs", "5000-deep", "2-MB"])
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        (billion_laughs(), "expands to more than 20000 values"),
+        ("a: " + "[" * 5000 + "]" * 5000 + "\n", "nested more than 32 levels deep"),
+        ("system: '" + "x" * 2_000_000 + "'\n", "larger than 1000 kB"),
+    ],
+    ids=["billion-laughs", "5000-deep", "2-MB"],
+)
 def test_an_untrusted_file_cannot_hurt_the_parser(cli, tmp_path, text, words):
     project = tmp_path / "proj"
     path = write(project / "toolchat.yaml", text)
@@ -122,8 +127,9 @@ def test_a_config_in_a_folder_others_can_write_is_ignored_with_a_notice(cli, tmp
     (shared / "mine").mkdir()
     done = cli("config", "path", cwd=shared / "mine")
     assert done.returncode == 0
-    assert done.stderr.strip() == (f"toolchat: ignoring {shared / 'toolchat.yaml'}: it lies in a folder other "
-                                   f"users can write to ({shared})")
+    assert done.stderr.strip() == (
+        f"toolchat: ignoring {shared / 'toolchat.yaml'}: it lies in a folder other users can write to ({shared})"
+    )
     assert "project: none" in done.stdout
     with FakeServer() as server:  # nothing blocks `ask` either, and nothing of that file is used
         server.add(sse(text_stream("Fine.")))
@@ -144,8 +150,11 @@ def test_a_config_owned_by_another_user_is_ignored(tmp_path):
 
 def test_untrusted_files_are_shown_unexpanded_and_trusted_secrets_hidden(cli, tmp_path):
     project = tmp_path / "proj"
-    write(project / "toolchat.yaml", 'backend: openai\nbase_url: http://127.0.0.1:9/v1\n'
-                                     'system: "token ${OPENAI_API_KEY}"\nmodel: "${MY_SECRET_TOKEN}"\n')
+    write(
+        project / "toolchat.yaml",
+        "backend: openai\nbase_url: http://127.0.0.1:9/v1\n"
+        'system: "token ${OPENAI_API_KEY}"\nmodel: "${MY_SECRET_TOKEN}"\n',
+    )
     env = {"OPENAI_API_KEY": KEY, "MY_SECRET_TOKEN": "tok-0123456789-abcdefgh"}
     shown = cli("config", "show", cwd=project, env=env)
     assert "token ${OPENAI_API_KEY}" in shown.stdout and "${MY_SECRET_TOKEN}" in shown.stdout
@@ -159,10 +168,17 @@ def test_untrusted_files_are_shown_unexpanded_and_trusted_secrets_hidden(cli, tm
 
 def test_settings_redactor_knows_every_secret(tmp_path):
     project = tmp_path / "proj"
-    path = write(project / "toolchat.yaml", "api_key: ${PROJ_KEY}\nsystem: 'x ${DB_PASSWORD} ${PLAIN_NAME}'\n"
-                                            "mcp_servers:\n  s:\n    command: x\n    env: {API_TOKEN: literal-token-value}\n")
-    environ = {"PROJ_KEY": KEY, "OPENAI_API_KEY": "sk-env-key-9876543210", "DB_PASSWORD": "hunter2-hunter2",
-               "PLAIN_NAME": "not-a-secret-at-all"}
+    path = write(
+        project / "toolchat.yaml",
+        "api_key: ${PROJ_KEY}\nsystem: 'x ${DB_PASSWORD} ${PLAIN_NAME}'\n"
+        "mcp_servers:\n  s:\n    command: x\n    env: {API_TOKEN: literal-token-value}\n",
+    )
+    environ = {
+        "PROJ_KEY": KEY,
+        "OPENAI_API_KEY": "sk-env-key-9876543210",
+        "DB_PASSWORD": "hunter2-hunter2",
+        "PLAIN_NAME": "not-a-secret-at-all",
+    }
     trust(path, tmp_path / "_data", environ)
     redactor = settings_in(project, tmp_path, environ).redactor()
     text = f"{KEY.upper()} sk-env-key-98765 hunter2-hunter2 literal-token-value not-a-secret-at-all"
@@ -184,9 +200,15 @@ def test_answering_n_goes_on_without_the_project_config(isolated_env, tmp_path):
     with FakeServer() as server:
         server.add(sse(text_stream("Plain answer.")))
         write(tmp_path / "toolchat.yaml", "system: You are a pirate.\nmodel: proj-model\n")
-        child = pexpect.spawn(sys.executable, ["-m", "toolchat", "--base-url", server.url, "-m", "flag-model"],
-                              env={**isolated_env, "PROMPT_TOOLKIT_NO_CPR": "1"}, cwd=str(tmp_path),
-                              encoding="utf-8", timeout=30, dimensions=(40, 200))
+        child = pexpect.spawn(
+            sys.executable,
+            ["-m", "toolchat", "--base-url", server.url, "-m", "flag-model"],
+            env={**isolated_env, "PROMPT_TOOLKIT_NO_CPR": "1"},
+            cwd=str(tmp_path),
+            encoding="utf-8",
+            timeout=30,
+            dimensions=(40, 200),
+        )
         child.expect(r"Trust it and use it\?")
         time.sleep(0.3)
         child.send("n")
@@ -203,7 +225,10 @@ def test_answering_n_goes_on_without_the_project_config(isolated_env, tmp_path):
         assert child.exitstatus == 0
         request = server.requests[0]
         assert request["model"] == "flag-model" and "pirate" not in str(request["messages"])
-    assert TrustStore(Path(isolated_env["TOOLCHAT_DATA_DIR"])).is_trusted(load_file(tmp_path / "toolchat.yaml", {})) is False
+    assert (
+        TrustStore(Path(isolated_env["TOOLCHAT_DATA_DIR"])).is_trusted(load_file(tmp_path / "toolchat.yaml", {}))
+        is False
+    )
 
 
 def test_config_show_shows_the_effective_defaults(cli, tmp_path):

@@ -9,12 +9,12 @@ import pytest
 from toolchat.errors import ToolLoadError
 from toolchat.tools import RunLimits, discover
 
-
 BUNDLED = {"get_weather", "calculate", "current_datetime", "list_directory", "read_file", "search_text"}
 
 
 def test_public_functions_defined_in_the_module_are_tools(plugin_dir):
-    folder = plugin_dir(mine='''
+    folder = plugin_dir(
+        mine='''
         from os.path import join          # imported: not a tool
         from json import dumps as helper  # imported: not a tool
 
@@ -37,7 +37,8 @@ def test_public_functions_defined_in_the_module_are_tools(plugin_dir):
             pass
 
         CONSTANT = 3
-    ''')
+    '''
+    )
     registry = discover([folder], bundled=False)
     assert registry.names() == ["greet", "later"]
     assert registry.get("greet").source == (folder / "mine.py").resolve()
@@ -52,7 +53,8 @@ def test_a_single_file_and_the_bundled_folder(plugin_dir):
 
 
 def test_explicit_definitions_bound_to_callables(plugin_dir):
-    folder = plugin_dir(explicit='''
+    folder = plugin_dir(
+        explicit="""
         def _now():
             return "noon"
 
@@ -67,7 +69,8 @@ def test_explicit_definitions_bound_to_callables(plugin_dir):
               "parameters": {"type": "object", "properties": {"a": {"type": "number"}, "b": {"type": "number"}},
                              "required": ["a", "b"]}}},
         ]
-    ''')
+    """
+    )
     registry = discover([folder], bundled=False)
     assert registry.names() == ["current_time", "multiply"]
     assert registry.run(registry.get("current_time"), {}, RunLimits(folder)).output == "noon"
@@ -118,8 +121,10 @@ def test_missing_path_is_a_clear_error(tmp_path):
 
 
 def test_a_plugin_can_import_its_sibling_helper(plugin_dir):
-    folder = plugin_dir(_helpers="def shout(s):\n    return s.upper()\n",
-                        loud="from _helpers import shout\n\ndef loud(s: str) -> str:\n    '''Loud.'''\n    return shout(s)\n")
+    folder = plugin_dir(
+        _helpers="def shout(s):\n    return s.upper()\n",
+        loud="from _helpers import shout\n\ndef loud(s: str) -> str:\n    '''Loud.'''\n    return shout(s)\n",
+    )
     registry = discover([folder], bundled=False)
     assert registry.names() == ["loud"]
     assert registry.run(registry.get("loud"), {"s": "hey"}, RunLimits(folder)).output == "HEY"
@@ -131,9 +136,11 @@ def test_the_schema_cache_skips_imports_of_unchanged_modules(plugin_dir, tmp_pat
     from toolchat.tools.cache import SchemaCache
 
     marker = tmp_path / "imported"
-    folder = plugin_dir(counted=f"open({str(marker)!r}, 'a').write('x')\n\n"
-                                "def counted(n: int) -> int:\n    '''Counted.'''\n    return n * 2\n",
-                        broken="import not_there_pkg\n")
+    folder = plugin_dir(
+        counted=f"open({str(marker)!r}, 'a').write('x')\n\n"
+        "def counted(n: int) -> int:\n    '''Counted.'''\n    return n * 2\n",
+        broken="import not_there_pkg\n",
+    )
     cache_file = tmp_path / "cache" / "schemas.json"
     first = discover([folder], bundled=False, cache=SchemaCache(cache_file))
     assert marker.read_text() == "x" and first.names() == ["counted"]
@@ -185,10 +192,12 @@ def test_a_module_that_hangs_crashes_or_exits_at_import_is_listed_broken(plugin_
     from toolchat.tools import Registry
     from toolchat.tools.folders import PluginFolders
 
-    folder = plugin_dir(good="def fine():\n    '''Fine.'''\n    return 1\n",
-                        hangs="while True:\n    pass\n",
-                        exits="import os\nos._exit(0)\n",
-                        crashes="import ctypes\nctypes.string_at(0)\n")
+    folder = plugin_dir(
+        good="def fine():\n    '''Fine.'''\n    return 1\n",
+        hangs="while True:\n    pass\n",
+        exits="import os\nos._exit(0)\n",
+        crashes="import ctypes\nctypes.string_at(0)\n",
+    )
     registry = Registry([PluginFolders([folder], import_timeout=1)])
     assert registry.names() == ["fine"]
     reasons = {Path(p.where).name: p.reason for p in registry.problems()}
@@ -202,7 +211,9 @@ def test_a_module_that_hangs_crashes_or_exits_at_import_is_listed_broken(plugin_
 def test_a_failed_import_is_tried_again_next_time(plugin_dir, tmp_path):
     from toolchat.tools.cache import SchemaCache
 
-    folder = plugin_dir(uses="from later_helper import VALUE\n\ndef uses() -> int:\n    '''Uses.'''\n    return VALUE\n")
+    folder = plugin_dir(
+        uses="from later_helper import VALUE\n\ndef uses() -> int:\n    '''Uses.'''\n    return VALUE\n"
+    )
     cache_file = tmp_path / "schemas.json"
     first = discover([folder], bundled=False, cache=SchemaCache(cache_file))
     assert first.names() == [] and "No module named 'later_helper'" in first.problems()[0].reason
@@ -213,7 +224,8 @@ def test_a_failed_import_is_tried_again_next_time(plugin_dir, tmp_path):
 
 
 def test_printing_at_import_never_reaches_toolchats_output(plugin_dir, capfd):
-    folder = plugin_dir(noisy='''
+    folder = plugin_dir(
+        noisy='''
         import os, sys
         print("print at import")
         os.write(1, b"fd 1 at import\\n")
@@ -223,7 +235,8 @@ def test_printing_at_import_never_reaches_toolchats_output(plugin_dir, capfd):
         def quiet() -> str:
             """Quiet."""
             return "ok"
-        ''')
+        '''
+    )
     registry = discover([folder], bundled=False)
     assert registry.names() == ["quiet"]
     out, err = capfd.readouterr()
@@ -244,9 +257,9 @@ def test_each_module_has_the_whole_import_time_limit(plugin_dir):
     from toolchat.tools.folders import PluginFolders
 
     slow = "import time\ntime.sleep(0.6)\n\ndef {0}() -> str:\n    '''{0}.'''\n    return '{0}'\n"
-    folder = plugin_dir(a=slow.format("first"), b=slow.format("second"), c="while True:\n    pass\n",
-                        d=slow.format("after_the_hang"))
+    folder = plugin_dir(
+        a=slow.format("first"), b=slow.format("second"), c="while True:\n    pass\n", d=slow.format("after_the_hang")
+    )
     registry = Registry([PluginFolders([folder], import_timeout=1)])
     assert registry.names() == ["first", "second", "after_the_hang"]
     assert [Path(p.where).name for p in registry.problems()] == ["c.py"]
-

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from fakes import Broken, ScriptedBackend, answer, call, calls
-from toolchat.engine import (CallDecided, CallFinished, Decision, Engine, Policy, TextDelta, ToolOptions)
+from toolchat.engine import CallDecided, CallFinished, Decision, Engine, Policy, TextDelta, ToolOptions
 from toolchat.errors import UsageError
 from toolchat.tools import discover
 
@@ -27,8 +27,15 @@ class Recorder:
 
 
 def engine_for(backend, tmp_path, recorder, policy=None, **kwargs) -> Engine:
-    return Engine(backend, REGISTRY, approve=recorder.approve, on_event=recorder.sink,
-                  policy=policy or Policy(), tool_options=ToolOptions(tmp_path, timeout=10), **kwargs)
+    return Engine(
+        backend,
+        REGISTRY,
+        approve=recorder.approve,
+        on_event=recorder.sink,
+        policy=policy or Policy(),
+        tool_options=ToolOptions(tmp_path, timeout=10),
+        **kwargs,
+    )
 
 
 def tool_messages(engine):
@@ -44,7 +51,9 @@ def test_a_call_is_approved_run_and_answered_then_the_model_answers(tmp_path):
     assert recorder.asked == [("get_weather", {"city": "Singapore"})]
     assert [m["role"] for m in engine.messages] == ["system", "user", "assistant", "tool", "assistant"]
     assert engine.messages[2]["tool_calls"][0]["id"] == "c1"
-    assert tool_messages(engine) == [("c1", "It's sunny in Singapore, with a temperature of 20C (demo data, not a real forecast)")]
+    assert tool_messages(engine) == [
+        ("c1", "It's sunny in Singapore, with a temperature of 20C (demo data, not a real forecast)")
+    ]
     assert len(backend.requests) == 2 and backend.requests[0].tools == REGISTRY.definitions()
     assert "".join(e.text for e in recorder.events if isinstance(e, TextDelta)).strip() == "It is sunny."
     assert [r.prompt_tokens for r in result.rounds] == [10, 20]
@@ -52,19 +61,33 @@ def test_a_call_is_approved_run_and_answered_then_the_model_answers(tmp_path):
 
 def test_parallel_calls_each_decided_and_answered_in_order_by_id(tmp_path):
     backend = ScriptedBackend(
-        calls(call("calculate", {"expression": "1+1"}, id="a"), call("nope", {}, id="b"),
-              call("calculate", {"expression": 3}, id="c"), call("calculate", '{"expression": ', id="d"),
-              call("get_weather", {"city": "Oslo"}, id="e"), call("calculate", {"expression": "2+2"}, id="f")),
-        answer("done"))
+        calls(
+            call("calculate", {"expression": "1+1"}, id="a"),
+            call("nope", {}, id="b"),
+            call("calculate", {"expression": 3}, id="c"),
+            call("calculate", '{"expression": ', id="d"),
+            call("get_weather", {"city": "Oslo"}, id="e"),
+            call("calculate", {"expression": "2+2"}, id="f"),
+        ),
+        answer("done"),
+    )
     recorder = Recorder(Decision(True), Decision(False, "not Oslo"), Decision(True))
     engine = engine_for(backend, tmp_path, recorder)
     result = engine.run_turn("go")
     assert [(r.id, r.status.value) for r in result.calls] == [
-        ("a", "ok"), ("b", "unknown"), ("c", "invalid"), ("d", "invalid"), ("e", "denied"), ("f", "ok")]
+        ("a", "ok"),
+        ("b", "unknown"),
+        ("c", "invalid"),
+        ("d", "invalid"),
+        ("e", "denied"),
+        ("f", "ok"),
+    ]
     messages = dict(tool_messages(engine))
     assert list(messages) == ["a", "b", "c", "d", "e", "f"]
     assert messages["a"] == "2" and messages["f"] == "4"
-    assert messages["b"].startswith("Error: there is no tool named 'nope'. Available tools: calculate, current_datetime")
+    assert messages["b"].startswith(
+        "Error: there is no tool named 'nope'. Available tools: calculate, current_datetime"
+    )
     assert "argument 'expression' must be string, got 3" in messages["c"]
     assert "arguments are not valid JSON" in messages["d"]
     assert messages["e"] == "The user declined this call; it was not run. Their reason: not Oslo"
@@ -73,23 +96,36 @@ def test_parallel_calls_each_decided_and_answered_in_order_by_id(tmp_path):
 
 
 def test_errors_and_timeouts_are_answers(tmp_path, plugin_dir):
-    folder = plugin_dir(slow="import time\n\ndef slow():\n    '''Slow.'''\n    time.sleep(30)\n\n"
-                             "def bad():\n    '''Bad.'''\n    raise OSError('disk on fire')\n")
+    folder = plugin_dir(
+        slow="import time\n\ndef slow():\n    '''Slow.'''\n    time.sleep(30)\n\n"
+        "def bad():\n    '''Bad.'''\n    raise OSError('disk on fire')\n"
+    )
     registry = discover([folder], bundled=False)
     backend = ScriptedBackend(calls(call("slow", id="s"), call("bad", id="b")), answer("sorry"))
     recorder = Recorder()
-    engine = Engine(backend, registry, approve=recorder.approve, on_event=recorder.sink, policy=Policy(True),
-                    tool_options=ToolOptions(tmp_path, timeout=0.5))
+    engine = Engine(
+        backend,
+        registry,
+        approve=recorder.approve,
+        on_event=recorder.sink,
+        policy=Policy(True),
+        tool_options=ToolOptions(tmp_path, timeout=0.5),
+    )
     result = engine.run_turn("x")
     assert [(r.status.value, r.output) for r in result.calls] == [
         ("timeout", "Error: the tool did not finish within 0.5 s and was stopped"),
-        ("error", "Error: OSError: disk on fire")]
+        ("error", "Error: OSError: disk on fire"),
+    ]
     assert result.stopped == "answer"
 
 
 def test_policy_allows_without_asking_and_always_sticks(tmp_path):
-    backend = ScriptedBackend(calls(call("calculate", {"expression": "1"})), calls(call("calculate", {"expression": "2"})),
-                              calls(call("get_weather", {"city": "X"})), answer("ok"))
+    backend = ScriptedBackend(
+        calls(call("calculate", {"expression": "1"})),
+        calls(call("calculate", {"expression": "2"})),
+        calls(call("get_weather", {"city": "X"})),
+        answer("ok"),
+    )
     recorder = Recorder(Decision(True, always=True))
     engine = engine_for(backend, tmp_path, recorder, policy=Policy(allow={"get_weather"}))
     engine.run_turn("x")
@@ -99,8 +135,11 @@ def test_policy_allows_without_asking_and_always_sticks(tmp_path):
 
 
 def test_edited_arguments_are_validated_again(tmp_path):
-    backend = ScriptedBackend(calls(call("calculate", {"expression": "1"}, id="x")),
-                              calls(call("calculate", {"expression": "1"}, id="y")), answer("ok"))
+    backend = ScriptedBackend(
+        calls(call("calculate", {"expression": "1"}, id="x")),
+        calls(call("calculate", {"expression": "1"}, id="y")),
+        answer("ok"),
+    )
     recorder = Recorder(Decision(True, arguments={"expression": "6*7"}), Decision(True, arguments={"expression": 5}))
     engine = engine_for(backend, tmp_path, recorder)
     result = engine.run_turn("x")
@@ -164,14 +203,22 @@ def test_ctrl_c_while_streaming_keeps_what_arrived_marked(tmp_path):
 
 
 def test_ctrl_c_while_a_tool_runs_cancels_it_and_answers_every_call(tmp_path):
-    backend = ScriptedBackend(calls(call("calculate", {"expression": "1"}, id="a"), call("calculate", {"expression": "2"}, id="b")),
-                              answer("next turn works"))
+    backend = ScriptedBackend(
+        calls(call("calculate", {"expression": "1"}, id="a"), call("calculate", {"expression": "2"}, id="b")),
+        answer("next turn works"),
+    )
 
     def interrupt(pending):
         raise KeyboardInterrupt
 
-    engine = Engine(backend, REGISTRY, approve=interrupt, on_event=lambda e: None, policy=Policy(),
-                    tool_options=ToolOptions(tmp_path))
+    engine = Engine(
+        backend,
+        REGISTRY,
+        approve=interrupt,
+        on_event=lambda e: None,
+        policy=Policy(),
+        tool_options=ToolOptions(tmp_path),
+    )
     result = engine.run_turn("x")
     assert result.stopped == "interrupted"
     assert [(r.id, r.status.value) for r in result.calls] == [("a", "cancelled"), ("b", "cancelled")]

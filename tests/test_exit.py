@@ -31,38 +31,47 @@ def quick_exit(body: str, tmp_path) -> subprocess.CompletedProcess[str]:
 
 
 def test_buffered_output_and_atexit_handlers_are_not_lost(tmp_path):
-    done = quick_exit("""
+    done = quick_exit(
+        """
         atexit.register(lambda: (folder / "atexit-ran").write_text("yes"))
         sys.stdout.write("no newline, still buffered")
         sys.stderr.write("and on stderr")
         _exit_quickly(5)
-    """, tmp_path)
+    """,
+        tmp_path,
+    )
     assert done.returncode == 5
     assert done.stdout == "no newline, still buffered" and done.stderr == "and on stderr"
     assert (tmp_path / "atexit-ran").read_text() == "yes"
 
 
 def test_a_thread_that_is_not_a_daemon_is_waited_for(tmp_path):
-    done = quick_exit("""
+    done = quick_exit(
+        """
         def late():
             time.sleep(0.5)
             (folder / "late").write_text("finished")
         threading.Thread(target=late).start()
         _exit_quickly(3)
-    """, tmp_path)
+    """,
+        tmp_path,
+    )
     assert done.returncode == 3, done.stderr
     assert (tmp_path / "late").read_text() == "finished"
 
 
 def test_a_reader_that_went_away_costs_no_traceback(tmp_path):
-    done = quick_exit("""
+    done = quick_exit(
+        """
         import os
         r, w = os.pipe()
         os.close(r)
         sys.stdout = open(w, "w")
         sys.stdout.write("nobody reads this")
         _exit_quickly(0)
-    """, tmp_path)
+    """,
+        tmp_path,
+    )
     assert done.returncode == 0 and done.stderr == ""
 
 
@@ -70,8 +79,15 @@ def test_a_closed_stderr_or_stdout_keeps_the_exit_code_and_prints_no_traceback(i
     # a cron job or script may start toolchat with a descriptor closed (`2>&-`): Python then has no
     # sys.stderr at all, and the exit code must still be toolchat's own
     def run(shell: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(["sh", "-c", shell, "sh", sys.executable], cwd=tmp_path, env=isolated_env,
-                              capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+        return subprocess.run(
+            ["sh", "-c", shell, "sh", sys.executable],
+            cwd=tmp_path,
+            env=isolated_env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            stdin=subprocess.DEVNULL,
+        )
 
     version = run('exec "$1" -m toolchat --version 2>&-')
     assert version.returncode == 0

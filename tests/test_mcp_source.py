@@ -13,14 +13,13 @@ import pytest
 
 pytest.importorskip("mcp")
 
-from conftest import free_port  # noqa: E402
-from mcp_helpers import FAULTS, TIME, HttpServer, git, git_repo, server_pids, spec, wait_gone  # noqa: E402
-
-from toolchat.mcp import open_source  # noqa: E402
-from toolchat.mcp.wiring import toolbar  # noqa: E402
-from toolchat.tools import Registry  # noqa: E402
-from toolchat.tools.model import ToolStatus  # noqa: E402
-from toolchat.tools.sources import RunLimits  # noqa: E402
+from conftest import free_port
+from mcp_helpers import FAULTS, TIME, HttpServer, git, git_repo, server_pids, spec, wait_gone
+from toolchat.mcp import open_source
+from toolchat.mcp.wiring import toolbar
+from toolchat.tools import Registry
+from toolchat.tools.model import ToolStatus
+from toolchat.tools.sources import RunLimits
 
 
 @pytest.fixture
@@ -30,8 +29,13 @@ def opened(tmp_path):
 
     def start(*specs, environ=None):
         notes: list[str] = []
-        source = open_source(list(specs), project_dir=tmp_path, environ=environ or dict(os.environ),
-                             data_dir=tmp_path / "data", notify=notes.append)
+        source = open_source(
+            list(specs),
+            project_dir=tmp_path,
+            environ=environ or dict(os.environ),
+            data_dir=tmp_path / "data",
+            notify=notes.append,
+        )
         sources.append(source)
         return source, notes
 
@@ -108,7 +112,9 @@ def test_results_become_text_the_model_can_read(opened, tmp_path):
     assert failed.status is ToolStatus.ERROR and "the disk is full" in failed.output
     refused = source.run(tools["f__refuse"], {}, limits(tmp_path))
     assert (refused.status, refused.output) == (
-        ToolStatus.ERROR, "Error: the MCP server 'f' answered with an error: the widget id is unknown")
+        ToolStatus.ERROR,
+        "Error: the MCP server 'f' answered with an error: the widget id is unknown",
+    )
     big = source.run(tools["f__big"], {}, limits(tmp_path, max_output_chars=1000))
     assert big.status is ToolStatus.OK
     assert big.output.startswith("x" * 1000 + "\n[output cut: 999000 of 1000000 characters not shown]")
@@ -160,8 +166,9 @@ def test_closing_stops_a_server_hung_in_a_call_within_three_seconds(opened, tmp_
     source, _ = opened(spec(FAULTS, "f", pid_dir))
     tools = by_name(source)
     results = []
-    caller = threading.Thread(target=lambda: results.append(
-        source.run(tools["f__hang"], {"seconds": 600}, limits(tmp_path, timeout=600))))
+    caller = threading.Thread(
+        target=lambda: results.append(source.run(tools["f__hang"], {"seconds": 600}, limits(tmp_path, timeout=600)))
+    )
     caller.start()
     time.sleep(0.5)
     started = time.monotonic()
@@ -230,8 +237,7 @@ def test_the_sdks_client_span_nests_under_the_callers_span(tmp_path):
     import subprocess
     import sys
 
-    done = subprocess.run([sys.executable, "-c", SPANS, TIME], cwd=tmp_path, capture_output=True, text=True,
-                          timeout=60)
+    done = subprocess.run([sys.executable, "-c", SPANS, TIME], cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     name, nested = json.loads(done.stdout.splitlines()[-1])
     assert "tools/call" in name and nested is True

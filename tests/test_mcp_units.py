@@ -29,7 +29,11 @@ def test_names_are_server__tool_and_always_valid():
 def test_mcp_flags_become_named_servers():
     time_server = parse_flag("mcp-server-time --local-timezone UTC")
     assert (time_server.name, time_server.type, time_server.command, time_server.args) == (
-        "time", "stdio", "mcp-server-time", ["--local-timezone", "UTC"])
+        "time",
+        "stdio",
+        "mcp-server-time",
+        ["--local-timezone", "UTC"],
+    )
     assert parse_flag("npx -y @modelcontextprotocol/server-filesystem /tmp").name == "filesystem"
     assert parse_flag("python3.12 servers/weather_mcp.py").name == "weather"
     docs = parse_flag("https://docs.example.com/mcp")
@@ -53,18 +57,26 @@ def test_results_convert_every_kind_of_content():
     from toolchat.tools.model import ToolStatus
 
     audio = base64.b64encode(b"\0" * 2500).decode()
-    result = types.CallToolResult(content=[
-        types.TextContent(text="first"),
-        types.AudioContent(data=audio, mime_type="audio/wav"),
-        types.ResourceLink(uri="file:///srv/report.pdf", name="report"),
-        types.EmbeddedResource(resource=types.TextResourceContents(uri="file:///a.txt", text="inline text")),
-        types.EmbeddedResource(resource=types.BlobResourceContents(uri="file:///b.bin", blob=audio,
-                                                                   mime_type="application/zip")),
-    ])
+    result = types.CallToolResult(
+        content=[
+            types.TextContent(text="first"),
+            types.AudioContent(data=audio, mime_type="audio/wav"),
+            types.ResourceLink(uri="file:///srv/report.pdf", name="report"),
+            types.EmbeddedResource(resource=types.TextResourceContents(uri="file:///a.txt", text="inline text")),
+            types.EmbeddedResource(
+                resource=types.BlobResourceContents(uri="file:///b.bin", blob=audio, mime_type="application/zip")
+            ),
+        ]
+    )
     converted = to_result(result, 10_000)
     assert converted.status is ToolStatus.OK
-    assert converted.output.splitlines() == ["first", "[audio/wav, 2 kB]", "file:///srv/report.pdf", "inline text",
-                                             "file:///b.bin [application/zip, 2 kB]"]
+    assert converted.output.splitlines() == [
+        "first",
+        "[audio/wav, 2 kB]",
+        "file:///srv/report.pdf",
+        "inline text",
+        "file:///b.bin [application/zip, 2 kB]",
+    ]
     structured = to_result(types.CallToolResult(content=[], structured_content={"temp": 21}), 100)
     assert structured.output == '{"temp": 21}'
     error = to_result(types.CallToolResult(content=[types.TextContent(text="no such file")], is_error=True), 100)

@@ -13,10 +13,9 @@ import pytest
 pytest.importorskip("llama_cpp")
 gguf = pytest.importorskip("gguf")
 
+from test_local_backend import run  # noqa: E402
 from toolchat.backends.local import LocalBackend  # noqa: E402
 from toolchat.config.settings import Settings  # noqa: E402
-
-from test_local_backend import run  # noqa: E402
 
 TEMPLATES = Path(__file__).parent / "templates"
 WEATHER = {"type": "function", "function": {"name": "get_weather"}}
@@ -30,8 +29,10 @@ def with_chat_template(source: Path, target: Path, template: str, **strings: byt
     reader = gguf.GGUFReader(source, "r")
     arch = reader.get_field(gguf.Keys.General.ARCHITECTURE).contents()
     writer = gguf.GGUFWriter(target, arch=arch, endianess=reader.endianess)
-    metadata = {gguf.Keys.Tokenizer.CHAT_TEMPLATE: MetadataDetails(gguf.GGUFValueType.STRING, template),
-                **{key.replace("_", "."): MetadataDetails(gguf.GGUFValueType.STRING, value) for key, value in strings.items()}}
+    metadata = {
+        gguf.Keys.Tokenizer.CHAT_TEMPLATE: MetadataDetails(gguf.GGUFValueType.STRING, template),
+        **{key.replace("_", "."): MetadataDetails(gguf.GGUFValueType.STRING, value) for key, value in strings.items()},
+    }
     copy_with_new_metadata(reader, writer, metadata, [])
     return target
 
@@ -50,8 +51,11 @@ def made_gguf(bundled_gguf, tmp_path_factory):
     return make
 
 
-@pytest.fixture(scope="module", params=[("qwen2.5", "hermes", "<tool_call>\n{"), ("llama3.1", "llama3", '{"name": ')],
-                ids=["hermes", "llama3"])
+@pytest.fixture(
+    scope="module",
+    params=[("qwen2.5", "hermes", "<tool_call>\n{"), ("llama3.1", "llama3", '{"name": ')],
+    ids=["hermes", "llama3"],
+)
 def native(request, made_gguf):
     name, fmt, opening = request.param
     path = made_gguf(name)
@@ -75,8 +79,10 @@ def test_forced_call_in_the_native_format_then_an_answer_reusing_the_cache(nativ
     written = next(iter(backend._raw.values()))
     assert written.startswith(opening)  # the model wrote its own format, and its own parser read it
     call = first.tool_calls[0]
-    messages += [{"role": "assistant", "content": "", "tool_calls": [call.message_part()]},
-                 {"role": "tool", "tool_call_id": call.id, "content": "Sunny, 20C"}]
+    messages += [
+        {"role": "assistant", "content": "", "tool_calls": [call.message_part()]},
+        {"role": "tool", "tool_call_id": call.id, "content": "Sunny, 20C"},
+    ]
     _, second = run(backend, messages, max_tokens=16)
     # the whole first prompt is reused (but a token where the template joins header and call)
     assert second.usage.cached_tokens >= first.usage.prompt_tokens - 2
@@ -85,8 +91,19 @@ def test_forced_call_in_the_native_format_then_an_answer_reusing_the_cache(nativ
 
 def test_ask_runs_the_native_loop_against_the_made_gguf(cli, made_gguf):
     path = made_gguf("qwen2.5")
-    done = cli("ask", "-m", str(path), "--yes", "--tool-choice", "get_weather", "--max-tokens", "40", "--json",
-               "What's the weather in Oslo?", timeout=300)
+    done = cli(
+        "ask",
+        "-m",
+        str(path),
+        "--yes",
+        "--tool-choice",
+        "get_weather",
+        "--max-tokens",
+        "40",
+        "--json",
+        "What's the weather in Oslo?",
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     assert [(c["name"], c["status"]) for c in result["tool_calls"]][:1] == [("get_weather", "ok")], result
@@ -94,12 +111,16 @@ def test_ask_runs_the_native_loop_against_the_made_gguf(cli, made_gguf):
     assert len(rounds) >= 2 and rounds[1]["cached_tokens"] > rounds[0]["prompt_tokens"]
 
 
-@pytest.mark.parametrize("fmt, opening", [("mistral", '[TOOL_CALLS][{"name": '), ("granite", '<|tool_call|>[{"name": ')])
+@pytest.mark.parametrize(
+    "fmt, opening", [("mistral", '[TOOL_CALLS][{"name": '), ("granite", '<|tool_call|>[{"name": ')]
+)
 def test_forced_calls_in_the_other_native_formats_are_read_by_their_parsers(bundled_gguf, tmp_path, fmt, opening):
-    backend = LocalBackend(Settings(backend="local", model=str(bundled_gguf), n_ctx=2048, seed=7, chat_format=fmt),
-                           tmp_path)
-    streamed, reply = run(backend, [{"role": "user", "content": "What's the weather in Oslo?"}],
-                          tool_choice=WEATHER, max_tokens=48)
+    backend = LocalBackend(
+        Settings(backend="local", model=str(bundled_gguf), n_ctx=2048, seed=7, chat_format=fmt), tmp_path
+    )
+    streamed, reply = run(
+        backend, [{"role": "user", "content": "What's the weather in Oslo?"}], tool_choice=WEATHER, max_tokens=48
+    )
     backend.close()
     assert streamed == "" and [c.name for c in reply.tool_calls] == ["get_weather"]
     assert next(iter(backend._raw.values())).startswith(opening)

@@ -8,36 +8,62 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fakeserver import (FakeServer, chunk, error, hang, keepalive, ollama_calls, openai_calls, raw, reply_json, sse,
-                        text_stream, vllm_calls)
+from fakeserver import (
+    FakeServer,
+    chunk,
+    error,
+    hang,
+    keepalive,
+    ollama_calls,
+    openai_calls,
+    raw,
+    reply_json,
+    sse,
+    text_stream,
+    vllm_calls,
+)
 from toolchat.backends.base import Reply, Request, TextDelta
 from toolchat.backends.openai import OpenAIBackend
 from toolchat.config.settings import Settings
 from toolchat.errors import BackendError, UsageError
 
 try:
-    from test_llama_server import llama_server  # noqa: F401  (a fixture: llama-cpp-python's real server)
+    from test_llama_server import llama_server
 except pytest.skip.Exception:  # no llama-cpp-python: only the test that needs the real server is skipped
+
     @pytest.fixture
     def llama_server():
         pytest.skip("llama-cpp-python's server is not installed")
 
-TOOLS = [{"type": "function", "function": {"name": "get_weather", "description": "W",
-                                            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}]
+
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "description": "W",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+        },
+    }
+]
 SECRET = "sk-test-SECRETKEY-1234567890"
 
 
-def settings_for(url: str, model: str | None = "fake-model", retries: int = 0, response_timeout: float = 60,
-                 **fields) -> Settings:
+def settings_for(
+    url: str, model: str | None = "fake-model", retries: int = 0, response_timeout: float = 60, **fields
+) -> Settings:
     # tests never wait for the SDK's backoff unless they test it
-    return Settings(backend="openai", base_url=url, model=model, max_retries=retries,
-                    response_timeout=response_timeout, **fields)
+    return Settings(
+        backend="openai", base_url=url, model=model, max_retries=retries, response_timeout=response_timeout, **fields
+    )
 
 
-def backend_for(server: FakeServer, stream: bool = True, timeout: float = 30, key: str | None = None,
-                retries: int = 0, **fields) -> OpenAIBackend:
-    return OpenAIBackend(settings_for(server.url, stream=stream, request_timeout=timeout, api_key=key,
-                                      retries=retries, **fields), {})
+def backend_for(
+    server: FakeServer, stream: bool = True, timeout: float = 30, key: str | None = None, retries: int = 0, **fields
+) -> OpenAIBackend:
+    return OpenAIBackend(
+        settings_for(server.url, stream=stream, request_timeout=timeout, api_key=key, retries=retries, **fields), {}
+    )
 
 
 def complete(backend: OpenAIBackend, **kwargs) -> tuple[list[str], Reply]:
@@ -57,8 +83,12 @@ def calls_of(reply: Reply) -> list[tuple[str, dict]]:
 
 
 def test_streamed_text_and_usage_with_cached_tokens():
-    usage = {"prompt_tokens": 50, "completion_tokens": 5, "total_tokens": 55,
-             "prompt_tokens_details": {"cached_tokens": 32}}
+    usage = {
+        "prompt_tokens": 50,
+        "completion_tokens": 5,
+        "total_tokens": 55,
+        "prompt_tokens_details": {"cached_tokens": 32},
+    }
     with FakeServer() as server:
         server.add(sse(text_stream("Hello there, friend.", usage=usage)))
         deltas, reply = complete(backend_for(server))
@@ -91,11 +121,30 @@ def test_vllm_calls_without_ids_get_generated_ones():
 
 
 def test_non_streamed_reply_with_arguments_as_an_object():
-    body = {"id": "x", "object": "chat.completion", "created": 1, "model": "m",
-            "choices": [{"index": 0, "finish_reason": "tool_calls", "message": {
-                "role": "assistant", "content": "", "tool_calls": [
-                    {"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": {"city": "Oslo"}}}]}}],
-            "usage": {"prompt_tokens": 10, "completion_tokens": 3, "total_tokens": 13}}
+    body = {
+        "id": "x",
+        "object": "chat.completion",
+        "created": 1,
+        "model": "m",
+        "choices": [
+            {
+                "index": 0,
+                "finish_reason": "tool_calls",
+                "message": {
+                    "role": "assistant",
+                    "content": "",
+                    "tool_calls": [
+                        {
+                            "id": "c1",
+                            "type": "function",
+                            "function": {"name": "get_weather", "arguments": {"city": "Oslo"}},
+                        }
+                    ],
+                },
+            }
+        ],
+        "usage": {"prompt_tokens": 10, "completion_tokens": 3, "total_tokens": 13},
+    }
     with FakeServer() as server:
         server.add(reply_json(body))
         _, reply = complete(backend_for(server, stream=False))
@@ -204,6 +253,7 @@ def test_openai_itself_needs_a_key_but_a_custom_endpoint_does_not():
 
 # -- a reply counts only when the server says why it ended (a finish_reason) --------------------
 
+
 def without_finish(chunks: list[dict]) -> list[dict]:
     return [c for c in chunks if not (c.get("choices") and c["choices"][0]["finish_reason"])]
 
@@ -212,8 +262,9 @@ def test_a_body_that_ends_cleanly_without_finish_reason_broke_off_mid_answer():
     with FakeServer() as server:
         server.add(sse(without_finish(text_stream("the first half of an answer", pieces=4)), done=False))
         message = failure(server)
-    assert message == (f"the stream from {server.url} broke off mid-answer: it ended without a finish_reason "
-                       "(try again)")
+    assert message == (
+        f"the stream from {server.url} broke off mid-answer: it ended without a finish_reason (try again)"
+    )
 
 
 def test_done_alone_without_finish_reason_is_not_a_whole_reply():
@@ -224,10 +275,12 @@ def test_done_alone_without_finish_reason_is_not_a_whole_reply():
 
 def test_a_body_that_ends_after_the_first_of_two_calls_runs_none(cli, plugin_dir, tmp_path):
     marker = tmp_path / "ran.txt"
-    folder = plugin_dir(mark=f"def mark(city: str) -> str:\n    '''Mark.'''\n"
-                             f"    open({str(marker)!r}, 'a').write(city)\n    return 'marked'\n")
+    folder = plugin_dir(
+        mark=f"def mark(city: str) -> str:\n    '''Mark.'''\n"
+        f"    open({str(marker)!r}, 'a').write(city)\n    return 'marked'\n"
+    )
     two = openai_calls([("mark", {"city": "Oslo"}), ("mark", {"city": "Lima"})])
-    first_call_only = two[:1 + 1 + len(json.dumps({"city": "Oslo"})) // 4 + 1]
+    first_call_only = two[: 1 + 1 + len(json.dumps({"city": "Oslo"})) // 4 + 1]
     with FakeServer() as server:
         server.add(sse(first_call_only, done=False))
         done = cli("ask", "--base-url", server.url, "-m", "fake-model", "--tools", str(folder), "--yes", "mark both")
@@ -237,19 +290,22 @@ def test_a_body_that_ends_after_the_first_of_two_calls_runs_none(cli, plugin_dir
 
 
 def test_a_connection_lost_after_the_finish_reason_keeps_the_whole_reply():
-    chunks = text_stream("complete answer") + [chunk(usage={"prompt_tokens": 1, "completion_tokens": 1,
-                                                            "total_tokens": 2}, choices=False)]
+    chunks = text_stream("complete answer") + [
+        chunk(usage={"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}, choices=False)
+    ]
     with FakeServer() as server:
         server.add(sse(chunks, cut_after=len(chunks) - 1))  # the usage chunk and [DONE] never come
         _, reply = complete(backend_for(server))
     assert (reply.text, reply.finish_reason, reply.usage) == ("complete answer", "stop", None)
 
 
-@pytest.mark.parametrize("finish, calls, expected", [("length", [], "length"), ("stop", PARALLEL, "tool_calls"),
-                                                     ("content_filter", [], "stop"), ("eos", [], "stop")])
+@pytest.mark.parametrize(
+    "finish, calls, expected",
+    [("length", [], "length"), ("stop", PARALLEL, "tool_calls"), ("content_filter", [], "stop"), ("eos", [], "stop")],
+)
 def test_finish_reason_is_always_one_of_three_words(finish, calls, expected):
     chunks = ollama_calls(calls) if calls else text_stream("words")
-    chunks[-1 if calls else -1]["choices"][0]["finish_reason"] = finish
+    chunks[-1]["choices"][0]["finish_reason"] = finish
     with FakeServer() as server:
         server.add(sse(chunks))
         _, reply = complete(backend_for(server))
@@ -257,8 +313,13 @@ def test_finish_reason_is_always_one_of_three_words(finish, calls, expected):
 
 
 def test_a_whole_reply_without_finish_reason_is_stop():
-    body = {"id": "x", "object": "chat.completion", "created": 1, "model": "m",
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": "fine"}}]}
+    body = {
+        "id": "x",
+        "object": "chat.completion",
+        "created": 1,
+        "model": "m",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "fine"}}],
+    }
     with FakeServer() as server:
         server.add(reply_json(body))
         _, reply = complete(backend_for(server, stream=False))
@@ -267,8 +328,12 @@ def test_a_whole_reply_without_finish_reason_is_stop():
 
 # -- time: the longest silence, and the whole call ------------------------------------------------
 
-@pytest.mark.parametrize("script", [keepalive(20), sse(text_stream("a" * 100, pieces=100), delay=0.2)],
-                         ids=["keep-alive comments", "a token at a time"])
+
+@pytest.mark.parametrize(
+    "script",
+    [keepalive(20), sse(text_stream("a" * 100, pieces=100), delay=0.2)],
+    ids=["keep-alive comments", "a token at a time"],
+)
 def test_a_trickling_stream_is_stopped_at_response_timeout(script):
     import time
 
@@ -303,6 +368,7 @@ def test_silence_mid_stream_names_the_request_timeout():
 
 # -- replies that are not what an OpenAI-compatible server sends ---------------------------------
 
+
 @pytest.mark.parametrize("stream", [True, False], ids=["streamed", "no-stream"])
 def test_an_html_page_is_not_a_reply(stream):
     with FakeServer() as server:
@@ -320,9 +386,29 @@ def test_an_error_body_with_status_200_says_the_servers_message(stream):
 
 
 def test_a_server_that_answers_whole_when_asked_to_stream_is_understood():
-    body = {"id": "x", "object": "chat.completion", "created": 1, "model": "m", "choices": [
-        {"index": 0, "finish_reason": "tool_calls", "message": {"role": "assistant", "content": None, "tool_calls": [
-            {"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Oslo"}'}}]}}]}
+    body = {
+        "id": "x",
+        "object": "chat.completion",
+        "created": 1,
+        "model": "m",
+        "choices": [
+            {
+                "index": 0,
+                "finish_reason": "tool_calls",
+                "message": {
+                    "role": "assistant",
+                    "content": None,
+                    "tool_calls": [
+                        {
+                            "id": "c1",
+                            "type": "function",
+                            "function": {"name": "get_weather", "arguments": '{"city": "Oslo"}'},
+                        }
+                    ],
+                },
+            }
+        ],
+    }
     with FakeServer() as server:
         server.add(reply_json(body))
         _, reply = complete(backend_for(server, stream=True))
@@ -330,11 +416,24 @@ def test_a_server_that_answers_whole_when_asked_to_stream_is_understood():
 
 
 def test_content_as_a_list_of_text_parts_is_text():
-    parts = [chunk({"content": [{"type": "text", "text": "Hel"}]}), chunk({"content": [{"type": "text", "text": "lo"}]}),
-             chunk(finish="stop")]
-    body = {"id": "x", "object": "chat.completion", "created": 1, "model": "m", "choices": [
-        {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": [
-            {"type": "text", "text": "Hel"}, "lo"]}}]}
+    parts = [
+        chunk({"content": [{"type": "text", "text": "Hel"}]}),
+        chunk({"content": [{"type": "text", "text": "lo"}]}),
+        chunk(finish="stop"),
+    ]
+    body = {
+        "id": "x",
+        "object": "chat.completion",
+        "created": 1,
+        "model": "m",
+        "choices": [
+            {
+                "index": 0,
+                "finish_reason": "stop",
+                "message": {"role": "assistant", "content": [{"type": "text", "text": "Hel"}, "lo"]},
+            }
+        ],
+    }
     with FakeServer() as server:
         server.add(sse(parts), reply_json(body))
         assert complete(backend_for(server))[1].text == "Hello"
@@ -349,11 +448,29 @@ def test_content_that_is_not_text_is_one_backend_error(content):
     assert message.startswith(("the server sent content that is not text", "the server sent a content part that"))
 
 
-KEYS = ["choices", "delta", "content", "tool_calls", "index", "id", "function", "name", "arguments", "finish_reason",
-        "usage", "prompt_tokens", "type", "text", "error", "message"]
-JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.sampled_from(["", "stop", "f", "{}", "\ud800"]),
-                    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(KEYS), inner, max_size=4),
-                    max_leaves=12)
+KEYS = [
+    "choices",
+    "delta",
+    "content",
+    "tool_calls",
+    "index",
+    "id",
+    "function",
+    "name",
+    "arguments",
+    "finish_reason",
+    "usage",
+    "prompt_tokens",
+    "type",
+    "text",
+    "error",
+    "message",
+]
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.sampled_from(["", "stop", "f", "{}", "\ud800"]),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(KEYS), inner, max_size=4),
+    max_leaves=12,
+)
 
 
 @pytest.fixture(scope="module")
@@ -397,6 +514,7 @@ def test_json_nested_deeper_than_python_reads_is_a_server_fault_not_a_crash():
 
 # -- errors: only the SDK's and the HTTP library's are caught, causes chained ---------------------
 
+
 def test_toolchats_own_bugs_are_not_reported_as_a_broken_stream(monkeypatch):
     from toolchat.backends import accumulate
 
@@ -432,19 +550,39 @@ def test_max_retries_zero_asks_once():
 
 # -- text that is not UTF-8 ----------------------------------------------------------------------
 
+
 def test_lone_surrogates_from_the_server_and_in_our_messages_never_crash():
     with FakeServer() as server:
-        server.add(sse([chunk({"content": "caf\ud800!"}), chunk({"tool_calls": [
-            {"index": 0, "id": "c1", "type": "function", "function": {"name": "get_weather",
-                                                                      "arguments": '{"city": "\udc00x"}'}}]}),
-            chunk(finish="tool_calls")]), sse(text_stream("done")))
+        server.add(
+            sse(
+                [
+                    chunk({"content": "caf\ud800!"}),
+                    chunk(
+                        {
+                            "tool_calls": [
+                                {
+                                    "index": 0,
+                                    "id": "c1",
+                                    "type": "function",
+                                    "function": {"name": "get_weather", "arguments": '{"city": "\udc00x"}'},
+                                }
+                            ]
+                        }
+                    ),
+                    chunk(finish="tool_calls"),
+                ]
+            ),
+            sse(text_stream("done")),
+        )
         backend = backend_for(server)
         deltas, reply = complete(backend)
         assert reply.text == "caf\ufffd!" and "".join(deltas) == "caf\ufffd!"
         assert json.loads(reply.tool_calls[0].arguments) == {"city": "\ufffdx"}
-        messages = [{"role": "user", "content": "latin-1 piped: caf\udce9"},
-                    {"role": "assistant", "content": reply.text, "tool_calls": [reply.tool_calls[0].message_part()]},
-                    {"role": "tool", "tool_call_id": "c1", "content": "files: r\udce9sum\udce9.txt"}]
+        messages = [
+            {"role": "user", "content": "latin-1 piped: caf\udce9"},
+            {"role": "assistant", "content": reply.text, "tool_calls": [reply.tool_calls[0].message_part()]},
+            {"role": "tool", "tool_call_id": "c1", "content": "files: r\udce9sum\udce9.txt"},
+        ]
         list(backend.complete(Request(messages, TOOLS)))
         sent = server.requests[1]["messages"]
     assert sent[0]["content"] == "latin-1 piped: caf\ufffd"
@@ -452,6 +590,7 @@ def test_lone_surrogates_from_the_server_and_in_our_messages_never_crash():
 
 
 # -- the key -------------------------------------------------------------------------------------
+
 
 def test_a_key_with_a_trailing_newline_is_stripped_and_the_user_told_once():
     notes: list[str] = []
@@ -476,10 +615,11 @@ def test_a_server_echoing_part_of_the_key_in_any_case_is_redacted(echo):
         message = failure(server, key=SECRET)
     assert "rejected the request (HTTP 400)" in message and "***" in message
     lowered = message.lower()
-    assert not any(SECRET.lower()[i:i + 8] in lowered for i in range(len(SECRET) - 7))
+    assert not any(SECRET.lower()[i : i + 8] in lowered for i in range(len(SECRET) - 7))
 
 
 # -- the protocol: model resolved at construction, describe, close -------------------------------
+
 
 def test_with_a_base_url_and_no_model_the_first_served_model_is_chosen_at_start():
     with FakeServer(models=["served-first", "another"]) as server:
@@ -487,7 +627,10 @@ def test_with_a_base_url_and_no_model_the_first_served_model_is_chosen_at_start(
         assert backend.model == "served-first"
         assert backend.describe() == f"openai · served-first · {server.url}"
         assert (backend.provider, backend.server_address, backend.server_port) == (
-            "openai", "127.0.0.1", int(server.url.split(":")[2].split("/")[0]))
+            "openai",
+            "127.0.0.1",
+            int(server.url.split(":")[2].split("/")[0]),
+        )
         server.add(sse(text_stream("ok")))
         complete(backend)
         assert server.requests[0]["model"] == "served-first"
@@ -502,14 +645,16 @@ def test_toolchat_models_neutralises_server_ids(cli):
 
 # -- the finish_reason rule, against a real server: llama-cpp-python's ---------------------------
 
+
 def test_llama_cpp_pythons_server_ends_every_reply_with_a_finish_reason(llama_server):
     backend = OpenAIBackend(settings_for(llama_server, model=None, temperature=0), {})
     assert backend.model  # the first served model, chosen at start-up
     ask = [{"role": "user", "content": "What's the weather in Oslo?"}]
     cut = list(backend.complete(Request(ask, [], max_tokens=4)))[-1]
     assert cut.finish_reason == "length"
-    forced = list(backend.complete(Request(ask, TOOLS, {"type": "function", "function": {"name": "get_weather"}},
-                                           max_tokens=32)))[-1]
+    forced = list(
+        backend.complete(Request(ask, TOOLS, {"type": "function", "function": {"name": "get_weather"}}, max_tokens=32))
+    )[-1]
     assert forced.finish_reason == "tool_calls" and forced.tool_calls[0].name == "get_weather"
     backend.close()
 
@@ -520,9 +665,15 @@ def test_with_a_base_url_and_no_model_the_banner_names_the_served_model(isolated
     import pexpect
 
     with FakeServer(models=["served-first", "another"]) as server:
-        child = pexpect.spawn(sys.executable, ["-m", "toolchat", "chat", "--base-url", server.url],
-                              env={**isolated_env, "PROMPT_TOOLKIT_NO_CPR": "1"}, cwd=str(tmp_path),
-                              encoding="utf-8", timeout=30, dimensions=(40, 120))
+        child = pexpect.spawn(
+            sys.executable,
+            ["-m", "toolchat", "chat", "--base-url", server.url],
+            env={**isolated_env, "PROMPT_TOOLKIT_NO_CPR": "1"},
+            cwd=str(tmp_path),
+            encoding="utf-8",
+            timeout=30,
+            dimensions=(40, 120),
+        )
         try:
             child.expect("/help for commands")
             assert "served-first" in child.before
@@ -542,9 +693,28 @@ def _tls_server(folder) -> tuple[object, list[str]]:
     if shutil.which("openssl") is None:
         pytest.skip("openssl is not installed")
     key, cert = folder / "key.pem", folder / "cert.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
-                    str(cert), "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+    )
     reached: list[str] = []
 
     class Handler(BaseHTTPRequestHandler):

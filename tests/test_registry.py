@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,8 +18,10 @@ class ListedSource:
         self.names = list(names)
 
     def tools(self) -> list[Tool]:
-        return [Tool(name, f"{name} of {self.label}", {"type": "object", "properties": {}}, origin=self.label)
-                for name in self.names]
+        return [
+            Tool(name, f"{name} of {self.label}", {"type": "object", "properties": {}}, origin=self.label)
+            for name in self.names
+        ]
 
     def problems(self) -> list[SourceProblem]:
         return []
@@ -50,8 +51,12 @@ def test_one_name_on_two_sources_is_an_error_naming_both(plugin_dir):
 
 
 def test_a_user_tool_replaces_a_bundled_one_from_any_source():
-    registry = Registry([ListedSource("bundled", "calculate", "get_weather", replaceable=True),
-                         ListedSource("mcp weather", "get_weather")])
+    registry = Registry(
+        [
+            ListedSource("bundled", "calculate", "get_weather", replaceable=True),
+            ListedSource("mcp weather", "get_weather"),
+        ]
+    )
     assert registry.get("get_weather").origin == "mcp weather"
     assert registry.replaced["get_weather"].origin == "bundled"
 
@@ -65,7 +70,9 @@ def test_refresh_follows_a_changing_source_and_views_follow_it(tmp_path):
     registry.refresh()
     assert allowed.names() == ["one", "two"] and registry.names() == ["local", "one", "two"]
     assert registry.get("local").origin == "plugins"
-    assert registry.problems() == [SourceProblem("mcp s", "its tool 'local' is also offered by plugins; that one is kept")]
+    assert registry.problems() == [
+        SourceProblem("mcp s", "its tool 'local' is also offered by plugins; that one is kept")
+    ]
     assert allowed.run(registry.get("local"), {}, RunLimits(tmp_path)).status is ToolStatus.UNKNOWN
     registry.close()
     registry.close()
@@ -86,5 +93,9 @@ def test_a_source_that_fails_to_list_again_keeps_its_last_tools():
     flaky.broken = True
     registry.refresh()
     assert registry.names() == ["ping"]
-    assert registry.problems() == [SourceProblem("mcp flaky", "its tools could not be listed again "
-                                                 "(ConnectionError: the server went away); the last list is kept")]
+    assert registry.problems() == [
+        SourceProblem(
+            "mcp flaky",
+            "its tools could not be listed again (ConnectionError: the server went away); the last list is kept",
+        )
+    ]

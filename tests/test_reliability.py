@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -17,9 +16,9 @@ from hypothesis import strategies as st
 from fakes import ScriptedBackend, answer, call, calls
 from fakeserver import FakeServer, openai_calls, sse, text_stream
 from toolchat.config.file import load_file
+from toolchat.conversation import Conversation
 from toolchat.engine import Engine, Policy, ToolOptions
 from toolchat.errors import ConfigError
-from toolchat.conversation import Conversation
 from toolchat.sessions import SessionLog, load
 from toolchat.tools import discover
 
@@ -29,16 +28,24 @@ REPO = Path(__file__).resolve().parents[1]
 def test_fifty_calls_in_one_reply_are_all_answered_in_order(tmp_path):
     many = [call("calculate", {"expression": f"{n} + 1"}, id=f"c{n}") for n in range(50)]
     backend = ScriptedBackend(calls(*many), answer("done"))
-    engine = Engine(backend, discover([]), approve=lambda p: None, on_event=lambda e: None, policy=Policy(True),
-                    tool_options=ToolOptions(tmp_path))
+    engine = Engine(
+        backend,
+        discover([]),
+        approve=lambda p: None,
+        on_event=lambda e: None,
+        policy=Policy(True),
+        tool_options=ToolOptions(tmp_path),
+    )
     result = engine.run_turn("go")
     assert [r.output for r in result.calls] == [str(n + 1) for n in range(50)]
     assert [m["tool_call_id"] for m in engine.messages if m["role"] == "tool"] == [f"c{n}" for n in range(50)]
 
 
 def test_a_tool_that_prints_does_not_corrupt_asks_stdout(cli, plugin_dir):
-    folder = plugin_dir(noisy="import os\n\ndef noisy() -> str:\n    '''Noisy.'''\n    print('PRINTED')\n"
-                              "    os.write(1, b'RAW FD1 ')\n    os.write(2, b'RAW FD2 ')\n    return 'value'\n")
+    folder = plugin_dir(
+        noisy="import os\n\ndef noisy() -> str:\n    '''Noisy.'''\n    print('PRINTED')\n"
+        "    os.write(1, b'RAW FD1 ')\n    os.write(2, b'RAW FD2 ')\n    return 'value'\n"
+    )
     with FakeServer() as server:
         server.add(sse(openai_calls([("noisy", {})])), sse(text_stream("The answer.")))
         done = cli("ask", "--yes", "--tools", str(folder), "--base-url", server.url, "go")
@@ -59,15 +66,28 @@ def test_ask_stderr_lines_neutralise_escapes_from_tools(cli, plugin_dir):
 def test_ask_with_stdin_closed(isolated_env, tmp_path):
     with FakeServer() as server:
         server.add(sse(text_stream("fine")))
-        done = subprocess.run(["bash", "-c", f'{sys.executable} -m toolchat ask --base-url {server.url} hello 0<&-'],
-                              capture_output=True, text=True, env=isolated_env, cwd=tmp_path, start_new_session=True)
+        done = subprocess.run(
+            ["bash", "-c", f"{sys.executable} -m toolchat ask --base-url {server.url} hello 0<&-"],
+            capture_output=True,
+            text=True,
+            env=isolated_env,
+            cwd=tmp_path,
+            start_new_session=True,
+        )
     assert (done.returncode, done.stdout) == (0, "fine\n")
 
 
 def spawn_ask(isolated_env, tmp_path, *args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "toolchat", "ask", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, env=isolated_env,
-                            cwd=tmp_path, start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "toolchat", "ask", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        env=isolated_env,
+        cwd=tmp_path,
+        start_new_session=True,
+    )
 
 
 def test_ctrl_c_in_ask_exits_130(isolated_env, tmp_path):
@@ -86,8 +106,10 @@ def test_ctrl_c_in_ask_exits_130(isolated_env, tmp_path):
 
 def test_sigterm_while_a_tool_runs_stops_the_tool_and_exits_143(isolated_env, tmp_path, plugin_dir):
     marker = tmp_path / "tool-pid"
-    folder = plugin_dir(slow=f"import os, time\n\ndef slow() -> str:\n    '''Slow.'''\n"
-                             f"    open({str(marker)!r}, 'w').write(str(os.getpid()))\n    time.sleep(60)\n    return 'x'\n")
+    folder = plugin_dir(
+        slow=f"import os, time\n\ndef slow() -> str:\n    '''Slow.'''\n"
+        f"    open({str(marker)!r}, 'w').write(str(os.getpid()))\n    time.sleep(60)\n    return 'x'\n"
+    )
     with FakeServer() as server:
         server.add(sse(openai_calls([("slow", {})])))
         process = spawn_ask(isolated_env, tmp_path, "--yes", "--tools", str(folder), "--base-url", server.url, "go")
@@ -113,11 +135,19 @@ def test_a_long_session_resumes_and_continues(tmp_path):
     for n in range(100):
         messages.append({"role": "user", "content": f"question {n}"})
         ids = [f"c{n}a", f"c{n}b"]
-        messages.append({"role": "assistant", "content": "", "tool_calls": [
-            {"id": i, "type": "function", "function": {"name": "calculate", "arguments": '{"expression": "1"}'}} for i in ids]})
+        messages.append(
+            {
+                "role": "assistant",
+                "content": "",
+                "tool_calls": [
+                    {"id": i, "type": "function", "function": {"name": "calculate", "arguments": '{"expression": "1"}'}}
+                    for i in ids
+                ],
+            }
+        )
         messages += [{"role": "tool", "tool_call_id": i, "content": "1"} for i in ids]
         messages.append({"role": "assistant", "content": f"answer {n}"})
-        for message in messages[len(conversation):]:
+        for message in messages[len(conversation) :]:
             conversation.append(message)
     conversation.log.close()
     assert len(messages) == 500 and sum(m["role"] == "tool" for m in messages) == 200
@@ -126,8 +156,15 @@ def test_a_long_session_resumes_and_continues(tmp_path):
     backend = ScriptedBackend(answer("still going"))
     resumed = Conversation()
     resumed.restore(loaded.messages, SessionLog(path, {}))
-    engine = Engine(backend, discover([]), approve=lambda p: None, on_event=lambda e: None, policy=Policy(),
-                    tool_options=ToolOptions(tmp_path), conversation=resumed)
+    engine = Engine(
+        backend,
+        discover([]),
+        approve=lambda p: None,
+        on_event=lambda e: None,
+        policy=Policy(),
+        tool_options=ToolOptions(tmp_path),
+        conversation=resumed,
+    )
     assert engine.run_turn("one more").answer == "still going"
     assert len(backend.requests[0].messages) == 501
 
@@ -144,10 +181,20 @@ def test_random_yaml_never_raises_anything_but_a_config_error(tmp_path_factory, 
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
-                    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
-                        st.sampled_from(["profile", "profiles", "tools", "paths", "backend", "max_rounds", "x", "allow"]),
-                        inner, max_size=4), max_leaves=10))
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+        lambda inner: (
+            st.lists(inner, max_size=3)
+            | st.dictionaries(
+                st.sampled_from(["profile", "profiles", "tools", "paths", "backend", "max_rounds", "x", "allow"]),
+                inner,
+                max_size=4,
+            )
+        ),
+        max_leaves=10,
+    )
+)
 def test_random_config_structures_never_raise_anything_but_a_config_error(tmp_path_factory, data):
     import yaml
 
@@ -162,4 +209,6 @@ def test_random_config_structures_never_raise_anything_but_a_config_error(tmp_pa
 def test_nothing_runs_a_shell_on_model_output():
     for source in list((REPO / "cli").rglob("*.py")) + list((REPO / "tools").rglob("*.py")):
         text = source.read_text()
-        assert "shell=True" not in text and "os.system(" not in text and "eval(" not in text.replace("literal_eval(", ""), source
+        assert (
+            "shell=True" not in text and "os.system(" not in text and "eval(" not in text.replace("literal_eval(", "")
+        ), source

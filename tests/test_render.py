@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 from rich.console import Console
 
 from fakeserver import FakeServer, sse, text_stream
-from toolchat.terminal.markdown import MarkdownStream
 from toolchat.safety import clean
+from toolchat.terminal.markdown import MarkdownStream
 
 BIDI = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c"
 
@@ -88,7 +88,7 @@ def test_a_long_paragraph_and_code_block_show_every_row_once(step):
     paragraph = " ".join(f"w{i:04d}" for i in range(800))
     code = "".join(f"line_{i:04d} = {i}\n" for i in range(300))
     text = f"{paragraph}\n\n```python\n{code}```\n"
-    out = rendered([text[i:i + step] for i in range(0, len(text), step)])
+    out = rendered([text[i : i + step] for i in range(0, len(text), step)])
     for i in range(800):
         assert out.count(f"w{i:04d}") == 1
     for i in range(300):
@@ -133,7 +133,7 @@ def test_a_word_longer_than_the_screen_is_committed_as_it_fills_rows_never_all_l
     stream = MarkdownStream(Console(file=out, width=80, force_terminal=True, height=24))
     tallest = 0
     for i in range(0, len(blob), 200):
-        stream.feed(blob[i:i + 200])
+        stream.feed(blob[i : i + 200])
         time.sleep(0.002)
         tallest = max(tallest, stream.drawn)
     stream.end()
@@ -141,7 +141,7 @@ def test_a_word_longer_than_the_screen_is_committed_as_it_fills_rows_never_all_l
     plain_out = io.StringIO()
     plain_stream = MarkdownStream(Console(file=plain_out, width=80, no_color=True, height=24))
     for i in range(0, len(blob), 200):
-        plain_stream.feed(blob[i:i + 200])
+        plain_stream.feed(blob[i : i + 200])
     plain_stream.end()
     assert "".join(plain_out.getvalue().split()) == blob  # every character once, in order
 

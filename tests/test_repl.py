@@ -6,7 +6,6 @@ import re
 import signal
 import sys
 import time
-from pathlib import Path
 
 import pexpect
 import pytest
@@ -28,9 +27,15 @@ def repl(isolated_env, tmp_path):
     children = []
 
     def start(server: FakeServer, *args: str) -> pexpect.spawn:
-        child = pexpect.spawn(sys.executable, ["-m", "toolchat", "chat", "--base-url", server.url, "-m", "fake", *args],
-                              env={**isolated_env, "COLUMNS": "120", "LINES": "40", "PROMPT_TOOLKIT_NO_CPR": "1"}, cwd=str(tmp_path),
-                              encoding="utf-8", timeout=30, dimensions=(40, 120))
+        child = pexpect.spawn(
+            sys.executable,
+            ["-m", "toolchat", "chat", "--base-url", server.url, "-m", "fake", *args],
+            env={**isolated_env, "COLUMNS": "120", "LINES": "40", "PROMPT_TOOLKIT_NO_CPR": "1"},
+            cwd=str(tmp_path),
+            encoding="utf-8",
+            timeout=30,
+            dimensions=(40, 120),
+        )
         children.append(child)
         child.expect("/help for commands")
         started = child.before
@@ -89,13 +94,16 @@ def test_decline_with_a_reason_the_model_sees(repl, server):
     say(child, "I am indoors")
     see(child, "get_weather → denied")
     child.expect("Fine, no weather.")
-    assert server.requests[1]["messages"][-1]["content"] == \
-        "The user declined this call; it was not run. Their reason: I am indoors"
+    assert (
+        server.requests[1]["messages"][-1]["content"]
+        == "The user declined this call; it was not run. Their reason: I am indoors"
+    )
 
 
 def test_always_allow_skips_the_next_question(repl, server):
-    server.add(sse(openai_calls(WEATHER)), sse(text_stream("One.")),
-               sse(openai_calls(WEATHER)), sse(text_stream("Two.")))
+    server.add(
+        sse(openai_calls(WEATHER)), sse(text_stream("One.")), sse(openai_calls(WEATHER)), sse(text_stream("Two."))
+    )
     child = repl(server)
     say(child, "weather?")
     child.expect(QUESTION)
@@ -143,7 +151,9 @@ def test_ctrl_c_during_a_streamed_answer_keeps_it_and_the_repl(repl, server):
 
 
 def test_ctrl_c_while_a_tool_runs_stops_it_and_tells_the_model(repl, server, plugin_dir):
-    folder = plugin_dir(slow="import time\n\ndef slow_tool() -> str:\n    '''Slow.'''\n    time.sleep(60)\n    return 'done'\n")
+    folder = plugin_dir(
+        slow="import time\n\ndef slow_tool() -> str:\n    '''Slow.'''\n    time.sleep(60)\n    return 'done'\n"
+    )
     server.add(sse(openai_calls([("slow_tool", {})])), sse(text_stream("OK, cancelled.")))
     child = repl(server, "--tools", str(folder))
     say(child, "run the slow one")
@@ -206,8 +216,15 @@ def test_an_untrusted_project_config_is_shown_and_asked_about_once(isolated_env,
     server.add(sse(text_stream("Configured.")))
     (tmp_path / "toolchat.yaml").write_text(f"backend: openai\nbase_url: {server.url}\nmodel: proj-model\n")
     env = {**isolated_env, "PROMPT_TOOLKIT_NO_CPR": "1"}
-    child = pexpect.spawn(sys.executable, ["-m", "toolchat"], env=env, cwd=str(tmp_path), encoding="utf-8",
-                          timeout=30, dimensions=(40, 120))
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "toolchat"],
+        env=env,
+        cwd=str(tmp_path),
+        encoding="utf-8",
+        timeout=30,
+        dimensions=(40, 120),
+    )
     see(child, "This project has a config you have not trusted yet")
     see(child, f"base_url: {server.url}")
     child.expect(r"Trust it and use it\?")
@@ -220,8 +237,15 @@ def test_an_untrusted_project_config_is_shown_and_asked_about_once(isolated_env,
     time.sleep(0.3)
     child.sendeof()
     child.expect(pexpect.EOF)
-    again = pexpect.spawn(sys.executable, ["-m", "toolchat"], env=env, cwd=str(tmp_path), encoding="utf-8",
-                          timeout=30, dimensions=(40, 120))
+    again = pexpect.spawn(
+        sys.executable,
+        ["-m", "toolchat"],
+        env=env,
+        cwd=str(tmp_path),
+        encoding="utf-8",
+        timeout=30,
+        dimensions=(40, 120),
+    )
     again.expect("›")
     assert "not trusted" not in again.before  # asked once
     time.sleep(0.3)

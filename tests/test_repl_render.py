@@ -45,6 +45,7 @@ def test_capital_n_declines(repl, server):
 
 # -- streamed Markdown, as a terminal shows it ------------------------------------------------------
 
+
 class Terminal:
     """What the user sees: everything the REPL writes, fed to a terminal emulator that keeps
     the rows scrolled off the top."""
@@ -88,9 +89,15 @@ def terminal(isolated_env, tmp_path):
 
     def start(server: FakeServer, rows: int = 24, columns: int = 80) -> tuple[pexpect.spawn, Terminal]:
         env = {k: v for k, v in isolated_env.items() if k not in ("COLUMNS", "LINES", "NO_COLOR")}
-        child = pexpect.spawn(sys.executable, ["-m", "toolchat", "chat", "--base-url", server.url, "-m", "fake"],
-                              env={**env, "PROMPT_TOOLKIT_NO_CPR": "1", "TERM": "xterm"}, cwd=str(tmp_path),
-                              encoding="utf-8", timeout=30, dimensions=(rows, columns))
+        child = pexpect.spawn(
+            sys.executable,
+            ["-m", "toolchat", "chat", "--base-url", server.url, "-m", "fake"],
+            env={**env, "PROMPT_TOOLKIT_NO_CPR": "1", "TERM": "xterm"},
+            cwd=str(tmp_path),
+            encoding="utf-8",
+            timeout=30,
+            dimensions=(rows, columns),
+        )
         children.append(child)
         screen = Terminal(child, rows, columns)
         child.expect("›")
@@ -154,19 +161,22 @@ def test_paragraphs_lists_and_code_are_separated_by_blank_lines(terminal, server
     child.expect("›")
     rows = screen.transcript()
     start = rows.index("Intro paragraph:")
-    shown = [row.strip() for row in rows[start:start + 11]]
+    shown = [row.strip() for row in rows[start : start + 11]]
     assert shown == ["Intro paragraph:", "", "• first", "• second", "", "Between.", "", "", "x = 1", "", ""]
     assert rows[start + 11].strip() == "Last line."
 
 
 def test_bidi_controls_escapes_and_links_are_shown_not_obeyed(terminal, server):
-    answer = ("Trojan \u202eevil\u202c and &#x202E;entity&rlm; and \x1b]0;TITLE\x07 and "
-              "[see docs](https://evil.example/x) done.")
+    answer = (
+        "Trojan \u202eevil\u202c and &#x202E;entity&rlm; and \x1b]0;TITLE\x07 and "
+        "[see docs](https://evil.example/x) done."
+    )
     server.add(sse(text_stream(answer, pieces=20)))
     child, screen = terminal(server, columns=120)
     raw = []
-    child.logfile_read = type("Both", (), {"write": lambda self, d: (raw.append(d), screen.write(d)),
-                                            "flush": lambda self: None})()
+    child.logfile_read = type(
+        "Both", (), {"write": lambda self, d: (raw.append(d), screen.write(d)), "flush": lambda self: None}
+    )()
     say(child, "talk")
     child.expect("done.")
     child.expect("›")
@@ -182,10 +192,15 @@ def test_bidi_controls_escapes_and_links_are_shown_not_obeyed(terminal, server):
 def test_a_model_name_from_a_config_or_server_cannot_drive_the_banner(server, isolated_env, tmp_path):
     (tmp_path / "config.yaml").write_text('model: "evil\\e]0;TITLE\\a\\e[31m-red\\u202e"\n')
     env = {k: v for k, v in isolated_env.items() if k not in ("COLUMNS", "LINES")}
-    child = pexpect.spawn(sys.executable, ["-m", "toolchat", "chat", "--base-url", server.url, "-c",
-                                           str(tmp_path / "config.yaml")],
-                          env={**env, "PROMPT_TOOLKIT_NO_CPR": "1"}, cwd=str(tmp_path), encoding="utf-8",
-                          timeout=30, dimensions=(24, 120))
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "toolchat", "chat", "--base-url", server.url, "-c", str(tmp_path / "config.yaml")],
+        env={**env, "PROMPT_TOOLKIT_NO_CPR": "1"},
+        cwd=str(tmp_path),
+        encoding="utf-8",
+        timeout=30,
+        dimensions=(24, 120),
+    )
     try:
         child.expect("/help for commands")
         banner = child.before

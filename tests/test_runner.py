@@ -15,12 +15,20 @@ import pytest
 
 from toolchat.tools import RunLimits, discover
 from toolchat.tools.isolation import worker
-from toolchat.tools.model import ToolStatus
 from toolchat.tools.isolation.runner import cut
+from toolchat.tools.model import ToolStatus
 
 
-def run(tmp_path: Path, source: str, name: str, *, timeout: float = 10, limit: int = 20_000,
-        printed: int = 4_000_000, **arguments):
+def run(
+    tmp_path: Path,
+    source: str,
+    name: str,
+    *,
+    timeout: float = 10,
+    limit: int = 20_000,
+    printed: int = 4_000_000,
+    **arguments,
+):
     """Write `source` as a plugin file, discover it, and run its tool `name` as the engine does."""
     folder = tmp_path / "plugins"
     folder.mkdir(exist_ok=True)
@@ -77,14 +85,19 @@ def test_an_exception_becomes_error_text_without_traceback(tmp_path):
 def test_a_hung_tool_is_stopped_for_real(tmp_path):
     marker = tmp_path / "still-running"
     started = time.monotonic()
-    result = run(tmp_path, f"""
+    result = run(
+        tmp_path,
+        f"""
         import subprocess, time
 
         def hang():
             subprocess.Popen(["sh", "-c", "sleep 1.5; touch {marker}"])  # a child of the tool, too
             while True:
                 time.sleep(0.1)
-        """, "hang", timeout=1)
+        """,
+        "hang",
+        timeout=1,
+    )
     assert result.status is ToolStatus.TIMEOUT
     assert "did not finish within 1 s" in result.output
     assert time.monotonic() - started < 5
@@ -96,7 +109,9 @@ def test_a_double_forked_setsid_daemon_is_killed_too(tmp_path):
     """Leaving the tool's session (double fork + setsid) does not escape: the worker is the
     subreaper of everything a tool starts and kills all of it when the call ends."""
     pid_file = tmp_path / "daemon.pid"
-    result = run(tmp_path, f"""
+    result = run(
+        tmp_path,
+        f"""
         import os, time
 
         def daemonize() -> str:
@@ -111,7 +126,9 @@ def test_a_double_forked_setsid_daemon_is_killed_too(tmp_path):
                 time.sleep(0.01)
             time.sleep(0.05)
             return "started"
-        """, "daemonize")
+        """,
+        "daemonize",
+    )
     assert result.output == "started"
     daemon = int(pid_file.read_text())
     assert wait_gone(daemon), "the daemon a tool started is still running after the call"
@@ -119,7 +136,9 @@ def test_a_double_forked_setsid_daemon_is_killed_too(tmp_path):
 
 def test_a_tool_that_forks_a_child_and_returns_gets_its_real_result(tmp_path):
     started = time.monotonic()
-    result = run(tmp_path, """
+    result = run(
+        tmp_path,
+        """
         import os, time
 
         def background() -> str:
@@ -127,20 +146,29 @@ def test_a_tool_that_forks_a_child_and_returns_gets_its_real_result(tmp_path):
                 time.sleep(30)
                 os._exit(0)
             return "returned at once"
-        """, "background", timeout=5)
+        """,
+        "background",
+        timeout=5,
+    )
     assert result.ok and result.output == "returned at once"
     assert time.monotonic() - started < 4
 
 
 def test_output_without_end_is_stopped_at_the_bound(tmp_path):
     started = time.monotonic()
-    result = run(tmp_path, """
+    result = run(
+        tmp_path,
+        """
         import sys
 
         def flood():
             while True:
                 sys.stdout.write("y" * 10000 + "\\n")
-        """, "flood", timeout=30, printed=200_000)
+        """,
+        "flood",
+        timeout=30,
+        printed=200_000,
+    )
     assert result.status is ToolStatus.ERROR
     assert "output was too large (more than 200,000 bytes); it was stopped" in result.output
     assert time.monotonic() - started < 10
@@ -180,7 +208,9 @@ def test_sys_exit_os_exit_and_crashes_do_not_take_toolchat_down(tmp_path):
 
 
 def test_printed_output_is_captured_not_leaked(tmp_path, capfd):
-    result = run(tmp_path, """
+    result = run(
+        tmp_path,
+        """
         import os
 
         def chatty() -> str:
@@ -188,7 +218,9 @@ def test_printed_output_is_captured_not_leaked(tmp_path, capfd):
             os.write(2, b"raw stderr\\n")
             os.system("echo from a shell")
             return "done"
-        """, "chatty")
+        """,
+        "chatty",
+    )
     assert result.output == "done\n\n[printed output]\nhello from the tool\nraw stderr\nfrom a shell"
     out, err = capfd.readouterr()
     assert "hello from the tool" not in out + err and "from a shell" not in out + err
@@ -231,7 +263,8 @@ except KeyboardInterrupt:
 
 def _slow_plugin(tmp_path: Path) -> Path:
     pid_file = tmp_path / "tool.pid"
-    (tmp_path / "slow.py").write_text(textwrap.dedent(f"""
+    (tmp_path / "slow.py").write_text(
+        textwrap.dedent(f"""
         import os, subprocess, time
 
         def slow():
@@ -239,14 +272,21 @@ def _slow_plugin(tmp_path: Path) -> Path:
             with open({str(pid_file)!r}, "w") as f:
                 f.write(f"{{os.getpid()}} {{child.pid}}")
             time.sleep(60)
-        """))
+        """)
+    )
     return pid_file
 
 
 def test_ctrl_c_stops_the_running_call_and_everything_it_started(tmp_path, isolated_env):
     pid_file = _slow_plugin(tmp_path)
-    done = subprocess.run([sys.executable, "-c", CANCEL_SCRIPT, str(tmp_path)], capture_output=True, text=True,
-                          timeout=20, env=isolated_env, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    done = subprocess.run(
+        [sys.executable, "-c", CANCEL_SCRIPT, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=20,
+        env=isolated_env,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     assert done.stdout.strip() == "interrupted", done.stderr
     for pid in map(int, pid_file.read_text().split()):
         assert wait_gone(pid), "a process of the interrupted call is still running"
@@ -256,9 +296,13 @@ def test_ctrl_c_stops_the_running_call_and_everything_it_started(tmp_path, isola
 def test_when_toolchat_dies_the_worker_kills_its_tools_and_exits(tmp_path, isolated_env, signal_number):
     pid_file = _slow_plugin(tmp_path)
     script = CANCEL_SCRIPT.replace("threading.Timer(1.0", "threading.Timer(100")
-    process = subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], env=isolated_env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               preexec_fn=lambda: [signal.signal(s, signal.SIG_DFL) for s in (signal.SIGHUP, signal.SIGQUIT)])
+    process = subprocess.Popen(
+        [sys.executable, "-c", script, str(tmp_path)],
+        env=isolated_env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        preexec_fn=lambda: [signal.signal(s, signal.SIG_DFL) for s in (signal.SIGHUP, signal.SIGQUIT)],
+    )
     try:
         deadline = time.monotonic() + 15
         while not (pid_file.exists() and len(pid_file.read_text().split()) == 2) and time.monotonic() < deadline:
@@ -301,8 +345,12 @@ def test_overlapping_calls_run_side_by_side(tmp_path):
     (tmp_path / "nap.py").write_text("import time\n\ndef nap() -> str:\n    time.sleep(2)\n    return 'rested'\n")
     registry = discover([tmp_path / "nap.py"], bundled=False)
     results = []
-    threads = [threading.Thread(target=lambda: results.append(
-        registry.run(registry.get("nap"), {}, RunLimits(tmp_path, 30)).output)) for _ in range(3)]
+    threads = [
+        threading.Thread(
+            target=lambda: results.append(registry.run(registry.get("nap"), {}, RunLimits(tmp_path, 30)).output)
+        )
+        for _ in range(3)
+    ]
     started = time.monotonic()
     for thread in threads:
         thread.start()
@@ -313,6 +361,10 @@ def test_overlapping_calls_run_side_by_side(tmp_path):
 
 
 def test_lone_surrogates_in_a_result_become_replacement_characters(tmp_path):
-    result = run(tmp_path, "import os\n\ndef odd() -> str:\n    print('\\udce9 printed')\n    return 'caf\\udce9 \\ud800'\n", "odd")
+    result = run(
+        tmp_path,
+        "import os\n\ndef odd() -> str:\n    print('\\udce9 printed')\n    return 'caf\\udce9 \\ud800'\n",
+        "odd",
+    )
     assert result.output == "caf\ufffd \ufffd\n\n[printed output]\n? printed"
     result.output.encode("utf-8")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from typing import Annotated, Any, Literal, Optional, Union
+from typing import Annotated, Any, Literal
 
 from toolchat.tools.schema import enum_params, function_schema
 
@@ -36,10 +36,15 @@ def test_the_guides_temperature_tool_with_choices():
     assert schema.parameters == {
         "type": "object",
         "properties": {
-            "location": {"type": "string",
-                         "description": 'The location to get the temperature for, in the format "City, Country"'},
-            "unit": {"type": "string", "description": "The unit to return the temperature in.",
-                     "enum": ["celsius", "fahrenheit"]},
+            "location": {
+                "type": "string",
+                "description": 'The location to get the temperature for, in the format "City, Country"',
+            },
+            "unit": {
+                "type": "string",
+                "description": "The unit to return the temperature in.",
+                "enum": ["celsius", "fahrenheit"],
+            },
         },
         "required": ["location", "unit"],
     }
@@ -87,7 +92,7 @@ def test_no_required_key_when_nothing_is_required():
 
 
 def test_optional_and_union_use_standard_nullability():
-    def f(a: Optional[int], b: int | None, c: Union[int, str], d: Union[int, str, None], e: list[int] | None):
+    def f(a: int | None, b: int | None, c: int | str, d: int | str | None, e: list[int] | None):
         """F."""
 
     props = params(f)["properties"]
@@ -112,8 +117,16 @@ def test_literal_and_enum_classes_become_enums():
 
 
 def test_containers_nested_tuple_dict_any():
-    def f(a: list, b: list[list[str]], c: dict[str, int], d: dict, e: tuple[int, str], g: tuple[float, ...], h: Any,
-          i: dict[str, list[float]]):
+    def f(
+        a: list,
+        b: list[list[str]],
+        c: dict[str, int],
+        d: dict,
+        e: tuple[int, str],
+        g: tuple[float, ...],
+        h: Any,
+        i: dict[str, list[float]],
+    ):
         """F."""
 
     props = params(f)["properties"]
@@ -121,8 +134,12 @@ def test_containers_nested_tuple_dict_any():
     assert props["b"] == {"type": "array", "items": {"type": "array", "items": {"type": "string"}}}
     assert props["c"] == {"type": "object", "additionalProperties": {"type": "integer"}}
     assert props["d"] == {"type": "object"}
-    assert props["e"] == {"type": "array", "prefixItems": [{"type": "integer"}, {"type": "string"}],
-                          "minItems": 2, "maxItems": 2}
+    assert props["e"] == {
+        "type": "array",
+        "prefixItems": [{"type": "integer"}, {"type": "string"}],
+        "minItems": 2,
+        "maxItems": 2,
+    }
     assert props["g"] == {"type": "array", "items": {"type": "number"}}
     assert props["h"] == {}
     assert props["i"] == {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "number"}}}
@@ -155,7 +172,10 @@ def test_undocumented_argument_is_a_warning():
 def test_string_annotations_from_future_import_resolve():
     namespace: dict[str, Any] = {}
     exec("from __future__ import annotations\ndef f(a: int, b: list[str] | None = None):\n    '''F.'''\n", namespace)
-    assert params(namespace["f"])["properties"] == {"a": {"type": "integer"}, "b": {"type": ["array", "null"], "items": {"type": "string"}}}
+    assert params(namespace["f"])["properties"] == {
+        "a": {"type": "integer"},
+        "b": {"type": ["array", "null"], "items": {"type": "string"}},
+    }
 
 
 def test_kwargs_are_not_parameters_but_allow_extra_arguments():
@@ -188,15 +208,21 @@ def test_positional_only_parameters_are_in_the_schema():
 
     assert function_schema(area).parameters == {
         "type": "object",
-        "properties": {"w": {"type": "number", "description": "Width"}, "h": {"type": "number", "description": "Height"},
-                       "unit": {"type": "string", "description": "Unit"}},
+        "properties": {
+            "w": {"type": "number", "description": "Width"},
+            "h": {"type": "number", "description": "Height"},
+            "unit": {"type": "string", "description": "Unit"},
+        },
         "required": ["w", "h"],
     }
 
 
 def test_annotated_descriptions_are_read():
-    def shout(text: Annotated[str, "The text"], times: Annotated[Optional[int], "How often"] = None,
-              level: Annotated[int, "ignored: the docstring wins"] = 1) -> str:
+    def shout(
+        text: Annotated[str, "The text"],
+        times: Annotated[int | None, "How often"] = None,
+        level: Annotated[int, "ignored: the docstring wins"] = 1,
+    ) -> str:
         """Shout.
 
         Args:

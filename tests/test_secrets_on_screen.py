@@ -12,7 +12,7 @@ import pexpect
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fakeserver import FakeServer, chunk, openai_calls, sse, text_stream
+from fakeserver import FakeServer, chunk, openai_calls, sse
 from toolchat.redact import Redactor, StreamRedactor
 
 KEY = "sk-proj-Zq81secretKEY55xy"
@@ -25,22 +25,36 @@ def echo(text: str) -> str:
 
 def no_part_of_the_key(text: str) -> bool:
     lower, key = text.lower(), KEY.lower()
-    return not any(lower[i:i + 8] in key for i in range(len(lower) - 7))
+    return not any(lower[i : i + 8] in key for i in range(len(lower) - 7))
 
 
 def answer_cut_through_the_key() -> list[dict]:
     """'Your key is KEY, keep it safe.' in deltas cut inside the key, one of them upper case."""
-    return [chunk({"role": "assistant", "content": ""}), chunk({"content": "Your key is " + KEY[:5]}),
-            chunk({"content": KEY[5:11].upper()}), chunk({"content": KEY[11:] + ", keep it safe."}),
-            chunk(finish="stop")]
+    return [
+        chunk({"role": "assistant", "content": ""}),
+        chunk({"content": "Your key is " + KEY[:5]}),
+        chunk({"content": KEY[5:11].upper()}),
+        chunk({"content": KEY[11:] + ", keep it safe."}),
+        chunk(finish="stop"),
+    ]
 
 
 def test_ask_shows_no_key_from_the_answer_the_call_or_the_tool(cli, plugin_dir):
     tools = plugin_dir(echo=ECHO)
     with FakeServer(models=["m"]) as server:
         server.add(sse(openai_calls([("echo", {"text": f"remember {KEY}"})])), sse(answer_cut_through_the_key()))
-        done = cli("ask", "--base-url", server.url, "-m", "m", "-t", str(tools), "--yes", "what is my key?",
-                   env={"OPENAI_API_KEY": KEY})
+        done = cli(
+            "ask",
+            "--base-url",
+            server.url,
+            "-m",
+            "m",
+            "-t",
+            str(tools),
+            "--yes",
+            "what is my key?",
+            env={"OPENAI_API_KEY": KEY},
+        )
     assert done.returncode == 0, done.stderr
     assert done.stdout == "Your key is ***, keep it safe.\n"
     assert "→ echo" in done.stderr and "← echo ok: you said: remember ***" in done.stderr
@@ -52,11 +66,15 @@ def test_the_repl_shows_no_key_and_its_prompt_history_keeps_none(isolated_env, t
     screen = tmp_path / "screen.txt"
     with FakeServer(models=["m"]) as server:
         server.add(sse(openai_calls([("echo", {"text": f"remember {KEY}"})])), sse(answer_cut_through_the_key()))
-        child = pexpect.spawn(sys.executable, ["-m", "toolchat", "chat", "--base-url", server.url, "-m", "m",
-                                               "-t", str(tools), "--allow", "echo"],
-                              env={**isolated_env, "OPENAI_API_KEY": KEY, "COLUMNS": "120", "LINES": "40",
-                                   "PROMPT_TOOLKIT_NO_CPR": "1"},
-                              cwd=str(tmp_path), encoding="utf-8", timeout=30, dimensions=(40, 120))
+        child = pexpect.spawn(
+            sys.executable,
+            ["-m", "toolchat", "chat", "--base-url", server.url, "-m", "m", "-t", str(tools), "--allow", "echo"],
+            env={**isolated_env, "OPENAI_API_KEY": KEY, "COLUMNS": "120", "LINES": "40", "PROMPT_TOOLKIT_NO_CPR": "1"},
+            cwd=str(tmp_path),
+            encoding="utf-8",
+            timeout=30,
+            dimensions=(40, 120),
+        )
         with open(screen, "w", encoding="utf-8") as log:
             child.logfile_read = log
             child.expect("›")
@@ -68,7 +86,7 @@ def test_the_repl_shows_no_key_and_its_prompt_history_keeps_none(isolated_env, t
             child.send("/exit\r")
             child.expect(pexpect.EOF)
     shown = screen.read_text(encoding="utf-8")
-    after_question = shown[shown.rindex("what is it?") + len("what is it?"):]  # the typed line is shown as typed
+    after_question = shown[shown.rindex("what is it?") + len("what is it?") :]  # the typed line is shown as typed
     assert "***" in after_question and "you said: remember ***" in after_question
     assert no_part_of_the_key(after_question)
     histories = list(Path(isolated_env["TOOLCHAT_DATA_DIR"]).rglob("prompt-history"))
@@ -83,14 +101,20 @@ def test_a_stream_through_the_redactor_shows_what_the_whole_text_would():
     text = f"a {KEY} b {KEY.upper()}{KEY} pw12 {KEY[:7]} end"
     for size in range(1, 12):
         stream = StreamRedactor(redactor)
-        shown = "".join(stream.feed(text[i:i + size]) for i in range(0, len(text), size)) + stream.flush()
+        shown = "".join(stream.feed(text[i : i + size]) for i in range(0, len(text), size)) + stream.flush()
         assert shown == redactor.redact(text) == f"a *** b *** *** {KEY[:7]} end"
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.sampled_from([KEY, KEY.upper(), KEY[:6], KEY[4:13], KEY[12:], "pw1", "2", "pw12", "sk-", " ",
-                                 ".", "\n", "hello"]), max_size=12),
-       st.lists(st.integers(min_value=0, max_value=200), max_size=8))
+@given(
+    st.lists(
+        st.sampled_from(
+            [KEY, KEY.upper(), KEY[:6], KEY[4:13], KEY[12:], "pw1", "2", "pw12", "sk-", " ", ".", "\n", "hello"]
+        ),
+        max_size=12,
+    ),
+    st.lists(st.integers(min_value=0, max_value=200), max_size=8),
+)
 def test_a_key_cut_anywhere_in_a_stream_is_hidden_as_in_the_whole_text(pieces, cuts):
     redactor = Redactor([KEY, "pw12"])
     text = "".join(pieces)

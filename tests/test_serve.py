@@ -22,8 +22,9 @@ def client(served: Served) -> openai.OpenAI:
 
 
 def ask_weather(sdk: openai.OpenAI, **kwargs):
-    return sdk.chat.completions.create(model="toolchat", messages=[{"role": "user", "content": "Weather in Singapore?"}],
-                                       **kwargs)
+    return sdk.chat.completions.create(
+        model="toolchat", messages=[{"role": "user", "content": "Weather in Singapore?"}], **kwargs
+    )
 
 
 def test_an_allowed_server_tool_runs_server_side_and_the_answer_comes_back_whole(upstream, serve):
@@ -44,8 +45,7 @@ def test_an_allowed_server_tool_runs_server_side_and_the_answer_comes_back_whole
 
 def test_a_streamed_answer_arrives_in_pieces_with_the_calls_and_usage_at_the_end(upstream, serve):
     upstream.add(sse(openai_calls(WEATHER)), sse(text_stream(ANSWER, pieces=4, usage=USAGE)))
-    stream = ask_weather(client(serve("--allow", "get_weather")), stream=True,
-                         stream_options={"include_usage": True})
+    stream = ask_weather(client(serve("--allow", "get_weather")), stream=True, stream_options={"include_usage": True})
     chunks = list(stream)
     texts = [c.choices[0].delta.content for c in chunks if c.choices and c.choices[0].delta.content]
     assert "".join(texts) == ANSWER and len(texts) >= 4
@@ -68,8 +68,14 @@ def test_a_tool_the_server_does_not_allow_is_declined_and_the_model_told(upstrea
 def test_a_client_tool_call_comes_back_to_the_client_and_the_next_request_continues(upstream, serve):
     upstream.add(sse(openai_calls([("lookup_order", {"order": "A17"})])), sse(text_stream("Order A17 ships today.")))
     sdk = client(serve("--allow", "get_weather"))
-    lookup = {"type": "function", "function": {"name": "lookup_order", "description": "Find an order.",
-              "parameters": {"type": "object", "properties": {"order": {"type": "string"}}, "required": ["order"]}}}
+    lookup = {
+        "type": "function",
+        "function": {
+            "name": "lookup_order",
+            "description": "Find an order.",
+            "parameters": {"type": "object", "properties": {"order": {"type": "string"}}, "required": ["order"]},
+        },
+    }
     messages: list = [{"role": "user", "content": "Where is order A17?"}]
     first = sdk.chat.completions.create(model="toolchat", messages=messages, tools=[lookup])
     choice = first.choices[0]
@@ -82,15 +88,19 @@ def test_a_client_tool_call_comes_back_to_the_client_and_the_next_request_contin
     second = sdk.chat.completions.create(model="toolchat", messages=messages, tools=[lookup])
     assert second.choices[0].message.content == "Order A17 ships today."
     sent = upstream.requests[1]["messages"]
-    assert sent[-2]["tool_calls"][0]["id"] == call.id and sent[-1] == {"role": "tool", "tool_call_id": call.id,
-                                                                        "content": "ships today"}
+    assert sent[-2]["tool_calls"][0]["id"] == call.id and sent[-1] == {
+        "role": "tool",
+        "tool_call_id": call.id,
+        "content": "ships today",
+    }
 
 
 def test_a_client_tool_call_streams_as_tool_call_deltas(upstream, serve):
     upstream.add(sse(openai_calls([("lookup_order", {"order": "A17"})])))
     lookup = {"type": "function", "function": {"name": "lookup_order", "parameters": {"type": "object"}}}
     stream = client(serve()).chat.completions.create(
-        model="toolchat", messages=[{"role": "user", "content": "A17?"}], tools=[lookup], stream=True)
+        model="toolchat", messages=[{"role": "user", "content": "A17?"}], tools=[lookup], stream=True
+    )
     chunks = list(stream)
     parts = [tc for c in chunks if c.choices for tc in c.choices[0].delta.tool_calls or []]
     assert [(p.function.name, p.function.arguments) for p in parts] == [("lookup_order", '{"order": "A17"}')]
@@ -100,8 +110,9 @@ def test_a_client_tool_call_streams_as_tool_call_deltas(upstream, serve):
 def test_a_client_tool_named_like_a_server_tool_is_a_400(upstream, serve):
     clash = {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}
     with pytest.raises(openai.BadRequestError) as caught:
-        client(serve()).chat.completions.create(model="toolchat", messages=[{"role": "user", "content": "hi"}],
-                                                tools=[clash])
+        client(serve()).chat.completions.create(
+            model="toolchat", messages=[{"role": "user", "content": "hi"}], tools=[clash]
+        )
     assert caught.value.code == "tool_name_conflict"
     assert "get_weather" in caught.value.message and upstream.requests == []
 
@@ -130,7 +141,8 @@ def test_a_reply_calling_both_kinds_returns_the_client_calls_and_runs_none_of_th
     upstream.add(sse(openai_calls([("get_weather", {"city": "Oslo"}), ("lookup_order", {"order": "A17"})])))
     lookup = {"type": "function", "function": {"name": "lookup_order", "parameters": {"type": "object"}}}
     response = client(serve("--allow", "get_weather")).chat.completions.create(
-        model="toolchat", messages=[{"role": "user", "content": "Weather, and A17?"}], tools=[lookup])
+        model="toolchat", messages=[{"role": "user", "content": "Weather, and A17?"}], tools=[lookup]
+    )
     assert [c.function.name for c in response.choices[0].message.tool_calls] == ["lookup_order"]
     assert response.choices[0].finish_reason == "tool_calls"
     assert response.model_extra["toolchat"]["calls"] == [] and len(upstream.requests) == 1
@@ -140,8 +152,14 @@ def test_text_parts_are_joined_and_a_later_rounds_text_is_a_new_paragraph(upstre
     upstream.add(sse(text_stream("Let me check.")), sse(text_stream(ANSWER)))
     upstream.scripts[0].chunks[-1:-1] = openai_calls(WEATHER)[1:-1]  # text, then a call, in one reply
     response = client(serve("--allow", "get_weather")).chat.completions.create(
-        model="toolchat", messages=[{"role": "user", "content": [{"type": "text", "text": "Weather in "},
-                                                                  {"type": "text", "text": "Singapore?"}]}])
+        model="toolchat",
+        messages=[
+            {
+                "role": "user",
+                "content": [{"type": "text", "text": "Weather in "}, {"type": "text", "text": "Singapore?"}],
+            }
+        ],
+    )
     assert response.choices[0].message.content == "Let me check.\n\n" + ANSWER
     assert upstream.requests[0]["messages"][0]["content"] == "Weather in Singapore?"
 
@@ -150,8 +168,13 @@ def test_the_requests_sampling_and_tool_choice_reach_the_model(upstream, serve):
     upstream.add(sse(openai_calls([("lookup_order", {"order": "A17"})])))
     lookup = {"type": "function", "function": {"name": "lookup_order", "parameters": {"type": "object"}}}
     client(serve()).chat.completions.create(
-        model="toolchat", messages=[{"role": "user", "content": "A17?"}], tools=[lookup], temperature=0.25,
-        max_tokens=77, tool_choice={"type": "function", "function": {"name": "lookup_order"}})
+        model="toolchat",
+        messages=[{"role": "user", "content": "A17?"}],
+        tools=[lookup],
+        temperature=0.25,
+        max_tokens=77,
+        tool_choice={"type": "function", "function": {"name": "lookup_order"}},
+    )
     sent = upstream.requests[0]
     assert (sent["temperature"], sent["max_tokens"]) == (0.25, 77)
     assert sent["tool_choice"] == {"type": "function", "function": {"name": "lookup_order"}}
@@ -161,10 +184,13 @@ def test_an_mcp_servers_tool_runs_server_side(upstream, serve):
     pytest.importorskip("mcp")
     from mcp_helpers import TIME
 
-    upstream.add(sse(openai_calls([("time__get_current_time", {"timezone": "Asia/Tokyo"})])),
-                 sse(text_stream("It is evening in Tokyo.")))
-    response = client(serve("--no-bundled-tools", "--mcp", TIME, "--allow", "time__get_current_time")
-                      ).chat.completions.create(model="toolchat", messages=[{"role": "user", "content": "Tokyo?"}])
+    upstream.add(
+        sse(openai_calls([("time__get_current_time", {"timezone": "Asia/Tokyo"})])),
+        sse(text_stream("It is evening in Tokyo.")),
+    )
+    response = client(
+        serve("--no-bundled-tools", "--mcp", TIME, "--allow", "time__get_current_time")
+    ).chat.completions.create(model="toolchat", messages=[{"role": "user", "content": "Tokyo?"}])
     assert response.choices[0].message.content == "It is evening in Tokyo."
     assert response.model_extra["toolchat"]["calls"][0]["status"] == "ok"
     answer = json.loads(upstream.requests[1]["messages"][-1]["content"])

@@ -23,16 +23,23 @@ def run_llm(served: Served, tmp_path: Path, *args: str) -> subprocess.CompletedP
     home.mkdir(exist_ok=True)
     (home / "extra-openai-models.yaml").write_text(
         f"- model_id: served\n  model_name: toolchat\n  api_base: {served.url}\n"
-        "  api_key_name: served\n  supports_tools: true\n")
+        "  api_key_name: served\n  supports_tools: true\n"
+    )
     llm = [sys.executable, "-c", "import sys; from llm.cli import cli; sys.exit(cli())"]
-    return subprocess.run([*llm, "-m", "served", "--key", KEY, *args], capture_output=True, text=True,
-                          timeout=120, env={"LLM_USER_PATH": str(home), "PATH": "/usr/bin:/bin",
-                                            "HOME": str(tmp_path)}, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [*llm, "-m", "served", "--key", KEY, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"LLM_USER_PATH": str(home), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def test_llm_gets_an_answer_that_used_a_server_tool(upstream, serve, tmp_path):
-    upstream.add(sse(openai_calls([("get_weather", {"city": "Singapore"})])),
-                 sse(text_stream("It's sunny in Singapore.")))
+    upstream.add(
+        sse(openai_calls([("get_weather", {"city": "Singapore"})])), sse(text_stream("It's sunny in Singapore."))
+    )
     served = serve("--allow", "get_weather", "--api-key-env", "SERVE_KEY", env={"SERVE_KEY": KEY})
     done = run_llm(served, tmp_path, "Weather in Singapore?")
     assert done.returncode == 0, done.stderr
@@ -42,8 +49,7 @@ def test_llm_gets_an_answer_that_used_a_server_tool(upstream, serve, tmp_path):
 
 
 def test_llm_runs_its_own_function_when_the_model_calls_it(upstream, serve, tmp_path):
-    upstream.add(sse(openai_calls([("lookup_order", {"order": "A17"})])),
-                 sse(text_stream("Order A17 ships today.")))
+    upstream.add(sse(openai_calls([("lookup_order", {"order": "A17"})])), sse(text_stream("Order A17 ships today.")))
     served = serve("--api-key-env", "SERVE_KEY", env={"SERVE_KEY": KEY})
     done = run_llm(served, tmp_path, "--functions", LOOKUP, "Where is order A17?")
     assert done.returncode == 0, done.stderr

@@ -34,13 +34,14 @@ def sse_events(raw: bytes) -> list[str]:
     assert text.endswith("\n\n"), text[-200:]
     events = text[:-2].split("\n\n")
     assert all(e.startswith("data: ") and "\n" not in e for e in events), events
-    return [e[len("data: "):] for e in events]
+    return [e[len("data: ") :] for e in events]
 
 
 def raw_post(served: Served, body: dict, headers: dict[str, str] | None = None) -> http.client.HTTPResponse:
     connection = http.client.HTTPConnection("127.0.0.1", served.port, timeout=30)
-    connection.request("POST", "/v1/chat/completions", json.dumps(body), {"Content-Type": "application/json",
-                                                                          **(headers or {})})
+    connection.request(
+        "POST", "/v1/chat/completions", json.dumps(body), {"Content-Type": "application/json", **(headers or {})}
+    )
     return connection.getresponse()
 
 
@@ -65,8 +66,12 @@ def test_broken_unicode_from_the_model_reaches_the_client_as_replacement_charact
     served = serve()
     events = sse_events(raw_post(served, {**ASK, "stream": True}).read())
     assert events[-1] == "[DONE]"
-    assert "".join(json.loads(e)["choices"][0]["delta"].get("content", "") for e in events[:-1]
-                   if json.loads(e)["choices"]) == "caf\ufffd ok"
+    assert (
+        "".join(
+            json.loads(e)["choices"][0]["delta"].get("content", "") for e in events[:-1] if json.loads(e)["choices"]
+        )
+        == "caf\ufffd ok"
+    )
     status, _, raw = post(f"{served.url}/chat/completions", ASK)
     assert status == 200 and json.loads(raw)["choices"][0]["message"]["content"] == "caf\ufffd ok"
 
@@ -106,8 +111,13 @@ def test_an_oversized_body_is_refused_before_it_is_read(upstream, serve):
     # without a length, counted as it arrives
     connection = http.client.HTTPConnection("127.0.0.1", served.port, timeout=30)
     big = json.dumps({**ASK, "messages": [{"role": "user", "content": "x" * (11 * 1024 * 1024)}]}).encode()
-    connection.request("POST", "/v1/chat/completions", body=iter([big[i:i + 65536] for i in range(0, len(big), 65536)]),
-                       headers={"Content-Type": "application/json"}, encode_chunked=True)
+    connection.request(
+        "POST",
+        "/v1/chat/completions",
+        body=iter([big[i : i + 65536] for i in range(0, len(big), 65536)]),
+        headers={"Content-Type": "application/json"},
+        encode_chunked=True,
+    )
     assert connection.getresponse().status == 413
     assert upstream.requests == []
 
@@ -115,7 +125,8 @@ def test_an_oversized_body_is_refused_before_it_is_read(upstream, serve):
 def test_models_lists_each_profile_the_default_first(upstream, serve, tmp_path, cli):
     (tmp_path / "toolchat.yaml").write_text(
         f"profile: fast\nprofiles:\n  careful:\n    temperature: 0.1\n  fast:\n    base_url: {upstream.url}\n"
-        "    temperature: 0.9\n")
+        "    temperature: 0.9\n"
+    )
     assert cli("config", "trust", str(tmp_path / "toolchat.yaml"), input="y\n").returncode == 0
     upstream.add(sse(text_stream("careful answer")))
     served = serve()
@@ -208,8 +219,10 @@ def send_raw(served: Served, body: dict) -> socket.socket:
     """A request written on a bare socket, which the test can close at any moment."""
     sock = socket.create_connection(("127.0.0.1", served.port))
     data = json.dumps(body).encode()
-    sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                 b"Content-Length: %d\r\n\r\n%s" % (len(data), data))
+    sock.sendall(
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\n\r\n%s" % (len(data), data)
+    )
     return sock
 
 
@@ -234,8 +247,9 @@ def _gone(pid: int, seconds: float = 5) -> bool:
 
 
 @pytest.mark.parametrize("stream", [True, False])
-def test_a_client_that_disconnects_cancels_its_request_and_stops_its_tool(upstream, serve, plugin_dir, tmp_path,
-                                                                           stream):
+def test_a_client_that_disconnects_cancels_its_request_and_stops_its_tool(
+    upstream, serve, plugin_dir, tmp_path, stream
+):
     marker = tmp_path / "tool.pid"
     upstream.add(sse(openai_calls([("wait_here", {"marker": str(marker)})])))
     served = serve("--tools", str(plugin_dir(slow=SLOW_TOOL)), "--allow", "wait_here")

@@ -12,8 +12,12 @@ from serving import Served, post
 def test_the_local_model_answers_one_at_a_time_and_a_full_queue_is_a_429(isolated_env, shared_cache, tmp_path):
     args = ["--backend", "local", "--model", "bundled", "--no-tools", "--max-queue", "2"]
     with Served(args, isolated_env, tmp_path) as served:
-        body = {"model": "toolchat", "messages": [{"role": "user", "content": "Say hello."}], "max_tokens": 24,
-                "temperature": 0}
+        body = {
+            "model": "toolchat",
+            "messages": [{"role": "user", "content": "Say hello."}],
+            "max_tokens": 24,
+            "temperature": 0,
+        }
         with ThreadPoolExecutor(6) as pool:
             results = list(pool.map(lambda _: post(f"{served.url}/chat/completions", body, timeout=120), range(6)))
         answered = [json.loads(raw) for status, _, raw in results if status == 200]

@@ -16,12 +16,12 @@ from rich.console import Console
 
 from fakes import ScriptedBackend, answer, call, calls
 from fakeserver import FakeServer, sse, text_stream
-from toolchat.terminal.session import Chat, ChatOptions, reloader
 from toolchat.config.settings import Settings
 from toolchat.config.settings import load as load_config
 from toolchat.conversation import Conversation
 from toolchat.env import Environment
-from toolchat.sessions import (NOT_RUN, SessionLog, history_file, load, project_folder, sessions_in)
+from toolchat.sessions import NOT_RUN, SessionLog, history_file, load, project_folder, sessions_in
+from toolchat.terminal.session import Chat, ChatOptions, reloader
 from toolchat.terminal.slash import EXIT, dispatch
 from toolchat.tools import discover
 
@@ -31,15 +31,25 @@ REGISTRY = discover([])
 
 
 def env_for(tmp_path: Path) -> Environment:
-    return Environment(cwd=tmp_path, environ={"TOOLCHAT_DATA_DIR": str(tmp_path / "data"),
-                                              "TOOLCHAT_CONFIG_DIR": str(tmp_path / "config")}, tty_path=None)
+    return Environment(
+        cwd=tmp_path,
+        environ={"TOOLCHAT_DATA_DIR": str(tmp_path / "data"), "TOOLCHAT_CONFIG_DIR": str(tmp_path / "config")},
+        tty_path=None,
+    )
 
 
 def make_chat(tmp_path: Path, backend, options: ChatOptions | None = None, settings: Settings | None = None) -> Chat:
     env = env_for(tmp_path)
     settings = settings or Settings(backend="openai", model="m", project_dir=tmp_path)
-    return Chat(env, settings, REGISTRY, backend, options or ChatOptions(), Console(record=True, width=120),
-                reload=lambda profile, model: (settings, backend))
+    return Chat(
+        env,
+        settings,
+        REGISTRY,
+        backend,
+        options or ChatOptions(),
+        Console(record=True, width=120),
+        reload=lambda profile, model: (settings, backend),
+    )
 
 
 def records(path: Path) -> list[dict]:
@@ -73,8 +83,13 @@ def test_undo_after_resuming_a_repaired_session_stays_undone(tmp_path):
     # a kill while a tool ran: the call is on disk, its answer is not
     chat = make_chat(tmp_path, ScriptedBackend())
     chat.engine.conversation.append(USER)
-    chat.engine.conversation.append({"role": "assistant", "content": "", "tool_calls": [
-        {"id": "c1", "type": "function", "function": {"name": "calculate", "arguments": "{}"}}]})
+    chat.engine.conversation.append(
+        {
+            "role": "assistant",
+            "content": "",
+            "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "calculate", "arguments": "{}"}}],
+        }
+    )
     chat.close()
     resumed = make_chat(tmp_path, ScriptedBackend(answer("second")), ChatOptions(resume=True))
     assert resumed.engine.messages[-1] == {"role": "tool", "tool_call_id": "c1", "content": NOT_RUN}
@@ -89,9 +104,11 @@ def test_undo_after_resuming_a_repaired_session_stays_undone(tmp_path):
 
 def test_the_call_request_is_on_disk_before_its_tool_runs(tmp_path):
     seen: list[list[dict]] = []
-    chat = make_chat(tmp_path, ScriptedBackend(calls(call("calculate", {"expression": "1+1"}, id="c1")),
-                                               answer("2")))
-    chat.approver = lambda pending: (seen.append(load(chat.log.path).messages), __import__("toolchat.engine").engine.Decision(False))[1]
+    chat = make_chat(tmp_path, ScriptedBackend(calls(call("calculate", {"expression": "1+1"}, id="c1")), answer("2")))
+    chat.approver = lambda pending: (
+        seen.append(load(chat.log.path).messages),
+        __import__("toolchat.engine").engine.Decision(False),
+    )[1]
     chat.turn("1+1?")
     assert seen and seen[0][-1]["tool_calls"][0]["id"] == "c1"
 
@@ -142,7 +159,7 @@ def test_system_is_one_record_not_a_rewrite(tmp_path):
     before = records(chat.log.path)
     dispatch(chat, "/system Be brief.")
     after = records(chat.log.path)
-    assert after[:len(before)] == before and after[len(before):] == [{"type": "system", "content": "Be brief."}]
+    assert after[: len(before)] == before and after[len(before) :] == [{"type": "system", "content": "Be brief."}]
     assert load(chat.log.path).messages[0] == {"role": "system", "content": "Be brief."}
 
 
@@ -272,8 +289,9 @@ def test_profile_brings_every_setting_of_the_profile_into_force(tmp_path):
         config.write_text(PROFILES.format(url=server.url))
         env = env_for(tmp_path)
         overrides = {"profile": "warm"}
-        settings = load_config(config, overrides, config_dir=env.config_dir, data_dir=env.data_dir, cwd=tmp_path,
-                               environ=env.environ)
+        settings = load_config(
+            config, overrides, config_dir=env.config_dir, data_dir=env.data_dir, cwd=tmp_path, environ=env.environ
+        )
         reload = reloader(env, config, overrides, lambda message: None)
         _, backend = reload("warm", None)
         chat = Chat(env, settings, REGISTRY, backend, ChatOptions(), Console(record=True, width=120), reload)
@@ -292,8 +310,11 @@ def test_profile_brings_every_setting_of_the_profile_into_force(tmp_path):
 def test_sessions_commands(run_cli, tmp_path, isolated_env):
     folder = project_folder(Path(isolated_env["TOOLCHAT_DATA_DIR"]), tmp_path)
     folder.mkdir(parents=True)
-    lines = [{"type": "session", "project": str(tmp_path)}, {"type": "message", "message": USER},
-             {"type": "message", "message": BOT}]
+    lines = [
+        {"type": "session", "project": str(tmp_path)},
+        {"type": "message", "message": USER},
+        {"type": "message", "message": BOT},
+    ]
     (folder / "20260101-one.jsonl").write_text("\n".join(json.dumps(r) for r in lines) + "\n{broken")
     (folder / "20260102-empty.jsonl").write_text(json.dumps(lines[0]) + "\n")
     listed = run_cli("sessions", "list")

@@ -14,7 +14,6 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from fakes import ScriptedBackend, answer, call, calls
 from fakeserver import FakeServer, error, openai_calls, sse, text_stream
-from toolchat.tracing import control as tracing
 from toolchat.ask import AskOptions, run_ask
 from toolchat.config.settings import resolve
 from toolchat.engine import CallDecided, Engine, Policy, TextDelta, ToolOptions
@@ -22,6 +21,7 @@ from toolchat.env import Environment
 from toolchat.redact import Redactor
 from toolchat.tools import Registry, discover
 from toolchat.tools.registry import load
+from toolchat.tracing import control as tracing
 from toolchat.tracing.setup import Tracing
 
 REPO = Path(__file__).resolve().parents[1]
@@ -40,9 +40,15 @@ class Caught:
 
     def __init__(self, content: bool) -> None:
         self.exporter = InMemorySpanExporter()
-        self.tracing = Tracing.configure(file=None, endpoint=None, content=content, redactor=Redactor([KEY]),
-                                         service="toolchat",
-                                         warn=lambda message: None, exporters=[self.exporter])
+        self.tracing = Tracing.configure(
+            file=None,
+            endpoint=None,
+            content=content,
+            redactor=Redactor([KEY]),
+            service="toolchat",
+            warn=lambda message: None,
+            exporters=[self.exporter],
+        )
 
     def spans(self) -> dict[str, object]:
         return {span.name: span for span in self.exporter.get_finished_spans()}
@@ -62,8 +68,13 @@ def caught(request):
 
 
 def ask(server: FakeServer, tmp_path: Path, *words: str, **settings: object) -> tuple[int, str, str]:
-    overrides = {"base_url": server.url, "api_key": KEY, "tool_paths": [REPO / "tools"], "allow": ["get_weather"],
-                 **settings}
+    overrides = {
+        "base_url": server.url,
+        "api_key": KEY,
+        "tool_paths": [REPO / "tools"],
+        "allow": ["get_weather"],
+        **settings,
+    }
     resolved = resolve([], overrides, tmp_path, environ={})
     out, err = io.StringIO(), io.StringIO()
     env = Environment(stdin=io.StringIO(""), stdout=out, stderr=err, environ={}, cwd=tmp_path)
@@ -81,8 +92,9 @@ class Interrupting(ScriptedBackend):
 
 
 def weather(server: FakeServer) -> None:
-    server.add(sse(openai_calls([("get_weather", {"city": "Singapore"})])),
-               sse(text_stream("Sunny, 20C.", usage=USAGE)))
+    server.add(
+        sse(openai_calls([("get_weather", {"city": "Singapore"})])), sse(text_stream("Sunny, 20C.", usage=USAGE))
+    )
 
 
 def test_a_turn_is_an_agent_span_with_a_chat_span_per_model_call_and_a_tool_span_per_call(server, tmp_path, caught):
@@ -91,37 +103,57 @@ def test_a_turn_is_an_agent_span_with_a_chat_span_per_model_call_and_a_tool_span
     code, out, _ = ask(server, tmp_path, "Weather in Singapore?", temperature=0.2, max_tokens=300)
     assert (code, out) == (0, "Sunny, 20C.\n")
     finished = spans.exporter.get_finished_spans()
-    assert [s.name for s in finished] == ["chat fake-model", "execute_tool get_weather", "chat fake-model",
-                                          "invoke_agent toolchat"]
+    assert [s.name for s in finished] == [
+        "chat fake-model",
+        "execute_tool get_weather",
+        "chat fake-model",
+        "invoke_agent toolchat",
+    ]
     first, tool, second, agent = finished
     assert agent.kind is SpanKind.INTERNAL and agent.parent is None
     assert {s.parent.span_id for s in (first, tool, second)} == {agent.context.span_id}
     assert len({s.context.trace_id for s in finished}) == 1
     assert dict(agent.attributes) | {} == {
-        "gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "toolchat", "gen_ai.provider.name": "openai",
-        "server.address": "127.0.0.1", "server.port": server._server.server_address[1],
-        "gen_ai.request.model": "fake-model", "gen_ai.usage.input_tokens": 90, "gen_ai.usage.output_tokens": 8,
-        "gen_ai.usage.cache_read.input_tokens": 64, "toolchat.turn.stopped": "answer", "toolchat.turn.rounds": 2,
-        "toolchat.turn.tool_calls": 1}
+        "gen_ai.operation.name": "invoke_agent",
+        "gen_ai.agent.name": "toolchat",
+        "gen_ai.provider.name": "openai",
+        "server.address": "127.0.0.1",
+        "server.port": server._server.server_address[1],
+        "gen_ai.request.model": "fake-model",
+        "gen_ai.usage.input_tokens": 90,
+        "gen_ai.usage.output_tokens": 8,
+        "gen_ai.usage.cache_read.input_tokens": 64,
+        "toolchat.turn.stopped": "answer",
+        "toolchat.turn.rounds": 2,
+        "toolchat.turn.tool_calls": 1,
+    }
     assert second.kind is SpanKind.CLIENT
     assert second.attributes["gen_ai.operation.name"] == "chat"
     assert second.attributes["gen_ai.request.temperature"] == 0.2
     assert second.attributes["gen_ai.request.max_tokens"] == 300
     assert second.attributes["gen_ai.request.stream"] is True
-    assert (second.attributes["gen_ai.usage.input_tokens"], second.attributes["gen_ai.usage.output_tokens"],
-            second.attributes["gen_ai.usage.cache_read.input_tokens"]) == (90, 8, 64)
+    assert (
+        second.attributes["gen_ai.usage.input_tokens"],
+        second.attributes["gen_ai.usage.output_tokens"],
+        second.attributes["gen_ai.usage.cache_read.input_tokens"],
+    ) == (90, 8, 64)
     assert second.attributes["gen_ai.response.finish_reasons"] == ("stop",)
     first_chunk = second.attributes["gen_ai.response.time_to_first_chunk"]
     assert 0 < first_chunk < (second.end_time - second.start_time) / 1e9
     assert first.attributes["gen_ai.response.finish_reasons"] == ("tool_calls",)
     assert "gen_ai.usage.input_tokens" not in first.attributes  # the server reported none for it
     assert dict(tool.attributes) == {
-        "gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "get_weather", "gen_ai.tool.call.id": "call_0abc",
+        "gen_ai.operation.name": "execute_tool",
+        "gen_ai.tool.name": "get_weather",
+        "gen_ai.tool.call.id": "call_0abc",
         "gen_ai.tool.type": "function",
         "gen_ai.tool.description": tool.attributes["gen_ai.tool.description"],
-        "toolchat.tool.origin": tool.attributes["toolchat.tool.origin"], "toolchat.tool.approval": "allowed",
-        "toolchat.tool.approved": True, "toolchat.tool.seconds": tool.attributes["toolchat.tool.seconds"],
-        "toolchat.tool.outcome": "ok"}
+        "toolchat.tool.origin": tool.attributes["toolchat.tool.origin"],
+        "toolchat.tool.approval": "allowed",
+        "toolchat.tool.approved": True,
+        "toolchat.tool.seconds": tool.attributes["toolchat.tool.seconds"],
+        "toolchat.tool.outcome": "ok",
+    }
     assert tool.attributes["toolchat.tool.origin"].endswith("weather.py")
     assert tool.attributes["gen_ai.tool.description"].startswith("Get weather information for a city.")
     assert first.end_time <= tool.start_time <= tool.end_time <= second.start_time <= second.end_time <= agent.end_time
@@ -144,19 +176,27 @@ def test_content_when_opted_in_follows_the_conventions_and_never_holds_the_key(s
     agent, tool = found["invoke_agent toolchat"], found["execute_tool get_weather"]
     assert json.loads(agent.attributes["gen_ai.system_instructions"]) == [{"type": "text", "content": "You are terse."}]
     assert json.loads(agent.attributes["gen_ai.input.messages"]) == [
-        {"role": "user", "parts": [{"type": "text", "content": "Weather in Singapore? my key is ***"}]}]
+        {"role": "user", "parts": [{"type": "text", "content": "Weather in Singapore? my key is ***"}]}
+    ]
     assert json.loads(agent.attributes["gen_ai.output.messages"])[0]["parts"][0]["content"] == "Sunny, 20C."
     assert json.loads(tool.attributes["gen_ai.tool.call.arguments"]) == {"city": "Singapore"}
     assert "It's sunny in Singapore" in tool.attributes["gen_ai.tool.call.result"]
     chats = [s for s in spans.exporter.get_finished_spans() if s.name.startswith("chat")]
     sent = json.loads(chats[1].attributes["gen_ai.input.messages"])
     assert [m["role"] for m in sent] == ["system", "user", "assistant", "tool"]
-    assert sent[2]["parts"] == [{"type": "tool_call", "id": "call_0abc", "name": "get_weather",
-                                 "arguments": {"city": "Singapore"}}]
+    assert sent[2]["parts"] == [
+        {"type": "tool_call", "id": "call_0abc", "name": "get_weather", "arguments": {"city": "Singapore"}}
+    ]
     assert sent[3]["parts"][0]["type"] == "tool_call_response" and sent[3]["parts"][0]["id"] == "call_0abc"
     assert json.loads(chats[0].attributes["gen_ai.output.messages"]) == [
-        {"role": "assistant", "parts": [{"type": "tool_call", "id": "call_0abc", "name": "get_weather",
-                                         "arguments": {"city": "Singapore"}}], "finish_reason": "tool_calls"}]
+        {
+            "role": "assistant",
+            "parts": [
+                {"type": "tool_call", "id": "call_0abc", "name": "get_weather", "arguments": {"city": "Singapore"}}
+            ],
+            "finish_reason": "tool_calls",
+        }
+    ]
     everything = json.dumps([dict(s.attributes) for s in spans.exporter.get_finished_spans()])
     assert KEY[:10] not in everything and KEY[-10:] not in everything
 
@@ -191,9 +231,14 @@ def test_what_the_tool_caller_traces_nests_under_execute_tool(tmp_path, caught):
                 nested.append(span)
 
     backend = ScriptedBackend(calls(call("get_weather", {"city": "Lima"}, id="call_1")), answer("Warm."))
-    engine = Engine(backend, discover([], bundled=True), approve=lambda p: None,
-                    on_event=tracing.traced(sink, backend, None, {}), policy=Policy(approve_all=True),
-                    tool_options=ToolOptions(tmp_path))
+    engine = Engine(
+        backend,
+        discover([], bundled=True),
+        approve=lambda p: None,
+        on_event=tracing.traced(sink, backend, None, {}),
+        policy=Policy(approve_all=True),
+        tool_options=ToolOptions(tmp_path),
+    )
     assert engine.run_turn("Weather in Lima?").stopped == "answer"
     found = spans.spans()
     tool = found["execute_tool get_weather"]
@@ -205,9 +250,14 @@ def test_what_the_tool_caller_traces_nests_under_execute_tool(tmp_path, caught):
 def test_ctrl_c_while_the_model_streams_ends_every_span_as_cancelled(server, tmp_path, caught):
     spans = caught()
     backend = Interrupting()
-    engine = Engine(backend, Registry(), approve=lambda p: None,
-                    on_event=tracing.traced(lambda e: None, backend, None, {}), policy=Policy(),
-                    tool_options=ToolOptions(tmp_path))
+    engine = Engine(
+        backend,
+        Registry(),
+        approve=lambda p: None,
+        on_event=tracing.traced(lambda e: None, backend, None, {}),
+        policy=Policy(),
+        tool_options=ToolOptions(tmp_path),
+    )
     assert engine.run_turn("Tell me a story").stopped == "interrupted"
     found = spans.spans()
     chat, agent = found["chat scripted-model"], found["invoke_agent toolchat"]
@@ -222,8 +272,14 @@ def test_a_serve_request_joins_the_clients_trace(tmp_path, caught):
     headers = {"Traceparent": f"00-{client_trace}-{client_span}-01", "content-type": "application/json"}
     backend = ScriptedBackend(answer("Hi."))
     with tracing.serve_turn(headers, None, {}) as wrap:
-        engine = Engine(backend, Registry(), approve=lambda p: None, on_event=wrap(lambda e: None, backend),
-                        policy=Policy(), tool_options=ToolOptions(tmp_path))
+        engine = Engine(
+            backend,
+            Registry(),
+            approve=lambda p: None,
+            on_event=wrap(lambda e: None, backend),
+            policy=Policy(),
+            tool_options=ToolOptions(tmp_path),
+        )
         engine.run_turn("hello")
     agent = spans.spans()["invoke_agent toolchat"]
     assert f"{agent.context.trace_id:032x}" == client_trace
@@ -259,8 +315,7 @@ def test_a_model_server_that_is_gone_is_a_connection_error(tmp_path, caught):
 
     spans = caught()
     nobody = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens there
-    resolved = resolve([], {"base_url": nobody, "model": "m", "max_retries": 0},
-                       tmp_path, environ={})
+    resolved = resolve([], {"base_url": nobody, "model": "m", "max_retries": 0}, tmp_path, environ={})
     env = Environment(stdin=io.StringIO(""), stdout=io.StringIO(), stderr=io.StringIO(), environ={}, cwd=tmp_path)
     assert run_ask(resolved, Registry(), AskOptions(["hi"]), env, approve_all=False) == 1
     chat = spans.spans()["chat m"]

@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -17,8 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (ExportTraceServiceRequest,
-                                                                       ExportTraceServiceResponse)
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
 
 from fakeserver import FakeServer, hang, openai_calls, sse, text_stream
 
@@ -101,9 +102,15 @@ def ask_args(server: FakeServer, *extra: str) -> list[str]:
 
 def test_spans_reach_an_otlp_collector_with_the_mlflow_header(cli, server, receiver):
     weather(server)
-    done = cli(*ask_args(server, "--trace-content", f"Weather in Singapore? ({KEY})"),
-               env={"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": receiver.url + "/v1/traces", "OPENAI_API_KEY": KEY,
-                    "OTEL_EXPORTER_OTLP_TRACES_HEADERS": "x-mlflow-experiment-id=7", "OTEL_SERVICE_NAME": "my-agent"})
+    done = cli(
+        *ask_args(server, "--trace-content", f"Weather in Singapore? ({KEY})"),
+        env={
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": receiver.url + "/v1/traces",
+            "OPENAI_API_KEY": KEY,
+            "OTEL_EXPORTER_OTLP_TRACES_HEADERS": "x-mlflow-experiment-id=7",
+            "OTEL_SERVICE_NAME": "my-agent",
+        },
+    )
     assert (done.returncode, done.stdout) == (0, "Sunny.\n"), done.stderr
     assert "warning" not in done.stderr
     assert {(path, headers["x-mlflow-experiment-id"]) for path, headers, _ in receiver.posts} == {("/v1/traces", "7")}
@@ -130,20 +137,29 @@ def silent_collector():
     sock.close()
 
 
-def test_a_collector_that_never_answers_costs_at_most_two_seconds_and_one_line(server, silent_collector, isolated_env,
-                                                                               tmp_path):
+def test_a_collector_that_never_answers_costs_at_most_two_seconds_and_one_line(
+    server, silent_collector, isolated_env, tmp_path
+):
     weather(server)
     env = {**isolated_env, "OTEL_EXPORTER_OTLP_ENDPOINT": silent_collector}
-    child = subprocess.Popen([sys.executable, "-m", "toolchat", *ask_args(server, "Weather?")], env=env, cwd=tmp_path,
-                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                             start_new_session=True)
+    child = subprocess.Popen(
+        [sys.executable, "-m", "toolchat", *ask_args(server, "Weather?")],
+        env=env,
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     assert child.stdout.readline() == "Sunny.\n"
     answered = time.monotonic()
     stderr = child.stderr.read()
     assert child.wait(10) == 0
     assert 2 <= time.monotonic() - answered < 6  # the flush waited its bound, then gave up
     assert stderr.splitlines()[2:] == [  # after the call's two log lines, one line and nothing from the SDK
-        f"toolchat: warning: traces not delivered to {silent_collector}/v1/traces within 2 s; dropped"]
+        f"toolchat: warning: traces not delivered to {silent_collector}/v1/traces within 2 s; dropped"
+    ]
 
 
 def test_the_flush_at_exit_is_bounded(silent_collector, monkeypatch):
@@ -153,8 +169,14 @@ def test_the_flush_at_exit_is_bounded(silent_collector, monkeypatch):
 
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", silent_collector + "/v1/traces")
     told: list[str] = []
-    tracing = Tracing.configure(file=None, endpoint=silent_collector + "/v1/traces", content=False, redactor=Redactor(),
-                                service="toolchat", warn=told.append)
+    tracing = Tracing.configure(
+        file=None,
+        endpoint=silent_collector + "/v1/traces",
+        content=False,
+        redactor=Redactor(),
+        service="toolchat",
+        warn=told.append,
+    )
     tracing.tracer.start_span("invoke_agent toolchat").end()
     started = time.monotonic()
     assert tracing.close(FLUSH_BOUND) is False
@@ -165,9 +187,16 @@ def test_the_flush_at_exit_is_bounded(silent_collector, monkeypatch):
 def test_sigterm_mid_turn_still_sends_the_turns_spans(server, receiver, isolated_env, tmp_path):
     server.add(hang(30))
     env = {**isolated_env, "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url}
-    child = subprocess.Popen([sys.executable, "-m", "toolchat", "ask", "--base-url", server.url, "-m", "fake-model",
-                              "hello?"], env=env, cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True, start_new_session=True)
+    child = subprocess.Popen(
+        [sys.executable, "-m", "toolchat", "ask", "--base-url", server.url, "-m", "fake-model", "hello?"],
+        env=env,
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 30
     while not server.requests and time.monotonic() < deadline:  # the model call is under way
         time.sleep(0.05)
@@ -197,11 +226,17 @@ def test_a_trace_file_from_the_config_read_back_as_a_tree(cli, server, isolated_
 
 
 def test_trace_show_cleans_what_it_prints_and_skips_lines_that_are_not_spans(cli, tmp_path):
-    span = {"name": "execute_tool \x1b]0;pwned\x07evil", "context": {"trace_id": "0x1", "span_id": "0x2"},
-            "parent_id": None, "start_time": "2026-01-01T00:00:00.000000Z", "end_time": "2026-01-01T00:00:01.500000Z",
-            "status": {"status_code": "ERROR"}, "attributes": {"toolchat.tool.outcome": "timeout\x1b[2J"}}
+    span = {
+        "name": "execute_tool \x1b]0;pwned\x07evil",
+        "context": {"trace_id": "0x1", "span_id": "0x2"},
+        "parent_id": None,
+        "start_time": "2026-01-01T00:00:00.000000Z",
+        "end_time": "2026-01-01T00:00:01.500000Z",
+        "status": {"status_code": "ERROR"},
+        "attributes": {"toolchat.tool.outcome": "timeout\x1b[2J"},
+    }
     file = tmp_path / "odd.jsonl"
-    file.write_text(json.dumps(span) + "\nnot json\n{\"name\": \"no context\"}\n")
+    file.write_text(json.dumps(span) + '\nnot json\n{"name": "no context"}\n')
     shown = cli("trace", "show", str(file))
     assert shown.returncode == 0
     assert "\x1b" not in shown.stdout and "\x07" not in shown.stdout
@@ -213,8 +248,15 @@ def test_trace_show_cleans_what_it_prints_and_skips_lines_that_are_not_spans(cli
 def test_with_tracing_off_no_opentelemetry_module_is_imported(server, isolated_env, tmp_path):
     server.add(sse(text_stream("Hi.")))
     env = {k: v for k, v in isolated_env.items() if not k.startswith("OTEL_")}
-    done = subprocess.run([sys.executable, "-X", "importtime", "-m", "toolchat", "ask", "--base-url", server.url, "hi"],
-                          env=env, cwd=tmp_path, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "toolchat", "ask", "--base-url", server.url, "hi"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=60,
+    )
     assert (done.returncode, done.stdout) == (0, "Hi.\n")
     imported = [line for line in done.stderr.splitlines() if line.startswith("import time:")]
     assert any("toolchat.tracing.control" in line for line in imported)  # the switch itself is there...
@@ -227,7 +269,8 @@ def test_a_trace_file_that_cannot_be_written_is_one_warning_and_the_answer_still
     done = cli("ask", "--base-url", server.url, "--trace", "taken", "hi")
     assert (done.returncode, done.stdout) == (0, "Hi.\n")
     assert done.stderr.splitlines() == [
-        f"toolchat: warning: cannot write the trace file {tmp_path / 'taken'}: Is a directory; going on without it"]
+        f"toolchat: warning: cannot write the trace file {tmp_path / 'taken'}: Is a directory; going on without it"
+    ]
 
 
 def test_an_mcp_servers_own_client_span_nests_under_its_execute_tool(cli, server, tmp_path):
@@ -235,8 +278,19 @@ def test_an_mcp_servers_own_client_span_nests_under_its_execute_tool(cli, server
     from mcp_helpers import TIME
 
     server.add(sse(openai_calls([("time__get_current_time", {"timezone": "UTC"})])), sse(text_stream("It is late.")))
-    done = cli("ask", "--base-url", server.url, "-m", "fake-model", "--mcp", TIME, "--yes", "--trace", "spans.jsonl",
-               "What time is it?")
+    done = cli(
+        "ask",
+        "--base-url",
+        server.url,
+        "-m",
+        "fake-model",
+        "--mcp",
+        TIME,
+        "--yes",
+        "--trace",
+        "spans.jsonl",
+        "What time is it?",
+    )
     assert (done.returncode, done.stdout) == (0, "It is late.\n"), done.stderr
     spans = [json.loads(line) for line in (tmp_path / "spans.jsonl").read_text().splitlines()]
     tool = next(s for s in spans if s["name"] == "execute_tool time__get_current_time")
@@ -254,8 +308,10 @@ def test_a_collector_that_refuses_the_spans_is_one_line_naming_why(cli, server):
     finally:
         refusing.close()
     assert (done.returncode, done.stdout) == (0, "Hi.\n")
-    assert done.stderr.splitlines() == [f"toolchat: warning: 2 span(s) not delivered to {refusing.url}/v1/traces: "
-                                        "Failed to export spans batch code: 404, reason: Not Found"]
+    assert done.stderr.splitlines() == [
+        f"toolchat: warning: 2 span(s) not delivered to {refusing.url}/v1/traces: "
+        "Failed to export spans batch code: 404, reason: Not Found"
+    ]
 
 
 def test_a_collector_that_recovers_on_retry_costs_no_warning(cli, server):

@@ -15,12 +15,20 @@ from test_repl import QUESTION, say, see
 
 def test_each_repl_turn_is_a_trace_tagged_with_the_session(isolated_env, tmp_path, cli):
     with FakeServer() as server:
-        server.add(sse(openai_calls([("get_weather", {"city": "Singapore"})])), sse(text_stream("Sunny there.")),
-                   sse(text_stream("You are welcome.")))
-        child = pexpect.spawn(sys.executable, ["-m", "toolchat", "chat", "--base-url", server.url, "-m", "fake",
-                                               "--trace", "spans.jsonl"],
-                              env={**isolated_env, "COLUMNS": "120", "LINES": "40", "PROMPT_TOOLKIT_NO_CPR": "1"},
-                              cwd=str(tmp_path), encoding="utf-8", timeout=30, dimensions=(40, 120))
+        server.add(
+            sse(openai_calls([("get_weather", {"city": "Singapore"})])),
+            sse(text_stream("Sunny there.")),
+            sse(text_stream("You are welcome.")),
+        )
+        child = pexpect.spawn(
+            sys.executable,
+            ["-m", "toolchat", "chat", "--base-url", server.url, "-m", "fake", "--trace", "spans.jsonl"],
+            env={**isolated_env, "COLUMNS": "120", "LINES": "40", "PROMPT_TOOLKIT_NO_CPR": "1"},
+            cwd=str(tmp_path),
+            encoding="utf-8",
+            timeout=30,
+            dimensions=(40, 120),
+        )
         try:
             child.expect("›")
             say(child, "What's the weather in Singapore?")

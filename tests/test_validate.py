@@ -59,7 +59,10 @@ def test_wrong_type_names_the_argument_and_is_not_cast():
 def test_missing_unknown_enum_and_nested():
     assert problem({}) == "missing required argument 'city'"
     assert problem({"city": "Oslo", "colour": 1}) == "unexpected argument 'colour'"
-    assert problem({"city": "Oslo", "units": "kelvin"}) == 'argument \'units\' must be one of "metric", "imperial", got "kelvin"'
+    assert (
+        problem({"city": "Oslo", "units": "kelvin"})
+        == 'argument \'units\' must be one of "metric", "imperial", got "kelvin"'
+    )
     assert problem({"city": "Oslo", "tags": ["a", 2]}) == "argument 'tags'[1] must be string, got 2"
 
 
@@ -77,18 +80,28 @@ def test_kwargs_functions_take_extra_arguments():
     validate_arguments(make_tool(f), {"a": 1, "anything": "goes"})
 
 
-@pytest.mark.parametrize("raw, expected", [
-    ('{"a": 1}', {"a": 1}), ("", {}), (None, {}), ({"a": 1}, {"a": 1}), ("  ", {}),
-])
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        ('{"a": 1}', {"a": 1}),
+        ("", {}),
+        (None, {}),
+        ({"a": 1}, {"a": 1}),
+        ("  ", {}),
+    ],
+)
 def test_parse_arguments_accepts_strings_objects_and_nothing(raw, expected):
     assert parse_arguments(raw) == expected
 
 
-@pytest.mark.parametrize("raw, message", [
-    ('{"a": ', "arguments are not valid JSON"),
-    ("[1, 2]", "arguments must be a JSON object, not list"),
-    ('"text"', "arguments must be a JSON object, not str"),
-])
+@pytest.mark.parametrize(
+    "raw, message",
+    [
+        ('{"a": ', "arguments are not valid JSON"),
+        ("[1, 2]", "arguments must be a JSON object, not list"),
+        ('"text"', "arguments must be a JSON object, not str"),
+    ],
+)
 def test_parse_arguments_rejects_non_objects(raw, message):
     with pytest.raises(InvalidArguments, match=message):
         parse_arguments(raw)
@@ -119,7 +132,12 @@ def test_validation_imports_no_jsonschema_when_jsonschema_rs_is_there(library):
 
     if library != "jsonschema-rs":
         pytest.skip("the fallback is jsonschema itself")
-    code = ("import sys\nfrom toolchat.tools import discover\nfrom toolchat.tools.validate import validate_arguments\n"
-            "validate_arguments(discover([]).get('calculate'), {'expression': '1'})\n"
-            "print('jsonschema' in sys.modules)")
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
+    code = (
+        "import sys\nfrom toolchat.tools import discover\nfrom toolchat.tools.validate import validate_arguments\n"
+        "validate_arguments(discover([]).get('calculate'), {'expression': '1'})\n"
+        "print('jsonschema' in sys.modules)"
+    )
+    assert (
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+        == "False"
+    )

@@ -5,15 +5,36 @@ import math
 import operator
 
 _BINARY = {
-    ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
-    ast.Div: operator.truediv, ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod,
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.Div: operator.truediv,
+    ast.FloorDiv: operator.floordiv,
+    ast.Mod: operator.mod,
     ast.Pow: operator.pow,
 }
 _UNARY = {ast.UAdd: operator.pos, ast.USub: operator.neg}
 _FUNCTIONS = {
     name: getattr(math, name)
-    for name in ("sqrt", "sin", "cos", "tan", "asin", "acos", "atan", "log", "log10", "log2",
-                 "exp", "floor", "ceil", "factorial", "degrees", "radians", "hypot")
+    for name in (
+        "sqrt",
+        "sin",
+        "cos",
+        "tan",
+        "asin",
+        "acos",
+        "atan",
+        "log",
+        "log10",
+        "log2",
+        "exp",
+        "floor",
+        "ceil",
+        "factorial",
+        "degrees",
+        "radians",
+        "hypot",
+    )
 }
 _FUNCTIONS.update(abs=abs, round=round, min=min, max=max)
 _CONSTANTS = {"pi": math.pi, "e": math.e, "tau": math.tau}

@@ -9,12 +9,24 @@ from typing import IO, Any
 
 from toolchat.backends.base import TextDelta
 from toolchat.config.settings import Settings
-from toolchat.engine import (CallDecided, CallFinished, CallRequested, Decision, Engine, Event, PendingCall,
-                             Stopped, TurnError, TurnResult, arguments_text, total_usage)
+from toolchat.engine import (
+    CallDecided,
+    CallFinished,
+    CallRequested,
+    Decision,
+    Engine,
+    Event,
+    PendingCall,
+    Stopped,
+    TurnError,
+    TurnResult,
+    arguments_text,
+    total_usage,
+)
 from toolchat.env import Environment
 from toolchat.errors import ExitStatus, UsageError
-from toolchat.safety import clean
 from toolchat.redact import Redactor, StreamRedactor, redactor_for
+from toolchat.safety import clean
 from toolchat.tools import Registry, ToolStatus
 from toolchat.tracing.control import traced
 
@@ -106,8 +118,11 @@ class AskDisplay:
             if not self.options.json_output and event.text:
                 self._write(self.text.feed(event.text))
         elif isinstance(event, CallRequested) and not self.options.quiet:
-            self._log(f"→ {event.call.name} {arguments_text(event.arguments if event.arguments is not None else event.call.arguments)}")
-        elif isinstance(event, CallFinished) and not self.options.quiet and event.record.status is not ToolStatus.DENIED:
+            shown = event.call.arguments if event.arguments is None else event.arguments
+            self._log(f"→ {event.call.name} {arguments_text(shown)}")
+        elif (
+            isinstance(event, CallFinished) and not self.options.quiet and event.record.status is not ToolStatus.DENIED
+        ):
             preview = " ".join(event.record.output.split())
             if len(preview) > PREVIEW:
                 preview = preview[: PREVIEW - 1] + "…"
@@ -115,7 +130,9 @@ class AskDisplay:
         elif isinstance(event, CallDecided) and not event.decision.approved:
             name = event.call.name
             if event.decision.reason == NO_TERMINAL:  # said once, even with -q: it changes the answer
-                self._log(f"toolchat: denied {name}: no terminal to ask for approval; allow it with --allow {name} or --yes")
+                self._log(
+                    f"toolchat: denied {name}: no terminal to ask for approval; allow it with --allow {name} or --yes"
+                )
             elif not self.options.quiet:
                 self._log(f"  {name} declined" + (f": {event.decision.reason}" if event.decision.reason else ""))
         elif isinstance(event, TurnError):
@@ -142,8 +159,14 @@ class AskDisplay:
             self.out.flush()
 
 
-def run_ask(settings: Settings, registry: Registry, options: AskOptions, env: Environment,
-            approve_all: bool, redactor: Redactor | None = None) -> int:
+def run_ask(
+    settings: Settings,
+    registry: Registry,
+    options: AskOptions,
+    env: Environment,
+    approve_all: bool,
+    redactor: Redactor | None = None,
+) -> int:
     from toolchat.backends.factory import create_backend
 
     prompt = read_prompt(options.prompt, env)
@@ -152,8 +175,9 @@ def run_ask(settings: Settings, registry: Registry, options: AskOptions, env: En
     display = AskDisplay(env, options, redactor)
     on_event = traced(display, backend, settings, env.environ, tools=registry.get)
     approver = TerminalApprover(env, redactor)
-    engine = Engine.from_settings(settings, backend, registry, approve=approver, on_event=on_event,
-                                  approve_all=approve_all)
+    engine = Engine.from_settings(
+        settings, backend, registry, approve=approver, on_event=on_event, approve_all=approve_all
+    )
     try:
         result = engine.run_turn(prompt, options.tool_choice)
     finally:
@@ -189,8 +213,11 @@ def _exit_code(result: TurnResult, engine: Engine, env: Environment) -> int:
         env.write("\ntoolchat: interrupted\n", err=True)
         return ExitStatus(128 + result.signal) if result.signal else ExitStatus.INTERRUPTED
     if result.stopped is Stopped.MAX_ROUNDS:
-        env.write("toolchat: stopped: the model was still calling tools after "
-                  "--max-rounds model calls; raise --max-rounds or rephrase\n", err=True)
+        env.write(
+            "toolchat: stopped: the model was still calling tools after "
+            "--max-rounds model calls; raise --max-rounds or rephrase\n",
+            err=True,
+        )
         return ExitStatus.MAX_ROUNDS
     if result.stopped is Stopped.MAX_TOKENS:
         limit = f"max_tokens {engine.max_tokens}" if engine.max_tokens else "the model's token limit"
@@ -198,4 +225,3 @@ def _exit_code(result: TurnResult, engine: Engine, env: Environment) -> int:
     elif not result.answer.strip():
         env.write("toolchat: the model returned an empty answer\n", err=True)
     return ExitStatus.OK
-

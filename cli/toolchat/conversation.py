@@ -84,6 +84,6 @@ class Conversation:
         self.log = log
         if log is not None and self.system is not None:
             log.set_system(self.system)
-        for message in self._messages[1 if self.system is not None else 0:]:
+        for message in self._messages[1 if self.system is not None else 0 :]:
             if log is not None:
                 log.append(message)

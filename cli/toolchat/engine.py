@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Union
+from typing import TYPE_CHECKING, Any, Union
 
 from toolchat import defaults
 from toolchat.backends.base import Backend, Reply, Request, TextDelta, ToolCall, Usage
@@ -56,9 +57,15 @@ class CallRecord:
     source: str = ""  # where the tool comes from: "bundled", "plugins/x.py", "mcp time"
 
     def as_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "name": self.name, "arguments": self.arguments,
-                "status": self.status.value, "output": self.output, "source": self.source,
-                **({"edited": True} if self.edited else {})}
+        return {
+            "id": self.id,
+            "name": self.name,
+            "arguments": self.arguments,
+            "status": self.status.value,
+            "output": self.output,
+            "source": self.source,
+            **({"edited": True} if self.edited else {}),
+        }
 
 
 # Events for the sink
@@ -113,8 +120,9 @@ class TurnEnded:
     result: TurnResult
 
 
-Event = Union[TextDelta, TurnStarted, RoundStarted, CallRequested, CallDecided, CallFinished, RoundDone, TurnError,
-              TurnEnded]
+Event = Union[
+    TextDelta, TurnStarted, RoundStarted, CallRequested, CallDecided, CallFinished, RoundDone, TurnError, TurnEnded
+]
 
 
 @dataclass
@@ -159,11 +167,21 @@ class Engine:
     """One conversation's loop. The conversation, the backend and every setting of a profile are
     the engine's; faces change them through `configure` and the conversation's operations."""
 
-    def __init__(self, backend: Backend, registry: Registry, *, approve: Approver,
-                 on_event: Callable[[Event], None], policy: Policy, tool_options: RunLimits,
-                 system: str | None = None, max_rounds: int = defaults.MAX_ROUNDS,
-                 temperature: float | None = None, max_tokens: int | None = None,
-                 conversation: Conversation | None = None) -> None:
+    def __init__(
+        self,
+        backend: Backend,
+        registry: Registry,
+        *,
+        approve: Approver,
+        on_event: Callable[[Event], None],
+        policy: Policy,
+        tool_options: RunLimits,
+        system: str | None = None,
+        max_rounds: int = defaults.MAX_ROUNDS,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        conversation: Conversation | None = None,
+    ) -> None:
         self.backend = backend
         self.registry = registry
         self.approve = approve
@@ -176,13 +194,27 @@ class Engine:
         self.conversation = conversation if conversation is not None else Conversation(system)
 
     @classmethod
-    def from_settings(cls, settings: Settings, backend: Backend, registry: Registry, *, approve: Approver,
-                      on_event: Callable[[Event], None], approve_all: bool = False,
-                      conversation: Conversation | None = None) -> Engine:
+    def from_settings(
+        cls,
+        settings: Settings,
+        backend: Backend,
+        registry: Registry,
+        *,
+        approve: Approver,
+        on_event: Callable[[Event], None],
+        approve_all: bool = False,
+        conversation: Conversation | None = None,
+    ) -> Engine:
         """The engine `ask`, the REPL and `serve` build: every setting of the profile in force."""
-        engine = cls(backend, registry.without(settings.deny), approve=approve, on_event=on_event,
-                     policy=Policy(approve_all, set(settings.allow)), tool_options=RunLimits(settings.project_dir),
-                     conversation=conversation)
+        engine = cls(
+            backend,
+            registry.without(settings.deny),
+            approve=approve,
+            on_event=on_event,
+            policy=Policy(approve_all, set(settings.allow)),
+            tool_options=RunLimits(settings.project_dir),
+            conversation=conversation,
+        )
         engine.configure(settings, backend)
         return engine
 
@@ -206,8 +238,10 @@ class Engine:
         if choice in (None, "auto", "required", "none"):
             return choice
         if self.registry.get(choice) is None:
-            raise UsageError(f"--tool-choice names '{choice}', which is not an offered tool",
-                             f"tools: {', '.join(self.registry.names()) or 'none'}")
+            raise UsageError(
+                f"--tool-choice names '{choice}', which is not an offered tool",
+                f"tools: {', '.join(self.registry.names()) or 'none'}",
+            )
         return {"type": "function", "function": {"name": choice}}
 
     def run_turn(self, user_text: str | None, tool_choice: str | None = None) -> TurnResult:
@@ -269,7 +303,9 @@ class Engine:
 
     def _cancel(self, calls: list[ToolCall], result: TurnResult) -> None:
         started = self._running_since
-        why = "the user pressed Ctrl-C" if not result.signal else f"toolchat was stopped ({_signal_name(result.signal)})"
+        why = (
+            "the user pressed Ctrl-C" if not result.signal else f"toolchat was stopped ({_signal_name(result.signal)})"
+        )
         for n, call in enumerate(calls):
             if n == 0 and started is not None:
                 output, duration = f"Cancelled: {why} and the tool was stopped.", time.monotonic() - started
@@ -303,16 +339,25 @@ class Engine:
         if tool is None:
             self.emit(CallRequested(call, None))
             names = ", ".join(self.registry.names()) or "none"
-            return CallRecord(call.id, call.name, call.arguments, ToolStatus.UNKNOWN,
-                              f"Error: there is no tool named '{call.name}'. Available tools: {names}.")
+            return CallRecord(
+                call.id,
+                call.name,
+                call.arguments,
+                ToolStatus.UNKNOWN,
+                f"Error: there is no tool named '{call.name}'. Available tools: {names}.",
+            )
         try:
             arguments = parse_arguments(call.arguments)
             validate_arguments(tool, arguments)
         except InvalidArguments as exc:
             self.emit(CallRequested(call, None))
-            return CallRecord(call.id, call.name, call.arguments, ToolStatus.INVALID,
-                              f"Error: invalid arguments for {call.name}: {exc}. "
-                              "Call it again with arguments that match its schema.")
+            return CallRecord(
+                call.id,
+                call.name,
+                call.arguments,
+                ToolStatus.INVALID,
+                f"Error: invalid arguments for {call.name}: {exc}. Call it again with arguments that match its schema.",
+            )
         self.emit(CallRequested(call, arguments))
         return self._decide_and_run(call, tool, arguments)
 
@@ -322,8 +367,13 @@ class Engine:
         self.emit(CallDecided(call, decision, automatic))
         if not decision.approved:
             reason = f" Their reason: {decision.reason}" if decision.reason else ""
-            return CallRecord(call.id, call.name, arguments, ToolStatus.DENIED,
-                              f"The user declined this call; it was not run.{reason}")
+            return CallRecord(
+                call.id,
+                call.name,
+                arguments,
+                ToolStatus.DENIED,
+                f"The user declined this call; it was not run.{reason}",
+            )
         if decision.always:
             self.policy.allow.add(tool.name)
         edited = False
@@ -331,8 +381,13 @@ class Engine:
             try:
                 validate_arguments(tool, decision.arguments)
             except InvalidArguments as exc:
-                return CallRecord(call.id, call.name, decision.arguments, ToolStatus.INVALID,
-                                  f"Error: the edited arguments are invalid: {exc}")
+                return CallRecord(
+                    call.id,
+                    call.name,
+                    decision.arguments,
+                    ToolStatus.INVALID,
+                    f"Error: the edited arguments are invalid: {exc}",
+                )
             arguments = decision.arguments
             self._record_edit(call, arguments)
             edited = True
@@ -346,15 +401,24 @@ class Engine:
         for index in range(len(messages) - 1, -1, -1):
             parts = messages[index].get("tool_calls") or []
             if any(part.get("id") == call.id for part in parts):
-                edited = [{**part, "function": {**part["function"], "arguments": json.dumps(arguments, ensure_ascii=False)}}
-                          if part.get("id") == call.id else part for part in parts]
+                edited = [
+                    {**part, "function": {**part["function"], "arguments": json.dumps(arguments, ensure_ascii=False)}}
+                    if part.get("id") == call.id
+                    else part
+                    for part in parts
+                ]
                 self.conversation.replace(index, {**messages[index], "tool_calls": edited})
                 return
 
     def _not_run(self, call: ToolCall) -> CallRecord:
         self.emit(CallRequested(call, None))
-        return CallRecord(call.id, call.name, call.arguments, ToolStatus.DENIED,
-                          f"Not run: this turn reached its limit of {self.max_rounds} model calls.")
+        return CallRecord(
+            call.id,
+            call.name,
+            call.arguments,
+            ToolStatus.DENIED,
+            f"Not run: this turn reached its limit of {self.max_rounds} model calls.",
+        )
 
 
 def _assistant_message(reply: Reply) -> dict[str, Any]:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Mapping
+from typing import IO, Any
 
 
 def _user_dir(kind: str) -> Path:
@@ -29,7 +30,7 @@ class Environment:
         if self.tty_path is None:
             return None
         try:
-            tty_in = open(self.tty_path, "r", encoding="utf-8", errors="replace")
+            tty_in = open(self.tty_path, encoding="utf-8", errors="replace")
         except OSError:
             return None
         try:
@@ -40,8 +41,6 @@ class Environment:
 
     def consoles(self) -> tuple[Any, Any]:
         """Rich consoles for stdout and stderr (Rich is imported only by the commands that print with it)."""
-        from toolchat.terminal.render import console_for
-
         width = self.environ.get("COLUMNS", "")
         size = int(width) if width.isdigit() and int(width) > 0 else None
         return console_for(self.stdout, width=size), console_for(self.stderr, stderr=True, width=size)
@@ -84,3 +83,10 @@ def _isatty(stream: IO[str]) -> bool:
         return stream.isatty()
     except (AttributeError, ValueError):
         return False
+
+
+def console_for(stream: Any, *, stderr: bool = False, width: int | None = None) -> Any:
+    """A Rich console on `stream` that prints text as given: no highlighting, no soft wrapping."""
+    from rich.console import Console
+
+    return Console(file=stream, stderr=stderr, highlight=False, soft_wrap=False, width=width)

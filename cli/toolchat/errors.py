@@ -21,7 +21,7 @@ class Terminated(KeyboardInterrupt):
     """A signal that ends toolchat (TERM, HUP, QUIT) unwinds like Ctrl-C: running tools are
     stopped, every call is answered, the session file is intact; the exit code names the signal."""
 
-    requested = 0  # the signal, once one came: stays set once one came, for places that catch the interrupt and must still leave
+    requested = 0  # the signal, once one came: stays set for places that catch the interrupt and must still leave
 
     def __init__(self, signum: int) -> None:
         super().__init__(signum)

@@ -4,7 +4,8 @@ case, is caught too: any 8 or more characters of a secret are hidden."""
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 WINDOW = 8  # this many characters of a secret in a row count as the secret
 HIDDEN = "***"
@@ -21,7 +22,7 @@ class Redactor:
     def add(self, secret: str | None) -> None:
         secret = (secret or "").strip().lower()
         if len(secret) >= WINDOW:
-            self._grams.update(secret[i:i + WINDOW] for i in range(len(secret) - WINDOW + 1))
+            self._grams.update(secret[i : i + WINDOW] for i in range(len(secret) - WINDOW + 1))
         elif len(secret) >= 4:
             self._short.add(secret)
         else:
@@ -42,12 +43,12 @@ class Redactor:
         lower = text.lower()
         hidden = bytearray(len(text))
         for i in range(len(lower) - WINDOW + 1):
-            if lower[i:i + WINDOW] in self._grams:
-                hidden[i:i + WINDOW] = b"\x01" * WINDOW
+            if lower[i : i + WINDOW] in self._grams:
+                hidden[i : i + WINDOW] = b"\x01" * WINDOW
         for short in self._short:
             start = lower.find(short)
             while start >= 0:
-                hidden[start:start + len(short)] = b"\x01" * len(short)
+                hidden[start : start + len(short)] = b"\x01" * len(short)
                 start = lower.find(short, start + 1)
         return hidden
 

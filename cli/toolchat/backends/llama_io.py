@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import ctypes
 from collections import deque
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 LLAMA_LOG: deque[str] = deque(maxlen=2000)  # llama.cpp's own log; shown with TOOLCHAT_DEBUG=1
 

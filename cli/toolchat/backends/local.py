@@ -5,14 +5,21 @@ calls parsed from the model's native format, or constrained by a grammar when it
 from __future__ import annotations
 
 import codecs
-import json
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from toolchat import defaults
 from toolchat.backends import forced, generic
 from toolchat.backends.base import BackendEvent, Reply, Request, TextDelta, ToolCall, Usage, new_call_id
-from toolchat.backends.bundled import DESCRIPTION, INSTALL_HINT, bundled_model_path, quoting_the_question, tools_named, with_examples
+from toolchat.backends.bundled import (
+    DESCRIPTION,
+    INSTALL_HINT,
+    bundled_model_path,
+    quoting_the_question,
+    tools_named,
+    with_examples,
+)
 from toolchat.backends.llama_io import capture_log, gpu_offload_supported, read_metadata
 from toolchat.backends.parsers import ParsedCall, detect_format, make_parser
 from toolchat.backends.parsers.base import partial_suffix
@@ -44,7 +51,9 @@ def local_models(cache_dir: Path, cwd: Path) -> list[str]:
 
 
 def _gguf_files(cache_dir: Path, cwd: Path) -> list[Path]:
-    return sorted({p.resolve() for folder in (cwd, cache_dir / "models") if folder.is_dir() for p in folder.glob("*.gguf")})
+    return sorted(
+        {p.resolve() for folder in (cwd, cache_dir / "models") if folder.is_dir() for p in folder.glob("*.gguf")}
+    )
 
 
 class LocalBackend:
@@ -53,8 +62,9 @@ class LocalBackend:
     server_address: str | None = None  # in-process: no server
     server_port: int | None = None
 
-    def __init__(self, settings: Settings, cache_dir: Path, notify: Callable[[str], None] = lambda m: None,
-                 debug: bool = False) -> None:
+    def __init__(
+        self, settings: Settings, cache_dir: Path, notify: Callable[[str], None] = lambda m: None, debug: bool = False
+    ) -> None:
         try:
             import llama_cpp
         except ImportError:
@@ -69,8 +79,14 @@ class LocalBackend:
         n_ctx = self._context_size(settings.n_ctx)
         try:
             seed = settings.seed if settings.seed is not None else llama_cpp.LLAMA_DEFAULT_SEED
-            self.llm = llama_cpp.Llama(str(self.path), n_gpu_layers=settings.n_gpu_layers, n_ctx=n_ctx,
-                                       n_threads=settings.n_threads, seed=seed, verbose=debug)
+            self.llm = llama_cpp.Llama(
+                str(self.path),
+                n_gpu_layers=settings.n_gpu_layers,
+                n_ctx=n_ctx,
+                n_threads=settings.n_threads,
+                seed=seed,
+                verbose=debug,
+            )
         except (ValueError, RuntimeError) as exc:
             raise UsageError(f"llama.cpp could not load {self.path}: {exc}", "is it a GGUF model file?") from None
         self.n_ctx = self.llm.n_ctx()
@@ -119,13 +135,17 @@ class LocalBackend:
         the first time only (a marker in the cache dir; `toolchat models` always repeats it)."""
         lines = []
         if self.bundled:
-            lines.append(f"{DESCRIPTION}; it is not a good assistant, and is offered only the tools a question "
-                         "names. For a real model: -m path/to/model.gguf, --base-url http://host:8000/v1, "
-                         "or `toolchat config init`.")
+            lines.append(
+                f"{DESCRIPTION}; it is not a good assistant, and is offered only the tools a question "
+                "names. For a real model: -m path/to/model.gguf, --base-url http://host:8000/v1, "
+                "or `toolchat config init`."
+            )
         marker = self.cache_dir / "gpu-hint-shown"
         if not self.gpu and not marker.exists():
-            lines.append(f"This llama-cpp-python build has no GPU offload; for CUDA: {CUDA_HINT} "
-                         "(shown once; `toolchat models` repeats it)")
+            lines.append(
+                f"This llama-cpp-python build has no GPU offload; for CUDA: {CUDA_HINT} "
+                "(shown once; `toolchat models` repeats it)"
+            )
             try:
                 self.cache_dir.mkdir(parents=True, exist_ok=True)
                 marker.touch()
@@ -135,7 +155,9 @@ class LocalBackend:
 
     def list_models(self) -> list[str]:
         """What `/model NAME` can switch to: the bundled model and the GGUF files here and in the cache."""
-        files = [str(p) for p in _gguf_files(self.cache_dir, Path.cwd()) if not (self.bundled and p == self.path.resolve())]
+        files = [
+            str(p) for p in _gguf_files(self.cache_dir, Path.cwd()) if not (self.bundled and p == self.path.resolve())
+        ]
         return ["bundled", *files]
 
     def close(self) -> None:
@@ -152,14 +174,16 @@ class LocalBackend:
         forced_call = bool(request.tools) and _forced(request.tool_choice)
         native_forced = forced_call and not self.bundled and forced.supports(self.format)
         # The bundled base model rambles without a grammar, so it always answers in {"response": ...}
-        constrained = self.bundled or (bool(request.tools) and (self.format == "generic" or forced_call)
-                                       and not native_forced)
+        constrained = self.bundled or (
+            bool(request.tools) and (self.format == "generic" or forced_call) and not native_forced
+        )
         max_tokens = request.max_tokens or DEFAULT_MAX_TOKENS
         tokens = self._fit(request, constrained, max_tokens)
         cached = self._reused_prefix(tokens)
         if native_forced:  # the call in the model's own format, read by its own parser
             grammar = self._llama_cpp.LlamaGrammar.from_string(
-                forced.call_gbnf(self.format, request.tools, request.tool_choice), verbose=False)
+                forced.call_gbnf(self.format, request.tools, request.tool_choice), verbose=False
+            )
         else:
             grammar = self._grammar(request) if constrained else None
         if constrained:
@@ -227,7 +251,8 @@ class LocalBackend:
             if not _drop_oldest(messages):
                 raise BackendError(
                     f"the conversation ({len(tokens)} tokens) no longer fits the model's context ({self.n_ctx})",
-                    "start a new conversation, shorten the message, or raise n_ctx")
+                    "start a new conversation, shorten the message, or raise n_ctx",
+                )
 
     def _reused_prefix(self, tokens: list[int]) -> int:
         if self.llm.n_tokens == 0:
@@ -270,7 +295,7 @@ class LocalBackend:
             hold = max((partial_suffix(pending, s) for s in stops), default=0)
             if len(pending) > hold:
                 yield pending[: len(pending) - hold]
-                pending = pending[len(pending) - hold:]
+                pending = pending[len(pending) - hold :]
         pending += decoder.decode(b"", final=True)
         if pending:
             yield pending
@@ -303,7 +328,7 @@ class _GenericParser:
         if not calls and self.streamer.position is not None and not self.streamer.done:
             content = already  # cut off by max_tokens inside the response: keep what was said
         self.text = content
-        return (content[len(already):] if content.startswith(already) else ""), calls
+        return (content[len(already) :] if content.startswith(already) else ""), calls
 
 
 def _question(messages: list[dict[str, Any]]) -> str:

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 from urllib.parse import urlsplit
 
 from toolchat import defaults
@@ -28,8 +29,15 @@ class OpenAIBackend:
     name = "openai"
     provider = "openai"  # the API spoken, whoever serves it (OpenTelemetry's gen_ai convention)
 
-    def __init__(self, settings: Settings, environ: Any, notify: Callable[[str], None] = lambda m: None,
-                 *, resolve_model: bool = True, debug: bool = False) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        environ: Any,
+        notify: Callable[[str], None] = lambda m: None,
+        *,
+        resolve_model: bool = True,
+        debug: bool = False,
+    ) -> None:
         import httpx2
         import openai
 
@@ -51,8 +59,12 @@ class OpenAIBackend:
         http_client = openai.DefaultHttpx2Client()
         self._deadline.bind(httpx2, http_client)
         self.client = openai.OpenAI(
-            base_url=self.base_url, api_key=key or DUMMY_KEY, max_retries=settings.max_retries,
-            timeout=min(self.timeout, self.response_timeout), http_client=http_client)
+            base_url=self.base_url,
+            api_key=key or DUMMY_KEY,
+            max_retries=settings.max_retries,
+            timeout=min(self.timeout, self.response_timeout),
+            http_client=http_client,
+        )
         self.model: str = settings.model or (defaults.OPENAI_MODEL if self.base_url == OPENAI_URL else "")
         if not self.model and resolve_model:
             try:
@@ -73,7 +85,7 @@ class OpenAIBackend:
         except self._openai.APIError as exc:
             raise self._traced(self._explain(exc), exc) from exc
         except BackendError as exc:
-            raise self._traced(exc, exc.__cause__)
+            raise self._traced(exc, exc.__cause__)  # noqa: B904 - the same error, traced, goes on
         finally:
             self._deadline.deadline = None
 
@@ -94,8 +106,10 @@ class OpenAIBackend:
         except self._openai.APIError as exc:
             raise self._explain(exc, listing=True) from exc
         except RecursionError as exc:  # JSON nested deeper than Python parses
-            raise BackendError(f"{self.base_url} listed its models in JSON nested too deeply to read",
-                               "is this an OpenAI-compatible server?") from exc
+            raise BackendError(
+                f"{self.base_url} listed its models in JSON nested too deeply to read",
+                "is this an OpenAI-compatible server?",
+            ) from exc
         finally:
             self._deadline.deadline = None
 
@@ -132,8 +146,10 @@ class OpenAIBackend:
         kind = raw.headers.get("content-type", "").split(";")[0].strip().lower()
         if kind.startswith(NOT_AN_API):
             raw.close()
-            raise BackendError(f"the server answered with {kind}, not an OpenAI-compatible reply",
-                               f"check the base URL {self.base_url}; it usually ends in /v1")
+            raise BackendError(
+                f"the server answered with {kind}, not an OpenAI-compatible reply",
+                f"check the base URL {self.base_url}; it usually ends in /v1",
+            )
         if stream and "json" not in kind:
             from openai.types.chat import ChatCompletionChunk
 
@@ -141,8 +157,9 @@ class OpenAIBackend:
         try:
             return None, json.loads(raw.read())
         except (ValueError, RecursionError) as exc:  # not JSON, or nested deeper than Python parses
-            raise BackendError(f"{self.base_url} answered with something that is not JSON",
-                               "is this an OpenAI-compatible server?") from exc
+            raise BackendError(
+                f"{self.base_url} answered with something that is not JSON", "is this an OpenAI-compatible server?"
+            ) from exc
 
     def _post(self, request: Request, stream: bool) -> Any:
         """The HTTP response to one chat-completions request (its body unread when streamed). Sent
@@ -150,8 +167,9 @@ class OpenAIBackend:
         message against the SDK's parameter types: the body is plain JSON already, and that walk
         costs a few milliseconds per request, growing with the conversation (about 120 ms over a
         30-round tool loop, benchmarks/RESULTS.md)."""
-        return self.client.post("/chat/completions", body=self._arguments(request, stream),
-                                cast_to=self._httpx.Response, stream=stream)
+        return self.client.post(
+            "/chat/completions", body=self._arguments(request, stream), cast_to=self._httpx.Response, stream=stream
+        )
 
     def _streamed(self, request: Request) -> Iterator[BackendEvent]:
         stream, whole = self._create(request, True)
@@ -176,8 +194,13 @@ class OpenAIBackend:
                         yield TextDelta(piece)
                     for tool_delta in getattr(delta, "tool_calls", None) or []:
                         calls.add(_tool_delta(tool_delta))
-        except (self._openai.APIError, self._httpx.HTTPError, self._httpx.StreamError, json.JSONDecodeError,
-                RecursionError) as exc:
+        except (
+            self._openai.APIError,
+            self._httpx.HTTPError,
+            self._httpx.StreamError,
+            json.JSONDecodeError,
+            RecursionError,
+        ) as exc:
             # after a finish_reason only the usage or [DONE] can be lost: the reply is whole
             tail = finish is not None and isinstance(exc, (self._openai.APIConnectionError, self._httpx.TransportError))
             if not tail:
@@ -208,13 +231,19 @@ class OpenAIBackend:
         calls = [_whole_call(tc) for tc in (listed if isinstance(listed, list) else [])]
         usage = _usage(_get(body, "usage")) if _get(body, "usage") else None
         finish = _get(choices[0], "finish_reason")  # a whole body is complete with or without one
-        return Reply(content_text(_get(message, "content")), self._checked(calls), usage,
-                     finish if isinstance(finish, str) else "")
+        return Reply(
+            content_text(_get(message, "content")),
+            self._checked(calls),
+            usage,
+            finish if isinstance(finish, str) else "",
+        )
 
     def _checked(self, calls: list[ToolCall]) -> list[ToolCall]:
         """The calls, sendable back as UTF-8; a call without a name is the server's fault."""
         if any(not call.name for call in calls):
-            raise BackendError(f"{self.base_url} sent a tool call without a name", "is this an OpenAI-compatible server?")
+            raise BackendError(
+                f"{self.base_url} sent a tool call without a name", "is this an OpenAI-compatible server?"
+            )
         return [ToolCall(call.id, scrub(call.name), scrub(call.arguments)) for call in calls]
 
     # -- errors ---------------------------------------------------------------------------------
@@ -240,8 +269,11 @@ class OpenAIBackend:
         if self._debug and cause is not None:
             import traceback
 
-            self._notify(self._redactor.redact("".join(traceback.format_exception(cause)).rstrip())
-                         + "\n\nThe above exception was the direct cause of: " + str(error))
+            self._notify(
+                self._redactor.redact("".join(traceback.format_exception(cause)).rstrip())
+                + "\n\nThe above exception was the direct cause of: "
+                + str(error)
+            )
         return error
 
     def _detail(self, exc: Exception) -> str:
@@ -313,8 +345,10 @@ def _api_key(key: str | None, notify: Callable[[str], None]) -> str | None:
     if stripped != key:
         notify("note: the API key had spaces or a line break around it; using it without them")
     if any(c.isspace() for c in stripped) or not stripped.isascii():
-        raise UsageError("the API key holds spaces, line breaks or non-ASCII characters",
-                         "check OPENAI_API_KEY or api_key in the config")
+        raise UsageError(
+            "the API key holds spaces, line breaks or non-ASCII characters",
+            "check OPENAI_API_KEY or api_key in the config",
+        )
     return stripped or None
 
 
@@ -326,8 +360,10 @@ def _tool_delta(delta: Any) -> dict[str, Any]:
     return {
         "index": getattr(delta, "index", None),
         "id": call_id if isinstance(call_id, str) else None,
-        "function": {"name": name if isinstance(name, str) else None,
-                     "arguments": arguments if isinstance(arguments, (str, dict, list)) else None},
+        "function": {
+            "name": name if isinstance(name, str) else None,
+            "arguments": arguments if isinstance(arguments, (str, dict, list)) else None,
+        },
     }
 
 
@@ -342,13 +378,19 @@ def _whole_call(call: Any) -> ToolCall:
     if isinstance(arguments, (dict, list)):
         arguments = json.dumps(arguments, ensure_ascii=False)
     call_id, name = _get(call, "id"), _get(function, "name")
-    return ToolCall(call_id if isinstance(call_id, str) and call_id else new_call_id(),
-                    name if isinstance(name, str) else "", arguments if isinstance(arguments, str) else "")
+    return ToolCall(
+        call_id if isinstance(call_id, str) and call_id else new_call_id(),
+        name if isinstance(name, str) else "",
+        arguments if isinstance(arguments, str) else "",
+    )
 
 
 def _usage(usage: Any) -> Usage:
-    return Usage(_count(_get(usage, "prompt_tokens")), _count(_get(usage, "completion_tokens")),
-                 _count(_get(_get(usage, "prompt_tokens_details"), "cached_tokens")))
+    return Usage(
+        _count(_get(usage, "prompt_tokens")),
+        _count(_get(usage, "completion_tokens")),
+        _count(_get(_get(usage, "prompt_tokens_details"), "cached_tokens")),
+    )
 
 
 def _count(value: Any) -> int:

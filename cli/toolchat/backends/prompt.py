@@ -55,7 +55,9 @@ class JinjaTemplate:
         from jinja2.sandbox import ImmutableSandboxedEnvironment
 
         self._error = TemplateError
-        env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.loopcontrols"])
+        env = ImmutableSandboxedEnvironment(
+            trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.loopcontrols"]
+        )
         env.filters["tojson"] = _tojson
         env.globals["raise_exception"] = _raise
         env.globals["strftime_now"] = lambda fmt: datetime.now().strftime(fmt)
@@ -69,12 +71,20 @@ class JinjaTemplate:
         self.stop = [eos_token] if eos_token else []
         self.stop += [marker for marker in _TURN_ENDS if marker in source and marker != eos_token]
 
-    def render(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None,
-               add_generation_prompt: bool = True) -> str:
+    def render(
+        self,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]] | None = None,
+        add_generation_prompt: bool = True,
+    ) -> str:
         try:
-            return self.template.render(messages=_for_template(messages), tools=tools or None,
-                                        add_generation_prompt=add_generation_prompt,
-                                        bos_token=self.bos, eos_token=self.eos)
+            return self.template.render(
+                messages=_for_template(messages),
+                tools=tools or None,
+                add_generation_prompt=add_generation_prompt,
+                bos_token=self.bos,
+                eos_token=self.eos,
+            )
         except self._error as exc:
             raise BackendError(f"the model's chat template failed on this conversation: {exc}") from None
 
@@ -82,13 +92,21 @@ class JinjaTemplate:
 _TURN_ENDS = ("<|im_end|>", "<|eot_id|>", "<|eom_id|>", "<end_of_turn>", "</s>")
 
 
-def generic_messages(messages: list[dict[str, Any]], tools: list[dict[str, Any]],
-                     raw: dict[str, str]) -> list[dict[str, Any]]:
+def generic_messages(
+    messages: list[dict[str, Any]], tools: list[dict[str, Any]], raw: dict[str, str]
+) -> list[dict[str, Any]]:
     """The conversation for a model with no native tool format: tool instructions in the system
     message, earlier calls as the JSON it wrote, tool results as user turns."""
     out: list[dict[str, Any]] = []
-    system = "\n\n".join(filter(None, [next((m.get("content") for m in messages if m["role"] == "system"), ""),
-                                        generic.instructions(tools) if tools else ""]))
+    system = "\n\n".join(
+        filter(
+            None,
+            [
+                next((m.get("content") for m in messages if m["role"] == "system"), ""),
+                generic.instructions(tools) if tools else "",
+            ],
+        )
+    )
     if system:
         out.append({"role": "system", "content": system})
     names = {}
@@ -98,8 +116,9 @@ def generic_messages(messages: list[dict[str, Any]], tools: list[dict[str, Any]]
             continue
         if role == "assistant" and message.get("tool_calls"):
             key = raw_key(message)
-            text = raw.get(key) or "\n".join(generic.render_call(c["function"]["name"], c["function"]["arguments"])
-                                             for c in message["tool_calls"])
+            text = raw.get(key) or "\n".join(
+                generic.render_call(c["function"]["name"], c["function"]["arguments"]) for c in message["tool_calls"]
+            )
             for call in message["tool_calls"]:
                 names[call["id"]] = call["function"]["name"]
             out.append({"role": "assistant", "content": text})

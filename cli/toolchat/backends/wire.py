@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import re
 import time
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from toolchat.errors import BackendError
 
@@ -40,12 +41,15 @@ def content_text(content: Any) -> str:
         for part in content:
             text = part if isinstance(part, str) else _part_text(part)
             if text is None:
-                raise BackendError(f"the server sent a content part that is not text ({_kind(part)})",
-                                   "toolchat reads text answers only")
+                raise BackendError(
+                    f"the server sent a content part that is not text ({_kind(part)})",
+                    "toolchat reads text answers only",
+                )
             parts.append(text)
         return scrub("".join(parts))
-    raise BackendError(f"the server sent content that is not text ({_kind(content)})",
-                       "is this an OpenAI-compatible server?")
+    raise BackendError(
+        f"the server sent content that is not text ({_kind(content)})", "is this an OpenAI-compatible server?"
+    )
 
 
 def _part_text(part: Any) -> str | None:
@@ -102,13 +106,18 @@ class Deadline:
             def handle_request(self, request: Any) -> Any:
                 deadline.check()
                 response = self.inner.handle_request(request)
-                return httpx.Response(response.status_code, headers=response.headers, stream=Checked(response.stream),
-                                      extensions=response.extensions)
+                return httpx.Response(
+                    response.status_code,
+                    headers=response.headers,
+                    stream=Checked(response.stream),
+                    extensions=response.extensions,
+                )
 
             def close(self) -> None:
                 self.inner.close()
 
         # httpx keeps these two attributes; a client built with transport= would ignore proxies
         client._transport = Bounded(client._transport)
-        client._mounts = {pattern: None if transport is None else Bounded(transport)
-                          for pattern, transport in client._mounts.items()}
+        client._mounts = {
+            pattern: None if transport is None else Bounded(transport) for pattern, transport in client._mounts.items()
+        }

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Any, List, Optional
+from typing import Annotated, Any
 
 import typer
-
 
 from toolchat import __version__
 from toolchat.env import Environment
@@ -32,10 +31,14 @@ app.add_typer(mcp_app, name="mcp")
 trace_app = typer.Typer(help="Read trace files written with --trace.", no_args_is_help=True)
 app.add_typer(trace_app, name="trace")
 
-ConfigOpt = Annotated[Optional[str], typer.Option("--config", "-c", help="Use this config file instead of discovering one.")]
-ToolsOpt = Annotated[Optional[List[str]], typer.Option("--tools", "-t", help="A plugin folder or .py file (repeatable).")]
+ConfigOpt = Annotated[
+    str | None, typer.Option("--config", "-c", help="Use this config file instead of discovering one.")
+]
+ToolsOpt = Annotated[list[str] | None, typer.Option("--tools", "-t", help="A plugin folder or .py file (repeatable).")]
 NoBundledOpt = Annotated[bool, typer.Option("--no-bundled-tools", help="Leave out the tools that ship with toolchat.")]
-McpOpt = Annotated[Optional[List[str]], typer.Option("--mcp", help="An MCP server: a command line or an http(s) URL (repeatable).")]
+McpOpt = Annotated[
+    list[str] | None, typer.Option("--mcp", help="An MCP server: a command line or an http(s) URL (repeatable).")
+]
 
 
 def _version(ctx: typer.Context, value: bool) -> None:
@@ -47,7 +50,9 @@ def _version(ctx: typer.Context, value: bool) -> None:
 @app.callback(invoke_without_command=True)
 def root(
     ctx: typer.Context,
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+    ] = False,
 ) -> None:
     """toolchat: a chat REPL for tool-calling models; `toolchat` alone is `toolchat chat`."""
     if ctx.invoked_subcommand is None:
@@ -60,13 +65,22 @@ def _env(ctx: typer.Context) -> Environment:
     return obj if isinstance(obj, Environment) else Environment()
 
 
-def _settings(env: Environment, config: Optional[str], on_untrusted: Any = None, check_trust: bool = True,
-              **overrides: Any):
+def _settings(
+    env: Environment, config: str | None, on_untrusted: Any = None, check_trust: bool = True, **overrides: Any
+):
     from toolchat.config import settings as config_module
 
-    return config_module.load(_path(config), overrides, config_dir=env.config_dir, data_dir=env.data_dir, cwd=env.cwd,
-                              environ=env.environ, on_untrusted=on_untrusted, check_trust=check_trust,
-                              notify=lambda message: _notice(env, message))
+    return config_module.load(
+        _path(config),
+        overrides,
+        config_dir=env.config_dir,
+        data_dir=env.data_dir,
+        cwd=env.cwd,
+        environ=env.environ,
+        on_untrusted=on_untrusted,
+        check_trust=check_trust,
+        notify=lambda message: _notice(env, message),
+    )
 
 
 def _notice(env: Environment, message: str) -> None:
@@ -75,7 +89,7 @@ def _notice(env: Environment, message: str) -> None:
     env.write(f"toolchat: {clean(message)}\n", err=True)
 
 
-def _seconds(value: Optional[float]) -> Optional[float]:
+def _seconds(value: float | None) -> float | None:
     """A number of seconds a user can mean: finite, above 0, at most a day (1e10 or nan is a typo)."""
     import math
 
@@ -84,19 +98,24 @@ def _seconds(value: Optional[float]) -> Optional[float]:
     return value
 
 
-def _path(value: Optional[str]) -> Optional[Path]:
+def _path(value: str | None) -> Path | None:
     """Paths arrive as text: typer's own Path handling imports pydantic, which slows start-up."""
     return Path(value) if value is not None else None
 
 
-def _tool_settings(env: Environment, config: Optional[str], tools: Optional[List[str]], no_bundled: bool):
-    return _settings(env, config, tool_paths=[(env.cwd / p).resolve() for p in tools or []],
-                     bundled_tools=False if no_bundled else None)
+def _tool_settings(env: Environment, config: str | None, tools: list[str] | None, no_bundled: bool):
+    return _settings(
+        env,
+        config,
+        tool_paths=[(env.cwd / p).resolve() for p in tools or []],
+        bundled_tools=False if no_bundled else None,
+    )
 
 
 @tools_app.command("list")
-def tools_list(ctx: typer.Context, tools: ToolsOpt = None, no_bundled_tools: NoBundledOpt = False,
-               config: ConfigOpt = None) -> None:
+def tools_list(
+    ctx: typer.Context, tools: ToolsOpt = None, no_bundled_tools: NoBundledOpt = False, config: ConfigOpt = None
+) -> None:
     """The tools found, where each came from, and modules that failed to load."""
     from toolchat.commands import tools as tools_cmd
 
@@ -106,8 +125,13 @@ def tools_list(ctx: typer.Context, tools: ToolsOpt = None, no_bundled_tools: NoB
 
 
 @tools_app.command("show")
-def tools_show(ctx: typer.Context, name: str, tools: ToolsOpt = None, no_bundled_tools: NoBundledOpt = False,
-               config: ConfigOpt = None) -> None:
+def tools_show(
+    ctx: typer.Context,
+    name: str,
+    tools: ToolsOpt = None,
+    no_bundled_tools: NoBundledOpt = False,
+    config: ConfigOpt = None,
+) -> None:
     """One tool: description, parameters, source file."""
     from toolchat.commands import tools as tools_cmd
 
@@ -120,8 +144,10 @@ def tools_show(ctx: typer.Context, name: str, tools: ToolsOpt = None, no_bundled
 @tools_app.command("schema")
 def tools_schema(
     ctx: typer.Context,
-    names: Annotated[Optional[List[str]], typer.Argument(help="Tool names; all tools when none.")] = None,
-    tools: ToolsOpt = None, no_bundled_tools: NoBundledOpt = False, config: ConfigOpt = None,
+    names: Annotated[list[str] | None, typer.Argument(help="Tool names; all tools when none.")] = None,
+    tools: ToolsOpt = None,
+    no_bundled_tools: NoBundledOpt = False,
+    config: ConfigOpt = None,
 ) -> None:
     """The OpenAI-format definitions as a JSON array."""
     from toolchat.commands import tools as tools_cmd
@@ -135,10 +161,13 @@ def tools_schema(
 def tools_run(
     ctx: typer.Context,
     name: str,
-    args: Annotated[Optional[str], typer.Option("--args", help="The arguments as a JSON object.")] = None,
-    tools: ToolsOpt = None, no_bundled_tools: NoBundledOpt = False, config: ConfigOpt = None,
-    tool_timeout: Annotated[Optional[float], typer.Option("--tool-timeout", callback=_seconds,
-                                                          help="Stop the tool after this many seconds.")] = None,
+    args: Annotated[str | None, typer.Option("--args", help="The arguments as a JSON object.")] = None,
+    tools: ToolsOpt = None,
+    no_bundled_tools: NoBundledOpt = False,
+    config: ConfigOpt = None,
+    tool_timeout: Annotated[
+        float | None, typer.Option("--tool-timeout", callback=_seconds, help="Stop the tool after this many seconds.")
+    ] = None,
 ) -> None:
     """Run one tool directly, without a model."""
     from toolchat.commands import tools as tools_cmd
@@ -152,43 +181,76 @@ def tools_run(
     raise typer.Exit(code)
 
 
-ProfileOpt = Annotated[Optional[str], typer.Option("--profile", "-p", help="A named profile from the config.")]
-BackendOpt = Annotated[Optional[str], typer.Option("--backend", "-b", help="openai or local.")]
-ModelOpt = Annotated[Optional[str], typer.Option("--model", "-m", help="Model name at the endpoint; for local, a .gguf path or 'bundled'.")]
-BaseUrlOpt = Annotated[Optional[str], typer.Option("--base-url", help="The OpenAI-compatible endpoint (also OPENAI_BASE_URL).")]
+ProfileOpt = Annotated[str | None, typer.Option("--profile", "-p", help="A named profile from the config.")]
+BackendOpt = Annotated[str | None, typer.Option("--backend", "-b", help="openai or local.")]
+ModelOpt = Annotated[
+    str | None, typer.Option("--model", "-m", help="Model name at the endpoint; for local, a .gguf path or 'bundled'.")
+]
+BaseUrlOpt = Annotated[
+    str | None, typer.Option("--base-url", help="The OpenAI-compatible endpoint (also OPENAI_BASE_URL).")
+]
 NoToolsOpt = Annotated[bool, typer.Option("--no-tools", help="Offer no tools.")]
-SystemOpt = Annotated[Optional[str], typer.Option("--system", "-s", help="System prompt.")]
+SystemOpt = Annotated[str | None, typer.Option("--system", "-s", help="System prompt.")]
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Approve every tool call.")]
-AllowOpt = Annotated[Optional[List[str]], typer.Option("--allow", help="Approve this tool without asking (repeatable).")]
-DenyOpt = Annotated[Optional[List[str]], typer.Option("--deny", help="Never offer this tool (repeatable).")]
-ToolChoiceOpt = Annotated[Optional[str], typer.Option("--tool-choice", help="auto, required, none or a tool name, for the first model call of a turn.")]
-MaxRoundsOpt = Annotated[Optional[int], typer.Option("--max-rounds", min=1, help="Most model calls in one turn (default 10).")]
-ToolTimeoutOpt = Annotated[Optional[float], typer.Option("--tool-timeout", callback=_seconds,
-                                                         help="Stop a tool after this many seconds.")]
+AllowOpt = Annotated[list[str] | None, typer.Option("--allow", help="Approve this tool without asking (repeatable).")]
+DenyOpt = Annotated[list[str] | None, typer.Option("--deny", help="Never offer this tool (repeatable).")]
+ToolChoiceOpt = Annotated[
+    str | None,
+    typer.Option("--tool-choice", help="auto, required, none or a tool name, for the first model call of a turn."),
+]
+MaxRoundsOpt = Annotated[
+    int | None, typer.Option("--max-rounds", min=1, help="Most model calls in one turn (default 10).")
+]
+ToolTimeoutOpt = Annotated[
+    float | None, typer.Option("--tool-timeout", callback=_seconds, help="Stop a tool after this many seconds.")
+]
 NoStreamOpt = Annotated[bool, typer.Option("--no-stream", help="Ask for whole replies instead of a stream.")]
-TemperatureOpt = Annotated[Optional[float], typer.Option("--temperature")]
-MaxTokensOpt = Annotated[Optional[int], typer.Option("--max-tokens")]
-TraceOpt = Annotated[Optional[str], typer.Option("--trace", help="Write OpenTelemetry spans to this file (JSON lines).")]
-TraceContentOpt = Annotated[bool, typer.Option("--trace-content", help="Put messages, tool arguments and results in the spans.")]
+TemperatureOpt = Annotated[float | None, typer.Option("--temperature")]
+MaxTokensOpt = Annotated[int | None, typer.Option("--max-tokens")]
+TraceOpt = Annotated[str | None, typer.Option("--trace", help="Write OpenTelemetry spans to this file (JSON lines).")]
+TraceContentOpt = Annotated[
+    bool, typer.Option("--trace-content", help="Put messages, tool arguments and results in the spans.")
+]
 
 
-
-
-def _overrides(env: Environment, *, profile: Optional[str], backend: Optional[str], model: Optional[str], base_url: Optional[str],
-               tools: Optional[List[str]], no_bundled_tools: bool, system: Optional[str], allow: Optional[List[str]],
-               deny: Optional[List[str]], max_rounds: Optional[int], tool_timeout: Optional[float], no_stream: bool,
-               temperature: Optional[float], max_tokens: Optional[int]) -> dict[str, Any]:
+def _overrides(
+    env: Environment,
+    *,
+    profile: str | None,
+    backend: str | None,
+    model: str | None,
+    base_url: str | None,
+    tools: list[str] | None,
+    no_bundled_tools: bool,
+    system: str | None,
+    allow: list[str] | None,
+    deny: list[str] | None,
+    max_rounds: int | None,
+    tool_timeout: float | None,
+    no_stream: bool,
+    temperature: float | None,
+    max_tokens: int | None,
+) -> dict[str, Any]:
     """The flags `chat` and `ask` share, as config overrides."""
     return dict(
-        profile=profile, backend=backend, model=model, base_url=base_url,
+        profile=profile,
+        backend=backend,
+        model=model,
+        base_url=base_url,
         tool_paths=[(env.cwd / p).resolve() for p in tools or []],
-        bundled_tools=False if no_bundled_tools else None, system=system, allow=allow or [], deny=deny or [],
-        max_rounds=max_rounds, tool_timeout=tool_timeout, stream=False if no_stream else None,
-        temperature=temperature, max_tokens=max_tokens,
+        bundled_tools=False if no_bundled_tools else None,
+        system=system,
+        allow=allow or [],
+        deny=deny or [],
+        max_rounds=max_rounds,
+        tool_timeout=tool_timeout,
+        stream=False if no_stream else None,
+        temperature=temperature,
+        max_tokens=max_tokens,
     )
 
 
-def _trace(env: Environment, trace: Optional[str], trace_content: bool) -> dict[str, Any]:
+def _trace(env: Environment, trace: str | None, trace_content: bool) -> dict[str, Any]:
     return {"trace": (env.cwd / trace).resolve() if trace else None, "trace_content": trace_content or None}
 
 
@@ -206,7 +268,7 @@ def _registry(env: Environment, settings: Any, no_tools: bool, notify: Any = Non
     return registry
 
 
-def _mcp_flags(values: Optional[List[str]]) -> list:
+def _mcp_flags(values: list[str] | None) -> list:
     from toolchat.mcp import parse_flags
 
     return parse_flags(values) if values else []
@@ -215,15 +277,31 @@ def _mcp_flags(values: Optional[List[str]]) -> list:
 @app.command()
 def ask(
     ctx: typer.Context,
-    prompt: Annotated[Optional[List[str]], typer.Argument(help="The question; '-' or a pipe appends stdin.")] = None,
-    config: ConfigOpt = None, profile: ProfileOpt = None, backend: BackendOpt = None, model: ModelOpt = None,
-    base_url: BaseUrlOpt = None, tools: ToolsOpt = None, no_tools: NoToolsOpt = False,
-    no_bundled_tools: NoBundledOpt = False, system: SystemOpt = None, yes: YesOpt = False, allow: AllowOpt = None,
-    deny: DenyOpt = None, tool_choice: ToolChoiceOpt = None, max_rounds: MaxRoundsOpt = None,
-    tool_timeout: ToolTimeoutOpt = None, no_stream: NoStreamOpt = False, temperature: TemperatureOpt = None,
-    max_tokens: MaxTokensOpt = None, mcp: McpOpt = None,
-    trace: TraceOpt = None, trace_content: TraceContentOpt = False,
-    json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object: answer, messages, calls, usage.")] = False,
+    prompt: Annotated[list[str] | None, typer.Argument(help="The question; '-' or a pipe appends stdin.")] = None,
+    config: ConfigOpt = None,
+    profile: ProfileOpt = None,
+    backend: BackendOpt = None,
+    model: ModelOpt = None,
+    base_url: BaseUrlOpt = None,
+    tools: ToolsOpt = None,
+    no_tools: NoToolsOpt = False,
+    no_bundled_tools: NoBundledOpt = False,
+    system: SystemOpt = None,
+    yes: YesOpt = False,
+    allow: AllowOpt = None,
+    deny: DenyOpt = None,
+    tool_choice: ToolChoiceOpt = None,
+    max_rounds: MaxRoundsOpt = None,
+    tool_timeout: ToolTimeoutOpt = None,
+    no_stream: NoStreamOpt = False,
+    temperature: TemperatureOpt = None,
+    max_tokens: MaxTokensOpt = None,
+    mcp: McpOpt = None,
+    trace: TraceOpt = None,
+    trace_content: TraceContentOpt = False,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object: answer, messages, calls, usage.")
+    ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No tool log on stderr.")] = False,
 ) -> None:
     """One question, tools allowed, the answer on stdout."""
@@ -231,11 +309,29 @@ def ask(
     from toolchat.redact import redactor_for
 
     env = _env(ctx)
-    settings = _settings(env, config, **_overrides(
-        env, profile=profile, backend=backend, model=model, base_url=base_url, tools=tools,
-        no_bundled_tools=no_bundled_tools, system=system, allow=allow, deny=deny, max_rounds=max_rounds,
-        tool_timeout=tool_timeout, no_stream=no_stream, temperature=temperature, max_tokens=max_tokens),
-        mcp_servers=_mcp_flags(mcp), **_trace(env, trace, trace_content))
+    settings = _settings(
+        env,
+        config,
+        **_overrides(
+            env,
+            profile=profile,
+            backend=backend,
+            model=model,
+            base_url=base_url,
+            tools=tools,
+            no_bundled_tools=no_bundled_tools,
+            system=system,
+            allow=allow,
+            deny=deny,
+            max_rounds=max_rounds,
+            tool_timeout=tool_timeout,
+            no_stream=no_stream,
+            temperature=temperature,
+            max_tokens=max_tokens,
+        ),
+        mcp_servers=_mcp_flags(mcp),
+        **_trace(env, trace, trace_content),
+    )
     options = AskOptions(prompt or [], json_output, quiet, tool_choice)
     registry = _registry(env, settings, no_tools, lambda message: _notice(env, message))
     try:
@@ -247,32 +343,59 @@ def ask(
 @app.command()
 def chat(
     ctx: typer.Context,
-    config: ConfigOpt = None, profile: ProfileOpt = None, backend: BackendOpt = None, model: ModelOpt = None,
-    base_url: BaseUrlOpt = None, tools: ToolsOpt = None, no_tools: NoToolsOpt = False,
-    no_bundled_tools: NoBundledOpt = False, system: SystemOpt = None, yes: YesOpt = False, allow: AllowOpt = None,
-    deny: DenyOpt = None, tool_choice: ToolChoiceOpt = None, max_rounds: MaxRoundsOpt = None,
-    tool_timeout: ToolTimeoutOpt = None, no_stream: NoStreamOpt = False, temperature: TemperatureOpt = None,
-    max_tokens: MaxTokensOpt = None, mcp: McpOpt = None,
-    trace: TraceOpt = None, trace_content: TraceContentOpt = False,
+    config: ConfigOpt = None,
+    profile: ProfileOpt = None,
+    backend: BackendOpt = None,
+    model: ModelOpt = None,
+    base_url: BaseUrlOpt = None,
+    tools: ToolsOpt = None,
+    no_tools: NoToolsOpt = False,
+    no_bundled_tools: NoBundledOpt = False,
+    system: SystemOpt = None,
+    yes: YesOpt = False,
+    allow: AllowOpt = None,
+    deny: DenyOpt = None,
+    tool_choice: ToolChoiceOpt = None,
+    max_rounds: MaxRoundsOpt = None,
+    tool_timeout: ToolTimeoutOpt = None,
+    no_stream: NoStreamOpt = False,
+    temperature: TemperatureOpt = None,
+    max_tokens: MaxTokensOpt = None,
+    mcp: McpOpt = None,
+    trace: TraceOpt = None,
+    trace_content: TraceContentOpt = False,
     resume: Annotated[bool, typer.Option("--continue", help="Resume this project's last session.")] = False,
-    session: Annotated[Optional[str], typer.Option("--session", help="Use (or resume) the session of this name.")] = None,
+    session: Annotated[str | None, typer.Option("--session", help="Use (or resume) the session of this name.")] = None,
 ) -> None:
     """The interactive REPL (what `toolchat` alone runs)."""
-    from toolchat.terminal import repl
     from toolchat.backends.factory import create_backend
-    from toolchat.terminal.session import Chat, ChatOptions, reloader
     from toolchat.safety import clean
+    from toolchat.terminal import repl
+    from toolchat.terminal.session import Chat, ChatOptions, reloader
 
     env = _env(ctx)
     repl.require_terminal(env)
     console = repl.console_for_chat(env)
     overrides = _overrides(
-        env, profile=profile, backend=backend, model=model, base_url=base_url, tools=tools,
-        no_bundled_tools=no_bundled_tools, system=system, allow=allow, deny=deny, max_rounds=max_rounds,
-        tool_timeout=tool_timeout, no_stream=no_stream, temperature=temperature, max_tokens=max_tokens)
+        env,
+        profile=profile,
+        backend=backend,
+        model=model,
+        base_url=base_url,
+        tools=tools,
+        no_bundled_tools=no_bundled_tools,
+        system=system,
+        allow=allow,
+        deny=deny,
+        max_rounds=max_rounds,
+        tool_timeout=tool_timeout,
+        no_stream=no_stream,
+        temperature=temperature,
+        max_tokens=max_tokens,
+    )
     overrides |= {"mcp_servers": _mcp_flags(mcp), **_trace(env, trace, trace_content)}
     settings = _settings(env, config, on_untrusted=repl.ask_trust(console), **overrides)
-    notify = lambda message: console.print(clean(message), style="dim", markup=False)  # noqa: E731
+    notify = lambda message: console.print(clean(message), style="dim", markup=False)
     registry = _registry(env, settings, no_tools, notify, waits=False)  # the prompt does not wait for MCP servers
     with console.status("starting…"):
         model_backend = create_backend(settings, env, notify)
@@ -284,26 +407,60 @@ def chat(
 @app.command()
 def serve(
     ctx: typer.Context,
-    config: ConfigOpt = None, profile: ProfileOpt = None, backend: BackendOpt = None, model: ModelOpt = None,
-    base_url: BaseUrlOpt = None, tools: ToolsOpt = None, no_tools: NoToolsOpt = False,
-    no_bundled_tools: NoBundledOpt = False, system: SystemOpt = None, yes: YesOpt = False, allow: AllowOpt = None,
-    deny: DenyOpt = None, max_rounds: MaxRoundsOpt = None, tool_timeout: ToolTimeoutOpt = None,
-    temperature: TemperatureOpt = None, max_tokens: MaxTokensOpt = None,
-    host: Annotated[str, typer.Option("--host", help="The address to listen on; any but loopback needs --api-key-env.")] = "127.0.0.1",
+    config: ConfigOpt = None,
+    profile: ProfileOpt = None,
+    backend: BackendOpt = None,
+    model: ModelOpt = None,
+    base_url: BaseUrlOpt = None,
+    tools: ToolsOpt = None,
+    no_tools: NoToolsOpt = False,
+    no_bundled_tools: NoBundledOpt = False,
+    system: SystemOpt = None,
+    yes: YesOpt = False,
+    allow: AllowOpt = None,
+    deny: DenyOpt = None,
+    max_rounds: MaxRoundsOpt = None,
+    tool_timeout: ToolTimeoutOpt = None,
+    temperature: TemperatureOpt = None,
+    max_tokens: MaxTokensOpt = None,
+    host: Annotated[
+        str, typer.Option("--host", help="The address to listen on; any but loopback needs --api-key-env.")
+    ] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=0, max=65535, help="The port to listen on.")] = 8000,
-    api_key_env: Annotated[Optional[str], typer.Option("--api-key-env", help="A variable holding the key clients must send (Bearer).")] = None,
-    max_queue: Annotated[int, typer.Option("--max-queue", min=0, help="Requests that may wait for the local model; more get 429.")] = 8,
-    time_limit: Annotated[float, typer.Option("--time-limit", min=1, help="Seconds one request may take in all.")] = 600.0,
-    trace: TraceOpt = None, trace_content: TraceContentOpt = False, mcp: McpOpt = None,
+    api_key_env: Annotated[
+        str | None, typer.Option("--api-key-env", help="A variable holding the key clients must send (Bearer).")
+    ] = None,
+    max_queue: Annotated[
+        int, typer.Option("--max-queue", min=0, help="Requests that may wait for the local model; more get 429.")
+    ] = 8,
+    time_limit: Annotated[
+        float, typer.Option("--time-limit", min=1, help="Seconds one request may take in all.")
+    ] = 600.0,
+    trace: TraceOpt = None,
+    trace_content: TraceContentOpt = False,
+    mcp: McpOpt = None,
 ) -> None:
     """An OpenAI-compatible endpoint (/v1/chat/completions) that runs this project's tools server-side."""
     from toolchat.serve.server import ServeOptions, run_serve
 
     env = _env(ctx)
     overrides = _overrides(
-        env, profile=profile, backend=backend, model=model, base_url=base_url, tools=tools,
-        no_bundled_tools=no_bundled_tools, system=system, allow=allow, deny=deny, max_rounds=max_rounds,
-        tool_timeout=tool_timeout, no_stream=False, temperature=temperature, max_tokens=max_tokens)
+        env,
+        profile=profile,
+        backend=backend,
+        model=model,
+        base_url=base_url,
+        tools=tools,
+        no_bundled_tools=no_bundled_tools,
+        system=system,
+        allow=allow,
+        deny=deny,
+        max_rounds=max_rounds,
+        tool_timeout=tool_timeout,
+        no_stream=False,
+        temperature=temperature,
+        max_tokens=max_tokens,
+    )
     overrides |= {"mcp_servers": _mcp_flags(mcp), **_trace(env, trace, trace_content)}
     settings = _settings(env, config, **overrides)
     options = ServeOptions(host, port, api_key_env, yes, max_queue, time_limit)
@@ -311,8 +468,9 @@ def serve(
     from toolchat.errors import Terminated
 
     try:
-        code = run_serve(settings, lambda name: _settings(env, config, **{**overrides, "profile": name}),
-                         registry, options, env)
+        code = run_serve(
+            settings, lambda name: _settings(env, config, **{**overrides, "profile": name}), registry, options, env
+        )
     except KeyboardInterrupt:  # uvicorn stops gracefully on TERM/Ctrl-C, then raises the signal again
         code = 0
     finally:
@@ -322,8 +480,13 @@ def serve(
 
 
 @app.command()
-def models(ctx: typer.Context, config: ConfigOpt = None, profile: ProfileOpt = None, backend: BackendOpt = None,
-           base_url: BaseUrlOpt = None) -> None:
+def models(
+    ctx: typer.Context,
+    config: ConfigOpt = None,
+    profile: ProfileOpt = None,
+    backend: BackendOpt = None,
+    base_url: BaseUrlOpt = None,
+) -> None:
     """Models the endpoint lists (/v1/models), or the local GGUF files and the bundled one."""
     from toolchat.backends.factory import list_models
     from toolchat.safety import clean
@@ -362,8 +525,9 @@ def config_schema(ctx: typer.Context) -> None:
 
 
 @config_app.command("validate")
-def config_validate(ctx: typer.Context,
-                    path: Annotated[Optional[str], typer.Argument(help="The file; else the one in force.")] = None) -> None:
+def config_validate(
+    ctx: typer.Context, path: Annotated[str | None, typer.Argument(help="The file; else the one in force.")] = None
+) -> None:
     """Check a config file; exit 2 with file:line on the first error."""
     from toolchat.commands import config as config_cmd
 
@@ -372,8 +536,9 @@ def config_validate(ctx: typer.Context,
 
 
 @config_app.command("trust")
-def config_trust(ctx: typer.Context,
-                 path: Annotated[Optional[str], typer.Argument(help="The file; else this project's.")] = None) -> None:
+def config_trust(
+    ctx: typer.Context, path: Annotated[str | None, typer.Argument(help="The file; else this project's.")] = None
+) -> None:
     """Trust a project config (by path and content) after showing what it sets."""
     from toolchat.commands import config as config_cmd
 
@@ -398,13 +563,18 @@ def mcp_list(ctx: typer.Context, mcp: McpOpt = None, config: ConfigOpt = None) -
 
     env = _env(ctx)
     settings = _settings(env, config, mcp_servers=_mcp_flags(mcp))
-    raise typer.Exit(mcp_cmd.list_servers(settings.mcp_servers, settings.project_dir, env, env.consoles()[0],
-                                          settings.secrets))
+    raise typer.Exit(
+        mcp_cmd.list_servers(settings.mcp_servers, settings.project_dir, env, env.consoles()[0], settings.secrets)
+    )
 
 
 @mcp_app.command("logs")
-def mcp_logs(ctx: typer.Context, name: Annotated[str, typer.Argument(help="The server's name.")], mcp: McpOpt = None,
-             config: ConfigOpt = None) -> None:
+def mcp_logs(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The server's name.")],
+    mcp: McpOpt = None,
+    config: ConfigOpt = None,
+) -> None:
     """What one MCP server wrote to stderr (kept in the data dir, never shown in the chat)."""
     from toolchat.commands import mcp as mcp_cmd
 
@@ -424,9 +594,11 @@ def sessions_list(ctx: typer.Context, config: ConfigOpt = None) -> None:
 
 
 @sessions_app.command("show")
-def sessions_show(ctx: typer.Context,
-                  session_id: Annotated[str, typer.Argument(help="An id from `toolchat sessions list`.")],
-                  config: ConfigOpt = None) -> None:
+def sessions_show(
+    ctx: typer.Context,
+    session_id: Annotated[str, typer.Argument(help="An id from `toolchat sessions list`.")],
+    config: ConfigOpt = None,
+) -> None:
     """One session's messages."""
     from toolchat.commands import sessions as sessions_cmd
 
@@ -436,9 +608,11 @@ def sessions_show(ctx: typer.Context,
 
 
 @trace_app.command("show")
-def trace_show(ctx: typer.Context,
-               file: Annotated[str, typer.Argument(help="A file written with --trace or config `trace:`.")],
-               last: Annotated[int, typer.Option("--last", min=0, help="Only the last N traces (0: all).")] = 0) -> None:
+def trace_show(
+    ctx: typer.Context,
+    file: Annotated[str, typer.Argument(help="A file written with --trace or config `trace:`.")],
+    last: Annotated[int, typer.Option("--last", min=0, help="Only the last N traces (0: all).")] = 0,
+) -> None:
     """Each trace in the file as a tree: spans, durations, tokens, tool outcomes."""
     from toolchat.commands import trace as trace_cmd
 
@@ -446,7 +620,7 @@ def trace_show(ctx: typer.Context,
     trace_cmd.show(env.cwd / file, last, env.consoles()[0])
 
 
-def main(argv: Optional[List[str]] = None, env: Optional[Environment] = None) -> int:
+def main(argv: list[str] | None = None, env: Environment | None = None) -> int:
     """Run the CLI; every failure becomes one line on stderr and an exit code."""
     from toolchat.tools.isolation import worker
 
@@ -455,8 +629,11 @@ def main(argv: Optional[List[str]] = None, env: Optional[Environment] = None) ->
         env = Environment()
         _signals_are_interrupts()
     args = list(sys.argv[1:] if argv is None else argv)
-    if args and args[0].startswith("-") and args[0] not in ("--help", "--version", "--install-completion",
-                                                          "--show-completion"):
+    if (
+        args
+        and args[0].startswith("-")
+        and args[0] not in ("--help", "--version", "--install-completion", "--show-completion")
+    ):
         args.insert(0, "chat")  # `toolchat --base-url URL` is `toolchat chat --base-url URL`
     try:
         command = typer.main.get_command(app)  # built once (~10 ms): checked, then run
@@ -488,8 +665,11 @@ def main(argv: Optional[List[str]] = None, env: Optional[Environment] = None) ->
             raise
         from toolchat.safety import clean
 
-        env.write(f"toolchat: internal error: {clean(type(exc).__name__)}: {clean(str(exc))} "
-                  "(run with TOOLCHAT_DEBUG=1 for a traceback)\n", err=True)
+        env.write(
+            f"toolchat: internal error: {clean(type(exc).__name__)}: {clean(str(exc))} "
+            "(run with TOOLCHAT_DEBUG=1 for a traceback)\n",
+            err=True,
+        )
         return ExitStatus.BACKEND
 
 
@@ -521,7 +701,7 @@ def _exit_quickly(status: int) -> None:
     os._exit(status)
 
 
-def _check_command(args: List[str], root: Any) -> None:
+def _check_command(args: list[str], root: Any) -> None:
     """`toolchat "what is 2+2"` is what llm users type: say how to ask instead of 'No such command'."""
     if not args or args[0].startswith("-"):
         return

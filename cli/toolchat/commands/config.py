@@ -4,26 +4,59 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
-from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from toolchat.config.file import load_file
+from toolchat.config.keys import SECRET_KEYS
 from toolchat.config.settings import PROJECT_NAMES, Settings, find_project_config, user_config_path
-from toolchat.config.file import SECRET_KEYS, load_file
+from toolchat.config.trust import TrustStore, summary
 from toolchat.env import Environment
 from toolchat.errors import ConfigError, UsageError
 from toolchat.terminal.render import plain
-from toolchat.config.trust import TrustStore
 
-SHOWN = ["profile", "backend", "model", "base_url", "api_key", "temperature", "max_tokens", "n_gpu_layers",
-         "n_ctx", "n_threads", "chat_format", "stream", "seed", "request_timeout", "response_timeout", "max_retries",
-         "system", "tool_paths", "bundled_tools", "allow", "deny", "tool_timeout", "max_output_chars", "max_rounds",
-         "trace", "project_dir"]
-_UNSET = {"temperature": "(the server's default)", "max_tokens": "(the server's default)", "profile": "(none)",
-          "api_key": "(not set)", "n_threads": "(llama.cpp chooses)", "chat_format": "(detected from the model)",
-          "seed": "(random)", "system": "(none)", "trace": "(off)", "base_url": "(OpenAI's)"}
+SHOWN = [
+    "profile",
+    "backend",
+    "model",
+    "base_url",
+    "api_key",
+    "temperature",
+    "max_tokens",
+    "n_gpu_layers",
+    "n_ctx",
+    "n_threads",
+    "chat_format",
+    "stream",
+    "seed",
+    "request_timeout",
+    "response_timeout",
+    "max_retries",
+    "system",
+    "tool_paths",
+    "bundled_tools",
+    "allow",
+    "deny",
+    "tool_timeout",
+    "max_output_chars",
+    "max_rounds",
+    "trace",
+    "project_dir",
+]
+_UNSET = {
+    "temperature": "(the server's default)",
+    "max_tokens": "(the server's default)",
+    "profile": "(none)",
+    "api_key": "(not set)",
+    "n_threads": "(llama.cpp chooses)",
+    "chat_format": "(detected from the model)",
+    "seed": "(random)",
+    "system": "(none)",
+    "trace": "(off)",
+    "base_url": "(OpenAI's)",
+}
 _LOCAL_ONLY = ("n_gpu_layers", "n_ctx", "n_threads", "chat_format", "seed")
 _OPENAI_ONLY = ("base_url", "api_key", "request_timeout", "response_timeout", "max_retries")
 
@@ -51,8 +84,11 @@ def show(settings: Settings, env: Environment, out: Console) -> None:
         table.add_row(name, plain(redactor.redact(str(value))), plain(settings.origins.get(name, "default")))
     for spec in settings.mcp_servers:
         state = "" if spec.enabled else " (disabled)"
-        table.add_row(f"mcp_servers.{spec.name}", plain(redactor.redact(f"{spec.type}: {spec.describe()}{state}")),
-                      plain(spec.origin))
+        table.add_row(
+            f"mcp_servers.{spec.name}",
+            plain(redactor.redact(f"{spec.type}: {spec.describe()}{state}")),
+            plain(spec.origin),
+        )
     out.print(table)
     out.print(Text("\nFiles in force:", style="bold"))
     for line in file_lines(settings, env):
@@ -127,33 +163,3 @@ def trust(path: Path | None, env: Environment, out: Console) -> None:
         out.print(plain(f"  {line}"))
     TrustStore(env.data_dir).trust(config)  # exactly the bytes just shown
     out.print(plain("trusted; an edit to this file will need trust again"))
-
-
-def summary(data: dict[str, Any], prefix: str = "") -> list[str]:
-    """What a config sets, as written (no ${VAR} expanded), one line per value, secrets hidden;
-    each MCP server as the command line or URL it would start or reach: shown before trusting it."""
-    lines = []
-    for key, value in data.items():
-        if key == "mcp_servers" and not prefix:
-            lines += _server_lines(value)
-        elif isinstance(value, dict):
-            lines += summary(value, f"{prefix}{key}.")
-        else:
-            shown = "***" if key in SECRET_KEYS else value
-            lines.append(f"{prefix}{key}: {shown}")
-    return lines
-
-
-def _server_lines(value: Any) -> list[str]:
-    if isinstance(value, str):
-        return [f"mcp_servers: the servers in {value}"]
-    from toolchat.config.mcp_servers import SERVER_KEYS, spec_of
-
-    lines = []
-    for name, entry in value.items():
-        spec = spec_of(name, {k: v for k, v in entry.items() if k in SERVER_KEYS}, Path("."), "")
-        hidden = [f"{key} {', '.join(entry[key])}" for key in ("env", "headers") if entry.get(key)]
-        extra = f" (sets {'; '.join(hidden)})" if hidden else ""
-        lines.append(f"mcp_servers.{name}: runs {spec.describe()}{extra}" if spec.type == "stdio"
-                     else f"mcp_servers.{name}: connects to {spec.describe()}{extra}")
-    return lines

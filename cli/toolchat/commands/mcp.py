@@ -3,21 +3,23 @@ their state, and the stderr each one wrote."""
 
 from __future__ import annotations
 
-import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
-from toolchat.errors import UsageError
 from toolchat.config.mcp_spec import McpServerSpec
+from toolchat.errors import UsageError
 from toolchat.safety import clean
 
 
-def list_servers(specs: Sequence[McpServerSpec], project_dir: Path, env: Any, out: Any,
-                 secrets: Sequence[str] = ()) -> int:
+def list_servers(
+    specs: Sequence[McpServerSpec], project_dir: Path, env: Any, out: Any, secrets: Sequence[str] = ()
+) -> int:
     """Start every server, wait for each (bounded), print one block per server, stop them all."""
     from rich.text import Text
 
     from toolchat.mcp import open_source
+    from toolchat.mcp.wiring import status_line
 
     if not specs:
         out.print(Text("no MCP servers configured (mcp_servers in toolchat.yaml, or --mcp 'command')"))
@@ -41,13 +43,6 @@ def list_servers(specs: Sequence[McpServerSpec], project_dir: Path, env: Any, ou
     return 0
 
 
-def status_line(status: Any) -> str:
-    """One server on one line: name, transport, state, start time, tools, command or URL."""
-    when = time.strftime("%H:%M:%S", time.localtime(status.started)) if status.started else "-"
-    tools = f"{status.tools} tool" + ("" if status.tools == 1 else "s")
-    return clean(f"{status.name}  {status.transport}  {status.state}  started {when}  {tools}  {status.target}")
-
-
 def show_log(name: str, specs: Sequence[McpServerSpec], data_dir: Path, secrets: Sequence[str] = ()) -> str:
     """The stderr log of one server, made safe for a terminal, secrets hidden."""
     from toolchat.mcp.logs import log_path, read_log
@@ -56,6 +51,8 @@ def show_log(name: str, specs: Sequence[McpServerSpec], data_dir: Path, secrets:
     path = log_path(data_dir, name)
     if not path.is_file():
         known = sorted({spec.name for spec in specs} | {p.stem for p in path.parent.glob("*.log")})
-        raise UsageError(f"no log for an MCP server named '{name}'",
-                         f"servers with logs or config: {', '.join(known)}" if known else "no server has run yet")
+        raise UsageError(
+            f"no log for an MCP server named '{name}'",
+            f"servers with logs or config: {', '.join(known)}" if known else "no server has run yet",
+        )
     return clean(Redactor(secrets).redact(read_log(path)))

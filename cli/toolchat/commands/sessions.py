@@ -10,8 +10,8 @@ from rich.console import Console
 from rich.table import Table
 
 from toolchat.errors import UsageError
-from toolchat.terminal.render import clean, plain
 from toolchat.sessions import load, project_folder, session_path, sessions_in, to_markdown
+from toolchat.terminal.render import clean, plain
 
 
 def list_sessions(data_dir: Path, project_dir: Path, out: Console) -> None:
@@ -39,8 +39,10 @@ def show_session(data_dir: Path, project_dir: Path, session_id: str, consoles: t
     if path is None:
         names = [p.stem for p in sessions_in(folder)]
         close = difflib.get_close_matches(session_id, names, n=1)
-        raise UsageError(f"no session '{clean(session_id)}' in this project",
-                         f"did you mean '{close[0]}'?" if close else "`toolchat sessions list` shows them")
+        raise UsageError(
+            f"no session '{clean(session_id)}' in this project",
+            f"did you mean '{close[0]}'?" if close else "`toolchat sessions list` shows them",
+        )
     loaded = load(path)
     if loaded.skipped:
         err.print(plain(f"warning: skipped {loaded.skipped} corrupt line(s) in {path}", "yellow"))

@@ -52,7 +52,9 @@ def find_tool(registry: Registry, name: str) -> Tool:
 def show_tool(tool: Tool, settings: Settings, out: Console) -> None:
     out.print(Text.assemble(("tool ", "dim"), plain(tool.name, "bold cyan")))
     out.print(plain(tool.description or "(no description)"))
-    where = f"{tool.origin} ({tool.source})" if tool.source is not None and tool.origin != str(tool.source) else tool.origin
+    where = (
+        f"{tool.origin} ({tool.source})" if tool.source is not None and tool.origin != str(tool.source) else tool.origin
+    )
     out.print(Text.assemble(("source: ", "dim"), plain(where)))
     properties: dict[str, Any] = tool.parameters.get("properties", {})
     required = set(tool.parameters.get("required", []))
@@ -61,8 +63,12 @@ def show_tool(tool: Tool, settings: Settings, out: Console) -> None:
         for column in ("parameter", "type", "required", "description"):
             table.add_column(column)
         for name, prop in properties.items():
-            table.add_row(plain(name), plain(_type_label(prop)), "yes" if name in required else "no",
-                          plain(prop.get("description", "")))
+            table.add_row(
+                plain(name),
+                plain(_type_label(prop)),
+                "yes" if name in required else "no",
+                plain(prop.get("description", "")),
+            )
         out.print(table)
     else:
         out.print(Text("no parameters", style="dim"))
@@ -87,8 +93,9 @@ def schema_json(registry: Registry, names: list[str]) -> str:
     return json.dumps([t.definition() for t in tools], indent=2)
 
 
-def run_once(registry: Registry, name: str, raw_args: str | None, settings: Settings,
-             out: Console, err: Console) -> int:
+def run_once(
+    registry: Registry, name: str, raw_args: str | None, settings: Settings, out: Console, err: Console
+) -> int:
     from toolchat.tools.sources import RunLimits
     from toolchat.tools.validate import InvalidArguments, parse_arguments, validate_arguments
 
@@ -98,8 +105,9 @@ def run_once(registry: Registry, name: str, raw_args: str | None, settings: Sett
         validate_arguments(tool, arguments)
     except InvalidArguments as exc:
         raise UsageError(f"invalid arguments for '{tool.name}': {exc}") from None
-    result = registry.run(tool, arguments, RunLimits(settings.project_dir, settings.tool_timeout,
-                                                     settings.max_output_chars))
+    result = registry.run(
+        tool, arguments, RunLimits(settings.project_dir, settings.tool_timeout, settings.max_output_chars)
+    )
     if result.ok:
         out.print(plain(result.output), soft_wrap=True, markup=False, highlight=False)
         return ExitStatus.OK

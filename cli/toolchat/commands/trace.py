@@ -55,8 +55,16 @@ def _span(data: dict[str, Any]) -> Span:
     context = data["context"]
     attributes = data.get("attributes") or {}
     status = (data.get("status") or {}).get("status_code") or "UNSET"
-    return Span(str(data["name"]), str(context["trace_id"]), str(context["span_id"]), data.get("parent_id"),
-                _time(data["start_time"]), _time(data["end_time"]), dict(attributes), str(status))
+    return Span(
+        str(data["name"]),
+        str(context["trace_id"]),
+        str(context["span_id"]),
+        data.get("parent_id"),
+        _time(data["start_time"]),
+        _time(data["end_time"]),
+        dict(attributes),
+        str(status),
+    )
 
 
 def _time(text: str) -> datetime:
@@ -88,8 +96,10 @@ def describe(span: Span) -> str:
     if a.get("gen_ai.response.finish_reasons"):
         parts.append("finish " + ",".join(str(r) for r in a["gen_ai.response.finish_reasons"]))
     if "toolchat.tool.outcome" in a:
-        parts.append(str(a["toolchat.tool.outcome"]) + (f", {a['toolchat.tool.approval']}"
-                                                        if "toolchat.tool.approval" in a else ""))
+        parts.append(
+            str(a["toolchat.tool.outcome"])
+            + (f", {a['toolchat.tool.approval']}" if "toolchat.tool.approval" in a else "")
+        )
     if "toolchat.turn.stopped" in a:
         parts.append(f"stopped: {a['toolchat.turn.stopped']}")
     if "error.type" in a and "toolchat.tool.outcome" not in a:

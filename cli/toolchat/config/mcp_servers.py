@@ -8,27 +8,41 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any
 
 from toolchat import defaults
-from toolchat.config.file import ConfigFile, Expansion, check_keys, expand_all, fail
+from toolchat.config.keys import Expansion, check_keys, expand_all, fail
+from toolchat.config.mcp_spec import McpServerSpec
 from toolchat.config.yamlfile import decode, read_bytes
 from toolchat.errors import ConfigError
-from toolchat.config.mcp_spec import McpServerSpec
+
+if TYPE_CHECKING:
+    from toolchat.config.file import ConfigFile
 
 SERVER_KEYS: dict[str, tuple[type, ...]] = {
-    "command": (str,), "args": (list,), "env": (dict,), "cwd": (str,), "url": (str,), "headers": (dict,),
-    "type": (str,), "timeout": (int, float), "startup_timeout": (int, float), "enabled": (bool,), "tools": (list,),
+    "command": (str,),
+    "args": (list,),
+    "env": (dict,),
+    "cwd": (str,),
+    "url": (str,),
+    "headers": (dict,),
+    "type": (str,),
+    "timeout": (int, float),
+    "startup_timeout": (int, float),
+    "enabled": (bool,),
+    "tools": (list,),
 }
 TYPES = ("stdio", "http")
 _TYPE_ALIASES = {"streamable-http": "http", "streamableHttp": "http", "streamable_http": "http"}
 _EXPANDED = ("command", "args", "env", "url", "headers")  # where ${VAR} works in a JSON file
 
 
-def check_servers(servers: dict[str, Any], where: tuple[str, ...], path: Path | str,
-                  lines: dict[tuple[str, ...], int]) -> None:
+def check_servers(
+    servers: dict[str, Any], where: tuple[str, ...], path: Path | str, lines: dict[tuple[str, ...], int]
+) -> None:
     """Each entry's keys and types, with file:line and did-you-mean."""
     for name, entry in servers.items():
         at = (*where, name)
@@ -48,14 +62,26 @@ def check_servers(servers: dict[str, Any], where: tuple[str, ...], path: Path | 
         if has_command and not entry["command"].strip():
             fail(path, lines, (*at, "command"), f"MCP server '{name}' has an empty command")
         if has_url and not re.match(r"https?://\S+$", entry["url"], re.IGNORECASE) and "${" not in entry["url"]:
-            fail(path, lines, (*at, "url"), f"MCP server '{name}': url must start with http:// or https://, "
-                                            f"not {entry['url']!r}")
+            fail(
+                path,
+                lines,
+                (*at, "url"),
+                f"MCP server '{name}': url must start with http:// or https://, not {entry['url']!r}",
+            )
         if kind is not None and (kind == "http") != has_url:
-            fail(path, lines, (*at, "type"), f"MCP server '{name}' is type {kind} but has "
-                                             f"{'a url' if has_url else 'a command'}")
+            fail(
+                path,
+                lines,
+                (*at, "type"),
+                f"MCP server '{name}' is type {kind} but has {'a url' if has_url else 'a command'}",
+            )
         for key in ("args", "tools"):
             for i, item in enumerate(entry.get(key) or []):
-                if not isinstance(item, (str, int, float)) or isinstance(item, bool) or (key == "tools" and not isinstance(item, str)):
+                if (
+                    not isinstance(item, (str, int, float))
+                    or isinstance(item, bool)
+                    or (key == "tools" and not isinstance(item, str))
+                ):
                     fail(path, lines, (*at, key, str(i)), f"{'.'.join((*at, key))} entries must be strings")
         for key in ("env", "headers"):
             for var, value in (entry.get(key) or {}).items():
@@ -83,8 +109,11 @@ def read_mcp_file(path: Path, named_at: str) -> McpFile:
     try:
         document = json.loads(text)
     except (json.JSONDecodeError, RecursionError) as exc:
-        where = f"{exc.lineno}:{exc.colno}: broken JSON: {exc.msg}" if isinstance(exc, json.JSONDecodeError) \
+        where = (
+            f"{exc.lineno}:{exc.colno}: broken JSON: {exc.msg}"
+            if isinstance(exc, json.JSONDecodeError)
             else "1: nested too deeply"
+        )
         raise ConfigError(f"{path}:{where}") from None
     servers = document.get("mcpServers", document.get("servers")) if isinstance(document, dict) else None
     if not isinstance(servers, dict):
@@ -102,19 +131,27 @@ def specs(file: ConfigFile, environ: Mapping[str, str]) -> tuple[list[McpServerS
         return _from_json(file.mcp_file, environ)
     if not isinstance(value, dict):
         return [], []
-    return [spec_of(name, entry, file.folder, file.at("mcp_servers", name))
-            for name, entry in value.items()], []
+    return [spec_of(name, entry, file.folder, file.at("mcp_servers", name)) for name, entry in value.items()], []
+
+
 def spec_of(name: str, entry: dict[str, Any], folder: Path, origin: str) -> McpServerSpec:
     kind = _TYPE_ALIASES.get(entry.get("type", ""), entry.get("type")) or ("http" if "url" in entry else "stdio")
     cwd = entry.get("cwd")
     return McpServerSpec(
-        name=name, type=kind, command=entry.get("command"), args=[str(a) for a in entry.get("args") or []],
+        name=name,
+        type=kind,
+        command=entry.get("command"),
+        args=[str(a) for a in entry.get("args") or []],
         env={str(k): str(v) for k, v in (entry.get("env") or {}).items()},
-        cwd=(folder / Path(cwd).expanduser()).resolve() if cwd else None, url=entry.get("url"),
+        cwd=(folder / Path(cwd).expanduser()).resolve() if cwd else None,
+        url=entry.get("url"),
         headers={str(k): str(v) for k, v in (entry.get("headers") or {}).items()},
         timeout=float(entry["timeout"]) if "timeout" in entry else None,
         startup_timeout=float(entry.get("startup_timeout", defaults.MCP_STARTUP_TIMEOUT)),
-        enabled=entry.get("enabled", True), tools=list(entry["tools"]) if "tools" in entry else None, origin=origin)
+        enabled=entry.get("enabled", True),
+        tools=list(entry["tools"]) if "tools" in entry else None,
+        origin=origin,
+    )
 
 
 def _from_json(table: McpFile, environ: Mapping[str, str]) -> tuple[list[McpServerSpec], list[Expansion]]:
@@ -122,8 +159,12 @@ def _from_json(table: McpFile, environ: Mapping[str, str]) -> tuple[list[McpServ
     expansions: list[Expansion] = []
     for name, entry in table.servers.items():
         at = ("mcpServers", name)
-        expanded = {key: expand_all(value, (*at, key), str(table.path), environ, table.lines, expansions)
-                    if key in _EXPANDED else value for key, value in entry.items()}
+        expanded = {
+            key: expand_all(value, (*at, key), str(table.path), environ, table.lines, expansions)
+            if key in _EXPANDED
+            else value
+            for key, value in entry.items()
+        }
         found.append(spec_of(name, expanded, table.path.parent.resolve(), f"{table.path}:{table.lines[at]}"))
     return found, expansions
 

@@ -6,14 +6,16 @@ then flags."""
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from toolchat import defaults
-from toolchat.config.file import PROFILE_KEYS, ConfigFile, load_file, secrets_of
-from toolchat.errors import ConfigError
+from toolchat.config.file import ConfigFile, load_file, secrets_of
+from toolchat.config.keys import PROFILE_KEYS
 from toolchat.config.mcp_spec import McpServerSpec
+from toolchat.errors import ConfigError
 from toolchat.redact import Redactor
 
 PROJECT_NAMES = ("toolchat.yaml", ".toolchat.yaml")
@@ -61,8 +63,14 @@ class Settings:
 
 
 # the name of each Settings field in a config file, where it differs
-_TOOL_KEYS = {"paths": "tool_paths", "allow": "allow", "deny": "deny", "timeout": "tool_timeout",
-              "max_output_chars": "max_output_chars", "bundled": "bundled_tools"}
+_TOOL_KEYS = {
+    "paths": "tool_paths",
+    "allow": "allow",
+    "deny": "deny",
+    "timeout": "tool_timeout",
+    "max_output_chars": "max_output_chars",
+    "bundled": "bundled_tools",
+}
 
 Untrusted = Callable[[ConfigFile], bool]  # asked about an untrusted project file: trust it now? False: skip it
 Notify = Callable[[str], None]
@@ -89,9 +97,18 @@ def find_project_config(cwd: Path, notify: Notify | None = None) -> Path | None:
     return None
 
 
-def load(config_path: Path | None, overrides: Mapping[str, Any], *, config_dir: Path, data_dir: Path,
-         cwd: Path, environ: Mapping[str, str], on_untrusted: Untrusted | None = None,
-         check_trust: bool = True, notify: Notify | None = None) -> Settings:
+def load(
+    config_path: Path | None,
+    overrides: Mapping[str, Any],
+    *,
+    config_dir: Path,
+    data_dir: Path,
+    cwd: Path,
+    environ: Mapping[str, str],
+    on_untrusted: Untrusted | None = None,
+    check_trust: bool = True,
+    notify: Notify | None = None,
+) -> Settings:
     """Every file parsed and validated first; then trust (unless only showing); then the merge.
     Only showing, a project file not trusted yet is merged as written (no ${VAR} expanded)."""
     from toolchat.config.trust import TrustStore
@@ -119,13 +136,14 @@ def load(config_path: Path | None, overrides: Mapping[str, Any], *, config_dir: 
                 files.append(project)
                 project_dir = found.parent
             elif notify is not None:
-                notify(f"going on without the project config {found} (not trusted; "
-                       f"`toolchat config trust {found}` to use it)")
+                notify(
+                    f"going on without the project config {found} (not trusted; "
+                    f"`toolchat config trust {found}` to use it)"
+                )
     return resolve(files, overrides, project_dir, environ)
 
 
-def resolve(files: list[ConfigFile], overrides: Mapping[str, Any], cwd: Path,
-            environ: Mapping[str, str]) -> Settings:
+def resolve(files: list[ConfigFile], overrides: Mapping[str, Any], cwd: Path, environ: Mapping[str, str]) -> Settings:
     """Merge config files (later wins) and flags (win over all) into Settings."""
     settings = Settings(project_dir=cwd)
     chosen, chosen_from = overrides.get("profile"), "command line"
@@ -135,8 +153,10 @@ def resolve(files: list[ConfigFile], overrides: Mapping[str, Any], cwd: Path,
     if chosen and not any(chosen in (f.data.get("profiles") or {}) for f in files):
         known = sorted({p for f in files for p in (f.data.get("profiles") or {})})
         where = f"{chosen_from}: " if chosen_from != "command line" else ""
-        raise ConfigError(f"{where}no profile named '{chosen}'",
-                          f"profiles: {', '.join(known)}" if known else "no config defines profiles")
+        raise ConfigError(
+            f"{where}no profile named '{chosen}'",
+            f"profiles: {', '.join(known)}" if known else "no config defines profiles",
+        )
     servers: dict[str, McpServerSpec] = {}
     for file in files:
         _apply_file(settings, file, chosen, servers, environ)
@@ -160,8 +180,13 @@ def resolve(files: list[ConfigFile], overrides: Mapping[str, Any], cwd: Path,
     return settings
 
 
-def _apply_file(settings: Settings, file: ConfigFile, profile: str | None, servers: dict[str, McpServerSpec],
-                environ: Mapping[str, str]) -> None:
+def _apply_file(
+    settings: Settings,
+    file: ConfigFile,
+    profile: str | None,
+    servers: dict[str, McpServerSpec],
+    environ: Mapping[str, str],
+) -> None:
     from toolchat.config.mcp_servers import specs
 
     base, data = file.folder, file.data
@@ -226,8 +251,11 @@ def _apply_defaults(settings: Settings, environ: Mapping[str, str]) -> None:
         settings.backend = "openai" if settings.base_url or environ.get("OPENAI_API_KEY") else "local"
         settings.origins["backend"] = "default"
     if settings.backend == "local":
-        for name, value in (("model", defaults.LOCAL_MODEL), ("temperature", defaults.LOCAL_TEMPERATURE),
-                            ("max_tokens", defaults.LOCAL_MAX_TOKENS)):
+        for name, value in (
+            ("model", defaults.LOCAL_MODEL),
+            ("temperature", defaults.LOCAL_TEMPERATURE),
+            ("max_tokens", defaults.LOCAL_MAX_TOKENS),
+        ):
             if getattr(settings, name) is None:
                 setattr(settings, name, value)
                 settings.origins[name] = "default (local backend)"

@@ -10,10 +10,12 @@ import json
 import os
 import stat
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
+from typing import Any
 
 from toolchat.config.file import ConfigFile
+from toolchat.config.keys import SECRET_KEYS
 from toolchat.errors import ConfigError
 
 
@@ -64,7 +66,8 @@ class TrustStore:
         raise ConfigError(
             f"the project config {config.path} {state}: a project config can run code (its tool folders "
             "and MCP servers) and send your API key to its base_url",
-            f"review it, then run: toolchat config trust {config.path}")
+            f"review it, then run: toolchat config trust {config.path}",
+        )
 
 
 def key(path: Path) -> str:
@@ -90,3 +93,36 @@ def unsafe_reason(path: Path) -> str | None:
     if folder.st_mode & stat.S_IWOTH:
         return f"it lies in a folder other users can write to ({path.parent})"
     return None
+
+
+def summary(data: dict[str, Any], prefix: str = "") -> list[str]:
+    """What a config sets, as written (no ${VAR} expanded), one line per value, secrets hidden;
+    each MCP server as the command line or URL it would start or reach: shown before trusting it."""
+    lines = []
+    for key, value in data.items():
+        if key == "mcp_servers" and not prefix:
+            lines += _server_lines(value)
+        elif isinstance(value, dict):
+            lines += summary(value, f"{prefix}{key}.")
+        else:
+            shown = "***" if key in SECRET_KEYS else value
+            lines.append(f"{prefix}{key}: {shown}")
+    return lines
+
+
+def _server_lines(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [f"mcp_servers: the servers in {value}"]
+    from toolchat.config.mcp_servers import SERVER_KEYS, spec_of
+
+    lines = []
+    for name, entry in value.items():
+        spec = spec_of(name, {k: v for k, v in entry.items() if k in SERVER_KEYS}, Path("."), "")
+        hidden = [f"{key} {', '.join(entry[key])}" for key in ("env", "headers") if entry.get(key)]
+        extra = f" (sets {'; '.join(hidden)})" if hidden else ""
+        lines.append(
+            f"mcp_servers.{name}: runs {spec.describe()}{extra}"
+            if spec.type == "stdio"
+            else f"mcp_servers.{name}: connects to {spec.describe()}{extra}"
+        )
+    return lines

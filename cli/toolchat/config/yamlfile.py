@@ -41,7 +41,7 @@ def decode(path: Path, raw: bytes) -> str:
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = raw[:exc.start].count(b"\n") + 1
+        line = raw[: exc.start].count(b"\n") + 1
         raise ConfigError(f"{path}:{line}: the file is not UTF-8 text (byte 0x{raw[exc.start]:02x})") from None
 
 
@@ -80,8 +80,10 @@ def _check_shape(text: str, path: Path) -> None:
         if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
             depth += 1
             if depth > MAX_DEPTH:
-                raise ConfigError(f"{path}:{event.start_mark.line + 1}: the config is nested more than "
-                                  f"{MAX_DEPTH} levels deep; refused")
+                raise ConfigError(
+                    f"{path}:{event.start_mark.line + 1}: the config is nested more than "
+                    f"{MAX_DEPTH} levels deep; refused"
+                )
             open_anchors.append((event.anchor, nodes))
             nodes += 1
         elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
@@ -96,8 +98,10 @@ def _check_shape(text: str, path: Path) -> None:
         elif isinstance(event, yaml.AliasEvent):
             nodes += sizes.get(event.anchor, 1)
         if nodes > MAX_NODES:
-            raise ConfigError(f"{path}:{event.start_mark.line + 1}: the config expands to more than {MAX_NODES} "
-                              "values (aliases repeating aliases?); refused")
+            raise ConfigError(
+                f"{path}:{event.start_mark.line + 1}: the config expands to more than {MAX_NODES} "
+                "values (aliases repeating aliases?); refused"
+            )
 
 
 def _check_duplicates(node: Any, path: Path, where: tuple[str, ...] = ()) -> None:
@@ -137,9 +141,12 @@ def describe_error(exc: Exception, path: Path, text: str) -> str:
 
     last = line_count(text)
     if isinstance(exc, yaml.reader.ReaderError):
-        line = min(text[:exc.position].count("\n") + 1, last)
-        return f"{path}:{line}: the file holds a character YAML does not accept (U+{exc.character:04X})" \
-            if isinstance(exc.character, int) else f"{path}:{line}: broken YAML: {exc.reason}"
+        line = min(text[: exc.position].count("\n") + 1, last)
+        return (
+            f"{path}:{line}: the file holds a character YAML does not accept (U+{exc.character:04X})"
+            if isinstance(exc.character, int)
+            else f"{path}:{line}: broken YAML: {exc.reason}"
+        )
     problem = str(getattr(exc, "problem", None) or exc)
     context = getattr(exc, "context", None) or ""
     mark, opened = getattr(exc, "problem_mark", None), getattr(exc, "context_mark", None)
@@ -150,7 +157,9 @@ def describe_error(exc: Exception, path: Path, text: str) -> str:
         return f"{_at(path, unclosed[1], last)}: '{unclosed[0]}' is never closed"
     if "'\\t'" in problem or (mark is not None and _tab_indented(text, mark.line)):
         return f"{_at(path, mark, last)}: tabs cannot indent YAML; use spaces"
-    words = f"broken YAML: {context}, {problem}" if problem.startswith("but ") and context else f"broken YAML: {problem}"
+    words = (
+        f"broken YAML: {context}, {problem}" if problem.startswith("but ") and context else f"broken YAML: {problem}"
+    )
     if opened is not None and context in _OPENERS:
         words += f" (inside the {_OPENERS[context]} opened on line {opened.line + 1}, column {opened.column + 1})"
     if mark is None or mark.line + 1 > last:
@@ -184,4 +193,4 @@ def _at(path: Path, mark: Any, last: int) -> str:
 
 def _tab_indented(text: str, line: int) -> bool:
     lines = text.splitlines()
-    return 0 <= line < len(lines) and "\t" in lines[line][:len(lines[line]) - len(lines[line].lstrip(" \t"))]
+    return 0 <= line < len(lines) and "\t" in lines[line][: len(lines[line]) - len(lines[line].lstrip(" \t"))]

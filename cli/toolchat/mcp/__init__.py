@@ -6,12 +6,13 @@ from __future__ import annotations
 import importlib.util
 import re
 import shlex
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
+from toolchat.config.mcp_spec import McpServerSpec
 from toolchat.errors import UsageError
 from toolchat.mcp.names import sanitise
-from toolchat.config.mcp_spec import McpServerSpec
 
 if TYPE_CHECKING:
     from toolchat.mcp.source import McpSource
@@ -50,8 +51,9 @@ def parse_flag(value: str) -> McpServerSpec:
         words = shlex.split(text)
     except ValueError as exc:
         raise UsageError(f"--mcp {value!r}: {exc}", "quote the command as one argument") from None
-    return McpServerSpec(name=_short(_naming_word(words)), type="stdio", command=words[0], args=words[1:],
-                         origin="command line (--mcp)")
+    return McpServerSpec(
+        name=_short(_naming_word(words)), type="stdio", command=words[0], args=words[1:], origin="command line (--mcp)"
+    )
 
 
 _RUNNERS = {"python", "python3", "node", "npx", "uvx", "uv", "pipx", "deno", "bun", "bunx", "docker", "run"}
@@ -81,14 +83,19 @@ def require_sdk() -> None:
         raise UsageError("MCP servers are configured but the MCP SDK is not installed", f"install it: {INSTALL}")
 
 
-def open_source(specs: Sequence[McpServerSpec], *, project_dir: Path, environ: Mapping[str, str],
-                data_dir: Path, notify: Callable[[str], None] | None = None,
-                secrets: Sequence[str] = ()) -> McpSource | None:
+def open_source(
+    specs: Sequence[McpServerSpec],
+    *,
+    project_dir: Path,
+    environ: Mapping[str, str],
+    data_dir: Path,
+    notify: Callable[[str], None] | None = None,
+    secrets: Sequence[str] = (),
+) -> McpSource | None:
     """Start every enabled server (concurrently, in the background); None when there are none."""
     if not any(spec.enabled for spec in specs):
         return None
     require_sdk()
     from toolchat.mcp.source import McpSource
 
-    return McpSource(specs, project_dir=project_dir, environ=environ, data_dir=data_dir, notify=notify,
-                     secrets=secrets)
+    return McpSource(specs, project_dir=project_dir, environ=environ, data_dir=data_dir, notify=notify, secrets=secrets)

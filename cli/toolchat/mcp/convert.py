@@ -7,8 +7,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from toolchat.tools.model import ToolResult, ToolStatus
 from toolchat.tools.isolation.runner import cut
+from toolchat.tools.model import ToolResult, ToolStatus
 
 
 def size_text(nbytes: int) -> str:

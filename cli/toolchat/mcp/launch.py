@@ -8,8 +8,8 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 # argv: toolchat's pid, the command, its arguments
 LAUNCHER = """import ctypes, os, signal, sys

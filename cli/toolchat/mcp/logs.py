@@ -43,6 +43,6 @@ def tail(path: Path, lines: int = TAIL) -> list[str]:
     """The last lines the server wrote since it last started, made safe for a terminal."""
     text = read_log(path)
     start = text.rfind("\n--- ")
-    recent = text[start + 1:] if start >= 0 else text
+    recent = text[start + 1 :] if start >= 0 else text
     kept = [line for line in recent.splitlines()[1:] if line.strip()]
     return [clean(line)[:300] for line in kept[-lines:]]

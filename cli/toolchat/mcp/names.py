@@ -24,4 +24,4 @@ def offered_name(server: str, tool: str) -> str:
     if name == original and len(name) <= LIMIT:
         return name
     digest = hashlib.sha1(original.encode("utf-8", "surrogatepass")).hexdigest()[:8]
-    return f"{name[:LIMIT - len(digest) - 1]}_{digest}"
+    return f"{name[: LIMIT - len(digest) - 1]}_{digest}"

@@ -6,14 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import IO, Any, AsyncIterator, Mapping
+from typing import IO, Any
 
-from toolchat.mcp import launch, logs
 from toolchat.config.mcp_spec import McpServerSpec
+from toolchat.mcp import launch, logs
 from toolchat.redact import Redactor
 
 STOP_TIMEOUT = 3.0  # the longest a server may take to stop, hung or not
@@ -109,7 +110,7 @@ class Server:
                         await asyncio.wait({listener}, timeout=0.5)
         except asyncio.CancelledError:
             pass  # start-up ran out of time (already recorded) or toolchat is stopping
-        except Exception as exc:  # whatever a server does wrong is one line for the user, never a crash
+        except Exception as exc:  # noqa: BLE001 - whatever a server does wrong is one line for the user, never a crash
             if self.state is State.STARTING:
                 self._fail(describe_error(exc))
             else:
@@ -143,8 +144,13 @@ class Server:
 
         from toolchat import __version__
 
-        return Client(self._transport(log), mode="auto", cache=None, message_handler=self._on_message,
-                      client_info=Implementation(name="toolchat", version=__version__))
+        return Client(
+            self._transport(log),
+            mode="auto",
+            cache=None,
+            message_handler=self._on_message,
+            client_info=Implementation(name="toolchat", version=__version__),
+        )
 
     def _transport(self, log: IO[str]) -> Any:
         if self.spec.type == "http":

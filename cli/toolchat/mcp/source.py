@@ -7,16 +7,17 @@ from __future__ import annotations
 import atexit
 import concurrent.futures
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
+from toolchat.config.mcp_spec import McpServerSpec
 from toolchat.mcp import logs
 from toolchat.mcp.convert import to_result
 from toolchat.mcp.loop import LoopThread, wait
 from toolchat.mcp.names import offered_name
 from toolchat.mcp.server import STOP_TIMEOUT, Server, ServerGone, State, describe_error
-from toolchat.config.mcp_spec import McpServerSpec
 from toolchat.redact import Redactor
 from toolchat.tools.model import Tool, ToolResult, ToolStatus
 from toolchat.tools.sources import RunLimits, SourceProblem
@@ -42,8 +43,16 @@ class ServerStatus:
 class McpSource:
     label = "mcp"
 
-    def __init__(self, specs: Sequence[McpServerSpec], *, project_dir: Path, environ: Mapping[str, str],
-                 data_dir: Path, notify: Notify | None = None, secrets: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        specs: Sequence[McpServerSpec],
+        *,
+        project_dir: Path,
+        environ: Mapping[str, str],
+        data_dir: Path,
+        notify: Notify | None = None,
+        secrets: Sequence[str] = (),
+    ) -> None:
         from toolchat.config.file import secrets_of
 
         self.notify = notify or (lambda message: None)
@@ -73,7 +82,7 @@ class McpSource:
             try:  # Ctrl-C stops the waiting, not the start: a later turn finds the server ready
                 future.result(self.servers[name].spec.startup_timeout + STOP_TIMEOUT + MARGIN)
             except (concurrent.futures.TimeoutError, concurrent.futures.CancelledError):
-                self.servers[name]._fail("it did not finish starting")  # noqa: SLF001 - the loop is stuck
+                self.servers[name]._fail("it did not finish starting")
         self._report_failures()
 
     def _report_failures(self) -> None:
@@ -89,9 +98,18 @@ class McpSource:
             failed = server.state is State.FAILED or server.died
             state = "exited" if server.died else server.state.value
             target = server.redactor.redact(server.spec.describe())
-            out.append(ServerStatus(server.name, server.spec.type, target, state,
-                                    server.started, len(self._wanted(server)), server.error,
-                                    self._tail(server) if failed else []))
+            out.append(
+                ServerStatus(
+                    server.name,
+                    server.spec.type,
+                    target,
+                    state,
+                    server.started,
+                    len(self._wanted(server)),
+                    server.error,
+                    self._tail(server) if failed else [],
+                )
+            )
         return out
 
     @staticmethod
@@ -111,8 +129,12 @@ class McpSource:
                 listed = {tool.name for tool in server.tools}
                 for name in server.spec.tools:
                     if name not in listed:
-                        problems.append(SourceProblem(f"mcp {server.name}", f"offers no tool named '{name}' "
-                                                      f"(its tools: {', '.join(sorted(listed)) or 'none'})"))
+                        problems.append(
+                            SourceProblem(
+                                f"mcp {server.name}",
+                                f"offers no tool named '{name}' (its tools: {', '.join(sorted(listed)) or 'none'})",
+                            )
+                        )
         return problems
 
     # -- tools ------------------------------------------------------------------------------------
@@ -143,9 +165,12 @@ class McpSource:
                 name = offered_name(server.name, listed.name)
                 if name in offered:
                     other = offered[name][0].name
-                    self._clashes.append(SourceProblem(
-                        f"mcp {server.name}",
-                        f"its tool '{listed.name}' is offered as '{name}', as is a tool of mcp {other}; left out"))
+                    self._clashes.append(
+                        SourceProblem(
+                            f"mcp {server.name}",
+                            f"its tool '{listed.name}' is offered as '{name}', as is a tool of mcp {other}; left out",
+                        )
+                    )
                     continue
                 offered[name] = (server, listed.name)
                 built = self._built.get(name)
@@ -174,8 +199,9 @@ class McpSource:
             future.cancel()
             return _timed_out(timeout, started)
         except ServerGone as exc:
-            return ToolResult(ToolStatus.ERROR, f"Error: the MCP server '{server.name}' stopped: {exc}",
-                              time.monotonic() - started)
+            return ToolResult(
+                ToolStatus.ERROR, f"Error: the MCP server '{server.name}' stopped: {exc}", time.monotonic() - started
+            )
         except Exception as exc:  # noqa: BLE001 - a protocol error is an answer to the model
             return _protocol_error(server.name, exc, timeout, started)
         return to_result(result, limits.max_output_chars, time.monotonic() - started)
@@ -183,7 +209,9 @@ class McpSource:
     def _restart_once(self, server: Server) -> str | None:
         """Restart a dead server, once per session; an error for the model if it cannot run."""
         if server.name in self.restarted:
-            return f"Error: the MCP server '{server.name}' stopped and was already restarted once; not running it again."
+            return (
+                f"Error: the MCP server '{server.name}' stopped and was already restarted once; not running it again."
+            )
         self.restarted.add(server.name)
         self.notify(f"mcp {server.name} stopped; restarting it")
         self.restart(server.name)
@@ -231,13 +259,21 @@ def _tool(name: str, listed: Any, server: str) -> Tool:
     parameters = dict(listed.input_schema or {})
     parameters.setdefault("type", "object")
     parameters.setdefault("properties", {})
-    return Tool(name=name, description=(listed.description or listed.title or "").strip(), parameters=parameters,
-                origin=f"mcp {server}", accepts_extra=parameters.get("additionalProperties", True) is not False)
+    return Tool(
+        name=name,
+        description=(listed.description or listed.title or "").strip(),
+        parameters=parameters,
+        origin=f"mcp {server}",
+        accepts_extra=parameters.get("additionalProperties", True) is not False,
+    )
 
 
 def _timed_out(timeout: float, started: float) -> ToolResult:
-    return ToolResult(ToolStatus.TIMEOUT, f"Error: timed out after {timeout:g} s; the request was cancelled.",
-                      time.monotonic() - started)
+    return ToolResult(
+        ToolStatus.TIMEOUT,
+        f"Error: timed out after {timeout:g} s; the request was cancelled.",
+        time.monotonic() - started,
+    )
 
 
 def _protocol_error(server: str, exc: Exception, timeout: float, started: float) -> ToolResult:
@@ -246,6 +282,8 @@ def _protocol_error(server: str, exc: Exception, timeout: float, started: float)
 
     if isinstance(exc, MCPError) and exc.code == REQUEST_TIMEOUT:
         return _timed_out(timeout, started)
-    return ToolResult(ToolStatus.ERROR, f"Error: the MCP server '{server}' answered with an error: "
-                      f"{describe_error(exc)}", time.monotonic() - started)
-
+    return ToolResult(
+        ToolStatus.ERROR,
+        f"Error: the MCP server '{server}' answered with an error: {describe_error(exc)}",
+        time.monotonic() - started,
+    )

@@ -3,21 +3,29 @@ banner, the toolbar, `/mcp` and `/mcp restart NAME` show. No terminal I/O here."
 
 from __future__ import annotations
 
-from typing import Any, Callable
+import time
+from collections.abc import Callable
+from typing import Any
 
 from toolchat.safety import clean
 
 
-def attach(registry: Any, settings: Any, env: Any, notify: Callable[[str], None] | None = None, *,
-           waits: bool = True) -> Any:
+def attach(
+    registry: Any, settings: Any, env: Any, notify: Callable[[str], None] | None = None, *, waits: bool = True
+) -> Any:
     """Start the settings' MCP servers and offer their tools through `registry`; the source, or None
     when no server is configured (then the SDK is not imported). `waits=False` (the REPL) lists
     only the servers ready so far until `waits` is set."""
     from toolchat.mcp import open_source
 
-    source = open_source(getattr(settings, "mcp_servers", None) or [], project_dir=settings.project_dir,
-                         environ=env.environ, data_dir=env.data_dir, notify=notify,
-                         secrets=getattr(settings, "secrets", ()))
+    source = open_source(
+        getattr(settings, "mcp_servers", None) or [],
+        project_dir=settings.project_dir,
+        environ=env.environ,
+        data_dir=env.data_dir,
+        notify=notify,
+        secrets=getattr(settings, "secrets", ()),
+    )
     if source is None:
         return None
     source.waits = waits
@@ -60,8 +68,6 @@ def summary(source: Any) -> str:
 
 def describe(source: Any) -> list[str]:
     """`/mcp`: each server, its state and tools, or its error and the tail of its stderr."""
-    from toolchat.commands.mcp import status_line
-
     if source is None:
         return ["no MCP servers configured (mcp_servers in toolchat.yaml, or --mcp 'command')"]
     lines = []
@@ -75,8 +81,6 @@ def describe(source: Any) -> list[str]:
 
 def restart(source: Any, name: str) -> str:
     """`/mcp restart NAME`: the server's state after starting it again."""
-    from toolchat.commands.mcp import status_line
-
     if source is None:
         return "no MCP servers configured"
     if name not in source.servers:
@@ -86,3 +90,10 @@ def restart(source: Any, name: str) -> str:
         return clean(f"no MCP server named '{name}'" + (f"; did you mean '{close[0]}'?" if close else ""))
     status = source.restart(name)
     return status_line(status) + (clean(f" — {status.error}") if status.error else "")
+
+
+def status_line(status: Any) -> str:
+    """One server on one line: name, transport, state, start time, tools, command or URL."""
+    when = time.strftime("%H:%M:%S", time.localtime(status.started)) if status.started else "-"
+    tools = f"{status.tools} tool" + ("" if status.tools == 1 else "s")
+    return clean(f"{status.name}  {status.transport}  {status.state}  started {when}  {tools}  {status.target}")

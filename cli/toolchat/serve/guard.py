@@ -7,7 +7,9 @@ nor read from it (DNS rebinding). POST bodies must say they are JSON, which no c
 from __future__ import annotations
 
 import hmac
-from typing import Any, Callable
+import ipaddress
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 from toolchat.serve.wire import ApiError
@@ -20,25 +22,44 @@ def refusal(scope: dict[str, Any], api_key: str | None) -> ApiError | None:
     headers = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope["headers"]}
     if api_key and scope["path"] not in OPEN_PATHS:
         given = headers.get("authorization", "")
-        if not hmac.compare_digest(given.encode("utf-8"), f"Bearer {api_key}".encode("utf-8")):
-            return ApiError(401, "a valid API key is required: send 'Authorization: Bearer KEY'",
-                            kind="invalid_request_error", code="invalid_api_key")
+        if not hmac.compare_digest(given.encode("utf-8"), f"Bearer {api_key}".encode()):
+            return ApiError(
+                401,
+                "a valid API key is required: send 'Authorization: Bearer KEY'",
+                kind="invalid_request_error",
+                code="invalid_api_key",
+            )
     if not api_key:
         if not _local(headers.get("host")):
-            return ApiError(403, "this server answers only requests addressed to this machine (Host: 127.0.0.1 "
-                                 "or localhost); to serve others, listen on their address with --api-key-env",
-                            code="forbidden_host")
+            return ApiError(
+                403,
+                "this server answers only requests addressed to this machine (Host: 127.0.0.1 "
+                "or localhost); to serve others, listen on their address with --api-key-env",
+                code="forbidden_host",
+            )
         origin = headers.get("origin")  # sent by browsers; "null" from sandboxed pages and files
         if origin is not None and (origin == "null" or not _local(urlsplit(origin).netloc)):
             return ApiError(403, "requests from other sites' web pages are refused", code="forbidden_origin")
-    if scope["method"] == "POST" and headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
-        return ApiError(415, "send the body as JSON, with 'Content-Type: application/json'", code="unsupported_media_type")
+    if (
+        scope["method"] == "POST"
+        and headers.get("content-type", "").split(";")[0].strip().lower() != "application/json"
+    ):
+        return ApiError(
+            415, "send the body as JSON, with 'Content-Type: application/json'", code="unsupported_media_type"
+        )
     return None
 
 
-def _local(netloc: str | None) -> bool:
-    from toolchat.serve.server import is_loopback
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
+
+def _local(netloc: str | None) -> bool:
     if not netloc:
         return False
     try:

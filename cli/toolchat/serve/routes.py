@@ -9,13 +9,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Awaitable
+from typing import Any
 
+from starlette import responses
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette import responses
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
@@ -51,8 +52,13 @@ class Admission:
 
     async def enter(self) -> None:
         if self.slots.locked() and self.waiting >= self.max_queue:
-            raise ApiError(429, f"the server is busy ({self.waiting} requests queued); try again shortly",
-                           kind="rate_limit_error", code="queue_full", retry_after=RETRY_AFTER)
+            raise ApiError(
+                429,
+                f"the server is busy ({self.waiting} requests queued); try again shortly",
+                kind="rate_limit_error",
+                code="queue_full",
+                retry_after=RETRY_AFTER,
+            )
         self.waiting += 1
         try:
             await self.slots.acquire()
@@ -88,8 +94,12 @@ class Server:
         if not model:
             return next(iter(self.profiles.values()))
         if model not in self.profiles:
-            raise ApiError(404, f"the model '{model}' does not exist here; models: {', '.join(self.profiles)}",
-                           param="model", code="model_not_found")
+            raise ApiError(
+                404,
+                f"the model '{model}' does not exist here; models: {', '.join(self.profiles)}",
+                param="model",
+                code="model_not_found",
+            )
         return self.profiles[model]
 
 
@@ -113,9 +123,13 @@ def build_app(server: Server) -> Starlette:
             await asyncio.to_thread(turn.join, 2.0)
 
     app = Starlette(
-        routes=[Route("/v1/models", models), Route("/models", models), Route("/health", health),
-                Route("/v1/chat/completions", completions, methods=["POST"]),
-                Route("/chat/completions", completions, methods=["POST"])],
+        routes=[
+            Route("/v1/models", models),
+            Route("/models", models),
+            Route("/health", health),
+            Route("/v1/chat/completions", completions, methods=["POST"]),
+            Route("/chat/completions", completions, methods=["POST"]),
+        ],
         exception_handlers={HTTPException: _http_error, ApiError: _api_error},
         lifespan=lifespan,
     )
@@ -187,8 +201,11 @@ async def _completions(server: Server, request: Request) -> Response:
             gone.cancel()
             return _api_error(request, first[1].error)
         if chat.stream:
-            return StreamingResponse(_stream(turn, reply, first, gone, deadline), media_type="text/event-stream",
-                                     headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+            return StreamingResponse(
+                _stream(turn, reply, first, gone, deadline),
+                media_type="text/event-stream",
+                headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+            )
         outcome = await _outcome(turn, first, gone, deadline)
     except Gone:
         turn.cancel()
@@ -216,8 +233,9 @@ async def _outcome(turn: Turn, item: tuple[str, Any], gone: asyncio.Future[None]
     return item[1]
 
 
-async def _stream(turn: Turn, reply: Reply, item: tuple[str, Any], gone: asyncio.Future[None],
-                  deadline: float) -> AsyncIterator[str]:
+async def _stream(
+    turn: Turn, reply: Reply, item: tuple[str, Any], gone: asyncio.Future[None], deadline: float
+) -> AsyncIterator[str]:
     try:
         yield reply.chunk({"role": "assistant", "content": ""})
         while item[0] != "end":
@@ -243,8 +261,9 @@ async def _race(awaitable: Awaitable[Any], gone: asyncio.Future[None], deadline:
     task = asyncio.ensure_future(awaitable)
     loop = asyncio.get_running_loop()
     try:
-        done, _ = await asyncio.wait({task, gone}, timeout=max(0.0, deadline - loop.time()),
-                                     return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait(
+            {task, gone}, timeout=max(0.0, deadline - loop.time()), return_when=asyncio.FIRST_COMPLETED
+        )
     except BaseException:
         task.cancel()
         raise

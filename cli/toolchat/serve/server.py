@@ -5,18 +5,18 @@ load balancer. Needs the `serve` extra (uvicorn and starlette), imported only he
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import socket
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from toolchat.config.settings import Settings
 from toolchat.env import Environment
 from toolchat.errors import UsageError
-from toolchat.safety import clean
 from toolchat.redact import Redactor
+from toolchat.safety import clean
+from toolchat.serve.guard import is_loopback
 from toolchat.tools import Registry
 
 DEFAULT_ID = "toolchat"  # the model id of the config without a profile
@@ -34,27 +34,22 @@ class ServeOptions:
     max_body: int = 10 * 1024 * 1024
 
 
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def api_key(options: ServeOptions, env: Environment) -> str | None:
     """The key clients must send; required when the server listens beyond this machine."""
     if options.api_key_env:
         key = env.environ.get(options.api_key_env, "").strip()
         if len(key) < 16:
-            raise UsageError(f"${options.api_key_env} must hold the API key clients send (16 characters or more)",
-                             f"for example: export {options.api_key_env}=$(python -c 'import secrets; "
-                             "print(secrets.token_urlsafe(32))')")
+            raise UsageError(
+                f"${options.api_key_env} must hold the API key clients send (16 characters or more)",
+                f"for example: export {options.api_key_env}=$(python -c 'import secrets; "
+                "print(secrets.token_urlsafe(32))')",
+            )
         return key
     if not is_loopback(options.host):
-        raise UsageError(f"serving on {options.host} needs an API key",
-                         "put one in a variable and pass --api-key-env VAR, or keep the default --host 127.0.0.1")
+        raise UsageError(
+            f"serving on {options.host} needs an API key",
+            "put one in a variable and pass --api-key-env VAR, or keep the default --host 127.0.0.1",
+        )
     return None
 
 
@@ -66,8 +61,10 @@ def listen(host: str, port: int) -> socket.socket:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(address)
     except OSError as exc:
-        raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}",
-                         "is another server using that port? pick another with --port") from None
+        raise UsageError(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}",
+            "is another server using that port? pick another with --port",
+        ) from None
     return sock
 
 
@@ -83,34 +80,50 @@ def profile_names(settings: Settings, env: Environment) -> list[str]:
     return names
 
 
-def run_serve(settings: Settings, load_profile: Callable[[str], Settings], registry: Registry,
-              options: ServeOptions, env: Environment) -> int:
+def run_serve(
+    settings: Settings,
+    load_profile: Callable[[str], Settings],
+    registry: Registry,
+    options: ServeOptions,
+    env: Environment,
+) -> int:
     import uvicorn
 
-    from toolchat.tracing import control as tracing
     from toolchat.backends.factory import create_backend
     from toolchat.serve.routes import Limits, Server, build_app
     from toolchat.serve.turn import Profile
+    from toolchat.tracing import control as tracing
 
     key = api_key(options, env)
-    notify = lambda message: _say(env, message)  # noqa: E731
+    notify = lambda message: _say(env, message)
     chosen = {settings.profile or DEFAULT_ID: settings}
     for name in profile_names(settings, env):
         chosen.setdefault(name, load_profile(name))
-    profiles = {name: Profile(name, each, create_backend(each, env, notify), options.approve_all, env.environ)
-                for name, each in chosen.items()}
+    profiles = {
+        name: Profile(name, each, create_backend(each, env, notify), options.approve_all, env.environ)
+        for name, each in chosen.items()
+    }
     tracing.start(settings, env.environ, warn=notify)  # a missing SDK is said once, at start
     secrets = [s for each in chosen.values() for s in (each.api_key, *each.secrets)]
     secrets += [env.environ.get("OPENAI_API_KEY"), key]
-    server = Server(profiles, registry.without(settings.deny),
-                    Limits(options.max_body, options.max_queue, time_limit=options.time_limit), Redactor(secrets), key)
+    server = Server(
+        profiles,
+        registry.without(settings.deny),
+        Limits(options.max_body, options.max_queue, time_limit=options.time_limit),
+        Redactor(secrets),
+        key,
+    )
     sock = listen(options.host, options.port)
     allowed = "every tool (--yes)" if options.approve_all else ", ".join(settings.allow) or "none"
     host = f"[{options.host}]" if ":" in options.host else options.host
-    _say(env, f"serving on http://{host}:{sock.getsockname()[1]}/v1; models: {', '.join(profiles)}; "
-              f"tools: {', '.join(server.registry.names()) or 'none'}; allowed to run: {allowed}")
-    config = uvicorn.Config(build_app(server), log_level="warning", access_log=False,
-                            timeout_graceful_shutdown=GRACE_SECONDS, lifespan="on")
+    _say(
+        env,
+        f"serving on http://{host}:{sock.getsockname()[1]}/v1; models: {', '.join(profiles)}; "
+        f"tools: {', '.join(server.registry.names()) or 'none'}; allowed to run: {allowed}",
+    )
+    config = uvicorn.Config(
+        build_app(server), log_level="warning", access_log=False, timeout_graceful_shutdown=GRACE_SECONDS, lifespan="on"
+    )
     logging.getLogger("uvicorn.error").addFilter(_ShutdownNotes(env))
     try:
         uvicorn.Server(config).run(sockets=[sock])

@@ -9,14 +9,27 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import threading
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any
 
 from toolchat.backends.base import Backend, BackendEvent, Reply, Request, TextDelta, ToolCall
 from toolchat.config.settings import Settings
 from toolchat.conversation import Conversation
-from toolchat.engine import (CallDecided, CallFinished, CallRequested, Decision, Engine, Event, PendingCall,
-                             Policy, RoundDone, RoundStarted, ToolOptions, TurnResult)
+from toolchat.engine import (
+    CallDecided,
+    CallFinished,
+    CallRequested,
+    Decision,
+    Engine,
+    Event,
+    PendingCall,
+    Policy,
+    RoundDone,
+    RoundStarted,
+    ToolOptions,
+    TurnResult,
+)
 from toolchat.errors import BackendError
 from toolchat.redact import Redactor
 from toolchat.serve.wire import ApiError, ChatRequest, Outcome, ServerCall
@@ -35,14 +48,18 @@ class Profile:
     environ: Mapping[str, str]  # for tracing's standard variables
 
 
-def build_engine(profile: Profile, registry: Registry, chat: ChatRequest, backend: Backend,
-                 on_event: Callable[[Event], None]) -> Engine:
+def build_engine(
+    profile: Profile, registry: Registry, chat: ChatRequest, backend: Backend, on_event: Callable[[Event], None]
+) -> Engine:
     """The one place a request becomes an engine: the profile's settings, the request's
     temperature and max_tokens over them, and the request's messages as the conversation (the
     server's system prompt first when the request brings none)."""
     settings = profile.settings
     engine = Engine(
-        backend, registry, approve=decline, on_event=on_event,
+        backend,
+        registry,
+        approve=decline,
+        on_event=on_event,
         policy=Policy(profile.approve_all, set(settings.allow)),
         tool_options=ToolOptions(settings.project_dir, settings.tool_timeout, settings.max_output_chars),
         max_rounds=settings.max_rounds,
@@ -60,10 +77,11 @@ def _with_system(system: str | None, messages: list[dict[str, Any]]) -> list[dic
 
 def decline(pending: PendingCall) -> Decision:
     """There is nobody to ask: a tool the server's policy does not allow is not run."""
-    return Decision(False, f"this server runs {pending.tool.name} only when it is allowed (tools.allow, "
-                           "--allow or --yes), and it is not; answer without it")
-
-
+    return Decision(
+        False,
+        f"this server runs {pending.tool.name} only when it is allowed (tools.allow, "
+        "--allow or --yes), and it is not; answer without it",
+    )
 
 
 class ClientTools:
@@ -107,8 +125,16 @@ class ClientTools:
 class Turn:
     """The engine in a thread; `queue` receives ("text", str) items, then one ("end", Outcome)."""
 
-    def __init__(self, profile: Profile, registry: Registry, chat: ChatRequest, headers: Mapping[str, str],
-                 redactor: Redactor, loop: asyncio.AbstractEventLoop, on_done: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        profile: Profile,
+        registry: Registry,
+        chat: ChatRequest,
+        headers: Mapping[str, str],
+        redactor: Redactor,
+        loop: asyncio.AbstractEventLoop,
+        on_done: Callable[[], None],
+    ) -> None:
         self.profile, self.registry, self.chat, self.headers = profile, registry, chat, headers
         self.redactor, self.loop, self.on_done = redactor, loop, on_done
         self.queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
@@ -117,8 +143,9 @@ class Turn:
         self._text: list[str] = []
         self._round_of_text = 0
         self._round = 0
-        self._thread = threading.Thread(target=contextvars.copy_context().run, args=(self._run,), daemon=True,
-                                        name="toolchat-turn")
+        self._thread = threading.Thread(
+            target=contextvars.copy_context().run, args=(self._run,), daemon=True, name="toolchat-turn"
+        )
         self._tid: int | None = None
         self._reaper: asyncio.Task[None] | None = None
 
@@ -162,9 +189,10 @@ class Turn:
                 engine = build_engine(self.profile, self.registry, self.chat, gate, sink)
                 result = engine.run_turn(None)
             self._finish(result, gate)
-        except Exception as exc:  # our own bug: the client gets a 500, the server keeps serving
-            self.outcome.error = ApiError(500, f"internal error: {type(exc).__name__}: "
-                                               f"{self.redactor.redact(str(exc))}", kind="server_error")
+        except Exception as exc:  # noqa: BLE001 - our own bug: the client gets a 500, the server keeps serving
+            self.outcome.error = ApiError(
+                500, f"internal error: {type(exc).__name__}: {self.redactor.redact(str(exc))}", kind="server_error"
+            )
         finally:
             self._put(("end", self.outcome))
             try:
@@ -186,8 +214,9 @@ class Turn:
             self._put(("text", text))
         elif isinstance(event, CallFinished):
             record = event.record
-            self.outcome.calls.append(ServerCall(record.id, record.name, record.arguments, record.status.value,
-                                                 record.duration))
+            self.outcome.calls.append(
+                ServerCall(record.id, record.name, record.arguments, record.status.value, record.duration)
+            )
         elif isinstance(event, RoundDone):
             self.outcome.finish_reason = _finish_reason(event.finish_reason)
 
@@ -195,7 +224,11 @@ class Turn:
         outcome = self.outcome
         outcome.text, outcome.rounds, outcome.stopped = "".join(self._text), result.rounds, result.stopped
         if gate.client_calls:
-            outcome.client_calls, outcome.finish_reason, outcome.stopped = gate.client_calls, "tool_calls", "client_tools"
+            outcome.client_calls, outcome.finish_reason, outcome.stopped = (
+                gate.client_calls,
+                "tool_calls",
+                "client_tools",
+            )
         elif result.stopped == "max_rounds":
             outcome.finish_reason = "length"
         elif result.stopped == "error":

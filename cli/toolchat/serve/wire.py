@@ -7,8 +7,9 @@ import json
 import re
 import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 from toolchat.backends.base import ToolCall, Usage
 
@@ -19,8 +20,16 @@ TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 class ApiError(Exception):
     """An error answered in OpenAI's shape: {"error": {"message", "type", "param", "code"}}."""
 
-    def __init__(self, status: int, message: str, *, kind: str = "invalid_request_error",
-                 param: str | None = None, code: str | None = None, retry_after: int | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        kind: str = "invalid_request_error",
+        param: str | None = None,
+        code: str | None = None,
+        retry_after: int | None = None,
+    ) -> None:
         super().__init__(message)
         self.status, self.message, self.kind, self.param, self.code = status, message, kind, param, code
         self.retry_after = retry_after
@@ -120,12 +129,17 @@ def _client_tools(value: Any, server_tools: set[str]) -> list[dict[str, Any]]:
         function = tool.get("function") if isinstance(tool, dict) else None
         name = function.get("name") if isinstance(function, dict) else None
         if not isinstance(tool, dict) or tool.get("type", "function") != "function" or not isinstance(name, str):
-            raise bad(f"tools[{n}] must be {{\"type\": \"function\", \"function\": {{\"name\": ...}}}}", f"tools[{n}]")
+            raise bad(f'tools[{n}] must be {{"type": "function", "function": {{"name": ...}}}}', f"tools[{n}]")
         if not TOOL_NAME.match(name):
-            raise bad(f"tools[{n}]: the name '{name}' must be 1-64 letters, digits, _ or -", f"tools[{n}].function.name")
+            raise bad(
+                f"tools[{n}]: the name '{name}' must be 1-64 letters, digits, _ or -", f"tools[{n}].function.name"
+            )
         if name in server_tools:
-            raise bad(f"tools[{n}]: '{name}' is the name of a tool this server runs itself; rename yours",
-                      f"tools[{n}].function.name", "tool_name_conflict")
+            raise bad(
+                f"tools[{n}]: '{name}' is the name of a tool this server runs itself; rename yours",
+                f"tools[{n}].function.name",
+                "tool_name_conflict",
+            )
         if name in seen:
             raise bad(f"tools[{n}]: two tools are named '{name}'", f"tools[{n}].function.name")
         seen.add(name)
@@ -142,8 +156,10 @@ def _tool_choice(value: Any, offered: set[str]) -> str | dict[str, Any] | None:
         return value
     name = value.get("function", {}).get("name") if isinstance(value, dict) else None
     if not isinstance(name, str):
-        raise bad("'tool_choice' must be auto, none, required or {\"type\": \"function\", \"function\": "
-                  "{\"name\": ...}}", "tool_choice")
+        raise bad(
+            '\'tool_choice\' must be auto, none, required or {"type": "function", "function": {"name": ...}}',
+            "tool_choice",
+        )
     if name not in offered:
         raise bad(f"'tool_choice' names '{name}', which is not an offered tool", "tool_choice")
     return {"type": "function", "function": {"name": name}}
@@ -171,8 +187,13 @@ class ServerCall:
     seconds: float
 
     def as_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "name": self.name, "arguments": self.arguments, "status": self.status,
-                "seconds": round(self.seconds, 3)}
+        return {
+            "id": self.id,
+            "name": self.name,
+            "arguments": self.arguments,
+            "status": self.status,
+            "seconds": round(self.seconds, 3),
+        }
 
 
 @dataclass
@@ -194,8 +215,12 @@ class Outcome:
 def usage_body(rounds: list[Usage]) -> dict[str, Any]:
     prompt = sum(r.prompt_tokens for r in rounds)
     completion = sum(r.completion_tokens for r in rounds)
-    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion,
-            "prompt_tokens_details": {"cached_tokens": sum(r.cached_tokens for r in rounds)}}
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+        "prompt_tokens_details": {"cached_tokens": sum(r.cached_tokens for r in rounds)},
+    }
 
 
 class Reply:
@@ -217,12 +242,19 @@ class Reply:
         elif message["content"] is None:
             message["content"] = ""
         choice = {"index": 0, "message": message, "finish_reason": outcome.finish_reason, "logprobs": None}
-        return {**self._head("chat.completion"), "choices": [choice], "usage": usage_body(outcome.rounds),
-                "toolchat": outcome.extension()}
+        return {
+            **self._head("chat.completion"),
+            "choices": [choice],
+            "usage": usage_body(outcome.rounds),
+            "toolchat": outcome.extension(),
+        }
 
     def chunk(self, delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
-        body = {**self._head("chat.completion.chunk"),
-                "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}], **extra}
+        body = {
+            **self._head("chat.completion.chunk"),
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}],
+            **extra,
+        }
         if self.include_usage:
             body["usage"] = None
         return event(body)
@@ -234,8 +266,9 @@ class Reply:
             chunks.append(self.chunk({"tool_calls": parts}))
         chunks.append(self.chunk({}, outcome.finish_reason, toolchat=outcome.extension()))
         if self.include_usage:
-            chunks.append(event({**self._head("chat.completion.chunk"), "choices": [],
-                                 "usage": usage_body(outcome.rounds)}))
+            chunks.append(
+                event({**self._head("chat.completion.chunk"), "choices": [], "usage": usage_body(outcome.rounds)})
+            )
         return chunks + [DONE]
 
 

@@ -13,12 +13,14 @@ from toolchat.engine import Decision, PendingCall
 from toolchat.terminal.render import clean, plain
 from toolchat.tools.validate import InvalidArguments, validate_arguments
 
-HELP = ("y  run it\n"
-        "n  don't run it; you may give a reason, which the model sees\n"
-        "a  run it, and run this tool without asking for the rest of the session\n"
-        "e  edit the arguments (JSON; Esc then Enter to finish), then run\n"
-        "?  this help\n"
-        "Ctrl-C stops the turn; the conversation is kept.")
+HELP = (
+    "y  run it\n"
+    "n  don't run it; you may give a reason, which the model sees\n"
+    "a  run it, and run this tool without asking for the rest of the session\n"
+    "e  edit the arguments (JSON; Esc then Enter to finish), then run\n"
+    "?  this help\n"
+    "Ctrl-C stops the turn; the conversation is kept."
+)
 
 
 def one_key(message: str, keys: str) -> str:
@@ -55,7 +57,9 @@ class ReplApprover:
             question = f"Run {name}? [y]es [n]o [a]lways [e]dit [?] "
             key = one_key(question, "ynae?")
             if key in "yna":
-                self.console.print(plain(question + {"y": "y: run", "n": "n: decline", "a": "a: run, always"}[key], "bold"))
+                self.console.print(
+                    plain(question + {"y": "y: run", "n": "n: decline", "a": "a: run, always"}[key], "bold")
+                )
             if key == "y":
                 return Decision(True)
             if key == "a":

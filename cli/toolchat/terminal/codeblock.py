@@ -69,5 +69,7 @@ class CodeBlock:
         rows = []
         for part in text.wrap(self.console, width - 2):
             pad = width - 1 - part.cell_len
-            rows.append([Segment(" ", self.background), *part.render(self.console), Segment(" " * pad, self.background)])
+            rows.append(
+                [Segment(" ", self.background), *part.render(self.console), Segment(" " * pad, self.background)]
+            )
         return rows

@@ -4,17 +4,27 @@ panels, a spinner while waiting) and the figures `/stats` shows."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from rich.console import Console
 from rich.text import Text
 
 from toolchat.backends.base import TextDelta, Usage
-from toolchat.engine import (CallDecided, CallFinished, CallRecord, CallRequested, Event, RoundDone, RoundStarted,
-                             TurnEnded, TurnError)
-from toolchat.terminal.render import MarkdownStream, call_panel, clean, plain, result_panel
+from toolchat.engine import (
+    CallDecided,
+    CallFinished,
+    CallRecord,
+    CallRequested,
+    Event,
+    RoundDone,
+    RoundStarted,
+    TurnEnded,
+    TurnError,
+)
 from toolchat.redact import Redactor, StreamRedactor
+from toolchat.terminal.render import MarkdownStream, call_panel, clean, plain, result_panel
 from toolchat.tools import Registry, Tool
 
 
@@ -47,8 +57,9 @@ class ChatDisplay:
         elif isinstance(event, CallRequested):
             self.stream.end()
             arguments = event.arguments if event.arguments is not None else event.call.arguments
-            self.console.print(call_panel(event.call.name, arguments, origin(self.registry().get(event.call.name)),
-                                          redact=self.redact))
+            self.console.print(
+                call_panel(event.call.name, arguments, origin(self.registry().get(event.call.name)), redact=self.redact)
+            )
         elif isinstance(event, CallDecided):
             if event.automatic:
                 self.console.print(plain(f"  {event.call.name}: allowed without asking", "dim"))
@@ -59,8 +70,9 @@ class ChatDisplay:
             record = self.last_result = event.record
             self.stats.tools.append((record.name, record.status.value, record.duration))
             note = "  (arguments edited by you)" if record.edited else ""
-            self.console.print(result_panel(record.name, record.status.value, record.duration,
-                                            self.redact(record.output)))
+            self.console.print(
+                result_panel(record.name, record.status.value, record.duration, self.redact(record.output))
+            )
             if note:
                 self.console.print(plain(note, "dim"))
             self.stream.waiting()

@@ -12,8 +12,9 @@ tests/test_fastlex.py checks the tokens are Pygments' own, lexer by lexer."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from functools import partial
-from typing import Any, Iterator, Optional
+from typing import Any, Optional
 
 try:  # the regex parser of the standard library (private, hence every failure means "any")
     import re._parser as _parser  # type: ignore[import-not-found]
@@ -26,10 +27,11 @@ First = Optional[tuple[frozenset[str], bool]]  # (ASCII first characters, may st
 _ANY: First = None
 _OTHER = "\x80"  # the key of every non-ASCII character
 _END = ""  # the key of the end of the text: only rules that can match empty
-_CATEGORIES = {name: "".join(chr(c) for c in range(128) if re.match(pattern, chr(c)))
-               for name, pattern in (("CATEGORY_DIGIT", r"\d"), ("CATEGORY_SPACE", r"\s"),
-                                     ("CATEGORY_WORD", r"\w"))}
-_ENGINES: dict[int, tuple[Any, "_Engine"]] = {}  # id of a rule table -> (the table, its engine)
+_CATEGORIES = {
+    name: "".join(chr(c) for c in range(128) if re.match(pattern, chr(c)))
+    for name, pattern in (("CATEGORY_DIGIT", r"\d"), ("CATEGORY_SPACE", r"\s"), ("CATEGORY_WORD", r"\w"))
+}
+_ENGINES: dict[int, tuple[Any, _Engine]] = {}  # id of a rule table -> (the table, its engine)
 
 
 def accelerate(lexer: Any) -> None:
@@ -138,6 +140,7 @@ def _may_start(first: First, key: str) -> bool:
 
 
 # ---- the characters a regex can start with, from its parse tree ----
+
 
 def _first_of(rexmatch: Any) -> First:
     compiled = getattr(rexmatch, "__self__", None)

@@ -14,17 +14,18 @@ import re
 import signal
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.control import Control
 from rich.segment import Segment, Segments
 from rich.text import Text
 
-from toolchat.terminal.codeblock import CodeBlock, Row
 from toolchat.safety import clean
+from toolchat.terminal.codeblock import CodeBlock, Row
 
 if TYPE_CHECKING:
     from rich.live import Live
@@ -53,7 +54,7 @@ class MarkdownStream:
 
     def __init__(self, console: Console) -> None:
         self.console = console
-        self.spinner: "Live | None" = None
+        self.spinner: Live | None = None
         self.lock = threading.Lock()  # the state is shared with the timer that draws a late frame
         self.timer: threading.Timer | None = None
         self.last_update = 0.0
@@ -77,8 +78,9 @@ class MarkdownStream:
         from rich.spinner import Spinner
 
         if self.spinner is None and not self.drawn:
-            self.spinner = Live(Spinner("dots", Text(message, style="dim")), console=self.console,
-                                refresh_per_second=10, transient=True)
+            self.spinner = Live(
+                Spinner("dots", Text(message, style="dim")), console=self.console, refresh_per_second=10, transient=True
+            )
             self.spinner.start()
 
     def feed(self, text: str) -> None:
@@ -90,7 +92,7 @@ class MarkdownStream:
     def _feed(self, text: str) -> None:
         while text:
             newline = text.find("\n")
-            piece, text = (text, "") if newline < 0 else (text[:newline], text[newline + 1:])
+            piece, text = (text, "") if newline < 0 else (text[:newline], text[newline + 1 :])
             self._take(piece)
             if newline >= 0:
                 self._line_done()
@@ -296,7 +298,10 @@ class MarkdownStream:
         width = max(10, self.console.width - indent)
         # hyperlinks=False shows a link as "text (url)": no hidden OSC 8 target
         markdown = Markdown(_defuse_entities(source), code_theme=CODE_THEME, hyperlinks=False)
-        rows = [_safe(_trim(row)) for row in self.console.render_lines(markdown, self.console.options.update_width(width), pad=False)]
+        rows = [
+            _safe(_trim(row))
+            for row in self.console.render_lines(markdown, self.console.options.update_width(width), pad=False)
+        ]
         while rows and not _plain(rows[0]).strip():
             rows.pop(0)  # the blank line Rich puts before a list or quote; gaps are ours
         if indent:
@@ -396,6 +401,7 @@ def _safe(row: Row) -> Row:
 
 def _defuse_entities(source: str) -> str:
     """`&#x202E;` or `&rlm;` must not become a bidi control: show such an entity escaped."""
+
     def replace(match: re.Match[str]) -> str:
         decoded = html.unescape(match.group())
         return match.group() if clean(decoded) == decoded else "\\" + match.group()

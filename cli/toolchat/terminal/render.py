@@ -3,10 +3,12 @@ text, plugin docstrings) goes through `clean` and is shown as Text, never parsed
 
 from __future__ import annotations
 
-from typing import IO, TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from rich.console import Console
 from rich.text import Text
+
+from toolchat.env import console_for
 
 if TYPE_CHECKING:  # imported where used, to keep `toolchat tools list` quick to start
     from rich.panel import Panel
@@ -32,12 +34,7 @@ def plain(text: str, style: str = "") -> Text:
     return Text(clean(text), style=style)
 
 
-def console_for(stream: IO[str], *, stderr: bool = False, width: int | None = None) -> Console:
-    return Console(file=stream, stderr=stderr, highlight=False, soft_wrap=False, width=width)
-
-
-def call_panel(name: str, arguments: object, source: str, note: str = "",
-               redact: Callable[[str], str] = str) -> "Panel":
+def call_panel(name: str, arguments: object, source: str, note: str = "", redact: Callable[[str], str] = str) -> Panel:
     """A requested call: the tool, its arguments as highlighted JSON (through `redact`), where the
     tool comes from."""
     import json
@@ -52,11 +49,18 @@ def call_panel(name: str, arguments: object, source: str, note: str = "",
     return Panel(body, title=title, title_align="left", subtitle=subtitle, subtitle_align="right", border_style="cyan")
 
 
-STATUS_STYLE = {"ok": "green", "error": "red", "timeout": "red", "denied": "yellow", "invalid": "yellow",
-                "unknown": "yellow", "cancelled": "yellow"}
+STATUS_STYLE = {
+    "ok": "green",
+    "error": "red",
+    "timeout": "red",
+    "denied": "yellow",
+    "invalid": "yellow",
+    "unknown": "yellow",
+    "cancelled": "yellow",
+}
 
 
-def result_panel(name: str, status: str, seconds: float, output: str, lines: int = 8) -> "Panel":
+def result_panel(name: str, status: str, seconds: float, output: str, lines: int = 8) -> Panel:
     """A result: status, duration and a preview cut to a few lines, with how many more there are."""
     from rich.panel import Panel
 
@@ -65,5 +69,7 @@ def result_panel(name: str, status: str, seconds: float, output: str, lines: int
     if len(shown) > lines:
         preview.append(f"\n… {len(shown) - lines} more lines", style="dim")
     style = STATUS_STYLE.get(status, "white")
-    title = Text.assemble((clean(name), "bold"), (" → ", "dim"), (status, f"bold {style}"), (f"  {seconds:.2f} s", "dim"))
+    title = Text.assemble(
+        (clean(name), "bold"), (" → ", "dim"), (status, f"bold {style}"), (f"  {seconds:.2f} s", "dim")
+    )
     return Panel(preview, title=title, title_align="left", border_style=style)

@@ -3,31 +3,33 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.text import Text
 
-from toolchat.terminal.session import Chat, ChatOptions
 from toolchat.config.file import ConfigFile
 from toolchat.env import Environment
 from toolchat.errors import Terminated, UsageError
+from toolchat.files import open_private, private_folder
+from toolchat.sessions import history_file
 from toolchat.terminal.render import clean, plain
-from toolchat.sessions import history_file, open_private, private_folder
+from toolchat.terminal.session import Chat
 from toolchat.terminal.slash import COMMANDS, EXIT, dispatch
 
 
 def require_terminal(env: Environment) -> None:
     if not env.stdin_isatty or not env.stdout_isatty:
-        raise UsageError("toolchat chat needs a terminal, and stdin or stdout is not one",
-                         'for scripts and pipes use: toolchat ask "..."')
+        raise UsageError(
+            "toolchat chat needs a terminal, and stdin or stdout is not one",
+            'for scripts and pipes use: toolchat ask "..."',
+        )
 
 
 def ask_trust(console: Console) -> Any:
     """The REPL asks once about an untrusted project config, showing what it sets."""
+    from toolchat.config.trust import summary
     from toolchat.terminal.approval import one_key
-    from toolchat.commands.config import summary
 
     def ask(config: ConfigFile) -> bool:
         console.print(plain(f"This project has a config you have not trusted yet: {config.path}", "bold yellow"))
@@ -43,8 +45,15 @@ def banner(chat: Chat, console: Console) -> None:
     settings = chat.settings
     tools = len(chat.engine.registry.names())
     where = ", ".join(str(p) for p in settings.sources) or "no config file (defaults)"
-    console.print(Text.assemble(("toolchat", "bold cyan"), f"  {settings.backend} · ", (clean(chat.backend.model), "bold"),
-                                f" · {tools} tools · config: ", (clean(where), "dim")))
+    console.print(
+        Text.assemble(
+            ("toolchat", "bold cyan"),
+            f"  {settings.backend} · ",
+            (clean(chat.backend.model), "bold"),
+            f" · {tools} tools · config: ",
+            (clean(where), "dim"),
+        )
+    )
     describe = getattr(chat.backend, "describe", None)
     if describe is not None:
         console.print(plain(f"  {describe()}", "dim"))
@@ -106,9 +115,14 @@ def prompt_session(chat: Chat, env: Environment) -> Any:
     def _newline(event: Any) -> None:
         event.current_buffer.insert_text("\n")
 
-    return PromptSession(history=_history(chat, env), completer=_completer(chat), key_bindings=bindings,
-                         bottom_toolbar=_toolbar(chat), complete_while_typing=True,
-                         refresh_interval=0.5 if chat.settings.mcp_servers else 0)  # servers turning ready
+    return PromptSession(
+        history=_history(chat, env),
+        completer=_completer(chat),
+        key_bindings=bindings,
+        bottom_toolbar=_toolbar(chat),
+        complete_while_typing=True,
+        refresh_interval=0.5 if chat.settings.mcp_servers else 0,
+    )  # servers turning ready
 
 
 def _toolbar(chat: Chat) -> Any:

@@ -5,23 +5,24 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from rich.console import Console
 
-from toolchat.terminal.approval import ReplApprover
 from toolchat.backends.base import Backend
 from toolchat.config.settings import Settings
 from toolchat.conversation import Conversation
-from toolchat.terminal.display import ChatDisplay, Stats
 from toolchat.engine import Engine, Stopped, TurnResult
 from toolchat.env import Environment
 from toolchat.errors import ToolchatError, UsageError
-from toolchat.terminal.render import clean, plain
 from toolchat.redact import redactor_for
 from toolchat.sessions import SessionBusy, SessionLog, load, project_folder, sessions_in, to_markdown
+from toolchat.terminal.approval import ReplApprover
+from toolchat.terminal.display import ChatDisplay, Stats
+from toolchat.terminal.render import clean, plain
 from toolchat.tools import Registry
 from toolchat.tracing.control import traced
 
@@ -36,26 +37,42 @@ class ChatOptions:
     approve_all: bool = False
 
 
-def reloader(env: Environment, config_path: Path | None, overrides: dict[str, Any],
-             notify: Callable[[str], None]) -> Reload:
+def reloader(
+    env: Environment, config_path: Path | None, overrides: dict[str, Any], notify: Callable[[str], None]
+) -> Reload:
     """What /model and /profile call: the same files and flags, another profile or model, read
     afresh; the backend it names, built."""
-    from toolchat.config import settings as config_module
     from toolchat.backends.factory import create_backend
+    from toolchat.config import settings as config_module
 
     def reload(profile: str | None, model: str | None) -> tuple[Settings, Backend]:
         changed = {**overrides, "profile": profile or overrides.get("profile"), "model": model}
-        settings = config_module.load(config_path, changed, config_dir=env.config_dir, data_dir=env.data_dir,
-                                      cwd=env.cwd, environ=env.environ, notify=notify,
-                                      on_untrusted=lambda config: False)  # asked once, at start
+        settings = config_module.load(
+            config_path,
+            changed,
+            config_dir=env.config_dir,
+            data_dir=env.data_dir,
+            cwd=env.cwd,
+            environ=env.environ,
+            notify=notify,
+            on_untrusted=lambda config: False,
+        )  # asked once, at start
         return settings, create_backend(settings, env, notify)
 
     return reload
 
 
 class Chat:
-    def __init__(self, env: Environment, settings: Settings, registry: Registry, backend: Backend,
-                 options: ChatOptions, console: Console, reload: Reload) -> None:
+    def __init__(
+        self,
+        env: Environment,
+        settings: Settings,
+        registry: Registry,
+        backend: Backend,
+        options: ChatOptions,
+        console: Console,
+        reload: Reload,
+    ) -> None:
         self.env, self.settings, self.all_tools, self.backend = env, settings, registry, backend
         self.options, self.console, self.reload = options, console, reload
         self.denied: set[str] = set(settings.deny)
@@ -63,10 +80,17 @@ class Chat:
         self.folder = project_folder(env.data_dir, settings.project_dir)
         self.redactor = redactor_for(settings, env.environ)
         self.display = ChatDisplay(console, lambda: self.engine.registry, self.stats, self.redactor)
-        on_event = traced(self.display, lambda: self.engine.backend, settings, env.environ, lambda: self.log.id,
-                          lambda name: self.engine.registry.get(name))
-        self.engine = Engine.from_settings(settings, backend, registry, approve=self._approve, on_event=on_event,
-                                           approve_all=options.approve_all)
+        on_event = traced(
+            self.display,
+            lambda: self.engine.backend,
+            settings,
+            env.environ,
+            lambda: self.log.id,
+            lambda name: self.engine.registry.get(name),
+        )
+        self.engine = Engine.from_settings(
+            settings, backend, registry, approve=self._approve, on_event=on_event, approve_all=options.approve_all
+        )
         self.engine.check_tool_choice(options.tool_choice)  # a bad --tool-choice: exit 2 before the REPL opens
         self.approver = ReplApprover(console)
         self.notices: list[str] = []
@@ -76,8 +100,12 @@ class Chat:
 
     # -- the session log ---------------------------------------------------------------------------
     def _header(self) -> dict[str, Any]:
-        return {"project": str(self.settings.project_dir), "backend": self.settings.backend,
-                "model": self.backend.model, "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        return {
+            "project": str(self.settings.project_dir),
+            "backend": self.settings.backend,
+            "model": self.backend.model,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        }
 
     def _new_log(self, name: str | None = None) -> SessionLog:
         log = SessionLog.new(self.folder, self._header(), name, self.redactor.redact)
@@ -142,8 +170,13 @@ class Chat:
         elif result.stopped is Stopped.MAX_ROUNDS:
             self.console.print(plain(f"stopped after {self.engine.max_rounds} model calls (max_rounds)", "yellow"))
         elif result.stopped is Stopped.MAX_TOKENS:
-            self.console.print(plain(f"the answer was cut at {_token_limit(self.engine.max_tokens)}; "
-                                     "raise max_tokens (--max-tokens) for longer answers", "yellow"))
+            self.console.print(
+                plain(
+                    f"the answer was cut at {_token_limit(self.engine.max_tokens)}; "
+                    "raise max_tokens (--max-tokens) for longer answers",
+                    "yellow",
+                )
+            )
         elif result.stopped is Stopped.ANSWER and not result.answer.strip():
             self.console.print(plain("the model returned an empty answer", "yellow"))
         warning = f"warning: {self.log.problem}"
@@ -239,8 +272,10 @@ class Chat:
         allowed = sorted(policy.allow)
         if allowed and not policy.approve_all:
             mode += f" (allowed: {', '.join(allowed)})"
-        return clean(f" {self.settings.profile or 'default'} · {self.settings.backend} · "
-                     f"{self.backend.model} · approval: {mode} · Esc Enter: new line · /help")
+        return clean(
+            f" {self.settings.profile or 'default'} · {self.settings.backend} · "
+            f"{self.backend.model} · approval: {mode} · Esc Enter: new line · /help"
+        )
 
 
 def _token_limit(max_tokens: int | None) -> str:

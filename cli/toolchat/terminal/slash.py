@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import difflib
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from rich.table import Table
 
@@ -22,6 +23,7 @@ def command(name: str, help_text: str) -> Callable[[Handler], Handler]:
     def register(handler: Handler) -> Handler:
         COMMANDS[name] = (handler, help_text)
         return handler
+
     return register
 
 
@@ -41,7 +43,9 @@ def _help(chat: Chat, argument: str) -> None:
     for name, (_, text) in COMMANDS.items():
         table.add_row(name, text)
     chat.console.print(table)
-    chat.console.print(plain("Enter sends; Esc Enter adds a line. Ctrl-C stops the model or a tool; Ctrl-D leaves.", "dim"))
+    chat.console.print(
+        plain("Enter sends; Esc Enter adds a line. Ctrl-C stops the model or a tool; Ctrl-D leaves.", "dim")
+    )
 
 
 @command("/tools", "the tools offered, and which run without asking")
@@ -188,8 +192,13 @@ def _stats(chat: Chat, argument: str) -> None:
     for column in ("round", "prompt", "cached", "completion", "seconds"):
         table.add_column(column, justify="right")
     for number, (usage, seconds) in enumerate(stats.rounds, start=1):
-        table.add_row(str(number), str(usage.prompt_tokens), str(usage.cached_tokens), str(usage.completion_tokens),
-                      f"{seconds:.2f}")
+        table.add_row(
+            str(number),
+            str(usage.prompt_tokens),
+            str(usage.cached_tokens),
+            str(usage.completion_tokens),
+            f"{seconds:.2f}",
+        )
     chat.console.print(plain(f"{stats.turns} turns, {len(stats.rounds)} model calls, {len(stats.tools)} tool calls"))
     if stats.rounds:
         chat.console.print(table)

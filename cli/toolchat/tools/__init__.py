@@ -14,9 +14,17 @@ if TYPE_CHECKING:
     from toolchat.tools.registry import Registry, discover
     from toolchat.tools.sources import RunLimits, SourceProblem, ToolSource
 
-_HOMES = {"Tool": "model", "ToolResult": "model", "ToolStatus": "model", "Registry": "registry",
-          "discover": "registry", "RunLimits": "sources", "SourceProblem": "sources", "ToolSource": "sources"}
-__all__ = list(_HOMES)
+_HOMES = {
+    "Tool": "model",
+    "ToolResult": "model",
+    "ToolStatus": "model",
+    "Registry": "registry",
+    "discover": "registry",
+    "RunLimits": "sources",
+    "SourceProblem": "sources",
+    "ToolSource": "sources",
+}
+__all__ = ["Registry", "RunLimits", "SourceProblem", "Tool", "ToolResult", "ToolSource", "ToolStatus", "discover"]
 
 
 def __getattr__(name: str) -> Any:

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import errno
 import importlib.util
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from toolchat import defaults
 from toolchat.errors import ToolLoadError
-from toolchat.tools.isolation import worker
 from toolchat.tools.cache import SchemaCache
+from toolchat.tools.isolation import worker
 from toolchat.tools.model import Tool, ToolResult
 from toolchat.tools.sources import RunLimits, SourceProblem
 
@@ -27,8 +28,15 @@ class PluginFolders:
 
     replaceable = False
 
-    def __init__(self, paths: Sequence[Path], *, project_dir: Path | None = None, cache: SchemaCache | None = None,
-                 label: str = "plugins", import_timeout: float = defaults.PLUGIN_IMPORT_TIMEOUT) -> None:
+    def __init__(
+        self,
+        paths: Sequence[Path],
+        *,
+        project_dir: Path | None = None,
+        cache: SchemaCache | None = None,
+        label: str = "plugins",
+        import_timeout: float = defaults.PLUGIN_IMPORT_TIMEOUT,
+    ) -> None:
         self.label = label
         self.project_dir = (project_dir or Path.cwd()).resolve()
         self._tools: dict[str, Tool] = {}
@@ -44,9 +52,17 @@ class PluginFolders:
             if tools is None:
                 tools = self._described(file, described[str(file)], cache)
             for item in tools or []:
-                self._add_tool(Tool(name=item["name"], description=item["description"], parameters=item["parameters"],
-                                    origin=self.origin(file), source=file, warnings=list(item["warnings"]),
-                                    accepts_extra=item["accepts_extra"]))
+                self._add_tool(
+                    Tool(
+                        name=item["name"],
+                        description=item["description"],
+                        parameters=item["parameters"],
+                        origin=self.origin(file),
+                        source=file,
+                        warnings=list(item["warnings"]),
+                        accepts_extra=item["accepts_extra"],
+                    )
+                )
         if cache is not None:
             cache.save()
 
@@ -68,8 +84,9 @@ class PluginFolders:
         except ValueError:
             return str(module_file)
 
-    def _described(self, module_file: Path, outcome: dict[str, Any],
-                   cache: SchemaCache | None) -> list[dict[str, Any]] | None:
+    def _described(
+        self, module_file: Path, outcome: dict[str, Any], cache: SchemaCache | None
+    ) -> list[dict[str, Any]] | None:
         """The tools a fresh import found (cached), or None with the failure noted (never cached)."""
         if "failure" in outcome or not isinstance(outcome.get("tools"), list):
             self._problems.append(SourceProblem(self.origin(module_file), outcome.get("failure", "no answer")))
@@ -83,8 +100,9 @@ class PluginFolders:
     def _add_tool(self, tool: Tool) -> None:
         previous = self._tools.get(tool.name)
         if previous is not None and previous.source != tool.source:
-            raise ToolLoadError(f"two tools are named '{tool.name}': in {previous.source} and in {tool.source}",
-                                "rename one of them")
+            raise ToolLoadError(
+                f"two tools are named '{tool.name}': in {previous.source} and in {tool.source}", "rename one of them"
+            )
         self._tools[tool.name] = tool
 
     def _module_files(self, path: Path) -> list[Path]:
@@ -131,8 +149,9 @@ class BundledFolder(PluginFolders):
 
     replaceable = True
 
-    def __init__(self, *, cache: SchemaCache | None = None,
-                 import_timeout: float = defaults.PLUGIN_IMPORT_TIMEOUT) -> None:
+    def __init__(
+        self, *, cache: SchemaCache | None = None, import_timeout: float = defaults.PLUGIN_IMPORT_TIMEOUT
+    ) -> None:
         super().__init__([bundled_tools_dir()], cache=cache, label="bundled", import_timeout=import_timeout)
 
     def origin(self, module_file: Path) -> str:

@@ -8,9 +8,10 @@ import importlib.util
 import inspect
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import CodeType, ModuleType
-from typing import Any, Callable
+from typing import Any
 
 from toolchat.errors import ToolLoadError
 
@@ -71,14 +72,26 @@ def describe(module: ModuleType) -> list[dict[str, Any]]:
     for name, func, definition in _entries(module):
         if definition is None:
             schema = function_schema(func)
-            described.append({"name": schema.name, "description": schema.description,
-                              "parameters": schema.parameters, "warnings": schema.warnings,
-                              "accepts_extra": schema.accepts_extra})
+            described.append(
+                {
+                    "name": schema.name,
+                    "description": schema.description,
+                    "parameters": schema.parameters,
+                    "warnings": schema.warnings,
+                    "accepts_extra": schema.accepts_extra,
+                }
+            )
             continue
         parameters = definition.get("parameters") or {"type": "object", "properties": {}}
-        described.append({"name": name, "description": definition.get("description", ""),
-                          "parameters": parameters, "warnings": [],
-                          "accepts_extra": parameters.get("additionalProperties") not in (None, False)})
+        described.append(
+            {
+                "name": name,
+                "description": definition.get("description", ""),
+                "parameters": parameters,
+                "warnings": [],
+                "accepts_extra": parameters.get("additionalProperties") not in (None, False),
+            }
+        )
     return described
 
 
@@ -94,8 +107,11 @@ def _entries(module: ModuleType) -> list[tuple[str, Callable[..., Any], dict[str
     explicit = getattr(module, "TOOLS", None)
     if explicit is not None:
         return [_explicit(entry, module) for entry in explicit]
-    return [(attr, value, None) for attr, value in vars(module).items()
-            if not attr.startswith("_") and inspect.isfunction(value) and value.__module__ == module.__name__]
+    return [
+        (attr, value, None)
+        for attr, value in vars(module).items()
+        if not attr.startswith("_") and inspect.isfunction(value) and value.__module__ == module.__name__
+    ]
 
 
 def _explicit(entry: Any, module: ModuleType) -> tuple[str, Callable[..., Any], dict[str, Any]]:
@@ -132,6 +148,7 @@ def call(func: Callable[..., Any], arguments: dict[str, Any]) -> Any:
 
         async def wait() -> Any:
             return await value
+
         return asyncio.run(wait())
     return value
 

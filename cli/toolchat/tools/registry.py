@@ -8,10 +8,11 @@ source (the bundled folder) gives way to the user's tool of that name, which is 
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from toolchat.errors import ToolLoadError
 from toolchat.tools.cache import SchemaCache
@@ -31,8 +32,13 @@ class _Merged:
 
 
 class Registry:
-    def __init__(self, sources: Iterable[ToolSource] = (), *, _merged: _Merged | None = None,
-                 _hidden: frozenset[str] = frozenset()) -> None:
+    def __init__(
+        self,
+        sources: Iterable[ToolSource] = (),
+        *,
+        _merged: _Merged | None = None,
+        _hidden: frozenset[str] = frozenset(),
+    ) -> None:
         self._merged = _merged or _Merged()
         self._hidden = _hidden
         for source in sources:
@@ -62,9 +68,12 @@ class Registry:
                 offered = list(source.tools())
             except Exception as exc:  # noqa: BLE001 - one source failing must not end the turn
                 offered = [tool for name, tool in merged.tools.items() if merged.owners.get(name) is source]
-                clashes.append(SourceProblem(getattr(source, "label", "a tool source"),
-                                             f"its tools could not be listed again ({type(exc).__name__}: {exc}); "
-                                             "the last list is kept"))
+                clashes.append(
+                    SourceProblem(
+                        getattr(source, "label", "a tool source"),
+                        f"its tools could not be listed again ({type(exc).__name__}: {exc}); the last list is kept",
+                    )
+                )
             _merge_into(tools, owners, replaced, source, offered, clashes)
         merged.tools, merged.owners, merged.replaced, merged.clashes = tools, owners, replaced, clashes
 
@@ -124,8 +133,14 @@ def matches(name: str, patterns: Iterable[str]) -> bool:
     return any(name == p or ("*" in p and fnmatchcase(name, p)) for p in patterns)
 
 
-def _merge_into(tools: dict[str, Tool], owners: dict[str, ToolSource], replaced: dict[str, Tool],
-                source: ToolSource, offered: Iterable[Tool], clashes: list[SourceProblem] | None) -> None:
+def _merge_into(
+    tools: dict[str, Tool],
+    owners: dict[str, ToolSource],
+    replaced: dict[str, Tool],
+    source: ToolSource,
+    offered: Iterable[Tool],
+    clashes: list[SourceProblem] | None,
+) -> None:
     for tool in offered:
         owner = owners.get(tool.name)
         if owner is None or owner is source:
@@ -136,15 +151,22 @@ def _merge_into(tools: dict[str, Tool], owners: dict[str, ToolSource], replaced:
         elif getattr(source, "replaceable", False) and not getattr(owner, "replaceable", False):
             replaced[tool.name] = tool
         elif clashes is None:
-            raise ToolLoadError(f"two tools are named '{tool.name}': from {tools[tool.name].origin} and from "
-                                f"{tool.origin}", "rename one of them, or leave one source out")
+            raise ToolLoadError(
+                f"two tools are named '{tool.name}': from {tools[tool.name].origin} and from {tool.origin}",
+                "rename one of them, or leave one source out",
+            )
         else:
-            clashes.append(SourceProblem(tool.origin, f"its tool '{tool.name}' is also offered by "
-                                                      f"{tools[tool.name].origin}; that one is kept"))
+            clashes.append(
+                SourceProblem(
+                    tool.origin,
+                    f"its tool '{tool.name}' is also offered by {tools[tool.name].origin}; that one is kept",
+                )
+            )
 
 
-def discover(paths: Sequence[Path], *, bundled: bool = True, cache: SchemaCache | None = None,
-             project_dir: Path | None = None) -> Registry:
+def discover(
+    paths: Sequence[Path], *, bundled: bool = True, cache: SchemaCache | None = None, project_dir: Path | None = None
+) -> Registry:
     """A Registry of the bundled folder (unless `bundled` is False) and the plugin `paths`."""
     from toolchat.tools.folders import BundledFolder, PluginFolders
 
@@ -158,5 +180,4 @@ def discover(paths: Sequence[Path], *, bundled: bool = True, cache: SchemaCache 
 
 def load(paths: Sequence[Path], bundled: bool, cache_dir: Path, project_dir: Path | None = None) -> Registry:
     """The tools the settings name, with schemas cached in `cache_dir`."""
-    return discover(paths, bundled=bundled, cache=SchemaCache(cache_dir / "tool-schemas.json"),
-                    project_dir=project_dir)
+    return discover(paths, bundled=bundled, cache=SchemaCache(cache_dir / "tool-schemas.json"), project_dir=project_dir)

@@ -10,15 +10,23 @@ import enum
 import inspect
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import PurePath
-from typing import Any, Callable, Literal, Union, get_args, get_origin
+from typing import Any, Literal, Union, get_args, get_origin
 
 from toolchat.tools.docstring import parse_docstring
 
 _BASIC: dict[Any, str] = {int: "integer", float: "number", str: "string", bool: "boolean"}
-_ARRAYS = (list, set, frozenset, collections.abc.Sequence, collections.abc.Iterable,
-           collections.abc.Set, collections.abc.MutableSequence)
+_ARRAYS = (
+    list,
+    set,
+    frozenset,
+    collections.abc.Sequence,
+    collections.abc.Iterable,
+    collections.abc.Set,
+    collections.abc.MutableSequence,
+)
 _OBJECTS = (dict, collections.abc.Mapping, collections.abc.MutableMapping)
 
 
@@ -54,7 +62,7 @@ def function_schema(func: Callable[..., Any]) -> FunctionSchema:
             continue
         prop = _param_schema(param.name, hints, warnings)
         annotated = _annotated_description(hints.get(param.name))
-        if param.name in doc.args and doc.args[param.name]:
+        if doc.args.get(param.name):
             prop["description"] = doc.args[param.name]
         elif annotated:
             prop["description"] = annotated
@@ -74,7 +82,7 @@ def function_schema(func: Callable[..., Any]) -> FunctionSchema:
 def _type_hints(func: Callable[..., Any], warnings: list[str]) -> dict[str, Any]:
     try:
         return typing.get_type_hints(func, include_extras=True)
-    except Exception as exc:  # an unresolvable forward reference, say
+    except Exception as exc:  # noqa: BLE001 - an unresolvable forward reference, say
         warnings.append(f"type hints could not be read ({type(exc).__name__}: {exc})")
         return {}
 
@@ -176,7 +184,7 @@ def enum_params(func: Callable[..., Any]) -> dict[str, type[enum.Enum]]:
     """The parameters of `func` whose values must become members of an Enum before the call."""
     try:
         hints = typing.get_type_hints(func, include_extras=True)
-    except Exception:
+    except Exception:  # noqa: BLE001 - unreadable hints: nothing to convert
         return {}
     found = {name: _enum_class(tp) for name, tp in hints.items() if name != "return"}
     return {name: cls for name, cls in found.items() if cls is not None}

@@ -42,8 +42,7 @@ class ToolSource(Protocol):
         """The tools offered now (a source may change them between model calls)."""
         ...
 
-    def problems(self) -> list[SourceProblem]:
-        ...
+    def problems(self) -> list[SourceProblem]: ...
 
     def run(self, tool: Tool, arguments: dict[str, Any], limits: RunLimits) -> ToolResult:
         """Run one validated call; every outcome is a ToolResult. KeyboardInterrupt stops the

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from toolchat.tools.model import Tool
 
@@ -73,8 +74,11 @@ def _validator(schema: dict[str, Any]) -> Callable[[dict[str, Any]], list[_Error
         raise InvalidArguments(f"the tool's schema is itself invalid: {str(exc).splitlines()[0]}") from None
 
     def check(arguments: dict[str, Any]) -> list[_Error]:
-        return [_Error(e.kind.name, list(e.instance_path), e.instance, getattr(e.kind, "value", None), e.message)
-                for e in compiled.iter_errors(arguments)]
+        return [
+            _Error(e.kind.name, list(e.instance_path), e.instance, getattr(e.kind, "value", None), e.message)
+            for e in compiled.iter_errors(arguments)
+        ]
+
     return check
 
 
@@ -96,6 +100,7 @@ def _python_validator(schema: dict[str, Any]) -> Callable[[dict[str, Any]], list
                 expected = e.message.split("'")[1] if "'" in e.message else e.message
             found.append(_Error(str(e.validator), list(e.absolute_path), e.instance, expected, e.message))
         return found
+
     return check
 
 

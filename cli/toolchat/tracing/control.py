@@ -10,13 +10,13 @@ most that, and one warning line."""
 from __future__ import annotations
 
 import atexit
-import importlib
 import contextlib
-import os
+import importlib
 import sys
 import threading
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any
 
 FLUSH_BOUND = 2.0  # seconds the exit waits for spans to leave
 CONTENT_VARIABLE = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
@@ -67,9 +67,13 @@ def start(settings: Any, environ: Mapping[str, str], warn: Callable[[str], None]
             return None
         file = getattr(settings, "trace", None)
         _current = tracing_setup.Tracing.configure(
-            file=Path(file) if file else None, endpoint=otlp_endpoint(environ),
-            content=capture_content(settings, environ), redactor=_redactor(settings),
-            service=environ.get("OTEL_SERVICE_NAME") or "toolchat", warn=warn or _warn)
+            file=Path(file) if file else None,
+            endpoint=otlp_endpoint(environ),
+            content=capture_content(settings, environ),
+            redactor=_redactor(settings),
+            service=environ.get("OTEL_SERVICE_NAME") or "toolchat",
+            warn=warn or _warn,
+        )
         _current.make_global()  # instrumented libraries (an MCP client) send their spans along
         atexit.register(_current.close, FLUSH_BOUND)
         return _current
@@ -83,9 +87,14 @@ def use(tracing: Any) -> Any:
     return previous
 
 
-def traced(sink: Sink, backend: Any, settings: Any, environ: Mapping[str, str],
-           conversation: Callable[[], str | None] | str | None = None,
-           tools: Callable[[str], Any] | None = None) -> Sink:
+def traced(
+    sink: Sink,
+    backend: Any,
+    settings: Any,
+    environ: Mapping[str, str],
+    conversation: Callable[[], str | None] | str | None = None,
+    tools: Callable[[str], Any] | None = None,
+) -> Sink:
     """`sink` with spans recorded around it, or `sink` itself when tracing is off. `backend` is
     the Backend, or a callable giving the one in use (the REPL's /model swaps it); `tools` finds
     a Tool by name (its origin and description go on its calls' spans)."""
@@ -123,15 +132,3 @@ def _warn(message: str) -> None:
         sys.stderr.flush()
     except (OSError, ValueError):
         pass
-
-
-def private_file(path: Path) -> int:
-    """Open `path` for appending, 0600 (an existing file is made so; its folder 0700 when made
-    here): spans may hold the conversation."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-    try:
-        os.fchmod(fd, 0o600)
-    except OSError:  # not ours to change (another user's file we may append to)
-        pass
-    return fd

@@ -7,18 +7,18 @@ import contextlib
 import logging
 import os
 import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import (BatchSpanProcessor, SimpleSpanProcessor, SpanExporter,
-                                            SpanExportResult)
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from toolchat import __version__
-from toolchat.tracing.control import private_file
+from toolchat.files import private_file
 from toolchat.tracing.spans import TraceSink
 
 SCOPE = "toolchat"
@@ -60,7 +60,7 @@ class Problems(logging.Handler):
         if record.levelno >= logging.ERROR:
             try:
                 self.last_error = record.getMessage()
-            except Exception:  # a malformed log call must not break anything
+            except Exception:  # noqa: BLE001 - a malformed log call must not break anything
                 self.last_error = record.msg if isinstance(record.msg, str) else None
 
 
@@ -75,7 +75,7 @@ class Watched(SpanExporter):
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         try:
             result = self.inner.export(spans)
-        except Exception as exc:  # a full disk, a closed file
+        except Exception as exc:  # noqa: BLE001 - a full disk, a closed file
             result, self.reason = SpanExportResult.FAILURE, getattr(exc, "strerror", None) or str(exc)
         if result is not SpanExportResult.SUCCESS:
             self.lost += len(spans)
@@ -91,8 +91,16 @@ class Watched(SpanExporter):
 class Tracing:
     """The process's tracer and where its spans go."""
 
-    def __init__(self, provider: TracerProvider, *, content: bool, redactor: Any, watched: list[Watched],
-                 problems: Problems, warn: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        provider: TracerProvider,
+        *,
+        content: bool,
+        redactor: Any,
+        watched: list[Watched],
+        problems: Problems,
+        warn: Callable[[str], None],
+    ) -> None:
         self.provider, self.content, self.redactor = provider, content, redactor
         self.watched, self.problems, self.warn = watched, problems, warn
         self.tracer = provider.get_tracer(SCOPE, __version__)
@@ -100,8 +108,17 @@ class Tracing:
         self._closed = False
 
     @classmethod
-    def configure(cls, *, file: Path | None, endpoint: str | None, content: bool, redactor: Any, service: str,
-                  warn: Callable[[str], None], exporters: Sequence[SpanExporter] = ()) -> Tracing:
+    def configure(
+        cls,
+        *,
+        file: Path | None,
+        endpoint: str | None,
+        content: bool,
+        redactor: Any,
+        service: str,
+        warn: Callable[[str], None],
+        exporters: Sequence[SpanExporter] = (),
+    ) -> Tracing:
         problems = Problems()
         otel_logger = logging.getLogger("opentelemetry")
         otel_logger.addHandler(problems)
@@ -129,9 +146,13 @@ class Tracing:
 
         trace.set_tracer_provider(self.provider)
 
-    def wrap(self, sink: Callable[[Any], None], backend: Any = None,
-             conversation: Callable[[], str | None] | str | None = None,
-             tools: Callable[[str], Any] | None = None) -> TraceSink:
+    def wrap(
+        self,
+        sink: Callable[[Any], None],
+        backend: Any = None,
+        conversation: Callable[[], str | None] | str | None = None,
+        tools: Callable[[str], Any] | None = None,
+    ) -> TraceSink:
         facts = backend if callable(backend) and not hasattr(backend, "complete") else (lambda: backend)
         ask = conversation if callable(conversation) else (lambda: conversation)
         return TraceSink(sink, self.tracer, facts, ask, content=self.content, redactor=self.redactor, tools=tools)
@@ -172,6 +193,10 @@ class Tracing:
         lost = [w for w in self.watched if w.lost]
         if lost:
             reasons = [w.reason or self.problems.last_error or "the export failed" for w in lost]
-            self.warn("; ".join(f"{w.lost} span(s) not delivered to {w.where}: "
-                                f"{self.redactor.redact(' '.join(r.split()))[:200]}" for w, r in zip(lost, reasons)))
+            self.warn(
+                "; ".join(
+                    f"{w.lost} span(s) not delivered to {w.where}: {self.redactor.redact(' '.join(r.split()))[:200]}"
+                    for w, r in zip(lost, reasons)
+                )
+            )
         return not lost

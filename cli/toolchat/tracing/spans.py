@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 import re
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 from opentelemetry import context as otel_context
@@ -19,23 +20,44 @@ from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from toolchat.backends.base import TextDelta, ToolCall
-from toolchat.engine import (CallDecided, CallFinished, CallRequested, RoundDone, RoundStarted, TurnEnded, TurnError,
-                             TurnStarted)
+from toolchat.engine import (
+    CallDecided,
+    CallFinished,
+    CallRequested,
+    RoundDone,
+    RoundStarted,
+    TurnEnded,
+    TurnError,
+    TurnStarted,
+)
 from toolchat.tools.model import ToolStatus
 
 AGENT = "toolchat"
 MAX_ERROR = 500  # characters of an error message kept on a span
 PROVIDERS = {"openai": "openai", "local": "llama_cpp"}  # backend name -> gen_ai.provider.name when it says none
 # a tool's outcome -> error.type; a declined call or one not run is not an error
-ERRORS = {ToolStatus.ERROR: "tool_error", ToolStatus.INVALID: "invalid_arguments", ToolStatus.TIMEOUT: "timeout",
-          ToolStatus.UNKNOWN: "unknown_tool", ToolStatus.CANCELLED: "cancelled"}
+ERRORS = {
+    ToolStatus.ERROR: "tool_error",
+    ToolStatus.INVALID: "invalid_arguments",
+    ToolStatus.TIMEOUT: "timeout",
+    ToolStatus.UNKNOWN: "unknown_tool",
+    ToolStatus.CANCELLED: "cancelled",
+}
 STOPPED = {"error": None, "interrupted": "cancelled", "max_rounds": "max_rounds"}  # None: the TurnError's type
 
 
 class TraceSink:
-    def __init__(self, inner: Callable[[Any], None], tracer: trace.Tracer, backend: Callable[[], Any],
-                 conversation: Callable[[], str | None], *, content: bool, redactor: Any,
-                 tools: Callable[[str], Any] | None = None) -> None:
+    def __init__(
+        self,
+        inner: Callable[[Any], None],
+        tracer: trace.Tracer,
+        backend: Callable[[], Any],
+        conversation: Callable[[], str | None],
+        *,
+        content: bool,
+        redactor: Any,
+        tools: Callable[[str], Any] | None = None,
+    ) -> None:
         self.inner, self.tracer, self.backend, self.conversation = inner, tracer, backend, conversation
         self.tools = tools or (lambda name: None)
         self.content, self.redactor = content, redactor
@@ -60,7 +82,7 @@ class TraceSink:
     def __call__(self, event: Any) -> None:
         try:
             self._record(event)
-        except Exception:  # tracing never harms the chat
+        except Exception:  # noqa: BLE001 - tracing never harms the chat
             pass
         self.inner(event)
 
@@ -132,14 +154,23 @@ class TraceSink:
         if agent is None:
             return
         if any(self._usage):
-            agent.set_attributes({"gen_ai.usage.input_tokens": self._usage[0],
-                                  "gen_ai.usage.output_tokens": self._usage[1],
-                                  "gen_ai.usage.cache_read.input_tokens": self._usage[2]})
+            agent.set_attributes(
+                {
+                    "gen_ai.usage.input_tokens": self._usage[0],
+                    "gen_ai.usage.output_tokens": self._usage[1],
+                    "gen_ai.usage.cache_read.input_tokens": self._usage[2],
+                }
+            )
         model = getattr(self.backend(), "model", None)
         if model and not self._agent_model:  # a model the backend chose on its first call
             agent.set_attribute("gen_ai.request.model", str(model))
-        agent.set_attributes({"toolchat.turn.stopped": result.stopped, "toolchat.turn.rounds": len(result.rounds),
-                              "toolchat.turn.tool_calls": len(result.calls)})
+        agent.set_attributes(
+            {
+                "toolchat.turn.stopped": result.stopped,
+                "toolchat.turn.rounds": len(result.rounds),
+                "toolchat.turn.tool_calls": len(result.calls),
+            }
+        )
         if self.content and result.answer:
             agent.set_attribute("gen_ai.output.messages", self._json([_message("assistant", [_text(result.answer)])]))
         if result.stopped in STOPPED:
@@ -174,12 +205,14 @@ class TraceSink:
         if self.content:
             system = [m for m in request.messages if m.get("role") in ("system", "developer")]
             if system and self._agent is not None:
-                self._agent.set_attribute("gen_ai.system_instructions",
-                                          self._json([_text(str(m.get("content") or "")) for m in system]))
+                self._agent.set_attribute(
+                    "gen_ai.system_instructions", self._json([_text(str(m.get("content") or "")) for m in system])
+                )
             attributes["gen_ai.input.messages"] = self._json([_convert(m) for m in request.messages])
         kind = SpanKind.CLIENT if "server.address" in facts else SpanKind.INTERNAL
-        self._chat = self.tracer.start_span(self._chat_name(self._chat_model), kind=kind, attributes=attributes,
-                                            context=self._parent())
+        self._chat = self.tracer.start_span(
+            self._chat_name(self._chat_model), kind=kind, attributes=attributes, context=self._parent()
+        )
         self._round, self._sent = (event, time.monotonic()), len(request.messages)
         self._chat_done, self._finish, self._first_chunk, self._text = None, None, None, []
 
@@ -189,11 +222,18 @@ class TraceSink:
             return
         usage = event.usage
         if usage.prompt_tokens or usage.completion_tokens:  # all zero: the server reported none
-            chat.set_attributes({"gen_ai.usage.input_tokens": usage.prompt_tokens,
-                                 "gen_ai.usage.output_tokens": usage.completion_tokens,
-                                 "gen_ai.usage.cache_read.input_tokens": usage.cached_tokens})
-        self._usage = [self._usage[0] + usage.prompt_tokens, self._usage[1] + usage.completion_tokens,
-                       self._usage[2] + usage.cached_tokens]
+            chat.set_attributes(
+                {
+                    "gen_ai.usage.input_tokens": usage.prompt_tokens,
+                    "gen_ai.usage.output_tokens": usage.completion_tokens,
+                    "gen_ai.usage.cache_read.input_tokens": usage.cached_tokens,
+                }
+            )
+        self._usage = [
+            self._usage[0] + usage.prompt_tokens,
+            self._usage[1] + usage.completion_tokens,
+            self._usage[2] + usage.cached_tokens,
+        ]
         self._finish = event.finish_reason
         if event.finish_reason:
             chat.set_attribute("gen_ai.response.finish_reasons", [event.finish_reason])
@@ -237,8 +277,12 @@ class TraceSink:
     def _call_requested(self, event: CallRequested) -> None:
         self._end_tool(ToolStatus.CANCELLED)
         call = event.call
-        attributes: dict[str, Any] = {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": call.name,
-                                      "gen_ai.tool.call.id": call.id, "gen_ai.tool.type": "function"}
+        attributes: dict[str, Any] = {
+            "gen_ai.operation.name": "execute_tool",
+            "gen_ai.tool.name": call.name,
+            "gen_ai.tool.call.id": call.id,
+            "gen_ai.tool.type": "function",
+        }
         tool = self.tools(call.name)
         if tool is not None:  # an MCP tool runs in its server: an extension, in the conventions' words
             origin = str(getattr(tool, "origin", "") or "")
@@ -250,8 +294,9 @@ class TraceSink:
         if self.content:
             arguments = event.arguments if event.arguments is not None else call.arguments
             attributes["gen_ai.tool.call.arguments"] = self._json(arguments)
-        self._tool = self.tracer.start_span(f"execute_tool {call.name}", kind=SpanKind.INTERNAL,
-                                            attributes=attributes, context=self._parent())
+        self._tool = self.tracer.start_span(
+            f"execute_tool {call.name}", kind=SpanKind.INTERNAL, attributes=attributes, context=self._parent()
+        )
         self._tool_id = call.id
 
     def _call_decided(self, event: CallDecided) -> None:
@@ -259,8 +304,12 @@ class TraceSink:
         if tool is None or event.call.id != self._tool_id:
             return
         self._tool_approved = bool(event.decision.approved)
-        tool.set_attributes({"toolchat.tool.approval": "allowed" if event.automatic else "asked",
-                             "toolchat.tool.approved": self._tool_approved})
+        tool.set_attributes(
+            {
+                "toolchat.tool.approval": "allowed" if event.automatic else "asked",
+                "toolchat.tool.approved": self._tool_approved,
+            }
+        )
         if event.decision.approved:  # MCP clients and anything the tool's caller traces nest under it
             self._tool_token = otel_context.attach(trace.set_span_in_context(tool))
 
@@ -323,8 +372,9 @@ def _convert(message: dict[str, Any]) -> dict[str, Any]:
     role = str(message.get("role") or "user")
     content = message.get("content")
     if role == "tool":
-        return _message("tool", [{"type": "tool_call_response", "id": message.get("tool_call_id"),
-                                  "response": content}])
+        return _message(
+            "tool", [{"type": "tool_call_response", "id": message.get("tool_call_id"), "response": content}]
+        )
     parts: list[dict[str, Any]] = []
     if isinstance(content, str) and content:
         parts.append(_text(content))

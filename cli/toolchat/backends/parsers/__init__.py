@@ -3,4 +3,4 @@
 from toolchat.backends.parsers.base import ParsedCall, StreamParser
 from toolchat.backends.parsers.formats import FORMATS, detect_format, make_parser
 
-__all__ = ["ParsedCall", "StreamParser", "FORMATS", "detect_format", "make_parser"]
+__all__ = ["FORMATS", "ParsedCall", "StreamParser", "detect_format", "make_parser"]

@@ -4,8 +4,9 @@ held back until it is decided; what is inside markers is parsed when it closes (
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 
 @dataclass
@@ -61,10 +62,10 @@ class MarkerParser:
                 if at < 0:
                     keep = partial_suffix(self.buffer, self.start)
                     shown.append(self.buffer[: len(self.buffer) - keep])
-                    self.buffer = self.buffer[len(self.buffer) - keep:]
+                    self.buffer = self.buffer[len(self.buffer) - keep :]
                     return "".join(shown)
                 shown.append(self.buffer[:at])
-                self.buffer = self.buffer[at + len(self.start):]
+                self.buffer = self.buffer[at + len(self.start) :]
                 self.in_region = True
             if self.end is None:
                 return "".join(shown)
@@ -72,7 +73,7 @@ class MarkerParser:
             if at < 0:
                 return "".join(shown)
             shown.append(self._close(self.buffer[:at], closed=True))
-            self.buffer = self.buffer[at + len(self.end):]
+            self.buffer = self.buffer[at + len(self.end) :]
             self.in_region = False
 
     def _close(self, region: str, closed: bool) -> str:

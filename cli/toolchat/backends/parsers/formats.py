@@ -5,7 +5,8 @@ from __future__ import annotations
 import ast
 import json
 import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from toolchat.backends.parsers.base import MarkerParser, ParsedCall, StreamParser, as_arguments, loads_lenient
 from toolchat.backends.parsers.harmony import HarmonyParser
@@ -55,6 +56,7 @@ def _tool_call_region(tools: Tools) -> Callable[[str, bool], list[ParsedCall] | 
         if "<function=" in region:
             return _xml_calls(region, tools)
         return _json_calls(region)
+
     return parse
 
 
@@ -189,8 +191,14 @@ def _harmony(tools: Tools) -> StreamParser:
 
 
 FORMATS: dict[str, Callable[[Tools], StreamParser]] = {
-    "hermes": _hermes, "qwen3_coder": _hermes, "mistral": _mistral, "llama3": _llama3,
-    "pythonic": _pythonic, "function_gemma": _function_gemma, "granite": _granite, "harmony": _harmony,
+    "hermes": _hermes,
+    "qwen3_coder": _hermes,
+    "mistral": _mistral,
+    "llama3": _llama3,
+    "pythonic": _pythonic,
+    "function_gemma": _function_gemma,
+    "granite": _granite,
+    "harmony": _harmony,
 }
 
 # Checked in order: the first marker found in the chat template decides the format.

@@ -25,11 +25,11 @@ class HarmonyParser:
             return ""
         body_start = at + len(_FINAL)
         end = _SEGMENT_END.search(self.text, body_start)
-        body = self.text[body_start: end.start() if end else len(self.text)]
+        body = self.text[body_start : end.start() if end else len(self.text)]
         if not end:
             hold = max(partial_suffix(body, marker) for marker in ("<|end|>", "<|return|>", "<|call|>", "<|start|>"))
             body = body[: len(body) - hold]
-        fresh, self.streamed = body[self.streamed:], max(self.streamed, len(body))
+        fresh, self.streamed = body[self.streamed :], max(self.streamed, len(body))
         return fresh
 
     def finish(self) -> tuple[str, list[ParsedCall]]:
@@ -48,7 +48,7 @@ class HarmonyParser:
             elif "<|channel|>final" in header or "<|channel|>" not in header:
                 content.append(body)
         whole = "".join(content)
-        return whole[self.streamed:], calls
+        return whole[self.streamed :], calls
 
 
 def _dump(value: object) -> str:

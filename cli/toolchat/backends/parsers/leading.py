@@ -3,14 +3,13 @@ pythonic lists): while the output could still be a call, hold it back; decide at
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from toolchat.backends.parsers.base import ParsedCall, StreamParser
 
 
 class LeadingParser:
-    def __init__(self, opener: str, parse_whole: Callable[[str], "list[ParsedCall] | None"],
-                 inner: StreamParser) -> None:
+    def __init__(self, opener: str, parse_whole: Callable[[str], list[ParsedCall] | None], inner: StreamParser) -> None:
         self.opener, self.parse_whole, self.inner = opener, parse_whole, inner
         self.held = ""
         self.holding = True

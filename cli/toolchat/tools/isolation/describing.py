@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from toolchat.tools.isolation import processes
+from toolchat.tools.isolation.frames import write_frame
 from toolchat.tools.isolation.jobs import ORPHANED, spawn, stop, watch
 from toolchat.tools.plugins import describe, import_failure, import_plugin
-from toolchat.tools.isolation.worker import _write_frame
 
 
 def describe_all(job: dict[str, Any], requests: int, replies: int) -> dict[str, Any] | None:
@@ -33,7 +33,7 @@ def describe_all(job: dict[str, Any], requests: int, replies: int) -> dict[str, 
             return "done" if frame.get("end") else None
 
         batch = list(pending)
-        child = spawn(lambda result_w: _import_each(batch, result_w), requests, replies, capture=False)
+        child = spawn(lambda result_w, batch=batch: _import_each(batch, result_w), requests, replies, capture=False)
         try:
             state, value, _ = watch(child, requests, job, timeout, verdict)
         finally:
@@ -54,9 +54,9 @@ def describe_all(job: dict[str, Any], requests: int, replies: int) -> dict[str, 
 
 def _import_each(modules: list[str], result_w: int) -> None:
     for module in modules:
-        _write_frame(result_w, {"begin": module})
-        _write_frame(result_w, {"module": module, **_describe_one(module)})
-    _write_frame(result_w, {"end": True})
+        write_frame(result_w, {"begin": module})
+        write_frame(result_w, {"module": module, **_describe_one(module)})
+    write_frame(result_w, {"end": True})
 
 
 def _describe_one(module_file: str) -> dict[str, Any]:

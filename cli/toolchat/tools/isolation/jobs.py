@@ -6,22 +6,23 @@ still gets its result, and a child that dies is seen dying (a pidfd on Linux).""
 
 from __future__ import annotations
 
-import faulthandler  # noqa: F401 - loaded once in the worker; children disable it
+import faulthandler
 import functools
-import io  # noqa: F401 - loaded once in the worker, for the children's streams
+import io
 import os
 import select
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
-from toolchat.tools.isolation import processes
 from toolchat.tools import schema  # noqa: F401 - loaded once in the worker, not in every child
+from toolchat.tools.isolation import processes
+from toolchat.tools.isolation.frames import HEADER, read_frame, write_frame
+from toolchat.tools.isolation.runner import cut, run_in_child, valid_text, with_printed
 from toolchat.tools.model import ToolStatus
 from toolchat.tools.plugins import compiled
-from toolchat.tools.isolation.runner import cut, run_in_child, valid_text, with_printed
-from toolchat.tools.isolation.worker import _HEADER, _read_frame, _write_frame
 
 ORPHANED = "orphaned"  # toolchat went away: the worker kills everything and exits
 Verdict = Callable[[Any], "str | None"]  # a frame -> "done", "restart" (the clock), or None
@@ -42,22 +43,19 @@ class Child:
 def perform(job: dict[str, Any], requests: int, replies: int) -> tuple[dict[str, Any] | None, int | None]:
     """The outcome of `job` (None when toolchat went away meanwhile: the worker then exits), and the
     pid of a job that returned normally, whose leftovers the worker kills right after replying."""
-    if job["kind"] == "describe":
-        from toolchat.tools.isolation.describing import describe_all
-
-        return describe_all(job, requests, replies), None
     started = time.monotonic()
     code = compiled(job["module"])  # kept by the worker, so each call skips compiling
 
     def body(result_w: int) -> None:
         status, output = run_in_child(job["module"], job["name"], job["arguments"], job["cwd"], code)
         _flush()
-        _write_frame(result_w, {"status": status, "output": output})
+        write_frame(result_w, {"status": status, "output": output})
 
     child = spawn(body, requests, replies, capture=True)
     try:
-        state, value, printed = watch(child, requests, job, float(job["timeout"]), lambda frame: "done",
-                                      int(job.get("printed_limit", 0)) or None)
+        state, value, printed = watch(
+            child, requests, job, float(job["timeout"]), lambda frame: "done", int(job.get("printed_limit", 0)) or None
+        )
     finally:
         child.close()
     if state == ORPHANED:
@@ -119,8 +117,6 @@ def _close_quietly(fd: int) -> None:
 def _redirect(printed_w: int | None) -> None:
     """stdin from /dev/null; fds 1 and 2 (and fresh sys.stdout/stderr) to the printed-output pipe,
     or to /dev/null while importing for discovery."""
-    import faulthandler
-    import io
     import sys
 
     faulthandler.disable()
@@ -147,8 +143,9 @@ def _flush() -> None:
             pass
 
 
-def watch(child: Child, requests: int, job: dict[str, Any], timeout: float, verdict: Verdict,
-          bound: int | None = None) -> tuple[str, Any, bytes]:
+def watch(
+    child: Child, requests: int, job: dict[str, Any], timeout: float, verdict: Verdict, bound: int | None = None
+) -> tuple[str, Any, bytes]:
     """Follow a child until `verdict` calls a frame "done" ("done", that frame), it dies ("died",
     its wait status), the clock runs out ("timeout"; "restart" frames reset it), it prints more
     than `bound` bytes ("too_large"), the job is cancelled ("cancelled") or toolchat is gone
@@ -164,7 +161,7 @@ def watch(child: Child, requests: int, job: dict[str, Any], timeout: float, verd
                 return "timeout", None, bytes(printed)
             ready = select.select(watched, [], [], min(remaining, 3600.0 if pidfd >= 0 else 0.02))[0]
             if requests in ready:
-                message = _read_frame(requests)
+                message = read_frame(requests)
                 if message is None:
                     return ORPHANED, None, bytes(printed)
                 if message.get("kind") == "cancel" and message.get("id") == job.get("id"):
@@ -201,12 +198,12 @@ def _frames(buffer: bytearray) -> list[Any]:
     import json
 
     found = []
-    while len(buffer) >= _HEADER.size:
-        size = _HEADER.unpack_from(buffer)[0]
-        if len(buffer) < _HEADER.size + size:
+    while len(buffer) >= HEADER.size:
+        size = HEADER.unpack_from(buffer)[0]
+        if len(buffer) < HEADER.size + size:
             break
-        body = bytes(buffer[_HEADER.size:_HEADER.size + size])
-        del buffer[:_HEADER.size + size]
+        body = bytes(buffer[HEADER.size : HEADER.size + size])
+        del buffer[: HEADER.size + size]
         try:
             found.append(json.loads(body))
         except ValueError:
@@ -267,21 +264,26 @@ def _drain(fd: int, buffer: bytearray, bound: int | None) -> None:
         del buffer[bound:]
 
 
-def _run_outcome(job: dict[str, Any], state: str, value: Any, printed_bytes: bytes, status: int | None,
-                 duration: float) -> dict[str, Any]:
+def _run_outcome(
+    job: dict[str, Any], state: str, value: Any, printed_bytes: bytes, status: int | None, duration: float
+) -> dict[str, Any]:
     printed = printed_bytes.decode("utf-8", errors="replace").strip()
     if state == "done":
-        outcome, output = value.get("status", ToolStatus.ERROR.value), with_printed(str(value.get("output", "")), printed)
+        outcome, output = (
+            value.get("status", ToolStatus.ERROR.value),
+            with_printed(str(value.get("output", "")), printed),
+        )
     elif state == "died":
         outcome = ToolStatus.ERROR.value
-        output = with_printed(f"Error: the tool's process {processes.death(status)} without returning a result", printed)
+        output = with_printed(
+            f"Error: the tool's process {processes.death(status)} without returning a result", printed
+        )
     elif state == "timeout":
         outcome = ToolStatus.TIMEOUT.value
         output = f"Error: the tool did not finish within {float(job['timeout']):g} s and was stopped"
     elif state == "too_large":
         outcome = ToolStatus.ERROR.value
-        output = (f"Error: the tool's output was too large (more than {_size(len(printed_bytes))}); "
-                  "it was stopped")
+        output = f"Error: the tool's output was too large (more than {_size(len(printed_bytes))}); it was stopped"
     else:
         outcome, output = ToolStatus.CANCELLED.value, "Cancelled: the call was interrupted and stopped"
     return {"status": outcome, "output": cut(valid_text(output), int(job["limit"])), "duration": duration}

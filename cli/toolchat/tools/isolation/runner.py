@@ -13,8 +13,9 @@ from typing import Any
 from toolchat.tools.model import ToolStatus
 
 
-def run_in_child(module_file: str, name: str, arguments: dict[str, Any], cwd: str,
-                 code: CodeType | None = None) -> tuple[str, str]:
+def run_in_child(
+    module_file: str, name: str, arguments: dict[str, Any], cwd: str, code: CodeType | None = None
+) -> tuple[str, str]:
     """(status, text) of calling tool `name` of `module_file`; never raises."""
     from toolchat.tools.plugins import call, function_of, import_plugin
 

@@ -12,19 +12,17 @@ worker kills whatever runs and exits.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import struct
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from toolchat.tools.isolation.frames import read_frame, write_frame
+
 if TYPE_CHECKING:
     from toolchat.tools.model import ToolResult
-
-_HEADER = struct.Struct(">I")
 
 
 @dataclass
@@ -132,7 +130,7 @@ def request(job: dict[str, Any]) -> dict[str, Any] | None:
         me = threading.get_ident()
         try:
             with _flight:  # a cancel from another thread never lands inside this frame
-                _write_frame(worker.requests, job)
+                write_frame(worker.requests, job)
                 sent = True
                 _in_flight[me] = (worker, job["id"])
             reply = _reply_to(worker, job["id"])
@@ -163,21 +161,21 @@ def cancel_job_of(thread: int) -> None:
         worker, job_id = _in_flight.get(thread, (None, 0))
         if worker is not None:
             try:
-                _write_frame(worker.requests, {"kind": "cancel", "id": job_id})
+                write_frame(worker.requests, {"kind": "cancel", "id": job_id})
             except OSError:
                 pass
 
 
 def _reply_to(worker: _Worker, job_id: int) -> dict[str, Any] | None:
     while True:
-        reply = _read_frame(worker.replies)
+        reply = read_frame(worker.replies)
         if reply is None or reply.get("id") == job_id:
             return reply
 
 
 def _cancel(worker: _Worker, job_id: int) -> None:
     try:
-        _write_frame(worker.requests, {"kind": "cancel", "id": job_id})
+        write_frame(worker.requests, {"kind": "cancel", "id": job_id})
     except OSError:
         return
     while True:  # the worker answers as soon as the job is killed
@@ -195,12 +193,24 @@ def run_call(module_file: str, name: str, arguments: dict[str, Any], limits: Any
     from toolchat.tools.model import ToolResult, ToolStatus
 
     started = time.monotonic()
-    reply = request({"kind": "run", "module": module_file, "name": name, "arguments": arguments,
-                     "cwd": str(limits.cwd), "timeout": limits.timeout, "limit": limits.max_output_chars,
-                     "printed_limit": limits.max_printed_bytes})
+    reply = request(
+        {
+            "kind": "run",
+            "module": module_file,
+            "name": name,
+            "arguments": arguments,
+            "cwd": str(limits.cwd),
+            "timeout": limits.timeout,
+            "limit": limits.max_output_chars,
+            "printed_limit": limits.max_printed_bytes,
+        }
+    )
     if reply is None:
-        reason = "the tool worker ended during the call; the call was stopped" if hasattr(os, "fork") else \
-            "Python tools run in forked processes, which this system does not have (Linux and macOS do)"
+        reason = (
+            "the tool worker ended during the call; the call was stopped"
+            if hasattr(os, "fork")
+            else "Python tools run in forked processes, which this system does not have (Linux and macOS do)"
+        )
         return ToolResult(ToolStatus.ERROR, f"Error: {reason}", time.monotonic() - started)
     return ToolResult(ToolStatus(reply["status"]), reply["output"], time.monotonic() - started)
 
@@ -213,34 +223,8 @@ def describe_modules(module_files: list[str], timeout: float) -> dict[str, dict[
     return {file: modules.get(file, {"failure": "the tool worker ended while importing it"}) for file in module_files}
 
 
-# ---- frames: a 4-byte length and JSON (ASCII, so lone surrogates survive) ----
-
-def _write_frame(fd: int, value: Any) -> None:
-    data = json.dumps(value, ensure_ascii=True).encode("ascii")
-    view = memoryview(_HEADER.pack(len(data)) + data)
-    while view:
-        view = view[os.write(fd, view):]
-
-
-def _read_exactly(fd: int, size: int) -> bytes | None:
-    data = bytearray()
-    while len(data) < size:
-        chunk = os.read(fd, size - len(data))
-        if not chunk:
-            return None
-        data += chunk
-    return bytes(data)
-
-
-def _read_frame(fd: int) -> Any:
-    header = _read_exactly(fd, _HEADER.size)
-    if header is None:
-        return None
-    body = _read_exactly(fd, _HEADER.unpack(header)[0])
-    return None if body is None else json.loads(body)
-
-
 # ---- the worker process ----
+
 
 def _serve(requests: int, replies: int) -> None:
     from toolchat.tools.isolation import processes
@@ -253,23 +237,26 @@ def _serve(requests: int, replies: int) -> None:
     processes.become_subreaper()
     for name in SCRUBBED:  # toolchat's own key is never passed on to a tool
         os.environ.pop(name, None)
-    from toolchat.tools.isolation import jobs  # noqa: F401 - loaded once here, not in every child
+    from toolchat.tools.isolation import describing, jobs  # loaded once here, not in every child
 
     while True:
-        job = _read_frame(requests)
+        job = read_frame(requests)
         if job is None:
             break  # toolchat is gone
         if job.get("kind") == "cancel":
             continue  # it came after the job had finished
         try:
-            outcome, leftover = jobs.perform(job, requests, replies)
+            if job["kind"] == "describe":
+                outcome, leftover = describing.describe_all(job, requests, replies), None
+            else:
+                outcome, leftover = jobs.perform(job, requests, replies)
         except Exception as exc:  # noqa: BLE001 - a fault of the worker itself: stop the job, keep serving
             processes.kill_all()
             outcome, leftover = jobs.failed(job, exc), None
         if outcome is None:
             break
         try:
-            _write_frame(replies, {**outcome, "id": job.get("id")})
+            write_frame(replies, {**outcome, "id": job.get("id")})
         except OSError:
             break
         if leftover is not None:
