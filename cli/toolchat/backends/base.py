@@ -25,6 +25,7 @@ class Usage:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cached_tokens: int = 0
+    reasoning_tokens: int | None = None  # of completion_tokens, when the server says (hidden reasoning too)
 
     def as_dict(self) -> dict[str, int]:
         return {
@@ -37,6 +38,57 @@ class Usage:
 @dataclass
 class TextDelta:
     text: str
+
+
+@dataclass
+class ReasoningDelta:
+    """Reasoning text as it arrives, apart from the answer (never part of a TextDelta)."""
+
+    text: str
+
+
+# Where a reply's reasoning came from, so it goes back in the same field.
+REASONING_FIELD = "reasoning"  # vLLM >= 0.17, Ollama's /v1, OpenRouter (with reasoning_details)
+REASONING_CONTENT = "reasoning_content"  # DeepSeek, llama-server, LM Studio, older vLLM; local templates
+REASONING_INLINE = "inline"  # <think>...</think> written at the start of content
+REASONING_CHANNEL = "channel"  # gpt-oss (harmony) analysis channel, local
+
+
+@dataclass
+class Reasoning:
+    """What the model reasoned in one reply.
+
+    In the conversation an assistant message carries it as `message["reasoning"] = reasoning.as_entry()`:
+    {"text": str, "field": one of the REASONING_* words, "details": [...] (OpenRouter's reasoning_details,
+    verbatim, encrypted items included; only when sent), "content": str (inline only: the content exactly
+    as the model wrote it, tags included)}. That entry is toolchat's own: each backend turns it into what
+    its server or template reads (and drops it where it must not be sent); it never goes on the wire as is."""
+
+    text: str = ""
+    field: str = REASONING_CONTENT
+    details: list[dict[str, Any]] | None = None
+    content: str | None = None  # inline: the content as written, tags included
+
+    def as_entry(self) -> dict[str, Any]:
+        entry: dict[str, Any] = {"text": self.text, "field": self.field}
+        if self.details is not None:
+            entry["details"] = self.details
+        if self.content is not None:
+            entry["content"] = self.content
+        return entry
+
+    @classmethod
+    def from_entry(cls, entry: Any) -> Reasoning | None:
+        if not isinstance(entry, dict) or not isinstance(entry.get("text", ""), str):
+            return None
+        details = entry.get("details")
+        content = entry.get("content")
+        return cls(
+            text=entry.get("text", ""),
+            field=str(entry.get("field") or REASONING_CONTENT),
+            details=details if isinstance(details, list) else None,
+            content=content if isinstance(content, str) else None,
+        )
 
 
 STOP = "stop"  # the model finished its answer
@@ -53,6 +105,7 @@ class Reply:
     tool_calls: list[ToolCall] = field(default_factory=list)
     usage: Usage | None = None
     finish_reason: str = ""
+    reasoning: Reasoning | None = None  # None: the model showed no reasoning
 
     def __post_init__(self) -> None:
         self.finish_reason = finish_reason(self.finish_reason, bool(self.tool_calls))
@@ -67,7 +120,7 @@ def finish_reason(raw: str | None, has_calls: bool) -> str:
     return TOOL_CALLS if has_calls else STOP
 
 
-BackendEvent = Union[TextDelta, Reply]
+BackendEvent = Union[TextDelta, ReasoningDelta, Reply]
 
 
 @dataclass
