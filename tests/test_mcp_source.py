@@ -96,7 +96,9 @@ def test_servers_that_cannot_start_are_one_line_each_and_the_rest_go_on(opened, 
     assert "cannot open the database" in exits  # the tail of its stderr
     assert "did not finish starting within 1.5 s" in hangs
     assert "(it wrote what is not MCP to stdout: 'Listening on stdio... ready!')" in garbled
-    assert missing == "mcp missing: could not start `no-such-mcp-server --flag`: command not found: no-such-mcp-server"
+    assert missing.startswith(
+        "mcp missing: could not start `no-such-mcp-server --flag`: command not found: no-such-mcp-server (not found in "
+    )
     assert wait_gone(server_pids(pid_dir), 1) == []
     states = {status.name: status.state for status in source.statuses()}
     assert states == {"exits": "failed", "hangs": "failed", "garbled": "failed", "missing": "failed", "time": "ready"}

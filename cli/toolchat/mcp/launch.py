@@ -21,12 +21,25 @@ os.execvp(sys.argv[2], sys.argv[2:])
 
 
 def command_line(command: str, args: list[str], env: Mapping[str, str], cwd: Path) -> tuple[str, list[str]]:
-    """The program and arguments to start; FileNotFoundError naming `command` when it is not there."""
+    """The program and arguments to start; FileNotFoundError naming `command` (and, for a bare
+    name, the folders searched) when it is not there."""
     if os.sep in command:
         if not os.access(cwd / command, os.X_OK):
             raise FileNotFoundError(2, "not found", command)
-    elif shutil.which(command, path=env.get("PATH", os.defpath)) is None:
-        raise FileNotFoundError(2, "not found", command)
+    else:
+        command = find_program(command, env.get("PATH", os.defpath))
     if not sys.platform.startswith("linux"):
         return command, args
     return sys.executable, ["-S", "-E", "-c", LAUNCHER, str(os.getpid()), command, *args]
+
+
+def find_program(name: str, path: str) -> str:
+    """A bare command name on PATH, else beside the Python running toolchat (its venv's `bin`, where
+    `.venv/bin/pip install mcp-server-time` puts a server even when the venv was never activated)."""
+    beside = str(Path(sys.executable).parent)
+    for folders in (path, beside):
+        found = shutil.which(name, path=folders)
+        if found is not None:
+            return found if folders is beside else name
+    searched = [folder for folder in path.split(os.pathsep) if folder] + [beside]
+    raise FileNotFoundError(2, f"not found in {', '.join(dict.fromkeys(searched))}", name)

@@ -252,7 +252,8 @@ def describe_error(exc: BaseException) -> str:
     while getattr(exc, "exceptions", None):  # an ExceptionGroup (Python 3.10 has no builtin name)
         exc = exc.exceptions[0]  # type: ignore[attr-defined]
     if isinstance(exc, FileNotFoundError):
-        return f"command not found: {exc.filename or exc}"
+        searched = exc.strerror if exc.strerror and exc.strerror.startswith("not found in ") else ""
+        return f"command not found: {exc.filename or exc}" + (f" ({searched})" if searched else "")
     if isinstance(exc, PermissionError):
         return f"cannot run it: {exc.strerror or exc}"
     message = getattr(exc, "message", None)  # MCPError
