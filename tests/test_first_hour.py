@@ -7,8 +7,6 @@ import sys
 
 import pytest
 
-pytest.importorskip("mcp")
-
 from fakeserver import FakeServer, openai_calls, sse, text_stream
 
 TOKYO = [("time__get_current_time", {"timezone": "Asia/Tokyo"})]
@@ -16,6 +14,7 @@ TOKYO = [("time__get_current_time", {"timezone": "Asia/Tokyo"})]
 
 @pytest.fixture
 def server():
+    pytest.importorskip("mcp")
     with FakeServer(models=["fake"]) as running:
         yield running
         assert running.scripts == [], "scripted replies were left unused"
@@ -53,3 +52,29 @@ def test_a_command_found_nowhere_names_the_folders_searched(cli, server, tmp_pat
     line = next(line for line in done.stderr.splitlines() if "mcp-server-that-nobody-installed" in line)
     assert "command not found" in line
     assert str(empty) in line and os.path.dirname(sys.executable) in line
+
+
+CALCULATE = {"type": "function", "function": {"name": "calculate", "description": "Evaluate arithmetic."}}
+DIFF = """Write a commit message for this diff
+
+diff --git a/x.py b/x.py
+--- a/x.py
++++ b/x.py
+@@ -1,3 +1,4 @@
+ import os
++import sys
+"""
+
+
+@pytest.mark.parametrize("question", ["What's 17 * 23?", "(2 + 3) * 4 = ?", "what is 10 / 4", "2**10?"])
+def test_a_sum_of_numbers_offers_the_bundled_model_its_calculator(question):
+    from toolchat.backends.bundled import tools_named
+
+    assert tools_named(question, [CALCULATE]) == [CALCULATE]
+
+
+@pytest.mark.parametrize("question", [DIFF, "Read a/x.py", "due 2026-11-25", "half is 1/2", "v1.2 + 3"])
+def test_a_path_a_date_or_a_diff_is_not_a_sum(question):
+    from toolchat.backends.bundled import tools_named
+
+    assert tools_named(question, [CALCULATE]) == []

@@ -67,7 +67,12 @@ def tools_named(question: str, tools: list[dict[str, Any]]) -> list[dict[str, An
     ]
 
 
-_ARITHMETIC = re.compile(r"\d\s*(?:\*\*|[*+^%])\s*[\d(]|\d\s+[-/]\s+[\d(]")  # not dates: 2026-11-25, 1/2
+_NUMBER = r"\(?\d+(?:\.\d+)?\)?"
+# An expression of numbers only: "17 * 23", "(2 + 3) * 4", "10 / 4". Not a date (2026-11-25), a
+# fraction (1/2), a path (a/x.py), a diff's hunk header (@@ -1,3 +1,4 @@) or a version (v1.2 + 3).
+_ARITHMETIC = re.compile(
+    rf"(?<![\w.,/@:+\-]){_NUMBER}(?:\s*(?:\*\*|[*+^%])\s*{_NUMBER}|\s+[-/]\s+{_NUMBER})+(?![\w.,/:])"
+)
 
 
 _VERBS = {"get", "set", "current", "do", "run", "make"}
