@@ -65,6 +65,11 @@ def test_keys_typed_before_the_question_never_answer_it(repl, server):
     say(child, "")
     child.expect("Declined, fine.")
     assert "declined" in server.requests[1]["messages"][-1]["content"]
+    child.expect("›")
+    time.sleep(0.5)
+    child.send("\r")  # the early keys were answer keys: they are gone, not waiting at the prompt
+    time.sleep(1.0)
+    assert len(server.requests) == 2
 
 
 def test_text_typed_while_an_answer_streams_becomes_the_next_input(repl, server):

@@ -62,6 +62,9 @@ def reloader(
     return reload
 
 
+ANSWER_KEYS = "ynae?YNAE"  # the approval question's keys, typed too early
+
+
 class Chat:
     def __init__(
         self,
@@ -155,7 +158,9 @@ class Chat:
     # -- a turn ------------------------------------------------------------------------------------
     def _approve(self, pending: Any) -> Any:
         self.display.stream.end()
-        self.typed_ahead.append(self.drain_input())  # keys typed earlier must not answer the question
+        early = self.drain_input()  # keys typed earlier must not answer the question
+        if early.strip(ANSWER_KEYS + " "):  # a message typed ahead waits at the next prompt; answer keys go
+            self.typed_ahead.append(early)
         return self.approver(pending)
 
     def turn(self, text: str) -> TurnResult:
