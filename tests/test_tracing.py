@@ -151,6 +151,7 @@ def test_a_turn_is_an_agent_span_with_a_chat_span_per_model_call_and_a_tool_span
         "toolchat.tool.origin": tool.attributes["toolchat.tool.origin"],
         "toolchat.tool.approval": "allowed",
         "toolchat.tool.approved": True,
+        "toolchat.tool.approval_wait_seconds": tool.attributes["toolchat.tool.approval_wait_seconds"],
         "toolchat.tool.seconds": tool.attributes["toolchat.tool.seconds"],
         "toolchat.tool.outcome": "ok",
     }

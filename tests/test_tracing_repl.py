@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import sys
+import time
+from datetime import datetime
 from pathlib import Path
 
 import pexpect
@@ -33,6 +35,7 @@ def test_each_repl_turn_is_a_trace_tagged_with_the_session(isolated_env, tmp_pat
             child.expect("›")
             say(child, "What's the weather in Singapore?")
             child.expect(QUESTION)
+            time.sleep(1.5)  # the user reads the call before answering
             child.send("y")
             see(child, "Sunny there.")
             child.expect("›")
@@ -52,6 +55,12 @@ def test_each_repl_turn_is_a_trace_tagged_with_the_session(isolated_env, tmp_pat
     tool = next(s for s in spans if s["name"] == "execute_tool get_weather")
     attributes = tool["attributes"]
     assert (attributes["toolchat.tool.approval"], attributes["toolchat.tool.outcome"]) == ("asked", "ok")
+    # the span measures the run; the wait for the user is an attribute of it, not part of it
+    assert attributes["toolchat.tool.approval_wait_seconds"] >= 1.5
+    ran = datetime.fromisoformat(tool["end_time"].replace("Z", "+00:00")) - datetime.fromisoformat(
+        tool["start_time"].replace("Z", "+00:00")
+    )
+    assert ran.total_seconds() < 1.0, tool
     last = cli("trace", "show", "--last", "1", str(tmp_path / "spans.jsonl"))
     assert last.stdout.count("invoke_agent toolchat") == 1 and "execute_tool" not in last.stdout
     assert f"session {session}" in last.stdout

@@ -76,6 +76,7 @@ class TraceSink:
         self._text: list[str] = []
         self._tool: Span | None = None
         self._tool_id: str | None = None
+        self._tool_pending: tuple[str, dict[str, Any], int] | None = None  # requested, not decided yet
         self._tool_token: Any = None
         self._tool_approved: bool | None = None
 
@@ -294,14 +295,26 @@ class TraceSink:
         if self.content:
             arguments = event.arguments if event.arguments is not None else call.arguments
             attributes["gen_ai.tool.call.arguments"] = self._json(arguments)
-        self._tool = self.tracer.start_span(
-            f"execute_tool {call.name}", kind=SpanKind.INTERNAL, attributes=attributes, context=self._parent()
-        )
+        # the span starts once the call is decided: it measures the run, not the wait for the user
+        self._tool_pending = (f"execute_tool {call.name}", attributes, time.time_ns())
         self._tool_id = call.id
 
+    def _start_tool(self) -> None:
+        """The pending call's span, from now on, with the time the approval took as an attribute."""
+        if self._tool is not None or self._tool_pending is None:
+            return
+        name, attributes, requested = self._tool_pending
+        self._tool_pending = None
+        waited = (time.time_ns() - requested) / 1e9
+        attributes = {**attributes, "toolchat.tool.approval_wait_seconds": round(waited, 6)}
+        self._tool = self.tracer.start_span(name, kind=SpanKind.INTERNAL, attributes=attributes, context=self._parent())
+
     def _call_decided(self, event: CallDecided) -> None:
+        if event.call.id != self._tool_id:
+            return
+        self._start_tool()
         tool = self._tool
-        if tool is None or event.call.id != self._tool_id:
+        if tool is None:
             return
         self._tool_approved = bool(event.decision.approved)
         tool.set_attributes(
@@ -318,6 +331,7 @@ class TraceSink:
         if self._tool is None or self._tool_id != record.id:
             self._end_tool(ToolStatus.CANCELLED)
             self._call_requested(CallRequested(ToolCall(record.id, record.name, record.arguments), None))
+        self._start_tool()
         tool = self._tool
         assert tool is not None
         if self.content:
@@ -326,6 +340,7 @@ class TraceSink:
         self._end_tool(record.status, record.output)
 
     def _end_tool(self, status: ToolStatus, output: str = "") -> None:
+        self._start_tool()  # a call stopped at the question still has its span
         tool, approved = self._tool, self._tool_approved
         self._tool, self._tool_id, self._tool_approved = None, None, None
         if self._tool_token is not None:
