@@ -252,6 +252,22 @@ def test_slash_commands(tmp_path):
     assert "3 turns, 3 model calls, 0 tool calls" in shown
 
 
+def test_save_without_a_name_writes_into_the_data_dir_not_the_project(tmp_path):
+    chat = make_chat(tmp_path, ScriptedBackend(answer("first"), answer("second")))
+    chat.turn("question one")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    dispatch(chat, "/save")
+    chat.turn("question two")
+    dispatch(chat, "/save")  # the session's own save is brought up to date, not refused
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing new in the user's folder
+    saved = list((tmp_path / "data").rglob("toolchat-*.md"))
+    assert len(saved) == 1 and "second" in saved[0].read_text()
+    assert stat.S_IMODE(saved[0].stat().st_mode) == 0o600 and stat.S_IMODE(saved[0].parent.stat().st_mode) == 0o700
+    shown = chat.console.export_text().replace("\n", "")
+    assert f"saved {saved[0]}" in shown
+    chat.close()
+
+
 def test_show_prints_the_last_result_whole(tmp_path):
     backend = ScriptedBackend(calls(call("calculate", {"expression": "2**10"}, id="c1")), answer("1024"))
     chat = make_chat(tmp_path, backend, ChatOptions(approve_all=True))

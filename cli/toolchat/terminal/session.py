@@ -4,6 +4,7 @@ allowed or denied, the profile in force. slash.py parses commands and prints; th
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from toolchat.conversation import Conversation
 from toolchat.engine import Engine, Stopped, TurnResult
 from toolchat.env import Environment
 from toolchat.errors import ToolchatError, UsageError
+from toolchat.files import open_private, private_folder
 from toolchat.redact import redactor_for
 from toolchat.sessions import SessionBusy, SessionLog, load, project_folder, sessions_in, to_markdown
 from toolchat.terminal.approval import ReplApprover
@@ -253,15 +255,23 @@ class Chat:
         return text
 
     def save(self, name: str, overwrite: bool = False) -> Path:
-        path = Path(name or f"toolchat-{self.log.id}.md").expanduser()
-        if not path.is_absolute():
-            path = self.env.cwd / path
+        """Save to `name` (relative to the working folder); with no name, to this project's folder in
+        the data dir, never into the user's repository."""
+        if name:
+            path = Path(name).expanduser()
+            path = path if path.is_absolute() else self.env.cwd / path
+        else:  # the session's own save: saving again brings it up to date
+            path, overwrite = private_folder(self.folder / "saved") / f"toolchat-{self.log.id}.md", True
         if path.exists() and not overwrite:
             raise UsageError(f"{path} exists", f"to replace it: /save! {name or path.name}")
         messages = self.engine.messages
         text = json.dumps(messages, indent=2, ensure_ascii=False) if path.suffix == ".json" else to_markdown(messages)
         try:
-            path.write_text(self.redactor.redact(text), encoding="utf-8")
+            if name:
+                path.write_text(self.redactor.redact(text), encoding="utf-8")
+            else:
+                with os.fdopen(open_private(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), "w", encoding="utf-8") as out:
+                    out.write(self.redactor.redact(text))
         except OSError as exc:
             raise UsageError(f"cannot save to {path}: {exc.strerror or exc}") from exc
         return path
