@@ -14,7 +14,9 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 # scratch space; the test suite points it at a temporary folder so it writes nothing into the checkout
 WORK = Path(os.environ.get("TOOLCHAT_BENCH_WORK") or HERE / ".work")
-sys.path.insert(0, str(HERE))
+# The one place the repository root goes on the path: the benchmarks share tests/support/ with the
+# tests (`from tests.support.fakeserver import FakeServer`); their own modules sit beside this file.
+sys.path.insert(0, str(HERE.parent))
 
 import bench_accumulate  # noqa: E402
 

@@ -8,8 +8,8 @@ import time
 
 import pexpect
 
-from fakeserver import chunk, openai_calls, sse, text_stream
-from test_repl import QUESTION, WEATHER, press, repl, say, see, server  # noqa: F401 - fixtures
+from tests.support.fakeserver import chunk, openai_calls, sse, text_stream
+from tests.support.terminal import QUESTION, WEATHER, press, say, see
 
 CALC = [("calculate", {"expression": "2 * (3 + 4) ** 2"})]
 
@@ -121,7 +121,7 @@ def test_a_stream_cut_at_max_tokens_is_said(repl, server):
 
 
 def test_a_tool_never_sees_toolchats_api_key(cli, plugin_dir, tmp_path):
-    from fakeserver import FakeServer
+    from tests.support.fakeserver import FakeServer
 
     tools = plugin_dir(
         peek='''
@@ -153,7 +153,7 @@ def test_a_tool_never_sees_toolchats_api_key(cli, plugin_dir, tmp_path):
 
 
 def test_latin1_piped_into_ask_is_read_with_replacement(run_cli):
-    from fakeserver import FakeServer
+    from tests.support.fakeserver import FakeServer
 
     with FakeServer(models=["m"]) as server:
         server.add(sse(text_stream("read it")))
@@ -172,7 +172,7 @@ def test_latin1_piped_into_ask_is_read_with_replacement(run_cli):
 
 
 def test_an_empty_answer_is_said_on_stderr(run_cli):
-    from fakeserver import FakeServer
+    from tests.support.fakeserver import FakeServer
 
     with FakeServer(models=["m"]) as server:
         server.add(sse(text_stream("")))
@@ -182,7 +182,7 @@ def test_an_empty_answer_is_said_on_stderr(run_cli):
 
 
 def test_a_denial_without_a_terminal_is_one_line(run_cli):
-    from fakeserver import FakeServer
+    from tests.support.fakeserver import FakeServer
 
     with FakeServer(models=["m"]) as server:
         server.add(sse(openai_calls(WEATHER)), sse(text_stream("No weather then.")))
