@@ -11,10 +11,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "tests"))
+from tests.support.fakeserver import FakeServer, chunk, sse
 
-from fakeserver import FakeServer, chunk, sse  # noqa: E402
+HERE = Path(__file__).resolve().parent
+
 
 FRAGMENT = 100  # characters of arguments per chunk
 

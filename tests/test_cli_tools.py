@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from fakeserver import FakeServer, openai_calls, sse, text_stream
+from tests.support.fakeserver import FakeServer, openai_calls, sse, text_stream
 
 GUIDE = '''
 def get_current_temperature(location: str, unit: str):

@@ -9,7 +9,7 @@ import pytest
 import yaml
 from jsonschema import Draft202012Validator
 
-from fakeserver import FakeServer, openai_calls, sse, text_stream
+from tests.support.fakeserver import FakeServer, openai_calls, sse, text_stream
 from toolchat.config.file import load_file
 from toolchat.config.settings import load
 from toolchat.errors import ConfigError

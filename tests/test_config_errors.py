@@ -5,7 +5,6 @@ through every command; and, fuzzed, every message names a line that exists in th
 from __future__ import annotations
 
 import re
-import sys
 from pathlib import Path
 
 import pexpect
@@ -13,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.support.terminal import spawn
 from toolchat.config.file import load_file
 from toolchat.config.yamlfile import line_count
 from toolchat.errors import ConfigError
@@ -72,15 +72,7 @@ def test_every_file_and_every_command_says_the_same(cli, tmp_path, text, where, 
 
 def test_the_repl_says_it_before_starting(isolated_env, tmp_path):
     (tmp_path / "toolchat.yaml").write_text(CASES[4][0])
-    child = pexpect.spawn(
-        sys.executable,
-        ["-m", "toolchat"],
-        env=isolated_env,
-        cwd=str(tmp_path),
-        encoding="utf-8",
-        timeout=30,
-        dimensions=(40, 200),
-    )
+    child = spawn(env=isolated_env, cwd=tmp_path, columns=200)
     child.expect(re.escape(f"{tmp_path / 'toolchat.yaml'}:2: 'max_rounds' is set twice (first on line 1)"))
     child.expect(pexpect.EOF)
     child.close()

@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import resource
 import stat
-import sys
 import threading
 import time
 from pathlib import Path
@@ -15,7 +14,8 @@ from pathlib import Path
 import pexpect
 import pytest
 
-from fakeserver import FakeServer, sse, text_stream
+from tests.support.fakeserver import FakeServer, sse, text_stream
+from tests.support.terminal import spawn
 from toolchat.config.file import load_file
 from toolchat.config.settings import load
 from toolchat.config.trust import TrustStore
@@ -200,15 +200,7 @@ def test_answering_n_goes_on_without_the_project_config(isolated_env, tmp_path):
     with FakeServer() as server:
         server.add(sse(text_stream("Plain answer.")))
         write(tmp_path / "toolchat.yaml", "system: You are a pirate.\nmodel: proj-model\n")
-        child = pexpect.spawn(
-            sys.executable,
-            ["-m", "toolchat", "--base-url", server.url, "-m", "flag-model"],
-            env={**isolated_env, "PROMPT_TOOLKIT_NO_CPR": "1"},
-            cwd=str(tmp_path),
-            encoding="utf-8",
-            timeout=30,
-            dimensions=(40, 200),
-        )
+        child = spawn("--base-url", server.url, "-m", "flag-model", env=isolated_env, cwd=tmp_path, columns=200)
         child.expect(r"Trust it and use it\?")
         time.sleep(0.3)
         child.send("n")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from fakes import Broken, ScriptedBackend, answer, call, calls
+from tests.support.fakes import Broken, ScriptedBackend, answer, call, calls
 from toolchat.engine import CallDecided, CallFinished, Decision, Engine, Policy, TextDelta, ToolOptions
 from toolchat.errors import UsageError
 from toolchat.tools import discover

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import textwrap
 
-from fakeserver import FakeServer, sse, text_stream
+from tests.support.fakeserver import FakeServer, sse, text_stream
 
 
 def test_a_long_answer_piped_out_arrives_whole(cli):

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from fakeserver import FakeServer, openai_calls, sse, text_stream
+from tests.support.fakeserver import FakeServer, openai_calls, sse, text_stream
 
 TOKYO = [("time__get_current_time", {"timezone": "Asia/Tokyo"})]
 

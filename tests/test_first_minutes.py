@@ -8,8 +8,8 @@ import time
 
 import pexpect
 
-from fakeserver import chunk, openai_calls, sse, text_stream
-from test_repl import QUESTION, WEATHER, press, repl, say, see, server  # noqa: F401 - fixtures
+from tests.support.fakeserver import chunk, openai_calls, sse, text_stream
+from tests.support.terminal import QUESTION, WEATHER, press, say, see
 
 CALC = [("calculate", {"expression": "2 * (3 + 4) ** 2"})]
 
@@ -126,7 +126,7 @@ def test_a_stream_cut_at_max_tokens_is_said(repl, server):
 
 
 def test_a_tool_never_sees_toolchats_api_key(cli, plugin_dir, tmp_path):
-    from fakeserver import FakeServer
+    from tests.support.fakeserver import FakeServer
 
     tools = plugin_dir(
         peek='''
@@ -158,7 +158,7 @@ def test_a_tool_never_sees_toolchats_api_key(cli, plugin_dir, tmp_path):
 
 
 def test_latin1_piped_into_ask_is_read_with_replacement(run_cli):
-    from fakeserver import FakeServer
+    from tests.support.fakeserver import FakeServer
 
     with FakeServer(models=["m"]) as server:
         server.add(sse(text_stream("read it")))
@@ -177,7 +177,7 @@ def test_latin1_piped_into_ask_is_read_with_replacement(run_cli):
 
 
 def test_an_empty_answer_is_said_on_stderr(run_cli):
-    from fakeserver import FakeServer
+    from tests.support.fakeserver import FakeServer
 
     with FakeServer(models=["m"]) as server:
         server.add(sse(text_stream("")))
@@ -187,7 +187,7 @@ def test_an_empty_answer_is_said_on_stderr(run_cli):
 
 
 def test_a_denial_without_a_terminal_is_one_line(run_cli):
-    from fakeserver import FakeServer
+    from tests.support.fakeserver import FakeServer
 
     with FakeServer(models=["m"]) as server:
         server.add(sse(openai_calls(WEATHER)), sse(text_stream("No weather then.")))

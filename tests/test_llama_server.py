@@ -3,57 +3,10 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import time
-import urllib.request
 
 import pytest
 
-from conftest import free_port
-
 pytest.importorskip("llama_cpp.server")
-
-
-@pytest.fixture
-def llama_server(bundled_gguf, tmp_path):
-    port = free_port()
-    log = open(tmp_path / "server.log", "w")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "llama_cpp.server",
-            "--model",
-            str(bundled_gguf),
-            "--chat_format",
-            "chatml-function-calling",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--n_ctx",
-            "2048",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}/v1"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                urllib.request.urlopen(url + "/models", timeout=2)
-                break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail("llama_cpp.server did not start:\n" + (tmp_path / "server.log").read_text()[-2000:])
-                time.sleep(0.5)
-        yield url
-    finally:
-        process.terminate()
-        process.wait(20)
-        log.close()
 
 
 def test_forced_tool_call_round_trip(cli, llama_server):

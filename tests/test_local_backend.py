@@ -13,8 +13,9 @@ import pytest
 
 pytest.importorskip("llama_cpp")
 
-from conftest import link_bundled_model
-from toolchat.backends.base import Reply, Request, TextDelta
+from tests.support.backends import run
+from tests.support.bundled import link_bundled_model
+from tests.support.terminal import spawn
 from toolchat.backends.generic import ResponseStreamer, output_schema
 from toolchat.backends.local import LocalBackend
 from toolchat.backends.prompt import JinjaTemplate
@@ -30,16 +31,6 @@ def backend(bundled_gguf, tmp_path_factory):
     return LocalBackend(
         Settings(backend="local", model=str(bundled_gguf), n_ctx=4096, seed=7), tmp_path_factory.mktemp("cache")
     )
-
-
-def run(backend, messages, tools=TOOLS, **kwargs) -> tuple[str, Reply]:
-    deltas, reply = [], None
-    for event in backend.complete(Request(messages, tools, **kwargs)):
-        if isinstance(event, TextDelta):
-            deltas.append(event.text)
-        else:
-            reply = event
-    return "".join(deltas), reply
 
 
 def test_a_forced_call_by_grammar_has_valid_arguments(backend):
@@ -364,15 +355,7 @@ def test_repl_first_run_banner_cuda_hint_once_and_model_switch(isolated_env, sha
     from toolchat.backends.llama_io import gpu_offload_supported
 
     def start() -> tuple[pexpect.spawn, str]:
-        child = pexpect.spawn(
-            sys.executable,
-            ["-m", "toolchat"],
-            cwd=str(tmp_path),
-            encoding="utf-8",
-            timeout=120,
-            env={**isolated_env, "COLUMNS": "400", "LINES": "40", "PROMPT_TOOLKIT_NO_CPR": "1"},
-            dimensions=(40, 400),
-        )
+        child = spawn(env=isolated_env, cwd=tmp_path, columns=400, timeout=120)
         child.expect("/help for commands")
         banner = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", child.before)
         child.expect("›")

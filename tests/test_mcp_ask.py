@@ -14,8 +14,8 @@ import pytest
 
 pytest.importorskip("mcp")
 
-from fakeserver import FakeServer, openai_calls, sse, text_stream
-from mcp_helpers import FAULTS, SERVERS, TIME, git_repo, server_pids, wait_gone
+from tests.support.fakeserver import FakeServer, openai_calls, sse, text_stream
+from tests.support.mcp_helpers import FAULTS, SERVERS, TIME, git_repo, server_pids, wait_gone
 
 TOKYO = [("time__get_current_time", {"timezone": "Asia/Tokyo"})]
 
@@ -225,8 +225,8 @@ def test_allow_and_deny_take_server_patterns_and_tools_limits_what_is_offered(cl
 
 
 def test_an_http_server_with_a_bearer_token_from_the_environment(cli, server, tmp_path):
-    from conftest import free_port
-    from mcp_helpers import HttpServer
+    from tests.support.mcp_helpers import HttpServer
+    from tests.support.ports import free_port
 
     docs = HttpServer(free_port(), token="tok-from-env-123456")
     try:

@@ -9,7 +9,7 @@ import pytest
 
 pytest.importorskip("mcp")
 
-from mcp_helpers import BIN, FAULTS, SERVERS, TIME
+from tests.support.mcp_helpers import BIN, FAULTS, SERVERS, TIME
 
 
 def test_mcp_list_shows_each_server_state_tools_or_error(cli):
@@ -71,7 +71,7 @@ def test_a_plugin_tool_with_an_mcp_tools_name_is_an_error_naming_both(cli, tmp_p
 
 
 def test_ask_json_names_each_calls_source(cli, tmp_path):
-    from fakeserver import FakeServer, openai_calls, sse, text_stream
+    from tests.support.fakeserver import FakeServer, openai_calls, sse, text_stream
 
     with FakeServer(models=["fake"]) as server:
         server.add(

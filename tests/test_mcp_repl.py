@@ -12,9 +12,9 @@ import pytest
 
 pytest.importorskip("mcp")
 
-from fakeserver import FakeServer, openai_calls, sse, text_stream
-from mcp_helpers import SERVERS, server_pids, wait_gone
-from test_repl import press, say, see
+from tests.support.fakeserver import FakeServer, openai_calls, sse, text_stream
+from tests.support.mcp_helpers import SERVERS, server_pids, wait_gone
+from tests.support.terminal import press, say, see, spawn
 
 
 def test_servers_in_the_repl_from_banner_to_exit(isolated_env, tmp_path):
@@ -37,14 +37,17 @@ def test_servers_in_the_repl_from_banner_to_exit(isolated_env, tmp_path):
     )
     with FakeServer(models=["fake"]) as server:
         server.add(sse(openai_calls([("faults__echo", {"text": "hello from mcp"})])), sse(text_stream("It echoed.")))
-        child = pexpect.spawn(
-            sys.executable,
-            ["-m", "toolchat", "chat", "-c", str(config), "--base-url", server.url, "-m", "fake", "--no-bundled-tools"],
-            env={**isolated_env, "COLUMNS": "120", "LINES": "40", "PROMPT_TOOLKIT_NO_CPR": "1"},
-            cwd=str(tmp_path),
-            encoding="utf-8",
-            timeout=30,
-            dimensions=(40, 120),
+        child = spawn(
+            "chat",
+            "-c",
+            str(config),
+            "--base-url",
+            server.url,
+            "-m",
+            "fake",
+            "--no-bundled-tools",
+            env=isolated_env,
+            cwd=tmp_path,
         )
         try:
             child.expect("mcp: faults (starting|ready)")  # the banner does not wait for servers
@@ -99,15 +102,7 @@ def test_a_closed_terminal_or_sigterm_stops_every_server(isolated_env, tmp_path,
         )
     )
     with FakeServer(models=["fake"]) as server:
-        child = pexpect.spawn(
-            sys.executable,
-            ["-m", "toolchat", "chat", "-c", str(config), "--base-url", server.url, "-m", "fake"],
-            env={**isolated_env, "PROMPT_TOOLKIT_NO_CPR": "1"},
-            cwd=str(tmp_path),
-            encoding="utf-8",
-            timeout=30,
-            dimensions=(40, 120),
-        )
+        child = spawn("chat", "-c", str(config), "--base-url", server.url, "-m", "fake", env=isolated_env, cwd=tmp_path)
         try:
             child.expect("›")
             deadline = time.monotonic() + 20
@@ -142,15 +137,7 @@ def test_a_turn_waits_for_a_server_still_starting_and_ctrl_c_stops_the_wait(isol
         )
     )
     with FakeServer(models=["fake"]) as server:
-        child = pexpect.spawn(
-            sys.executable,
-            ["-m", "toolchat", "chat", "-c", str(config), "--base-url", server.url, "-m", "fake"],
-            env={**isolated_env, "PROMPT_TOOLKIT_NO_CPR": "1"},
-            cwd=str(tmp_path),
-            encoding="utf-8",
-            timeout=30,
-            dimensions=(40, 120),
-        )
+        child = spawn("chat", "-c", str(config), "--base-url", server.url, "-m", "fake", env=isolated_env, cwd=tmp_path)
         try:
             child.expect("mcp: slow starting")
             child.expect("›")

@@ -13,8 +13,8 @@ import pytest
 
 pytest.importorskip("mcp")
 
-from conftest import free_port
-from mcp_helpers import FAULTS, TIME, HttpServer, git, git_repo, server_pids, spec, wait_gone
+from tests.support.mcp_helpers import FAULTS, TIME, HttpServer, git, git_repo, server_pids, spec, wait_gone
+from tests.support.ports import free_port
 from toolchat.mcp import open_source
 from toolchat.mcp.wiring import toolbar
 from toolchat.tools import Registry

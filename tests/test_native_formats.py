@@ -13,7 +13,7 @@ import pytest
 pytest.importorskip("llama_cpp")
 gguf = pytest.importorskip("gguf")
 
-from test_local_backend import run  # noqa: E402
+from tests.support.backends import run  # noqa: E402
 from toolchat.backends.local import LocalBackend  # noqa: E402
 from toolchat.config.settings import Settings  # noqa: E402
 

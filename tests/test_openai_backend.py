@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fakeserver import (
+from tests.support.fakeserver import (
     FakeServer,
     chunk,
     error,
@@ -22,19 +22,11 @@ from fakeserver import (
     text_stream,
     vllm_calls,
 )
+from tests.support.terminal import spawn
 from toolchat.backends.base import Reply, Request, TextDelta
 from toolchat.backends.openai import OpenAIBackend
 from toolchat.config.settings import Settings
 from toolchat.errors import BackendError, UsageError
-
-try:
-    from test_llama_server import llama_server
-except pytest.skip.Exception:  # no llama-cpp-python: only the test that needs the real server is skipped
-
-    @pytest.fixture
-    def llama_server():
-        pytest.skip("llama-cpp-python's server is not installed")
-
 
 TOOLS = [
     {
@@ -660,20 +652,9 @@ def test_llama_cpp_pythons_server_ends_every_reply_with_a_finish_reason(llama_se
 
 
 def test_with_a_base_url_and_no_model_the_banner_names_the_served_model(isolated_env, tmp_path):
-    import sys
-
-    import pexpect
 
     with FakeServer(models=["served-first", "another"]) as server:
-        child = pexpect.spawn(
-            sys.executable,
-            ["-m", "toolchat", "chat", "--base-url", server.url],
-            env={**isolated_env, "PROMPT_TOOLKIT_NO_CPR": "1"},
-            cwd=str(tmp_path),
-            encoding="utf-8",
-            timeout=30,
-            dimensions=(40, 120),
-        )
+        child = spawn("chat", "--base-url", server.url, env=isolated_env, cwd=tmp_path)
         try:
             child.expect("/help for commands")
             assert "served-first" in child.before

@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fakes import ScriptedBackend, answer, call, calls
-from fakeserver import FakeServer, openai_calls, sse, text_stream
+from tests.support.fakes import ScriptedBackend, answer, call, calls
+from tests.support.fakeserver import FakeServer, openai_calls, sse, text_stream
 from toolchat.config.file import load_file
 from toolchat.conversation import Conversation
 from toolchat.engine import Engine, Policy, ToolOptions

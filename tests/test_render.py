@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from rich.console import Console
 
-from fakeserver import FakeServer, sse, text_stream
+from tests.support.fakeserver import FakeServer, sse, text_stream
 from toolchat.safety import clean
 from toolchat.terminal.markdown import MarkdownStream
 

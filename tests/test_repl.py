@@ -2,69 +2,13 @@
 
 from __future__ import annotations
 
-import re
 import signal
-import sys
 import time
 
 import pexpect
-import pytest
 
-from fakeserver import FakeServer, openai_calls, sse, text_stream
-
-WEATHER = [("get_weather", {"city": "Singapore"})]
-QUESTION = r"Run get_weather\? \[y\]es \[n\]o \[a\]lways \[e\]dit \[\?\]"
-
-
-@pytest.fixture
-def server():
-    with FakeServer() as running:
-        yield running
-
-
-@pytest.fixture
-def repl(isolated_env, tmp_path):
-    children = []
-
-    def start(server: FakeServer, *args: str) -> pexpect.spawn:
-        child = pexpect.spawn(
-            sys.executable,
-            ["-m", "toolchat", "chat", "--base-url", server.url, "-m", "fake", *args],
-            env={**isolated_env, "COLUMNS": "120", "LINES": "40", "PROMPT_TOOLKIT_NO_CPR": "1"},
-            cwd=str(tmp_path),
-            encoding="utf-8",
-            timeout=30,
-            dimensions=(40, 120),
-        )
-        children.append(child)
-        child.expect("/help for commands")
-        started = child.before
-        child.expect("›")
-        child.started = started + child.before  # everything printed before the first prompt
-        return child
-
-    yield start
-    for child in children:
-        if child.isalive():
-            child.terminate(force=True)
-
-
-ANSI = r"(?:\x1b\[[0-9;?]*[A-Za-z]|\s)*"
-
-
-def see(child: pexpect.spawn, text: str) -> None:
-    """Expect `text`, whatever styling escapes or spacing Rich puts between its words."""
-    child.expect(ANSI.join(re.escape(word) for word in text.split()))
-
-
-def say(child: pexpect.spawn, text: str) -> None:
-    time.sleep(0.3)  # let prompt-toolkit take the terminal before typing, as a person would
-    child.send(text + "\r")
-
-
-def press(child: pexpect.spawn, key: str) -> None:
-    time.sleep(0.3)
-    child.send(key)
+from tests.support.fakeserver import openai_calls, sse, text_stream
+from tests.support.terminal import QUESTION, WEATHER, press, say, see, spawn
 
 
 def test_approve_and_answer_then_exit(repl, server):
@@ -215,16 +159,7 @@ def test_chat_without_a_terminal_says_to_use_ask(cli):
 def test_an_untrusted_project_config_is_shown_and_asked_about_once(isolated_env, tmp_path, server):
     server.add(sse(text_stream("Configured.")))
     (tmp_path / "toolchat.yaml").write_text(f"backend: openai\nbase_url: {server.url}\nmodel: proj-model\n")
-    env = {**isolated_env, "PROMPT_TOOLKIT_NO_CPR": "1"}
-    child = pexpect.spawn(
-        sys.executable,
-        ["-m", "toolchat"],
-        env=env,
-        cwd=str(tmp_path),
-        encoding="utf-8",
-        timeout=30,
-        dimensions=(40, 120),
-    )
+    child = spawn(env=isolated_env, cwd=tmp_path)
     see(child, "This project has a config you have not trusted yet")
     see(child, f"base_url: {server.url}")
     child.expect(r"Trust it and use it\?")
@@ -237,15 +172,7 @@ def test_an_untrusted_project_config_is_shown_and_asked_about_once(isolated_env,
     time.sleep(0.3)
     child.sendeof()
     child.expect(pexpect.EOF)
-    again = pexpect.spawn(
-        sys.executable,
-        ["-m", "toolchat"],
-        env=env,
-        cwd=str(tmp_path),
-        encoding="utf-8",
-        timeout=30,
-        dimensions=(40, 120),
-    )
+    again = spawn(env=isolated_env, cwd=tmp_path)
     again.expect("›")
     assert "not trusted" not in again.before  # asked once
     time.sleep(0.3)
@@ -254,7 +181,7 @@ def test_an_untrusted_project_config_is_shown_and_asked_about_once(isolated_env,
 
 
 def test_a_backend_error_is_one_line_and_the_repl_stays_open(repl, server):
-    from fakeserver import error
+    from tests.support.fakeserver import error
 
     server.add(*[error(500, "model crashed")] * 4, sse(text_stream("Back again.")))
     child = repl(server)

@@ -3,14 +3,11 @@ text that must not drive the terminal."""
 
 from __future__ import annotations
 
-import re
-import sys
-
 import pexpect
 import pytest
 
-from fakeserver import FakeServer, openai_calls, sse, text_stream
-from test_repl import QUESTION, WEATHER, press, repl, say, see, server  # noqa: F401  (fixtures)
+from tests.support.fakeserver import FakeServer, openai_calls, sse, text_stream
+from tests.support.terminal import QUESTION, WEATHER, Screen, press, say, see, spawn
 
 
 def test_enter_and_other_keys_at_the_approval_question_ask_again(repl, server):
@@ -46,62 +43,27 @@ def test_capital_n_declines(repl, server):
 # -- streamed Markdown, as a terminal shows it ------------------------------------------------------
 
 
-class Terminal:
-    """What the user sees: everything the REPL writes, fed to a terminal emulator that keeps
-    the rows scrolled off the top."""
-
-    def __init__(self, child: pexpect.spawn, rows: int, columns: int) -> None:
-        import pyte
-
-        self.child = child
-        self.screen = pyte.HistoryScreen(columns, rows, history=100_000)
-        self.stream = pyte.Stream(self.screen)
-        child.logfile_read = self  # pexpect hands us every character it reads
-
-    def write(self, data: str) -> None:
-        self.stream.feed(data)
-
-    def flush(self) -> None:
-        pass
-
-    def resize(self, rows: int, columns: int) -> None:
-        self.child.setwinsize(rows, columns)
-        self.screen.resize(rows, columns)
-
-    def shown(self) -> list[str]:
-        """The display now."""
-        return [line.rstrip() for line in self.screen.display]
-
-    def transcript(self) -> list[str]:
-        """Every row ever shown, scrolled off or on the screen, in order."""
-        width = self.screen.columns
-        history = ["".join(line[x].data for x in range(width)).rstrip() for line in self.screen.history.top]
-        return history + self.shown()
-
-    def count(self, word: str) -> int:
-        return sum(re.findall(rf"\b{word}\b", line).__len__() for line in self.transcript())
-
-
 @pytest.fixture
 def terminal(isolated_env, tmp_path):
     pytest.importorskip("pyte")  # a dev dependency (pyproject.toml); only these tests need it
     children = []
 
-    def start(server: FakeServer, rows: int = 24, columns: int = 80) -> tuple[pexpect.spawn, Terminal]:
-        env = {k: v for k, v in isolated_env.items() if k not in ("COLUMNS", "LINES", "NO_COLOR")}
-        child = pexpect.spawn(
-            sys.executable,
-            ["-m", "toolchat", "chat", "--base-url", server.url, "-m", "fake"],
-            env={**env, "PROMPT_TOOLKIT_NO_CPR": "1", "TERM": "xterm"},
-            cwd=str(tmp_path),
-            encoding="utf-8",
-            timeout=30,
-            dimensions=(rows, columns),
+    def start(server: FakeServer, rows: int = 24, columns: int = 80) -> tuple[pexpect.spawn, Screen]:
+        child = spawn(
+            "chat",
+            "--base-url",
+            server.url,
+            "-m",
+            "fake",
+            env=isolated_env,
+            cwd=tmp_path,
+            rows=rows,
+            columns=columns,
+            color=True,
         )
         children.append(child)
-        screen = Terminal(child, rows, columns)
         child.expect("›")
-        return child, screen
+        return child, child.screen
 
     yield start
     for child in children:
@@ -191,15 +153,8 @@ def test_bidi_controls_escapes_and_links_are_shown_not_obeyed(terminal, server):
 
 def test_a_model_name_from_a_config_or_server_cannot_drive_the_banner(server, isolated_env, tmp_path):
     (tmp_path / "config.yaml").write_text('model: "evil\\e]0;TITLE\\a\\e[31m-red\\u202e"\n')
-    env = {k: v for k, v in isolated_env.items() if k not in ("COLUMNS", "LINES")}
-    child = pexpect.spawn(
-        sys.executable,
-        ["-m", "toolchat", "chat", "--base-url", server.url, "-c", str(tmp_path / "config.yaml")],
-        env={**env, "PROMPT_TOOLKIT_NO_CPR": "1"},
-        cwd=str(tmp_path),
-        encoding="utf-8",
-        timeout=30,
-        dimensions=(24, 120),
+    child = spawn(
+        "chat", "--base-url", server.url, "-c", str(tmp_path / "config.yaml"), env=isolated_env, cwd=tmp_path, rows=24
     )
     try:
         child.expect("/help for commands")

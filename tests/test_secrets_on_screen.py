@@ -4,7 +4,6 @@ shown is what the session file and `--json` hold: `***` in its place."""
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
@@ -12,7 +11,8 @@ import pexpect
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fakeserver import FakeServer, chunk, openai_calls, sse
+from tests.support.fakeserver import FakeServer, chunk, openai_calls, sse
+from tests.support.terminal import spawn
 from toolchat.redact import Redactor, StreamRedactor
 
 KEY = "sk-proj-Zq81secretKEY55xy"
@@ -66,14 +66,19 @@ def test_the_repl_shows_no_key_and_its_prompt_history_keeps_none(isolated_env, t
     screen = tmp_path / "screen.txt"
     with FakeServer(models=["m"]) as server:
         server.add(sse(openai_calls([("echo", {"text": f"remember {KEY}"})])), sse(answer_cut_through_the_key()))
-        child = pexpect.spawn(
-            sys.executable,
-            ["-m", "toolchat", "chat", "--base-url", server.url, "-m", "m", "-t", str(tools), "--allow", "echo"],
-            env={**isolated_env, "OPENAI_API_KEY": KEY, "COLUMNS": "120", "LINES": "40", "PROMPT_TOOLKIT_NO_CPR": "1"},
-            cwd=str(tmp_path),
-            encoding="utf-8",
-            timeout=30,
-            dimensions=(40, 120),
+        child = spawn(
+            "chat",
+            "--base-url",
+            server.url,
+            "-m",
+            "m",
+            "-t",
+            str(tools),
+            "--allow",
+            "echo",
+            env={**isolated_env, "OPENAI_API_KEY": KEY},
+            cwd=tmp_path,
+            screen=False,
         )
         with open(screen, "w", encoding="utf-8") as log:
             child.logfile_read = log

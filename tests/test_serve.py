@@ -9,8 +9,8 @@ import json
 import openai
 import pytest
 
-from fakeserver import openai_calls, sse, text_stream
-from serving import Served, serve, upstream  # noqa: F401 (fixtures)
+from tests.support.fakeserver import openai_calls, sse, text_stream
+from tests.support.serving import Served
 
 WEATHER = [("get_weather", {"city": "Singapore"})]
 ANSWER = "It's sunny in Singapore and 20C."
@@ -182,7 +182,7 @@ def test_the_requests_sampling_and_tool_choice_reach_the_model(upstream, serve):
 
 def test_an_mcp_servers_tool_runs_server_side(upstream, serve):
     pytest.importorskip("mcp")
-    from mcp_helpers import TIME
+    from tests.support.mcp_helpers import TIME
 
     upstream.add(
         sse(openai_calls([("time__get_current_time", {"timezone": "Asia/Tokyo"})])),

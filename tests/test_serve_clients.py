@@ -7,8 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from fakeserver import openai_calls, sse, text_stream
-from serving import Served, serve, upstream  # noqa: F401 (fixtures)
+from tests.support.fakeserver import openai_calls, sse, text_stream
+from tests.support.serving import Served
 
 KEY = "served-" + "k" * 24
 LOOKUP = '''

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from fakeserver import error, hang, openai_calls, sse, text_stream
-from serving import Served, free_port, post, serve, upstream  # noqa: F401 (fixtures)
+from tests.support.fakeserver import error, hang, openai_calls, sse, text_stream
+from tests.support.ports import free_port
+from tests.support.serving import Served, post
 
 ANSWER = "It's sunny in Singapore and 20C."
 ASK = {"model": "toolchat", "messages": [{"role": "user", "content": "Weather in Singapore?"}]}

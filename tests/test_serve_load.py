@@ -7,8 +7,8 @@ import asyncio
 import json
 import urllib.request
 
-from echoserver import EchoUpstream, burst
-from serving import Served
+from tests.support.echoserver import EchoUpstream, burst
+from tests.support.serving import Served
 
 
 def test_fifty_concurrent_streams_all_complete_and_none_mixed(isolated_env, tmp_path):

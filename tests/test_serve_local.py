@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from concurrent.futures import ThreadPoolExecutor
 
-from serving import Served, post
+from tests.support.serving import Served, post
 
 
 def test_the_local_model_answers_one_at_a_time_and_a_full_queue_is_a_429(isolated_env, shared_cache, tmp_path):

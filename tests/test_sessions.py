@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from fakes import ScriptedBackend, answer, call, calls
-from fakeserver import FakeServer, sse, text_stream
+from tests.support.fakes import ScriptedBackend, answer, call, calls
+from tests.support.fakeserver import FakeServer, sse, text_stream
 from toolchat.config.settings import Settings
 from toolchat.config.settings import load as load_config
 from toolchat.conversation import Conversation

@@ -12,8 +12,8 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
-from fakes import ScriptedBackend, answer, call, calls
-from fakeserver import FakeServer, error, openai_calls, sse, text_stream
+from tests.support.fakes import ScriptedBackend, answer, call, calls
+from tests.support.fakeserver import FakeServer, error, openai_calls, sse, text_stream
 from toolchat.ask import AskOptions, run_ask
 from toolchat.config.settings import resolve
 from toolchat.engine import CallDecided, Engine, Policy, TextDelta, ToolOptions
@@ -312,7 +312,7 @@ def test_without_the_sdk_installed_tracing_asked_for_is_one_warning_and_the_chat
 
 
 def test_a_model_server_that_is_gone_is_a_connection_error(tmp_path, caught):
-    from conftest import free_port
+    from tests.support.ports import free_port
 
     spans = caught()
     nobody = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens there

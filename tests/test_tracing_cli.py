@@ -21,7 +21,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
-from fakeserver import FakeServer, hang, openai_calls, sse, text_stream
+from tests.support.fakeserver import FakeServer, hang, openai_calls, sse, text_stream
 
 REPO = Path(__file__).resolve().parents[1]
 KEY = "sk-live-5a4b3c2d1e0f99887766"
@@ -275,7 +275,7 @@ def test_a_trace_file_that_cannot_be_written_is_one_warning_and_the_answer_still
 
 def test_an_mcp_servers_own_client_span_nests_under_its_execute_tool(cli, server, tmp_path):
     pytest.importorskip("mcp")
-    from mcp_helpers import TIME
+    from tests.support.mcp_helpers import TIME
 
     server.add(sse(openai_calls([("time__get_current_time", {"timezone": "UTC"})])), sse(text_stream("It is late.")))
     done = cli(

@@ -4,15 +4,14 @@ carrying the session id, the file complete after Ctrl-D."""
 from __future__ import annotations
 
 import json
-import sys
 import time
 from datetime import datetime
 from pathlib import Path
 
 import pexpect
 
-from fakeserver import FakeServer, openai_calls, sse, text_stream
-from test_repl import QUESTION, say, see
+from tests.support.fakeserver import FakeServer, openai_calls, sse, text_stream
+from tests.support.terminal import QUESTION, say, see, spawn
 
 
 def test_each_repl_turn_is_a_trace_tagged_with_the_session(isolated_env, tmp_path, cli):
@@ -22,14 +21,8 @@ def test_each_repl_turn_is_a_trace_tagged_with_the_session(isolated_env, tmp_pat
             sse(text_stream("Sunny there.")),
             sse(text_stream("You are welcome.")),
         )
-        child = pexpect.spawn(
-            sys.executable,
-            ["-m", "toolchat", "chat", "--base-url", server.url, "-m", "fake", "--trace", "spans.jsonl"],
-            env={**isolated_env, "COLUMNS": "120", "LINES": "40", "PROMPT_TOOLKIT_NO_CPR": "1"},
-            cwd=str(tmp_path),
-            encoding="utf-8",
-            timeout=30,
-            dimensions=(40, 120),
+        child = spawn(
+            "chat", "--base-url", server.url, "-m", "fake", "--trace", "spans.jsonl", env=isolated_env, cwd=tmp_path
         )
         try:
             child.expect("›")

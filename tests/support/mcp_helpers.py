@@ -15,7 +15,7 @@ from toolchat.config.mcp_spec import McpServerSpec
 from toolchat.mcp import parse_flag
 
 BIN = Path(sys.executable).parent
-SERVERS = Path(__file__).parent / "mcp_servers"
+SERVERS = Path(__file__).parents[1] / "mcp_servers"
 TIME = f"{BIN / 'mcp-server-time'} --local-timezone UTC"
 FAULTS = f"{shlex.quote(sys.executable)} {SERVERS / 'faults.py'}"
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,15 +13,7 @@ from email.message import Message
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from fakeserver import FakeServer
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from tests.support.ports import free_port
 
 
 def _default_signals() -> None:
@@ -100,26 +91,3 @@ def post(url: str, body: Any, headers: dict[str, str] | None = None, timeout: fl
             return response.status, response.headers, response.read()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.headers, exc.read()
-
-
-@pytest.fixture
-def upstream():
-    """A scripted loopback model server; every scripted reply must be used."""
-    with FakeServer() as running:
-        yield running
-        assert not running.scripts, f"scripted replies left unused: {running.scripts}"
-
-
-@pytest.fixture
-def serve(upstream, isolated_env, tmp_path):
-    """serve(*ARGS, env=..., base_url=...): `toolchat serve` in front of `upstream`, stopped (exit 0) after."""
-    started: list[Served] = []
-
-    def start(*args: str, env: dict[str, str] | None = None, base_url: str | None = None) -> Served:
-        served = Served(["--base-url", base_url or upstream.url, *args], {**isolated_env, **(env or {})}, tmp_path)
-        started.append(served)
-        return served.wait_ready()
-
-    yield start
-    for served in started:
-        assert served.stop() == 0, served.log()

@@ -1,5 +1,5 @@
 """A scripted backend for engine tests: each model call returns the next scripted Reply. A test
-that leaves scripted replies unused fails (the `scripted_replies_all_used` fixture, active in
+that leaves scripted replies unused fails (`scripted_replies_all_used`, around
 every test through conftest.py): a reply the model was never asked for means the test proved less
 than it claims."""
 
@@ -8,9 +8,8 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
-
-import pytest
 
 from toolchat.backends.base import BackendEvent, Reply, Request, TextDelta, ToolCall, Usage
 from toolchat.errors import BackendError
@@ -74,8 +73,9 @@ class ScriptedBackend:
             raise AssertionError(f"{len(self.replies)} scripted repl(ies) never used: {left}")
 
 
-@pytest.fixture(autouse=True)
+@contextmanager
 def scripted_replies_all_used() -> Iterator[None]:
+    """Fail when a ScriptedBackend made inside leaves replies unused (conftest.py wraps every test)."""
     start = len(_MADE)
     yield
     made = _MADE[start:]

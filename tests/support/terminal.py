@@ -1,0 +1,110 @@
+"""The REPL (or any toolchat command) in a real pseudo-terminal, driven as a person would: one way
+to start it (`spawn`), and the few moves a test makes (`see`, `say`, `press`).
+
+`spawn` gives the child a pty of the size asked for and the environment given, minus COLUMNS and
+LINES (the pty's size is the terminal's size, as for a user, and a resize is seen), with
+prompt-toolkit's cursor-position request off (nothing here would answer it). What the child writes
+is fed to a pyte terminal emulator, `child.screen`, that keeps the rows scrolled off the top: a
+test can assert what the user sees, cell by cell, not only the bytes."""
+
+from __future__ import annotations
+
+import re
+import sys
+import time
+from pathlib import Path
+
+import pexpect
+import pyte
+
+TOOLCHAT = [sys.executable, "-m", "toolchat"]
+
+WEATHER = [("get_weather", {"city": "Singapore"})]
+QUESTION = r"Run get_weather\? \[y\]es \[n\]o \[a\]lways \[e\]dit \[\?\]"
+
+
+class Screen:
+    """What the user sees: everything the child writes, fed to a terminal emulator that keeps the
+    rows scrolled off the top."""
+
+    def __init__(self, child: pexpect.spawn, rows: int, columns: int) -> None:
+        self.child = child
+        self.screen = pyte.HistoryScreen(columns, rows, history=100_000)
+        self.stream = pyte.Stream(self.screen)
+
+    def write(self, data: str) -> None:  # pexpect's logfile_read: every character it reads
+        self.stream.feed(data)
+
+    def flush(self) -> None:
+        pass
+
+    def resize(self, rows: int, columns: int) -> None:
+        self.child.setwinsize(rows, columns)
+        self.screen.resize(rows, columns)
+
+    def shown(self) -> list[str]:
+        """The display now."""
+        return [line.rstrip() for line in self.screen.display]
+
+    def transcript(self) -> list[str]:
+        """Every row ever shown, scrolled off or on the screen, in order."""
+        width = self.screen.columns
+        history = ["".join(line[x].data for x in range(width)).rstrip() for line in self.screen.history.top]
+        return history + self.shown()
+
+    def count(self, word: str) -> int:
+        return sum(len(re.findall(rf"\b{word}\b", line)) for line in self.transcript())
+
+
+def spawn(
+    *args: str,
+    env: dict[str, str],
+    cwd: Path,
+    rows: int = 40,
+    columns: int = 120,
+    timeout: float = 30,
+    command: list[str] = TOOLCHAT,
+    color: bool = False,
+    screen: bool = True,
+    maxread: int = 2000,
+) -> pexpect.spawn:
+    """`toolchat ARGS...` (or `command ARGS...`) in a `rows` x `columns` pty, in `cwd`, with `env`.
+    `color` drops NO_COLOR and sets TERM=xterm (as a colour terminal); `screen=False` skips the
+    emulator (a benchmark that reads the pty itself)."""
+    clean = {k: v for k, v in env.items() if k not in ("COLUMNS", "LINES")}
+    clean["PROMPT_TOOLKIT_NO_CPR"] = "1"
+    if color:
+        clean.pop("NO_COLOR", None)
+        clean["TERM"] = "xterm"
+    child = pexpect.spawn(
+        command[0],
+        [*command[1:], *args],
+        env=clean,
+        cwd=str(cwd),
+        encoding="utf-8",
+        timeout=timeout,
+        dimensions=(rows, columns),
+        maxread=maxread,
+    )
+    if screen:
+        child.screen = Screen(child, rows, columns)
+        child.logfile_read = child.screen
+    return child
+
+
+ANSI = r"(?:\x1b\[[0-9;?]*[A-Za-z]|\s)*"
+
+
+def see(child: pexpect.spawn, text: str) -> None:
+    """Expect `text`, whatever styling escapes or spacing Rich puts between its words."""
+    child.expect(ANSI.join(re.escape(word) for word in text.split()))
+
+
+def say(child: pexpect.spawn, text: str) -> None:
+    time.sleep(0.3)  # let prompt-toolkit take the terminal before typing, as a person would
+    child.send(text + "\r")
+
+
+def press(child: pexpect.spawn, key: str) -> None:
+    time.sleep(0.3)
+    child.send(key)
