@@ -188,7 +188,7 @@ def memory(turns_list: list[int]) -> dict[str, float]:
             from pathlib import Path
             import tempfile
             from toolchat.backends.openai import OpenAIBackend
-            from toolchat.terminal.session import Chat, ChatOptions
+            from toolchat.terminal.session import ReplOptions, ReplSession
             from toolchat.config.settings import Settings
             from toolchat.env import Environment
             from toolchat.tools import discover
@@ -198,7 +198,7 @@ def memory(turns_list: list[int]) -> dict[str, float]:
                 backend = OpenAIBackend(settings, {{}})
                 env = Environment(cwd=work, environ={{"TOOLCHAT_DATA_DIR": str(work / "data")}})
                 console = Console(file=open("/dev/null", "w"), width=100)
-                chat = Chat(env, settings, discover([]), backend, ChatOptions(approve_all=True), console,
+                chat = ReplSession(env, settings, discover([]), backend, ReplOptions(approve_all=True), console,
                             reload=lambda p, m: (settings, backend))
                 for n in range({turns}):
                     server.add(sse(openai_calls([("get_weather", {{"city": f"City {{n}}"}})])),

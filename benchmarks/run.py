@@ -168,7 +168,7 @@ def more_sections(quick: bool) -> list[str]:
         "",
         "## 6. Memory",
         "",
-        "A REPL session (the Chat face, OpenAI backend, loopback server), one tool call per turn:",
+        "A REPL session (the REPL, OpenAI backend, loopback server), one tool call per turn:",
         "",
     ]
     memory = bench_cli.memory(turns)

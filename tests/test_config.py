@@ -248,3 +248,19 @@ def test_tools_commands_need_trust_too(cli, project):
     done = cli("tools", "list", cwd=project)
     assert done.returncode == 2 and "not trusted" in done.stderr
     assert cli("tools", "list", "-c", str(project / "toolchat.yaml"), cwd=project).returncode == 0
+
+
+def test_config_init_trusts_in_the_data_dir_it_was_given_and_nowhere_else(run_cli, isolated_env, tmp_path, monkeypatch):
+    # the process's own environment names another data dir: a command that built its own
+    # Environment would write trust there, outside what it was handed
+    elsewhere = tmp_path / "process-data-dir"
+    monkeypatch.setenv("TOOLCHAT_DATA_DIR", str(elsewhere))
+    folder = tmp_path / "fresh"
+    folder.mkdir()
+    done = run_cli("config", "init", cwd=folder)
+    assert done.returncode == 0, done.stderr
+    assert "trusted, since you made it" in done.stdout
+    assert not elsewhere.exists() or not any(elsewhere.rglob("*"))
+    given = Path(isolated_env["TOOLCHAT_DATA_DIR"])
+    assert any(p.is_file() for p in given.rglob("*")), "the trust was written nowhere"
+    assert "trusted" in run_cli("config", "path", cwd=folder).stdout

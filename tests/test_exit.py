@@ -24,7 +24,7 @@ def quick_exit(body: str, tmp_path) -> subprocess.CompletedProcess[str]:
     script = textwrap.dedent("""
         import atexit, sys, threading, time
         from pathlib import Path
-        from toolchat.commands.app import _exit_quickly
+        from toolchat.process import exit_quickly
         folder = Path(sys.argv[1])
     """) + textwrap.dedent(body)
     return subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, timeout=60)
@@ -36,7 +36,7 @@ def test_buffered_output_and_atexit_handlers_are_not_lost(tmp_path):
         atexit.register(lambda: (folder / "atexit-ran").write_text("yes"))
         sys.stdout.write("no newline, still buffered")
         sys.stderr.write("and on stderr")
-        _exit_quickly(5)
+        exit_quickly(5)
     """,
         tmp_path,
     )
@@ -52,7 +52,7 @@ def test_a_thread_that_is_not_a_daemon_is_waited_for(tmp_path):
             time.sleep(0.5)
             (folder / "late").write_text("finished")
         threading.Thread(target=late).start()
-        _exit_quickly(3)
+        exit_quickly(3)
     """,
         tmp_path,
     )
@@ -68,7 +68,7 @@ def test_a_reader_that_went_away_costs_no_traceback(tmp_path):
         os.close(r)
         sys.stdout = open(w, "w")
         sys.stdout.write("nobody reads this")
-        _exit_quickly(0)
+        exit_quickly(0)
     """,
         tmp_path,
     )

@@ -1,4 +1,4 @@
-"""Session files and the REPL's session operations, driven through the real Chat; `toolchat
+"""Session files and the REPL's session operations, driven through the real ReplSession; `toolchat
 sessions` through the CLI."""
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from toolchat.config.settings import load as load_config
 from toolchat.conversation import Conversation
 from toolchat.env import Environment
 from toolchat.sessions import NOT_RUN, SessionLog, history_file, load, project_folder, sessions_in
-from toolchat.terminal.session import Chat, ChatOptions, reloader
+from toolchat.terminal.session import ReplOptions, ReplSession, reloader
 from toolchat.terminal.slash import EXIT, dispatch
 from toolchat.tools import discover
 
@@ -38,15 +38,17 @@ def env_for(tmp_path: Path) -> Environment:
     )
 
 
-def make_chat(tmp_path: Path, backend, options: ChatOptions | None = None, settings: Settings | None = None) -> Chat:
+def make_chat(
+    tmp_path: Path, backend, options: ReplOptions | None = None, settings: Settings | None = None
+) -> ReplSession:
     env = env_for(tmp_path)
     settings = settings or Settings(backend="openai", model="m", project_dir=tmp_path)
-    return Chat(
+    return ReplSession(
         env,
         settings,
         REGISTRY,
         backend,
-        options or ChatOptions(),
+        options or ReplOptions(),
         Console(record=True, width=120),
         reload=lambda profile, model: (settings, backend),
     )
@@ -74,7 +76,7 @@ def test_a_message_with_unicode_line_separators_survives_a_resume(tmp_path):
     chat = make_chat(tmp_path, ScriptedBackend(answer("ok\u2028still the same line")))
     chat.turn("a\u2028b\x85c\u2029d")
     chat.close()
-    resumed = make_chat(tmp_path, ScriptedBackend(), ChatOptions(resume=True))
+    resumed = make_chat(tmp_path, ScriptedBackend(), ReplOptions(resume=True))
     assert resumed.engine.messages == chat.engine.messages
     assert "skipped" not in " ".join(resumed.notices)
 
@@ -91,14 +93,14 @@ def test_undo_after_resuming_a_repaired_session_stays_undone(tmp_path):
         }
     )
     chat.close()
-    resumed = make_chat(tmp_path, ScriptedBackend(answer("second")), ChatOptions(resume=True))
+    resumed = make_chat(tmp_path, ScriptedBackend(answer("second")), ReplOptions(resume=True))
     assert resumed.engine.messages[-1] == {"role": "tool", "tool_call_id": "c1", "content": NOT_RUN}
     resumed.turn("another question")
     dispatch(resumed, "/undo")
     dispatch(resumed, "/undo")
     assert resumed.engine.messages == []
     resumed.close()
-    again = make_chat(tmp_path, ScriptedBackend(), ChatOptions(resume=True))
+    again = make_chat(tmp_path, ScriptedBackend(), ReplOptions(resume=True))
     assert again.engine.messages == [] and "no earlier session" in " ".join(again.notices)
 
 
@@ -119,7 +121,7 @@ def test_a_torn_last_line_does_not_swallow_the_next_message(tmp_path):
     chat.close()
     with open(chat.log.path, "ab") as file:  # a kill in the middle of a write
         file.write(b'{"type": "message", "message": {"role": "user", "con')
-    resumed = make_chat(tmp_path, ScriptedBackend(answer("two")), ChatOptions(resume=True))
+    resumed = make_chat(tmp_path, ScriptedBackend(answer("two")), ReplOptions(resume=True))
     resumed.turn("second")
     resumed.close()
     messages = load(chat.log.path).messages
@@ -130,7 +132,7 @@ def test_a_torn_last_line_does_not_swallow_the_next_message(tmp_path):
 def test_a_second_toolchat_on_the_same_session_starts_a_new_one(tmp_path):
     first = make_chat(tmp_path, ScriptedBackend(answer("one"), answer("three")))
     first.turn("a")
-    second = make_chat(tmp_path, ScriptedBackend(answer("two")), ChatOptions(resume=True))
+    second = make_chat(tmp_path, ScriptedBackend(answer("two")), ReplOptions(resume=True))
     assert "open in another toolchat" in " ".join(second.notices) and second.log.path != first.log.path
     second.turn("b")
     first.turn("c")
@@ -173,7 +175,7 @@ def test_files_are_private_and_symlinks_refused(tmp_path):
     target.write_text("")
     chat.log.path.unlink()
     chat.log.path.symlink_to(target)
-    resumed = make_chat(tmp_path, ScriptedBackend(answer("x")), ChatOptions(session=chat.log.id))
+    resumed = make_chat(tmp_path, ScriptedBackend(answer("x")), ReplOptions(session=chat.log.id))
     resumed.turn("b")
     assert target.read_text() == ""  # nothing appended through the link
     assert "starting a new session" in " ".join(resumed.notices) and resumed.log.path != chat.log.path
@@ -185,7 +187,7 @@ def test_existing_loose_permissions_are_fixed_on_open(tmp_path):
     path = folder / "old.jsonl"
     path.write_text(json.dumps({"type": "message", "message": USER}) + "\n")
     path.chmod(0o644)
-    chat = make_chat(tmp_path, ScriptedBackend(), ChatOptions(resume=True))
+    chat = make_chat(tmp_path, ScriptedBackend(), ReplOptions(resume=True))
     assert chat.engine.messages == [USER]
     assert stat.S_IMODE(path.stat().st_mode) == 0o600 and stat.S_IMODE(folder.stat().st_mode) == 0o700
 
@@ -205,7 +207,7 @@ def test_an_empty_session_leaves_no_file_and_continue_takes_the_last_real_one(tm
     dispatch(reset, "/reset")
     reset.close()
     assert len(sessions_in(chat.log.path.parent)) == 1
-    resumed = make_chat(tmp_path, ScriptedBackend(), ChatOptions(resume=True))
+    resumed = make_chat(tmp_path, ScriptedBackend(), ReplOptions(resume=True))
     assert resumed.engine.messages[0]["content"] == "real question"
 
 
@@ -270,7 +272,7 @@ def test_save_without_a_name_writes_into_the_data_dir_not_the_project(tmp_path):
 
 def test_show_prints_the_last_result_whole(tmp_path):
     backend = ScriptedBackend(calls(call("calculate", {"expression": "2**10"}, id="c1")), answer("1024"))
-    chat = make_chat(tmp_path, backend, ChatOptions(approve_all=True))
+    chat = make_chat(tmp_path, backend, ReplOptions(approve_all=True))
     dispatch(chat, "/show")
     chat.turn("2**10?")
     dispatch(chat, "/show")
@@ -310,7 +312,7 @@ def test_profile_brings_every_setting_of_the_profile_into_force(tmp_path):
         )
         reload = reloader(env, config, overrides, lambda message: None)
         _, backend = reload("warm", None)
-        chat = Chat(env, settings, REGISTRY, backend, ChatOptions(), Console(record=True, width=120), reload)
+        chat = ReplSession(env, settings, REGISTRY, backend, ReplOptions(), Console(record=True, width=120), reload)
         server.add(sse(text_stream("hot")), sse(text_stream("cold")))
         chat.turn("one")
         dispatch(chat, "/profile cold")
@@ -352,9 +354,9 @@ def test_sessions_show_reads_nothing_outside_the_project(run_cli, tmp_path):
 @pytest.mark.parametrize("choice", ["no_such_tool"])
 def test_a_bad_tool_choice_is_refused_before_the_question_is_recorded(tmp_path, choice):
     with pytest.raises(Exception) as caught:
-        make_chat(tmp_path, ScriptedBackend(), ChatOptions(tool_choice=choice))
+        make_chat(tmp_path, ScriptedBackend(), ReplOptions(tool_choice=choice))
     assert "not an offered tool" in str(caught.value)
-    chat = make_chat(tmp_path, ScriptedBackend(answer("fine")), ChatOptions(tool_choice="calculate"))
+    chat = make_chat(tmp_path, ScriptedBackend(answer("fine")), ReplOptions(tool_choice="calculate"))
     dispatch(chat, "/deny calculate")
     chat.turn("anything")  # no longer forced: the turn runs
     assert chat.options.tool_choice is None and chat.engine.messages[-1]["content"] == "fine"

@@ -24,7 +24,8 @@ from toolchat.engine import (
     total_usage,
 )
 from toolchat.env import Environment
-from toolchat.errors import ExitStatus, UsageError
+from toolchat.errors import BackendError, ExitStatus, MaxRoundsError, Terminated, UsageError
+from toolchat.process import failed, stop_notice
 from toolchat.redact import Redactor, StreamRedactor, redactor_for
 from toolchat.safety import clean
 from toolchat.tools import Registry, ToolStatus
@@ -136,7 +137,7 @@ class AskDisplay:
             elif not self.options.quiet:
                 self._log(f"  {name} declined" + (f": {event.decision.reason}" if event.decision.reason else ""))
         elif isinstance(event, TurnError):
-            pass  # reported once by the error mapping in app.main
+            pass  # reported once, by toolchat.process.failed
 
     def _write(self, text: str) -> None:
         if text:
@@ -206,22 +207,14 @@ def _json_result(result: TurnResult, messages: list[dict[str, Any]]) -> dict[str
 
 
 def _exit_code(result: TurnResult, engine: Engine, env: Environment) -> int:
+    """The turn's end as an exit status, through the one mapping every command uses."""
     if result.stopped is Stopped.ERROR:
-        env.write(f"toolchat: error: {clean(result.error or 'the backend failed')}\n", err=True)
-        return ExitStatus.BACKEND
+        return failed(BackendError(result.error or "the backend failed"), env)
     if result.stopped is Stopped.INTERRUPTED:
-        env.write("\ntoolchat: interrupted\n", err=True)
-        return ExitStatus(128 + result.signal) if result.signal else ExitStatus.INTERRUPTED
+        return failed(Terminated(result.signal) if result.signal else KeyboardInterrupt(), env)
+    notice = stop_notice(result, engine.max_rounds, engine.max_tokens)
     if result.stopped is Stopped.MAX_ROUNDS:
-        env.write(
-            "toolchat: stopped: the model was still calling tools after "
-            "--max-rounds model calls; raise --max-rounds or rephrase\n",
-            err=True,
-        )
-        return ExitStatus.MAX_ROUNDS
-    if result.stopped is Stopped.MAX_TOKENS:
-        limit = f"max_tokens {engine.max_tokens}" if engine.max_tokens else "the model's token limit"
-        env.write(f"toolchat: the answer was cut at {limit}; raise --max-tokens\n", err=True)
-    elif not result.answer.strip():
-        env.write("toolchat: the model returned an empty answer\n", err=True)
+        return failed(MaxRoundsError(notice or "max rounds"), env)
+    if notice:
+        env.write(f"toolchat: {notice}\n", err=True)
     return ExitStatus.OK

@@ -165,7 +165,7 @@ class TurnResult:
 
 class Engine:
     """One conversation's loop. The conversation, the backend and every setting of a profile are
-    the engine's; faces change them through `configure` and the conversation's operations."""
+    the engine's; the REPL, `ask` and `serve` change them through `configure` and the conversation's operations."""
 
     def __init__(
         self,
@@ -204,8 +204,10 @@ class Engine:
         on_event: Callable[[Event], None],
         approve_all: bool = False,
         conversation: Conversation | None = None,
+        keep_system: bool = False,
     ) -> Engine:
-        """The engine `ask`, the REPL and `serve` build: every setting of the profile in force."""
+        """The engine `ask`, the REPL and `serve` build: every setting of the profile in force
+        (`keep_system`: the conversation's own system prompt stays, as a request's does in serve)."""
         engine = cls(
             backend,
             registry.without(settings.deny),
@@ -215,17 +217,17 @@ class Engine:
             tool_options=RunLimits(settings.project_dir),
             conversation=conversation,
         )
-        engine.configure(settings, backend)
+        engine.configure(settings, backend, keep_system=keep_system)
         return engine
 
-    def configure(self, settings: Settings, backend: Backend | None = None) -> None:
+    def configure(self, settings: Settings, backend: Backend | None = None, keep_system: bool = False) -> None:
         """Bring a profile's settings into force: sampling, limits, tool limits, system prompt."""
         if backend is not None:
             self.backend = backend
         self.temperature, self.max_tokens = settings.temperature, settings.max_tokens
         self.max_rounds = settings.max_rounds
         self.limits = RunLimits(settings.project_dir, settings.tool_timeout, settings.max_output_chars)
-        if settings.system:
+        if settings.system and not keep_system:
             self.conversation.set_system(settings.system)
 
     @property

@@ -1,4 +1,5 @@
-"""Exit codes and the errors that carry them: the one place that maps failures to exit codes."""
+"""Exit codes and the errors that carry them (toolchat.process.failed turns them into the line on
+stderr and the exit status)."""
 
 from __future__ import annotations
 
@@ -21,27 +22,16 @@ class Terminated(KeyboardInterrupt):
     """A signal that ends toolchat (TERM, HUP, QUIT) unwinds like Ctrl-C: running tools are
     stopped, every call is answered, the session file is intact; the exit code names the signal."""
 
-    requested = 0  # the signal, once one came: stays set for places that catch the interrupt and must still leave
-
     def __init__(self, signum: int) -> None:
         super().__init__(signum)
         self.signum = signum
-
-
-def interrupted_status(exc: BaseException) -> ExitStatus:
-    """130 for Ctrl-C; 128 + the signal for TERM, HUP, QUIT (click wraps them in its Abort)."""
-    cause = exc if isinstance(exc, Terminated) else exc.__cause__ or exc.__context__
-    if isinstance(cause, Terminated):
-        return ExitStatus(128 + cause.signum)
-    if Terminated.requested:
-        return ExitStatus(128 + Terminated.requested)
-    return ExitStatus.INTERRUPTED
 
 
 class ToolchatError(Exception):
     """An error with a one-line message for the user and the exit code it ends with."""
 
     exit_status: ExitStatus = ExitStatus.USAGE
+    label = "error"  # the word after `toolchat:` on stderr
 
     def __init__(self, message: str, hint: str | None = None) -> None:
         super().__init__(message)
@@ -68,3 +58,10 @@ class ToolLoadError(ToolchatError):
 
 class BackendError(ToolchatError):
     exit_status = ExitStatus.BACKEND
+
+
+class MaxRoundsError(ToolchatError):
+    """The model was still calling tools when --max-rounds model calls were made."""
+
+    exit_status = ExitStatus.MAX_ROUNDS
+    label = "stopped"

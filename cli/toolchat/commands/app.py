@@ -1,16 +1,30 @@
-"""The Typer app: commands and options only, and the one place that maps errors to exit codes."""
+"""The Typer app: the commands and their options; how the process starts, ends and maps failures to
+exit codes is toolchat.process."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from toolchat import __version__
+from toolchat import __version__, process
+from toolchat.commands.options import (
+    BackendOpt,
+    BaseUrlOpt,
+    ConfigOpt,
+    McpOpt,
+    ModelFlags,
+    NoBundledOpt,
+    ProfileOpt,
+    ToolsOpt,
+    as_path,
+    mcp_servers,
+    model_flags,
+    seconds,
+    tool_paths,
+)
 from toolchat.env import Environment
-from toolchat.errors import ExitStatus, ToolchatError, UsageError
+from toolchat.errors import UsageError
 
 app = typer.Typer(
     name="toolchat",
@@ -30,15 +44,6 @@ mcp_app = typer.Typer(help="The MCP servers configured: their state and their lo
 app.add_typer(mcp_app, name="mcp")
 trace_app = typer.Typer(help="Read trace files written with --trace.", no_args_is_help=True)
 app.add_typer(trace_app, name="trace")
-
-ConfigOpt = Annotated[
-    str | None, typer.Option("--config", "-c", help="Use this config file instead of discovering one.")
-]
-ToolsOpt = Annotated[list[str] | None, typer.Option("--tools", "-t", help="A plugin folder or .py file (repeatable).")]
-NoBundledOpt = Annotated[bool, typer.Option("--no-bundled-tools", help="Leave out the tools that ship with toolchat.")]
-McpOpt = Annotated[
-    list[str] | None, typer.Option("--mcp", help="An MCP server: a command line or an http(s) URL (repeatable).")
-]
 
 
 def _version(ctx: typer.Context, value: bool) -> None:
@@ -71,7 +76,7 @@ def _settings(
     from toolchat.config import settings as config_module
 
     return config_module.load(
-        _path(config),
+        as_path(config),
         overrides,
         config_dir=env.config_dir,
         data_dir=env.data_dir,
@@ -89,25 +94,17 @@ def _notice(env: Environment, message: str) -> None:
     env.write(f"toolchat: {clean(message)}\n", err=True)
 
 
-def _seconds(value: float | None) -> float | None:
-    """A number of seconds a user can mean: finite, above 0, at most a day (1e10 or nan is a typo)."""
-    import math
+def load_tools(settings: Any, env: Environment, no_tools: bool = False, notify: Any = None, waits: bool = True) -> Any:
+    from toolchat.mcp.wiring import load_tools  # imported when a command needs tools, not at start-up
 
-    if value is not None and not (math.isfinite(value) and 0 < value <= 86_400):
-        raise typer.BadParameter(f"{value:g} is not a number of seconds between 0 and 86400")
-    return value
-
-
-def _path(value: str | None) -> Path | None:
-    """Paths arrive as text: typer's own Path handling imports pydantic, which slows start-up."""
-    return Path(value) if value is not None else None
+    return load_tools(settings, env, no_tools, notify, waits=waits)
 
 
 def _tool_settings(env: Environment, config: str | None, tools: list[str] | None, no_bundled: bool):
     return _settings(
         env,
         config,
-        tool_paths=[(env.cwd / p).resolve() for p in tools or []],
+        tool_paths=tool_paths(env, tools),
         bundled_tools=False if no_bundled else None,
     )
 
@@ -121,7 +118,7 @@ def tools_list(
 
     env = _env(ctx)
     settings = _tool_settings(env, config, tools, no_bundled_tools)
-    tools_cmd.list_tools(_registry(env, settings, False), settings, env.consoles()[0])
+    tools_cmd.list_tools(load_tools(settings, env), settings, env.consoles()[0])
 
 
 @tools_app.command("show")
@@ -137,7 +134,7 @@ def tools_show(
 
     env = _env(ctx)
     settings = _tool_settings(env, config, tools, no_bundled_tools)
-    registry = _registry(env, settings, False)
+    registry = load_tools(settings, env)
     tools_cmd.show_tool(tools_cmd.find_tool(registry, name), settings, env.consoles()[0])
 
 
@@ -154,7 +151,7 @@ def tools_schema(
 
     env = _env(ctx)
     settings = _tool_settings(env, config, tools, no_bundled_tools)
-    env.write(tools_cmd.schema_json(_registry(env, settings, False), names or []) + "\n")
+    env.write(tools_cmd.schema_json(load_tools(settings, env), names or []) + "\n")
 
 
 @tools_app.command("run")
@@ -166,7 +163,7 @@ def tools_run(
     no_bundled_tools: NoBundledOpt = False,
     config: ConfigOpt = None,
     tool_timeout: Annotated[
-        float | None, typer.Option("--tool-timeout", callback=_seconds, help="Stop the tool after this many seconds.")
+        float | None, typer.Option("--tool-timeout", callback=seconds, help="Stop the tool after this many seconds.")
     ] = None,
 ) -> None:
     """Run one tool directly, without a model."""
@@ -177,128 +174,20 @@ def tools_run(
     if tool_timeout is not None:
         settings.tool_timeout = tool_timeout
     out, err = env.consoles()
-    code = tools_cmd.run_once(_registry(env, settings, False), name, args, settings, out, err)
+    code = tools_cmd.run_once(load_tools(settings, env), name, args, settings, out, err)
     raise typer.Exit(code)
 
 
-ProfileOpt = Annotated[str | None, typer.Option("--profile", "-p", help="A named profile from the config.")]
-BackendOpt = Annotated[str | None, typer.Option("--backend", "-b", help="openai or local.")]
-ModelOpt = Annotated[
-    str | None, typer.Option("--model", "-m", help="Model name at the endpoint; for local, a .gguf path or 'bundled'.")
-]
-BaseUrlOpt = Annotated[
-    str | None, typer.Option("--base-url", help="The OpenAI-compatible endpoint (also OPENAI_BASE_URL).")
-]
-NoToolsOpt = Annotated[bool, typer.Option("--no-tools", help="Offer no tools.")]
-SystemOpt = Annotated[str | None, typer.Option("--system", "-s", help="System prompt.")]
-YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Approve every tool call.")]
-AllowOpt = Annotated[list[str] | None, typer.Option("--allow", help="Approve this tool without asking (repeatable).")]
-DenyOpt = Annotated[list[str] | None, typer.Option("--deny", help="Never offer this tool (repeatable).")]
-ToolChoiceOpt = Annotated[
-    str | None,
-    typer.Option("--tool-choice", help="auto, required, none or a tool name, for the first model call of a turn."),
-]
-MaxRoundsOpt = Annotated[
-    int | None, typer.Option("--max-rounds", min=1, help="Most model calls in one turn (default 10).")
-]
-ToolTimeoutOpt = Annotated[
-    float | None, typer.Option("--tool-timeout", callback=_seconds, help="Stop a tool after this many seconds.")
-]
-NoStreamOpt = Annotated[bool, typer.Option("--no-stream", help="Ask for whole replies instead of a stream.")]
-TemperatureOpt = Annotated[float | None, typer.Option("--temperature")]
-MaxTokensOpt = Annotated[int | None, typer.Option("--max-tokens")]
-TraceOpt = Annotated[str | None, typer.Option("--trace", help="Write OpenTelemetry spans to this file (JSON lines).")]
-TraceContentOpt = Annotated[
-    bool, typer.Option("--trace-content", help="Put messages, tool arguments and results in the spans.")
-]
-
-
-def _overrides(
-    env: Environment,
-    *,
-    profile: str | None,
-    backend: str | None,
-    model: str | None,
-    base_url: str | None,
-    tools: list[str] | None,
-    no_bundled_tools: bool,
-    system: str | None,
-    allow: list[str] | None,
-    deny: list[str] | None,
-    max_rounds: int | None,
-    tool_timeout: float | None,
-    no_stream: bool,
-    temperature: float | None,
-    max_tokens: int | None,
-) -> dict[str, Any]:
-    """The flags `chat` and `ask` share, as config overrides."""
-    return dict(
-        profile=profile,
-        backend=backend,
-        model=model,
-        base_url=base_url,
-        tool_paths=[(env.cwd / p).resolve() for p in tools or []],
-        bundled_tools=False if no_bundled_tools else None,
-        system=system,
-        allow=allow or [],
-        deny=deny or [],
-        max_rounds=max_rounds,
-        tool_timeout=tool_timeout,
-        stream=False if no_stream else None,
-        temperature=temperature,
-        max_tokens=max_tokens,
-    )
-
-
-def _trace(env: Environment, trace: str | None, trace_content: bool) -> dict[str, Any]:
-    return {"trace": (env.cwd / trace).resolve() if trace else None, "trace_content": trace_content or None}
-
-
-def _registry(env: Environment, settings: Any, no_tools: bool, notify: Any = None, waits: bool = True) -> Any:
-    from toolchat.tools import Registry
-    from toolchat.tools.registry import load
-
-    if no_tools:
-        return Registry()
-    registry = load(settings.tool_paths, settings.bundled_tools, env.cache_dir, settings.project_dir)
-    if settings.mcp_servers:  # the MCP SDK is imported only when a server is configured
-        from toolchat.mcp.wiring import attach
-
-        attach(registry, settings, env, notify, waits=waits)  # no notify: the caller lists problems
-    return registry
-
-
-def _mcp_flags(values: list[str] | None) -> list:
-    from toolchat.mcp import parse_flags
-
-    return parse_flags(values) if values else []
+_ASK = "config profile backend model base_url tools no_tools no_bundled_tools system yes allow deny tool_choice"
+_MODEL = "max_rounds tool_timeout no_stream temperature max_tokens mcp trace trace_content"
 
 
 @app.command()
+@model_flags(f"{_ASK} {_MODEL} json_output quiet")
 def ask(
     ctx: typer.Context,
+    flags: ModelFlags,
     prompt: Annotated[list[str] | None, typer.Argument(help="The question; '-' or a pipe appends stdin.")] = None,
-    config: ConfigOpt = None,
-    profile: ProfileOpt = None,
-    backend: BackendOpt = None,
-    model: ModelOpt = None,
-    base_url: BaseUrlOpt = None,
-    tools: ToolsOpt = None,
-    no_tools: NoToolsOpt = False,
-    no_bundled_tools: NoBundledOpt = False,
-    system: SystemOpt = None,
-    yes: YesOpt = False,
-    allow: AllowOpt = None,
-    deny: DenyOpt = None,
-    tool_choice: ToolChoiceOpt = None,
-    max_rounds: MaxRoundsOpt = None,
-    tool_timeout: ToolTimeoutOpt = None,
-    no_stream: NoStreamOpt = False,
-    temperature: TemperatureOpt = None,
-    max_tokens: MaxTokensOpt = None,
-    mcp: McpOpt = None,
-    trace: TraceOpt = None,
-    trace_content: TraceContentOpt = False,
     json_output: Annotated[
         bool, typer.Option("--json", help="Print one JSON object: answer, messages, calls, usage.")
     ] = False,
@@ -309,120 +198,47 @@ def ask(
     from toolchat.redact import redactor_for
 
     env = _env(ctx)
-    settings = _settings(
-        env,
-        config,
-        **_overrides(
-            env,
-            profile=profile,
-            backend=backend,
-            model=model,
-            base_url=base_url,
-            tools=tools,
-            no_bundled_tools=no_bundled_tools,
-            system=system,
-            allow=allow,
-            deny=deny,
-            max_rounds=max_rounds,
-            tool_timeout=tool_timeout,
-            no_stream=no_stream,
-            temperature=temperature,
-            max_tokens=max_tokens,
-        ),
-        mcp_servers=_mcp_flags(mcp),
-        **_trace(env, trace, trace_content),
-    )
-    options = AskOptions(prompt or [], json_output, quiet, tool_choice)
-    registry = _registry(env, settings, no_tools, lambda message: _notice(env, message))
+    settings = _settings(env, flags.config, **flags.overrides(env))
+    options = AskOptions(prompt or [], json_output, quiet, flags.tool_choice)
+    registry = load_tools(settings, env, flags.no_tools, lambda message: _notice(env, message))
     try:
-        raise typer.Exit(run_ask(settings, registry, options, env, yes, redactor_for(settings, env.environ)))
+        raise typer.Exit(run_ask(settings, registry, options, env, flags.yes, redactor_for(settings, env.environ)))
     finally:
         registry.close()  # MCP servers stop, bounded, whatever ended the run
 
 
 @app.command()
+@model_flags(f"{_ASK} {_MODEL} resume session")
 def chat(
     ctx: typer.Context,
-    config: ConfigOpt = None,
-    profile: ProfileOpt = None,
-    backend: BackendOpt = None,
-    model: ModelOpt = None,
-    base_url: BaseUrlOpt = None,
-    tools: ToolsOpt = None,
-    no_tools: NoToolsOpt = False,
-    no_bundled_tools: NoBundledOpt = False,
-    system: SystemOpt = None,
-    yes: YesOpt = False,
-    allow: AllowOpt = None,
-    deny: DenyOpt = None,
-    tool_choice: ToolChoiceOpt = None,
-    max_rounds: MaxRoundsOpt = None,
-    tool_timeout: ToolTimeoutOpt = None,
-    no_stream: NoStreamOpt = False,
-    temperature: TemperatureOpt = None,
-    max_tokens: MaxTokensOpt = None,
-    mcp: McpOpt = None,
-    trace: TraceOpt = None,
-    trace_content: TraceContentOpt = False,
+    flags: ModelFlags,
     resume: Annotated[bool, typer.Option("--continue", help="Resume this project's last session.")] = False,
     session: Annotated[str | None, typer.Option("--session", help="Use (or resume) the session of this name.")] = None,
 ) -> None:
     """The interactive REPL (what `toolchat` alone runs)."""
-    from toolchat.backends.factory import create_backend
-    from toolchat.safety import clean
     from toolchat.terminal import repl
-    from toolchat.terminal.session import Chat, ChatOptions, reloader
+    from toolchat.terminal.session import ReplOptions, reloader
 
     env = _env(ctx)
     repl.require_terminal(env)
     console = repl.console_for_chat(env)
-    overrides = _overrides(
-        env,
-        profile=profile,
-        backend=backend,
-        model=model,
-        base_url=base_url,
-        tools=tools,
-        no_bundled_tools=no_bundled_tools,
-        system=system,
-        allow=allow,
-        deny=deny,
-        max_rounds=max_rounds,
-        tool_timeout=tool_timeout,
-        no_stream=no_stream,
-        temperature=temperature,
-        max_tokens=max_tokens,
-    )
-    overrides |= {"mcp_servers": _mcp_flags(mcp), **_trace(env, trace, trace_content)}
-    settings = _settings(env, config, on_untrusted=repl.ask_trust(console), **overrides)
-    notify = lambda message: console.print(clean(message), style="dim", markup=False)
-    registry = _registry(env, settings, no_tools, notify, waits=False)  # the prompt does not wait for MCP servers
-    with console.status("starting…"):
-        model_backend = create_backend(settings, env, notify)
-    options = ChatOptions(resume, session, tool_choice, yes)
-    reload = reloader(env, _path(config), overrides, notify)
-    raise typer.Exit(repl.run(Chat(env, settings, registry, model_backend, options, console, reload), env))
+    overrides = flags.overrides(env)
+    settings = _settings(env, flags.config, on_untrusted=repl.ask_trust(console), **overrides)
+    notify = repl.notifier(console)
+    registry = load_tools(settings, env, flags.no_tools, notify, waits=False)  # the prompt does not wait for MCP
+    options = ReplOptions(resume, session, flags.tool_choice, flags.yes)
+    reload = reloader(env, as_path(flags.config), overrides, notify)
+    raise typer.Exit(repl.start(env, console, settings, registry, options, reload))
 
 
 @app.command()
+@model_flags(
+    "config profile backend model base_url tools no_tools no_bundled_tools system yes allow deny max_rounds"
+    " tool_timeout temperature max_tokens host port api_key_env max_queue time_limit trace trace_content mcp"
+)
 def serve(
     ctx: typer.Context,
-    config: ConfigOpt = None,
-    profile: ProfileOpt = None,
-    backend: BackendOpt = None,
-    model: ModelOpt = None,
-    base_url: BaseUrlOpt = None,
-    tools: ToolsOpt = None,
-    no_tools: NoToolsOpt = False,
-    no_bundled_tools: NoBundledOpt = False,
-    system: SystemOpt = None,
-    yes: YesOpt = False,
-    allow: AllowOpt = None,
-    deny: DenyOpt = None,
-    max_rounds: MaxRoundsOpt = None,
-    tool_timeout: ToolTimeoutOpt = None,
-    temperature: TemperatureOpt = None,
-    max_tokens: MaxTokensOpt = None,
+    flags: ModelFlags,
     host: Annotated[
         str, typer.Option("--host", help="The address to listen on; any but loopback needs --api-key-env.")
     ] = "127.0.0.1",
@@ -436,46 +252,26 @@ def serve(
     time_limit: Annotated[
         float, typer.Option("--time-limit", min=1, help="Seconds one request may take in all.")
     ] = 600.0,
-    trace: TraceOpt = None,
-    trace_content: TraceContentOpt = False,
-    mcp: McpOpt = None,
 ) -> None:
     """An OpenAI-compatible endpoint (/v1/chat/completions) that runs this project's tools server-side."""
     from toolchat.serve.server import ServeOptions, run_serve
 
     env = _env(ctx)
-    overrides = _overrides(
-        env,
-        profile=profile,
-        backend=backend,
-        model=model,
-        base_url=base_url,
-        tools=tools,
-        no_bundled_tools=no_bundled_tools,
-        system=system,
-        allow=allow,
-        deny=deny,
-        max_rounds=max_rounds,
-        tool_timeout=tool_timeout,
-        no_stream=False,
-        temperature=temperature,
-        max_tokens=max_tokens,
-    )
-    overrides |= {"mcp_servers": _mcp_flags(mcp), **_trace(env, trace, trace_content)}
-    settings = _settings(env, config, **overrides)
-    options = ServeOptions(host, port, api_key_env, yes, max_queue, time_limit)
-    registry = _registry(env, settings, no_tools)
-    from toolchat.errors import Terminated
+    overrides = flags.overrides(env)
+    settings = _settings(env, flags.config, **overrides)
+    options = ServeOptions(host, port, api_key_env, flags.yes, max_queue, time_limit)
+    registry = load_tools(settings, env, flags.no_tools)
+
+    def profile(name: str) -> Any:
+        return _settings(env, flags.config, **{**overrides, "profile": name})
 
     try:
-        code = run_serve(
-            settings, lambda name: _settings(env, config, **{**overrides, "profile": name}), registry, options, env
-        )
+        code = run_serve(settings, profile, registry, options, env)
     except KeyboardInterrupt:  # uvicorn stops gracefully on TERM/Ctrl-C, then raises the signal again
         code = 0
     finally:
         registry.close()  # MCP servers stop with the server
-    Terminated.requested = 0  # a service stopped by its manager has done its job
+    process.forget_signal()  # a service stopped by its manager has done its job
     raise typer.Exit(code)
 
 
@@ -513,7 +309,7 @@ def config_init(ctx: typer.Context) -> None:
     from toolchat.commands import config as config_cmd
 
     env = _env(ctx)
-    config_cmd.init(env.cwd, env.consoles()[0])
+    config_cmd.init(env.cwd, env.consoles()[0], env)
 
 
 @config_app.command("schema")
@@ -532,7 +328,7 @@ def config_validate(
     from toolchat.commands import config as config_cmd
 
     env = _env(ctx)
-    config_cmd.validate(_path(path), env, env.consoles()[0])
+    config_cmd.validate(as_path(path), env, env.consoles()[0])
 
 
 @config_app.command("trust")
@@ -543,7 +339,7 @@ def config_trust(
     from toolchat.commands import config as config_cmd
 
     env = _env(ctx)
-    config_cmd.trust(_path(path), env, env.consoles()[0])
+    config_cmd.trust(as_path(path), env, env.consoles()[0])
 
 
 @config_app.command("path")
@@ -562,7 +358,7 @@ def mcp_list(ctx: typer.Context, mcp: McpOpt = None, config: ConfigOpt = None) -
     from toolchat.commands import mcp as mcp_cmd
 
     env = _env(ctx)
-    settings = _settings(env, config, mcp_servers=_mcp_flags(mcp))
+    settings = _settings(env, config, mcp_servers=mcp_servers(mcp))
     raise typer.Exit(
         mcp_cmd.list_servers(settings.mcp_servers, settings.project_dir, env, env.consoles()[0], settings.secrets)
     )
@@ -579,7 +375,7 @@ def mcp_logs(
     from toolchat.commands import mcp as mcp_cmd
 
     env = _env(ctx)
-    settings = _settings(env, config, mcp_servers=_mcp_flags(mcp))
+    settings = _settings(env, config, mcp_servers=mcp_servers(mcp))
     env.write(mcp_cmd.show_log(name, settings.mcp_servers, env.data_dir, settings.secrets))
 
 
@@ -621,84 +417,21 @@ def trace_show(
 
 
 def main(argv: list[str] | None = None, env: Environment | None = None) -> int:
-    """Run the CLI; every failure becomes one line on stderr and an exit code."""
-    from toolchat.tools.isolation import worker
-
-    worker.start()  # the tool worker is forked first, before any thread exists
-    if env is None:  # a real process: signals are ours (an in-process test keeps pytest's)
-        env = Environment()
-        _signals_are_interrupts()
-    args = list(sys.argv[1:] if argv is None else argv)
-    if (
-        args
-        and args[0].startswith("-")
-        and args[0] not in ("--help", "--version", "--install-completion", "--show-completion")
-    ):
-        args.insert(0, "chat")  # `toolchat --base-url URL` is `toolchat chat --base-url URL`
+    """Run the CLI; every failure becomes one line on stderr and an exit code (toolchat.process)."""
+    env = process.start(env)
+    args = process.command_line(argv)
     try:
         command = typer.main.get_command(app)  # built once (~10 ms): checked, then run
         _check_command(args, command)
         result = command(args=args, prog_name="toolchat", standalone_mode=False, obj=env)
-        from toolchat.errors import Terminated
-
-        if Terminated.requested:
-            status = 128 + Terminated.requested
-            if result != status:  # typer turned the signal into a plain exit code: name the signal
-                env.write("\ntoolchat: interrupted\n", err=True)
-            return status  # else the command has said so itself
-        return int(result or 0) if isinstance(result, int) else 0
-    except ToolchatError as exc:
-        _report(exc, env)
-        return int(exc.exit_status)
-    except typer.Exit as exc:
-        return int(exc.exit_code)
-    except (KeyboardInterrupt, typer.Abort) as exc:
-        from toolchat.errors import interrupted_status
-
-        env.write("\ntoolchat: interrupted\n", err=True)
-        return interrupted_status(exc)
-    except Exception as exc:  # the last line of defence: one line, never a traceback
-        if hasattr(exc, "show") and hasattr(exc, "exit_code"):  # click's usage errors, vendored or not
-            exc.show(file=env.stderr)
-            return ExitStatus.USAGE
-        if env.debug:
-            raise
-        from toolchat.safety import clean
-
-        env.write(
-            f"toolchat: internal error: {clean(type(exc).__name__)}: {clean(str(exc))} "
-            "(run with TOOLCHAT_DEBUG=1 for a traceback)\n",
-            err=True,
-        )
-        return ExitStatus.BACKEND
+        return process.finished(result, env)
+    except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 -- the last line of defence: one line, no traceback
+        return process.failed(exc, env)
 
 
 def run() -> None:
     """The `toolchat` command (and `python -m toolchat`): `main`, then a quick exit."""
-    _exit_quickly(main())
-
-
-def _exit_quickly(status: int) -> None:
-    """Exit without Python's teardown of every module, which takes 40-60 ms once the openai SDK is
-    imported (benchmarks/RESULTS.md). What of it matters is done here: atexit handlers run (tracing
-    flushes its spans), the standard streams are flushed. While a thread that is not a daemon
-    still runs, the usual exit, which waits for it."""
-    import atexit
-    import os
-    import threading
-
-    main_thread = threading.main_thread()
-    waiting = [t for t in threading.enumerate() if t is not main_thread and not t.daemon and t.is_alive()]
-    if waiting or not hasattr(atexit, "_run_exitfuncs"):
-        sys.exit(status)
-    atexit._run_exitfuncs()
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            if stream is not None:  # None: toolchat was started with the descriptor closed
-                stream.flush()
-        except (OSError, ValueError):  # the reader went away, or the stream was closed
-            pass
-    os._exit(status)
+    process.exit_quickly(main())
 
 
 def _check_command(args: list[str], root: Any) -> None:
@@ -715,31 +448,3 @@ def _check_command(args: list[str], root: Any) -> None:
             raise UsageError(f"no command '{args[0]}'", f"did you mean `toolchat {close[0]}`?")
         question = " ".join(args)
         raise UsageError(f"no command '{question[:40]}'", f'to ask a question: toolchat ask "{question}"')
-
-
-def _signals_are_interrupts() -> None:
-    """TERM, HUP (the terminal closed) and QUIT unwind like Ctrl-C: running tools are stopped and
-    the session file is intact; the exit code is 128 + the signal."""
-    import signal
-
-    from toolchat.errors import Terminated
-
-    def interrupt(signum: int, frame: Any) -> None:
-        Terminated.requested = signum
-        raise Terminated(signum)
-
-    for name in ("SIGTERM", "SIGHUP", "SIGQUIT"):
-        try:
-            signal.signal(getattr(signal, name), interrupt)
-        except (ValueError, AttributeError):  # not the main thread (embedded use), or no such signal
-            pass
-
-
-def _report(exc: ToolchatError, env: Environment) -> None:
-    from toolchat.safety import clean
-
-    if env.debug:
-        import traceback
-
-        traceback.print_exc(file=env.stderr)
-    env.write(f"toolchat: error: {clean(str(exc))}\n", err=True)

@@ -1,4 +1,4 @@
-"""The `toolchat config ...` face: show, init, validate, trust, path, schema."""
+"""The `toolchat config ...` command: show, init, validate, trust, path, schema."""
 
 from __future__ import annotations
 
@@ -122,14 +122,13 @@ def schema_text() -> str:
     return (configs_dir() / "toolchat.schema.json").read_text(encoding="utf-8")
 
 
-def init(cwd: Path, out: Console, env: Environment | None = None) -> None:
+def init(cwd: Path, out: Console, env: Environment) -> None:
     """A commented toolchat.yaml; its header names no path of this machine, so it suits a clone."""
     target = cwd / "toolchat.yaml"
     if target.exists():
         raise UsageError(f"{target} already exists; not overwriting it", "edit it, or remove it first")
     body = (configs_dir() / "init.yaml").read_text(encoding="utf-8")
     target.write_text(body, encoding="utf-8")
-    env = env or Environment()
     TrustStore(env.data_dir).trust(load_file(target, env.environ))  # you wrote it here, so it is yours
     out.print(plain(f"wrote {target} (trusted, since you made it); `toolchat config show` prints what is in force"))
 

@@ -1,4 +1,4 @@
-"""The `toolchat sessions ...` face."""
+"""The `toolchat sessions ...` command."""
 
 from __future__ import annotations
 

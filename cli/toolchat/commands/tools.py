@@ -1,4 +1,4 @@
-"""The `toolchat tools ...` face: list, show, schema, run."""
+"""The `toolchat tools ...` command: list, show, schema, run."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""What the faces need of MCP: attach the servers of the settings to a Registry, and the words the
+"""What the REPL and the commands need of MCP: attach the servers of the settings to a Registry, and the words the
 banner, the toolbar, `/mcp` and `/mcp restart NAME` show. No terminal I/O here."""
 
 from __future__ import annotations
@@ -35,6 +35,23 @@ def attach(
         source.close()
         raise
     return source
+
+
+def load_tools(
+    settings: Any, env: Any, no_tools: bool = False, notify: Callable[[str], None] | None = None, *, waits: bool = True
+) -> Any:
+    """The tools a command offers: the plugin folders and bundled tools of the settings, then their
+    MCP servers (the SDK is imported only when one is configured). Without `notify` the caller
+    lists problems itself."""
+    from toolchat.tools import Registry
+    from toolchat.tools.registry import load
+
+    if no_tools:
+        return Registry()
+    registry = load(settings.tool_paths, settings.bundled_tools, env.cache_dir, settings.project_dir)
+    if settings.mcp_servers:
+        attach(registry, settings, env, notify, waits=waits)
+    return registry
 
 
 def source_of(registry: Any) -> Any:

@@ -24,10 +24,8 @@ from toolchat.engine import (
     Engine,
     Event,
     PendingCall,
-    Policy,
     RoundDone,
     RoundStarted,
-    ToolOptions,
     TurnResult,
 )
 from toolchat.errors import BackendError
@@ -55,18 +53,20 @@ def build_engine(
     temperature and max_tokens over them, and the request's messages as the conversation (the
     server's system prompt first when the request brings none)."""
     settings = profile.settings
-    engine = Engine(
+    engine = Engine.from_settings(
+        settings,
         backend,
         registry,
         approve=decline,
         on_event=on_event,
-        policy=Policy(profile.approve_all, set(settings.allow)),
-        tool_options=ToolOptions(settings.project_dir, settings.tool_timeout, settings.max_output_chars),
-        max_rounds=settings.max_rounds,
-        temperature=chat.temperature if chat.temperature is not None else settings.temperature,
-        max_tokens=chat.max_tokens if chat.max_tokens is not None else settings.max_tokens,
+        approve_all=profile.approve_all,
         conversation=Conversation.of(_with_system(settings.system, chat.messages)),
+        keep_system=True,  # the request's own system prompt stays; the server's is only a default
     )
+    if chat.temperature is not None:
+        engine.temperature = chat.temperature
+    if chat.max_tokens is not None:
+        engine.max_tokens = chat.max_tokens
     return engine
 
 

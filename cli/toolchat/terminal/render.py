@@ -1,4 +1,4 @@
-"""Rich rendering shared by the faces. Text that toolchat did not write itself (tool output, model
+"""Rich rendering shared by the REPL and the commands. Text that toolchat did not write itself (tool output, model
 text, plugin docstrings) goes through `clean` and is shown as Text, never parsed as markup."""
 
 from __future__ import annotations

@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
 from rich.console import Console
 from rich.text import Text
 
 from toolchat.config.file import ConfigFile
+from toolchat.config.settings import Settings
 from toolchat.env import Environment
 from toolchat.errors import Terminated, UsageError
 from toolchat.files import open_private, private_folder
+from toolchat.process import INTERRUPTED, requested_signal
 from toolchat.sessions import history_file
 from toolchat.terminal.render import clean, plain
-from toolchat.terminal.session import Chat
+from toolchat.terminal.session import Reload, ReplOptions, ReplSession
 from toolchat.terminal.slash import COMMANDS, EXIT, dispatch
+from toolchat.tools import Registry
 
 
 def require_terminal(env: Environment) -> None:
@@ -41,7 +45,7 @@ def ask_trust(console: Console) -> Any:
     return ask
 
 
-def banner(chat: Chat, console: Console) -> None:
+def banner(chat: ReplSession, console: Console) -> None:
     settings = chat.settings
     tools = len(chat.engine.registry.names())
     where = ", ".join(str(p) for p in settings.sources) or "no config file (defaults)"
@@ -68,7 +72,7 @@ def banner(chat: Chat, console: Console) -> None:
     console.print(plain("  /help for commands · Ctrl-D to leave", "dim"))
 
 
-def _completer(chat: Chat) -> Any:
+def _completer(chat: ReplSession) -> Any:
     """Slash commands as the first word; tool names after /allow, /deny, or anywhere in a message."""
     from prompt_toolkit.completion import Completer, Completion
 
@@ -85,7 +89,7 @@ def _completer(chat: Chat) -> Any:
     return ChatCompleter()
 
 
-def _history(chat: Chat, env: Environment) -> Any:
+def _history(chat: ReplSession, env: Environment) -> Any:
     """The prompt history of this project: private (0600 in a 0700 folder), secrets written as
     *** (a key pasted at the prompt); in memory if the data dir cannot be written."""
     from prompt_toolkit.history import FileHistory, InMemoryHistory
@@ -105,7 +109,7 @@ def _history(chat: Chat, env: Environment) -> Any:
         return InMemoryHistory()
 
 
-def prompt_session(chat: Chat, env: Environment) -> Any:
+def prompt_session(chat: ReplSession, env: Environment) -> Any:
     from prompt_toolkit import PromptSession
     from prompt_toolkit.key_binding import KeyBindings
 
@@ -125,7 +129,7 @@ def prompt_session(chat: Chat, env: Environment) -> Any:
     )  # servers turning ready
 
 
-def _toolbar(chat: Chat) -> Any:
+def _toolbar(chat: ReplSession) -> Any:
     if not chat.settings.mcp_servers:
         return chat.toolbar
     from toolchat.mcp.wiring import toolbar
@@ -173,7 +177,28 @@ def _silence_echo() -> Any:
     return lambda: termios.tcsetattr(fd, termios.TCSANOW, old)
 
 
-def run(chat: Chat, env: Environment) -> int:
+def notifier(console: Console) -> Callable[[str], None]:
+    """How the REPL shows a notice from the config, the tools or the backend: one dim line."""
+    return lambda message: console.print(clean(message), style="dim", markup=False)
+
+
+def start(
+    env: Environment,
+    console: Console,
+    settings: Settings,
+    registry: Registry,
+    options: ReplOptions,
+    reload: Reload,
+) -> int:
+    """Start the backend, open the session and run the REPL until /exit, Ctrl-D or a signal."""
+    from toolchat.backends.factory import create_backend
+
+    with console.status("starting…"):
+        backend = create_backend(settings, env, notifier(console))
+    return run(ReplSession(env, settings, registry, backend, options, console, reload), env)
+
+
+def run(chat: ReplSession, env: Environment) -> int:
     console = chat.console
     banner(chat, console)
     if chat.settings.mcp_servers:
@@ -185,8 +210,8 @@ def run(chat: Chat, env: Environment) -> int:
     chat.drain_input = _typed_ahead  # keys typed before an approval question never answer it
     try:
         while True:
-            if Terminated.requested:  # TERM or HUP at the prompt: prompt-toolkit swallows it; leave now
-                raise Terminated(Terminated.requested)
+            if requested_signal():  # TERM or HUP at the prompt: prompt-toolkit swallows it; leave now
+                raise Terminated(requested_signal())
             try:
                 text = session.prompt("› ", default=ahead)
             except Terminated:
@@ -213,7 +238,7 @@ def run(chat: Chat, env: Environment) -> int:
             except Terminated:
                 raise
             except KeyboardInterrupt:
-                console.print(plain("[interrupted — the conversation so far is kept]", "yellow"))
+                console.print(plain(f"[{INTERRUPTED}]", "yellow"))
             finally:
                 ahead = " ".join(filter(None, [*chat.typed_ahead, _typed_ahead()]))
                 chat.typed_ahead.clear()

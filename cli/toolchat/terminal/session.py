@@ -16,10 +16,11 @@ from rich.console import Console
 from toolchat.backends.base import Backend
 from toolchat.config.settings import Settings
 from toolchat.conversation import Conversation
-from toolchat.engine import Engine, Stopped, TurnResult
+from toolchat.engine import Engine, TurnResult
 from toolchat.env import Environment
 from toolchat.errors import ToolchatError, UsageError
 from toolchat.files import open_private, private_folder
+from toolchat.process import INTERRUPTED, stop_notice
 from toolchat.redact import redactor_for
 from toolchat.sessions import SessionBusy, SessionLog, load, project_folder, sessions_in, to_markdown
 from toolchat.terminal.approval import ReplApprover
@@ -32,7 +33,7 @@ Reload = Callable[[str | None, str | None], tuple[Settings, Backend]]
 
 
 @dataclass
-class ChatOptions:
+class ReplOptions:
     resume: bool = False
     session: str | None = None
     tool_choice: str | None = None
@@ -67,14 +68,16 @@ def reloader(
 ANSWER_KEYS = "ynae?YNAE"  # the approval question's keys, typed too early
 
 
-class Chat:
+class ReplSession:
+    """One REPL session: its engine, session log, tool policy and profile."""
+
     def __init__(
         self,
         env: Environment,
         settings: Settings,
         registry: Registry,
         backend: Backend,
-        options: ChatOptions,
+        options: ReplOptions,
         console: Console,
         reload: Reload,
     ) -> None:
@@ -172,20 +175,9 @@ class Chat:
             result = self.engine.run_turn(text, self.options.tool_choice)
         finally:
             self.display.stop()
-        if result.stopped is Stopped.INTERRUPTED:
-            self.console.print(plain("[interrupted — the conversation so far is kept]", "yellow"))
-        elif result.stopped is Stopped.MAX_ROUNDS:
-            self.console.print(plain(f"stopped after {self.engine.max_rounds} model calls (max_rounds)", "yellow"))
-        elif result.stopped is Stopped.MAX_TOKENS:
-            self.console.print(
-                plain(
-                    f"the answer was cut at {_token_limit(self.engine.max_tokens)}; "
-                    "raise max_tokens (--max-tokens) for longer answers",
-                    "yellow",
-                )
-            )
-        elif result.stopped is Stopped.ANSWER and not result.answer.strip():
-            self.console.print(plain("the model returned an empty answer", "yellow"))
+        notice = stop_notice(result, self.engine.max_rounds, self.engine.max_tokens)
+        if notice:
+            self.console.print(plain(f"[{notice}]" if notice == INTERRUPTED else notice, "yellow"))
         warning = f"warning: {self.log.problem}"
         if self.log.problem and warning not in self.notices:
             self.notices.append(warning)
@@ -291,7 +283,3 @@ class Chat:
             f" {self.settings.profile or 'default'} · {self.settings.backend} · "
             f"{self.backend.model} · approval: {mode} · Esc Enter: new line · /help"
         )
-
-
-def _token_limit(max_tokens: int | None) -> str:
-    return f"max_tokens {max_tokens}" if max_tokens else "the model's token limit"

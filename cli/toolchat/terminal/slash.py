@@ -1,4 +1,4 @@
-"""Slash commands of the REPL. Each takes the Chat and the text after the command."""
+"""Slash commands of the REPL. Each takes the ReplSession and the text after the command."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ from toolchat.errors import ToolchatError
 from toolchat.terminal.render import clean, plain
 
 if TYPE_CHECKING:
-    from toolchat.terminal.session import Chat
+    from toolchat.terminal.session import ReplSession
 
 EXIT = "exit"
-Handler = Callable[["Chat", str], "str | None"]
+Handler = Callable[["ReplSession", str], "str | None"]
 COMMANDS: dict[str, tuple[Handler, str]] = {}
 
 
@@ -27,7 +27,7 @@ def command(name: str, help_text: str) -> Callable[[Handler], Handler]:
     return register
 
 
-def dispatch(chat: Chat, line: str) -> str | None:
+def dispatch(chat: ReplSession, line: str) -> str | None:
     name, _, argument = line.strip().partition(" ")
     if name not in COMMANDS:
         close = difflib.get_close_matches(name, list(COMMANDS), n=1)
@@ -38,7 +38,7 @@ def dispatch(chat: Chat, line: str) -> str | None:
 
 
 @command("/help", "this list")
-def _help(chat: Chat, argument: str) -> None:
+def _help(chat: ReplSession, argument: str) -> None:
     table = Table(box=None, show_header=False, pad_edge=False)
     for name, (_, text) in COMMANDS.items():
         table.add_row(name, text)
@@ -49,7 +49,7 @@ def _help(chat: Chat, argument: str) -> None:
 
 
 @command("/tools", "the tools offered, and which run without asking")
-def _tools(chat: Chat, argument: str) -> None:
+def _tools(chat: ReplSession, argument: str) -> None:
     table = Table(box=None, header_style="bold", pad_edge=False)
     for column in ("tool", "approval", "description"):
         table.add_column(column)
@@ -60,15 +60,15 @@ def _tools(chat: Chat, argument: str) -> None:
     chat.console.print(table)
 
 
-def _done(chat: Chat, message: str) -> None:
+def _done(chat: ReplSession, message: str) -> None:
     chat.console.print(plain(message, "green"))
 
 
-def _problem(chat: Chat, exc: ToolchatError) -> None:
+def _problem(chat: ReplSession, exc: ToolchatError) -> None:
     chat.console.print(plain(str(exc), "yellow"))
 
 
-def _on_tool(chat: Chat, name: str, command_name: str, operation: Callable[[str], str]) -> None:
+def _on_tool(chat: ReplSession, name: str, command_name: str, operation: Callable[[str], str]) -> None:
     if not name:
         chat.console.print(plain(f"usage: {command_name} NAME (Tab completes tool names)", "yellow"))
         return
@@ -79,17 +79,17 @@ def _on_tool(chat: Chat, name: str, command_name: str, operation: Callable[[str]
 
 
 @command("/allow", "NAME: run this tool without asking, for this session")
-def _allow(chat: Chat, name: str) -> None:
+def _allow(chat: ReplSession, name: str) -> None:
     _on_tool(chat, name, "/allow", chat.allow)
 
 
 @command("/deny", "NAME: stop offering this tool to the model")
-def _deny(chat: Chat, name: str) -> None:
+def _deny(chat: ReplSession, name: str) -> None:
     _on_tool(chat, name, "/deny", chat.deny)
 
 
 @command("/model", "[NAME]: show or switch the model")
-def _model(chat: Chat, name: str) -> None:
+def _model(chat: ReplSession, name: str) -> None:
     if not name:
         chat.console.print(plain(f"{chat.settings.backend}: {chat.backend.model}"))
         return
@@ -97,14 +97,14 @@ def _model(chat: Chat, name: str) -> None:
 
 
 @command("/profile", "NAME: switch to a profile of the config")
-def _profile(chat: Chat, name: str) -> None:
+def _profile(chat: ReplSession, name: str) -> None:
     if not name:
         chat.console.print(plain(f"profile: {chat.settings.profile or '(none)'}"))
         return
     _switch(chat, name, None)  # the profile's own model
 
 
-def _switch(chat: Chat, profile: str | None, model: str | None) -> None:
+def _switch(chat: ReplSession, profile: str | None, model: str | None) -> None:
     try:
         with chat.console.status("loading…"):
             _done(chat, chat.switch(profile, model))
@@ -113,7 +113,7 @@ def _switch(chat: Chat, profile: str | None, model: str | None) -> None:
 
 
 @command("/system", "[TEXT]: show or set the system prompt")
-def _system(chat: Chat, text: str) -> None:
+def _system(chat: ReplSession, text: str) -> None:
     if not text:
         chat.console.print(plain(chat.engine.conversation.system or "(no system prompt)"))
         return
@@ -122,13 +122,13 @@ def _system(chat: Chat, text: str) -> None:
 
 
 @command("/reset", "start a new conversation (a new session file)")
-def _reset(chat: Chat, argument: str) -> None:
+def _reset(chat: ReplSession, argument: str) -> None:
     chat.reset()
     _done(chat, "new conversation")
 
 
 @command("/undo", "remove the last exchange")
-def _undo(chat: Chat, argument: str) -> None:
+def _undo(chat: ReplSession, argument: str) -> None:
     if chat.undo() is None:
         chat.console.print(plain("nothing to undo", "yellow"))
     else:
@@ -136,7 +136,7 @@ def _undo(chat: Chat, argument: str) -> None:
 
 
 @command("/retry", "ask the last question again")
-def _retry(chat: Chat, argument: str) -> None:
+def _retry(chat: ReplSession, argument: str) -> None:
     text = chat.undo()
     if text is None:
         chat.console.print(plain("nothing to retry", "yellow"))
@@ -145,16 +145,16 @@ def _retry(chat: Chat, argument: str) -> None:
 
 
 @command("/save", "[FILE]: save the conversation (.md, or .json for messages); /save! replaces a file")
-def _save(chat: Chat, name: str) -> None:
+def _save(chat: ReplSession, name: str) -> None:
     _save_as(chat, name, overwrite=False)
 
 
 @command("/save!", "FILE: save, replacing the file if it exists")
-def _save_over(chat: Chat, name: str) -> None:
+def _save_over(chat: ReplSession, name: str) -> None:
     _save_as(chat, name, overwrite=True)
 
 
-def _save_as(chat: Chat, name: str, overwrite: bool) -> None:
+def _save_as(chat: ReplSession, name: str, overwrite: bool) -> None:
     try:
         _done(chat, f"saved {chat.save(name, overwrite)}")
     except ToolchatError as exc:
@@ -162,7 +162,7 @@ def _save_as(chat: Chat, name: str, overwrite: bool) -> None:
 
 
 @command("/show", "the last tool result, whole (through a pager when long)")
-def _show(chat: Chat, argument: str) -> None:
+def _show(chat: ReplSession, argument: str) -> None:
     record = chat.display.last_result
     if record is None:
         chat.console.print(plain("no tool has run yet", "yellow"))
@@ -176,7 +176,7 @@ def _show(chat: Chat, argument: str) -> None:
 
 
 @command("/history", "the conversation so far, one line per message")
-def _history(chat: Chat, argument: str) -> None:
+def _history(chat: ReplSession, argument: str) -> None:
     for message in chat.engine.messages:
         text = message.get("content") or ""
         for call in message.get("tool_calls") or []:
@@ -186,7 +186,7 @@ def _history(chat: Chat, argument: str) -> None:
 
 
 @command("/stats", "tokens, rounds, and time per round and per tool")
-def _stats(chat: Chat, argument: str) -> None:
+def _stats(chat: ReplSession, argument: str) -> None:
     stats = chat.stats
     table = Table(box=None, header_style="bold", pad_edge=False)
     for column in ("round", "prompt", "cached", "completion", "seconds"):
@@ -207,7 +207,7 @@ def _stats(chat: Chat, argument: str) -> None:
 
 
 @command("/mcp", "the MCP servers and their state; /mcp restart NAME starts one again")
-def _mcp(chat: Chat, argument: str) -> None:
+def _mcp(chat: ReplSession, argument: str) -> None:
     from toolchat.mcp.wiring import describe, restart, source_of
 
     source = source_of(chat.all_tools)
@@ -218,5 +218,5 @@ def _mcp(chat: Chat, argument: str) -> None:
 
 
 @command("/exit", "leave (Ctrl-D too)")
-def _exit(chat: Chat, argument: str) -> str:
+def _exit(chat: ReplSession, argument: str) -> str:
     return EXIT
