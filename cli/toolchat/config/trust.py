@@ -113,11 +113,12 @@ def summary(data: dict[str, Any], prefix: str = "") -> list[str]:
 def _server_lines(value: Any) -> list[str]:
     if isinstance(value, str):
         return [f"mcp_servers: the servers in {value}"]
-    from toolchat.config.mcp_servers import SERVER_KEYS, spec_of
+    from toolchat.config.mcp_servers import spec_of
+    from toolchat.config.schema import keys_of
 
     lines = []
     for name, entry in value.items():
-        spec = spec_of(name, {k: v for k, v in entry.items() if k in SERVER_KEYS}, Path("."), "")
+        spec = spec_of(name, {k: v for k, v in entry.items() if k in keys_of("server")}, Path("."), "")
         hidden = [f"{key} {', '.join(entry[key])}" for key in ("env", "headers") if entry.get(key)]
         extra = f" (sets {'; '.join(hidden)})" if hidden else ""
         lines.append(
