@@ -75,7 +75,7 @@ def test_trust_and_the_schema_cache_are_private(tmp_path):
 def test_text_from_anywhere_is_made_valid_utf8_the_one_way():
     """A file name that is not UTF-8 (as os.listdir keeps it), a lone surrogate a server sent, a
     valid pair: whether it goes to a server or comes back from a tool, the same scrub applies."""
-    from toolchat.backends.wire import content_text
+    from toolchat.backends.openai_wire import content_text
     from toolchat.safety import scrub
 
     name = b"caf\xe9-\xe2\x82.txt".decode("utf-8", "surrogateescape")

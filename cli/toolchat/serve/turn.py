@@ -27,13 +27,12 @@ from toolchat.engine import (
     Policy,
     RoundDone,
     RoundStarted,
-    ToolOptions,
     TurnResult,
 )
 from toolchat.errors import BackendError
 from toolchat.redact import Redactor
-from toolchat.serve.wire import ApiError, ChatRequest, Outcome, ServerCall
-from toolchat.tools import Registry
+from toolchat.serve.api import ApiError, ChatRequest, Outcome, ServerCall
+from toolchat.tools import Registry, RunLimits
 from toolchat.tracing.control import serve_turn
 
 
@@ -61,7 +60,7 @@ def build_engine(
         approve=decline,
         on_event=on_event,
         policy=Policy(profile.approve_all, set(settings.allow)),
-        tool_options=ToolOptions(settings.project_dir, settings.tool_timeout, settings.max_output_chars),
+        limits=RunLimits(settings.project_dir, settings.tool_timeout, settings.max_output_chars),
         max_rounds=settings.max_rounds,
         temperature=chat.temperature if chat.temperature is not None else settings.temperature,
         max_tokens=chat.max_tokens if chat.max_tokens is not None else settings.max_tokens,
