@@ -105,3 +105,11 @@ def test_servers_and_profiles_named_off_no_on_or_a_number_keep_their_names(tmp_p
     assert message_for(path, "mcp_servers:\n  off: {comand: x}\n") == (
         f"{path}:2: unknown key 'mcp_servers.off.comand'; did you mean 'command'?"
     )
+
+
+def test_a_server_without_a_name_is_refused_by_toolchat_and_by_the_schema(tmp_path):
+    from jsonschema import Draft202012Validator
+
+    path = tmp_path / "toolchat.yaml"
+    assert message_for(path, "mcp_servers:\n  ' ': {command: srv}\n") == f"{path}:2: an MCP server needs a name"
+    assert list(Draft202012Validator(config_schema.schema()).iter_errors({"mcp_servers": {" ": {"command": "srv"}}}))

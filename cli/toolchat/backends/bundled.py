@@ -39,7 +39,7 @@ def bundled_model_path(cache_dir: Path, notify: Callable[[str], None] = lambda m
     except KeyboardInterrupt:
         notify("Preparing the bundled model was interrupted; nothing kept.")
         raise
-    stamp.write_text(_stamp(target))
+    atomic_write(stamp, _stamp(target))
     return target
 
 
