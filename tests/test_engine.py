@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from tests.support.fakes import Broken, ScriptedBackend, answer, call, calls
-from toolchat.engine import CallDecided, CallFinished, Decision, Engine, Policy, TextDelta, ToolOptions
+from toolchat.engine import CallDecided, CallFinished, Decision, Engine, Policy, TextDelta
 from toolchat.errors import UsageError
-from toolchat.tools import discover
+from toolchat.tools import RunLimits, discover
 
 REGISTRY = discover([], bundled=True)
 
@@ -33,7 +33,7 @@ def engine_for(backend, tmp_path, recorder, policy=None, **kwargs) -> Engine:
         approve=recorder.approve,
         on_event=recorder.sink,
         policy=policy or Policy(),
-        tool_options=ToolOptions(tmp_path, timeout=10),
+        limits=RunLimits(tmp_path, timeout=10),
         **kwargs,
     )
 
@@ -109,7 +109,7 @@ def test_errors_and_timeouts_are_answers(tmp_path, plugin_dir):
         approve=recorder.approve,
         on_event=recorder.sink,
         policy=Policy(True),
-        tool_options=ToolOptions(tmp_path, timeout=0.5),
+        limits=RunLimits(tmp_path, timeout=0.5),
     )
     result = engine.run_turn("x")
     assert [(r.status.value, r.output) for r in result.calls] == [
@@ -217,7 +217,7 @@ def test_ctrl_c_while_a_tool_runs_cancels_it_and_answers_every_call(tmp_path):
         approve=interrupt,
         on_event=lambda e: None,
         policy=Policy(),
-        tool_options=ToolOptions(tmp_path),
+        limits=RunLimits(tmp_path),
     )
     result = engine.run_turn("x")
     assert result.stopped == "interrupted"

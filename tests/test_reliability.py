@@ -17,10 +17,10 @@ from tests.support.fakes import ScriptedBackend, answer, call, calls
 from tests.support.fakeserver import FakeServer, openai_calls, sse, text_stream
 from toolchat.config.file import load_file
 from toolchat.conversation import Conversation
-from toolchat.engine import Engine, Policy, ToolOptions
+from toolchat.engine import Engine, Policy
 from toolchat.errors import ConfigError
 from toolchat.sessions import SessionLog, load
-from toolchat.tools import discover
+from toolchat.tools import RunLimits, discover
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -34,7 +34,7 @@ def test_fifty_calls_in_one_reply_are_all_answered_in_order(tmp_path):
         approve=lambda p: None,
         on_event=lambda e: None,
         policy=Policy(True),
-        tool_options=ToolOptions(tmp_path),
+        limits=RunLimits(tmp_path),
     )
     result = engine.run_turn("go")
     assert [r.output for r in result.calls] == [str(n + 1) for n in range(50)]
@@ -162,7 +162,7 @@ def test_a_long_session_resumes_and_continues(tmp_path):
         approve=lambda p: None,
         on_event=lambda e: None,
         policy=Policy(),
-        tool_options=ToolOptions(tmp_path),
+        limits=RunLimits(tmp_path),
         conversation=resumed,
     )
     assert engine.run_turn("one more").answer == "still going"

@@ -16,10 +16,10 @@ from tests.support.fakes import ScriptedBackend, answer, call, calls
 from tests.support.fakeserver import FakeServer, error, openai_calls, sse, text_stream
 from toolchat.ask import AskOptions, run_ask
 from toolchat.config.settings import resolve
-from toolchat.engine import CallDecided, Engine, Policy, TextDelta, ToolOptions
+from toolchat.engine import CallDecided, Engine, Policy, TextDelta
 from toolchat.env import Environment
 from toolchat.redact import Redactor
-from toolchat.tools import Registry, discover
+from toolchat.tools import Registry, RunLimits, discover
 from toolchat.tools.registry import load
 from toolchat.tracing import control as tracing
 from toolchat.tracing.setup import Tracing
@@ -238,7 +238,7 @@ def test_what_the_tool_caller_traces_nests_under_execute_tool(tmp_path, caught):
         approve=lambda p: None,
         on_event=tracing.traced(sink, backend, None, {}),
         policy=Policy(approve_all=True),
-        tool_options=ToolOptions(tmp_path),
+        limits=RunLimits(tmp_path),
     )
     assert engine.run_turn("Weather in Lima?").stopped == "answer"
     found = spans.spans()
@@ -257,7 +257,7 @@ def test_ctrl_c_while_the_model_streams_ends_every_span_as_cancelled(server, tmp
         approve=lambda p: None,
         on_event=tracing.traced(lambda e: None, backend, None, {}),
         policy=Policy(),
-        tool_options=ToolOptions(tmp_path),
+        limits=RunLimits(tmp_path),
     )
     assert engine.run_turn("Tell me a story").stopped == "interrupted"
     found = spans.spans()
@@ -279,7 +279,7 @@ def test_a_serve_request_joins_the_clients_trace(tmp_path, caught):
             approve=lambda p: None,
             on_event=wrap(lambda e: None, backend),
             policy=Policy(),
-            tool_options=ToolOptions(tmp_path),
+            limits=RunLimits(tmp_path),
         )
         engine.run_turn("hello")
     agent = spans.spans()["invoke_agent toolchat"]

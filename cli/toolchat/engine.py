@@ -134,9 +134,6 @@ class Policy:
         return self.approve_all or matches(name, self.allow)  # `git__*` allows every tool of server git
 
 
-ToolOptions = RunLimits  # where tools run, how long, how much output the model reads
-
-
 class Stopped(str, Enum):
     """How a turn ended."""
 
@@ -175,7 +172,7 @@ class Engine:
         approve: Approver,
         on_event: Callable[[Event], None],
         policy: Policy,
-        tool_options: RunLimits,
+        limits: RunLimits,  # where tools run, how long, how much output the model reads
         system: str | None = None,
         max_rounds: int = defaults.MAX_ROUNDS,
         temperature: float | None = None,
@@ -187,7 +184,7 @@ class Engine:
         self.approve = approve
         self.emit = on_event
         self.policy = policy
-        self.limits = tool_options
+        self.limits = limits
         self.max_rounds = max_rounds
         self.temperature = temperature
         self.max_tokens = max_tokens
@@ -214,7 +211,7 @@ class Engine:
             approve=approve,
             on_event=on_event,
             policy=Policy(approve_all, set(settings.allow)),
-            tool_options=RunLimits(settings.project_dir),
+            limits=RunLimits(settings.project_dir),
             conversation=conversation,
         )
         engine.configure(settings, backend, keep_system=keep_system)

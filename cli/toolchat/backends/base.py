@@ -133,7 +133,7 @@ class Request:
 
 
 class Backend(Protocol):
-    """What the engine, the faces and tracing need of a model: one streamed completion at a time.
+    """What the engine, the terminal, serve and tracing need of a model: one streamed completion at a time.
 
     Attributes are set at construction and never blank: `model` is the model in use (with a base
     URL and no model named, the first one the server lists, chosen at start-up)."""

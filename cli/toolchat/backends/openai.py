@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 from toolchat import defaults
 from toolchat.backends.accumulate import ToolCallAccumulator
 from toolchat.backends.base import BackendEvent, Reply, Request, TextDelta, ToolCall, Usage, new_call_id
-from toolchat.backends.wire import Deadline, content_text, scrub
+from toolchat.backends.openai_wire import Deadline, content_text, scrub
 from toolchat.config.settings import Settings
 from toolchat.errors import BackendError, UsageError
 from toolchat.redact import Redactor

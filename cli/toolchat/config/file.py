@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from toolchat.config.keys import PROFILE_KEYS, TOOLS_KEYS, TOP_KEYS, Expansion, check_keys, expand_all, fail
+from toolchat.config.keys import Expansion, check_keys, check_schema, expand_all, fail
+from toolchat.config.schema import keys_of
 from toolchat.config.yamlfile import parse
 from toolchat.errors import ConfigError
 
@@ -97,18 +98,14 @@ def _keys_as_text(value: Any) -> Any:
 def _check(data: dict[str, Any], path: Path, lines: dict[tuple[str, ...], int]) -> None:
     from toolchat.config.mcp_servers import check_servers
 
-    check_keys(data, TOP_KEYS, (), path, lines)
+    check_keys(data, keys_of("top"), (), path, lines)
     for name, profile in (data.get("profiles") or {}).items():
         if not isinstance(profile, dict):
             fail(path, lines, ("profiles", name), f"profile '{name}' must be a mapping")
-        check_keys(profile, PROFILE_KEYS, ("profiles", name), path, lines)
-    check_keys(data.get("tools") or {}, TOOLS_KEYS, ("tools",), path, lines)
-    for key in ("paths", "allow", "deny"):
-        for i, item in enumerate((data.get("tools") or {}).get(key) or []):
-            if not isinstance(item, str):
-                fail(path, lines, ("tools", key, str(i)), f"tools.{key} entries must be strings")
+        check_keys(profile, keys_of("profile"), ("profiles", name), path, lines)
     if isinstance(data.get("mcp_servers"), dict):
         check_servers(data["mcp_servers"], ("mcp_servers",), path, lines)
+    check_schema(data, "top", path, lines)
 
 
 _SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSW|CREDENTIAL|COOKIE|(^|[_-])AUTH(ORIZATION)?($|[_-])", re.IGNORECASE)

@@ -1,55 +1,32 @@
-"""The config's keys: the tables of what each section may hold, the check of one section against
-its table, ${VAR} expansion, and the one way a config error names its file and line. The file
-reader and the MCP server entries both stand on this."""
+"""The config's keys: the check of one section against what the schema says it may hold, ${VAR}
+expansion, and the one way a config error names its file and line. The file reader and the MCP
+server entries both stand on this.
+
+Adding a key is one edit, in configs/toolchat.schema.json: its type, choices (`enum`) and bounds
+(`minimum`, `maximum`; `"$ref": "#/$defs/seconds"` for a timeout) are checked from there, with
+did-you-mean for a misspelling; no table here lists the keys."""
 
 from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from toolchat.config.schema import errors, keys_of, resolve
 from toolchat.errors import ConfigError
 
-BACKENDS = ("openai", "local")
-PROFILE_KEYS: dict[str, tuple[type, ...]] = {
-    "backend": (str,),
-    "model": (str,),
-    "base_url": (str,),
-    "api_key": (str,),
-    "temperature": (int, float),
-    "max_tokens": (int,),
-    "n_gpu_layers": (int,),
-    "n_ctx": (int,),
-    "n_threads": (int,),
-    "chat_format": (str,),
-    "stream": (bool,),
-    "request_timeout": (int, float),
-    "seed": (int,),
-    "response_timeout": (int, float),
-    "max_retries": (int,),
+SECRET_KEYS = frozenset(key for key, rule in keys_of("profile").items() if rule.get("writeOnly"))  # never shown
+_KINDS: dict[str, tuple[type, ...]] = {
+    "string": (str,),
+    "integer": (int,),
+    "number": (int, float),
+    "boolean": (bool,),
+    "array": (list,),
+    "object": (dict,),
 }
-TOOLS_KEYS: dict[str, tuple[type, ...]] = {
-    "paths": (list,),
-    "allow": (list,),
-    "deny": (list,),
-    "timeout": (int, float),
-    "max_output_chars": (int,),
-    "bundled": (bool,),
-}
-TOP_KEYS: dict[str, tuple[type, ...]] = {
-    "profile": (str,),
-    "profiles": (dict,),
-    "system": (str,),
-    "tools": (dict,),
-    "max_rounds": (int,),
-    "trace": (str,),
-    "mcp_servers": (dict, str),
-    **PROFILE_KEYS,
-}
-SECRET_KEYS = {"api_key"}
 _TYPE_NAMES = {
     str: "a string",
     int: "an integer",
@@ -58,19 +35,8 @@ _TYPE_NAMES = {
     list: "a list",
     dict: "a mapping",
 }
-CHAT_FORMATS = (
-    "generic",
-    "hermes",
-    "qwen3_coder",
-    "mistral",
-    "llama3",
-    "pythonic",
-    "function_gemma",
-    "granite",
-    "harmony",
-)
-_AT_LEAST_ONE = ("max_rounds", "max_output_chars", "n_ctx", "max_tokens")
-_POSITIVE = ("request_timeout", "response_timeout", "timeout", "startup_timeout")
+_PLURALS = {str: "strings", int: "integers", float: "numbers", bool: "true or false", list: "lists", dict: "mappings"}
+_SECONDS = "#/$defs/seconds"
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
@@ -114,31 +80,98 @@ def _expand(text: str, environ: Mapping[str, str], at: str, where: tuple[str, ..
 
 def check_keys(
     section: dict[str, Any],
-    spec: dict[str, tuple[type, ...]],
+    spec: dict[str, dict[str, Any]],
     where: tuple[str, ...],
-    path: Path,
+    path: Path | str,
     lines: dict[tuple[str, ...], int],
+    explain: Mapping[str, Callable[[Any], str]] | None = None,
 ) -> None:
+    """Each key of `section` against its schema (`spec`, from schema.keys_of): unknown keys with
+    did-you-mean, then type, choices, bounds, list entries and mapping values, each in words.
+    `explain` words a choice missed, for a key whose choices need more than a list."""
     for key, value in section.items():
         dotted = ".".join((*where, key))
+        at = (*where, key)
         if key not in spec:
             close = difflib.get_close_matches(key, list(spec), n=1)
             hint = f"; did you mean '{close[0]}'?" if close else f"; known keys: {', '.join(spec)}"
-            fail(path, lines, (*where, key), f"unknown key '{dotted}'{hint}")
-        kinds = spec[key]
-        if value is None or (isinstance(value, bool) and bool not in kinds) or not isinstance(value, kinds):
+            fail(path, lines, at, f"unknown key '{dotted}'{hint}")
+        rule = spec[key]
+        kinds = kinds_of(rule)
+        if not _fits(value, kinds):
             names = " or ".join(_TYPE_NAMES[k] for k in kinds if not (k is int and float in kinds))
-            fail(path, lines, (*where, key), f"'{dotted}' must be {names}, not {value!r}")
-        if key == "backend" and value not in BACKENDS:
-            fail(path, lines, (*where, key), f"unknown backend '{value}'; use one of: {', '.join(BACKENDS)}")
-        if key == "chat_format" and value not in CHAT_FORMATS:
-            fail(path, lines, (*where, key), f"unknown chat_format '{value}'; use one of: {', '.join(CHAT_FORMATS)}")
-        if key in _AT_LEAST_ONE and value < 1:
-            fail(path, lines, (*where, key), f"'{dotted}' must be at least 1, not {value}")
-        if key in _POSITIVE and not 0 < value < 1e7:
-            fail(path, lines, (*where, key), f"'{dotted}' must be a number of seconds above 0, not {value}")
-        if key == "max_retries" and not 0 <= value <= 100:
-            fail(path, lines, (*where, key), f"'{dotted}' must be from 0 to 100, not {value}")
+            fail(path, lines, at, f"'{dotted}' must be {names}, not {value!r}")
+        if "enum" in rule and value not in rule["enum"]:
+            said = (explain or {}).get(key)
+            choices = ", ".join(rule["enum"])
+            fail(path, lines, at, said(value) if said else f"unknown {key} '{value}'; use one of: {choices}")
+        if (bounds := _out_of_bounds(rule, value)) is not None:
+            fail(path, lines, at, f"'{dotted}' must be {bounds}, not {value}")
+        if isinstance(value, dict) and "properties" in rule:  # a section: its own keys, the same way
+            check_keys(value, {name: resolve(sub) for name, sub in rule["properties"].items()}, at, path, lines)
+        if isinstance(value, list) and isinstance(rule.get("items"), dict):
+            item_kinds = kinds_of(rule["items"])
+            for i, item in enumerate(value):
+                if not _fits(item, item_kinds):
+                    fail(path, lines, (*at, str(i)), f"{dotted} entries must be {_PLURALS[item_kinds[0]]}")
+        values = rule.get("additionalProperties")
+        if isinstance(value, dict) and isinstance(values, dict) and "properties" not in resolve(values):
+            value_kinds = kinds_of(values)
+            for name, item in value.items():
+                if not _fits(item, value_kinds):
+                    fail(path, lines, (*at, name), f"'{dotted}.{name}' must be {_TYPE_NAMES[value_kinds[0]]}")
+
+
+def kinds_of(rule: dict[str, Any]) -> tuple[type, ...]:
+    """The Python types a value of `rule` may have (from its type, its choices, or its branches)."""
+    rule = resolve(rule)
+    if "type" in rule:
+        names = [rule["type"]] if isinstance(rule["type"], str) else rule["type"]
+        return tuple(kind for name in names for kind in _KINDS[name])
+    if "enum" in rule or "const" in rule:
+        return tuple(dict.fromkeys(type(choice) for choice in rule.get("enum", [rule.get("const")])))
+    branches = rule.get("oneOf") or rule.get("anyOf") or []
+    return tuple(dict.fromkeys(kind for branch in branches for kind in kinds_of(branch))) or (object,)
+
+
+def _fits(value: Any, kinds: tuple[type, ...]) -> bool:
+    return value is not None and (bool in kinds or not isinstance(value, bool)) and isinstance(value, kinds)
+
+
+def _out_of_bounds(rule: dict[str, Any], value: Any) -> str | None:
+    """How `value` misses the rule's bounds, in words; None when within them (NaN never is)."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return None
+    low, high = rule.get("minimum"), rule.get("maximum")
+    above, below = rule.get("exclusiveMinimum"), rule.get("exclusiveMaximum")
+    inside = (
+        (low is None or value >= low)
+        and (high is None or value <= high)
+        and (above is None or value > above)
+        and (below is None or value < below)
+        and value == value
+    )
+    if inside:
+        return None
+    if _SECONDS in rule.get("$refs", ()):
+        return f"a number of seconds above {above}"
+    if low is not None and high is not None:
+        return f"from {low} to {high}"
+    if low is not None:
+        return f"at least {low}"
+    parts = [f"above {above}" if above is not None else "", f"below {below}" if below is not None else ""]
+    return " and ".join(part for part in parts if part)
+
+
+def check_schema(
+    data: Any, section: str, path: Path | str, lines: dict[tuple[str, ...], int], where: tuple[str, ...] = ()
+) -> None:
+    """The schema itself over `data` (found at `where`), after the worded checks: what it refuses
+    and they let through is still refused, at the nearest line."""
+    for inside, message in errors(data, section)[:1]:
+        dotted = ".".join((*where, *inside)) or "the config"
+        where = (*where, *inside)
+        fail(path, lines, where, f"'{dotted}' does not fit the schema: {message}")
 
 
 def fail(path: Path | str, lines: dict[tuple[str, ...], int], where: tuple[str, ...], message: str) -> None:

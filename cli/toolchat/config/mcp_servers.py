@@ -5,6 +5,7 @@ file (its `mcpServers`, or VS Code's `servers`)."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -14,28 +15,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from toolchat import defaults
-from toolchat.config.keys import Expansion, check_keys, expand_all, fail
+from toolchat.config.keys import Expansion, check_keys, check_schema, expand_all, fail
 from toolchat.config.mcp_spec import McpServerSpec
+from toolchat.config.schema import keys_of
 from toolchat.config.yamlfile import decode, read_bytes
 from toolchat.errors import ConfigError
 
 if TYPE_CHECKING:
     from toolchat.config.file import ConfigFile
 
-SERVER_KEYS: dict[str, tuple[type, ...]] = {
-    "command": (str,),
-    "args": (list,),
-    "env": (dict,),
-    "cwd": (str,),
-    "url": (str,),
-    "headers": (dict,),
-    "type": (str,),
-    "timeout": (int, float),
-    "startup_timeout": (int, float),
-    "enabled": (bool,),
-    "tools": (list,),
-}
-TYPES = ("stdio", "http")
 _TYPE_ALIASES = {"streamable-http": "http", "streamableHttp": "http", "streamable_http": "http"}
 _EXPANDED = ("command", "args", "env", "url", "headers")  # where ${VAR} works in a JSON file
 
@@ -50,11 +38,8 @@ def check_servers(
             fail(path, lines, at, "an MCP server needs a name")
         if not isinstance(entry, dict):
             fail(path, lines, at, f"MCP server '{name}' must be a mapping (command and args, or url)")
-        check_keys(entry, SERVER_KEYS, at, path, lines)
+        check_keys(entry, keys_of("server"), at, path, lines, {"type": functools.partial(_unknown_type, name)})
         kind = _TYPE_ALIASES.get(entry.get("type", ""), entry.get("type"))
-        if kind is not None and kind not in TYPES:
-            hint = "; SSE is not supported, use the server's Streamable HTTP URL" if kind == "sse" else ""
-            fail(path, lines, (*at, "type"), f"unknown type '{kind}' for MCP server '{name}'; use stdio or http{hint}")
         has_command, has_url = "command" in entry, "url" in entry
         if has_command == has_url:
             said = "both 'command' and 'url'" if has_command else "neither 'command' nor 'url'"
@@ -75,18 +60,12 @@ def check_servers(
                 (*at, "type"),
                 f"MCP server '{name}' is type {kind} but has {'a url' if has_url else 'a command'}",
             )
-        for key in ("args", "tools"):
-            for i, item in enumerate(entry.get(key) or []):
-                if (
-                    not isinstance(item, (str, int, float))
-                    or isinstance(item, bool)
-                    or (key == "tools" and not isinstance(item, str))
-                ):
-                    fail(path, lines, (*at, key, str(i)), f"{'.'.join((*at, key))} entries must be strings")
-        for key in ("env", "headers"):
-            for var, value in (entry.get(key) or {}).items():
-                if not isinstance(value, (str, int, float)) or isinstance(value, bool):
-                    fail(path, lines, (*at, key, var), f"'{'.'.join((*at, key, var))}' must be a string")
+        check_schema(entry, "server", path, lines, at)
+
+
+def _unknown_type(name: str, kind: str) -> str:
+    hint = "; SSE is not supported, use the server's Streamable HTTP URL" if kind == "sse" else ""
+    return f"unknown type '{kind}' for MCP server '{name}'; use stdio or http{hint}"
 
 
 @dataclass

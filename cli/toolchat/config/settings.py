@@ -13,8 +13,8 @@ from typing import Any
 
 from toolchat import defaults
 from toolchat.config.file import ConfigFile, load_file, secrets_of
-from toolchat.config.keys import PROFILE_KEYS
 from toolchat.config.mcp_spec import McpServerSpec
+from toolchat.config.schema import keys_of
 from toolchat.errors import ConfigError
 from toolchat.redact import Redactor
 
@@ -194,7 +194,7 @@ def _apply_file(
     if profile in (data.get("profiles") or {}):
         sections.append((("profiles", profile), data["profiles"][profile]))
     for where, section in sections:
-        for key in PROFILE_KEYS:
+        for key in keys_of("profile"):
             if key in section:
                 value = section[key]
                 if key == "model" and str(value).endswith(".gguf"):

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import stat
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 from toolchat.config.file import ConfigFile
 from toolchat.config.keys import SECRET_KEYS
 from toolchat.errors import ConfigError
+from toolchat.files import PRIVATE_FILE, atomic_write, private_folder
 
 
 class TrustStore:
@@ -26,8 +26,8 @@ class TrustStore:
     def _records(self) -> dict[str, str]:
         try:
             if self.path.stat().st_mode & 0o077:  # an older toolchat wrote it readable by all
-                os.chmod(self.path, 0o600)
-                os.chmod(self.path.parent, 0o700)
+                os.chmod(self.path, PRIVATE_FILE)
+                private_folder(self.path.parent)
             records = json.loads(self.path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return {}
@@ -39,17 +39,7 @@ class TrustStore:
     def trust(self, config: ConfigFile) -> None:
         records = self._records()
         records[key(config.path)] = config.digest
-        folder = self.path.parent
-        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        os.chmod(folder, 0o700)
-        handle, temporary = tempfile.mkstemp(dir=folder, prefix=".trusted-", suffix=".tmp")  # 0600
-        try:
-            with os.fdopen(handle, "w", encoding="utf-8") as out:
-                json.dump(records, out, indent=2)
-            os.replace(temporary, self.path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        atomic_write(self.path, json.dumps(records, indent=2))
 
     def require(self, config: ConfigFile, on_untrusted: Callable[[ConfigFile], bool] | None) -> bool:
         """True if `config` is trusted (or the user trusts it now); False if the user declines;
@@ -113,11 +103,12 @@ def summary(data: dict[str, Any], prefix: str = "") -> list[str]:
 def _server_lines(value: Any) -> list[str]:
     if isinstance(value, str):
         return [f"mcp_servers: the servers in {value}"]
-    from toolchat.config.mcp_servers import SERVER_KEYS, spec_of
+    from toolchat.config.mcp_servers import spec_of
+    from toolchat.config.schema import keys_of
 
     lines = []
     for name, entry in value.items():
-        spec = spec_of(name, {k: v for k, v in entry.items() if k in SERVER_KEYS}, Path("."), "")
+        spec = spec_of(name, {k: v for k, v in entry.items() if k in keys_of("server")}, Path("."), "")
         hidden = [f"{key} {', '.join(entry[key])}" for key in ("env", "headers") if entry.get(key)]
         extra = f" (sets {'; '.join(hidden)})" if hidden else ""
         lines.append(

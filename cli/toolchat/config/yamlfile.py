@@ -15,6 +15,7 @@ from toolchat.errors import ConfigError
 MAX_BYTES = 1_000_000  # a config file is a few hundred bytes; anything near this is not one
 MAX_DEPTH = 32  # nesting of mappings and lists
 MAX_NODES = 20_000  # values after aliases are followed: bounds what `*alias` can multiply
+_NAMED = ("mcp_servers", "profiles")  # sections whose keys are names the user chose
 _OPENERS = {"while parsing a flow sequence": "'['", "while parsing a flow mapping": "'{'"}
 
 
@@ -59,6 +60,7 @@ def parse(path: Path) -> Parsed:
             if node is None:
                 return Parsed(None, None, hashlib.sha256(raw).hexdigest())
             _check_duplicates(node, path)
+            _names_as_text(node)
             data = loader.construct_document(node)
         finally:
             loader.dispose()
@@ -126,6 +128,20 @@ def _check_duplicates(node: Any, path: Path, where: tuple[str, ...] = ()) -> Non
                 stack.append((value_node, (*at, key)))
         elif isinstance(current, yaml.SequenceNode):
             stack.extend((item, (*at, str(i))) for i, item in enumerate(current.value))
+
+
+def _names_as_text(node: Any) -> None:
+    """The names under `mcp_servers` and `profiles` stay as written: YAML 1.1 would read a server
+    called `off:`, `no:` or `on:` as false or true, and `1:` as a number."""
+    import yaml
+
+    if not isinstance(node, yaml.MappingNode):
+        return
+    for key_node, value_node in node.value:
+        if key_node.value in _NAMED and isinstance(value_node, yaml.MappingNode):
+            for name_node, _ in value_node.value:
+                if isinstance(name_node, yaml.ScalarNode):
+                    name_node.tag = "tag:yaml.org,2002:str"
 
 
 def line_count(text: str) -> int:

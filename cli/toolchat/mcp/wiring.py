@@ -1,5 +1,5 @@
-"""What the REPL and the commands need of MCP: attach the servers of the settings to a Registry, and the words the
-banner, the toolbar, `/mcp` and `/mcp restart NAME` show. No terminal I/O here."""
+"""What the REPL, `ask` and serve need of MCP: attach the servers of the settings to a Registry,
+and the words the banner, the toolbar, `/mcp` and `/mcp restart NAME` show. No terminal I/O here."""
 
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
-from toolchat.serve.wire import ApiError
+from toolchat.serve.api import ApiError
 
 OPEN_PATHS = ("/health",)  # for load balancers' health checks
 

@@ -21,9 +21,9 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from toolchat.redact import Redactor
+from toolchat.serve.api import ApiError, Outcome, Reply, dumps, event, parse_request
 from toolchat.serve.guard import Guard
 from toolchat.serve.turn import Profile, Turn
-from toolchat.serve.wire import ApiError, Outcome, Reply, dumps, event, parse_request
 from toolchat.tools import Registry
 
 RETRY_AFTER = 2  # seconds a client told "busy" waits before asking again

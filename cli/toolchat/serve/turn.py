@@ -30,7 +30,7 @@ from toolchat.engine import (
 )
 from toolchat.errors import BackendError
 from toolchat.redact import Redactor
-from toolchat.serve.wire import ApiError, ChatRequest, Outcome, ServerCall
+from toolchat.serve.api import ApiError, ChatRequest, Outcome, ServerCall
 from toolchat.tools import Registry
 from toolchat.tracing.control import serve_turn
 

@@ -6,12 +6,12 @@ also holds the Python and toolchat versions."""
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
 from toolchat import __version__
+from toolchat.files import atomic_write
 
 _KEY = f"toolchat {__version__} schemas 2 python {sys.version_info[0]}.{sys.version_info[1]}"
 
@@ -52,9 +52,6 @@ class SchemaCache:
         if not self.dirty:
             return
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            temporary = self.path.with_suffix(f".{os.getpid()}.tmp")
-            temporary.write_text(json.dumps({"key": _KEY, "files": self.entries}), encoding="utf-8")
-            os.replace(temporary, self.path)
+            atomic_write(self.path, json.dumps({"key": _KEY, "files": self.entries}))
         except OSError:
             pass  # a cache that cannot be written only costs time

@@ -11,7 +11,7 @@ from typing import Any
 
 from toolchat.tools.isolation import processes
 from toolchat.tools.isolation.frames import write_frame
-from toolchat.tools.isolation.jobs import ORPHANED, spawn, stop, watch
+from toolchat.tools.isolation.jobs import JobState, Verdict, spawn, stop, watch
 from toolchat.tools.plugins import describe, import_failure, import_plugin
 
 
@@ -23,14 +23,14 @@ def describe_all(job: dict[str, Any], requests: int, replies: int) -> dict[str, 
     while pending:
         current: list[str | None] = [None]
 
-        def verdict(frame: Any, current: list[str | None] = current) -> str | None:
+        def verdict(frame: Any, current: list[str | None] = current) -> Verdict | None:
             if "begin" in frame:
                 current[0] = frame["begin"]
-                return "restart"  # each module has the whole time limit
+                return Verdict.RESTART  # each module has the whole time limit
             if "module" in frame:
                 outcomes[frame["module"]] = {key: frame[key] for key in ("tools", "failure") if key in frame}
                 current[0] = None
-            return "done" if frame.get("end") else None
+            return Verdict.DONE if frame.get("end") else None
 
         batch = list(pending)
         child = spawn(lambda result_w, batch=batch: _import_each(batch, result_w), requests, replies, capture=False)
@@ -39,12 +39,13 @@ def describe_all(job: dict[str, Any], requests: int, replies: int) -> dict[str, 
         finally:
             child.close()
         status = stop(child.pid, state, value)
-        if state == ORPHANED:
+        if state is JobState.ORPHANED:
             return None
-        if state == "cancelled":
+        if state is JobState.CANCELLED:
             break
         culprit = current[0] or next((m for m in batch if m not in outcomes), None)
-        if state != "done" and culprit is not None:  # (a child that dies after its last module is no failure)
+        # (a child that dies after its last module is no failure)
+        if state is not JobState.DONE and culprit is not None:
             outcomes[culprit] = {"failure": _failure(state, status, timeout)}
         pending = [m for m in batch if m not in outcomes]
     for module in job["modules"]:
@@ -74,9 +75,9 @@ def _describe_one(module_file: str) -> dict[str, Any]:
         return {"failure": f"its tools could not be described: {type(exc).__name__}: {exc}"}
 
 
-def _failure(state: str, status: int | None, timeout: float) -> str:
-    if state == "died":
+def _failure(state: JobState, status: int | None, timeout: float) -> str:
+    if state is JobState.DIED:
         return f"the process {processes.death(status)} while importing it"
-    if state == "timeout":
+    if state is JobState.TIMEOUT:
         return f"importing it took longer than {timeout:g} s (does it hang at import?)"
     return "importing it was interrupted"

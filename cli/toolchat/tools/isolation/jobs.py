@@ -15,17 +15,37 @@ import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any
 
+from toolchat.safety import scrub
 from toolchat.tools import schema  # noqa: F401 - loaded once in the worker, not in every child
 from toolchat.tools.isolation import processes
 from toolchat.tools.isolation.frames import HEADER, read_frame, write_frame
-from toolchat.tools.isolation.runner import cut, run_in_child, valid_text, with_printed
+from toolchat.tools.isolation.runner import cut, run_in_child, with_printed
 from toolchat.tools.model import ToolStatus
 from toolchat.tools.plugins import compiled
 
-ORPHANED = "orphaned"  # toolchat went away: the worker kills everything and exits
-Verdict = Callable[[Any], "str | None"]  # a frame -> "done", "restart" (the clock), or None
+
+class JobState(Enum):
+    """How following a child ended (`watch`)."""
+
+    DONE = "done"  # the verdict called a frame the answer
+    DIED = "died"  # the child ended first (its wait status comes with it)
+    TIMEOUT = "timeout"  # the clock ran out
+    TOO_LARGE = "too_large"  # it printed more than the bound
+    CANCELLED = "cancelled"  # toolchat cancelled the job
+    ORPHANED = "orphaned"  # toolchat went away: the worker kills everything and exits
+
+
+class Verdict(Enum):
+    """What a frame from the child means to `watch`."""
+
+    DONE = "done"  # the answer
+    RESTART = "restart"  # progress: the clock starts again
+
+
+Judge = Callable[[Any], "Verdict | None"]  # a frame -> a Verdict, or None for neither
 
 
 @dataclass
@@ -53,23 +73,22 @@ def perform(job: dict[str, Any], requests: int, replies: int) -> tuple[dict[str,
 
     child = spawn(body, requests, replies, capture=True)
     try:
-        state, value, printed = watch(
-            child, requests, job, float(job["timeout"]), lambda frame: "done", int(job.get("printed_limit", 0)) or None
-        )
+        bound = int(job.get("printed_limit", 0)) or None
+        state, value, printed = watch(child, requests, job, float(job["timeout"]), lambda frame: Verdict.DONE, bound)
     finally:
         child.close()
-    if state == ORPHANED:
+    if state is JobState.ORPHANED:
         return None, child.pid
-    if state == "done":  # the answer goes out first; the cleanup costs the caller nothing
+    if state is JobState.DONE:  # the answer goes out first; the cleanup costs the caller nothing
         return _run_outcome(job, state, value, printed, None, time.monotonic() - started), child.pid
     status = stop(child.pid, state, value)  # stopped before anyone hears it was stopped
     return _run_outcome(job, state, value, printed, status, time.monotonic() - started), None
 
 
-def stop(pid: int, state: str, value: Any) -> int | None:
+def stop(pid: int, state: JobState, value: Any) -> int | None:
     """Kill what is left of a child; its wait status."""
     reaped = processes.kill_tree(pid)
-    return value if state == "died" else reaped
+    return value if state is JobState.DIED else reaped
 
 
 def failed(job: dict[str, Any], exc: Exception) -> dict[str, Any]:
@@ -144,12 +163,12 @@ def _flush() -> None:
 
 
 def watch(
-    child: Child, requests: int, job: dict[str, Any], timeout: float, verdict: Verdict, bound: int | None = None
-) -> tuple[str, Any, bytes]:
-    """Follow a child until `verdict` calls a frame "done" ("done", that frame), it dies ("died",
-    its wait status), the clock runs out ("timeout"; "restart" frames reset it), it prints more
-    than `bound` bytes ("too_large"), the job is cancelled ("cancelled") or toolchat is gone
-    ("orphaned"); with what it printed."""
+    child: Child, requests: int, job: dict[str, Any], timeout: float, verdict: Judge, bound: int | None = None
+) -> tuple[JobState, Any, bytes]:
+    """Follow a child until `verdict` calls a frame DONE (DONE, that frame), it dies (DIED, its
+    wait status), the clock runs out (TIMEOUT; RESTART frames reset it), it prints more than
+    `bound` bytes (TOO_LARGE), the job is cancelled (CANCELLED) or toolchat is gone (ORPHANED);
+    with what it printed."""
     deadline = time.monotonic() + timeout
     result, printed = bytearray(), bytearray()
     pidfd = _pidfd(child.pid)
@@ -158,19 +177,19 @@ def watch(
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                return "timeout", None, bytes(printed)
+                return JobState.TIMEOUT, None, bytes(printed)
             ready = select.select(watched, [], [], min(remaining, 3600.0 if pidfd >= 0 else 0.02))[0]
             if requests in ready:
                 message = read_frame(requests)
                 if message is None:
-                    return ORPHANED, None, bytes(printed)
+                    return JobState.ORPHANED, None, bytes(printed)
                 if message.get("kind") == "cancel" and message.get("id") == job.get("id"):
-                    return "cancelled", None, bytes(printed)
+                    return JobState.CANCELLED, None, bytes(printed)
                 continue  # a cancel of an earlier job that had finished
             if child.printed in ready:
                 _read_into(child.printed, printed, watched)
             if bound is not None and len(printed) > bound:
-                return "too_large", None, bytes(printed[:bound])
+                return JobState.TOO_LARGE, None, bytes(printed[:bound])
             ended = pidfd in ready if pidfd >= 0 else _exited(child.pid)
             if child.results in ready or ended:
                 if ended:
@@ -179,14 +198,14 @@ def watch(
                     _read_into(child.results, result, watched)
                 for frame in _frames(result):
                     answer = verdict(frame)
-                    if answer == "done":
+                    if answer is Verdict.DONE:
                         _drain(child.printed, printed, bound)
-                        return "done", frame, bytes(printed)
-                    if answer == "restart":
+                        return JobState.DONE, frame, bytes(printed)
+                    if answer is Verdict.RESTART:
                         deadline = time.monotonic() + timeout
             if ended:
                 _drain(child.printed, printed, bound)
-                return "died", _status(child.pid), bytes(printed)
+                return JobState.DIED, _status(child.pid), bytes(printed)
     finally:
         if pidfd >= 0:
             os.close(pidfd)
@@ -265,28 +284,28 @@ def _drain(fd: int, buffer: bytearray, bound: int | None) -> None:
 
 
 def _run_outcome(
-    job: dict[str, Any], state: str, value: Any, printed_bytes: bytes, status: int | None, duration: float
+    job: dict[str, Any], state: JobState, value: Any, printed_bytes: bytes, status: int | None, duration: float
 ) -> dict[str, Any]:
     printed = printed_bytes.decode("utf-8", errors="replace").strip()
-    if state == "done":
+    if state is JobState.DONE:
         outcome, output = (
             value.get("status", ToolStatus.ERROR.value),
             with_printed(str(value.get("output", "")), printed),
         )
-    elif state == "died":
+    elif state is JobState.DIED:
         outcome = ToolStatus.ERROR.value
         output = with_printed(
             f"Error: the tool's process {processes.death(status)} without returning a result", printed
         )
-    elif state == "timeout":
+    elif state is JobState.TIMEOUT:
         outcome = ToolStatus.TIMEOUT.value
         output = f"Error: the tool did not finish within {float(job['timeout']):g} s and was stopped"
-    elif state == "too_large":
+    elif state is JobState.TOO_LARGE:
         outcome = ToolStatus.ERROR.value
         output = f"Error: the tool's output was too large (more than {_size(len(printed_bytes))}); it was stopped"
     else:
         outcome, output = ToolStatus.CANCELLED.value, "Cancelled: the call was interrupted and stopped"
-    return {"status": outcome, "output": cut(valid_text(output), int(job["limit"])), "duration": duration}
+    return {"status": outcome, "output": cut(scrub(output), int(job["limit"])), "duration": duration}
 
 
 def _size(count: int) -> str:

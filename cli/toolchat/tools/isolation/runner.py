@@ -42,20 +42,6 @@ def to_text(value: Any) -> str:
     return str(value)
 
 
-def valid_text(text: str) -> str:
-    """`text` with lone surrogates (a file name that is not UTF-8, say) as U+FFFD, so it can be sent
-    as UTF-8 JSON."""
-    try:
-        text.encode("utf-8")
-        return text
-    except UnicodeEncodeError:
-        pass
-    import re
-
-    text = re.sub("[\ud800-\udc7f\udd00-\udfff]", "\ufffd", text)  # lone surrogates of no byte
-    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")  # undecodable bytes, as os keeps them
-
-
 def with_printed(output: str, printed: str) -> str:
     """The result text followed by what the tool printed, if anything."""
     if not printed:

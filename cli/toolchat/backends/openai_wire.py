@@ -5,26 +5,14 @@ text; and a whole model call is bounded in time, however slowly the server trick
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Iterator
 from typing import Any
 
 from toolchat.errors import BackendError
+from toolchat.safety import scrub
 
-_SURROGATE = re.compile("[\ud800-\udfff]")  # json and Python join valid pairs: any left is lone
-
-
-def scrub(value: Any) -> Any:
-    """`value` (str, or lists and dicts of them) with every lone surrogate replaced by U+FFFD,
-    so it always encodes as UTF-8; unchanged objects are returned as they are."""
-    if isinstance(value, str):
-        return _SURROGATE.sub("\ufffd", value) if _SURROGATE.search(value) else value
-    if isinstance(value, list):
-        return [scrub(item) for item in value]
-    if isinstance(value, dict):
-        return {scrub(key): scrub(item) for key, item in value.items()}
-    return value
+__all__ = ["Deadline", "content_text", "scrub"]
 
 
 def content_text(content: Any) -> str:

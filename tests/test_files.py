@@ -1,0 +1,90 @@
+"""What toolchat replaces whole (trust records, the tool schema cache, the bundled model) is
+written atomically and privately: a reader sees the old file or the new one, never half; an
+interrupted write leaves the old file and no stray temporary; the file is 0600 in a 0700 folder."""
+
+from __future__ import annotations
+
+import json
+import stat
+from pathlib import Path
+
+import pytest
+
+from toolchat.config.file import load_file
+from toolchat.config.trust import TrustStore
+from toolchat.files import atomic_write
+from toolchat.tools.cache import SchemaCache
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_a_write_replaces_the_file_whole_and_privately(tmp_path):
+    target = tmp_path / "made" / "here" / "state.json"
+    atomic_write(target, '{"a": 1}')
+    atomic_write(target, b'{"a": 2}')
+    assert json.loads(target.read_text()) == {"a": 2}
+    assert (mode(target), mode(target.parent), mode(target.parent.parent)) == (0o600, 0o700, 0o700)
+    assert sorted(p.name for p in target.parent.iterdir()) == ["state.json"]
+
+
+def test_an_interrupted_write_keeps_the_old_file_and_leaves_nothing(tmp_path):
+    target = tmp_path / "model.gguf"
+    atomic_write(target, "old")
+
+    def writer(partial: Path) -> None:
+        partial.write_text("half of the new")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write(target, writer)
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["model.gguf"]
+
+
+def test_a_writer_that_makes_its_own_file_still_leaves_it_private(tmp_path):
+    target = tmp_path / "model.gguf"
+
+    def writer(partial: Path) -> None:  # as a package that unlinks and recreates the path would
+        partial.unlink()
+        partial.write_bytes(b"GGUF")
+        partial.chmod(0o644)
+
+    atomic_write(target, writer)
+    assert target.read_bytes() == b"GGUF" and mode(target) == 0o600
+
+
+def test_trust_and_the_schema_cache_are_private(tmp_path):
+    config = tmp_path / "proj" / "toolchat.yaml"
+    config.parent.mkdir()
+    config.write_text("model: m\n")
+    store = TrustStore(tmp_path / "data")
+    store.trust(load_file(config, {}))
+    assert store.is_trusted(load_file(config, {}))
+    assert (mode(store.path), mode(store.path.parent)) == (0o600, 0o700)
+    cache = SchemaCache(tmp_path / "cache" / "tools.json")
+    module = tmp_path / "plugin.py"
+    module.write_text("def f(): pass\n")
+    cache.put(module, [{"name": "f"}])
+    cache.save()
+    assert (mode(cache.path), mode(cache.path.parent)) == (0o600, 0o700)
+    assert SchemaCache(cache.path).get(module) == [{"name": "f"}]
+
+
+def test_text_from_anywhere_is_made_valid_utf8_the_one_way():
+    """A file name that is not UTF-8 (as os.listdir keeps it), a lone surrogate a server sent, a
+    valid pair: whether it goes to a server or comes back from a tool, the same scrub applies."""
+    from toolchat.backends.openai_wire import content_text
+    from toolchat.safety import scrub
+
+    name = b"caf\xe9-\xe2\x82.txt".decode("utf-8", "surrogateescape")
+    assert scrub(name) == "caf\ufffd-\ufffd.txt"
+    assert scrub({"k\ud800": ["a\udfff", 1, None], "ok": "\U0001f600"}) == {
+        "k\ufffd": ["a\ufffd", 1, None],
+        "ok": "\U0001f600",
+    }
+    kept = "plain text"
+    assert scrub(kept) is kept
+    assert content_text([{"type": "text", "text": "x\ud83d"}, "y"]) == "x\ufffdy"
+    json.dumps(scrub([name, "\ud800"]), ensure_ascii=False).encode("utf-8")
