@@ -196,7 +196,8 @@ then 1.60x `ask` on a quiet machine (4.18 s against 2.62 s) and 2.55x under load
 token). On 2026-12-06 a lexer made to try only the rules that could start with the next character
 (fastlex) took a third of that time; it is gone (issue 23: it used Pygments' private internals, and
 each frame's batch was lexed from the root state, so colours depended on the cut): each line is now
-lexed by Pygments after the lines since its last sync point, about twice a plain lexing. The plain block, which is not lexed, shows what the rest of the REPL's rendering costs."""
+lexed by Pygments after the lines since its last sync point, about twice a plain lexing.
+The plain block, which is not lexed, shows what the rest of the REPL's rendering costs."""
 
 
 def mcp_section(quick: bool) -> list[str]:
