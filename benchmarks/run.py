@@ -195,9 +195,11 @@ process against 3.45 s for `ask` (45x). Each row is now rendered once when it co
 cost per delta does not grow with the answer: on 2026-11-25 the highlighted 20,000-line stream was
 then 1.60x `ask` on a quiet machine (4.18 s against 2.62 s) and 2.55x under load (8.14 s against
 3.19 s), nearly all of the difference Pygments' lexing (Python's lexer tries ~33 patterns per
-token). Now the lexer tries only the rules that can start with the next character (fastlex, the
-same tokens as Pygments, checked lexer by lexer in tests/test_fastlex.py): a third of the lexing
-time. The plain block, which is not lexed, shows what the rest of the REPL's rendering costs."""
+token). On 2026-12-06 a lexer made to try only the rules that could start with the next character
+(fastlex) took a third of that time; it is gone (issue 23: it used Pygments' private internals, and
+each frame's batch was lexed from the root state, so colours depended on the cut): each line is now
+lexed by Pygments after the lines since its last sync point, about twice a plain lexing.
+The plain block, which is not lexed, shows what the rest of the REPL's rendering costs."""
 
 
 def mcp_section(quick: bool) -> list[str]:

@@ -48,14 +48,14 @@ def terminal(isolated_env, tmp_path):
     pytest.importorskip("pyte")  # a dev dependency (pyproject.toml); only these tests need it
     children = []
 
-    def start(server: FakeServer, rows: int = 24, columns: int = 80) -> tuple[pexpect.spawn, Screen]:
+    def start(server: FakeServer, rows: int = 24, columns: int = 80, **extra: str) -> tuple[pexpect.spawn, Screen]:
         child = spawn(
             "chat",
             "--base-url",
             server.url,
             "-m",
             "fake",
-            env=isolated_env,
+            env={**isolated_env, **extra},
             cwd=tmp_path,
             rows=rows,
             columns=columns,
@@ -126,6 +126,34 @@ def test_paragraphs_lists_and_code_are_separated_by_blank_lines(terminal, server
     shown = [row.strip() for row in rows[start : start + 11]]
     assert shown == ["Intro paragraph:", "", "• first", "• second", "", "Between.", "", "", "x = 1", "", ""]
     assert rows[start + 11].strip() == "Last line."
+
+
+CODE_ANSWER = (
+    'BEGIN\n```python\ndef f():\n    """Docstring.\n    its middle line\n    """\n```\n'
+    "```c\nint a; /* opened\n   still a comment\n*/ int b;\n```\n"
+    '````markdown\n# Title\n```python\nprint("x")\n```\n````\nFINISH'
+)
+
+
+def test_code_streamed_a_character_at_a_time_is_coloured_as_when_it_arrives_whole(terminal):
+    shown = []
+    for pieces, delay in ((1, 0.0), (len(CODE_ANSWER), 0.004)):
+        with FakeServer() as server:
+            server.add(sse(text_stream(CODE_ANSWER, pieces=pieces), delay=delay))
+            child, screen = terminal(server, columns=60, COLORTERM="truecolor")
+            say(child, "code")
+            child.expect("FINISH")
+            child.expect("›")
+            rows = screen.cells()
+            text = ["".join(cell[0] for cell in row).strip() for row in rows]
+            shown.append(rows[text.index("BEGIN") : text.index("FINISH") + 1])
+            child.sendeof()
+    whole, by_character = shown
+    assert by_character == whole
+    middle = next(row for row in whole if "its middle line" in "".join(cell[0] for cell in row))
+    comment = next(row for row in whole if "still a comment" in "".join(cell[0] for cell in row))
+    assert {cell[1] for cell in middle if cell[0].strip()} == {"e6db74"}  # monokai's string colour
+    assert {cell[1] for cell in comment if cell[0].strip()} == {"959077"}  # and its comment colour
 
 
 def test_bidi_controls_escapes_and_links_are_shown_not_obeyed(terminal, server):

@@ -52,6 +52,12 @@ class Screen:
         history = ["".join(line[x].data for x in range(width)).rstrip() for line in self.screen.history.top]
         return history + self.shown()
 
+    def cells(self) -> list[list[tuple[str, str, str, bool]]]:
+        """Every row ever shown, as (character, foreground, background, bold) per cell."""
+        lines = [*self.screen.history.top, *(self.screen.buffer[y] for y in range(self.screen.lines))]
+        width = self.screen.columns
+        return [[(line[x].data, line[x].fg, line[x].bg, line[x].bold) for x in range(width)] for line in lines]
+
     def count(self, word: str) -> int:
         return sum(len(re.findall(rf"\b{word}\b", line)) for line in self.transcript())
 

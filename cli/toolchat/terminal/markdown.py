@@ -99,7 +99,8 @@ class MarkdownStream:
 
     def _schedule(self) -> None:
         """Draw at most FPS frames a second: deltas that arrive faster are drawn together (a
-        batch of code lines is lexed and written at once); a timer draws the last of a burst."""
+        batch of code lines is lexed and written at once, coloured as if they came one by one);
+        a timer draws the last of a burst."""
         wait = self.last_update + 1 / FPS - time.monotonic()
         if wait <= 0:
             self._update()
@@ -213,7 +214,7 @@ class MarkdownStream:
 
     def _close_fence(self) -> None:
         assert self.fence is not None
-        rows = self.fence.block.rows("\n".join(self.code)) if self.code else []
+        rows = self.fence.block.add(self.code)
         self.code = []
         self._emit([*rows, self.fence.block.padding_row()], [])
         self.fence, self.kind = None, ""
@@ -223,9 +224,9 @@ class MarkdownStream:
         self.last_update = time.monotonic()
         if self.fence is not None:
             block = self.fence.block
-            done = block.rows("\n".join(self.code)) if self.code else []
+            done = block.add(self.code)
             self.code = []
-            live = block.rows(self.line) if self.line and self.decided and self._live_ok() else []
+            live = block.live(self.line) if self.line and self.decided and self._live_ok() else []
             self._emit(done, live)
             return
         if not self.kind or not self.src.strip():
