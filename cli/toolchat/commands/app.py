@@ -89,6 +89,14 @@ def _notice(env: Environment, message: str) -> None:
     env.write(f"toolchat: {clean(message)}\n", err=True)
 
 
+def _effort(value: str | None) -> str | None:
+    from toolchat.config.keys import REASONING_EFFORTS
+
+    if value is not None and value not in REASONING_EFFORTS:
+        raise typer.BadParameter(f"'{value}' is not one of: {', '.join(REASONING_EFFORTS)}")
+    return value
+
+
 def _seconds(value: float | None) -> float | None:
     """A number of seconds a user can mean: finite, above 0, at most a day (1e10 or nan is a typo)."""
     import math
@@ -211,6 +219,11 @@ TraceOpt = Annotated[str | None, typer.Option("--trace", help="Write OpenTelemet
 TraceContentOpt = Annotated[
     bool, typer.Option("--trace-content", help="Put messages, tool arguments and results in the spans.")
 ]
+ReasoningEffortOpt = Annotated[
+    str | None,
+    typer.Option("--reasoning-effort", callback=_effort, help="How hard to reason: none|low|medium|high."),
+]
+HideReasoningOpt = Annotated[bool, typer.Option("--hide-reasoning", help="Do not show the model's reasoning.")]
 
 
 def _overrides(
@@ -248,6 +261,10 @@ def _overrides(
         temperature=temperature,
         max_tokens=max_tokens,
     )
+
+
+def _reasoning(effort: str | None, hide: bool) -> dict[str, Any]:
+    return {"reasoning_effort": effort, "show_reasoning": False if hide else None}
 
 
 def _trace(env: Environment, trace: str | None, trace_content: bool) -> dict[str, Any]:
@@ -299,6 +316,8 @@ def ask(
     mcp: McpOpt = None,
     trace: TraceOpt = None,
     trace_content: TraceContentOpt = False,
+    reasoning_effort: ReasoningEffortOpt = None,
+    hide_reasoning: HideReasoningOpt = False,
     json_output: Annotated[
         bool, typer.Option("--json", help="Print one JSON object: answer, messages, calls, usage.")
     ] = False,
@@ -331,6 +350,7 @@ def ask(
         ),
         mcp_servers=_mcp_flags(mcp),
         **_trace(env, trace, trace_content),
+        **_reasoning(reasoning_effort, hide_reasoning),
     )
     options = AskOptions(prompt or [], json_output, quiet, tool_choice)
     registry = _registry(env, settings, no_tools, lambda message: _notice(env, message))
@@ -364,6 +384,8 @@ def chat(
     mcp: McpOpt = None,
     trace: TraceOpt = None,
     trace_content: TraceContentOpt = False,
+    reasoning_effort: ReasoningEffortOpt = None,
+    hide_reasoning: HideReasoningOpt = False,
     resume: Annotated[bool, typer.Option("--continue", help="Resume this project's last session.")] = False,
     session: Annotated[str | None, typer.Option("--session", help="Use (or resume) the session of this name.")] = None,
 ) -> None:
@@ -394,6 +416,7 @@ def chat(
         max_tokens=max_tokens,
     )
     overrides |= {"mcp_servers": _mcp_flags(mcp), **_trace(env, trace, trace_content)}
+    overrides |= _reasoning(reasoning_effort, hide_reasoning)
     settings = _settings(env, config, on_untrusted=repl.ask_trust(console), **overrides)
     notify = lambda message: console.print(clean(message), style="dim", markup=False)
     registry = _registry(env, settings, no_tools, notify, waits=False)  # the prompt does not wait for MCP servers

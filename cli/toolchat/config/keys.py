@@ -30,7 +30,12 @@ PROFILE_KEYS: dict[str, tuple[type, ...]] = {
     "seed": (int,),
     "response_timeout": (int, float),
     "max_retries": (int,),
+    "reasoning_effort": (str,),
+    "reasoning_keep": (str,),
+    "show_reasoning": (bool,),
 }
+REASONING_EFFORTS = ("none", "low", "medium", "high")
+REASONING_KEEP = ("turn", "all", "none")
 TOOLS_KEYS: dict[str, tuple[type, ...]] = {
     "paths": (list,),
     "allow": (list,),
@@ -133,6 +138,9 @@ def check_keys(
             fail(path, lines, (*where, key), f"unknown backend '{value}'; use one of: {', '.join(BACKENDS)}")
         if key == "chat_format" and value not in CHAT_FORMATS:
             fail(path, lines, (*where, key), f"unknown chat_format '{value}'; use one of: {', '.join(CHAT_FORMATS)}")
+        for name, words in (("reasoning_effort", REASONING_EFFORTS), ("reasoning_keep", REASONING_KEEP)):
+            if key == name and value not in words:
+                fail(path, lines, (*where, key), f"unknown {name} '{value}'; use one of: {', '.join(words)}")
         if key in _AT_LEAST_ONE and value < 1:
             fail(path, lines, (*where, key), f"'{dotted}' must be at least 1, not {value}")
         if key in _POSITIVE and not 0 < value < 1e7:

@@ -1,0 +1,87 @@
+"""The REPL with a reasoning model, in a real pseudo-terminal read through a terminal emulator:
+reasoning streams dim and labelled, collapses to one line when the answer begins, and /reasoning
+shows it whole."""
+
+from __future__ import annotations
+
+import sys
+
+import pexpect
+import pytest
+
+from fakeserver import FakeServer, chunk, sse
+from test_repl import say
+from test_repl_render import Terminal
+
+STEPS = ["First, step one: read the question.", "Then step two: weigh it.", "Finally step three: answer."]
+ANSWER = "The answer is 42."
+
+
+def reasoning_then_answer() -> list[dict]:
+    chunks = [chunk({"role": "assistant", "reasoning_content": ""})]
+    chunks += [chunk({"reasoning_content": step + "\n"}) for step in STEPS]
+    chunks += [chunk({"content": ANSWER}), chunk(finish="stop")]
+    chunks.append(
+        chunk(
+            usage={"prompt_tokens": 9, "completion_tokens": 50, "completion_tokens_details": {"reasoning_tokens": 37}},
+            choices=False,
+        )
+    )
+    return chunks
+
+
+@pytest.fixture
+def chat(isolated_env, tmp_path):
+    pytest.importorskip("pyte")
+    children = []
+
+    def start(server: FakeServer) -> tuple[pexpect.spawn, Terminal]:
+        env = {k: v for k, v in isolated_env.items() if k not in ("COLUMNS", "LINES", "NO_COLOR")}
+        child = pexpect.spawn(
+            sys.executable,
+            ["-m", "toolchat", "chat", "--base-url", server.url, "-m", "fake", "--no-tools"],
+            env={**env, "PROMPT_TOOLKIT_NO_CPR": "1", "TERM": "xterm"},
+            cwd=str(tmp_path),
+            encoding="utf-8",
+            timeout=30,
+            dimensions=(30, 100),
+        )
+        children.append(child)
+        screen = Terminal(child, 30, 100)
+        child.expect("›")
+        return child, screen
+
+    yield start
+    for child in children:
+        if child.isalive():
+            child.terminate(force=True)
+
+
+def test_reasoning_streams_then_collapses_then_the_answer(chat):
+    with FakeServer() as server:
+        server.add(sse(reasoning_then_answer(), delay=0.4))
+        child, screen = chat(server)
+        say(child, "What is the answer?")
+        child.expect("step two")
+        shown = screen.shown()
+        assert any(line.strip() == "reasoning" for line in shown)  # labelled
+        assert any("step one" in line for line in shown) and not any(ANSWER in line for line in shown)
+        row = next(y for y, line in enumerate(shown) if "step one" in line)
+        assert any(ch.italics for ch in screen.screen.buffer[row].values())  # dim italic, apart from the answer
+        child.expect("The answer is 42")
+        child.expect("›")
+        after = screen.transcript()
+        assert not any("step" in line for line in after)  # collapsed ...
+        thought = [line for line in after if "thought for" in line]
+        assert len(thought) == 1 and "tokens" in thought[0]  # ... to one line
+        assert after.index(thought[0]) < next(i for i, line in enumerate(after) if ANSWER in line)
+        say(child, "/reasoning")
+        child.expect("Finally step three")
+        child.expect("›")
+        assert all(any(step in line for line in screen.shown()) for step in STEPS)  # whole
+        say(child, "/stats")
+        child.expect("reasoning")
+        child.expect("›")
+        assert any(" 37 " in f" {line} " for line in screen.shown())  # the server's reasoning tokens
+        say(child, "/exit")
+        child.expect(pexpect.EOF)
