@@ -35,11 +35,11 @@ def chat(isolated_env, tmp_path):
     pytest.importorskip("pyte")
     children = []
 
-    def start(server: FakeServer) -> tuple[pexpect.spawn, Terminal]:
+    def start(server: FakeServer, *args: str) -> tuple[pexpect.spawn, Terminal]:
         env = {k: v for k, v in isolated_env.items() if k not in ("COLUMNS", "LINES", "NO_COLOR")}
         child = pexpect.spawn(
             sys.executable,
-            ["-m", "toolchat", "chat", "--base-url", server.url, "-m", "fake", "--no-tools"],
+            ["-m", "toolchat", "chat", "--base-url", server.url, "-m", "fake", "--no-tools", *args],
             env={**env, "PROMPT_TOOLKIT_NO_CPR": "1", "TERM": "xterm"},
             cwd=str(tmp_path),
             encoding="utf-8",
@@ -83,5 +83,20 @@ def test_reasoning_streams_then_collapses_then_the_answer(chat):
         child.expect("reasoning")
         child.expect("›")
         assert any(" 37 " in f" {line} " for line in screen.shown())  # the server's reasoning tokens
+        say(child, "/exit")
+        child.expect(pexpect.EOF)
+
+
+def test_the_banner_says_the_effort_and_reasoning_off_keeps_only_the_line(chat):
+    with FakeServer() as server:
+        server.add(sse(reasoning_then_answer()))
+        child, screen = chat(server, "--reasoning-effort", "high", "--hide-reasoning")
+        assert any("reasoning: effort high" in line and "collapsed" in line for line in screen.transcript())
+        say(child, "What is the answer?")
+        child.expect("The answer is 42")
+        child.expect("›")
+        after = screen.transcript()
+        assert not any("step" in line for line in after) and any("thought for" in line for line in after)
+        assert server.requests[0]["reasoning_effort"] == "high"
         say(child, "/exit")
         child.expect(pexpect.EOF)
