@@ -305,3 +305,36 @@ def test_config_show_says_what_is_in_force_and_a_wrong_word_names_its_line(cli, 
     config.write_text("base_url: http://127.0.0.1:9/v1\nreasoning_keep: some\n")
     wrong = cli("config", "show", "-c", str(config))
     assert wrong.returncode != 0 and "r.yaml:2" in wrong.stderr and "turn, all, none" in wrong.stderr
+
+
+def test_inline_reasoning_cut_anywhere_splits_as_the_whole_text_does():
+    whole = "\n<think>Plan: a < b and </thin is not the end.</think>\n\nThe answer."
+    expected = ("The answer.", "Plan: a < b and </thin is not the end.")
+    assert split_inline(whole) == expected
+    for size in range(1, len(whole) + 1):
+        splitter = InlineThink()
+        parts = [p for i in range(0, len(whole), size) for p in splitter.feed(whole[i : i + size])]
+        parts += splitter.finish()
+        answer = "".join(text for kind, text in parts if kind == "text")
+        thought = "".join(text for kind, text in parts if kind == "reasoning")
+        assert (answer, thought) == expected, size
+    assert split_inline("The answer: <think>not reasoning</think>") == (
+        "The answer: <think>not reasoning</think>",
+        None,
+    )
+
+
+def test_hostile_reasoning_fields_neither_crash_nor_drive_the_terminal(cli):
+    stream = [
+        chunk({"role": "assistant", "reasoning": 5, "reasoning_details": "not a list"}),
+        chunk({"reasoning_content": "calm\x1b[2J\x1b]0;owned\x07 down", "reasoning_details": [7, None]}),
+        *text_stream(ANSWER)[1:],
+    ]
+    with FakeServer() as server:
+        server.add(sse(stream))
+        done = cli("ask", "--base-url", server.url, "--no-tools", "--json", "Hi")
+    assert done.returncode == 0, done.stderr
+    assert "\x1b" not in done.stderr and "\x07" not in done.stderr
+    assert "calm" in done.stderr and "down" in done.stderr
+    entry = assistant_messages(json.loads(done.stdout))[0]["reasoning"]
+    assert entry["field"] == "reasoning_content" and "details" not in entry

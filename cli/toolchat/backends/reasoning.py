@@ -148,8 +148,9 @@ class ReplyReader:
         out: list[tuple[str, str]] = []
         reasoning, reasoning_content = _text(message, REASONING_FIELD), _text(message, REASONING_CONTENT)
         details = _get(message, "reasoning_details")
-        if isinstance(details, list) and details:
-            self.details = (self.details or []) + [item for item in details if isinstance(item, dict)]
+        items = [item for item in details if isinstance(item, dict)] if isinstance(details, list) else []
+        if items:
+            self.details = (self.details or []) + items
             self.field = self.field or REASONING_FIELD
         piece = reasoning or reasoning_content  # a server sending both sends the same text twice
         if piece:
