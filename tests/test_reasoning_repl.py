@@ -5,6 +5,7 @@ shows it whole."""
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import pexpect
 import pytest
@@ -57,7 +58,14 @@ def chat(isolated_env, tmp_path):
             child.terminate(force=True)
 
 
-def test_reasoning_streams_then_collapses_then_the_answer(chat):
+def session_messages(isolated_env) -> list[dict]:
+    from toolchat.sessions import load
+
+    (path,) = Path(isolated_env["TOOLCHAT_DATA_DIR"]).rglob("*.jsonl")
+    return load(path).messages
+
+
+def test_reasoning_streams_then_collapses_then_the_answer(chat, isolated_env):
     with FakeServer() as server:
         server.add(sse(reasoning_then_answer(), delay=0.4))
         child, screen = chat(server)
@@ -83,6 +91,15 @@ def test_reasoning_streams_then_collapses_then_the_answer(chat):
         child.expect("reasoning")
         child.expect("›")
         assert any(" 37 " in f" {line} " for line in screen.shown())  # the server's reasoning tokens
+        say(child, "/history")
+        child.expect("reasoning: First, step one")
+        child.expect("›")
+        kept = [m for m in session_messages(isolated_env) if m["role"] == "assistant"]
+        assert kept[0]["reasoning"]["text"] == "".join(step + "\n" for step in STEPS)  # kept with its message
+        say(child, "/undo")
+        child.expect("removed the last exchange")
+        child.expect("›")
+        assert session_messages(isolated_env) == []  # and removed with it
         say(child, "/exit")
         child.expect(pexpect.EOF)
 
