@@ -338,3 +338,15 @@ def test_hostile_reasoning_fields_neither_crash_nor_drive_the_terminal(cli):
     assert "calm" in done.stderr and "down" in done.stderr
     entry = assistant_messages(json.loads(done.stdout))[0]["reasoning"]
     assert entry["field"] == "reasoning_content" and "details" not in entry
+
+
+def test_ollamas_reasoning_with_its_whole_calls_at_index_0(cli):
+    from fakeserver import ollama_calls
+
+    first = thinking("reasoning", THOUGHT) + ollama_calls(WEATHER)  # Ollama's /v1: finish_reason "stop" beside calls
+    with FakeServer() as server:
+        server.add(sse(first), sse(text_stream(ANSWER)))
+        done = ask(cli, server)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == ANSWER + "\n" and THOUGHT in done.stderr
+    assert assistant_messages(server.requests[1])[0]["reasoning"] == THOUGHT

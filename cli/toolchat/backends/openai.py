@@ -155,7 +155,7 @@ class OpenAIBackend:
         if effort is None:
             return {}
         if "openrouter.ai" in (self.server_address or ""):
-            return {"reasoning": {"effort": effort} if effort != "none" else {"enabled": False}}
+            return {"reasoning": {"effort": effort}}  # "none" included: OpenRouter turns reasoning off
         extra: dict[str, Any] = {"reasoning_effort": effort}
         if effort == "none" and self.base_url != OPENAI_URL:
             extra["chat_template_kwargs"] = {"enable_thinking": False}
