@@ -14,7 +14,7 @@ import pytest
 
 from tests.support.fakeserver import error, hang, openai_calls, sse, text_stream
 from tests.support.ports import free_port
-from tests.support.serving import Served, post
+from tests.support.serving import Served, post, raw_post, sse_events
 
 ANSWER = "It's sunny in Singapore and 20C."
 ASK = {"model": "toolchat", "messages": [{"role": "user", "content": "Weather in Singapore?"}]}
@@ -28,22 +28,6 @@ def wait_here(marker: str) -> str:
     time.sleep(60)
     return "done"
 '''
-
-
-def sse_events(raw: bytes) -> list[str]:
-    text = raw.decode()
-    assert text.endswith("\n\n"), text[-200:]
-    events = text[:-2].split("\n\n")
-    assert all(e.startswith("data: ") and "\n" not in e for e in events), events
-    return [e[len("data: ") :] for e in events]
-
-
-def raw_post(served: Served, body: dict, headers: dict[str, str] | None = None) -> http.client.HTTPResponse:
-    connection = http.client.HTTPConnection("127.0.0.1", served.port, timeout=30)
-    connection.request(
-        "POST", "/v1/chat/completions", json.dumps(body), {"Content-Type": "application/json", **(headers or {})}
-    )
-    return connection.getresponse()
 
 
 def test_sse_framing_on_the_wire(upstream, serve):

@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass
 from typing import IO, Any
 
-from toolchat.backends.base import TextDelta
+from toolchat.backends.base import ReasoningDelta, TextDelta
 from toolchat.config.settings import Settings
 from toolchat.engine import (
     CallDecided,
@@ -42,6 +42,7 @@ class AskOptions:
     json_output: bool = False
     quiet: bool = False
     tool_choice: str | None = None
+    show_reasoning: bool = True  # to stderr, dim on a terminal; never on stdout
 
 
 def read_prompt(words: list[str], env: Environment) -> str:
@@ -113,9 +114,16 @@ class AskDisplay:
         self.options = options
         self.redactor, self.text = redactor, StreamRedactor(redactor)
         self.ended_with_newline = True
+        self.thought = StreamRedactor(redactor)
+        self.thinking = False  # reasoning written to stderr, its line not ended yet
+        self.dim = env.stderr_isatty
 
     def __call__(self, event: Event) -> None:
-        if isinstance(event, TextDelta):
+        if isinstance(event, ReasoningDelta):
+            if self.options.show_reasoning and not self.options.quiet and event.text:
+                self._think(self.thought.feed(event.text))
+        elif isinstance(event, TextDelta):
+            self._end_thought()
             if not self.options.json_output and event.text:
                 self._write(self.text.feed(event.text))
         elif isinstance(event, CallRequested) and not self.options.quiet:
@@ -139,6 +147,20 @@ class AskDisplay:
         elif isinstance(event, TurnError):
             pass  # reported once, by toolchat.process.failed
 
+    def _think(self, text: str) -> None:
+        if text:
+            self.err.write(f"\x1b[2m{clean(text)}\x1b[0m" if self.dim else clean(text))
+            self.err.flush()
+            self.thinking = not text.endswith("\n")
+
+    def _end_thought(self) -> None:
+        """The reasoning's last line ended, before the answer or a log line."""
+        self._think(self.thought.flush())
+        if self.thinking:
+            self.err.write("\n")
+            self.err.flush()
+            self.thinking = False
+
     def _write(self, text: str) -> None:
         if text:
             self.out.write(clean(text))
@@ -146,6 +168,7 @@ class AskDisplay:
             self.ended_with_newline = text.endswith("\n")
 
     def _log(self, line: str) -> None:
+        self._end_thought()
         self._write(self.text.flush())
         if not self.ended_with_newline:
             self.out.write("\n")
@@ -154,6 +177,7 @@ class AskDisplay:
         self.err.flush()
 
     def finish(self) -> None:
+        self._end_thought()
         self._write(self.text.flush())
         if not self.options.json_output and not self.ended_with_newline:
             self.out.write("\n")
@@ -173,6 +197,7 @@ def run_ask(
     prompt = read_prompt(options.prompt, env)
     backend = create_backend(settings, env, notify=lambda message: _note(env, message))
     redactor = redactor or redactor_for(settings, env.environ)
+    options.show_reasoning = options.show_reasoning and settings.show_reasoning
     display = AskDisplay(env, options, redactor)
     on_event = traced(display, backend, settings, env.environ, tools=registry.get)
     approver = TerminalApprover(env, redactor)

@@ -15,7 +15,7 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any, Union
 
 from toolchat import defaults
-from toolchat.backends.base import Backend, Reply, Request, TextDelta, ToolCall, Usage
+from toolchat.backends.base import Backend, ReasoningDelta, Reply, Request, TextDelta, ToolCall, Usage
 from toolchat.conversation import Conversation
 from toolchat.errors import BackendError, UsageError
 from toolchat.tools import Registry, Tool, ToolResult, ToolStatus
@@ -121,7 +121,16 @@ class TurnEnded:
 
 
 Event = Union[
-    TextDelta, TurnStarted, RoundStarted, CallRequested, CallDecided, CallFinished, RoundDone, TurnError, TurnEnded
+    TextDelta,
+    ReasoningDelta,
+    TurnStarted,
+    RoundStarted,
+    CallRequested,
+    CallDecided,
+    CallFinished,
+    RoundDone,
+    TurnError,
+    TurnEnded,
 ]
 
 
@@ -324,6 +333,8 @@ class Engine:
             if isinstance(event, TextDelta):
                 self._partial.append(event.text)
                 self.emit(event)
+            elif isinstance(event, ReasoningDelta):
+                self.emit(event)
             else:
                 reply = event
         if reply is None:
@@ -425,6 +436,8 @@ def _assistant_message(reply: Reply) -> dict[str, Any]:
     message: dict[str, Any] = {"role": "assistant", "content": reply.text}
     if reply.tool_calls:
         message["tool_calls"] = [call.message_part() for call in reply.tool_calls]
+    if reply.reasoning is not None:
+        message["reasoning"] = reply.reasoning.as_entry()  # each backend sends it back its own way
     return message
 
 
@@ -444,8 +457,15 @@ def total_usage(rounds: Iterable[Usage]) -> dict[str, Any]:
         "prompt_tokens": sum(r.prompt_tokens for r in rounds),
         "completion_tokens": sum(r.completion_tokens for r in rounds),
         "cached_tokens": sum(r.cached_tokens for r in rounds),
+        "reasoning_tokens": reasoning_tokens(rounds),
         "rounds": [r.as_dict() for r in rounds],
     }
+
+
+def reasoning_tokens(rounds: Iterable[Usage]) -> int | None:
+    """The reasoning tokens of these rounds, None when no server said (unknown is not zero)."""
+    told = [r.reasoning_tokens for r in rounds if r.reasoning_tokens is not None]
+    return sum(told) if told else None
 
 
 def arguments_text(arguments: dict[str, Any] | str) -> str:

@@ -59,6 +59,10 @@ class Environment:
         return _isatty(self.stdout)
 
     @property
+    def stderr_isatty(self) -> bool:
+        return _isatty(self.stderr)
+
+    @property
     def debug(self) -> bool:
         return self.environ.get("TOOLCHAT_DEBUG", "") not in ("", "0")
 

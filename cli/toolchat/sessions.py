@@ -245,6 +245,10 @@ def to_markdown(messages: list[dict[str, Any]]) -> str:
         if role == "tool":
             parts.append(f"**tool result** (`{message.get('tool_call_id')}`):\n\n```\n{message.get('content')}\n```")
             continue
+        thought = message.get("reasoning")
+        if isinstance(thought, dict) and thought.get("text"):
+            quoted = "\n".join(f"> {line}" for line in str(thought["text"]).strip().splitlines())
+            parts.append(f"**{role} reasoning**:\n\n{quoted}")
         if message.get("content"):
             parts.append(f"**{role}**:\n\n{message['content']}")
         for call in message.get("tool_calls") or []:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import signal
 import subprocess
@@ -91,3 +92,19 @@ def post(url: str, body: Any, headers: dict[str, str] | None = None, timeout: fl
             return response.status, response.headers, response.read()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.headers, exc.read()
+
+
+def sse_events(raw: bytes) -> list[str]:
+    text = raw.decode()
+    assert text.endswith("\n\n"), text[-200:]
+    events = text[:-2].split("\n\n")
+    assert all(e.startswith("data: ") and "\n" not in e for e in events), events
+    return [e[len("data: ") :] for e in events]
+
+
+def raw_post(served: Served, body: dict, headers: dict[str, str] | None = None) -> http.client.HTTPResponse:
+    connection = http.client.HTTPConnection("127.0.0.1", served.port, timeout=30)
+    connection.request(
+        "POST", "/v1/chat/completions", json.dumps(body), {"Content-Type": "application/json", **(headers or {})}
+    )
+    return connection.getresponse()

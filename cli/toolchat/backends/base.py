@@ -28,11 +28,14 @@ class Usage:
     reasoning_tokens: int | None = None  # of completion_tokens, when the server says (hidden reasoning too)
 
     def as_dict(self) -> dict[str, int]:
-        return {
+        counts = {
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
             "cached_tokens": self.cached_tokens,
         }
+        if self.reasoning_tokens is not None:
+            counts["reasoning_tokens"] = self.reasoning_tokens
+        return counts
 
 
 @dataclass

@@ -14,8 +14,18 @@ from urllib.parse import urlsplit
 
 from toolchat import defaults
 from toolchat.backends.accumulate import ToolCallAccumulator
-from toolchat.backends.base import BackendEvent, Reply, Request, TextDelta, ToolCall, Usage, new_call_id
+from toolchat.backends.base import (
+    BackendEvent,
+    ReasoningDelta,
+    Reply,
+    Request,
+    TextDelta,
+    ToolCall,
+    Usage,
+    new_call_id,
+)
 from toolchat.backends.openai_wire import Deadline, content_text, scrub
+from toolchat.backends.reasoning import ReplyReader, wire_messages
 from toolchat.config.settings import Settings
 from toolchat.errors import BackendError, UsageError
 from toolchat.redact import Redactor
@@ -55,6 +65,8 @@ class OpenAIBackend:
         self.timeout = settings.request_timeout  # the longest silence
         self.response_timeout = settings.response_timeout  # the longest one model call may take
         self._usage_in_stream = True
+        self.reasoning_keep = settings.reasoning_keep
+        self.reasoning_effort = settings.reasoning_effort
         self._deadline = Deadline()
         http_client = openai.DefaultHttpx2Client()
         self._deadline.bind(httpx2, http_client)
@@ -120,7 +132,9 @@ class OpenAIBackend:
         return served[0]
 
     def _arguments(self, request: Request, stream: bool) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {"model": self.model, "messages": scrub(request.messages), "stream": stream}
+        messages = wire_messages(request.messages, self.reasoning_keep)
+        kwargs: dict[str, Any] = {"model": self.model, "messages": scrub(messages), "stream": stream}
+        kwargs.update(self._effort())
         if request.tools:
             kwargs["tools"] = scrub(request.tools)
             if request.tool_choice is not None:
@@ -132,6 +146,20 @@ class OpenAIBackend:
         if stream and self._usage_in_stream:
             kwargs["stream_options"] = {"include_usage": True}
         return kwargs
+
+    def _effort(self) -> dict[str, Any]:
+        """How hard to think, in the request's words: OpenRouter's `reasoning.effort`, everyone
+        else's `reasoning_effort`; `none` also turns thinking templates off where the server is
+        not OpenAI's (vLLM, llama-server and SGLang pass `chat_template_kwargs` to the template)."""
+        effort = self.reasoning_effort
+        if effort is None:
+            return {}
+        if "openrouter.ai" in (self.server_address or ""):
+            return {"reasoning": {"effort": effort}}  # "none" included: OpenRouter turns reasoning off
+        extra: dict[str, Any] = {"reasoning_effort": effort}
+        if effort == "none" and self.base_url != OPENAI_URL:
+            extra["chat_template_kwargs"] = {"enable_thinking": False}
+        return extra
 
     def _create(self, request: Request, stream: bool) -> tuple[Any, Any]:
         """(the SDK's Stream, None) for a stream of events, or (None, the JSON body) for a whole
@@ -176,7 +204,7 @@ class OpenAIBackend:
         if stream is None:  # a server that answered whole although asked to stream
             yield from self._as_events(self._whole_reply(whole))
             return
-        text: list[str] = []
+        reader = ReplyReader()
         calls = ToolCallAccumulator()
         usage: Usage | None = None
         finish: str | None = None
@@ -188,10 +216,7 @@ class OpenAIBackend:
                 for choice in choices if isinstance(choices, list) else []:
                     finish = getattr(choice, "finish_reason", None) or finish
                     delta = getattr(choice, "delta", None)
-                    piece = content_text(getattr(delta, "content", None))
-                    if piece:
-                        text.append(piece)
-                        yield TextDelta(piece)
+                    yield from _events(reader.take(delta, content_text(getattr(delta, "content", None))))
                     for tool_delta in getattr(delta, "tool_calls", None) or []:
                         calls.add(_tool_delta(tool_delta))
         except (
@@ -209,10 +234,15 @@ class OpenAIBackend:
             stream.close()
         if finish is None:
             raise self._broke_off(bool(calls.calls()), "it ended without a finish_reason")
-        yield Reply("".join(text), self._checked(calls.calls()), usage, finish)
+        yield from _events(reader.finish())
+        reply = Reply("".join(reader.text), self._checked(calls.calls()), usage, finish)
+        reply.reasoning = reader.result()
+        yield reply
 
     @staticmethod
     def _as_events(reply: Reply) -> Iterator[BackendEvent]:
+        if reply.reasoning is not None and reply.reasoning.text:
+            yield ReasoningDelta(reply.reasoning.text)
         if reply.text:
             yield TextDelta(reply.text)
         yield reply
@@ -231,12 +261,12 @@ class OpenAIBackend:
         calls = [_whole_call(tc) for tc in (listed if isinstance(listed, list) else [])]
         usage = _usage(_get(body, "usage")) if _get(body, "usage") else None
         finish = _get(choices[0], "finish_reason")  # a whole body is complete with or without one
-        return Reply(
-            content_text(_get(message, "content")),
-            self._checked(calls),
-            usage,
-            finish if isinstance(finish, str) else "",
-        )
+        reader = ReplyReader()
+        reader.take(message, content_text(_get(message, "content")))
+        reader.finish()
+        reply = Reply("".join(reader.text), self._checked(calls), usage, finish if isinstance(finish, str) else "")
+        reply.reasoning = reader.result()
+        return reply
 
     def _checked(self, calls: list[ToolCall]) -> list[ToolCall]:
         """The calls, sendable back as UTF-8; a call without a name is the server's fault."""
@@ -385,11 +415,18 @@ def _whole_call(call: Any) -> ToolCall:
     )
 
 
+def _events(parts: list[tuple[str, str]]) -> Iterator[BackendEvent]:
+    for kind, text in parts:
+        yield ReasoningDelta(text) if kind == "reasoning" else TextDelta(text)
+
+
 def _usage(usage: Any) -> Usage:
+    reasoning = _get(_get(usage, "completion_tokens_details"), "reasoning_tokens")
     return Usage(
         _count(_get(usage, "prompt_tokens")),
         _count(_get(usage, "completion_tokens")),
         _count(_get(_get(usage, "prompt_tokens_details"), "cached_tokens")),
+        reasoning if isinstance(reasoning, int) and not isinstance(reasoning, bool) and reasoning >= 0 else None,
     )
 
 

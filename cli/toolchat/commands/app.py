@@ -179,7 +179,9 @@ def tools_run(
 
 
 _ASK = "config profile backend model base_url tools no_tools no_bundled_tools system yes allow deny tool_choice"
-_MODEL = "max_rounds tool_timeout no_stream temperature max_tokens mcp trace trace_content"
+_MODEL = (
+    "max_rounds tool_timeout no_stream temperature max_tokens mcp trace trace_content reasoning_effort hide_reasoning"
+)
 
 
 @app.command()

@@ -34,6 +34,9 @@ SHOWN = [
     "request_timeout",
     "response_timeout",
     "max_retries",
+    "reasoning_effort",
+    "reasoning_keep",
+    "show_reasoning",
     "system",
     "tool_paths",
     "bundled_tools",
@@ -56,6 +59,7 @@ _UNSET = {
     "system": "(none)",
     "trace": "(off)",
     "base_url": "(OpenAI's)",
+    "reasoning_effort": "(the model's default)",
 }
 _LOCAL_ONLY = ("n_gpu_layers", "n_ctx", "n_threads", "chat_format", "seed")
 _OPENAI_ONLY = ("base_url", "api_key", "request_timeout", "response_timeout", "max_retries")

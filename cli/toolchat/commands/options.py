@@ -26,6 +26,14 @@ def seconds(value: float | None) -> float | None:
     return value
 
 
+def effort(value: str | None) -> str | None:
+    from toolchat.config.keys import REASONING_EFFORTS
+
+    if value is not None and value not in REASONING_EFFORTS:
+        raise typer.BadParameter(f"'{value}' is not one of: {', '.join(REASONING_EFFORTS)}")
+    return value
+
+
 def as_path(value: str | None) -> Path | None:
     """Paths arrive as text: typer's own Path handling imports pydantic, which slows start-up."""
     return Path(value) if value is not None else None
@@ -87,6 +95,11 @@ class ModelFlags:
     trace_content: Annotated[
         bool, typer.Option("--trace-content", help="Put messages, tool arguments and results in the spans.")
     ] = False
+    reasoning_effort: Annotated[
+        str | None,
+        typer.Option("--reasoning-effort", callback=effort, help="How hard to reason: none|low|medium|high."),
+    ] = None
+    hide_reasoning: Annotated[bool, typer.Option("--hide-reasoning", help="Do not show the model's reasoning.")] = False
 
     def overrides(self, env: Environment) -> dict[str, Any]:
         """These flags as config overrides (paths resolved against the working folder)."""
@@ -108,6 +121,8 @@ class ModelFlags:
             mcp_servers=mcp_servers(self.mcp),
             trace=(env.cwd / self.trace).resolve() if self.trace else None,
             trace_content=self.trace_content or None,
+            reasoning_effort=self.reasoning_effort,
+            show_reasoning=False if self.hide_reasoning else None,
         )
 
 

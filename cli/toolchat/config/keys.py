@@ -27,6 +27,8 @@ _KINDS: dict[str, tuple[type, ...]] = {
     "array": (list,),
     "object": (dict,),
 }
+REASONING_EFFORTS = ("none", "low", "medium", "high")  # the schema's enum says the same (a test checks)
+REASONING_KEEP = ("turn", "all", "none")
 _TYPE_NAMES = {
     str: "a string",
     int: "an integer",

@@ -40,6 +40,9 @@ class Settings:
     request_timeout: float = defaults.REQUEST_TIMEOUT
     response_timeout: float = defaults.RESPONSE_TIMEOUT
     max_retries: int = defaults.MAX_RETRIES
+    reasoning_effort: str | None = None  # none | low | medium | high: sent as the server reads it
+    reasoning_keep: str = "turn"  # whose reasoning goes back: this turn's, every turn's, none
+    show_reasoning: bool = True  # the REPL streams reasoning live (and ask writes it to stderr)
     system: str | None = None
     tool_paths: list[Path] = field(default_factory=list)
     bundled_tools: bool = True

@@ -110,8 +110,25 @@ def _messages(value: Any) -> list[dict[str, Any]]:
             kept["content"] = "".join(part["text"] for part in content)  # every backend reads a string
         if kept["role"] == "assistant":
             kept.setdefault("content", "")  # llama.cpp's server rejects a null content beside calls
+            _take_reasoning(kept, where)
         messages.append(kept)
     return messages
+
+
+def _take_reasoning(message: dict[str, Any], where: str) -> None:
+    """A client's assistant message with its reasoning (`reasoning_content`, `reasoning`,
+    `reasoning_details`) as toolchat's reasoning entry, passed back upstream in that field."""
+    from toolchat.backends.base import REASONING_CONTENT, REASONING_FIELD, Reasoning
+
+    raw = {key: message.pop(key) for key in (REASONING_CONTENT, REASONING_FIELD, "reasoning_details") if key in message}
+    if not raw:
+        return
+    text = raw.get(REASONING_CONTENT, raw.get(REASONING_FIELD, ""))
+    details = raw.get("reasoning_details")
+    if not isinstance(text, str) or (details is not None and not isinstance(details, list)):
+        raise bad(f"{where}: reasoning must be a string and reasoning_details a list", where)
+    field = REASONING_CONTENT if REASONING_CONTENT in raw else REASONING_FIELD
+    message["reasoning"] = Reasoning(text, field, details=details).as_entry()
 
 
 def _is_text(part: Any) -> bool:
@@ -207,6 +224,7 @@ class Outcome:
     rounds: list[Usage] = field(default_factory=list)
     stopped: str = "answer"
     error: ApiError | None = None
+    reasoning: str = ""  # every round's reasoning, streamed and sent as reasoning_content
 
     def extension(self) -> dict[str, Any]:
         return {"calls": [call.as_dict() for call in self.calls], "rounds": len(self.rounds), "stopped": self.stopped}
@@ -241,6 +259,8 @@ class Reply:
             message["tool_calls"] = [call.message_part() for call in outcome.client_calls]
         elif message["content"] is None:
             message["content"] = ""
+        if outcome.reasoning:
+            message["reasoning_content"] = outcome.reasoning
         choice = {"index": 0, "message": message, "finish_reason": outcome.finish_reason, "logprobs": None}
         return {
             **self._head("chat.completion"),

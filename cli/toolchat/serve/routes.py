@@ -239,7 +239,7 @@ async def _stream(
     try:
         yield reply.chunk({"role": "assistant", "content": ""})
         while item[0] != "end":
-            yield reply.chunk({"content": item[1]})
+            yield reply.chunk({"reasoning_content" if item[0] == "reasoning" else "content": item[1]})
             item = await _race(turn.queue.get(), gone, deadline)
         outcome: Outcome = item[1]
         if outcome.error is not None:

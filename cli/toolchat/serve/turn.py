@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from toolchat.backends.base import Backend, BackendEvent, Reply, Request, TextDelta, ToolCall
+from toolchat.backends.base import Backend, BackendEvent, ReasoningDelta, Reply, Request, TextDelta, ToolCall
 from toolchat.config.settings import Settings
 from toolchat.conversation import Conversation
 from toolchat.engine import (
@@ -201,9 +201,14 @@ class Turn:
                 pass
 
     def _on_event(self, event: Event) -> None:
-        if self.cancelled.is_set() and isinstance(event, (TextDelta, RoundStarted, CallRequested, CallDecided)):
+        if self.cancelled.is_set() and isinstance(
+            event, (TextDelta, ReasoningDelta, RoundStarted, CallRequested, CallDecided)
+        ):
             raise KeyboardInterrupt  # the engine ends the turn and answers the remaining calls "cancelled"
-        if isinstance(event, RoundStarted):
+        if isinstance(event, ReasoningDelta) and event.text:
+            self.outcome.reasoning += event.text
+            self._put(("reasoning", event.text))  # streamed as reasoning_content, apart from content
+        elif isinstance(event, RoundStarted):
             self._round = event.number
         elif isinstance(event, TextDelta) and event.text:
             text = event.text

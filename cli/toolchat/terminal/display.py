@@ -11,7 +11,7 @@ from typing import Any
 from rich.console import Console
 from rich.text import Text
 
-from toolchat.backends.base import TextDelta, Usage
+from toolchat.backends.base import ReasoningDelta, TextDelta, Usage
 from toolchat.engine import (
     CallDecided,
     CallFinished,
@@ -50,11 +50,18 @@ class ChatDisplay:
         self.status: Any = None
         self.last_result: CallRecord | None = None
         self.round_started: float | None = None
+        self.thought = ThoughtView(console, redactor)
 
     def __call__(self, event: Event) -> None:
-        if isinstance(event, TextDelta):
+        if isinstance(event, ReasoningDelta):
+            if not self.thought.active and self.thought.live:
+                self.stream.end()  # the "thinking…" spinner gives way to the reasoning itself
+            self.thought.feed(event.text)
+        elif isinstance(event, TextDelta):
+            self.thought.collapse()
             self.stream.feed(event.text)
         elif isinstance(event, CallRequested):
+            self.thought.collapse()
             self.stream.end()
             arguments = event.arguments if event.arguments is not None else event.call.arguments
             self.console.print(
@@ -79,12 +86,14 @@ class ChatDisplay:
         elif isinstance(event, RoundStarted):
             self.round_started = time.monotonic()
         elif isinstance(event, RoundDone):
+            self.thought.collapse(event.usage.reasoning_tokens)
             self.stats.rounds.append((event.usage, event.seconds))
             self.round_started = None
         elif isinstance(event, TurnEnded) and self.round_started is not None:  # a model call cut short counts too
             self.stats.rounds.append((Usage(), time.monotonic() - self.round_started))
             self.round_started = None
         elif isinstance(event, TurnError):
+            self.thought.collapse()
             self.stream.end()
             self.console.print(plain(f"error: {self.redact(event.message)}", "bold red"))
 
@@ -99,7 +108,59 @@ class ChatDisplay:
 
     def stop(self) -> None:
         self._stop_spin()
+        self.thought.collapse()
         self.stream.end()
+
+
+class ThoughtView:
+    """A reply's reasoning while it streams: dim, labelled, the last lines live below the label;
+    when the answer or a call begins it collapses to one line ("thought for 12 s, ~340 tokens").
+    `live` off (/reasoning off, show_reasoning: false) shows only the collapsed line. The whole
+    text of the last reasoning is kept for /reasoning."""
+
+    TAIL = 8  # lines shown while it streams
+
+    def __init__(self, console: Console, redactor: Redactor, live: bool = True) -> None:
+        self.console, self.redactor, self.live = console, redactor, live
+        self.last = ""  # the last reply's reasoning, redacted
+        self.parts: list[str] = []
+        self.held = StreamRedactor(redactor)
+        self.view: Any = None
+        self.started: float | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.started is not None
+
+    def feed(self, text: str) -> None:
+        if self.started is None:
+            self.started, self.parts = time.monotonic(), []
+            if self.live:
+                from rich.live import Live
+
+                self.view = Live(self._frame(), console=self.console, refresh_per_second=8, transient=True)
+                self.view.start()
+        self.parts.append(self.held.feed(text))
+        if self.view is not None:
+            self.view.update(self._frame())
+
+    def _frame(self) -> Text:
+        lines = clean("".join(self.parts)).splitlines()[-self.TAIL :]
+        frame = Text("reasoning\n", style="dim bold")
+        frame.append("\n".join(lines), style="dim italic")
+        return frame
+
+    def collapse(self, tokens: int | None = None) -> None:
+        if self.started is None:
+            return
+        self.parts.append(self.held.flush())
+        if self.view is not None:
+            self.view.stop()
+            self.view = None
+        seconds = time.monotonic() - self.started
+        self.last, self.started = "".join(self.parts), None
+        count = f"{tokens} tokens" if tokens is not None else f"~{max(1, len(self.last) // 4)} tokens"
+        self.console.print(plain(f"▸ thought for {seconds:.0f} s, {count} (/reasoning shows it)", "dim"))
 
 
 class RedactedStream:

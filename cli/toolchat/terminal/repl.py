@@ -45,6 +45,14 @@ def ask_trust(console: Console) -> Any:
     return ask
 
 
+def reasoning_line(settings: Any) -> str:
+    """What is in force for reasoning models, when it is not the default."""
+    effort = f"effort {settings.reasoning_effort}" if settings.reasoning_effort else "effort: the model's default"
+    keep = {"turn": "this turn's", "all": "every turn's", "none": "none"}[settings.reasoning_keep]
+    shown = "shown live" if settings.show_reasoning else "collapsed"
+    return f"reasoning: {effort} · passed back: {keep} · {shown} (/reasoning)"
+
+
 def banner(chat: ReplSession, console: Console) -> None:
     settings = chat.settings
     tools = len(chat.engine.registry.names())
@@ -61,6 +69,8 @@ def banner(chat: ReplSession, console: Console) -> None:
     describe = getattr(chat.backend, "describe", None)
     if describe is not None:
         console.print(plain(f"  {describe()}", "dim"))
+    if settings.reasoning_effort or settings.reasoning_keep != "turn" or not settings.show_reasoning:
+        console.print(plain(f"  {reasoning_line(settings)}", "dim"))
     if settings.mcp_servers:
         from toolchat.mcp.wiring import source_of, summary
 

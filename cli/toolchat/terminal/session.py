@@ -88,6 +88,7 @@ class ReplSession:
         self.folder = project_folder(env.data_dir, settings.project_dir)
         self.redactor = redactor_for(settings, env.environ)
         self.display = ChatDisplay(console, lambda: self.engine.registry, self.stats, self.redactor)
+        self.display.thought.live = settings.show_reasoning
         on_event = traced(
             self.display,
             lambda: self.engine.backend,

@@ -182,14 +182,34 @@ def _history(chat: ReplSession, argument: str) -> None:
         for call in message.get("tool_calls") or []:
             text += f" [call {call['function']['name']} {call['function']['arguments']}]"
         line = " ".join(clean(text).split())
+        thought = message.get("reasoning")
+        if isinstance(thought, dict) and thought.get("text"):
+            reasoning = " ".join(clean(chat.redactor.redact(str(thought["text"]))).split())
+            chat.console.print(plain(f"{'reasoning':>9}: {reasoning[:150]}", "dim"))
         chat.console.print(plain(f"{message['role']:>9}: {line[:150]}"))
+
+
+@command("/reasoning", "the last reasoning whole; /reasoning on|off shows it live or not")
+def _reasoning(chat: ReplSession, argument: str) -> None:
+    view = chat.display.thought
+    if argument in ("on", "off"):
+        view.live = argument == "on"
+        _done(chat, f"reasoning is {'shown as it streams' if view.live else 'collapsed to one line'}")
+        return
+    if argument:
+        chat.console.print(plain("usage: /reasoning [on|off]", "yellow"))
+        return
+    if not view.last:
+        chat.console.print(plain("no reasoning yet in this session", "dim"))
+        return
+    chat.console.print(plain(view.last, "dim italic"))
 
 
 @command("/stats", "tokens, rounds, and time per round and per tool")
 def _stats(chat: ReplSession, argument: str) -> None:
     stats = chat.stats
     table = Table(box=None, header_style="bold", pad_edge=False)
-    for column in ("round", "prompt", "cached", "completion", "seconds"):
+    for column in ("round", "prompt", "cached", "completion", "reasoning", "seconds"):
         table.add_column(column, justify="right")
     for number, (usage, seconds) in enumerate(stats.rounds, start=1):
         table.add_row(
@@ -197,6 +217,7 @@ def _stats(chat: ReplSession, argument: str) -> None:
             str(usage.prompt_tokens),
             str(usage.cached_tokens),
             str(usage.completion_tokens),
+            "-" if usage.reasoning_tokens is None else str(usage.reasoning_tokens),
             f"{seconds:.2f}",
         )
     chat.console.print(plain(f"{stats.turns} turns, {len(stats.rounds)} model calls, {len(stats.tools)} tool calls"))

@@ -230,6 +230,8 @@ class TraceSink:
                     "gen_ai.usage.cache_read.input_tokens": usage.cached_tokens,
                 }
             )
+        if usage.reasoning_tokens is not None:
+            chat.set_attribute(REASONING_TOKENS, usage.reasoning_tokens)
         self._usage = [
             self._usage[0] + usage.prompt_tokens,
             self._usage[1] + usage.completion_tokens,
@@ -382,6 +384,9 @@ def _message(role: str, parts: list[dict[str, Any]]) -> dict[str, Any]:
     return {"role": role, "parts": parts}
 
 
+REASONING_TOKENS = "gen_ai.usage.reasoning.output_tokens"  # of output_tokens (the GenAI conventions' name)
+
+
 def _convert(message: dict[str, Any]) -> dict[str, Any]:
     """A chat-completions message in the conventions' parts form."""
     role = str(message.get("role") or "user")
@@ -391,6 +396,9 @@ def _convert(message: dict[str, Any]) -> dict[str, Any]:
             "tool", [{"type": "tool_call_response", "id": message.get("tool_call_id"), "response": content}]
         )
     parts: list[dict[str, Any]] = []
+    thought = message.get("reasoning")
+    if isinstance(thought, dict) and thought.get("text"):  # the conventions' reasoning part
+        parts.append({"type": "reasoning", "content": str(thought["text"])})
     if isinstance(content, str) and content:
         parts.append(_text(content))
     elif isinstance(content, list):

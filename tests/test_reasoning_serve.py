@@ -1,0 +1,42 @@
+"""`toolchat serve` with a reasoning model upstream: reasoning streamed to the client as
+`reasoning_content`, apart from content, and a client's assistant messages' reasoning passed back."""
+
+from __future__ import annotations
+
+import json
+
+from tests.support.fakeserver import sse, text_stream
+from tests.support.reasoning import THOUGHT, with_thought
+from tests.support.serving import post, raw_post, sse_events
+
+ASK = {"model": "toolchat", "messages": [{"role": "user", "content": "Hi"}]}
+ANSWER = "Hello there."
+
+
+def test_reasoning_is_streamed_apart_from_content(upstream, serve):
+    upstream.add(with_thought("reasoning", THOUGHT, text_stream(ANSWER)))
+    events = sse_events(raw_post(serve(), {**ASK, "stream": True}).read())
+    deltas = [json.loads(e)["choices"][0]["delta"] for e in events[:-1] if json.loads(e)["choices"]]
+    assert "".join(d.get("reasoning_content", "") for d in deltas) == THOUGHT
+    assert "".join(d.get("content", "") for d in deltas) == ANSWER
+    assert not any("reasoning_content" in d and d.get("content") for d in deltas)  # never in one delta
+
+
+def test_a_whole_reply_carries_reasoning_content_and_a_clients_reasoning_goes_back_upstream(upstream, serve):
+    upstream.add(with_thought("reasoning_content", THOUGHT, text_stream(ANSWER)), sse(text_stream("Again.")))
+    served = serve()
+    status, _, raw = post(f"{served.url}/chat/completions", ASK)
+    assert status == 200, raw
+    message = json.loads(raw)["choices"][0]["message"]
+    assert message["content"] == ANSWER and message["reasoning_content"] == THOUGHT
+    calls = [{"id": "call_1", "type": "function", "function": {"name": "client_tool", "arguments": "{}"}}]
+    follow_up = [
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "", "reasoning_content": "I need the tool.", "tool_calls": calls},
+        {"role": "tool", "tool_call_id": "call_1", "content": "42"},
+    ]
+    status, _, raw = post(f"{served.url}/chat/completions", {**ASK, "messages": follow_up})
+    assert status == 200, raw
+    sent = [m for m in upstream.requests[1]["messages"] if m["role"] == "assistant"][0]
+    assert sent["reasoning_content"] == "I need the tool."  # the current turn's, in its field
+    assert not isinstance(sent.get("reasoning"), dict)
