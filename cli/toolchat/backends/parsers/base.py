@@ -103,6 +103,9 @@ class MarkerParser:
         self.active: Marker | None = None
         self.searched = 0  # end markers before this offset of the region were tried and rejected
         self.calls: list[ParsedCall] = []
+        # after a closed region everything is held to the end of the output: an end marker there
+        # with no start before it means the region's own value held look-alike tags (see _settle)
+        self.closed: tuple[Marker, str, int] | None = None  # (marker, region, len(self.calls) before it)
 
     def _next_start(self) -> tuple[int, Marker | None]:
         found = [(self.buffer.find(m.start), -len(m.start), i) for i, m in enumerate(self.markers)]
@@ -114,6 +117,8 @@ class MarkerParser:
 
     def feed(self, text: str) -> str:
         self.buffer += text
+        if self.closed is not None:
+            return ""
         shown: list[str] = []
         while True:
             if self.active is None:
@@ -139,12 +144,38 @@ class MarkerParser:
                     break
                 self.searched = at + 1
             calls, rest = parsed
+            self.closed = (self.active, self.buffer[:at], len(self.calls))
             self.calls.extend(calls)
             shown.append(rest)
             self.buffer = self.buffer[at + len(end) :]
             self.active = None
+            return "".join(shown)
+
+    def _settle(self) -> str:
+        """The text held after a closed region, read again. An end marker in it with no start
+        before it closes the region instead when the longer region parses: the first close was
+        inside a value (`</parameter>\n</function>\n</tool_call>` in a file body)."""
+        assert self.closed is not None
+        marker, region, before = self.closed
+        after, self.buffer, self.closed = self.buffer, "", None
+        end = marker.end or ""
+        opened = after.find(marker.start)
+        orphans = [i for i in _positions(after, end) if opened < 0 or i < opened]
+        prefix = ""
+        for at in reversed(orphans):
+            parsed = _safe(marker.parse, region + end + after[:at], True)
+            if parsed is not None:
+                del self.calls[before:]
+                self.calls.extend(parsed[0])
+                prefix, after = parsed[1], after[at + len(end) :]
+                break
+        return prefix + self.feed(after)
 
     def finish(self) -> tuple[str, list[ParsedCall]]:
+        if self.closed is not None:
+            shown = self._settle()
+            rest, calls = self.finish()
+            return shown + rest, calls
         marker, region = self.active, self.buffer
         self.buffer, self.active = "", None
         if marker is None:
@@ -166,6 +197,14 @@ class MarkerParser:
         shown += self.feed(region[at + len(marker.end or "") :])
         rest, _ = self.finish()
         return shown + rest, self.calls
+
+
+def _positions(text: str, marker: str) -> list[int]:
+    found, at = [], text.find(marker) if marker else -1
+    while at >= 0:
+        found.append(at)
+        at = text.find(marker, at + 1)
+    return found
 
 
 def _safe(parse: RegionParser, region: str, closed: bool) -> tuple[list[ParsedCall], str] | None:
