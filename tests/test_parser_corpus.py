@@ -209,6 +209,18 @@ CORPUS = [
         [OSLO, ("calc", {"x": 1})],
     ),
     ("llama3", '{"answer": 42}', '{"answer": 42}', []),
+    (
+        "llama3",
+        'I will check. {"name": "get_weather", "parameters": {"city": "Oslo"}}',
+        "I will check. ",
+        [OSLO],
+    ),
+    (
+        "llama3",
+        'Use {"name": "nope", "parameters": {}} like this.',
+        'Use {"name": "nope", "parameters": {}} like this.',
+        [],
+    ),
     # -- pythonic ----------------------------------------------------------------------------------------
     ("pythonic", "[get_weather(city='Oslo', days=3)]", "", [OSLO3]),
     ("pythonic", "[bad(x=b'z'), get_weather(city='Oslo')]", "", [OSLO]),
@@ -230,6 +242,13 @@ CORPUS = [
         "granite",
         'Sure. <tool_call>[{"name": "get_weather", "arguments": {"city": "Oslo"}}]</tool_call>',
         "Sure. ",
+        [OSLO],
+    ),
+    ("granite", '[{"name": "get_weather", "arguments": {"city": "Oslo"}}]', "", [OSLO]),
+    (  # a missing </function> before the end of the output
+        "qwen3_coder",
+        "<tool_call>\n<function=get_weather>\n<parameter=city>\nOslo\n</parameter>\n</tool_call>",
+        "",
         [OSLO],
     ),
     # -- function_gemma ----------------------------------------------------------------------------------

@@ -180,12 +180,12 @@ class MarkerParser:
         self.buffer, self.active = "", None
         if marker is None:
             return region, self.calls
-        parsed = _safe(marker.parse, region, False)
-        if parsed is not None:
-            self.calls.extend(parsed[0])
-            return parsed[1], self.calls
         at = region.find(marker.end) if marker.end else -1
-        if at < 0:
+        if at < 0:  # the output ended inside the call: read it as far as it goes
+            parsed = _safe(marker.parse, region, False)
+            if parsed is not None:
+                self.calls.extend(parsed[0])
+                return parsed[1], self.calls
             return marker.start + region, self.calls
         # no end marker closed a call: the first one ends a region that is content, and the
         # rest is read again (a later call after a broken one still counts)

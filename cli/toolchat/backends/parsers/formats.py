@@ -246,7 +246,14 @@ def _mistral(tools: Tools) -> StreamParser:
 
 
 def _llama3(tools: Tools) -> StreamParser:
-    tagged = MarkerParser("<|python_tag|>", None, lambda region, closed: _json_calls(region, closed=closed))
+    """<|python_tag|>{...}, a bare {...} that is the whole output, or one after prose (then only
+    for a tool that exists: an answer that shows JSON is not a call)."""
+    tagged = MarkerParser(
+        [
+            Marker("<|python_tag|>", None, lambda region, closed: _json_calls(region, closed=closed)),
+            Marker('{"name"', None, lambda region, closed: _json_calls('{"name"' + region, tools, closed)),
+        ]
+    )
     return LeadingParser("{", lambda text: _json_calls(text, tools), tagged)
 
 
@@ -270,7 +277,10 @@ def _granite_region(region: str, closed: bool) -> Region | None:
 
 
 def _granite(tools: Tools) -> StreamParser:
-    return MarkerParser([Marker("<|tool_call|>", None, _granite_region), Marker("<tool_call>", None, _granite_region)])
+    tagged = MarkerParser(
+        [Marker("<|tool_call|>", None, _granite_region), Marker("<tool_call>", None, _granite_region)]
+    )
+    return LeadingParser("[", lambda text: _json_calls(text, tools), tagged)  # the tag is optional
 
 
 def _harmony(tools: Tools) -> StreamParser:
