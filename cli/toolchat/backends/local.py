@@ -11,7 +11,19 @@ from typing import Any
 
 from toolchat import defaults
 from toolchat.backends import forced, generic
-from toolchat.backends.base import BackendEvent, Reply, Request, TextDelta, ToolCall, Usage, new_call_id
+from toolchat.backends.base import (
+    REASONING_CHANNEL,
+    REASONING_CONTENT,
+    BackendEvent,
+    Reasoning,
+    ReasoningDelta,
+    Reply,
+    Request,
+    TextDelta,
+    ToolCall,
+    Usage,
+    new_call_id,
+)
 from toolchat.backends.bundled import (
     DESCRIPTION,
     INSTALL_HINT,
@@ -23,6 +35,7 @@ from toolchat.backends.bundled import (
 from toolchat.backends.llama_io import capture_log, gpu_offload_supported, read_metadata
 from toolchat.backends.parsers import ParsedCall, detect_format, make_parser
 from toolchat.backends.parsers.base import partial_suffix
+from toolchat.backends.parsers.reasoning import ThinkingParser, opens_thinking
 from toolchat.backends.prompt import ChatML, GemmaTurns, JinjaTemplate, generic_messages, raw_key
 from toolchat.config.settings import Settings
 from toolchat.errors import BackendError, UsageError
@@ -97,6 +110,7 @@ class LocalBackend:
         self.renderer = self._renderer(template)
         self.temperature = settings.temperature if settings.temperature is not None else DEFAULT_TEMPERATURE
         self._raw: dict[str, str] = {}  # what the model wrote for each call message, for a stable prompt
+        self._prompt = ""  # the last prompt rendered, as text
 
     # -- set-up ---------------------------------------------------------------------------------
     @staticmethod
@@ -196,13 +210,24 @@ class LocalBackend:
         shown_all: list[str] = []
         self.generated = 0
         limit = min(max_tokens, self.n_ctx - len(tokens))
+        # <think> reasoning comes before the native format's calls; a call inside it is never read
+        thinking = ThinkingParser(
+            parser, not constrained and self.format != "harmony", opened=opens_thinking(self._prompt)
+        )
         for piece in self._generate(tokens, grammar, temperature, limit):
             written.append(piece)
-            shown = parser.feed(piece)
+            thought, shown = thinking.feed(piece)
+            if thought:
+                yield ReasoningDelta(thought)
             if shown:
                 shown_all.append(shown)
                 yield TextDelta(shown)
-        rest, parsed = parser.finish()
+        thought, rest, parsed = thinking.finish()
+        reasoning = Reasoning(thinking.text, REASONING_CONTENT) if thinking.seen else None
+        if getattr(parser, "reasoning", ""):  # harmony's analysis channel, read at the end
+            thought, reasoning = parser.reasoning, Reasoning(parser.reasoning, REASONING_CHANNEL)
+        if thought:
+            yield ReasoningDelta(thought)
         if rest:
             shown_all.append(rest)
             yield TextDelta(rest)
@@ -212,7 +237,7 @@ class LocalBackend:
         text = parser.text if constrained and parser.text is not None else "".join(shown_all)
         usage = Usage(len(tokens), self.generated, cached)
         finish = "tool_calls" if calls else ("length" if self.generated >= limit else "stop")
-        yield Reply(text, calls, usage, finish)
+        yield Reply(text, calls, usage, finish, reasoning)
 
     def _offered(self, request: Request) -> Request:
         """The bundled model sees and may call only the tools the turn's question names, and must
@@ -244,7 +269,8 @@ class LocalBackend:
         budget = self.n_ctx - min(max_tokens, self.n_ctx // 4)
         while True:
             # "replace": a lone surrogate (from a file name or a server) must not crash the encoding
-            prompt = self._render(trimmed, constrained).encode("utf-8", "replace")
+            self._prompt = self._render(trimmed, constrained)
+            prompt = self._prompt.encode("utf-8", "replace")
             tokens = self.llm.tokenize(prompt, add_bos=False, special=True)
             if len(tokens) <= budget:
                 return tokens

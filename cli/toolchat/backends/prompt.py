@@ -144,9 +144,18 @@ def _append_user(out: list[dict[str, Any]], text: str) -> None:
 
 
 def _for_template(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """HF templates expect tool-call arguments as objects, not JSON strings."""
+    """HF templates expect tool-call arguments as objects, not JSON strings, and reasoning where
+    they read it: `reasoning_content` (Qwen3, DeepSeek-R1, GLM), `thinking` (gpt-oss). Which
+    earlier reasoning a prompt keeps is the template's own rule."""
     result = []
     for message in messages:
+        if "reasoning" in message:
+            message = dict(message)
+            entry = message.pop("reasoning")
+            text = entry.get("text") if isinstance(entry, dict) else None
+            if isinstance(text, str) and text and message.get("role") == "assistant":
+                message["reasoning_content"] = text
+                message["thinking"] = text
         if message.get("tool_calls"):
             message = dict(message)
             message["tool_calls"] = [

@@ -8,107 +8,120 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from toolchat.backends.parsers.base import MarkerParser, ParsedCall, StreamParser, as_arguments, loads_lenient
+from toolchat.backends.parsers.base import (
+    Marker,
+    MarkerParser,
+    ParsedCall,
+    StreamParser,
+    as_arguments,
+    dump,
+    loads_lenient,
+)
 from toolchat.backends.parsers.harmony import HarmonyParser
 from toolchat.backends.parsers.leading import LeadingParser
+from toolchat.backends.parsers.xml import xml_calls
 
 Tools = dict[str, dict[str, Any]]  # name -> parameters schema
+Region = tuple[list[ParsedCall], str]  # the calls, and the text after them that is content
 
 
 def _call_from_object(value: Any, tools: Tools | None = None) -> ParsedCall | None:
-    if not isinstance(value, dict) or not isinstance(value.get("name"), str):
+    if isinstance(value, dict) and isinstance(value.get("function"), dict) and "name" not in value:
+        value = value["function"]  # {"type": "function", "function": {"name": ..., "arguments": ...}}
+    if not isinstance(value, dict) or not isinstance(value.get("name"), str) or not value["name"].strip():
         return None
     if tools is not None and value["name"] not in tools:
         return None
-    arguments = value.get("arguments", value.get("parameters", {}))
-    return ParsedCall(value["name"], as_arguments(arguments))
+    arguments = as_arguments(value.get("arguments", value.get("parameters", {})))
+    return None if arguments is None else ParsedCall(value["name"], arguments)
 
 
-def _json_calls(text: str, tools: Tools | None = None) -> list[ParsedCall] | None:
-    """One object, a list of objects, or objects joined by `;` (Llama 3.x)."""
-    value = loads_lenient(text)
-    if value is None:
-        value, decoder, at = [], json.JSONDecoder(), 0
-        text = text.strip()
-        while at < len(text):
-            try:
-                item, end = decoder.raw_decode(text, at)
-            except ValueError:
-                return None
-            value.append(item)
-            at = end
-            while at < len(text) and text[at] in " \n\t;,":
-                at += 1
-    items = value if isinstance(value, list) else [value]
-    calls = [_call_from_object(item, tools) for item in items]
-    if not calls or any(c is None for c in calls):
-        return None
-    return calls  # type: ignore[return-value]
+_SEPARATORS = " \n\t\r;,"
 
 
-# Hermes / Qwen 2.5 / Qwen 3 JSON, and Qwen3-Coder XML, share <tool_call> ... </tool_call>
-_FUNCTION = re.compile(r"<function=([^>\s]+)>(.*?)(?:</function>|$)", re.DOTALL)
-_PARAMETER = re.compile(r"<parameter=([^>\s]+)>\n?(.*?)\n?(?:</parameter>|(?=<parameter=)|$)", re.DOTALL)
+def _json_calls(text: str, tools: Tools | None = None, closed: bool = True) -> Region | None:
+    """One object, a list of objects, or objects joined by `;` (Llama 3.x); then, maybe, prose.
+    An item that is not a call is dropped and its siblings kept."""
+    items, rest = _json_values(text)
+    if not items:
+        value = loads_lenient(text) if text.lstrip().startswith(("{", "[")) else None
+        if value is None:
+            return None
+        items, rest = [value], ""
+    flat = [i for item in items for i in (item if isinstance(item, list) else [item])]
+    calls = [c for c in (_call_from_object(item, tools) for item in flat) if c is not None]
+    return (calls, rest) if calls else None
 
 
-def _tool_call_region(tools: Tools) -> Callable[[str, bool], list[ParsedCall] | None]:
-    def parse(region: str, closed: bool) -> list[ParsedCall] | None:
-        if "<function=" in region:
-            return _xml_calls(region, tools)
-        return _json_calls(region)
+def _json_values(text: str) -> tuple[list[Any], str]:
+    """The JSON values at the start of `text`, and what follows them."""
+    decoder = json.JSONDecoder(parse_constant=_not_json)
+    values: list[Any] = []
+    at = len(text) - len(text.lstrip())
+    while at < len(text) and text[at] in "{[":
+        try:
+            value, end = decoder.raw_decode(text, at)
+        except (ValueError, RecursionError):
+            break
+        values.append(value)
+        at = end
+        while at < len(text) and text[at] in _SEPARATORS:
+            at += 1
+    if not values:
+        return [], text
+    return values, text[at:]
+
+
+def _not_json(name: str) -> Any:
+    raise ValueError(name)
+
+
+# Hermes / Qwen 2.5 / Qwen 3 JSON, and Qwen3-Coder XML, share <tool_call> ... </tool_call>;
+# Qwen3-Coder models also drop the wrapper and write <function=...>...</function> bare.
+def _tool_call_region(tools: Tools) -> Callable[[str, bool], Region | None]:
+    def parse(region: str, closed: bool) -> Region | None:
+        if region.lstrip().startswith("<function="):
+            return xml_calls(region, tools, closed)
+        return _json_calls(region, closed=closed)
 
     return parse
 
 
-def _xml_calls(region: str, tools: Tools) -> list[ParsedCall] | None:
-    calls = []
-    for name, body in _FUNCTION.findall(region):
-        schema = tools.get(name, {}).get("properties", {})
-        arguments = {key: _cast(value, schema.get(key, {})) for key, value in _PARAMETER.findall(body)}
-        calls.append(ParsedCall(name, json.dumps(arguments, ensure_ascii=False)))
-    return calls or None
+def _bare_function(tools: Tools) -> Callable[[str, bool], Region | None]:
+    def parse(region: str, closed: bool) -> Region | None:
+        return xml_calls("<function=" + region + ("</function>" if closed else ""), tools, closed)
 
-
-def _cast(value: str, schema: dict[str, Any]) -> Any:
-    """Qwen3-Coder writes every value as text; cast it by the parameter's schema."""
-    kinds = schema.get("type", "string")
-    kinds = kinds if isinstance(kinds, list) else [kinds]
-    stripped = value.strip()
-    for kind in kinds:
-        try:
-            if kind == "integer":
-                return int(stripped)
-            if kind == "number":
-                return float(stripped)
-            if kind == "boolean" and stripped.lower() in ("true", "false"):
-                return stripped.lower() == "true"
-            if kind in ("object", "array"):
-                return json.loads(stripped)
-            if kind == "null" and stripped.lower() in ("null", "none"):
-                return None
-        except ValueError:
-            continue
-    return value
+    return parse
 
 
 # Mistral: [TOOL_CALLS][{...}] (v0.3, Nemo) | [TOOL_CALLS]f{...} (v11) | [TOOL_CALLS]f[ARGS]{...}
-def _mistral_region(region: str, closed: bool) -> list[ParsedCall] | None:
-    region = region.strip()
-    if region.startswith("["):
-        return _json_calls(region)
-    calls = []
-    for piece in filter(None, (p.strip() for p in region.split("[TOOL_CALLS]"))):
+_CALL_ID = re.compile(r"\[CALL_ID\]\s*[\w-]*")
+
+
+def _mistral_region(region: str, closed: bool) -> Region | None:
+    if region.lstrip().startswith("["):
+        return _json_calls(region, closed=closed)
+    calls: list[ParsedCall] = []
+    rest = ""
+    for piece in region.split("[TOOL_CALLS]"):
+        if not piece.strip():
+            continue
         name, sep, arguments = piece.partition("[ARGS]")
         if not sep:
             brace = piece.find("{")
             if brace <= 0:
                 return None
             name, arguments = piece[:brace], piece[brace:]
-        value = loads_lenient(arguments)
-        if not isinstance(value, dict) or not name.strip():
+        name = _CALL_ID.sub("", name).strip()
+        values, rest = _json_values(arguments)
+        value = values[0] if len(values) == 1 else (loads_lenient(arguments) if not values else None)
+        if not values:
+            rest = ""
+        text = dump(value) if isinstance(value, dict) else None
+        if text is None or not re.fullmatch(r"[\w.-]+", name):
             return None
-        calls.append(ParsedCall(name.strip(), json.dumps(value, ensure_ascii=False)))
-    return calls or None
+        calls.append(ParsedCall(name, text))
+    return (calls, rest) if calls else None
 
 
 # FunctionGemma: call:f{city:<escape>NYC<escape>,n:3}
@@ -116,7 +129,7 @@ _ESCAPED = re.compile(r"<escape>(.*?)<escape>", re.DOTALL)
 _BARE_KEY = re.compile(r"([{,]\s*)([A-Za-z_][\w.-]*)\s*:")
 
 
-def _function_gemma_region(region: str, closed: bool) -> list[ParsedCall] | None:
+def _function_gemma_region(region: str, closed: bool) -> Region | None:
     match = re.match(r"\s*call:([\w.-]+)\s*(\{.*)", region, re.DOTALL)
     if not match:
         return None
@@ -126,42 +139,106 @@ def _function_gemma_region(region: str, closed: bool) -> list[ParsedCall] | None
         strings.append(found.group(1))
         return f"\x00{len(strings) - 1}\x00"
 
-    body = _ESCAPED.sub(hide, match.group(2).strip())
+    raw = match.group(2).replace("\x00", "")
+    body = _ESCAPED.sub(hide, raw.strip())
+    if "<escape>" in body:
+        return None  # an escaped string that never ends
     body = _BARE_KEY.sub(lambda m: f'{m.group(1)}"{m.group(2)}":', body)
     body = re.sub(r"\x00(\d+)\x00", lambda m: json.dumps(strings[int(m.group(1))]), body)
-    value = loads_lenient(body)
-    if not isinstance(value, dict):
+    values, rest = _json_values(body)
+    value = values[0] if values else (None if closed else loads_lenient(body))
+    text = dump(value) if isinstance(value, dict) else None
+    if text is None:
         return None
-    return [ParsedCall(match.group(1), json.dumps(value, ensure_ascii=False))]
+    return [ParsedCall(match.group(1), text)], rest if values else ""
 
 
 # Pythonic (Llama 3.2 alt, Llama 4, LFM2): [f(city="SF"), g(x=1)], literals only
-def _pythonic_calls(text: str, tools: Tools) -> list[ParsedCall] | None:
-    text = text.strip()
-    for marker in ("<|python_start|>", "<|python_end|>", "<|tool_call_start|>", "<|tool_call_end|>"):
+_PYTHON_MARKERS = ("<|python_start|>", "<|python_end|>", "<|tool_call_start|>", "<|tool_call_end|>")
+_JSON_NAMES = {"true": True, "false": False, "null": None}
+
+
+def _pythonic_calls(text: str, tools: Tools) -> Region | None:
+    """A list of calls, then maybe prose. A call that cannot be read (a syntax error, a value
+    with no JSON form, an unknown tool) is dropped and its siblings are kept."""
+    for marker in _PYTHON_MARKERS:
         text = text.replace(marker, "")
-    try:
-        tree = ast.parse(text.strip(), mode="eval").body
-    except SyntaxError:
+    text = text.strip()
+    if not text:
         return None
-    items = tree.elts if isinstance(tree, (ast.List, ast.Tuple)) else [tree]
-    calls = []
-    for item in items:
-        if not (isinstance(item, ast.Call) and isinstance(item.func, (ast.Name, ast.Attribute))) or item.args:
-            return None
-        name = ast.unparse(item.func)
-        if name not in tools:
-            return None
-        try:
-            arguments = {kw.arg: ast.literal_eval(kw.value) for kw in item.keywords if kw.arg}
-        except ValueError:
-            return None
-        calls.append(ParsedCall(name, json.dumps(arguments, ensure_ascii=False)))
-    return calls or None
+    pieces, rest = _top_level(text) if text.startswith("[") else ([text], "")
+    if pieces is None:
+        return None
+    calls = [c for c in (_pythonic_call(p, tools) for p in pieces) if c is not None]
+    return (calls, rest) if calls else None
+
+
+def _top_level(text: str) -> tuple[list[str] | None, str]:
+    """The comma-separated items of the list `text` opens, and the text after it."""
+    depth, quote, at, start = 0, "", 0, 1
+    pieces: list[str] = []
+    while at < len(text):
+        char = text[at]
+        if quote:
+            if char == "\\":
+                at += 1
+            elif text.startswith(quote, at):
+                at += len(quote) - 1
+                quote = ""
+        elif char in "'\"":
+            quote = char * 3 if text.startswith(char * 3, at) else char
+            at += len(quote) - 1
+        elif char in "([{":
+            depth += 1
+        elif char in ")]}":
+            depth -= 1
+            if depth == 0:
+                pieces.append(text[start:at])
+                return [p for p in pieces if p.strip()], text[at + 1 :]
+        elif char == "," and depth == 1:
+            pieces.append(text[start:at])
+            start = at + 1
+        at += 1
+    pieces.append(text[start:])  # an unterminated list: its items so far
+    return [p for p in pieces if p.strip()], ""
+
+
+def _pythonic_call(text: str, tools: Tools) -> ParsedCall | None:
+    try:
+        item = ast.parse(text.strip(), mode="eval").body
+    except (SyntaxError, ValueError, MemoryError, RecursionError):
+        return None
+    if not (isinstance(item, ast.Call) and isinstance(item.func, (ast.Name, ast.Attribute))) or item.args:
+        return None
+    name = ast.unparse(item.func)
+    if name not in tools or any(kw.arg is None for kw in item.keywords):
+        return None
+    try:
+        arguments = {kw.arg: _literal(kw.value) for kw in item.keywords}
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return None
+    text_arguments = dump(arguments)
+    return None if text_arguments is None else ParsedCall(name, text_arguments)
+
+
+def _literal(node: ast.expr) -> Any:
+    """A Python literal, and the JSON words true/false/null that models write in Python calls."""
+    if isinstance(node, ast.Name) and node.id in _JSON_NAMES:
+        return _JSON_NAMES[node.id]
+    if isinstance(node, ast.List):
+        return [_literal(e) for e in node.elts]
+    if isinstance(node, ast.Dict):
+        return {_literal(k) if k is not None else None: _literal(v) for k, v in zip(node.keys, node.values)}
+    return ast.literal_eval(node)
 
 
 def _hermes(tools: Tools) -> StreamParser:
-    return MarkerParser("<tool_call>", "</tool_call>", _tool_call_region(tools))
+    return MarkerParser(
+        [
+            Marker("<tool_call>", "</tool_call>", _tool_call_region(tools)),
+            Marker("<function=", "</function>", _bare_function(tools)),
+        ]
+    )
 
 
 def _mistral(tools: Tools) -> StreamParser:
@@ -169,7 +246,14 @@ def _mistral(tools: Tools) -> StreamParser:
 
 
 def _llama3(tools: Tools) -> StreamParser:
-    tagged = MarkerParser("<|python_tag|>", None, lambda region, closed: _json_calls(region))
+    """<|python_tag|>{...}, a bare {...} that is the whole output, or one after prose (then only
+    for a tool that exists: an answer that shows JSON is not a call)."""
+    tagged = MarkerParser(
+        [
+            Marker("<|python_tag|>", None, lambda region, closed: _json_calls(region, closed=closed)),
+            Marker('{"name"', None, lambda region, closed: _json_calls('{"name"' + region, tools, closed)),
+        ]
+    )
     return LeadingParser("{", lambda text: _json_calls(text, tools), tagged)
 
 
@@ -182,8 +266,21 @@ def _function_gemma(tools: Tools) -> StreamParser:
     return MarkerParser("<start_function_call>", "<end_function_call>", _function_gemma_region)
 
 
+def _granite_region(region: str, closed: bool) -> Region | None:
+    """Granite 3.0 <|tool_call|>[...], Granite 3.1 <tool_call>[...] (an end tag is optional)."""
+    parsed = _json_calls(region, closed=closed)
+    if parsed is None:
+        return None
+    calls, rest = parsed
+    stripped = rest.lstrip()
+    return calls, stripped[len("</tool_call>") :] if stripped.startswith("</tool_call>") else rest
+
+
 def _granite(tools: Tools) -> StreamParser:
-    return MarkerParser("<|tool_call|>", None, lambda region, closed: _json_calls(region))
+    tagged = MarkerParser(
+        [Marker("<|tool_call|>", None, _granite_region), Marker("<tool_call>", None, _granite_region)]
+    )
+    return LeadingParser("[", lambda text: _json_calls(text, tools), tagged)  # the tag is optional
 
 
 def _harmony(tools: Tools) -> StreamParser:

@@ -1,4 +1,5 @@
-"""gpt-oss (harmony): channels. `final` is the answer, `analysis` is reasoning (not shown),
+"""gpt-oss (harmony): channels. `final` is the answer, `analysis` is reasoning (not shown as
+content; kept as the reply's reasoning),
 `commentary to=functions.NAME` is a call. Parsed at the end of the output; the final channel is
 streamed once its header has been seen."""
 
@@ -6,7 +7,7 @@ from __future__ import annotations
 
 import re
 
-from toolchat.backends.parsers.base import ParsedCall, loads_lenient, partial_suffix
+from toolchat.backends.parsers.base import ParsedCall, as_arguments, loads_lenient, partial_suffix
 
 _SEGMENT_END = re.compile(r"<\|(?:end|call|return)\|>")
 _RECIPIENT = re.compile(r"to=functions\.([\w.-]+)")
@@ -17,6 +18,7 @@ class HarmonyParser:
     def __init__(self) -> None:
         self.text = ""
         self.streamed = 0  # characters of the final channel already shown
+        self.reasoning = ""  # the analysis channel, set by finish()
 
     def feed(self, text: str) -> str:
         self.text += text
@@ -35,6 +37,7 @@ class HarmonyParser:
     def finish(self) -> tuple[str, list[ParsedCall]]:
         calls: list[ParsedCall] = []
         content: list[str] = []
+        analysis: list[str] = []
         for segment in re.split(r"<\|start\|>", self.text):
             header, sep, body = segment.partition("<|message|>")
             if not sep:
@@ -44,14 +47,12 @@ class HarmonyParser:
             recipient = _RECIPIENT.search(header)
             if recipient:
                 value = loads_lenient(body)
-                calls.append(ParsedCall(recipient.group(1), body.strip() if value is None else _dump(value)))
+                arguments = as_arguments(value) if isinstance(value, dict) else None
+                calls.append(ParsedCall(recipient.group(1), body.strip() if arguments is None else arguments))
+            elif "<|channel|>analysis" in header:
+                analysis.append(body.strip())
             elif "<|channel|>final" in header or "<|channel|>" not in header:
                 content.append(body)
+        self.reasoning = "\n\n".join(a for a in analysis if a)
         whole = "".join(content)
         return whole[self.streamed :], calls
-
-
-def _dump(value: object) -> str:
-    import json
-
-    return json.dumps(value, ensure_ascii=False)

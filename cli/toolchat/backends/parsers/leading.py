@@ -1,5 +1,6 @@
 """Formats where a call is the whole output, unmarked (Llama 3 JSON without <|python_tag|>,
-pythonic lists): while the output could still be a call, hold it back; decide at the end."""
+pythonic lists): while the output could still be a call, hold it back; decide at the end. Prose
+after the call is content."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ from toolchat.backends.parsers.base import ParsedCall, StreamParser
 
 
 class LeadingParser:
-    def __init__(self, opener: str, parse_whole: Callable[[str], list[ParsedCall] | None], inner: StreamParser) -> None:
+    def __init__(
+        self, opener: str, parse_whole: Callable[[str], tuple[list[ParsedCall], str] | None], inner: StreamParser
+    ) -> None:
         self.opener, self.parse_whole, self.inner = opener, parse_whole, inner
         self.held = ""
         self.holding = True
@@ -28,9 +31,15 @@ class LeadingParser:
     def finish(self) -> tuple[str, list[ParsedCall]]:
         shown = ""
         if self.holding:
-            calls = self.parse_whole(self.held) if self.held.strip() else None
-            if calls:
-                return "", calls
+            try:
+                parsed = self.parse_whole(self.held) if self.held.strip() else None
+            except (ValueError, TypeError, RecursionError, MemoryError):
+                parsed = None
+            if parsed and parsed[0]:
+                self.held, self.holding = "", False
+                calls, prose = parsed
+                content, more = self.inner.finish()
+                return prose + content, calls + more
             shown = self.inner.feed(self.held)  # not a call after all: it is content
             self.held, self.holding = "", False
         content, calls = self.inner.finish()
