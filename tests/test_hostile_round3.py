@@ -1,0 +1,55 @@
+"""Hostile input, round three (issue 27): each test is the attack as it was found — a hostile
+loopback model or MCP server, a crafted session file, a raw socket for `serve` — kept as the
+check that it stays fixed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from fakeserver import chunk, error, sse
+from serving import post, serve, upstream  # noqa: F401 (fixtures)
+
+ASK = {"model": "toolchat", "messages": [{"role": "user", "content": "Weather in Singapore?"}]}
+UPSTREAM_KEY = "sk-upstream-" + "k3yv4lue" * 4
+
+
+def echoing_key(key: str) -> list:
+    """A stream whose answer carries the key cut across two deltas, as a hostile server would."""
+    half = len(key) // 2
+    pieces = ["Your header was: Bearer ", key[:half], key[half:], " - and that is all."]
+    return [chunk({"role": "assistant", "content": ""}), *[chunk({"content": p}) for p in pieces], chunk(finish="stop")]
+
+
+def answer_of(raw: str, stream: bool) -> str:
+    if not stream:
+        return json.loads(raw)["choices"][0]["message"]["content"]
+    chunks = [json.loads(e.removeprefix("data: ")) for e in raw.strip().split("\n\n")[:-1]]
+    return "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
+
+
+def test_serve_never_hands_the_upstream_key_to_a_client_streamed_or_not(upstream, serve):
+    upstream.add(sse(echoing_key(UPSTREAM_KEY)), sse(echoing_key(UPSTREAM_KEY)))
+    served = serve(env={"OPENAI_API_KEY": UPSTREAM_KEY})
+    for stream in (False, True):
+        status, _, raw = post(f"{served.url}/chat/completions", {**ASK, "stream": stream})
+        text = raw.decode()
+        assert status == 200, text
+        assert answer_of(text, stream) == "Your header was: Bearer *** - and that is all."
+        assert UPSTREAM_KEY[:8] not in text and UPSTREAM_KEY[-8:] not in text
+        assert "k3yv4lue" not in text
+
+
+def test_serve_hides_the_upstream_address_named_in_its_error_text(upstream, serve, isolated_env):
+    Path(isolated_env["TOOLCHAT_CONFIG_DIR"], "config.yaml").write_text("max_retries: 0\n")
+    netloc = urlsplit(upstream.url).netloc
+    upstream.add(error(500, f"internal failure at {netloc} (see {upstream.url}/debug?id=7)"))
+    upstream.add(error(500, f"internal failure at {netloc} (see {upstream.url}/debug?id=7)"))
+    served = serve()
+    for stream in (False, True):
+        status, _, raw = post(f"{served.url}/chat/completions", {**ASK, "stream": stream})
+        message = json.loads(raw.decode().removeprefix("data: ").split("\n\n")[0])["error"]["message"]
+        assert status == 502, raw
+        assert "internal failure at the model server" in message
+        assert netloc not in raw.decode() and urlsplit(upstream.url).hostname not in raw.decode()
