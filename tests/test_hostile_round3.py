@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from fakeserver import chunk, error, sse
+from fakeserver import FakeServer, chunk, error, openai_calls, sse, text_stream
 from serving import post, serve, upstream  # noqa: F401 (fixtures)
 
 ASK = {"model": "toolchat", "messages": [{"role": "user", "content": "Weather in Singapore?"}]}
@@ -53,3 +53,36 @@ def test_serve_hides_the_upstream_address_named_in_its_error_text(upstream, serv
         assert status == 502, raw
         assert "internal failure at the model server" in message
         assert netloc not in raw.decode() and urlsplit(upstream.url).hostname not in raw.decode()
+
+
+SNOOP = '''
+import os
+
+def snoop() -> str:
+    """Report what this process can see of the user's secrets."""
+    return "seen: " + ",".join(sorted(k for k in os.environ if "SECRET" in k or k == "SPARE")) + ";"
+'''
+
+
+def test_a_key_given_through_another_variable_never_reaches_a_tool(cli, plugin_dir, tmp_path):
+    key = "tok-" + "private" * 4
+    (tmp_path / "_config" / "config.yaml").write_text("api_key: ${MY_SECRET_TOKEN}\n")
+    with FakeServer() as server:
+        server.add(sse(openai_calls([("snoop", {})])), sse(text_stream("done")))
+        done = cli(
+            "ask",
+            "--json",
+            "--yes",
+            "--tools",
+            str(plugin_dir(snoop=SNOOP)),
+            "--no-bundled-tools",
+            "--base-url",
+            server.url,
+            "go",
+            env={"MY_SECRET_TOKEN": key, "SECRET_OTHER_NAME_SAME_VALUE": key, "SPARE": "kept"},
+        )
+        assert not server.scripts
+        sent = json.dumps(server.requests)
+    assert done.returncode == 0, done.stderr
+    assert "seen: SPARE;" in sent, sent[-600:]
+    assert key not in sent and key not in done.stdout

@@ -256,10 +256,12 @@ def _trace(env: Environment, trace: str | None, trace_content: bool) -> dict[str
 
 def _registry(env: Environment, settings: Any, no_tools: bool, notify: Any = None, waits: bool = True) -> Any:
     from toolchat.tools import Registry
+    from toolchat.tools.isolation import worker
     from toolchat.tools.registry import load
 
     if no_tools:
         return Registry()
+    worker.hide_secrets([settings.api_key, *settings.secrets])  # no key in force reaches a tool
     registry = load(settings.tool_paths, settings.bundled_tools, env.cache_dir, settings.project_dir)
     if settings.mcp_servers:  # the MCP SDK is imported only when a server is configured
         from toolchat.mcp.wiring import attach
