@@ -5,10 +5,16 @@ check that it stays fixed."""
 from __future__ import annotations
 
 import json
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import pytest
+
 from fakeserver import FakeServer, chunk, error, openai_calls, sse, text_stream
+from mcp_helpers import SERVERS
 from serving import post, serve, upstream  # noqa: F401 (fixtures)
 
 ASK = {"model": "toolchat", "messages": [{"role": "user", "content": "Weather in Singapore?"}]}
@@ -86,3 +92,78 @@ def test_a_key_given_through_another_variable_never_reaches_a_tool(cli, plugin_d
     assert done.returncode == 0, done.stderr
     assert "seen: SPARE;" in sent, sent[-600:]
     assert key not in sent and key not in done.stdout
+
+
+def raw_mcp_config(folder: Path, tools: list[dict]) -> Path:
+    """A config with one hand-written MCP server (tests/mcp_servers/raw.py) offering `tools`."""
+    listed = folder / "tools.json"
+    listed.write_text(json.dumps(tools))
+    entry = {"command": sys.executable, "args": [str(SERVERS / "raw.py"), str(listed)]}
+    path = folder / "toolchat.yaml"
+    path.write_text(json.dumps({"mcp_servers": {"raw": entry}}))
+    return path
+
+
+class Counting:
+    """A loopback HTTP server that counts every GET it is sent (a schema's $ref target)."""
+
+    def __init__(self) -> None:
+        hits = self.hits = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                hits.append(self.path)
+                body = b'{"type": "string"}'
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_schema_ref_to_a_url_or_file_is_never_fetched_and_the_call_refused(cli, tmp_path):
+    pytest.importorskip("mcp")
+    target = Counting()
+    secret_file = tmp_path / "secret.json"
+    secret_file.write_text('{"type": "string"}')
+    refs = {"fetch": f"{target.url}/internal/admin", "peek": secret_file.as_uri()}
+    tools = [
+        {"name": name, "description": "d", "inputSchema": {"type": "object", "properties": {"a": {"$ref": ref}}}}
+        for name, ref in refs.items()
+    ]
+    tools.append(
+        {
+            "name": "local",
+            "description": "refers only within itself",
+            "inputSchema": {
+                "$defs": {"s": {"type": "string"}},
+                "type": "object",
+                "properties": {"a": {"$ref": "#/$defs/s"}},
+            },
+        }
+    )
+    config = raw_mcp_config(tmp_path, tools)
+    calls = [("raw__fetch", {"a": "x"}), ("raw__peek", {"a": "x"}), ("raw__local", {"a": "x"})]
+    try:
+        with FakeServer() as server:
+            server.add(sse(openai_calls(calls)), sse(text_stream("done")))
+            done = cli("ask", "-c", str(config), "--yes", "--no-bundled-tools", "--base-url", server.url, "go")
+            answers = [m["content"] for m in server.requests[-1]["messages"] if m["role"] == "tool"]
+    finally:
+        target.close()
+    assert done.returncode == 0, done.stderr
+    assert target.hits == []
+    fetch, peek, local = answers
+    assert f"refers to {refs['fetch']}, which toolchat never fetches" in fetch
+    assert f"refers to {refs['peek']}, which toolchat never fetches" in peek
+    assert local == "ran local"
