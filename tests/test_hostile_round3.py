@@ -5,15 +5,18 @@ check that it stays fixed."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 import threading
+import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 
-from fakeserver import FakeServer, chunk, error, openai_calls, sse, text_stream
+from fakeserver import FakeServer, Script, chunk, error, openai_calls, sse, text_stream
 from mcp_helpers import SERVERS
 from serving import post, serve, upstream  # noqa: F401 (fixtures)
 
@@ -167,3 +170,73 @@ def test_a_schema_ref_to_a_url_or_file_is_never_fetched_and_the_call_refused(cli
     assert f"refers to {refs['fetch']}, which toolchat never fetches" in fetch
     assert f"refers to {refs['peek']}, which toolchat never fetches" in peek
     assert local == "ran local"
+
+
+def gzip_of(head: bytes, zeros: int) -> bytes:
+    """`head` then `zeros` zero bytes, gzip'd: a bomb of `zeros` bytes decoded, ~1/1000 on the wire."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, zlib.MAX_WBITS | 16)
+    out = [packer.compress(head)]
+    block = bytes(8 * 1024 * 1024)
+    for _ in range(zeros // len(block)):
+        out.append(packer.compress(block))
+    out.append(packer.flush())
+    return b"".join(out)
+
+
+def run_measured(args: list[str], env: dict[str, str], cwd: Path) -> tuple[int, str, float]:
+    """`toolchat ARGS` as a subprocess: exit code, stderr and its peak RSS in MB (from wait4)."""
+    with open(cwd / "out.txt", "wb") as out, open(cwd / "err.txt", "wb") as err:
+        child = subprocess.Popen(
+            [sys.executable, "-m", "toolchat", *args],
+            stdout=out,
+            stderr=err,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            cwd=cwd,
+            start_new_session=True,
+        )
+        _, status, usage = os.wait4(child.pid, 0)
+        child.returncode = os.waitstatus_to_exitcode(status)
+    return child.returncode, (cwd / "err.txt").read_text(), usage.ru_maxrss / 1024
+
+
+BOMB = 1024 * 1024 * 1024  # 1 GiB of zeros decoded, about 1 MB on the wire
+
+
+@pytest.mark.parametrize("stream", [True, False], ids=["streamed", "no-stream"])
+def test_a_gzip_bomb_from_the_model_server_is_stopped_at_the_ceiling_in_bounded_memory(stream, isolated_env, tmp_path):
+    if stream:
+        body, kind = gzip_of(b'data: {"choices": [{"index": 0, "delta": {"content": "', BOMB), "text/event-stream"
+    else:
+        body, kind = gzip_of(b'{"choices": [{"index": 0, "message": {"content": "', BOMB), "application/json"
+    script = Script("raw", body=body, headers={"Content-Type": kind, "Content-Encoding": "gzip"})
+    Path(isolated_env["TOOLCHAT_CONFIG_DIR"], "config.yaml").write_text("max_retries: 0\n")
+    with FakeServer() as server:
+        server.add(script)
+        args = ["ask", "--base-url", server.url, "-m", "m", "hi"] + ([] if stream else ["--no-stream"])
+        code, err, peak = run_measured(args, isolated_env, tmp_path)
+    ceiling = "64 MB in one reply" if not stream else "16 MB in one line of its stream"
+    assert code == 1, err
+    assert f"the server sent more than {ceiling}" in err and len(err.strip().splitlines()) == 1, err
+    assert peak < 300, f"peak RSS {peak:.0f} MB"
+
+
+def test_one_endless_sse_line_is_stopped_at_the_ceiling_in_bounded_memory(isolated_env, tmp_path):
+    line = b'data: {"choices": [{"index": 0, "delta": {"content": "' + b"a" * (40 * 1024 * 1024)
+    with FakeServer() as server:
+        server.add(Script("raw", body=line, headers={"Content-Type": "text/event-stream"}))
+        code, err, peak = run_measured(["ask", "--base-url", server.url, "-m", "m", "hi"], isolated_env, tmp_path)
+    assert code == 1, err
+    assert "the server sent more than 16 MB in one line of its stream" in err and len(err.strip().splitlines()) == 1
+    assert peak < 300, f"peak RSS {peak:.0f} MB"
+
+
+def test_serve_is_bounded_by_the_same_ceiling(upstream, serve, isolated_env):
+    Path(isolated_env["TOOLCHAT_CONFIG_DIR"], "config.yaml").write_text("max_retries: 0\n")
+    body = gzip_of(b'{"choices": [{"index": 0, "message": {"content": "', BOMB // 4)
+    upstream.add(Script("raw", body=body, headers={"Content-Type": "application/json", "Content-Encoding": "gzip"}))
+    served = serve()
+    status, _, raw = post(f"{served.url}/chat/completions", ASK)
+    assert status == 502 and "the server sent more than 64 MB in one reply" in json.loads(raw)["error"]["message"]
+    rss = int(Path(f"/proc/{served.process.pid}/status").read_text().split("VmHWM:")[1].split()[0]) / 1024
+    assert rss < 300, f"serve's peak RSS {rss:.0f} MB"
