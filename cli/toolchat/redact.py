@@ -38,6 +38,18 @@ class Redactor:
             return text
         return _hide(text, self.mask(text))
 
+    def redact_all(self, value: Any) -> Any:
+        """`value` (JSON: dicts, lists, strings) with every string in it, keys too, redacted."""
+        if not self:
+            return value
+        if isinstance(value, str):
+            return self.redact(value)
+        if isinstance(value, dict):
+            return {self.redact_all(k): self.redact_all(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [self.redact_all(v) for v in value]
+        return value
+
     def mask(self, text: str) -> bytearray:
         """1 for each character of `text` that belongs to a secret, else 0."""
         lower = text.lower()

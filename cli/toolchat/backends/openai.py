@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from toolchat import defaults
+from toolchat.backends import bounded
 from toolchat.backends.accumulate import ToolCallAccumulator
 from toolchat.backends.base import (
     BackendEvent,
@@ -70,6 +71,7 @@ class OpenAIBackend:
         self._deadline = Deadline()
         http_client = openai.DefaultHttpx2Client()
         self._deadline.bind(httpx2, http_client)
+        bounded.bind(httpx2, http_client)  # a gzip bomb or an endless line is stopped at a ceiling
         self.client = openai.OpenAI(
             base_url=self.base_url,
             api_key=key or DUMMY_KEY,
@@ -311,6 +313,8 @@ class OpenAIBackend:
 
     def _explain(self, exc: Exception, listing: bool = False) -> BackendError:
         """One line for the user, never the key."""
+        if (ceiling := bounded.too_large(exc)) is not None:
+            return ceiling
         openai = self._openai
         status = getattr(exc, "status_code", None)
         detail = self._detail(exc)

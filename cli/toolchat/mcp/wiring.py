@@ -44,10 +44,12 @@ def load_tools(
     MCP servers (the SDK is imported only when one is configured). Without `notify` the caller
     lists problems itself."""
     from toolchat.tools import Registry
+    from toolchat.tools.isolation import worker
     from toolchat.tools.registry import load
 
     if no_tools:
         return Registry()
+    worker.hide_secrets([settings.api_key, *settings.secrets])  # no key in force reaches a tool
     registry = load(settings.tool_paths, settings.bundled_tools, env.cache_dir, settings.project_dir)
     if settings.mcp_servers:
         attach(registry, settings, env, notify, waits=waits)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from toolchat.backends.base import ToolCall, Usage
+from toolchat.redact import Redactor
 
 ROLES = {"system", "developer", "user", "assistant", "tool"}
 TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -244,7 +245,8 @@ def usage_body(rounds: list[Usage]) -> dict[str, Any]:
 class Reply:
     """The bodies of one response; every chunk shares its id, time and model."""
 
-    def __init__(self, model: str, include_usage: bool = False) -> None:
+    def __init__(self, model: str, include_usage: bool = False, redactor: Redactor | None = None) -> None:
+        self.redactor = redactor or Redactor()  # every body sent passes it: no secret leaves the server
         self.id = "chatcmpl-" + uuid.uuid4().hex[:24]
         self.created = int(time.time())
         self.model = model
@@ -262,12 +264,13 @@ class Reply:
         if outcome.reasoning:
             message["reasoning_content"] = outcome.reasoning
         choice = {"index": 0, "message": message, "finish_reason": outcome.finish_reason, "logprobs": None}
-        return {
+        body = {
             **self._head("chat.completion"),
             "choices": [choice],
             "usage": usage_body(outcome.rounds),
             "toolchat": outcome.extension(),
         }
+        return self.redactor.redact_all(body)
 
     def chunk(self, delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
         body = {
@@ -277,7 +280,7 @@ class Reply:
         }
         if self.include_usage:
             body["usage"] = None
-        return event(body)
+        return event(self.redactor.redact_all(body))
 
     def final_chunks(self, outcome: Outcome) -> list[str]:
         chunks = []

@@ -194,7 +194,7 @@ async def _completions(server: Server, request: Request) -> Response:
 
     server.turns.add(turn)
     turn.start()
-    reply = Reply(profile.id, chat.include_usage)
+    reply = Reply(profile.id, chat.include_usage, server.redactor)
     try:
         first = await _race(turn.queue.get(), gone, deadline)
         if first[0] == "end" and first[1].error is not None:  # nothing sent yet: a real status
@@ -243,7 +243,7 @@ async def _stream(
             item = await _race(turn.queue.get(), gone, deadline)
         outcome: Outcome = item[1]
         if outcome.error is not None:
-            yield event(outcome.error.body())
+            yield event(reply.redactor.redact_all(outcome.error.body()))
             return
         for text in reply.final_chunks(outcome):
             yield text

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import re
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
+from urllib.parse import urlsplit
 
 from toolchat.backends.base import Backend, BackendEvent, ReasoningDelta, Reply, Request, TextDelta, ToolCall
 from toolchat.config.settings import Settings
@@ -29,7 +31,7 @@ from toolchat.engine import (
     TurnResult,
 )
 from toolchat.errors import BackendError
-from toolchat.redact import Redactor
+from toolchat.redact import Redactor, StreamRedactor
 from toolchat.serve.api import ApiError, ChatRequest, Outcome, ServerCall
 from toolchat.tools import Registry
 from toolchat.tracing.control import serve_turn
@@ -141,6 +143,7 @@ class Turn:
         self.cancelled = threading.Event()
         self.outcome = Outcome()
         self._text: list[str] = []
+        self._hold = StreamRedactor(redactor)  # a key cut across two deltas is hidden too
         self._round_of_text = 0
         self._round = 0
         self._thread = threading.Thread(
@@ -215,8 +218,7 @@ class Turn:
             if self._round != self._round_of_text and self._text and not self._text[-1][-1:].isspace():
                 text = "\n\n" + text  # the text of a later round is a new paragraph
             self._round_of_text = self._round
-            self._text.append(text)
-            self._put(("text", text))
+            self._say(self._hold.feed(text))
         elif isinstance(event, CallFinished):
             record = event.record
             self.outcome.calls.append(
@@ -225,7 +227,13 @@ class Turn:
         elif isinstance(event, RoundDone):
             self.outcome.finish_reason = _finish_reason(event.finish_reason)
 
+    def _say(self, text: str) -> None:
+        if text:
+            self._text.append(text)
+            self._put(("text", text))
+
     def _finish(self, result: TurnResult, gate: ClientTools) -> None:
+        self._say(self._hold.flush())
         outcome = self.outcome
         outcome.text, outcome.rounds, outcome.stopped = "".join(self._text), result.rounds, result.stopped
         if gate.client_calls:
@@ -251,10 +259,7 @@ def upstream_error(exc: BackendError | None, message: str, profile: Profile, red
     with neither the upstream's key nor its address."""
     cause = (exc.__cause__ or exc.__context__) if exc is not None else None
     status = getattr(cause, "status_code", None)
-    base_url = getattr(profile.backend, "base_url", None)
-    if base_url:
-        message = message.replace(base_url, "the model server")
-    message = redactor.redact(message)
+    message = redactor.redact(hide_address(message, getattr(profile.backend, "base_url", None)))
     if type(cause).__name__ == "APITimeoutError":
         return ApiError(504, message, kind="upstream_error", code="upstream_timeout")
     if status == 429:
@@ -262,6 +267,23 @@ def upstream_error(exc: BackendError | None, message: str, profile: Profile, red
     if status in (400, 413, 422):  # the upstream refused what the client sent
         return ApiError(400, message, kind="invalid_request_error", code="upstream_rejected")
     return ApiError(502, message, kind="upstream_error", code="upstream_failed")
+
+
+def hide_address(message: str, base_url: str | None) -> str:
+    """`message` without the upstream's address: any URL on its host, its host:port, and its
+    host name itself (a 500 saying "failure at 127.0.0.1:32921" tells a client nothing it may know)."""
+    if not base_url:
+        return message
+    parts = urlsplit(base_url)
+    host = parts.hostname or ""
+    if not host:
+        return message.replace(base_url, "the model server")
+    shown = re.escape(f"[{host}]" if ":" in host else host)
+    message = re.sub(
+        rf"[A-Za-z][A-Za-z0-9+.-]*://(?:[^@/\s]*@)?{shown}(?::\d+)?[^\s\"'<>]*", "the model server", message, flags=re.I
+    )
+    message = re.sub(rf"(?<![\w.-]){shown}(?::\d+)?(?![\w-])", "the model server", message, flags=re.I)
+    return message
 
 
 def stop_tools(thread: int | None) -> None:

@@ -68,9 +68,12 @@ def _validator(schema: dict[str, Any]) -> Callable[[dict[str, Any]], list[_Error
         import jsonschema_rs
     except ImportError:
         return _python_validator(schema)
+    asked: list[str] = []
     try:
-        compiled = jsonschema_rs.validator_for(schema)
+        compiled = jsonschema_rs.validator_for(schema, retriever=lambda uri: _never_fetch(uri, asked))
     except (ValueError, jsonschema_rs.ReferencingError) as exc:
+        if asked:
+            raise _refers_outside(asked[0]) from None
         raise InvalidArguments(f"the tool's schema is itself invalid: {str(exc).splitlines()[0]}") from None
 
     def check(arguments: dict[str, Any]) -> list[_Error]:
@@ -85,14 +88,23 @@ def _validator(schema: dict[str, Any]) -> Callable[[dict[str, Any]], list[_Error
 def _python_validator(schema: dict[str, Any]) -> Callable[[dict[str, Any]], list[_Error]]:
     from jsonschema import Draft202012Validator
     from jsonschema.exceptions import SchemaError
+    from referencing import Registry
+    from referencing.exceptions import Unresolvable
 
     try:
         Draft202012Validator.check_schema(schema)
     except SchemaError as exc:
         raise InvalidArguments(f"the tool's schema is itself invalid: {exc.message}") from None
-    compiled = Draft202012Validator(schema)
+    asked: list[str] = []
+    compiled = Draft202012Validator(schema, registry=Registry(retrieve=lambda uri: _never_fetch(uri, asked)))
 
     def check(arguments: dict[str, Any]) -> list[_Error]:
+        try:
+            return _errors(arguments)
+        except Unresolvable:
+            raise _refers_outside(asked[0] if asked else "a document outside it") from None
+
+    def _errors(arguments: dict[str, Any]) -> list[_Error]:
         found = []
         for e in compiled.iter_errors(arguments):
             expected = e.validator_value
@@ -102,6 +114,20 @@ def _python_validator(schema: dict[str, Any]) -> Callable[[dict[str, Any]], list
         return found
 
     return check
+
+
+def _never_fetch(uri: str, asked: list[str]) -> Any:
+    """The retriever of both validators: a schema from an MCP server could point its `$ref` at
+    any URL or file (a blind SSRF at call time); only references within the schema resolve."""
+    asked.append(uri)
+    raise LookupError(uri)
+
+
+def _refers_outside(uri: str) -> InvalidArguments:
+    return InvalidArguments(
+        f"the tool's schema refers to {uri[:200]}, which toolchat never fetches "
+        "(only references within the schema, such as #/$defs/..., are followed)"
+    )
 
 
 _TOO_DEEP = f"arguments are nested too deeply (more than {MAX_DEPTH} levels)"

@@ -16,6 +16,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +41,21 @@ _pool_lock = threading.Lock()
 
 
 SCRUBBED = ("OPENAI_API_KEY",)  # the variables toolchat itself reads a key from
+_hidden: set[str] = set()  # more variables holding a secret in force, named by hide_secrets()
+
+
+def hide_secrets(secrets: Iterable[str | None], environ: Mapping[str, str] | None = None) -> None:
+    """Keep from every tool the variables whose value holds one of `secrets` (an api_key given as
+    `${MY_TOKEN}`, a secret-looking `${VAR}` of the config): each later job tells the worker to
+    drop them from its environment before anything of the job runs."""
+    environ = os.environ if environ is None else environ
+    wanted = [s.strip() for s in secrets if s and len(s.strip()) >= 4]
+    _hidden.update(name for name, value in environ.items() if any(secret in value for secret in wanted))
+
+
+def _drop_variables(names: Iterable[str]) -> None:
+    for name in (*SCRUBBED, *names):  # toolchat's own key is never passed on to a tool
+        os.environ.pop(name, None)
 
 
 def start() -> None:
@@ -125,7 +141,7 @@ def request(job: dict[str, Any]) -> dict[str, Any] | None:
     worker = _acquire()
     try:
         worker.last_id += 1
-        job = {**job, "id": worker.last_id}
+        job = {**job, "id": worker.last_id, "hide": sorted(_hidden)}
         sent = False
         me = threading.get_ident()
         try:
@@ -235,8 +251,7 @@ def _serve(requests: int, replies: int) -> None:
     signal.signal(signal.SIGTERM, lambda *_: (processes.kill_all(), os._exit(0)))
     processes.keep_only_fds(requests, replies)
     processes.become_subreaper()
-    for name in SCRUBBED:  # toolchat's own key is never passed on to a tool
-        os.environ.pop(name, None)
+    _drop_variables(())
     from toolchat.tools.isolation import describing, jobs  # loaded once here, not in every child
 
     while True:
@@ -245,6 +260,7 @@ def _serve(requests: int, replies: int) -> None:
             break  # toolchat is gone
         if job.get("kind") == "cancel":
             continue  # it came after the job had finished
+        _drop_variables(job.get("hide") or ())
         try:
             if job["kind"] == "describe":
                 outcome, leftover = describing.describe_all(job, requests, replies), None
