@@ -53,8 +53,12 @@ def root(
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
     ] = False,
+    no_sandbox: Annotated[
+        bool, typer.Option("--no-sandbox", help="Run tools unconfined this run (any command takes it).")
+    ] = False,
 ) -> None:
     """toolchat: a chat REPL for tool-calling models; `toolchat` alone is `toolchat chat`."""
+    _env(ctx).no_sandbox |= no_sandbox
     if ctx.invoked_subcommand is None:
         chat(ctx)
 
@@ -70,7 +74,7 @@ def _settings(
 ):
     from toolchat.config import settings as config_module
 
-    return config_module.load(
+    settings = config_module.load(
         _path(config),
         overrides,
         config_dir=env.config_dir,
@@ -81,6 +85,9 @@ def _settings(
         check_trust=check_trust,
         notify=lambda message: _notice(env, message),
     )
+    if env.no_sandbox:
+        settings.sandbox.mode, settings.origins["sandbox"] = "off", "--no-sandbox"
+    return settings
 
 
 def _notice(env: Environment, message: str) -> None:
@@ -629,6 +636,10 @@ def main(argv: list[str] | None = None, env: Environment | None = None) -> int:
         env = Environment()
         _signals_are_interrupts()
     args = list(sys.argv[1:] if argv is None else argv)
+    end = args.index("--") if "--" in args else len(args)
+    if "--no-sandbox" in args[:end]:  # a flag of every command: taken wherever it is written
+        env.no_sandbox = True
+        args = [a for a in args[:end] if a != "--no-sandbox"] + args[end:]
     if (
         args
         and args[0].startswith("-")

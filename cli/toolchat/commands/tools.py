@@ -106,7 +106,9 @@ def run_once(
     except InvalidArguments as exc:
         raise UsageError(f"invalid arguments for '{tool.name}': {exc}") from None
     result = registry.run(
-        tool, arguments, RunLimits(settings.project_dir, settings.tool_timeout, settings.max_output_chars)
+        tool,
+        arguments,
+        RunLimits(settings.project_dir, settings.tool_timeout, settings.max_output_chars, sandbox=settings.sandbox),
     )
     if result.ok:
         out.print(plain(result.output), soft_wrap=True, markup=False, highlight=False)

@@ -11,7 +11,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from toolchat.config.keys import PROFILE_KEYS, TOOLS_KEYS, TOP_KEYS, Expansion, check_keys, expand_all, fail
+from toolchat.config.keys import (
+    PROFILE_KEYS,
+    SANDBOX_KEYS,
+    TOOLS_KEYS,
+    TOP_KEYS,
+    Expansion,
+    check_keys,
+    expand_all,
+    fail,
+)
 from toolchat.config.yamlfile import parse
 from toolchat.errors import ConfigError
 
@@ -107,6 +116,9 @@ def _check(data: dict[str, Any], path: Path, lines: dict[tuple[str, ...], int]) 
         for i, item in enumerate((data.get("tools") or {}).get(key) or []):
             if not isinstance(item, str):
                 fail(path, lines, ("tools", key, str(i)), f"tools.{key} entries must be strings")
+    check_keys(data.get("sandbox") or {}, SANDBOX_KEYS, ("sandbox",), path, lines)
+    if (data.get("sandbox") or {}).get("mode", "workspace") not in ("workspace", "read-only", "off"):
+        fail(path, lines, ("sandbox", "mode"), "sandbox.mode must be workspace, read-only or off")
     if isinstance(data.get("mcp_servers"), dict):
         check_servers(data["mcp_servers"], ("mcp_servers",), path, lines)
 

@@ -39,7 +39,14 @@ TOOLS_KEYS: dict[str, tuple[type, ...]] = {
     "max_output_chars": (int,),
     "bundled": (bool,),
 }
+SANDBOX_KEYS: dict[str, tuple[type, ...]] = {
+    "mode": (str,),
+    "write": (list,),
+    "network": (list,),
+    "required": (bool,),
+}
 TOP_KEYS: dict[str, tuple[type, ...]] = {
+    "sandbox": (dict,),
     "profile": (str,),
     "profiles": (dict,),
     "system": (str,),
