@@ -161,28 +161,69 @@ def test_read_only_mode_refuses_project_writes_but_not_the_temp_folder(box, tmp_
     assert not Path(tmpdir).exists()  # removed after the call
 
 
-def test_a_kernel_without_landlock_runs_unconfined_unless_required(monkeypatch, tmp_path, home):
-    """The system call fails as on a kernel without Landlock (ENOSYS) or with it disabled
-    (EOPNOTSUPP): the step says why; `required` then refuses to run the tool."""
+@pytest.fixture
+def no_landlock(monkeypatch):
+    """The Landlock system calls fail as on a kernel without it (ENOSYS) or with it disabled
+    (EOPNOTSUPP), at the lowest edge: libc's syscall(2). The tool worker is forked afresh from
+    this process, so its calls' children meet the same kernel."""
     import ctypes
     import errno
 
     from toolchat.sandbox import policy
+    from toolchat.tools.isolation import worker
 
-    for code in (errno.ENOSYS, errno.EOPNOTSUPP):
-
-        def missing(*args: object, code: int = code) -> int:
+    def play(code: int) -> None:
+        def missing(*args: object) -> int:
             ctypes.set_errno(code)
             return -1
 
+        worker.stop()
         monkeypatch.setattr(landlock, "_syscall", missing)
-        enforcer = policy.Landlock()
-        why = enforcer.unavailable()
-        assert why is not None and ("no Landlock" in why or "disabled" in why)
-        assert "not available" in enforcer.facts()[0]
-        assert policy.confine(policy.Policy(), str(tmp_path), str(tmp_path), enforcer) == why
+        monkeypatch.setattr(policy, "ENFORCER", policy.Landlock())
+
+    play(errno.ENOSYS)
+    yield play
+    worker.stop()
 
 
-def test_the_enforcer_reports_this_machine():
-    facts = "\n".join(__import__("toolchat.sandbox.policy", fromlist=["ENFORCER"]).ENFORCER.facts())
-    assert f"Landlock ABI {landlock.abi()}" in facts
+def test_without_landlock_tools_run_unconfined_and_the_run_is_told_once(no_landlock, run_cli, plugin_dir, home):
+    import errno
+
+    folder = plugin_dir(probe=TOOLS)
+    target = home / "unconfined.txt"
+    args = ("tools", "run", "write_here", "--args", json.dumps({"name": str(target)}), "-t", str(folder))
+    done = run_cli(*args)
+    assert done.stdout.strip() == f"wrote {target}", done.stderr
+    assert done.stderr.count("this kernel has no Landlock") == 1
+    assert "tools run unconfined" in done.stderr
+    no_landlock(errno.EOPNOTSUPP)
+    done = run_cli("sandbox", "-t", str(folder))
+    assert "Landlock: not available (Landlock is disabled in this kernel" in done.stdout
+    assert "write_here" in done.stdout and "sandbox: none (Landlock is disabled" in done.stdout
+
+
+def test_without_landlock_required_refuses_to_run_tools(no_landlock, run_cli, plugin_dir, home, tmp_path):
+    folder = plugin_dir(probe=TOOLS)
+    (tmp_path / "box.yaml").write_text("sandbox:\n  required: true\n")
+    target = home / "never.txt"
+    args = ("tools", "run", "write_here", "--args", json.dumps({"name": str(target)}), "-t", str(folder))
+    done = run_cli(*args, "-c", str(tmp_path / "box.yaml"))
+    assert not target.exists()
+    assert "tools will not run (sandbox.required)" in done.stderr
+    assert "the sandbox is required (sandbox.required) but cannot be enforced" in done.stderr
+    assert "the tool was not run" in done.stderr
+
+
+def test_the_sandbox_command_reports_this_machine_and_each_tool(cli, plugin_dir, tmp_path):
+    folder = plugin_dir(probe=TOOLS)
+    (tmp_path / "box.yaml").write_text("sandbox:\n  network: [connect]\n")
+    done = cli("sandbox", "-t", str(folder), "-c", str(tmp_path / "box.yaml"))
+    lines = done.stdout.splitlines()
+    assert f"  Landlock ABI {landlock.abi()}" in lines
+    assert "  TCP bind and connect: refused unless allowed" in lines
+    assert any("UDP" in line and "not covered" in line for line in lines)
+    rows = {line.split()[0]: line.split(None, 1)[1].strip() for line in lines if line.split()[:1] and "writes:" in line}
+    assert rows["connect"] == "writes: project; network: yes"
+    assert rows["write_home"] == "writes: project; network: no"
+    off = cli("sandbox", "-t", str(folder), "--no-sandbox")
+    assert "sandbox: off for this run (--no-sandbox)" in off.stdout

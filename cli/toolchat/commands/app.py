@@ -87,7 +87,21 @@ def _settings(
     )
     if env.no_sandbox:
         settings.sandbox.mode, settings.origins["sandbox"] = "off", "--no-sandbox"
+    _sandbox_warning(env, settings)
     return settings
+
+
+_warned: set[int] = set()
+
+
+def _sandbox_warning(env: Environment, settings: Any) -> None:
+    """Once a run: the sandbox is asked for and this system cannot enforce it (never silent)."""
+    from toolchat.sandbox.policy import warning
+
+    message = warning(settings.sandbox)
+    if message is not None and id(env) not in _warned:
+        _warned.add(id(env))
+        _notice(env, message)
 
 
 def _notice(env: Environment, message: str) -> None:
@@ -186,6 +200,18 @@ def tools_run(
     out, err = env.consoles()
     code = tools_cmd.run_once(_registry(env, settings, False), name, args, settings, out, err)
     raise typer.Exit(code)
+
+
+@app.command("sandbox")
+def sandbox_report(
+    ctx: typer.Context, tools: ToolsOpt = None, no_bundled_tools: NoBundledOpt = False, config: ConfigOpt = None
+) -> None:
+    """What this machine's sandbox enforces (Landlock, TCP) and each tool's sandbox."""
+    from toolchat.commands import sandbox
+
+    env = _env(ctx)
+    settings = _tool_settings(env, config, tools, no_bundled_tools)
+    sandbox.report(_registry(env, settings, False), settings, env.consoles()[0])
 
 
 ProfileOpt = Annotated[str | None, typer.Option("--profile", "-p", help="A named profile from the config.")]

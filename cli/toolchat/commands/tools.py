@@ -56,6 +56,9 @@ def show_tool(tool: Tool, settings: Settings, out: Console) -> None:
         f"{tool.origin} ({tool.source})" if tool.source is not None and tool.origin != str(tool.source) else tool.origin
     )
     out.print(Text.assemble(("source: ", "dim"), plain(where)))
+    from toolchat.sandbox.policy import of_tool
+
+    out.print(plain(of_tool(settings.sandbox, tool.name, tool.source is not None), "dim"))
     properties: dict[str, Any] = tool.parameters.get("properties", {})
     required = set(tool.parameters.get("required", []))
     if properties:

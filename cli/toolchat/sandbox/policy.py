@@ -163,3 +163,39 @@ def explained(output: str, policy: Policy) -> str:
 def resolve(paths: list[str], base: Path) -> list[str]:
     """`write:` entries, relative to the config file's folder, made absolute."""
     return [str((base / Path(os.path.expanduser(p))).resolve()) for p in paths]
+
+
+def summary(config: Config, origin: str | None = None, enforcer: Enforcer | None = None) -> str:
+    """One line for a banner: what holds for tools this run."""
+    enforcer = enforcer or ENFORCER
+    if config.mode == "off":
+        why = " for this run (--no-sandbox)" if origin == "--no-sandbox" else " (sandbox.mode)"
+        return f"sandbox: off{why}: tools may write anywhere and connect"
+    why = enforcer.unavailable()
+    if why is not None:
+        if config.required:
+            return f"sandbox: {why}; tools will not run (sandbox.required)"
+        return f"sandbox: {why}; tools run unconfined"
+    return f"sandbox: {enforcer.name} · {Config(config.mode, config.write).policy_for('').describe()}" + (
+        f" (network: {', '.join(config.network)})" if config.network else ""
+    )
+
+
+def warning(config: Config, enforcer: Enforcer | None = None) -> str | None:
+    """What a run must be told once: the sandbox is asked for and this system cannot enforce it."""
+    if config.mode == "off" or (enforcer or ENFORCER).unavailable() is None:
+        return None
+    return summary(config, enforcer=enforcer)
+
+
+def of_tool(config: Config | None, name: str, python: bool) -> str:
+    """A tool's sandbox as the approval panel and `tools show` state it. Only Python tools run in
+    the worker's sandbox; an MCP server has its own (`sandbox: true` in its entry)."""
+    if not python:
+        return "sandbox: its server's (mcp_servers: sandbox: true confines a stdio server)"
+    if config is None or config.mode == "off":
+        return "sandbox: off"
+    why = ENFORCER.unavailable()
+    if why is not None:
+        return "sandbox: none (" + ("required: will not run" if config.required else why) + ")"
+    return config.policy_for(name).describe()
