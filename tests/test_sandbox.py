@@ -227,3 +227,43 @@ def test_the_sandbox_command_reports_this_machine_and_each_tool(cli, plugin_dir,
     assert rows["write_home"] == "writes: project; network: no"
     off = cli("sandbox", "-t", str(folder), "--no-sandbox")
     assert "sandbox: off for this run (--no-sandbox)" in off.stdout
+
+
+SERVER = """
+import os, runpy, sys
+try:
+    with open(os.environ["ESCAPE"], "w") as f:
+        f.write("escaped")
+except PermissionError as exc:
+    with open("refused.txt", "w") as f:  # its own folder stays writable
+        f.write(str(exc))
+sys.argv = [os.environ["FAULTS"], "serve"]
+runpy.run_path(os.environ["FAULTS"], run_name="__main__")
+"""
+
+
+def test_a_sandboxed_mcp_server_cannot_write_outside_its_folder_and_still_serves(cli, tmp_path, home):
+    pytest.importorskip("mcp")
+    from mcp_helpers import SERVERS
+
+    folder = tmp_path / "server"
+    folder.mkdir()
+    (folder / "wrapped.py").write_text(SERVER)
+    escape = home / "mcp-escape.txt"
+    config = tmp_path / "mcp.yaml"
+    entry = {
+        "command": sys.executable,
+        "args": [str(folder / "wrapped.py")],
+        "cwd": str(folder),
+        "env": {"ESCAPE": str(escape), "FAULTS": str(SERVERS / "faults.py")},
+        "sandbox": True,
+    }
+    config.write_text(json.dumps({"mcp_servers": {"f": entry}}))
+    ran = cli("tools", "run", "f__echo", "-c", str(config), "--args", '{"text": "still here"}')
+    assert "still here" in ran.stdout, ran.stderr
+    assert not escape.exists()
+    assert "Permission denied" in (folder / "refused.txt").read_text()
+    entry["sandbox"] = False  # the same server, unconfined: it escapes (the test can fail)
+    config.write_text(json.dumps({"mcp_servers": {"f": entry}}))
+    ran = cli("tools", "run", "f__echo", "-c", str(config), "--args", '{"text": "again"}')
+    assert "again" in ran.stdout and escape.read_text() == "escaped"

@@ -34,6 +34,8 @@ SERVER_KEYS: dict[str, tuple[type, ...]] = {
     "startup_timeout": (int, float),
     "enabled": (bool,),
     "tools": (list,),
+    "sandbox": (bool,),
+    "network": (bool,),
 }
 TYPES = ("stdio", "http")
 _TYPE_ALIASES = {"streamable-http": "http", "streamableHttp": "http", "streamable_http": "http"}
@@ -150,6 +152,8 @@ def spec_of(name: str, entry: dict[str, Any], folder: Path, origin: str) -> McpS
         startup_timeout=float(entry.get("startup_timeout", defaults.MCP_STARTUP_TIMEOUT)),
         enabled=entry.get("enabled", True),
         tools=list(entry["tools"]) if "tools" in entry else None,
+        sandbox=bool(entry.get("sandbox", False)),
+        network=bool(entry.get("network", False)),
         origin=origin,
     )
 
