@@ -267,3 +267,15 @@ def test_a_sandboxed_mcp_server_cannot_write_outside_its_folder_and_still_serves
     config.write_text(json.dumps({"mcp_servers": {"f": entry}}))
     ran = cli("tools", "run", "f__echo", "-c", str(config), "--args", '{"text": "again"}')
     assert "again" in ran.stdout and escape.read_text() == "escaped"
+
+
+def test_a_project_config_widens_the_sandbox_only_once_trusted_and_trust_says_what_it_widens(box, cli, tmp_path, home):
+    (tmp_path / "toolchat.yaml").write_text(f"sandbox:\n  write: [{home}]\n  network: ['*']\n  required: true\n")
+    done = box("write_home", {"name": "widened.txt"})  # untrusted: skipped, the default sandbox holds
+    assert "not trusted" in done.stderr and not (home / "widened.txt").exists()
+    trusted = cli("config", "trust", str(tmp_path / "toolchat.yaml"))
+    assert f"sandbox.write: ['{home}'] (widens the sandbox: tools may write there)" in trusted.stdout
+    assert "sandbox.network: ['*'] (widens the sandbox: these tools may open TCP connections)" in trusted.stdout
+    assert "sandbox.required: True\n" in trusted.stdout
+    done = box("write_home", {"name": "widened.txt"})
+    assert done.stdout.strip() == "wrote", done.stderr
