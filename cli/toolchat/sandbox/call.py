@@ -9,7 +9,7 @@ import shutil
 import tempfile
 from typing import Any
 
-from toolchat.sandbox.policy import Policy, confine, explained
+from toolchat.sandbox.policy import ENFORCER, Policy, confine, explained
 
 
 class Call:
@@ -17,6 +17,7 @@ class Call:
         self.policy = Policy.from_job(policy)
         self.project = project
         self.tmpdir = tempfile.mkdtemp(prefix="toolchat-call-")  # mode 0700: the call's own
+        ENFORCER.unavailable()  # probed (and libc loaded) once in the forking process, not per child
 
     def enter(self) -> str | None:
         """In the child: confine it. None to run the tool; else the error the call returns instead
