@@ -232,7 +232,9 @@ class Engine:
             self.backend = backend
         self.temperature, self.max_tokens = settings.temperature, settings.max_tokens
         self.max_rounds = settings.max_rounds
-        self.limits = RunLimits(settings.project_dir, settings.tool_timeout, settings.max_output_chars)
+        self.limits = RunLimits(
+            settings.project_dir, settings.tool_timeout, settings.max_output_chars, sandbox=settings.sandbox
+        )
         if settings.system and not keep_system:
             self.conversation.set_system(settings.system)
 

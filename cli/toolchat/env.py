@@ -24,6 +24,7 @@ class Environment:
     environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
     cwd: Path = field(default_factory=Path.cwd)
     tty_path: str | None = "/dev/tty"  # where `ask` asks for approval; None: there is no terminal
+    no_sandbox: bool = False  # --no-sandbox: tools run unconfined this run
 
     def open_tty(self) -> tuple[IO[str], IO[str]] | None:
         """The controlling terminal for reading and writing, or None when there is none."""

@@ -58,8 +58,12 @@ def root(
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
     ] = False,
+    no_sandbox: Annotated[
+        bool, typer.Option("--no-sandbox", help="Run tools unconfined this run (any command takes it).")
+    ] = False,
 ) -> None:
     """toolchat: a chat REPL for tool-calling models; `toolchat` alone is `toolchat chat`."""
+    _env(ctx).no_sandbox |= no_sandbox
     if ctx.invoked_subcommand is None:
         chat(ctx)
 
@@ -75,7 +79,7 @@ def _settings(
 ):
     from toolchat.config import settings as config_module
 
-    return config_module.load(
+    settings = config_module.load(
         as_path(config),
         overrides,
         config_dir=env.config_dir,
@@ -86,6 +90,23 @@ def _settings(
         check_trust=check_trust,
         notify=lambda message: _notice(env, message),
     )
+    if env.no_sandbox:
+        settings.sandbox.mode, settings.origins["sandbox"] = "off", "--no-sandbox"
+    _sandbox_warning(env, settings)
+    return settings
+
+
+_warned: set[int] = set()
+
+
+def _sandbox_warning(env: Environment, settings: Any) -> None:
+    """Once a run: the sandbox is asked for and this system cannot enforce it (never silent)."""
+    from toolchat.sandbox.policy import warning
+
+    message = warning(settings.sandbox)
+    if message is not None and id(env) not in _warned:
+        _warned.add(id(env))
+        _notice(env, message)
 
 
 def _notice(env: Environment, message: str) -> None:
@@ -182,6 +203,18 @@ _ASK = "config profile backend model base_url tools no_tools no_bundled_tools sy
 _MODEL = (
     "max_rounds tool_timeout no_stream temperature max_tokens mcp trace trace_content reasoning_effort hide_reasoning"
 )
+
+
+@app.command("sandbox")
+def sandbox_report(
+    ctx: typer.Context, tools: ToolsOpt = None, no_bundled_tools: NoBundledOpt = False, config: ConfigOpt = None
+) -> None:
+    """What this machine's sandbox enforces (Landlock, TCP) and each tool's sandbox."""
+    from toolchat.commands import sandbox
+
+    env = _env(ctx)
+    settings = _tool_settings(env, config, tools, no_bundled_tools)
+    sandbox.report(load_tools(settings, env), settings, env.consoles()[0])
 
 
 @app.command()
@@ -422,6 +455,10 @@ def main(argv: list[str] | None = None, env: Environment | None = None) -> int:
     """Run the CLI; every failure becomes one line on stderr and an exit code (toolchat.process)."""
     env = process.start(env)
     args = process.command_line(argv)
+    end = args.index("--") if "--" in args else len(args)
+    if "--no-sandbox" in args[:end]:  # a flag of every command: taken wherever it is written
+        env.no_sandbox = True
+        args = [a for a in args[:end] if a != "--no-sandbox"] + args[end:]
     try:
         command = typer.main.get_command(app)  # built once (~10 ms): checked, then run
         _check_command(args, command)

@@ -56,6 +56,9 @@ def show_tool(tool: Tool, settings: Settings, out: Console) -> None:
         f"{tool.origin} ({tool.source})" if tool.source is not None and tool.origin != str(tool.source) else tool.origin
     )
     out.print(Text.assemble(("source: ", "dim"), plain(where)))
+    from toolchat.sandbox.policy import of_tool
+
+    out.print(plain(of_tool(settings.sandbox, tool.name, tool.source is not None), "dim"))
     properties: dict[str, Any] = tool.parameters.get("properties", {})
     required = set(tool.parameters.get("required", []))
     if properties:
@@ -106,7 +109,9 @@ def run_once(
     except InvalidArguments as exc:
         raise UsageError(f"invalid arguments for '{tool.name}': {exc}") from None
     result = registry.run(
-        tool, arguments, RunLimits(settings.project_dir, settings.tool_timeout, settings.max_output_chars)
+        tool,
+        arguments,
+        RunLimits(settings.project_dir, settings.tool_timeout, settings.max_output_chars, sandbox=settings.sandbox),
     )
     if result.ok:
         out.print(plain(result.output), soft_wrap=True, markup=False, highlight=False)

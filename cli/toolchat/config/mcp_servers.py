@@ -129,6 +129,8 @@ def spec_of(name: str, entry: dict[str, Any], folder: Path, origin: str) -> McpS
         startup_timeout=float(entry.get("startup_timeout", defaults.MCP_STARTUP_TIMEOUT)),
         enabled=entry.get("enabled", True),
         tools=list(entry["tools"]) if "tools" in entry else None,
+        sandbox=bool(entry.get("sandbox", False)),
+        network=bool(entry.get("network", False)),
         origin=origin,
     )
 

@@ -24,6 +24,8 @@ class McpServerSpec:
     startup_timeout: float = defaults.MCP_STARTUP_TIMEOUT
     enabled: bool = True
     tools: list[str] | None = None  # the server's tool names to offer; None: all
+    sandbox: bool = False  # stdio: writes confined to its cwd and temp folder (Linux: Landlock)
+    network: bool = False  # with sandbox: may it open TCP connections
     origin: str = ""  # "file:line" or "command line", for messages
 
     def describe(self) -> str:

@@ -17,6 +17,8 @@ from toolchat.config.mcp_spec import McpServerSpec
 from toolchat.config.schema import keys_of
 from toolchat.errors import ConfigError
 from toolchat.redact import Redactor
+from toolchat.sandbox.policy import Config as SandboxConfig
+from toolchat.sandbox.policy import resolve as resolve_writes
 
 PROJECT_NAMES = ("toolchat.yaml", ".toolchat.yaml")
 
@@ -59,6 +61,7 @@ class Settings:
     sources: list[Path] = field(default_factory=list)
     origins: dict[str, str] = field(default_factory=dict)  # setting -> "file:line" | "command line" | ...
     secrets: list[str] = field(default_factory=list, repr=False)  # values to hide wherever text is shown
+    sandbox: SandboxConfig = field(default_factory=lambda: SandboxConfig())  # what a tool may touch
 
     def redactor(self) -> Redactor:
         """Hides the API key and every secret a config expanded, in any output, session or log."""
@@ -222,6 +225,7 @@ def _apply_file(
         elif key == "timeout":
             value = float(value)
         _set(settings, name, value, file, ("tools", key))
+    _apply_sandbox(settings, file)
     found, expansions = specs(file, environ)
     for spec in found:
         servers.pop(spec.name, None)  # a later file's entry of the same name wins, and comes last
@@ -230,6 +234,20 @@ def _apply_file(
         settings.origins["mcp_servers"] = file.at("mcp_servers")
     settings.secrets += secrets_of([*file.expansions, *expansions], found)
     settings.sources.append(file.path)
+
+
+def _apply_sandbox(settings: Settings, file: ConfigFile) -> None:
+    """The `sandbox` section: a later file's keys win; `write` and `network` add up."""
+    section = file.data.get("sandbox") or {}
+    box = settings.sandbox
+    if "mode" in section:
+        box.mode = section["mode"]
+    if "required" in section:
+        box.required = bool(section["required"])
+    box.write += resolve_writes(list(section.get("write") or []), file.folder)
+    box.network += [str(p) for p in section.get("network") or []]
+    if section:
+        settings.origins["sandbox"] = file.at("sandbox")
 
 
 def _with_cwd(spec: McpServerSpec, project_dir: Path) -> McpServerSpec:

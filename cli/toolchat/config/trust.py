@@ -92,11 +92,29 @@ def summary(data: dict[str, Any], prefix: str = "") -> list[str]:
     for key, value in data.items():
         if key == "mcp_servers" and not prefix:
             lines += _server_lines(value)
+        elif key == "sandbox" and not prefix and isinstance(value, dict):
+            lines += _sandbox_lines(value)
         elif isinstance(value, dict):
             lines += summary(value, f"{prefix}{key}.")
         else:
             shown = "***" if key in SECRET_KEYS else value
             lines.append(f"{prefix}{key}: {shown}")
+    return lines
+
+
+_WIDENS = {
+    "mode": "tools run with fewer limits",
+    "write": "tools may write there",
+    "network": "these tools may open TCP connections",
+}
+
+
+def _sandbox_lines(section: dict[str, Any]) -> list[str]:
+    """The sandbox section, each key that widens what a tool may touch said so."""
+    lines = []
+    for key, value in section.items():
+        widens = key in _WIDENS and value not in ("workspace", [], None)
+        lines.append(f"sandbox.{key}: {value}" + (f" (widens the sandbox: {_WIDENS[key]})" if widens else ""))
     return lines
 
 

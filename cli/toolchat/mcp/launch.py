@@ -1,7 +1,9 @@
 """How a stdio server is started so that it cannot outlive toolchat, even a `kill -9` of it: on
 Linux a tiny launcher asks the kernel to kill the server when its parent (toolchat's MCP thread)
-dies (PR_SET_PDEATHSIG), then becomes the server (exec). Elsewhere the server runs directly, and a
-`kill -9` leaves it to notice its closed stdin."""
+dies (PR_SET_PDEATHSIG), confines it when its entry says `sandbox: true` (Landlock: writes only in
+its cwd, its own temp folder and the usual devices; TCP only with `network: true`), then becomes
+the server (exec), so the sandbox holds for the server and all it starts. Elsewhere the server runs
+directly, and a `kill -9` leaves it to notice its closed stdin."""
 
 from __future__ import annotations
 
@@ -10,17 +12,31 @@ import shutil
 import sys
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
-# argv: toolchat's pid, the command, its arguments
+# argv: toolchat's pid, the sandbox ("" or the folder toolchat is imported from, then "tcp" or
+# "no-tcp"), the command, its arguments
 LAUNCHER = """import ctypes, os, signal, sys
 ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 if os.getppid() != int(sys.argv[1]):
     sys.exit(1)  # toolchat died before the line above took effect
-os.execvp(sys.argv[2], sys.argv[2:])
+rest = sys.argv[3:]
+if sys.argv[2]:
+    sys.path.insert(0, sys.argv[2])
+    from toolchat.sandbox.launched import confine_server
+    confine_server(rest.pop(0) == "tcp")
+os.execvp(rest[0], rest)
 """
 
 
-def command_line(command: str, args: list[str], env: Mapping[str, str], cwd: Path) -> tuple[str, list[str]]:
+def sandbox_of(spec: Any) -> bool | None:
+    """None: unconfined; else whether the sandboxed server may open TCP connections."""
+    return bool(spec.network) if getattr(spec, "sandbox", False) else None
+
+
+def command_line(
+    command: str, args: list[str], env: Mapping[str, str], cwd: Path, sandbox: bool | None = None
+) -> tuple[str, list[str]]:
     """The program and arguments to start; FileNotFoundError naming `command` (and, for a bare
     name, the folders searched) when it is not there."""
     if os.sep in command:
@@ -30,7 +46,8 @@ def command_line(command: str, args: list[str], env: Mapping[str, str], cwd: Pat
         command = find_program(command, env.get("PATH", os.defpath))
     if not sys.platform.startswith("linux"):
         return command, args
-    return sys.executable, ["-S", "-E", "-c", LAUNCHER, str(os.getpid()), command, *args]
+    box = [str(Path(__file__).resolve().parents[2]), "tcp" if sandbox else "no-tcp"] if sandbox is not None else [""]
+    return sys.executable, ["-S", "-E", "-c", LAUNCHER, str(os.getpid()), *box, command, *args]
 
 
 def find_program(name: str, path: str) -> str:

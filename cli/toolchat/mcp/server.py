@@ -161,7 +161,9 @@ class Server:
         # the SDK waits 2 s after closing stdin, then 2 s after SIGTERM: too long for "<= 3 s"
         stdio.PROCESS_TERMINATION_TIMEOUT = stdio.FORCE_KILL_TIMEOUT = 1.0
         env, cwd = self.environment(), Path(self.spec.cwd or self.project_dir)
-        command, args = launch.command_line(self.spec.command or "", list(self.spec.args), env, cwd)
+        command, args = launch.command_line(
+            self.spec.command or "", list(self.spec.args), env, cwd, launch.sandbox_of(self.spec)
+        )
         parameters = StdioServerParameters(command=command, args=args, env=env, cwd=cwd)
         return stdio.stdio_client(parameters, errlog=log)
 

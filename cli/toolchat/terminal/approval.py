@@ -5,6 +5,7 @@ the model sees), a run and always allow this tool for the session, e edit the ar
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from rich.console import Console
@@ -48,11 +49,15 @@ def one_key(message: str, keys: str) -> str:
 
 
 class ReplApprover:
-    def __init__(self, console: Console) -> None:
+    def __init__(self, console: Console, sandbox: Callable[[], Any] = lambda: None) -> None:
         self.console = console
+        self.sandbox = sandbox  # the sandbox config in force, for the line that states the call's
 
     def __call__(self, pending: PendingCall) -> Decision:
         name = clean(pending.tool.name)
+        from toolchat.sandbox.policy import of_tool
+
+        self.console.print(plain(of_tool(self.sandbox(), pending.tool.name, pending.tool.source is not None), "dim"))
         while True:
             question = f"Run {name}? [y]es [n]o [a]lways [e]dit [?] "
             key = one_key(question, "ynae?")

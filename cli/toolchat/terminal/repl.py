@@ -75,6 +75,9 @@ def banner(chat: ReplSession, console: Console) -> None:
         from toolchat.mcp.wiring import source_of, summary
 
         console.print(plain(f"  {summary(source_of(chat.all_tools))}", "dim"))
+    from toolchat.sandbox.policy import summary as sandbox_summary
+
+    console.print(plain(f"  {sandbox_summary(settings.sandbox, settings.origins.get('sandbox'))}", "dim"))
     for line in getattr(chat.backend, "notes", lambda: [])():  # what the backend wants a new user to know
         console.print(plain(f"  {line}", "yellow"))
     for notice in chat.notices:

@@ -101,7 +101,7 @@ class ReplSession:
             settings, backend, registry, approve=self._approve, on_event=on_event, approve_all=options.approve_all
         )
         self.engine.check_tool_choice(options.tool_choice)  # a bad --tool-choice: exit 2 before the REPL opens
-        self.approver = ReplApprover(console)
+        self.approver = ReplApprover(console, lambda: self.engine.limits.sandbox)
         self.notices: list[str] = []
         self.typed_ahead: list[str] = []  # text typed while the model streamed: the next prompt's input
         self.drain_input: Callable[[], str] = lambda: ""

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from toolchat import defaults
 
 if TYPE_CHECKING:
+    from toolchat.sandbox.policy import Config
     from toolchat.tools.model import Tool, ToolResult
 
 
@@ -22,6 +23,7 @@ class RunLimits:
     timeout: float = defaults.TOOL_TIMEOUT
     max_output_chars: int = defaults.MAX_OUTPUT_CHARS
     max_printed_bytes: int = defaults.MAX_PRINTED_BYTES  # a tool printing more is stopped
+    sandbox: Config | None = None  # what each call may touch once it runs; None: unconfined
 
 
 @dataclass

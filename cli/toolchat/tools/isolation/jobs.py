@@ -19,6 +19,7 @@ from enum import Enum
 from typing import Any
 
 from toolchat.safety import scrub
+from toolchat.sandbox import call as sandboxing
 from toolchat.tools import schema  # noqa: F401 - loaded once in the worker, not in every child
 from toolchat.tools.isolation import processes
 from toolchat.tools.isolation.frames import HEADER, read_frame, write_frame
@@ -65,9 +66,15 @@ def perform(job: dict[str, Any], requests: int, replies: int) -> tuple[dict[str,
     pid of a job that returned normally, whose leftovers the worker kills right after replying."""
     started = time.monotonic()
     code = compiled(job["module"])  # kept by the worker, so each call skips compiling
+    call = sandboxing.Call(job.get("sandbox"), job["cwd"])
 
     def body(result_w: int) -> None:
-        status, output = run_in_child(job["module"], job["name"], job["arguments"], job["cwd"], code)
+        refused = call.enter()  # the sandbox step: after fork, before the tool's code
+        if refused is None:
+            status, output = run_in_child(job["module"], job["name"], job["arguments"], job["cwd"], code)
+            status, output = status, call.explained(output)
+        else:
+            status, output = ToolStatus.ERROR.value, refused
         _flush()
         write_frame(result_w, {"status": status, "output": output})
 
@@ -77,6 +84,7 @@ def perform(job: dict[str, Any], requests: int, replies: int) -> tuple[dict[str,
         state, value, printed = watch(child, requests, job, float(job["timeout"]), lambda frame: Verdict.DONE, bound)
     finally:
         child.close()
+        call.leave()
     if state is JobState.ORPHANED:
         return None, child.pid
     if state is JobState.DONE:  # the answer goes out first; the cleanup costs the caller nothing

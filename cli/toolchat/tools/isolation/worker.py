@@ -219,6 +219,7 @@ def run_call(module_file: str, name: str, arguments: dict[str, Any], limits: Any
             "timeout": limits.timeout,
             "limit": limits.max_output_chars,
             "printed_limit": limits.max_printed_bytes,
+            "sandbox": limits.sandbox.policy_for(name).to_job() if getattr(limits, "sandbox", None) else None,
         }
     )
     if reply is None:
