@@ -244,7 +244,7 @@ runpy.run_path(os.environ["FAULTS"], run_name="__main__")
 
 def test_a_sandboxed_mcp_server_cannot_write_outside_its_folder_and_still_serves(cli, tmp_path, home):
     pytest.importorskip("mcp")
-    from mcp_helpers import SERVERS
+    from tests.support.mcp_helpers import SERVERS
 
     folder = tmp_path / "server"
     folder.mkdir()
