@@ -218,7 +218,7 @@ def test_a_gzip_bomb_from_the_model_server_is_stopped_at_the_ceiling_in_bounded_
     ceiling = "64 MB in one reply" if not stream else "16 MB in one line of its stream"
     assert code == 1, err
     assert f"the server sent more than {ceiling}" in err and len(err.strip().splitlines()) == 1, err
-    assert peak < 300, f"peak RSS {peak:.0f} MB"
+    assert peak < 400, f"peak RSS {peak:.0f} MB"  # bounded: the bomb drove it past 2 GB
 
 
 def test_one_endless_sse_line_is_stopped_at_the_ceiling_in_bounded_memory(isolated_env, tmp_path):
@@ -228,7 +228,7 @@ def test_one_endless_sse_line_is_stopped_at_the_ceiling_in_bounded_memory(isolat
         code, err, peak = run_measured(["ask", "--base-url", server.url, "-m", "m", "hi"], isolated_env, tmp_path)
     assert code == 1, err
     assert "the server sent more than 16 MB in one line of its stream" in err and len(err.strip().splitlines()) == 1
-    assert peak < 300, f"peak RSS {peak:.0f} MB"
+    assert peak < 400, f"peak RSS {peak:.0f} MB"  # bounded: the bomb drove it past 2 GB
 
 
 def test_serve_is_bounded_by_the_same_ceiling(upstream, serve, isolated_env):
@@ -239,4 +239,4 @@ def test_serve_is_bounded_by_the_same_ceiling(upstream, serve, isolated_env):
     status, _, raw = post(f"{served.url}/chat/completions", ASK)
     assert status == 502 and "the server sent more than 64 MB in one reply" in json.loads(raw)["error"]["message"]
     rss = int(Path(f"/proc/{served.process.pid}/status").read_text().split("VmHWM:")[1].split()[0]) / 1024
-    assert rss < 300, f"serve's peak RSS {rss:.0f} MB"
+    assert rss < 400, f"serve's peak RSS {rss:.0f} MB"

@@ -116,9 +116,21 @@ def _notice(env: Environment, message: str) -> None:
 
 
 def load_tools(settings: Any, env: Environment, no_tools: bool = False, notify: Any = None, waits: bool = True) -> Any:
-    from toolchat.mcp.wiring import load_tools  # imported when a command needs tools, not at start-up
+    """The tools a command offers: plugin folders and bundled tools, then MCP servers (the MCP
+    package is imported only when a server is configured)."""
+    from toolchat.tools import Registry
+    from toolchat.tools.isolation import worker
+    from toolchat.tools.registry import load
 
-    return load_tools(settings, env, no_tools, notify, waits=waits)
+    if no_tools:
+        return Registry()
+    worker.hide_secrets([settings.api_key, *settings.secrets])  # no key in force reaches a tool
+    registry = load(settings.tool_paths, settings.bundled_tools, env.cache_dir, settings.project_dir)
+    if settings.mcp_servers:
+        from toolchat.mcp.wiring import attach
+
+        attach(registry, settings, env, notify, waits=waits)
+    return registry
 
 
 def _tool_settings(env: Environment, config: str | None, tools: list[str] | None, no_bundled: bool):

@@ -37,25 +37,6 @@ def attach(
     return source
 
 
-def load_tools(
-    settings: Any, env: Any, no_tools: bool = False, notify: Callable[[str], None] | None = None, *, waits: bool = True
-) -> Any:
-    """The tools a command offers: the plugin folders and bundled tools of the settings, then their
-    MCP servers (the SDK is imported only when one is configured). Without `notify` the caller
-    lists problems itself."""
-    from toolchat.tools import Registry
-    from toolchat.tools.isolation import worker
-    from toolchat.tools.registry import load
-
-    if no_tools:
-        return Registry()
-    worker.hide_secrets([settings.api_key, *settings.secrets])  # no key in force reaches a tool
-    registry = load(settings.tool_paths, settings.bundled_tools, env.cache_dir, settings.project_dir)
-    if settings.mcp_servers:
-        attach(registry, settings, env, notify, waits=waits)
-    return registry
-
-
 def source_of(registry: Any) -> Any:
     """The MCP source among the registry's sources, if any."""
     return next((s for s in getattr(registry, "sources", []) if getattr(s, "label", "") == "mcp"), None)
