@@ -38,7 +38,7 @@ def refusal(scope: dict[str, Any], api_key: str | None) -> ApiError | None:
                 code="forbidden_host",
             )
         origin = headers.get("origin")  # sent by browsers; "null" from sandboxed pages and files
-        if origin is not None and (origin == "null" or not _local(urlsplit(origin).netloc)):
+        if origin is not None and (origin == "null" or not _local(_netloc(origin))):
             return ApiError(403, "requests from other sites' web pages are refused", code="forbidden_origin")
     if (
         scope["method"] == "POST"
@@ -59,6 +59,13 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def _netloc(url: str) -> str | None:
+    try:
+        return urlsplit(url).netloc
+    except ValueError:  # "http://[": no address at all, so not this machine's
+        return None
+
+
 def _local(netloc: str | None) -> bool:
     if not netloc:
         return False
@@ -66,7 +73,15 @@ def _local(netloc: str | None) -> bool:
         host = urlsplit("//" + netloc).hostname
     except ValueError:
         return False
-    return host is not None and is_loopback(host)
+    return host is not None and is_loopback(host) and _port_ok(netloc)
+
+
+def _port_ok(netloc: str) -> bool:
+    try:
+        urlsplit("//" + netloc).port  # noqa: B018 - "host:99999" raises here
+    except ValueError:
+        return False
+    return True
 
 
 class Guard:

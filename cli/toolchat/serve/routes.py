@@ -9,19 +9,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from starlette import responses
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from toolchat.redact import Redactor
-from toolchat.serve.api import ApiError, Outcome, Reply, dumps, event, parse_request
+from toolchat.serve.access import AccessLog, note
+from toolchat.serve.api import ApiError, Outcome, Reply, dumps, event, parse_request, usage_body
 from toolchat.serve.guard import Guard
 from toolchat.serve.turn import Profile, Turn
 from toolchat.tools import Registry
@@ -80,6 +81,7 @@ class Server:
     limits: Limits
     redactor: Redactor
     api_key: str | None = None
+    say: Callable[[str], None] = lambda line: None  # the access log's lines
     turns: set[Turn] = field(default_factory=set)
     _admission: dict[str, Admission] = field(default_factory=dict)
 
@@ -133,7 +135,7 @@ def build_app(server: Server) -> Starlette:
         exception_handlers={HTTPException: _http_error, ApiError: _api_error},
         lifespan=lifespan,
     )
-    return Guard(app, server.api_key, lambda error: _api_error(None, error))
+    return AccessLog(Guard(app, server.api_key, lambda error: _api_error(None, error)), server.say, server.redactor)
 
 
 def _api_error(request: Request | None, exc: Exception) -> Response:
@@ -157,21 +159,56 @@ async def read_json(request: Request, limit: int) -> Any:
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise ApiError(413, f"the request body is larger than {limit} bytes", code="body_too_large")
     body = bytearray()
-    async for part in request.stream():
-        body += part
-        if len(body) > limit:
-            raise ApiError(413, f"the request body is larger than {limit} bytes", code="body_too_large")
     try:
-        return json.loads(body)
+        async for part in request.stream():
+            body += part
+            if len(body) > limit:
+                raise ApiError(413, f"the request body is larger than {limit} bytes", code="body_too_large")
+    except ClientDisconnect:
+        note(request.scope, gone="before its request was whole")
+        raise Gone from None
+    try:
+        value = json.loads(body, parse_constant=_not_a_number)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ApiError(400, f"the request body is not valid JSON: {exc}", code="invalid_json") from None
     except RecursionError:
-        raise ApiError(400, "the request body is nested too deeply", code="invalid_json") from None
+        value = None
+    if value is None or too_deep(value, MAX_DEPTH):
+        raise ApiError(
+            400, f"the request body is nested too deeply (more than {MAX_DEPTH} levels)", code="invalid_json"
+        ) from None
+    return value
+
+
+MAX_DEPTH = 100  # levels of lists and objects a request may nest: what is passed on stays far from the recursion limit
+
+
+def _not_a_number(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")  # Python's json reads NaN and Infinity; JSON has neither
+
+
+def too_deep(value: Any, limit: int) -> bool:
+    """Whether `value` nests lists and objects more than `limit` deep (a walk, not a recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        for child in children:
+            if isinstance(child, (dict, list)):
+                if depth >= limit:
+                    return True
+                stack.append((child, depth + 1))
+    return False
 
 
 async def _completions(server: Server, request: Request) -> Response:
-    chat = parse_request(await read_json(request, server.limits.max_body), server.registry.names())
+    try:
+        body = await read_json(request, server.limits.max_body)
+    except Gone:
+        return Response(status_code=499)  # nobody is listening
+    chat = parse_request(body, server.registry.names())
     profile = server.pick(chat.model)
+    note(request.scope, model=profile.id)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + server.limits.time_limit
     gone = asyncio.ensure_future(_disconnected(request))
@@ -179,6 +216,7 @@ async def _completions(server: Server, request: Request) -> Response:
     try:
         await _race(admission.enter(), gone, deadline)
     except Gone:
+        note(request.scope, gone="while it waited its turn")
         return Response(status_code=499)  # nobody is listening
     except asyncio.CancelledError:  # the server stops before this request's turn came
         gone.cancel()
@@ -202,12 +240,13 @@ async def _completions(server: Server, request: Request) -> Response:
             return _api_error(request, first[1].error)
         if chat.stream:
             return StreamingResponse(
-                _stream(turn, reply, first, gone, deadline),
+                _stream(turn, reply, first, gone, deadline, request),
                 media_type="text/event-stream",
                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
             )
         outcome = await _outcome(turn, first, gone, deadline)
     except Gone:
+        note(request.scope, gone="before its answer began")
         turn.cancel()
         return Response(status_code=499)
     except asyncio.CancelledError:  # the server stops (SIGTERM, Ctrl-C) before the reply began
@@ -219,6 +258,7 @@ async def _completions(server: Server, request: Request) -> Response:
         gone.cancel()
         raise
     gone.cancel()
+    _note_tokens(request, outcome)
     if outcome.error is not None:
         return _api_error(request, outcome.error)
     return JSONResponse(reply.completion(outcome))
@@ -233,8 +273,14 @@ async def _outcome(turn: Turn, item: tuple[str, Any], gone: asyncio.Future[None]
     return item[1]
 
 
+def _note_tokens(request: Request, outcome: Outcome) -> None:
+    if outcome.rounds:
+        usage = usage_body(outcome.rounds)
+        note(request.scope, tokens=(usage["prompt_tokens"], usage["completion_tokens"]))
+
+
 async def _stream(
-    turn: Turn, reply: Reply, item: tuple[str, Any], gone: asyncio.Future[None], deadline: float
+    turn: Turn, reply: Reply, item: tuple[str, Any], gone: asyncio.Future[None], deadline: float, request: Request
 ) -> AsyncIterator[str]:
     try:
         yield reply.chunk({"role": "assistant", "content": ""})
@@ -242,6 +288,7 @@ async def _stream(
             yield reply.chunk({"reasoning_content" if item[0] == "reasoning" else "content": item[1]})
             item = await _race(turn.queue.get(), gone, deadline)
         outcome: Outcome = item[1]
+        _note_tokens(request, outcome)
         if outcome.error is not None:
             yield event(reply.redactor.redact_all(outcome.error.body()))
             return
@@ -250,7 +297,7 @@ async def _stream(
     except ApiError as exc:  # the time limit
         yield event(exc.body())
     except Gone:
-        pass
+        note(request.scope, gone="mid-stream")
     finally:
         turn.cancel()  # a no-op once the turn has ended
         gone.cancel()

@@ -112,6 +112,7 @@ def run_serve(
         Limits(options.max_body, options.max_queue, time_limit=options.time_limit),
         Redactor(secrets),
         key,
+        say=notify,
     )
     sock = listen(options.host, options.port)
     allowed = "every tool (--yes)" if options.approve_all else ", ".join(settings.allow) or "none"
