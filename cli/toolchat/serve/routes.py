@@ -269,8 +269,16 @@ SHUTTING_DOWN = ApiError(503, "the server is shutting down; try again", kind="se
 
 async def _outcome(turn: Turn, item: tuple[str, Any], gone: asyncio.Future[None], deadline: float) -> Outcome:
     while item[0] != "end":
-        item = await _race(turn.queue.get(), gone, deadline)
+        item = await _next(turn, gone, deadline)
     return item[1]
+
+
+async def _next(turn: Turn, gone: asyncio.Future[None], deadline: float) -> tuple[str, Any]:
+    """The turn's next item: at once when one is waiting (no task, no timer: the common case of a
+    busy server), else raced against the client going away and the time limit."""
+    if not turn.queue.empty() and not gone.done() and asyncio.get_running_loop().time() < deadline:
+        return turn.queue.get_nowait()
+    return await _race(turn.queue.get(), gone, deadline)
 
 
 def _note_tokens(request: Request, outcome: Outcome) -> None:
@@ -286,7 +294,7 @@ async def _stream(
         yield reply.chunk({"role": "assistant", "content": ""})
         while item[0] != "end":
             yield reply.chunk({"reasoning_content" if item[0] == "reasoning" else "content": item[1]})
-            item = await _race(turn.queue.get(), gone, deadline)
+            item = await _next(turn, gone, deadline)
         outcome: Outcome = item[1]
         _note_tokens(request, outcome)
         if outcome.error is not None:
