@@ -6,10 +6,13 @@ it was found, kept as the check that it stays fixed."""
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
 import pytest
 
 from tests.support.fakeserver import FakeServer, chunk, sse
+from toolchat.sessions import SessionLog, load, project_folder
 
 
 @pytest.mark.parametrize("index", ["1e400", "-1e400", "1.5", '"first"'])
@@ -39,3 +42,66 @@ def test_an_index_sent_as_a_whole_float_is_still_the_index(cli):
         answers = [m["content"] for m in server.requests[-1]["messages"] if m["role"] == "tool"]
     assert done.returncode == 0, done.stderr
     assert answers == ["5"]
+
+
+def write_session(folder: Path, name: str, *records: dict) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.jsonl"
+    lines = [{"type": "session", "project": "p"}, *records]
+    path.write_text("".join(json.dumps(r) + "\n" for r in lines))
+    return path
+
+
+@pytest.mark.parametrize("given", ["../../etc/passwd", ".hidden", "..", "-rf"])
+def test_every_name_sessions_list_shows_can_be_shown(run_cli, tmp_path, isolated_env, given):
+    folder = project_folder(Path(isolated_env["TOOLCHAT_DATA_DIR"]), tmp_path)
+    log = SessionLog.new(folder, {"project": str(tmp_path)}, given)  # as `--session NAME` names it
+    log.append({"role": "user", "content": "what is in here?"})
+    log.close()
+    listed = run_cli("sessions", "list")
+    shown_name = log.id
+    assert shown_name in listed.stdout and "/" not in shown_name
+    shown = run_cli("sessions", "show", "--", shown_name)
+    assert shown.returncode == 0, shown.stderr
+    assert "what is in here?" in shown.stdout
+
+
+WRONG_SHAPES = [
+    {"role": "assistant", "tool_calls": [5]},
+    {"role": "assistant", "tool_calls": "call"},
+    {"role": "assistant", "tool_calls": [{"id": "c", "function": "f"}]},
+    {"role": 7, "content": "x"},
+    {"role": "user", "content": {"text": "x"}},
+    {"content": "no role"},
+]
+
+
+def test_a_valid_json_line_of_the_wrong_shape_is_skipped_with_a_warning(run_cli, tmp_path, isolated_env):
+    folder = project_folder(Path(isolated_env["TOOLCHAT_DATA_DIR"]), tmp_path)
+    records = [{"type": "message", "message": m} for m in WRONG_SHAPES]
+    records += [{"type": "message", "message": {"role": "user", "content": "still here"}}]
+    records += [{"type": "replace", "index": 0, "message": {"role": "tool", "tool_call_id": ["x"]}}]
+    write_session(folder, "odd", *records)
+    shown = run_cli("sessions", "show", "odd")
+    assert shown.returncode == 0, shown.stderr
+    assert "internal error" not in shown.stderr
+    assert f"skipped {len(WRONG_SHAPES) + 1} corrupt line(s)" in shown.stderr
+    assert "still here" in shown.stdout
+    assert run_cli("sessions", "list").returncode == 0
+
+
+def test_a_torn_tail_of_megabytes_is_cut_in_one_backward_scan(tmp_path, monkeypatch):
+    folder = tmp_path / "sessions"
+    path = write_session(folder, "torn", {"type": "message", "message": {"role": "user", "content": "kept"}})
+    torn = 8 * 1024 * 1024
+    with path.open("ab") as out:
+        out.write(b'{"type": "message", "message": {"content": "' + b"x" * torn)
+    read, real_read = [], os.read
+    monkeypatch.setattr(os, "read", lambda fd, n: read.append(n) or real_read(fd, n))
+    log = SessionLog(path, {})
+    log.claim()
+    log.append({"role": "assistant", "content": "next"})
+    log.close()
+    monkeypatch.undo()
+    assert sum(read) <= torn + 2 * 65536, f"read {sum(read)} bytes to cut a {torn}-byte tail"
+    assert [m["content"] for m in load(path).messages] == ["kept", "next"]
