@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import os
+import stat
+import threading
 from pathlib import Path
 
 import pytest
@@ -105,3 +107,63 @@ def test_a_torn_tail_of_megabytes_is_cut_in_one_backward_scan(tmp_path, monkeypa
     monkeypatch.undo()
     assert sum(read) <= torn + 2 * 65536, f"read {sum(read)} bytes to cut a {torn}-byte tail"
     assert [m["content"] for m in load(path).messages] == ["kept", "next"]
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_a_fifo_in_place_of_trusted_json_is_refused_not_waited_on(run_cli, tmp_path, isolated_env):
+    os.mkfifo(Path(isolated_env["TOOLCHAT_DATA_DIR"]) / "trusted.json")
+    (tmp_path / "toolchat.yaml").write_text("temperature: 0.2\n")
+    listed = run_cli("tools", "list")  # a hang here is the defect: run_cli's timeout fails it
+    assert listed.returncode == 2, listed.stderr
+    assert "is not trusted yet" in listed.stderr
+
+
+def test_a_fifo_in_place_of_the_prompt_history_is_refused_and_the_history_kept_in_memory(tmp_path):
+    from prompt_toolkit.history import InMemoryHistory
+
+    from tests.support.fakes import ScriptedBackend
+    from tests.test_sessions import make_chat
+    from toolchat.sessions import history_file
+    from toolchat.terminal.repl import _history
+
+    chat = make_chat(tmp_path, ScriptedBackend())
+    path = history_file(chat.env.data_dir, tmp_path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.mkfifo(path)
+    done = []
+    worker = threading.Thread(target=lambda: done.append(_history(chat, chat.env)), daemon=True)
+    worker.start()
+    worker.join(5)
+    assert done, "opening the prompt history waited on a FIFO"
+    assert isinstance(done[0], InMemoryHistory)
+    chat.close()
+
+
+def test_every_folder_and_file_toolchat_makes_is_private_not_only_the_leaves(tmp_path):
+    from toolchat.config.trust import TrustStore
+    from toolchat.mcp.logs import log_path, open_log
+    from toolchat.tools.cache import SchemaCache
+
+    data, cache = tmp_path / "data", tmp_path / "cache"
+    (data / "sessions").mkdir(parents=True, mode=0o755)  # as an older toolchat or a umask left them
+    cache.mkdir(mode=0o755)
+    os.chmod(data, 0o755), os.chmod(data / "sessions", 0o755)
+    (cache / "tool-schemas.json").write_text("{}")
+    os.chmod(cache / "tool-schemas.json", 0o644)
+    (data / "trusted.json").write_text("{}")
+    os.chmod(data / "trusted.json", 0o644)
+
+    log = SessionLog.new(project_folder(data, tmp_path), {"project": "p"}, "one")
+    log.append({"role": "user", "content": "hi"})
+    log.close()
+    open_log(log_path(data, "time"), "mcp-server-time", append=True).close()
+    SchemaCache(cache / "tool-schemas.json")
+    TrustStore(data)._records()
+
+    folders = [data, data / "sessions", log.path.parent, data / "mcp-logs"]
+    assert {str(f): oct(mode(f)) for f in folders} == {str(f): oct(0o700) for f in folders}
+    files = [log.path, log_path(data, "time"), cache / "tool-schemas.json", data / "trusted.json"]
+    assert {str(f): oct(mode(f)) for f in files} == {str(f): oct(0o600) for f in files}

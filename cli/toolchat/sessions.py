@@ -79,7 +79,7 @@ class SessionLog:
     def check(self) -> str | None:
         """Say now (not at the first message) when the folder cannot be written."""
         try:
-            private_folder(self.path.parent)
+            private_folder(self.path.parent, root=self.path.parents[2])  # from the data dir down
             if not os.access(self.path.parent, os.W_OK | os.X_OK):
                 raise PermissionError(errno.EACCES, "permission denied")
         except OSError as exc:
@@ -96,7 +96,7 @@ class SessionLog:
     def _open(self) -> None:
         import fcntl
 
-        private_folder(self.path.parent)
+        private_folder(self.path.parent, root=self.path.parents[2])
         fd = open_private(self.path, os.O_RDWR | os.O_CREAT)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

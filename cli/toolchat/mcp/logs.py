@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import IO
 
+from toolchat.files import open_private, private_folder
 from toolchat.mcp.names import sanitise
 from toolchat.safety import clean
 
@@ -22,8 +23,8 @@ def open_log(path: Path, command: str, *, append: bool) -> IO[str]:
     """The file the server's stderr is written to (private: it may hold what the server read);
     a header line marks each start. With the folder unwritable, stderr is discarded."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC), 0o600)
+        private_folder(path.parent, root=path.parents[1])
+        fd = open_private(path, os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC))
         log = os.fdopen(fd, "a", encoding="utf-8", errors="replace")
     except OSError:
         return open(os.devnull, "w", encoding="utf-8")
