@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.fakeserver import FakeServer, chunk, sse
-from toolchat.sessions import SessionLog, load, project_folder
+from toolchat.sessions import NOT_RUN, SessionLog, load, project_folder
 
 
 @pytest.mark.parametrize("index", ["1e400", "-1e400", "1.5", '"first"'])
@@ -167,3 +167,33 @@ def test_every_folder_and_file_toolchat_makes_is_private_not_only_the_leaves(tmp
     assert {str(f): oct(mode(f)) for f in folders} == {str(f): oct(0o700) for f in folders}
     files = [log.path, log_path(data, "time"), cache / "tool-schemas.json", data / "trusted.json"]
     assert {str(f): oct(mode(f)) for f in files} == {str(f): oct(0o600) for f in files}
+
+
+def tool_ids(messages: list[dict]) -> list[str]:
+    return [m.get("tool_call_id") or ",".join(c["id"] for c in m.get("tool_calls") or []) for m in messages]
+
+
+def test_a_server_that_names_every_call_call_0_leaves_a_session_that_can_be_sent_again(tmp_path):
+    from tests.support.fakes import ScriptedBackend, answer, call, calls
+    from tests.test_sessions import make_chat
+    from toolchat.terminal.session import ReplOptions
+
+    sums = [calls(call("calculate", {"expression": e}, id="call_0")) for e in ("1+1", "2+2")]
+    chat = make_chat(tmp_path, ScriptedBackend(*sums, answer("4")), ReplOptions(approve_all=True))
+    chat.turn("sums?")
+    chat.close()
+    roles = [m["role"] for m in chat.engine.messages]
+    assert roles == ["user", "assistant", "tool", "assistant", "tool", "assistant"]
+    ids = tool_ids(chat.engine.messages)
+    assert ids[1] == ids[2] == "call_0" and ids[3] == ids[4] != "call_0"  # unique, and consistent
+    assert load(chat.log.path).messages == chat.engine.messages
+
+    # an older toolchat recorded the ids as sent, and was killed while the second call ran
+    lines = [{"type": "message", "message": m} for m in chat.engine.messages[:4]]
+    lines[3]["message"]["tool_calls"][0]["id"] = "call_0"
+    write_session(chat.folder, "killed", *lines)
+    resumed = make_chat(tmp_path, ScriptedBackend(answer("sent")), ReplOptions(session="killed"))
+    assert [m["role"] for m in resumed.engine.messages][-2:] == ["assistant", "tool"]
+    assert resumed.engine.messages[-1]["content"] == NOT_RUN
+    resumed.turn("and now?")  # every call answered: the history can be sent again
+    resumed.close()

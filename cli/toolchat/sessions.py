@@ -246,15 +246,25 @@ NOT_RUN = "Not run: the session ended before this call finished."
 
 
 def repair(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Answer calls left without a tool message (a kill while a tool ran), so the history is valid."""
-    answered = {m.get("tool_call_id") for m in messages if m.get("role") == "tool"}
+    """Answer calls left without a tool message (a kill while a tool ran), so the history is valid.
+    By position, not by id alone: a call is answered only by the tool messages that follow its
+    assistant message (a server that names every call `call_0` reuses ids across rounds)."""
     result: list[dict[str, Any]] = []
+    waiting: list[Any] = []  # ids of the last assistant message's calls not yet answered
     for message in messages:
+        if message.get("role") == "tool" and message.get("tool_call_id") in waiting:
+            waiting.remove(message.get("tool_call_id"))
+        elif waiting:
+            result += [_not_run(call_id) for call_id in waiting]
+            waiting = []
         result.append(message)
-        for call in message.get("tool_calls") or []:
-            if call.get("id") not in answered:
-                result.append({"role": "tool", "tool_call_id": call.get("id"), "content": NOT_RUN})
-    return result
+        if message.get("role") == "assistant":
+            waiting = [call.get("id") for call in message.get("tool_calls") or []]
+    return result + [_not_run(call_id) for call_id in waiting]
+
+
+def _not_run(call_id: Any) -> dict[str, Any]:
+    return {"role": "tool", "tool_call_id": call_id, "content": NOT_RUN}
 
 
 def sessions_in(folder: Path) -> list[Path]:
