@@ -197,3 +197,13 @@ def test_a_server_that_names_every_call_call_0_leaves_a_session_that_can_be_sent
     assert resumed.engine.messages[-1]["content"] == NOT_RUN
     resumed.turn("and now?")  # every call answered: the history can be sent again
     resumed.close()
+
+
+def test_escapes_and_markup_in_an_mcp_servers_name_are_shown_neutralised_by_config_show(run_cli, isolated_env):
+    name = "evil\u001b[8mhidden[bold red]loud[/bold red]"
+    config = {"mcp_servers": {name: {"command": "mcp-server-time"}}}
+    Path(isolated_env["TOOLCHAT_CONFIG_DIR"], "config.yaml").write_text(json.dumps(config))
+    shown = run_cli("config", "show")
+    assert shown.returncode == 0, shown.stderr
+    assert "\x1b" not in shown.stdout
+    assert "[bold red]loud[/bold red]" in shown.stdout  # shown as written, not interpreted
