@@ -12,6 +12,7 @@ from toolchat.sessions import SessionLog, repair
 class Conversation:
     def __init__(self, system: str | None = None, log: SessionLog | None = None) -> None:
         self._messages: list[dict[str, Any]] = []
+        self._renamed: dict[str, list[str]] = {}  # call ids of the last round made unique
         self.log = log
         if system:
             self.set_system(system)
@@ -37,9 +38,29 @@ class Conversation:
         return first["content"] if first is not None and first.get("role") == "system" else None
 
     def append(self, message: dict[str, Any]) -> None:
+        message = self._unique_ids(message)
         self._messages.append(message)
         if self.log is not None:
             self.log.append(message)
+
+    def _unique_ids(self, message: dict[str, Any]) -> dict[str, Any]:
+        """A call id used before in this conversation (a server that names every call `call_0`) is
+        recorded as a fresh one, and its answers that follow with it, so each answer names one call."""
+        if message.get("role") == "tool" and self._renamed.get(message.get("tool_call_id")):  # type: ignore[arg-type]
+            return {**message, "tool_call_id": self._renamed[message["tool_call_id"]].pop(0)}
+        if message.get("role") != "assistant" or not message.get("tool_calls"):
+            return message
+        used = {call.get("id") for m in self._messages for call in m.get("tool_calls") or []}
+        self._renamed, calls = {}, []
+        for call in message["tool_calls"]:
+            old = call.get("id")
+            if old in used:
+                new = f"{old}-{len(self._messages)}-{len(calls)}"
+                self._renamed.setdefault(old, []).append(new)
+                call = {**call, "id": new}
+            used.add(call.get("id"))
+            calls.append(call)
+        return {**message, "tool_calls": calls} if self._renamed else message
 
     def truncate(self, length: int) -> None:
         if length >= len(self._messages):

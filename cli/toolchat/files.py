@@ -15,41 +15,54 @@ PRIVATE_FILE = 0o600
 PRIVATE_DIR = 0o700
 
 
-def private_folder(folder: Path) -> Path:
+def private_folder(folder: Path, root: Path | None = None) -> Path:
     """Make `folder` and keep it 0700 (an existing one is fixed); parents made on the way are
-    0700 too (mkdir's `parents=True` would leave them to the umask)."""
+    0700 too (mkdir's `parents=True` would leave them to the umask). With `root` (toolchat's own
+    data or cache dir), every folder from `root` down to `folder` is kept 0700 as well, so no
+    one else can list the project folders in `sessions/`."""
     missing = [folder, *(parent for parent in folder.parents if not parent.exists())]
     for made in reversed([path for path in missing if not path.exists()]):
         made.mkdir(mode=PRIVATE_DIR, exist_ok=True)
-    if stat.S_IMODE(folder.stat().st_mode) != PRIVATE_DIR:
-        os.chmod(folder, PRIVATE_DIR)
+    ours = [folder]
+    if root is not None and folder.is_relative_to(root):
+        ours += [parent for parent in folder.parents if parent.is_relative_to(root)]
+    for path in ours:
+        if stat.S_IMODE(path.stat().st_mode) != PRIVATE_DIR:
+            os.chmod(path, PRIVATE_DIR)
     return folder
 
 
 def open_private(path: Path, flags: int = os.O_WRONLY | os.O_APPEND | os.O_CREAT) -> int:
     """An fd for `path`, 0600, refusing a symlink in its place (a swapped file would receive
-    someone's conversation). An existing file with looser permissions is fixed."""
-    fd = os.open(path, flags | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), PRIVATE_FILE)
+    someone's conversation) and anything not a regular file: opened non-blocking, so a FIFO in
+    its place is refused at once, never waited on. An existing file of ours with looser
+    permissions is fixed (another user's, that we may append to, is left as it is)."""
+    fd = os.open(path, flags | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0), PRIVATE_FILE)
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
             raise OSError(errno.EINVAL, "not a regular file")
-        os.fchmod(fd, PRIVATE_FILE)
+        os.set_blocking(fd, True)
+        if stat.S_IMODE(info.st_mode) != PRIVATE_FILE and info.st_uid == os.getuid():
+            os.fchmod(fd, PRIVATE_FILE)
     except OSError:
         os.close(fd)
         raise
     return fd
 
 
+def read_private(path: Path) -> str:
+    """The text of a private file of toolchat's (trust records, the tool cache), through
+    `open_private`: a FIFO or device in its place is an OSError, never a hang."""
+    with os.fdopen(open_private(path, os.O_RDONLY), encoding="utf-8", errors="replace") as file:
+        return file.read()
+
+
 def private_file(path: Path) -> int:
-    """Open `path` for appending, 0600 (an existing file is made so; its folder 0700 when made
-    here): spans may hold the conversation."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-    try:
-        os.fchmod(fd, 0o600)
-    except OSError:  # not ours to change (another user's file we may append to)
-        pass
-    return fd
+    """`open_private` for appending to a file the user named (a trace): its folder is made 0700
+    when missing; an existing folder is the user's and keeps its mode."""
+    path.parent.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
+    return open_private(path)
 
 
 def atomic_write(path: Path, content: str | bytes | Callable[[Path], object]) -> None:

@@ -79,7 +79,7 @@ class SessionLog:
     def check(self) -> str | None:
         """Say now (not at the first message) when the folder cannot be written."""
         try:
-            private_folder(self.path.parent)
+            private_folder(self.path.parent, root=self.path.parents[2])  # from the data dir down
             if not os.access(self.path.parent, os.W_OK | os.X_OK):
                 raise PermissionError(errno.EACCES, "permission denied")
         except OSError as exc:
@@ -96,7 +96,7 @@ class SessionLog:
     def _open(self) -> None:
         import fcntl
 
-        private_folder(self.path.parent)
+        private_folder(self.path.parent, root=self.path.parents[2])
         fd = open_private(self.path, os.O_RDWR | os.O_CREAT)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -152,19 +152,23 @@ def _line(record: dict[str, Any]) -> bytes:
 
 
 def _cut_torn_tail(fd: int, size: int) -> None:
-    """A kill mid-write leaves a last line without its newline: drop it before appending."""
-    start = max(0, size - 65536)
-    while True:
+    """A kill mid-write leaves a last line without its newline: drop it before appending. One
+    backward scan, 64 KB at a time, each byte read once (a torn line of megabytes is linear)."""
+    end = size
+    while end > 0:
+        start = max(0, end - 65536)
         os.lseek(fd, start, os.SEEK_SET)
-        tail = os.read(fd, size - start)
-        if tail.endswith(b"\n"):
+        block = os.read(fd, end - start)
+        if end == size and block.endswith(b"\n"):
             return
-        cut = tail.rfind(b"\n")
-        if cut >= 0 or start == 0:
+        cut = block.rfind(b"\n")
+        if cut >= 0:
             os.ftruncate(fd, start + cut + 1)
-            os.lseek(fd, 0, os.SEEK_END)
-            return
-        start = max(0, start - 65536)
+            break
+        end = start
+    else:
+        os.ftruncate(fd, 0)
+    os.lseek(fd, 0, os.SEEK_END)
 
 
 def load(path: Path) -> Loaded:
@@ -187,16 +191,18 @@ def load(path: Path) -> Loaded:
         except (ValueError, KeyError, TypeError):
             loaded.skipped += 1
             continue
-        _replay(messages, kind, record)
+        if not _replay(messages, kind, record):
+            loaded.skipped += 1
     return loaded
 
 
-def _replay(messages: list[dict[str, Any]], kind: str, record: dict[str, Any]) -> None:
-    if kind == "message" and isinstance(record.get("message"), dict):
+def _replay(messages: list[dict[str, Any]], kind: str, record: dict[str, Any]) -> bool:
+    """Apply one record; False for one of the wrong shape (skipped and counted, as corrupt ones)."""
+    if kind == "message" and valid_message(record.get("message")):
         messages.append(record["message"])
     elif kind == "truncate" and isinstance(record.get("length"), int):
         del messages[record["length"] :]
-    elif kind == "replace" and isinstance(record.get("index"), int) and isinstance(record.get("message"), dict):
+    elif kind == "replace" and isinstance(record.get("index"), int) and valid_message(record.get("message")):
         if 0 <= record["index"] < len(messages):
             messages[record["index"]] = record["message"]
     elif kind == "system" and isinstance(record.get("content"), str):
@@ -205,21 +211,60 @@ def _replay(messages: list[dict[str, Any]], kind: str, record: dict[str, Any]) -
             messages[0] = system
         else:
             messages.insert(0, system)
+    else:
+        return kind == "session"
+    return True
+
+
+_ROLES = ("system", "user", "assistant", "tool")
+
+
+def valid_message(message: Any) -> bool:
+    """A message of the shape toolchat writes: a known role, text content, calls with a function
+    of a string name, a tool answer naming its call by a string."""
+    if not isinstance(message, dict) or message.get("role") not in _ROLES:
+        return False
+    if not isinstance(message.get("content"), (str, list, type(None))):
+        return False
+    if message["role"] == "tool" and not isinstance(message.get("tool_call_id"), (str, type(None))):
+        return False
+    calls = message.get("tool_calls")
+    return calls is None or (isinstance(calls, list) and all(_valid_call(call) for call in calls))
+
+
+def _valid_call(call: Any) -> bool:
+    function = call.get("function") if isinstance(call, dict) else None
+    return (
+        isinstance(function, dict)
+        and isinstance(call.get("id"), (str, type(None)))
+        and isinstance(function.get("name"), str)
+        and isinstance(function.get("arguments"), (str, type(None)))
+    )
 
 
 NOT_RUN = "Not run: the session ended before this call finished."
 
 
 def repair(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Answer calls left without a tool message (a kill while a tool ran), so the history is valid."""
-    answered = {m.get("tool_call_id") for m in messages if m.get("role") == "tool"}
+    """Answer calls left without a tool message (a kill while a tool ran), so the history is valid.
+    By position, not by id alone: a call is answered only by the tool messages that follow its
+    assistant message (a server that names every call `call_0` reuses ids across rounds)."""
     result: list[dict[str, Any]] = []
+    waiting: list[Any] = []  # ids of the last assistant message's calls not yet answered
     for message in messages:
+        if message.get("role") == "tool" and message.get("tool_call_id") in waiting:
+            waiting.remove(message.get("tool_call_id"))
+        elif waiting:
+            result += [_not_run(call_id) for call_id in waiting]
+            waiting = []
         result.append(message)
-        for call in message.get("tool_calls") or []:
-            if call.get("id") not in answered:
-                result.append({"role": "tool", "tool_call_id": call.get("id"), "content": NOT_RUN})
-    return result
+        if message.get("role") == "assistant":
+            waiting = [call.get("id") for call in message.get("tool_calls") or []]
+    return result + [_not_run(call_id) for call_id in waiting]
+
+
+def _not_run(call_id: Any) -> dict[str, Any]:
+    return {"role": "tool", "tool_call_id": call_id, "content": NOT_RUN}
 
 
 def sessions_in(folder: Path) -> list[Path]:
@@ -232,7 +277,7 @@ def sessions_in(folder: Path) -> list[Path]:
 
 def session_path(folder: Path, session_id: str) -> Path | None:
     """The file of `session_id` inside `folder`; None for an id that would leave it."""
-    if not session_id or _safe(session_id) != session_id or session_id.startswith("."):
+    if not session_id or _safe(session_id) != session_id:  # no "/": a name inside `folder`, dots too
         return None
     path = folder / f"{session_id}.jsonl"
     return path if path.is_file() and not path.is_symlink() else None

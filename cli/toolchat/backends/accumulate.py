@@ -7,6 +7,7 @@ apart by new ids (Ollama), arguments as a JSON object, fresh ids on every chunk 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -109,8 +110,17 @@ class ToolCallAccumulator:
         slot.append(text)
 
 
+class MalformedDelta(ValueError):
+    """A tool-call delta no server could mean: the server's fault, said in one line."""
+
+
 def _index(value: Any) -> int:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
+    """A delta's index: missing is 0 (servers that send one call leave it out); anything but a
+    finite whole number (`1e400`, `1.5`, `"x"`, `true`) is malformed, never a crash in int()."""
+    if value is None:
         return 0
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        return int(value)
+    raise MalformedDelta(f"a tool call with the index {str(value)[:40]!r}, not a whole number")

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 from toolchat import defaults
 from toolchat.backends import bounded
-from toolchat.backends.accumulate import ToolCallAccumulator
+from toolchat.backends.accumulate import MalformedDelta, ToolCallAccumulator
 from toolchat.backends.base import (
     BackendEvent,
     ReasoningDelta,
@@ -150,9 +150,8 @@ class OpenAIBackend:
         return kwargs
 
     def _effort(self) -> dict[str, Any]:
-        """How hard to think, in the request's words: OpenRouter's `reasoning.effort`, everyone
-        else's `reasoning_effort`; `none` also turns thinking templates off where the server is
-        not OpenAI's (vLLM, llama-server and SGLang pass `chat_template_kwargs` to the template)."""
+        """How hard to think: OpenRouter's `reasoning.effort`, else `reasoning_effort`; `none` also
+        turns thinking templates off beyond OpenAI (vLLM, llama-server, SGLang: `chat_template_kwargs`)."""
         effort = self.reasoning_effort
         if effort is None:
             return {}
@@ -227,6 +226,7 @@ class OpenAIBackend:
             self._httpx.StreamError,
             json.JSONDecodeError,
             RecursionError,
+            MalformedDelta,
         ) as exc:
             # after a finish_reason only the usage or [DONE] can be lost: the reply is whole
             tail = finish is not None and isinstance(exc, (self._openai.APIConnectionError, self._httpx.TransportError))

@@ -89,7 +89,7 @@ def show(settings: Settings, env: Environment, out: Console) -> None:
     for spec in settings.mcp_servers:
         state = "" if spec.enabled else " (disabled)"
         table.add_row(
-            f"mcp_servers.{spec.name}",
+            plain(f"mcp_servers.{spec.name}"),  # a name from a file: no escape, no markup
             plain(redactor.redact(f"{spec.type}: {spec.describe()}{state}")),
             plain(spec.origin),
         )

@@ -16,7 +16,7 @@ from typing import Any
 from toolchat.config.file import ConfigFile
 from toolchat.config.keys import SECRET_KEYS
 from toolchat.errors import ConfigError
-from toolchat.files import PRIVATE_FILE, atomic_write, private_folder
+from toolchat.files import atomic_write, private_folder, read_private
 
 
 class TrustStore:
@@ -25,10 +25,9 @@ class TrustStore:
 
     def _records(self) -> dict[str, str]:
         try:
-            if self.path.stat().st_mode & 0o077:  # an older toolchat wrote it readable by all
-                os.chmod(self.path, PRIVATE_FILE)
+            if self.path.parent.stat().st_mode & 0o077:  # an older toolchat left it readable by all
                 private_folder(self.path.parent)
-            records = json.loads(self.path.read_text(encoding="utf-8"))
+            records = json.loads(read_private(self.path))  # made 0600; a FIFO there is refused
         except (OSError, ValueError):
             return {}
         return records if isinstance(records, dict) else {}

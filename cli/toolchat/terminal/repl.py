@@ -115,8 +115,8 @@ def _history(chat: ReplSession, env: Environment) -> Any:
 
     path = history_file(env.data_dir, chat.settings.project_dir)
     try:
-        private_folder(path.parent)
-        os.close(open_private(path))
+        private_folder(path.parent, root=env.data_dir)
+        os.close(open_private(path))  # a FIFO in its place is refused, not waited on
         return RedactedHistory(str(path))
     except OSError:
         return InMemoryHistory()

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from toolchat import __version__
-from toolchat.files import atomic_write
+from toolchat.files import atomic_write, read_private
 
 _KEY = f"toolchat {__version__} schemas 2 python {sys.version_info[0]}.{sys.version_info[1]}"
 
@@ -22,7 +22,7 @@ class SchemaCache:
         self.entries: dict[str, Any] = {}
         self.dirty = False
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = json.loads(read_private(path))  # made 0600; a FIFO there is refused
             if data.get("key") == _KEY and isinstance(data.get("files"), dict):
                 self.entries = data["files"]
         except (OSError, ValueError, AttributeError):
