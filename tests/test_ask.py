@@ -72,6 +72,7 @@ def test_declining_on_the_terminal_with_a_reason(server, isolated_env, tmp_path)
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == 0
+    assert "← get_weather denied: I am indoors" in child.screen.transcript()  # like every other outcome
     assert (
         server.requests[1]["messages"][-1]["content"]
         == "The user declined this call; it was not run. Their reason: I am indoors"

@@ -204,7 +204,7 @@ class AskDisplay:
                     f"toolchat: denied {name}: no terminal to ask for approval; allow it with --allow {name} or --yes"
                 )
             elif not self.options.quiet:
-                self._log(f"  {name} declined" + (f": {event.decision.reason}" if event.decision.reason else ""))
+                self._log(f"← {name} {ToolStatus.DENIED.value}: {event.decision.reason or 'by the user'}")
         elif isinstance(event, TurnError):
             pass  # reported once, by toolchat.process.failed
 
