@@ -32,7 +32,7 @@ from toolchat.backends.bundled import (
     tools_named,
     with_examples,
 )
-from toolchat.backends.llama_io import capture_log, gpu_offload_supported, read_metadata
+from toolchat.backends.llama_io import capture_log, cuda_hint, gpu_offload_supported, nvidia_gpu_present, read_metadata
 from toolchat.backends.parsers import ParsedCall, detect_format, make_parser
 from toolchat.backends.parsers.base import partial_suffix
 from toolchat.backends.parsers.reasoning import ThinkingParser, opens_thinking
@@ -42,7 +42,6 @@ from toolchat.errors import BackendError, UsageError
 
 DEFAULT_MAX_TOKENS = defaults.LOCAL_MAX_TOKENS
 DEFAULT_TEMPERATURE = defaults.LOCAL_TEMPERATURE
-CUDA_HINT = 'CMAKE_ARGS="-DGGML_CUDA=on" pip install --force-reinstall --no-cache-dir llama-cpp-python'
 
 
 def local_models(cache_dir: Path, cwd: Path) -> list[str]:
@@ -59,8 +58,11 @@ def local_models(cache_dir: Path, cwd: Path) -> list[str]:
         gpu = gpu_offload_supported()
     except ImportError:
         return lines + [f"llama-cpp-python is not installed: {INSTALL_HINT}"]
-    lines.append("GPU offload: available" if gpu else f"GPU offload: not in this build; for CUDA: {CUDA_HINT}")
-    return lines
+    if gpu:
+        return [*lines, "GPU offload: available"]
+    if not nvidia_gpu_present():
+        return [*lines, "GPU offload: not in this build (no NVIDIA GPU found)"]
+    return [*lines, f"GPU offload: not in this build; for CUDA: {cuda_hint()}"]
 
 
 def _gguf_files(cache_dir: Path, cwd: Path) -> list[Path]:
@@ -146,7 +148,8 @@ class LocalBackend:
 
     def notes(self) -> list[str]:
         """Lines for the REPL's banner: what the bundled model is, and the CUDA hint on a CPU build
-        the first time only (a marker in the cache dir; `toolchat models` always repeats it)."""
+        where an NVIDIA GPU is present, the first time only (a marker in the cache dir; `toolchat
+        models` always repeats it)."""
         lines = []
         if self.bundled:
             lines.append(
@@ -155,9 +158,9 @@ class LocalBackend:
                 "or `toolchat config init`."
             )
         marker = self.cache_dir / "gpu-hint-shown"
-        if not self.gpu and not marker.exists():
+        if not self.gpu and not marker.exists() and nvidia_gpu_present():
             lines.append(
-                f"This llama-cpp-python build has no GPU offload; for CUDA: {CUDA_HINT} "
+                f"This llama-cpp-python build cannot use the NVIDIA GPU here; for CUDA: {cuda_hint()} "
                 "(shown once; `toolchat models` repeats it)"
             )
             try:
