@@ -99,7 +99,7 @@ class LocalBackend:
                 seed=seed,
                 verbose=debug,
                 # the bundled model's turns share a prefix: a sliding-window cache pruned to its window
-                # cannot be rolled back to that prefix, so it keeps every position (about 130 MB at 8192)
+                # cannot be rolled back to that prefix, so it keeps every position (105 MiB more at n_ctx 8192)
                 swa_full=True if self.bundled else None,
             )
         except (ValueError, RuntimeError) as exc:
