@@ -237,6 +237,10 @@ try:
 except PermissionError as exc:
     with open("refused.txt", "w") as f:  # its own folder stays writable
         f.write(str(exc))
+if os.environ.get("SCRATCH"):  # and its own temporary folder is writable
+    with open(os.path.join(os.environ["TMPDIR"], "scratch"), "w") as f, open("tmpdir.txt", "w") as said:
+        f.write("x")
+        said.write(os.environ["TMPDIR"])
 sys.argv = [os.environ["FAULTS"], "serve"]
 runpy.run_path(os.environ["FAULTS"], run_name="__main__")
 """
@@ -267,6 +271,32 @@ def test_a_sandboxed_mcp_server_cannot_write_outside_its_folder_and_still_serves
     config.write_text(json.dumps({"mcp_servers": {"f": entry}}))
     ran = cli("tools", "run", "f__echo", "-c", str(config), "--args", '{"text": "again"}')
     assert "again" in ran.stdout and escape.read_text() == "escaped"
+
+
+def test_a_sandboxed_mcp_servers_temp_folder_is_gone_once_toolchat_exits(cli, tmp_path, tmp_path_factory):
+    pytest.importorskip("mcp")
+    from tests.support.mcp_helpers import SERVERS
+
+    temps = tmp_path_factory.mktemp("temps")  # toolchat's TMPDIR, outside the project
+    folder = tmp_path / "server"
+    folder.mkdir()
+    (folder / "wrapped.py").write_text(SERVER)
+    entry = {
+        "command": sys.executable,
+        "args": [str(folder / "wrapped.py")],
+        "cwd": str(folder),
+        "env": {"ESCAPE": str(temps / "escape.txt"), "FAULTS": str(SERVERS / "faults.py"), "SCRATCH": "1"},
+        "sandbox": True,
+    }
+    (tmp_path / "mcp.yaml").write_text(json.dumps({"mcp_servers": {"f": entry}}))
+    for _ in range(2):  # each run's folder is its own, and each goes
+        args = ("tools", "run", "f__echo", "-c", str(tmp_path / "mcp.yaml"), "--args", '{"text": "hi"}')
+        ran = cli(*args, env={"TMPDIR": str(temps)})
+        assert "hi" in ran.stdout, ran.stderr
+        used = Path((folder / "tmpdir.txt").read_text())
+        assert used.parent == temps and used.name.startswith("toolchat-mcp-")  # the server wrote in it
+        assert not used.exists()
+    assert sorted(p.name for p in temps.iterdir()) == []
 
 
 def test_a_project_config_widens_the_sandbox_only_once_trusted_and_trust_says_what_it_widens(box, cli, tmp_path, home):
