@@ -44,6 +44,21 @@ def connect(port: int) -> str:
     with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
         return conn.recv(10).decode()
 
+def git_commit(message: str) -> str:
+    """Commit everything in the project folder with git."""
+    steps = [["init", "-q"], ["add", "-A"], ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", message]]
+    for step in steps:
+        done = subprocess.run(["git", *step], capture_output=True, text=True)
+        if done.returncode:
+            return f"git {step[0]} failed: {done.stderr.strip()}"
+    return subprocess.run(["git", "log", "--format=%s"], capture_output=True, text=True).stdout.strip()
+
+def import_from(folder: str) -> str:
+    """Import a module from a folder and give its VALUE."""
+    import importlib, sys
+    sys.path.insert(0, folder)
+    return str(importlib.import_module("outside").VALUE)
+
 def temp_folder() -> str:
     """Write in TMPDIR and say where it is."""
     import tempfile
@@ -62,7 +77,7 @@ def home(tmp_path_factory) -> Path:
 def box(cli, plugin_dir, home, tmp_path):
     folder = plugin_dir(probe=TOOLS)
 
-    def run(tool: str, arguments: dict, *flags: str, config: str | None = None):
+    def run(tool: str, arguments: dict, *flags: str, config: str | None = None, env: dict | None = None):
         extra = []
         if config is not None:
             (tmp_path / "sandbox.yaml").write_text(config)
@@ -77,7 +92,7 @@ def box(cli, plugin_dir, home, tmp_path):
             str(folder),
             *flags,
             *extra,
-            env={"HOME": str(home)},
+            env={"HOME": str(home), **(env or {})},
         )
 
     return run
@@ -149,6 +164,23 @@ def test_sandbox_write_adds_a_folder_relative_to_the_config(box, home, tmp_path)
     done = box("write_home", {"name": "allowed.txt"}, config=f"sandbox:\n  write: [{relative}]\n")
     assert done.stdout.strip() == "wrote", done.stderr
     assert (home / "allowed.txt").read_text() == "escaped"
+
+
+def test_git_works_in_the_project(box, tmp_path):
+    (tmp_path / "notes.txt").write_text("x")
+    done = box("git_commit", {"message": "first"})  # .git/index.lock, objects, refs: all in the project
+    assert done.stdout.strip() == "first", done.stderr
+    assert (tmp_path / ".git" / "HEAD").exists()
+
+
+def test_pythons_pycache_outside_the_project_fails_silently(box, home):
+    (home / "outside.py").write_text("VALUE = 42\n")
+    writes_bytecode = {"PYTHONDONTWRITEBYTECODE": ""}  # as Python does by default
+    done = box("import_from", {"folder": str(home)}, env=writes_bytecode)
+    assert (done.returncode, done.stdout.strip()) == (0, "42"), done.stderr
+    assert "Error" not in done.stdout + done.stderr and not (home / "__pycache__").exists()
+    unconfined = box("import_from", {"folder": str(home)}, "--no-sandbox", env=writes_bytecode)  # the test can fail:
+    assert unconfined.stdout.strip() == "42" and (home / "__pycache__").exists()  # Python writes it
 
 
 def test_read_only_mode_refuses_project_writes_but_not_the_temp_folder(box, tmp_path):
@@ -309,3 +341,17 @@ def test_a_project_config_widens_the_sandbox_only_once_trusted_and_trust_says_wh
     assert "sandbox.required: True\n" in trusted.stdout
     done = box("write_home", {"name": "widened.txt"})
     assert done.stdout.strip() == "wrote", done.stderr
+
+
+def test_serve_runs_tools_sandboxed_by_default(upstream, serve, plugin_dir, home):
+    from tests.support.fakeserver import openai_calls, sse, text_stream
+    from tests.support.serving import post
+
+    upstream.add(sse(openai_calls([("write_home", {"name": "served.txt"})])), sse(text_stream("Could not.")))
+    served = serve("--tools", str(plugin_dir(probe=TOOLS)), "--allow", "write_home", env={"HOME": str(home)})
+    ask = {"model": "toolchat", "messages": [{"role": "user", "content": "Write in my home"}]}
+    status, _, raw = post(f"{served.url}/chat/completions", ask)
+    assert status == 200 and json.loads(raw)["choices"][0]["message"]["content"] == "Could not.", raw
+    assert not (home / "served.txt").exists()
+    told = [m for m in upstream.requests[1]["messages"] if m["role"] == "tool"][0]["content"]
+    assert "PermissionError" in told and "the sandbox allows writes only in the project folder" in told
