@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 # argv: toolchat's pid, the sandbox ("" or the folder toolchat is imported from, then "tcp" or
-# "no-tcp"), the command, its arguments
+# "no-tcp" and the server's temporary folder), the command, its arguments
 LAUNCHER = """import ctypes, os, signal, sys
 ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 if os.getppid() != int(sys.argv[1]):
@@ -24,7 +24,7 @@ rest = sys.argv[3:]
 if sys.argv[2]:
     sys.path.insert(0, sys.argv[2])
     from toolchat.sandbox.launched import confine_server
-    confine_server(rest.pop(0) == "tcp")
+    confine_server(rest.pop(0) == "tcp", rest.pop(0))
 os.execvp(rest[0], rest)
 """
 
@@ -35,10 +35,11 @@ def sandbox_of(spec: Any) -> bool | None:
 
 
 def command_line(
-    command: str, args: list[str], env: Mapping[str, str], cwd: Path, sandbox: bool | None = None
+    command: str, args: list[str], env: Mapping[str, str], cwd: Path, sandbox: bool | None = None, tmpdir: str = ""
 ) -> tuple[str, list[str]]:
     """The program and arguments to start; FileNotFoundError naming `command` (and, for a bare
-    name, the folders searched) when it is not there."""
+    name, the folders searched) when it is not there. A sandboxed server's temporary folder is
+    `tmpdir`, made (and removed once it has stopped) by the caller."""
     if os.sep in command:
         if not os.access(cwd / command, os.X_OK):
             raise FileNotFoundError(2, "not found", command)
@@ -46,7 +47,8 @@ def command_line(
         command = find_program(command, env.get("PATH", os.defpath))
     if not sys.platform.startswith("linux"):
         return command, args
-    box = [str(Path(__file__).resolve().parents[2]), "tcp" if sandbox else "no-tcp"] if sandbox is not None else [""]
+    here = str(Path(__file__).resolve().parents[2])
+    box = [here, "tcp" if sandbox else "no-tcp", tmpdir] if sandbox is not None else [""]
     return sys.executable, ["-S", "-E", "-c", LAUNCHER, str(os.getpid()), *box, command, *args]
 
 
