@@ -103,6 +103,12 @@ def find_project_config(cwd: Path, notify: Notify | None = None) -> Path | None:
     return None
 
 
+def load_in(env: Any, config_path: Path | None, overrides: Mapping[str, Any], **options: Any) -> Settings:
+    """`load` with the folders and variables of `env` (a toolchat.env.Environment)."""
+    folders = dict(config_dir=env.config_dir, data_dir=env.data_dir, cwd=env.cwd, environ=env.environ)
+    return load(config_path, overrides, **folders, **options)
+
+
 def load(
     config_path: Path | None,
     overrides: Mapping[str, Any],
