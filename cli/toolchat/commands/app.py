@@ -296,7 +296,7 @@ def config_schema(ctx: typer.Context) -> None:
 def config_validate(
     ctx: typer.Context, path: Annotated[str | None, typer.Argument(help="The file; else the one in force.")] = None
 ) -> None:
-    """Check a config file; exit 2 with file:line on the first error."""
+    """Check a config file; exit 2 with file:line:column on the first error."""
     from toolchat.commands import config as config_cmd
 
     env = env_of(ctx)

@@ -59,7 +59,7 @@ class Settings:
     profile: str | None = None
     project_dir: Path = field(default_factory=Path.cwd)
     sources: list[Path] = field(default_factory=list)
-    origins: dict[str, str] = field(default_factory=dict)  # setting -> "file:line" | "command line" | ...
+    origins: dict[str, str] = field(default_factory=dict)  # setting -> "file:line:column" | "command line" | ...
     secrets: list[str] = field(default_factory=list, repr=False)  # values to hide wherever text is shown
     sandbox: SandboxConfig = field(default_factory=lambda: SandboxConfig())  # what a tool may touch
 
