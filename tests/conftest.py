@@ -188,6 +188,22 @@ def run_cli(isolated_env: dict[str, str], tmp_path: Path) -> Callable[..., CliRe
 
 
 @pytest.fixture
+def caught(request: pytest.FixtureRequest) -> Callable[..., object]:
+    """`caught(content=...)` installs tracing for this test, its spans in memory (the tracing tests'
+    fixture; opentelemetry is imported only by the tests that ask for it)."""
+    from tests.support.tracing import Caught
+    from toolchat.tracing import control as tracing
+
+    def install(content: bool = False) -> Caught:
+        made = Caught(content)
+        previous = tracing.use(made.tracing)
+        request.addfinalizer(lambda: tracing.use(previous))
+        return made
+
+    return install
+
+
+@pytest.fixture
 def server() -> Iterator[FakeServer]:
     """A scripted loopback model server (OpenAI-compatible)."""
     with FakeServer() as running:

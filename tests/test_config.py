@@ -45,18 +45,18 @@ def config_error(path: Path, environ=None) -> str:
     "text, line, message",
     [
         ("profile: a\nprofiles:\n  a: [unclosed\n", "3:6", "'[' is never closed"),
-        ("max_rounds: 3\ntools:\n  timout: 5\n", 3, "unknown key 'tools.timout'; did you mean 'timeout'?"),
-        ("profiles:\n  x:\n    backend: opneai\n", 3, "unknown backend 'opneai'; use one of: openai, local"),
-        ("max_rounds: lots\n", 1, "'max_rounds' must be an integer, not 'lots'"),
-        ("tools:\n  bundled: 1\n", 2, "'tools.bundled' must be true or false, not 1"),
+        ("max_rounds: 3\ntools:\n  timout: 5\n", "3:3", "unknown key 'tools.timout'; did you mean 'timeout'?"),
+        ("profiles:\n  x:\n    backend: opneai\n", "3:5", "unknown backend 'opneai'; use one of: openai, local"),
+        ("max_rounds: lots\n", "1:1", "'max_rounds' must be an integer, not 'lots'"),
+        ("tools:\n  bundled: 1\n", "2:3", "'tools.bundled' must be true or false, not 1"),
         (
             "system: hi\nprofiles:\n  x:\n    api_key: ${NOT_SET_ANYWHERE}\n",
-            4,
+            "4:5",
             "environment variable NOT_SET_ANYWHERE is not set",
         ),
-        ("modle: gpt\n", 1, "unknown key 'modle'; did you mean 'model'?"),
-        ("- just\n- a list\n", 1, "the config must be a mapping of keys"),
-        ("tools:\n  paths: [ok, 3]\n", 2, "tools.paths entries must be strings"),
+        ("modle: gpt\n", "1:1", "unknown key 'modle'; did you mean 'model'?"),
+        ("- just\n- a list\n", "1:1", "the config must be a mapping of keys"),
+        ("tools:\n  paths: [ok, 3]\n", "2:15", "tools.paths entries must be strings"),
     ],
 )
 def test_every_error_names_file_line_and_key(tmp_path, text, line, message):
@@ -95,7 +95,7 @@ def test_discovery_from_a_nested_folder_and_relative_paths(project, tmp_path):
     settings = settings_in(project / "sub" / "deeper", tmp_path)
     assert settings.model == "m" and settings.tool_paths == [project / "mytools"]
     assert settings.project_dir == project
-    assert settings.origins["model"] == f"{project / 'toolchat.yaml'}:1"
+    assert settings.origins["model"] == f"{project / 'toolchat.yaml'}:1:1"
 
 
 def test_dot_toolchat_yaml_is_found_too(project, tmp_path):
@@ -117,7 +117,7 @@ def test_precedence_user_then_project_then_flags(project, tmp_path):
     assert (settings.model, settings.temperature, settings.max_rounds) == ("project-model", 0.1, 8)
     assert settings.allow == ["a", "b", "c"]
     assert settings.origins["max_rounds"] == "command line"
-    assert settings.origins["temperature"].endswith("_config/config.yaml:3")
+    assert settings.origins["temperature"].endswith("_config/config.yaml:3:1")
 
 
 def test_profiles_and_an_unknown_profile(project, tmp_path):
@@ -200,7 +200,7 @@ def test_a_typo_stops_with_file_line_and_key(cli, project):
     done = cli("ask", "hello", cwd=project / "sub")
     assert done.returncode == 2
     assert done.stderr.strip() == (
-        f"toolchat: error: {project / 'toolchat.yaml'}:4: unknown key 'profiles.dev.bakend'; did you mean 'backend'?"
+        f"toolchat: error: {project / 'toolchat.yaml'}:4:5: unknown key 'profiles.dev.bakend'; did you mean 'backend'?"
     )
     broken = cli("config", "validate", str(write(project / "other.yaml", "a: [\n")))
     assert broken.returncode == 2 and f"{project / 'other.yaml'}:1:4: '[' is never closed" in broken.stderr

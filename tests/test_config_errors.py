@@ -1,6 +1,6 @@
 """Config mistakes a person editing toolchat.yaml by hand makes, told where the cause is: where a
 bracket or quote opened, a key written twice (at any depth), tabs; the same in every file and
-through every command; and, fuzzed, every message names a line that exists in the file."""
+through every command; and, fuzzed, every message names a line and column that exist in the file."""
 
 from __future__ import annotations
 
@@ -22,20 +22,28 @@ CASES = [
     ("profile: fake\nprofiles: {fake: {model: m}\n", "2:11", "'{' is never closed"),
     ('system: "unterminated\n\n', "1:9", "this quoted string is never closed"),
     ("system: 'also\n  unterminated\n", "1:9", "this quoted string is never closed"),
-    ("max_rounds: 4\nmax_rounds: 9\n", "2", "'max_rounds' is set twice (first on line 1)"),
+    ("max_rounds: 4\nmax_rounds: 9\n", "2:1", "'max_rounds' is set twice (first on line 1)"),
     (
         "profiles:\n  a:\n    temperature: 0.1\n    model: m\n    temperature: 0.2\n",
-        "5",
+        "5:5",
         "'profiles.a.temperature' is set twice (first on line 3)",
     ),
-    ("profiles:\n  a: {}\n  a: {}\n", "3", "'profiles.a' is set twice (first on line 2)"),
+    ("profiles:\n  a: {}\n  a: {}\n", "3:3", "'profiles.a' is set twice (first on line 2)"),
     ("tools:\n  allow: [a]\n\tdeny: [b]\n", "3:1", "tabs cannot indent YAML; use spaces"),
     (
         "model: m\n---\nmodel: n\n",
         "2:1",
         "broken YAML: expected a single document in the stream, but found another document",
     ),
+    ('model: m\nsystem: "a\x07b"\n', "2:11", "the file holds a character YAML does not accept (U+0007)"),
+    ("système: é\nmodle: x\n", "1:1", "unknown key 'système'; did you mean 'system'?"),  # columns count characters
 ]
+
+
+def test_bytes_that_are_not_utf8_are_named_at_their_line_and_column(tmp_path):
+    path = tmp_path / "toolchat.yaml"
+    path.write_bytes(b"model: m\nsystem: caf\xc3\xa9 \xe9\n")  # "café " is 5 characters, 6 bytes
+    assert message_for(path) == f"{path}:2:14: the file is not UTF-8 text (byte 0xe9)"
 
 
 def message_for(path: Path) -> str:
@@ -73,7 +81,7 @@ def test_every_file_and_every_command_says_the_same(cli, tmp_path, text, where, 
 def test_the_repl_says_it_before_starting(isolated_env, tmp_path):
     (tmp_path / "toolchat.yaml").write_text(CASES[4][0])
     child = spawn(env=isolated_env, cwd=tmp_path, columns=200)
-    child.expect(re.escape(f"{tmp_path / 'toolchat.yaml'}:2: 'max_rounds' is set twice (first on line 1)"))
+    child.expect(re.escape(f"{tmp_path / 'toolchat.yaml'}:2:1: 'max_rounds' is set twice (first on line 1)"))
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == 2
@@ -104,7 +112,7 @@ BREAKERS = ["[", "{", '"', "'", "\t", ":", "- ", "]", "}", "&a", "*a", "\n  ", "
 )
 def test_every_broken_file_names_a_line_that_exists(tmp_path, edits, duplicate):
     """Hand edits gone wrong (a stray bracket, quote, tab or colon; a line pasted twice): the message
-    always names the file and a line inside it."""
+    always names the file, a line inside it and a column on that line."""
     text = VALID
     for position, piece in sorted(edits, reverse=True):
         text = text[:position] + piece + text[position:]
@@ -116,9 +124,12 @@ def test_every_broken_file_names_a_line_that_exists(tmp_path, edits, duplicate):
     try:
         load_file(path, {})
     except ConfigError as exc:
-        match = re.match(re.escape(str(path)) + r":(\d+)(?::(\d+))?: \S", str(exc))
+        match = re.match(re.escape(str(path)) + r":(\d+):(\d+): \S", str(exc))
         assert match, str(exc)
-        assert 1 <= int(match.group(1)) <= line_count(text), (str(exc), text)
+        line, column = int(match.group(1)), int(match.group(2))
+        assert 1 <= line <= line_count(text), (str(exc), text)
+        row = re.split("\r\n|[\r\n\x85\u2028\u2029]", text)[line - 1]
+        assert 1 <= column <= len(row) + 1, (str(exc), text)  # a place on that line, or just after it
 
 
 SERVER_KEYS = [
@@ -175,7 +186,7 @@ def test_random_mcp_server_entries_are_valid_or_a_config_error(tmp_path, servers
     try:
         file = load_file(path, {"HOME": "/home/u"})
     except ConfigError as exc:
-        assert re.match(re.escape(str(path)) + r":\d+: ", str(exc)), str(exc)
+        assert re.match(re.escape(str(path)) + r":\d+:\d+: ", str(exc)), str(exc)
         return
     settings = resolve([file], {}, tmp_path, {})
     assert all(spec.type in ("stdio", "http") and (spec.command or spec.url) for spec in settings.mcp_servers)

@@ -64,7 +64,7 @@ def test_timeouts_retries_and_trace_from_a_profile(tmp_path):
     settings = settings_in(tmp_path / "elsewhere", tmp_path)
     assert (settings.response_timeout, settings.max_retries) == (30.0, 0)
     assert settings.trace == tmp_path / "_config" / "traces" / "run.jsonl"  # against the file's folder
-    assert settings.origins["max_retries"].endswith("config.yaml:6")
+    assert settings.origins["max_retries"].endswith("config.yaml:6:5")
 
 
 @pytest.mark.parametrize(
@@ -72,29 +72,29 @@ def test_timeouts_retries_and_trace_from_a_profile(tmp_path):
     [
         (
             "profiles:\n  p:\n    max_retires: 1\n",
-            3,
+            "3:5",
             "unknown key 'profiles.p.max_retires'; did you mean 'max_retries'?",
         ),
-        ("response_timout: 5\n", 1, "unknown key 'response_timout'; did you mean 'response_timeout'?"),
-        ("max_retries: -1\n", 1, "'max_retries' must be from 0 to 100, not -1"),
-        ("response_timeout: 0\n", 1, "'response_timeout' must be a number of seconds above 0, not 0"),
-        ("tools:\n  timeout: 1.0e+10\n", 2, "'tools.timeout' must be a number of seconds above 0"),
-        ("trace: [a]\n", 1, "'trace' must be a string"),
+        ("response_timout: 5\n", "1:1", "unknown key 'response_timout'; did you mean 'response_timeout'?"),
+        ("max_retries: -1\n", "1:1", "'max_retries' must be from 0 to 100, not -1"),
+        ("response_timeout: 0\n", "1:1", "'response_timeout' must be a number of seconds above 0, not 0"),
+        ("tools:\n  timeout: 1.0e+10\n", "2:3", "'tools.timeout' must be a number of seconds above 0"),
+        ("trace: [a]\n", "1:1", "'trace' must be a string"),
         (
             "mcp_servers:\n  time:\n    comand: mcp-server-time\n",
-            3,
+            "3:5",
             "unknown key 'mcp_servers.time.comand'; did you mean 'command'?",
         ),
-        ("mcp_servers:\n  time:\n    args: [x]\n", 2, "MCP server 'time' has neither 'command' nor 'url'"),
-        ("mcp_servers:\n  t:\n    command: a\n    url: http://x\n", 2, "has both 'command' and 'url'"),
-        ("mcp_servers:\n  t:\n    url: http://x\n    type: sse\n", 4, "unknown type 'sse' for MCP server 't'"),
-        ("mcp_servers:\n  t:\n    command: a\n    type: http\n", 4, "is type http but has a command"),
-        ("mcp_servers:\n  t:\n    command: a\n    env: {A: [1]}\n", 4, "'mcp_servers.t.env.A' must be a string"),
-        ("mcp_servers:\n  t:\n    command: a\n    tools: [1]\n", 4, "mcp_servers.t.tools entries must be strings"),
-        ("mcp_servers:\n  t:\n    command: a\n    startup_timeout: -1\n", 4, "must be a number of seconds above 0"),
-        ("mcp_servers:\n  t: mcp-server-time\n", 2, "MCP server 't' must be a mapping"),
-        ("mcp_servers:\n  t:\n    command: ' '\n", 3, "MCP server 't' has an empty command"),
-        ("mcp_servers:\n  t:\n    url: docs.example/mcp\n", 3, "url must start with http:// or https://"),
+        ("mcp_servers:\n  time:\n    args: [x]\n", "2:3", "MCP server 'time' has neither 'command' nor 'url'"),
+        ("mcp_servers:\n  t:\n    command: a\n    url: http://x\n", "2:3", "has both 'command' and 'url'"),
+        ("mcp_servers:\n  t:\n    url: http://x\n    type: sse\n", "4:5", "unknown type 'sse' for MCP server 't'"),
+        ("mcp_servers:\n  t:\n    command: a\n    type: http\n", "4:5", "is type http but has a command"),
+        ("mcp_servers:\n  t:\n    command: a\n    env: {A: [1]}\n", "4:11", "'mcp_servers.t.env.A' must be a string"),
+        ("mcp_servers:\n  t:\n    command: a\n    tools: [1]\n", "4:13", "mcp_servers.t.tools entries must be strings"),
+        ("mcp_servers:\n  t:\n    command: a\n    startup_timeout: -1\n", "4:5", "must be a number of seconds above 0"),
+        ("mcp_servers:\n  t: mcp-server-time\n", "2:3", "MCP server 't' must be a mapping"),
+        ("mcp_servers:\n  t:\n    command: ' '\n", "3:5", "MCP server 't' has an empty command"),
+        ("mcp_servers:\n  t:\n    url: docs.example/mcp\n", "3:5", "url must start with http:// or https://"),
     ],
 )
 def test_new_keys_are_validated_with_file_line_and_the_schema_agrees(tmp_path, text, line, message):
@@ -136,7 +136,7 @@ def test_mcp_servers_become_specs_with_origins_and_secrets(tmp_path):
     settings = settings_in(project / "sub", tmp_path, environ)
     time, git, docs = settings.mcp_servers
     assert (time.name, time.type, time.args, time.cwd) == ("time", "stdio", ["--local-timezone", "UTC", "3"], project)
-    assert time.origin == f"{path}:2" and time.startup_timeout == defaults.MCP_STARTUP_TIMEOUT and time.tools is None
+    assert time.origin == f"{path}:2:3" and time.startup_timeout == defaults.MCP_STARTUP_TIMEOUT and time.tools is None
     assert (git.cwd, git.timeout, git.startup_timeout, git.enabled, git.tools) == (
         project / "repo",
         5.0,
@@ -213,7 +213,7 @@ def test_mcp_servers_may_name_a_claude_cursor_or_vscode_json_file(tmp_path, key)
     trusted(write(project / "toolchat.yaml", "mcp_servers: .mcp.json\n"), tmp_path)
     settings = settings_in(project, tmp_path, {"HOST": "docs.example", "DOCS_TOKEN": TOKEN})
     time, docs = settings.mcp_servers
-    assert time.args == ["--local-timezone", "UTC"] and time.origin == f"{project / '.mcp.json'}:3"
+    assert time.args == ["--local-timezone", "UTC"] and time.origin == f"{project / '.mcp.json'}:3:5"
     assert docs.url == "https://docs.example/mcp" and docs.headers == {"X-Api-Key": TOKEN}
     assert settings.redactor().redact(TOKEN) == "***"
 
@@ -222,10 +222,10 @@ def test_a_broken_or_wrong_json_file_is_a_config_error_naming_it_before_any_trus
     project = tmp_path / "proj"
     config = write(project / "toolchat.yaml", "mcp_servers: .mcp.json\n")
     asked = lambda file: pytest.fail("asked to trust a file that does not validate")
-    with pytest.raises(ConfigError, match="toolchat.yaml:1: mcp_servers names .*mcp.json, which is not a file"):
+    with pytest.raises(ConfigError, match="toolchat.yaml:1:1: mcp_servers names .*mcp.json, which is not a file"):
         settings_in(project, tmp_path, on_untrusted=asked)
     write(project / ".mcp.json", '{"mcpServers": {\n  "time": {"comand": "x"}\n}}')
-    with pytest.raises(ConfigError, match=r"\.mcp\.json:2: unknown key 'mcpServers.time.comand'; did you mean"):
+    with pytest.raises(ConfigError, match=r"\.mcp\.json:2:3: unknown key 'mcpServers.time.comand'; did you mean"):
         settings_in(project, tmp_path, on_untrusted=asked)
     write(project / ".mcp.json", '{"mcpServers": {\n  "time": {"command": "x",}\n}}')
     with pytest.raises(ConfigError, match=r"\.mcp\.json:2:\d+: broken JSON"):

@@ -52,22 +52,24 @@ def test_a_key_added_to_the_schema_is_validated_with_no_other_edit(tmp_path, edi
     assert load_file(path, {}) if path.write_text("context_window: 4096\n") else False
     assert (
         message_for(path, "model: m\ncontext_window: 10\n")
-        == f"{path}:2: 'context_window' must be at least 256, not 10"
+        == f"{path}:2:1: 'context_window' must be at least 256, not 10"
     )
-    assert message_for(path, "context_window: lots\n") == f"{path}:1: 'context_window' must be an integer, not 'lots'"
+    assert message_for(path, "context_window: lots\n") == f"{path}:1:1: 'context_window' must be an integer, not 'lots'"
     assert message_for(path, "context_windo: 9000\n") == (
-        f"{path}:1: unknown key 'context_windo'; did you mean 'context_window'?"
+        f"{path}:1:1: unknown key 'context_windo'; did you mean 'context_window'?"
     )
     assert message_for(path, "sandbox:\n  wait: 0\n") == (
-        f"{path}:2: 'sandbox.wait' must be a number of seconds above 0, not 0"
+        f"{path}:2:3: 'sandbox.wait' must be a number of seconds above 0, not 0"
     )
-    assert message_for(path, "sandbox:\n  imag: x\n") == f"{path}:2: unknown key 'sandbox.imag'; did you mean 'image'?"
+    assert (
+        message_for(path, "sandbox:\n  imag: x\n") == f"{path}:2:3: unknown key 'sandbox.imag'; did you mean 'image'?"
+    )
 
 
 def test_a_rule_only_the_schema_has_is_still_enforced_at_its_line(tmp_path, edited_schema):
     path = tmp_path / "toolchat.yaml"
     message = message_for(path, "model: m\nsandbox:\n  image: 'Not An Image!'\n")
-    assert message.startswith(f"{path}:3: 'sandbox.image' does not fit the schema: "), message
+    assert message.startswith(f"{path}:3:3: 'sandbox.image' does not fit the schema: "), message
     assert "Not An Image!" in message
     path.write_text("sandbox:\n  image: python:3.12-slim\n")
     assert load_file(path, {}).data["sandbox"] == {"image": "python:3.12-slim"}
@@ -82,7 +84,7 @@ def test_the_schema_lists_the_chat_formats_the_parsers_have():
 def test_an_unknown_chat_format_names_the_ones_there_are(tmp_path):
     path = tmp_path / "toolchat.yaml"
     assert message_for(path, "chat_format: chatml\n") == (
-        f"{path}:1: unknown chat_format 'chatml'; use one of: {', '.join(['generic', *FORMATS])}"
+        f"{path}:1:1: unknown chat_format 'chatml'; use one of: {', '.join(['generic', *FORMATS])}"
     )
 
 
@@ -101,9 +103,9 @@ def test_servers_and_profiles_named_off_no_on_or_a_number_keep_their_names(tmp_p
         ("yes", "http://127.0.0.1:1/mcp"),
         ("2", "srv-2"),
     ]
-    assert file.at("mcp_servers", "off") == f"{path}:7"
+    assert file.at("mcp_servers", "off") == f"{path}:7:3"
     assert message_for(path, "mcp_servers:\n  off: {comand: x}\n") == (
-        f"{path}:2: unknown key 'mcp_servers.off.comand'; did you mean 'command'?"
+        f"{path}:2:9: unknown key 'mcp_servers.off.comand'; did you mean 'command'?"
     )
 
 
@@ -111,5 +113,5 @@ def test_a_server_without_a_name_is_refused_by_toolchat_and_by_the_schema(tmp_pa
     from jsonschema import Draft202012Validator
 
     path = tmp_path / "toolchat.yaml"
-    assert message_for(path, "mcp_servers:\n  ' ': {command: srv}\n") == f"{path}:2: an MCP server needs a name"
+    assert message_for(path, "mcp_servers:\n  ' ': {command: srv}\n") == f"{path}:2:3: an MCP server needs a name"
     assert list(Draft202012Validator(config_schema.schema()).iter_errors({"mcp_servers": {" ": {"command": "srv"}}}))

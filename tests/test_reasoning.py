@@ -287,11 +287,11 @@ def test_config_show_says_what_is_in_force_and_a_wrong_word_names_its_line(cli, 
     shown = cli("config", "show", "-c", str(config))
     assert shown.returncode == 0, shown.stderr
     rows = {line.split()[0]: line for line in shown.stdout.splitlines() if line.strip()}
-    assert "low" in rows["reasoning_effort"] and "r.yaml:2" in rows["reasoning_effort"]
-    assert "all" in rows["reasoning_keep"] and "r.yaml:3" in rows["reasoning_keep"]
+    assert "low" in rows["reasoning_effort"] and "r.yaml:2:1" in rows["reasoning_effort"]
+    assert "all" in rows["reasoning_keep"] and "r.yaml:3:1" in rows["reasoning_keep"]
     config.write_text("base_url: http://127.0.0.1:9/v1\nreasoning_keep: some\n")
     wrong = cli("config", "show", "-c", str(config))
-    assert wrong.returncode != 0 and "r.yaml:2" in wrong.stderr and "turn, all, none" in wrong.stderr
+    assert wrong.returncode != 0 and "r.yaml:2:1" in wrong.stderr and "turn, all, none" in wrong.stderr
 
 
 def test_inline_reasoning_cut_anywhere_splits_as_the_whole_text_does():

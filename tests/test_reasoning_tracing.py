@@ -7,7 +7,7 @@ import json
 
 from tests.support.fakeserver import FakeServer, openai_calls, sse, text_stream
 from tests.support.reasoning import THOUGHT, with_thought
-from tests.test_tracing import ask, caught  # noqa: F401 - the fixture
+from tests.support.tracing import ask
 
 USAGE = {"prompt_tokens": 50, "completion_tokens": 60, "completion_tokens_details": {"reasoning_tokens": 45}}
 

@@ -259,6 +259,8 @@ def test_the_sandbox_command_reports_this_machine_and_each_tool(cli, plugin_dir,
     assert rows["write_home"] == "writes: project; network: no"
     off = cli("sandbox", "-t", str(folder), "--no-sandbox")
     assert "sandbox: off for this run (--no-sandbox)" in off.stdout
+    first = cli("--no-sandbox", "sandbox", "-t", str(folder))  # before the command, as `--help` would be
+    assert first.returncode == 0 and "sandbox: off for this run (--no-sandbox)" in first.stdout, first.stderr
 
 
 SERVER = """

@@ -5,27 +5,21 @@ from __future__ import annotations
 
 import io
 import json
-from pathlib import Path
 
 import pytest
 from opentelemetry import trace
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
 from tests.support.fakes import ScriptedBackend, answer, call, calls
 from tests.support.fakeserver import FakeServer, error, openai_calls, sse, text_stream
+from tests.support.tracing import KEY, ask
 from toolchat.ask import AskOptions, run_ask
 from toolchat.config.settings import resolve
 from toolchat.engine import CallDecided, Engine, Policy, TextDelta
 from toolchat.env import Environment
-from toolchat.redact import Redactor
 from toolchat.tools import Registry, RunLimits, discover
-from toolchat.tools.registry import load
 from toolchat.tracing import control as tracing
-from toolchat.tracing.setup import Tracing
 
-REPO = Path(__file__).resolve().parents[1]
-KEY = "sk-test-9f8e7d6c5b4a39281706"
 USAGE = {"prompt_tokens": 90, "completion_tokens": 8, "prompt_tokens_details": {"cached_tokens": 64}}
 
 
@@ -33,54 +27,6 @@ USAGE = {"prompt_tokens": 90, "completion_tokens": 8, "prompt_tokens_details": {
 def server():
     with FakeServer() as running:
         yield running
-
-
-class Caught:
-    """A process tracing installed for one test, its finished spans in memory."""
-
-    def __init__(self, content: bool) -> None:
-        self.exporter = InMemorySpanExporter()
-        self.tracing = Tracing.configure(
-            file=None,
-            endpoint=None,
-            content=content,
-            redactor=Redactor([KEY]),
-            service="toolchat",
-            warn=lambda message: None,
-            exporters=[self.exporter],
-        )
-
-    def spans(self) -> dict[str, object]:
-        return {span.name: span for span in self.exporter.get_finished_spans()}
-
-
-@pytest.fixture
-def caught(request):
-    made: list[Caught] = []
-
-    def install(content: bool = False) -> Caught:
-        made.append(Caught(content))
-        previous = tracing.use(made[-1].tracing)
-        request.addfinalizer(lambda: tracing.use(previous))
-        return made[-1]
-
-    return install
-
-
-def ask(server: FakeServer, tmp_path: Path, *words: str, **settings: object) -> tuple[int, str, str]:
-    overrides = {
-        "base_url": server.url,
-        "api_key": KEY,
-        "tool_paths": [REPO / "tools"],
-        "allow": ["get_weather"],
-        **settings,
-    }
-    resolved = resolve([], overrides, tmp_path, environ={})
-    out, err = io.StringIO(), io.StringIO()
-    env = Environment(stdin=io.StringIO(""), stdout=out, stderr=err, environ={}, cwd=tmp_path)
-    registry = load(resolved.tool_paths, False, tmp_path / "cache")
-    code = run_ask(resolved, registry, AskOptions(list(words)), env, approve_all=False)
-    return code, out.getvalue(), err.getvalue()
 
 
 class Interrupting(ScriptedBackend):

@@ -7,10 +7,11 @@ alike); then the quick exit."""
 from __future__ import annotations
 
 import sys
+from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
 
 from toolchat.env import Environment
-from toolchat.errors import ExitStatus, Terminated, ToolchatError
+from toolchat.errors import ExitStatus, Terminated, ToolchatError, UsageError
 from toolchat.safety import clean
 
 if TYPE_CHECKING:  # the engine is imported by the commands that run turns, not at start-up
@@ -32,12 +33,30 @@ def start(env: Environment | None) -> Environment:
     return Environment()
 
 
-def command_line(argv: list[str] | None) -> list[str]:
-    """`toolchat --base-url URL` is `toolchat chat --base-url URL`."""
+def command_line(argv: list[str] | None, env: Environment) -> list[str]:
+    """`toolchat --base-url URL` is `toolchat chat --base-url URL`; `--no-sandbox`, a flag of every
+    command, is taken wherever it is written before a `--`."""
     args = list(sys.argv[1:] if argv is None else argv)
+    end = args.index("--") if "--" in args else len(args)
+    if "--no-sandbox" in args[:end]:
+        env.no_sandbox = True
+        args = [a for a in args[:end] if a != "--no-sandbox"] + args[end:]
     if args and args[0].startswith("-") and args[0] not in _OWN_FLAGS:
         args.insert(0, "chat")
     return args
+
+
+def check_command(args: list[str], commands: Collection[str]) -> None:
+    """`toolchat "what is 2+2"` is what llm users type: say how to ask instead of 'No such command'."""
+    if not args or args[0].startswith("-") or args[0] in commands:
+        return
+    import difflib
+
+    close = difflib.get_close_matches(args[0], list(commands), n=1)
+    if close and " " not in args[0]:
+        raise UsageError(f"no command '{args[0]}'", f"did you mean `toolchat {close[0]}`?")
+    question = " ".join(args)
+    raise UsageError(f"no command '{question[:40]}'", f'to ask a question: toolchat ask "{question}"')
 
 
 def requested_signal() -> int:

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from toolchat import __version__, process
+from toolchat.commands.context import env_of, load_settings, load_tools, notice, tool_settings
 from toolchat.commands.options import (
     BackendOpt,
     BaseUrlOpt,
@@ -21,10 +22,8 @@ from toolchat.commands.options import (
     mcp_servers,
     model_flags,
     seconds,
-    tool_paths,
 )
 from toolchat.env import Environment
-from toolchat.errors import UsageError
 
 app = typer.Typer(
     name="toolchat",
@@ -48,7 +47,7 @@ app.add_typer(trace_app, name="trace")
 
 def _version(ctx: typer.Context, value: bool) -> None:
     if value:
-        _env(ctx).write(f"toolchat {__version__}\n")
+        env_of(ctx).write(f"toolchat {__version__}\n")
         raise typer.Exit()
 
 
@@ -63,83 +62,9 @@ def root(
     ] = False,
 ) -> None:
     """toolchat: a chat REPL for tool-calling models; `toolchat` alone is `toolchat chat`."""
-    _env(ctx).no_sandbox |= no_sandbox
+    env_of(ctx).no_sandbox |= no_sandbox
     if ctx.invoked_subcommand is None:
         chat(ctx)
-
-
-def _env(ctx: typer.Context) -> Environment:
-    """The one Environment `main` made, handed down through Typer's context."""
-    obj = ctx.find_root().obj
-    return obj if isinstance(obj, Environment) else Environment()
-
-
-def _settings(
-    env: Environment, config: str | None, on_untrusted: Any = None, check_trust: bool = True, **overrides: Any
-):
-    from toolchat.config import settings as config_module
-
-    settings = config_module.load(
-        as_path(config),
-        overrides,
-        config_dir=env.config_dir,
-        data_dir=env.data_dir,
-        cwd=env.cwd,
-        environ=env.environ,
-        on_untrusted=on_untrusted,
-        check_trust=check_trust,
-        notify=lambda message: _notice(env, message),
-    )
-    if env.no_sandbox:
-        settings.sandbox.mode, settings.origins["sandbox"] = "off", "--no-sandbox"
-    _sandbox_warning(env, settings)
-    return settings
-
-
-_warned: set[int] = set()
-
-
-def _sandbox_warning(env: Environment, settings: Any) -> None:
-    """Once a run: the sandbox is asked for and this system cannot enforce it (never silent)."""
-    from toolchat.sandbox.policy import warning
-
-    message = warning(settings.sandbox)
-    if message is not None and id(env) not in _warned:
-        _warned.add(id(env))
-        _notice(env, message)
-
-
-def _notice(env: Environment, message: str) -> None:
-    from toolchat.safety import clean
-
-    env.write(f"toolchat: {clean(message)}\n", err=True)
-
-
-def load_tools(settings: Any, env: Environment, no_tools: bool = False, notify: Any = None, waits: bool = True) -> Any:
-    """The tools a command offers: plugin folders and bundled tools, then MCP servers (the MCP
-    package is imported only when a server is configured)."""
-    from toolchat.tools import Registry
-    from toolchat.tools.isolation import worker
-    from toolchat.tools.registry import load
-
-    if no_tools:
-        return Registry()
-    worker.hide_secrets([settings.api_key, *settings.secrets])  # no key in force reaches a tool
-    registry = load(settings.tool_paths, settings.bundled_tools, env.cache_dir, settings.project_dir)
-    if settings.mcp_servers:
-        from toolchat.mcp.wiring import attach
-
-        attach(registry, settings, env, notify, waits=waits)
-    return registry
-
-
-def _tool_settings(env: Environment, config: str | None, tools: list[str] | None, no_bundled: bool):
-    return _settings(
-        env,
-        config,
-        tool_paths=tool_paths(env, tools),
-        bundled_tools=False if no_bundled else None,
-    )
 
 
 @tools_app.command("list")
@@ -149,8 +74,8 @@ def tools_list(
     """The tools found, where each came from, and modules that failed to load."""
     from toolchat.commands import tools as tools_cmd
 
-    env = _env(ctx)
-    settings = _tool_settings(env, config, tools, no_bundled_tools)
+    env = env_of(ctx)
+    settings = tool_settings(env, config, tools, no_bundled_tools)
     tools_cmd.list_tools(load_tools(settings, env), settings, env.consoles()[0])
 
 
@@ -165,8 +90,8 @@ def tools_show(
     """One tool: description, parameters, source file."""
     from toolchat.commands import tools as tools_cmd
 
-    env = _env(ctx)
-    settings = _tool_settings(env, config, tools, no_bundled_tools)
+    env = env_of(ctx)
+    settings = tool_settings(env, config, tools, no_bundled_tools)
     registry = load_tools(settings, env)
     tools_cmd.show_tool(tools_cmd.find_tool(registry, name), settings, env.consoles()[0])
 
@@ -182,8 +107,8 @@ def tools_schema(
     """The OpenAI-format definitions as a JSON array."""
     from toolchat.commands import tools as tools_cmd
 
-    env = _env(ctx)
-    settings = _tool_settings(env, config, tools, no_bundled_tools)
+    env = env_of(ctx)
+    settings = tool_settings(env, config, tools, no_bundled_tools)
     env.write(tools_cmd.schema_json(load_tools(settings, env), names or []) + "\n")
 
 
@@ -202,8 +127,8 @@ def tools_run(
     """Run one tool directly, without a model."""
     from toolchat.commands import tools as tools_cmd
 
-    env = _env(ctx)
-    settings = _tool_settings(env, config, tools, no_bundled_tools)
+    env = env_of(ctx)
+    settings = tool_settings(env, config, tools, no_bundled_tools)
     if tool_timeout is not None:
         settings.tool_timeout = tool_timeout
     out, err = env.consoles()
@@ -224,8 +149,8 @@ def sandbox_report(
     """What this machine's sandbox enforces (Landlock, TCP) and each tool's sandbox."""
     from toolchat.commands import sandbox
 
-    env = _env(ctx)
-    settings = _tool_settings(env, config, tools, no_bundled_tools)
+    env = env_of(ctx)
+    settings = tool_settings(env, config, tools, no_bundled_tools)
     sandbox.report(load_tools(settings, env), settings, env.consoles()[0])
 
 
@@ -244,10 +169,10 @@ def ask(
     from toolchat.ask import AskOptions, run_ask
     from toolchat.redact import redactor_for
 
-    env = _env(ctx)
-    settings = _settings(env, flags.config, **flags.overrides(env))
+    env = env_of(ctx)
+    settings = load_settings(env, flags.config, **flags.overrides(env))
     options = AskOptions(prompt or [], json_output, quiet, flags.tool_choice)
-    registry = load_tools(settings, env, flags.no_tools, lambda message: _notice(env, message))
+    registry = load_tools(settings, env, flags.no_tools, lambda message: notice(env, message))
     try:
         raise typer.Exit(run_ask(settings, registry, options, env, flags.yes, redactor_for(settings, env.environ)))
     finally:
@@ -266,11 +191,11 @@ def chat(
     from toolchat.terminal import repl
     from toolchat.terminal.session import ReplOptions, reloader
 
-    env = _env(ctx)
+    env = env_of(ctx)
     repl.require_terminal(env)
     console = repl.console_for_chat(env)
     overrides = flags.overrides(env)
-    settings = _settings(env, flags.config, on_untrusted=repl.ask_trust(console), **overrides)
+    settings = load_settings(env, flags.config, on_untrusted=repl.ask_trust(console), **overrides)
     notify = repl.notifier(console)
     registry = load_tools(settings, env, flags.no_tools, notify, waits=False)  # the prompt does not wait for MCP
     options = ReplOptions(resume, session, flags.tool_choice, flags.yes)
@@ -303,14 +228,14 @@ def serve(
     """An OpenAI-compatible endpoint (/v1/chat/completions) that runs this project's tools server-side."""
     from toolchat.serve.server import ServeOptions, run_serve
 
-    env = _env(ctx)
+    env = env_of(ctx)
     overrides = flags.overrides(env)
-    settings = _settings(env, flags.config, **overrides)
+    settings = load_settings(env, flags.config, **overrides)
     options = ServeOptions(host, port, api_key_env, flags.yes, max_queue, time_limit)
     registry = load_tools(settings, env, flags.no_tools)
 
     def profile(name: str) -> Any:
-        return _settings(env, flags.config, **{**overrides, "profile": name})
+        return load_settings(env, flags.config, **{**overrides, "profile": name})
 
     try:
         code = run_serve(settings, profile, registry, options, env)
@@ -334,8 +259,8 @@ def models(
     from toolchat.backends.factory import list_models
     from toolchat.safety import clean
 
-    env = _env(ctx)
-    settings = _settings(env, config, profile=profile, backend=backend, base_url=base_url)
+    env = env_of(ctx)
+    settings = load_settings(env, config, profile=profile, backend=backend, base_url=base_url)
     # ids from a server, file names from the project: no escape reaches the terminal
     env.write("".join(clean(line) + "\n" for line in list_models(settings, env)))
 
@@ -345,8 +270,8 @@ def config_show(ctx: typer.Context, config: ConfigOpt = None, profile: ProfileOp
     """The merged config in force, secrets hidden, and where each value came from."""
     from toolchat.commands import config as config_cmd
 
-    env = _env(ctx)
-    settings = _settings(env, config, check_trust=False, profile=profile)
+    env = env_of(ctx)
+    settings = load_settings(env, config, check_trust=False, profile=profile)
     config_cmd.show(settings, env, env.consoles()[0])
 
 
@@ -355,7 +280,7 @@ def config_init(ctx: typer.Context) -> None:
     """Write a commented toolchat.yaml into the current folder."""
     from toolchat.commands import config as config_cmd
 
-    env = _env(ctx)
+    env = env_of(ctx)
     config_cmd.init(env.cwd, env.consoles()[0], env)
 
 
@@ -364,17 +289,17 @@ def config_schema(ctx: typer.Context) -> None:
     """Print the JSON Schema of toolchat.yaml, for editors."""
     from toolchat.commands import config as config_cmd
 
-    _env(ctx).write(config_cmd.schema_text())
+    env_of(ctx).write(config_cmd.schema_text())
 
 
 @config_app.command("validate")
 def config_validate(
     ctx: typer.Context, path: Annotated[str | None, typer.Argument(help="The file; else the one in force.")] = None
 ) -> None:
-    """Check a config file; exit 2 with file:line on the first error."""
+    """Check a config file; exit 2 with file:line:column on the first error."""
     from toolchat.commands import config as config_cmd
 
-    env = _env(ctx)
+    env = env_of(ctx)
     config_cmd.validate(as_path(path), env, env.consoles()[0])
 
 
@@ -385,7 +310,7 @@ def config_trust(
     """Trust a project config (by path and content) after showing what it sets."""
     from toolchat.commands import config as config_cmd
 
-    env = _env(ctx)
+    env = env_of(ctx)
     config_cmd.trust(as_path(path), env, env.consoles()[0])
 
 
@@ -394,8 +319,8 @@ def config_path(ctx: typer.Context, config: ConfigOpt = None) -> None:
     """The config files in force."""
     from toolchat.commands import config as config_cmd
 
-    env = _env(ctx)
-    settings = _settings(env, config, check_trust=False)
+    env = env_of(ctx)
+    settings = load_settings(env, config, check_trust=False)
     env.write("".join(line + "\n" for line in config_cmd.file_lines(settings, env)))
 
 
@@ -404,8 +329,8 @@ def mcp_list(ctx: typer.Context, mcp: McpOpt = None, config: ConfigOpt = None) -
     """Each MCP server: transport, state, start time and tools, or the error and its stderr."""
     from toolchat.commands import mcp as mcp_cmd
 
-    env = _env(ctx)
-    settings = _settings(env, config, mcp_servers=mcp_servers(mcp))
+    env = env_of(ctx)
+    settings = load_settings(env, config, mcp_servers=mcp_servers(mcp))
     raise typer.Exit(
         mcp_cmd.list_servers(settings.mcp_servers, settings.project_dir, env, env.consoles()[0], settings.secrets)
     )
@@ -421,8 +346,8 @@ def mcp_logs(
     """What one MCP server wrote to stderr (kept in the data dir, never shown in the chat)."""
     from toolchat.commands import mcp as mcp_cmd
 
-    env = _env(ctx)
-    settings = _settings(env, config, mcp_servers=mcp_servers(mcp))
+    env = env_of(ctx)
+    settings = load_settings(env, config, mcp_servers=mcp_servers(mcp))
     env.write(mcp_cmd.show_log(name, settings.mcp_servers, env.data_dir, settings.secrets))
 
 
@@ -431,8 +356,8 @@ def sessions_list(ctx: typer.Context, config: ConfigOpt = None) -> None:
     """This project's sessions, oldest first: id, when, messages, first question."""
     from toolchat.commands import sessions as sessions_cmd
 
-    env = _env(ctx)
-    settings = _settings(env, config)
+    env = env_of(ctx)
+    settings = load_settings(env, config)
     sessions_cmd.list_sessions(env.data_dir, settings.project_dir, env.consoles()[0])
 
 
@@ -445,8 +370,8 @@ def sessions_show(
     """One session's messages."""
     from toolchat.commands import sessions as sessions_cmd
 
-    env = _env(ctx)
-    settings = _settings(env, config)
+    env = env_of(ctx)
+    settings = load_settings(env, config)
     sessions_cmd.show_session(env.data_dir, settings.project_dir, session_id, env.consoles())
 
 
@@ -459,21 +384,17 @@ def trace_show(
     """Each trace in the file as a tree: spans, durations, tokens, tool outcomes."""
     from toolchat.commands import trace as trace_cmd
 
-    env = _env(ctx)
+    env = env_of(ctx)
     trace_cmd.show(env.cwd / file, last, env.consoles()[0])
 
 
 def main(argv: list[str] | None = None, env: Environment | None = None) -> int:
     """Run the CLI; every failure becomes one line on stderr and an exit code (toolchat.process)."""
     env = process.start(env)
-    args = process.command_line(argv)
-    end = args.index("--") if "--" in args else len(args)
-    if "--no-sandbox" in args[:end]:  # a flag of every command: taken wherever it is written
-        env.no_sandbox = True
-        args = [a for a in args[:end] if a != "--no-sandbox"] + args[end:]
+    args = process.command_line(argv, env)
     try:
         command = typer.main.get_command(app)  # built once (~10 ms): checked, then run
-        _check_command(args, command)
+        process.check_command(args, getattr(command, "commands", {}))
         result = command(args=args, prog_name="toolchat", standalone_mode=False, obj=env)
         return process.finished(result, env)
     except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 -- the last line of defence: one line, no traceback
@@ -483,19 +404,3 @@ def main(argv: list[str] | None = None, env: Environment | None = None) -> int:
 def run() -> None:
     """The `toolchat` command (and `python -m toolchat`): `main`, then a quick exit."""
     process.exit_quickly(main())
-
-
-def _check_command(args: list[str], root: Any) -> None:
-    """`toolchat "what is 2+2"` is what llm users type: say how to ask instead of 'No such command'."""
-    if not args or args[0].startswith("-"):
-        return
-    import click
-
-    if isinstance(root, click.Group) and args[0] not in root.commands:
-        import difflib
-
-        close = difflib.get_close_matches(args[0], list(root.commands), n=1)
-        if close and " " not in args[0]:
-            raise UsageError(f"no command '{args[0]}'", f"did you mean `toolchat {close[0]}`?")
-        question = " ".join(args)
-        raise UsageError(f"no command '{question[:40]}'", f'to ask a question: toolchat ask "{question}"')

@@ -1,5 +1,5 @@
-"""One config file: parse YAML safely, keep each key's line, expand ${VAR}, validate strictly.
-Errors name the file and line (exit 2). The file's values are kept both as written (shown for a
+"""One config file: parse YAML safely, keep where each key is written, expand ${VAR}, validate
+strictly. Errors name the file, line and column (exit 2). The file's values are kept both as written (shown for a
 file not trusted yet) and expanded (used once trusted), with a note of what each ${VAR} became."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from toolchat.config.keys import Expansion, check_keys, check_schema, expand_all, fail
+from toolchat.config.keys import Expansion, Positions, check_keys, check_schema, expand_all, fail, place
 from toolchat.config.schema import keys_of
 from toolchat.config.yamlfile import parse
 from toolchat.errors import ConfigError
@@ -21,7 +21,7 @@ from toolchat.errors import ConfigError
 class ConfigFile:
     path: Path  # as found (a symlink stays a symlink: its folder is where paths resolve)
     data: dict[str, Any]  # ${VAR} expanded
-    lines: dict[tuple[str, ...], int]  # key path -> 1-based line
+    lines: Positions  # key path -> 1-based line and column
     raw: dict[str, Any] = field(default_factory=dict)  # as written, for showing a file not trusted yet
     digest: str = ""  # sha256 of exactly the bytes parsed (and of the JSON file `mcp_servers` names)
     expansions: list[Expansion] = field(default_factory=list, repr=False)
@@ -34,7 +34,7 @@ class ConfigFile:
         return self.path.parent.resolve()
 
     def at(self, *where: str) -> str:
-        return f"{self.path}:{self.lines.get(where, 1)}"
+        return f"{self.path}:{place(self.lines, where)}"
 
     def as_written(self) -> ConfigFile:
         """The same file with ${VAR} left unexpanded (and the servers of a JSON file it names
@@ -46,16 +46,16 @@ class ConfigFile:
 
 
 def load_file(path: Path, environ: Mapping[str, str]) -> ConfigFile:
-    """Parse and validate one config file; ConfigError names file:line on the first problem."""
+    """Parse and validate one config file; ConfigError names file:line:column on the first problem."""
     import yaml
 
     parsed = parse(path)
     if parsed.node is None:
         return ConfigFile(path, {}, {}, {}, parsed.digest)
-    lines: dict[tuple[str, ...], int] = {}
+    lines: Positions = {}
     _record_lines(parsed.node, (), lines)
     if not isinstance(parsed.data, dict) or not isinstance(parsed.node, yaml.MappingNode):
-        raise ConfigError(f"{path}:{parsed.node.start_mark.line + 1}: the config must be a mapping of keys")
+        raise ConfigError(f"{path}:{_mark(parsed.node.start_mark)}: the config must be a mapping of keys")
     expansions: list[Expansion] = []
     raw = _keys_as_text(parsed.data)
     data = expand_all(raw, (), f"{path}", environ, lines, expansions)
@@ -69,22 +69,30 @@ def load_file(path: Path, environ: Mapping[str, str]) -> ConfigFile:
     return file
 
 
-def _record_lines(node: Any, where: tuple[str, ...], lines: dict[tuple[str, ...], int]) -> None:
+def _record_lines(node: Any, where: tuple[str, ...], lines: Positions) -> None:
     import yaml
 
     stack = [(node, where)]
     while stack:
         current, at = stack.pop()
-        lines.setdefault(at, current.start_mark.line + 1)
+        lines.setdefault(at, _position(current.start_mark))
         if len(at) > 40:  # only through aliases (depth is bounded when parsing)
             continue
         if isinstance(current, yaml.MappingNode):
             for key_node, value_node in current.value:
                 key = (*at, str(key_node.value))
-                lines.setdefault(key, key_node.start_mark.line + 1)
+                lines.setdefault(key, _position(key_node.start_mark))
                 stack.append((value_node, key))
         elif isinstance(current, yaml.SequenceNode):
             stack.extend((item, (*at, str(i))) for i, item in enumerate(current.value))
+
+
+def _position(mark: Any) -> tuple[int, int]:
+    return mark.line + 1, mark.column + 1
+
+
+def _mark(mark: Any) -> str:
+    return f"{mark.line + 1}:{mark.column + 1}"
 
 
 def _keys_as_text(value: Any) -> Any:
@@ -95,7 +103,7 @@ def _keys_as_text(value: Any) -> Any:
     return value
 
 
-def _check(data: dict[str, Any], path: Path, lines: dict[tuple[str, ...], int]) -> None:
+def _check(data: dict[str, Any], path: Path, lines: Positions) -> None:
     from toolchat.config.mcp_servers import check_servers
 
     check_keys(data, keys_of("top"), (), path, lines)

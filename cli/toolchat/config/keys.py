@@ -1,5 +1,5 @@
 """The config's keys: the check of one section against what the schema says it may hold, ${VAR}
-expansion, and the one way a config error names its file and line. The file reader and the MCP
+expansion, and the one way a config error names its file, line and column. The file reader and the MCP
 server entries both stand on this.
 
 Adding a key is one edit, in configs/toolchat.schema.json: its type, choices (`enum`) and bounds
@@ -42,6 +42,17 @@ _SECONDS = "#/$defs/seconds"
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
+Positions = dict[tuple[str, ...], tuple[int, int]]  # key path -> where it is written: 1-based line, column
+
+
+def place(lines: Positions, where: tuple[str, ...]) -> str:
+    """`line:column` of `where`, or of the nearest key above it that has one (1:1 when none does)."""
+    while where and where not in lines:
+        where = where[:-1]
+    line, column = lines.get(where, (1, 1))
+    return f"{line}:{column}"
+
+
 @dataclass
 class Expansion:
     where: tuple[str, ...]  # the key path the ${VAR} was written under
@@ -54,7 +65,7 @@ def expand_all(
     where: tuple[str, ...],
     path: str,
     environ: Mapping[str, str],
-    lines: dict[tuple[str, ...], int],
+    lines: Positions,
     expansions: list[Expansion],
 ) -> Any:
     """`value` with every ${VAR} (or ${VAR:-default}) in its strings expanded, each noted."""
@@ -63,7 +74,7 @@ def expand_all(
     if isinstance(value, list):
         return [expand_all(v, (*where, str(i)), path, environ, lines, expansions) for i, v in enumerate(value)]
     if isinstance(value, str):
-        return _expand(value, environ, f"{path}:{lines.get(where, 1)}", where, expansions)
+        return _expand(value, environ, f"{path}:{place(lines, where)}", where, expansions)
     return value
 
 
@@ -85,7 +96,7 @@ def check_keys(
     spec: dict[str, dict[str, Any]],
     where: tuple[str, ...],
     path: Path | str,
-    lines: dict[tuple[str, ...], int],
+    lines: Positions,
     explain: Mapping[str, Callable[[Any], str]] | None = None,
 ) -> None:
     """Each key of `section` against its schema (`spec`, from schema.keys_of): unknown keys with
@@ -165,9 +176,7 @@ def _out_of_bounds(rule: dict[str, Any], value: Any) -> str | None:
     return " and ".join(part for part in parts if part)
 
 
-def check_schema(
-    data: Any, section: str, path: Path | str, lines: dict[tuple[str, ...], int], where: tuple[str, ...] = ()
-) -> None:
+def check_schema(data: Any, section: str, path: Path | str, lines: Positions, where: tuple[str, ...] = ()) -> None:
     """The schema itself over `data` (found at `where`), after the worded checks: what it refuses
     and they let through is still refused, at the nearest line."""
     for inside, message in errors(data, section)[:1]:
@@ -176,8 +185,6 @@ def check_schema(
         fail(path, lines, where, f"'{dotted}' does not fit the schema: {message}")
 
 
-def fail(path: Path | str, lines: dict[tuple[str, ...], int], where: tuple[str, ...], message: str) -> None:
-    """Stop at the line of `where`, or of the nearest key above it that has one."""
-    while where and where not in lines:
-        where = where[:-1]
-    raise ConfigError(f"{path}:{lines.get(where, 1)}: {message}")
+def fail(path: Path | str, lines: Positions, where: tuple[str, ...], message: str) -> None:
+    """Stop at `file:line:column` of `where`, or of the nearest key above it that has one."""
+    raise ConfigError(f"{path}:{place(lines, where)}: {message}")

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from toolchat import defaults
-from toolchat.config.keys import Expansion, check_keys, check_schema, expand_all, fail
+from toolchat.config.keys import Expansion, Positions, check_keys, check_schema, expand_all, fail, place
 from toolchat.config.mcp_spec import McpServerSpec
 from toolchat.config.schema import keys_of
 from toolchat.config.yamlfile import decode, read_bytes
@@ -28,10 +28,8 @@ _TYPE_ALIASES = {"streamable-http": "http", "streamableHttp": "http", "streamabl
 _EXPANDED = ("command", "args", "env", "url", "headers")  # where ${VAR} works in a JSON file
 
 
-def check_servers(
-    servers: dict[str, Any], where: tuple[str, ...], path: Path | str, lines: dict[tuple[str, ...], int]
-) -> None:
-    """Each entry's keys and types, with file:line and did-you-mean."""
+def check_servers(servers: dict[str, Any], where: tuple[str, ...], path: Path | str, lines: Positions) -> None:
+    """Each entry's keys and types, with file:line:column and did-you-mean."""
     for name, entry in servers.items():
         at = (*where, name)
         if not name.strip():
@@ -75,7 +73,7 @@ class McpFile:
 
     path: Path
     servers: dict[str, Any]
-    lines: dict[tuple[str, ...], int]
+    lines: Positions
     digest: str
 
 
@@ -91,13 +89,13 @@ def read_mcp_file(path: Path, named_at: str) -> McpFile:
         where = (
             f"{exc.lineno}:{exc.colno}: broken JSON: {exc.msg}"
             if isinstance(exc, json.JSONDecodeError)
-            else "1: nested too deeply"
+            else "1:1: nested too deeply"
         )
         raise ConfigError(f"{path}:{where}") from None
     servers = document.get("mcpServers", document.get("servers")) if isinstance(document, dict) else None
     if not isinstance(servers, dict):
-        raise ConfigError(f"{path}:1: no 'mcpServers' (or VS Code's 'servers') mapping in this file")
-    lines = {("mcpServers", name): _line_of(text, name) for name in servers}
+        raise ConfigError(f"{path}:1:1: no 'mcpServers' (or VS Code's 'servers') mapping in this file")
+    lines = {("mcpServers", name): _position_of(text, name) for name in servers}
     check_servers(servers, ("mcpServers",), path, lines)
     return McpFile(path, servers, lines, hashlib.sha256(raw).hexdigest())
 
@@ -146,14 +144,15 @@ def _from_json(table: McpFile, environ: Mapping[str, str]) -> tuple[list[McpServ
             else value
             for key, value in entry.items()
         }
-        found.append(spec_of(name, expanded, table.path.parent.resolve(), f"{table.path}:{table.lines[at]}"))
+        found.append(spec_of(name, expanded, table.path.parent.resolve(), f"{table.path}:{place(table.lines, at)}"))
     return found, expansions
 
 
-def _line_of(text: str, name: str) -> int:
-    """The line of `"name":` in a JSON text (json keeps no positions), else 1."""
+def _position_of(text: str, name: str) -> tuple[int, int]:
+    """Line and column of `"name":` in a JSON text (json keeps no positions), else 1:1."""
     needle = json.dumps(name)
     for number, line in enumerate(text.splitlines(), 1):
-        if needle in line and ":" in line.split(needle, 1)[1][:3]:
-            return number
-    return 1
+        column = line.find(needle)
+        if column >= 0 and ":" in line[column + len(needle) :][:3]:
+            return number, column + 1
+    return 1, 1

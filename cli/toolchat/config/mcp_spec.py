@@ -26,7 +26,7 @@ class McpServerSpec:
     tools: list[str] | None = None  # the server's tool names to offer; None: all
     sandbox: bool = False  # stdio: writes confined to its cwd and temp folder (Linux: Landlock)
     network: bool = False  # with sandbox: may it open TCP connections
-    origin: str = ""  # "file:line" or "command line", for messages
+    origin: str = ""  # "file:line:column" or "command line", for messages
 
     def describe(self) -> str:
         """The command line or URL, for trust prompts, `config show` and errors."""

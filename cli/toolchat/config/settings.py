@@ -59,7 +59,7 @@ class Settings:
     profile: str | None = None
     project_dir: Path = field(default_factory=Path.cwd)
     sources: list[Path] = field(default_factory=list)
-    origins: dict[str, str] = field(default_factory=dict)  # setting -> "file:line" | "command line" | ...
+    origins: dict[str, str] = field(default_factory=dict)  # setting -> "file:line:column" | "command line" | ...
     secrets: list[str] = field(default_factory=list, repr=False)  # values to hide wherever text is shown
     sandbox: SandboxConfig = field(default_factory=lambda: SandboxConfig())  # what a tool may touch
 
@@ -101,6 +101,12 @@ def find_project_config(cwd: Path, notify: Notify | None = None) -> Path | None:
                 if notify is not None:
                     notify(f"ignoring {candidate}: {reason}")
     return None
+
+
+def load_in(env: Any, config_path: Path | None, overrides: Mapping[str, Any], **options: Any) -> Settings:
+    """`load` with the folders and variables of `env` (a toolchat.env.Environment)."""
+    folders = dict(config_dir=env.config_dir, data_dir=env.data_dir, cwd=env.cwd, environ=env.environ)
+    return load(config_path, overrides, **folders, **options)
 
 
 def load(

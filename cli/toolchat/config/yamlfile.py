@@ -42,12 +42,12 @@ def decode(path: Path, raw: bytes) -> str:
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise ConfigError(f"{path}:{line}: the file is not UTF-8 text (byte 0x{raw[exc.start]:02x})") from None
+        at = _offset(raw[: exc.start].decode("utf-8"))  # valid up to the bad byte
+        raise ConfigError(f"{path}:{at}: the file is not UTF-8 text (byte 0x{raw[exc.start]:02x})") from None
 
 
 def parse(path: Path) -> Parsed:
-    """Parse `path` once; every refusal is a ConfigError naming file:line."""
+    """Parse `path` once; every refusal is a ConfigError naming file:line:column."""
     import yaml
 
     raw = read_bytes(path)
@@ -83,8 +83,7 @@ def _check_shape(text: str, path: Path) -> None:
             depth += 1
             if depth > MAX_DEPTH:
                 raise ConfigError(
-                    f"{path}:{event.start_mark.line + 1}: the config is nested more than "
-                    f"{MAX_DEPTH} levels deep; refused"
+                    f"{path}:{_here(event.start_mark)}: the config is nested more than {MAX_DEPTH} levels deep; refused"
                 )
             open_anchors.append((event.anchor, nodes))
             nodes += 1
@@ -101,7 +100,7 @@ def _check_shape(text: str, path: Path) -> None:
             nodes += sizes.get(event.anchor, 1)
         if nodes > MAX_NODES:
             raise ConfigError(
-                f"{path}:{event.start_mark.line + 1}: the config expands to more than {MAX_NODES} "
+                f"{path}:{_here(event.start_mark)}: the config expands to more than {MAX_NODES} "
                 "values (aliases repeating aliases?); refused"
             )
 
@@ -120,11 +119,11 @@ def _check_duplicates(node: Any, path: Path, where: tuple[str, ...] = ()) -> Non
             first: dict[str, int] = {}
             for key_node, value_node in current.value:
                 key = str(key_node.value) if isinstance(key_node, yaml.ScalarNode) else "?"
-                line = key_node.start_mark.line + 1
                 if key in first and key != "<<":
                     dotted = ".".join((*at, key))
-                    raise ConfigError(f"{path}:{line}: '{dotted}' is set twice (first on line {first[key]})")
-                first.setdefault(key, line)
+                    here = _here(key_node.start_mark)
+                    raise ConfigError(f"{path}:{here}: '{dotted}' is set twice (first on line {first[key]})")
+                first.setdefault(key, key_node.start_mark.line + 1)
                 stack.append((value_node, (*at, key)))
         elif isinstance(current, yaml.SequenceNode):
             stack.extend((item, (*at, str(i))) for i, item in enumerate(current.value))
@@ -157,11 +156,11 @@ def describe_error(exc: Exception, path: Path, text: str) -> str:
 
     last = line_count(text)
     if isinstance(exc, yaml.reader.ReaderError):
-        line = min(text[: exc.position].count("\n") + 1, last)
+        at = _offset(text[: exc.position], last=last)
         return (
-            f"{path}:{line}: the file holds a character YAML does not accept (U+{exc.character:04X})"
+            f"{path}:{at}: the file holds a character YAML does not accept (U+{exc.character:04X})"
             if isinstance(exc.character, int)
-            else f"{path}:{line}: broken YAML: {exc.reason}"
+            else f"{path}:{at}: broken YAML: {exc.reason}"
         )
     problem = str(getattr(exc, "problem", None) or exc)
     context = getattr(exc, "context", None) or ""
@@ -202,9 +201,21 @@ def _unclosed_flow(text: str) -> tuple[str, Any] | None:
 def _at(path: Path, mark: Any, last: int) -> str:
     if mark is None:
         return str(path)
-    if mark.line + 1 > last:  # past the end: the last line, where the file stopped
-        return f"{path}:{last}"
-    return f"{path}:{mark.line + 1}:{mark.column + 1}"
+    if mark.line + 1 > last:  # past the end: the end of the last line, where the file stopped
+        return f"{path}:{_offset((mark.buffer or '').rstrip(chr(0)), last=last)}"
+    return f"{path}:{_here(mark)}"
+
+
+def _here(mark: Any) -> str:
+    return f"{mark.line + 1}:{mark.column + 1}"
+
+
+def _offset(before: str, last: int | None = None) -> str:
+    """`line:column` just after the text `before`, on line `last` at most."""
+    lines = before.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    if last is not None and len(lines) > last:
+        lines = lines[:last]
+    return f"{len(lines)}:{len(lines[-1]) + 1}"
 
 
 def _tab_indented(text: str, line: int) -> bool:

@@ -50,16 +50,8 @@ def reloader(
 
     def reload(profile: str | None, model: str | None) -> tuple[Settings, Backend]:
         changed = {**overrides, "profile": profile or overrides.get("profile"), "model": model}
-        settings = config_module.load(
-            config_path,
-            changed,
-            config_dir=env.config_dir,
-            data_dir=env.data_dir,
-            cwd=env.cwd,
-            environ=env.environ,
-            notify=notify,
-            on_untrusted=lambda config: False,
-        )  # asked once, at start
+        settings = config_module.load_in(env, config_path, changed, notify=notify, on_untrusted=lambda config: False)
+        # the question of trust was asked once, at start
         return settings, create_backend(settings, env, notify)
 
     return reload
