@@ -19,6 +19,7 @@ WORK = Path(os.environ.get("TOOLCHAT_BENCH_WORK") or HERE / ".work")
 sys.path.insert(0, str(HERE.parent))
 
 import bench_accumulate  # noqa: E402
+import bench_warm  # noqa: E402
 
 
 def machine() -> str:
@@ -310,6 +311,7 @@ def main() -> int:
     lines += [""] + local_section(bundled_gguf(args.cache), args.quick)
     lines += more_sections(args.quick)
     lines += mcp_section(args.quick)
+    lines += bench_warm.section(args.quick)
     lines += [""] + serve_section(args.quick, args.cache)
     lines += [""] + bench_accumulate.section(args.quick)
     lines += repl_section(args.quick)

@@ -3,7 +3,8 @@
 Each module is imported for discovery in a child of the tool worker, with a time limit and its
 output thrown away, so a module that hangs, exits or prints at import is listed as broken and
 never touches toolchat. Schemas of modules that loaded are cached by file stamp; failures never
-are. Calls run in children of the worker too (runner.py), which import the module afresh.
+are. Calls run in children of the worker too (runner.py), each forked from a warm parent that
+imported the module once (warm.py).
 """
 
 from __future__ import annotations

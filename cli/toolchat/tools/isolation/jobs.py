@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
+from types import ModuleType
 from typing import Any
 
 from toolchat.safety import scrub
@@ -61,17 +62,20 @@ class Child:
                 os.close(fd)
 
 
-def perform(job: dict[str, Any], requests: int, replies: int) -> tuple[dict[str, Any] | None, int | None]:
+def perform(
+    job: dict[str, Any], requests: int, replies: int, module: ModuleType | None = None
+) -> tuple[dict[str, Any] | None, int | None]:
     """The outcome of `job` (None when toolchat went away meanwhile: the worker then exits), and the
-    pid of a job that returned normally, whose leftovers the worker kills right after replying."""
+    pid of a job that returned normally, whose leftovers the worker kills right after replying.
+    `module`: the plugin, imported already by a warm parent (warm.py), which this process is."""
     started = time.monotonic()
-    code = compiled(job["module"])  # kept by the worker, so each call skips compiling
+    code = None if module is not None else compiled(job["module"])  # kept by the worker: no compiling per call
     call = sandboxing.Call(job.get("sandbox"), job["cwd"])
 
     def body(result_w: int) -> None:
         refused = call.enter()  # the sandbox step: after fork, before the tool's code
         if refused is None:
-            status, output = run_in_child(job["module"], job["name"], job["arguments"], job["cwd"], code)
+            status, output = run_in_child(job["module"], job["name"], job["arguments"], job["cwd"], code, module)
             status, output = status, call.explained(output)
         else:
             status, output = ToolStatus.ERROR.value, refused
@@ -91,6 +95,11 @@ def perform(job: dict[str, Any], requests: int, replies: int) -> tuple[dict[str,
         return _run_outcome(job, state, value, printed, None, time.monotonic() - started), child.pid
     status = stop(child.pid, state, value)  # stopped before anyone hears it was stopped
     return _run_outcome(job, state, value, printed, status, time.monotonic() - started), None
+
+
+def outcome(job: dict[str, Any], state: JobState) -> dict[str, Any]:
+    """The outcome of a job that ended `state` with nothing printed (a warm parent that hung or died)."""
+    return _run_outcome(job, state, None, b"", None, 0.0)
 
 
 def stop(pid: int, state: JobState, value: Any) -> int | None:

@@ -14,6 +14,8 @@ _PR_SET_CHILD_SUBREAPER = 36
 
 _PR_SET_PDEATHSIG = 1
 
+KEEP: set[int] = set()  # children that are no job's leftovers: the worker's warm parents (warm.py)
+
 
 _libc_prctl = None  # found once in the worker; its children inherit it
 
@@ -107,7 +109,7 @@ def kill_tree(pid: int) -> int | None:
 def kill_all() -> None:
     """Kill and reap every child; orphans they leave are adopted by the worker, so repeat until none."""
     for _ in range(10_000):
-        found = children()
+        found = [child for child in children() if child not in KEEP]
         if not found:
             break
         for child in found:

@@ -7,21 +7,27 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from types import CodeType
+from types import CodeType, ModuleType
 from typing import Any
 
 from toolchat.tools.model import ToolStatus
 
 
 def run_in_child(
-    module_file: str, name: str, arguments: dict[str, Any], cwd: str, code: CodeType | None = None
+    module_file: str,
+    name: str,
+    arguments: dict[str, Any],
+    cwd: str,
+    code: CodeType | None = None,
+    module: ModuleType | None = None,
 ) -> tuple[str, str]:
-    """(status, text) of calling tool `name` of `module_file`; never raises."""
+    """(status, text) of calling tool `name` of `module_file` (of `module`, when a warm parent
+    imported it already); never raises."""
     from toolchat.tools.plugins import call, function_of, import_plugin
 
     try:
         os.chdir(cwd)
-        func = function_of(import_plugin(Path(module_file), code), name)
+        func = function_of(module if module is not None else import_plugin(Path(module_file), code), name)
         return ToolStatus.OK.value, to_text(call(func, arguments))
     except SystemExit as exc:
         return ToolStatus.ERROR.value, f"Error: the tool called sys.exit({exc.code!r})"

@@ -253,10 +253,10 @@ def _serve(requests: int, replies: int) -> None:
     processes.keep_only_fds(requests, replies)
     processes.become_subreaper()
     _drop_variables(())
-    from toolchat.tools.isolation import describing, jobs  # loaded once here, not in every child
+    from toolchat.tools.isolation import describing, jobs, warm  # loaded once here, not in every child
 
     while True:
-        job = read_frame(requests)
+        job = _next_job(requests, warm)
         if job is None:
             break  # toolchat is gone
         if job.get("kind") == "cancel":
@@ -266,8 +266,9 @@ def _serve(requests: int, replies: int) -> None:
             if job["kind"] == "describe":
                 outcome, leftover = describing.describe_all(job, requests, replies), None
             else:
-                outcome, leftover = jobs.perform(job, requests, replies)
+                outcome, leftover = warm.perform(job, requests, replies)
         except Exception as exc:  # noqa: BLE001 - a fault of the worker itself: stop the job, keep serving
+            warm.drop_all()
             processes.kill_all()
             outcome, leftover = jobs.failed(job, exc), None
         if outcome is None:
@@ -278,4 +279,14 @@ def _serve(requests: int, replies: int) -> None:
             break
         if leftover is not None:
             processes.kill_tree(leftover)  # before the next job is read
+    warm.drop_all()
     processes.kill_all()
+
+
+def _next_job(requests: int, warm: Any) -> Any:
+    """The next frame from toolchat (None when it is gone), dropping idle warm parents meanwhile."""
+    import select
+
+    while not select.select([requests], [], [], warm.expire())[0]:
+        pass
+    return read_frame(requests)
