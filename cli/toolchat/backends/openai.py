@@ -25,10 +25,12 @@ from toolchat.backends.base import (
     Usage,
     new_call_id,
 )
-from toolchat.backends.openai_wire import Deadline, content_text, scrub
+from toolchat.backends.openai_wire import Deadline, api_key, content_text, scrub, untrusted_certificate
+from toolchat.backends.overflow import recognise
+from toolchat.backends.probe import probe_window
 from toolchat.backends.reasoning import ReplyReader, wire_messages
 from toolchat.config.settings import Settings
-from toolchat.errors import BackendError, UsageError
+from toolchat.errors import BackendError, ContextOverflow, UsageError
 from toolchat.redact import Redactor
 
 OPENAI_URL = "https://api.openai.com/v1"
@@ -57,7 +59,7 @@ class OpenAIBackend:
         parts = urlsplit(self.base_url)
         self.server_address: str | None = parts.hostname
         self.server_port: int | None = parts.port or (443 if parts.scheme == "https" else 80)
-        key = _api_key(settings.api_key or environ.get("OPENAI_API_KEY") or None, notify)
+        key = api_key(settings.api_key or environ.get("OPENAI_API_KEY") or None, notify)
         if key is None and self.base_url == OPENAI_URL:
             raise UsageError("no API key for OpenAI", "set OPENAI_API_KEY, or use --base-url for another endpoint")
         self._redactor = Redactor([key])
@@ -79,6 +81,7 @@ class OpenAIBackend:
             timeout=min(self.timeout, self.response_timeout),
             http_client=http_client,
         )
+        self._window: int | bool | None = False  # False: not asked yet; None: the server does not say
         self.model: str = settings.model or (defaults.OPENAI_MODEL if self.base_url == OPENAI_URL else "")
         if not self.model and resolve_model:
             try:
@@ -105,6 +108,13 @@ class OpenAIBackend:
 
     def describe(self) -> str:
         return f"{self.name} · {self.model} · {self.base_url}"
+
+    @property
+    def context_window(self) -> int | None:
+        """The model's window as its server says it; asked once (backends/probe.py), then kept."""
+        if self._window is False:
+            self._window = probe_window(self.client, self.base_url, self.model, min(self.timeout, 5.0))
+        return self._window or None
 
     def list_models(self) -> list[str]:
         return sorted(self._served())
@@ -254,6 +264,12 @@ class OpenAIBackend:
         error = _get(body, "error")
         if error:
             detail = " ".join(self._redactor.redact(_error_text(body) or str(error)).split())[:300]
+            if (overflow := recognise(body, detail)) is not None:
+                raise ContextOverflow(
+                    f"{self.base_url} refused the conversation as too long for the model's context window: {detail}",
+                    window=overflow.window,
+                    prompt_tokens=overflow.prompt_tokens,
+                )
             raise BackendError(f"{self.base_url} sent an error: {detail}", "try again")
         choices = _get(body, "choices")
         if not isinstance(choices, list) or not choices:
@@ -326,7 +342,7 @@ class OpenAIBackend:
             else:
                 message = f"no answer from {where} within {self.timeout:g} s"
                 hint = "is the server overloaded? raise request_timeout in the config"
-        elif isinstance(exc, openai.APIConnectionError) and _untrusted_certificate(exc):
+        elif isinstance(exc, openai.APIConnectionError) and untrusted_certificate(exc):
             message = f"cannot verify the TLS certificate of {where} (or of where it redirects)"
             hint = "set SSL_CERT_FILE to a CA bundle that trusts the server's certificate"
         elif isinstance(exc, openai.APIConnectionError):
@@ -345,6 +361,13 @@ class OpenAIBackend:
         elif status == 429:
             message = f"{where} is rate limiting (HTTP 429), still after retries"
             hint = "wait and try again"
+        elif (overflow := recognise(getattr(exc, "body", None), detail)) is not None:
+            return ContextOverflow(
+                f"{where} refused the conversation as too long for the model's window (HTTP {status}): {detail}",
+                "start a new conversation, shorten the message, or set context_window",
+                window=overflow.window,
+                prompt_tokens=overflow.prompt_tokens,
+            )
         elif status is not None and status >= 500:
             message = f"{where} failed with a server error (HTTP {status}) after retries: {detail}"
             hint = "start llama-server with --jinja to use tools" if "--jinja" in detail else "try again later"
@@ -355,35 +378,6 @@ class OpenAIBackend:
             message = f"{where} sent an error: {detail}"
             hint = "try again"
         return BackendError(message, hint)
-
-
-def _untrusted_certificate(exc: BaseException) -> bool:
-    """Whether the connection failed because a TLS certificate was not trusted."""
-    import ssl
-
-    seen: set[int] = set()
-    cause: BaseException | None = exc
-    while cause is not None and id(cause) not in seen:
-        seen.add(id(cause))
-        if isinstance(cause, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(cause):
-            return True
-        cause = cause.__cause__ or cause.__context__
-    return False
-
-
-def _api_key(key: str | None, notify: Callable[[str], None]) -> str | None:
-    """The key as given, minus the whitespace a `$(cat keyfile)` leaves (the user is told)."""
-    if key is None:
-        return None
-    stripped = key.strip()
-    if stripped != key:
-        notify("note: the API key had spaces or a line break around it; using it without them")
-    if any(c.isspace() for c in stripped) or not stripped.isascii():
-        raise UsageError(
-            "the API key holds spaces, line breaks or non-ASCII characters",
-            "check OPENAI_API_KEY or api_key in the config",
-        )
-    return stripped or None
 
 
 def _tool_delta(delta: Any) -> dict[str, Any]:
