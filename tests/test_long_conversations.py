@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from tests.support.serving import post
 from tests.support.windowed import READ_PART, WindowedServer
 from toolchat.backends.openai import OpenAIBackend
 from toolchat.config.settings import Settings
@@ -116,3 +117,17 @@ def test_compact_on_demand_shrinks_the_next_request(reader, tmp_path):
         assert [e.stage for e in done][-1] == "summary"
         summary_request = next(r for r in server.requests if not r.get("tools"))
         assert "Keep especially: the part numbers." in summary_request["messages"][0]["content"]
+
+
+def test_serve_answers_messages_that_cannot_fit_in_openais_shape_and_compacts_its_own_rounds(serve, reader):
+    with WindowedServer(6000, "vllm", listed=False) as model:
+        served = serve("-m", "small", "-t", str(reader), "--no-bundled-tools", "--yes", base_url=model.url)
+        status, _, body = post(
+            f"{served.url}/chat/completions", {"messages": [{"role": "user", "content": "x " * 30000}]}
+        )
+        assert status == 400, body
+        error = json.loads(body)["error"]
+        assert (error["code"], error["type"]) == ("context_length_exceeded", "invalid_request_error")
+        status, _, body = post(f"{served.url}/chat/completions", {"messages": [{"role": "user", "content": "READ 6"}]})
+        assert status == 200, body
+        assert json.loads(body)["choices"][0]["message"]["content"] == "read 6 parts for: READ 6"

@@ -49,6 +49,8 @@ class Compaction:
         self.learned: int | None = None  # from a refusal or a server that cut the conversation
         self.threshold: int | None = DEFAULT_THRESHOLD  # None: never automatically
         self.reserve: int | None = None  # max_tokens: room kept for the answer
+        self.seen: int | None = None  # the backend's window, once asked
+        self.protected = 0  # messages before this index are never compacted (a serve client's own)
 
     def configure(self, window: int | None, threshold: int | None, reserve: int | None, backend: Backend) -> None:
         if backend is not self.backend:
@@ -58,12 +60,20 @@ class Compaction:
 
     @property
     def window(self) -> int | None:
-        """The context window in tokens: learned, else configured, else what the backend knows; None: unknown."""
+        """The context window in tokens: learned, else configured, else what the backend knows
+        (a remote one asks its server, once); None: unknown."""
         if self.learned is not None:
             return self.learned
         if self.configured is not None:
             return self.configured
-        return getattr(self.backend, "context_window", None)
+        self.seen = getattr(self.backend, "context_window", None)
+        return self.seen
+
+    def shown(self) -> str:
+        """Context used / window for the toolbar and /stats, never asking a server (it may be slow)."""
+        window = self.learned or self.configured or self.seen
+        used = f"{self.meter.used:,}" if self.meter.used else "0"
+        return f"context {used}/{window:,}" if window else f"context {used}/unknown"
 
     def room(self, window: int) -> int:
         """The prompt tokens that fit, leaving room for the answer."""
@@ -130,7 +140,7 @@ class Compaction:
         count = self.meter.estimate(conversation.messages, tools)
         if keep is not None or count > summarize_past:
             started = time.monotonic()
-            line, usage = self._summary(conversation, keep, window)
+            line, usage = self._summary(conversation, keep, window, between_turns=keep is not None)
             if line:
                 event = Compacted("summary", line, count, 0, window, time.monotonic() - started, usage)
                 done.append(self._said(event, conversation, tools))
@@ -146,7 +156,7 @@ class Compaction:
         current = conversation.last_user_index() or len(conversation)
         turns = 0
         for index, message in enumerate(conversation.messages[:current]):
-            if message.get("role") == "assistant" and "reasoning" in message:
+            if index >= self.protected and message.get("role") == "assistant" and "reasoning" in message:
                 conversation.replace(index, {k: v for k, v in message.items() if k != "reasoning"})
                 turns += 1
         return f"compacted: the reasoning of {turns} earlier model replies left out" if turns else ""
@@ -156,7 +166,7 @@ class Compaction:
         latest = max((i for i, m in enumerate(messages) if m.get("role") == "assistant"), default=len(messages))
         names = _call_names(messages)
         replaced = 0
-        for index in range(latest):
+        for index in range(self.protected, latest):
             message = messages[index]
             content = message.get("content")
             if message.get("role") != "tool" or not isinstance(content, str) or len(content) <= SHORT:
@@ -174,11 +184,14 @@ class Compaction:
             else ""
         )
 
-    def _summary(self, conversation: Conversation, keep: str | None, window: int) -> tuple[str, Usage | None]:
+    def _summary(
+        self, conversation: Conversation, keep: str | None, window: int, between_turns: bool
+    ) -> tuple[str, Usage | None]:
+        """The turns before the current question summarized; between turns (`/compact`), all of them."""
         messages = conversation.messages
         first = 1 if conversation.system is not None else 0
-        current = conversation.last_user_index()
-        if current is None or current - first < 1:
+        current = len(messages) if between_turns else conversation.last_user_index()
+        if current is None or current - first < 1 or self.protected:
             return "", None
         text, usage = summarize(self.backend, messages[first:current], keep, window)
         conversation.splice(first, current, {"role": "user", "content": SUMMARY_MARK + text})

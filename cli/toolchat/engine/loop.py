@@ -120,7 +120,7 @@ class Engine:
 
     def compact(self, keep: str | None = None) -> list[Compacted]:
         """Compact the conversation now (`/compact [what to keep]`): every stage, the summary too."""
-        return self.compaction.compact(self.conversation, self.registry.definitions(), keep)
+        return self.compaction.compact(self.conversation, self.registry.definitions(), keep or "")
 
     @property
     def messages(self) -> list[dict[str, Any]]:
