@@ -27,7 +27,7 @@ def summarize(
 ) -> tuple[str, Usage | None]:
     """The summary of `messages` by the model behind `backend`, and the usage of that call. A
     failed call leaves a plain note (the compaction still frees the window) rather than stopping."""
-    answer = min(1024, max(64, window // 6))
+    answer = min(512, max(48, window // 16))  # a summary is short; a small window's shorter
     budget = max(400, (window - answer) * CHARS_PER_TOKEN // 2 - len(INSTRUCTION))
     ask = INSTRUCTION + (f" Keep especially: {keep}." if keep else "")
     request = Request(
