@@ -6,29 +6,14 @@ from __future__ import annotations
 import pytest
 
 from tests.support.llama_cpp import llama_cpp_server
+from tests.support.windowed import plain_engine
 from toolchat.backends.base import Request
 from toolchat.backends.openai import OpenAIBackend
 from toolchat.config.settings import Settings
-from toolchat.conversation import Conversation
-from toolchat.engine import Compacted, Engine, Policy, Stopped
+from toolchat.engine import Compacted, Engine, Stopped
 from toolchat.errors import ContextOverflow
-from toolchat.tools import RunLimits, discover
 
 pytestmark = pytest.mark.timeout(600)
-
-
-def engine_on(backend, settings: Settings, events: list, tmp_path) -> Engine:
-    engine = Engine(
-        backend,
-        discover([], bundled=False),
-        approve=lambda pending: None,
-        on_event=events.append,
-        policy=Policy(True),
-        limits=RunLimits(tmp_path),
-        conversation=Conversation("Answer in one short sentence."),
-    )
-    engine.configure(settings)
-    return engine
 
 
 def long_turns(engine: Engine, count: int) -> list:
@@ -47,7 +32,7 @@ def test_llama_server_with_a_1024_window_keeps_answering_long_turns(bundled_gguf
             list(backend.complete(Request([{"role": "user", "content": "word " * 3000}], [])))
         assert refused.value.window == 1024 and refused.value.prompt_tokens > 1024
         events: list = []
-        engine = engine_on(backend, settings, events, tmp_path)
+        engine = plain_engine(backend, settings, events, tmp_path)
         results = long_turns(engine, 3)
         assert all(result.stopped is not Stopped.ERROR for result in results), [r.error for r in results]
         assert any(isinstance(event, Compacted) for event in events)
@@ -60,7 +45,7 @@ def test_the_local_backend_compacts_instead_of_trimming(bundled_gguf, tmp_path):
     settings = Settings(backend="local", model=str(bundled_gguf), n_ctx=1024, max_tokens=24)
     backend = LocalBackend(settings, tmp_path)
     events: list = []
-    engine = engine_on(backend, settings, events, tmp_path)
+    engine = plain_engine(backend, settings, events, tmp_path)
     results = long_turns(engine, 5)
     assert all(result.stopped is not Stopped.ERROR for result in results), [r.error for r in results]
     stages = [event.stage for event in events if isinstance(event, Compacted)]

@@ -134,3 +134,22 @@ class WindowedServer:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def plain_engine(backend: Any, settings: Any, events: list, folder: Any) -> Any:
+    """An engine on `backend` with no tools and a short system prompt, every event into `events`."""
+    from toolchat.conversation import Conversation
+    from toolchat.engine import Engine, Policy
+    from toolchat.tools import RunLimits, discover
+
+    engine = Engine(
+        backend,
+        discover([], bundled=False),
+        approve=lambda pending: None,
+        on_event=events.append,
+        policy=Policy(True),
+        limits=RunLimits(folder),
+        conversation=Conversation("Answer in one short sentence."),
+    )
+    engine.configure(settings)
+    return engine
