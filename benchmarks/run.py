@@ -19,6 +19,7 @@ WORK = Path(os.environ.get("TOOLCHAT_BENCH_WORK") or HERE / ".work")
 sys.path.insert(0, str(HERE.parent))
 
 import bench_accumulate  # noqa: E402
+import bench_compaction  # noqa: E402
 import bench_warm  # noqa: E402
 
 
@@ -291,6 +292,13 @@ worker): 11 min 27 s, 637 passed, 1 skipped, all green, under load
 The 8-minute target is not shown on a machine this loaded; measure again on a quiet one."""
 
 
+def compaction_section(quick: bool, cache: Path) -> list[str]:
+    """Compaction's summary call beside the tokens it saved (bench_compaction.py)."""
+    folder = WORK / "compaction"
+    folder.mkdir(parents=True, exist_ok=True)
+    return bench_compaction.section(quick, None if quick else bundled_gguf(cache), folder)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="smoke mode: few iterations, no RESULTS.md")
@@ -315,6 +323,7 @@ def main() -> int:
     lines += [""] + serve_section(args.quick, args.cache)
     lines += [""] + bench_accumulate.section(args.quick)
     lines += repl_section(args.quick)
+    lines += [""] + compaction_section(args.quick, args.cache)
     lines += suite_section(args.quick)
     lines += sandbox_section(args.quick)
     lines += ["", f"Total run time: {time.time() - started:.0f} s", ""]

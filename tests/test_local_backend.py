@@ -21,7 +21,7 @@ from toolchat.backends.generic import ResponseStreamer, output_schema
 from toolchat.backends.local import LocalBackend
 from toolchat.backends.prompt import JinjaTemplate
 from toolchat.config.settings import Settings
-from toolchat.errors import BackendError
+from toolchat.errors import BackendError, ContextOverflow
 from toolchat.tools import discover
 
 TOOLS = discover([]).definitions()
@@ -71,25 +71,12 @@ def test_plain_chat_without_tools(backend):
     assert reply.text == streamed and reply.usage.completion_tokens <= 16
 
 
-def test_a_conversation_that_outgrows_the_context_is_trimmed_then_refused(bundled_gguf, tmp_path):
+def test_a_conversation_that_outgrows_the_context_is_refused_as_overflow_with_the_sizes(bundled_gguf, tmp_path):
     small = LocalBackend(Settings(backend="local", model=str(bundled_gguf), n_ctx=512), tmp_path)
-    long_tool_output = "word " * 300
-    messages = [
-        {"role": "user", "content": "Weather?"},
-        {
-            "role": "assistant",
-            "content": "",
-            "tool_calls": [
-                {"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Oslo"}'}}
-            ],
-        },
-        {"role": "tool", "tool_call_id": "c1", "content": long_tool_output},
-        {"role": "user", "content": "And now?"},
-    ]
-    _, reply = run(small, messages, tools=[], max_tokens=8)
-    assert reply.usage.prompt_tokens < 512
-    with pytest.raises(BackendError, match=r"no longer fits the model's context \(512\)"):
+    assert small.context_window == 512
+    with pytest.raises(ContextOverflow, match=r"does not fit the model's context \(512\)") as refused:
         run(small, [{"role": "user", "content": "word " * 2000}], tools=[], max_tokens=8)
+    assert refused.value.prompt_tokens > 1000 and refused.value.window == 512 - 8
 
 
 def test_n_ctx_is_capped_at_the_trained_context_and_gpu_is_reported(bundled_gguf, tmp_path):

@@ -277,3 +277,21 @@ def test_a_trace_file_that_exists_is_made_private_before_spans_go_in(tmp_path):
     file.chmod(0o644)
     JsonLinesExporter(file).shutdown()
     assert file.stat().st_mode & 0o777 == 0o600
+
+
+def test_each_compaction_stage_is_a_span_under_the_turn(tmp_path, caught):
+    from tests.support.windowed import READ_PART, WindowedServer
+
+    spans = caught()
+    (tmp_path / "reader").mkdir()
+    (tmp_path / "reader" / "reader.py").write_text(READ_PART)
+    with WindowedServer(6000) as model:
+        code, out, _ = ask(model, tmp_path, "READ 6", tool_paths=[tmp_path / "reader"], allow=["read_part"])
+    assert (code, out) == (0, "read 6 parts for: READ 6\n")
+    finished = spans.exporter.get_finished_spans()
+    compactions = [span for span in finished if span.name.startswith("compact ")]
+    agent = next(span for span in finished if span.name == "invoke_agent toolchat")
+    assert compactions and all(span.parent.span_id == agent.context.span_id for span in compactions)
+    first = compactions[0].attributes
+    assert first["toolchat.compaction.stage"] == "outputs" and first["toolchat.context_window"] == 6000
+    assert first["toolchat.compaction.tokens_after"] < first["toolchat.compaction.tokens_before"]

@@ -16,6 +16,8 @@ from toolchat.engine import (
     CallDecided,
     CallFinished,
     CallRequested,
+    Compacted,
+    ContextNote,
     Decision,
     Engine,
     Event,
@@ -205,6 +207,10 @@ class AskDisplay:
                 )
             elif not self.options.quiet:
                 self._log(f"← {name} {ToolStatus.DENIED.value}: {event.decision.reason or 'by the user'}")
+        elif isinstance(event, Compacted) and not self.options.quiet:
+            self._log(f"toolchat: {event.line}")
+        elif isinstance(event, ContextNote):  # said even with -q: the answer may miss part of the question
+            self._log(f"toolchat: note: {event.text}")
         elif isinstance(event, TurnError):
             pass  # reported once, by toolchat.process.failed
 
@@ -271,7 +277,7 @@ def run_ask(
         backend.close()
     display.finish()
     if options.json_output:
-        text = json.dumps(_json_result(result, engine.messages), ensure_ascii=False)
+        text = json.dumps(_json_result(result, engine.messages, engine.compaction.window), ensure_ascii=False)
         env.write(redactor.redact(text) + "\n")
     return _exit_code(result, engine, env)
 
@@ -281,13 +287,16 @@ def _note(env: Environment, message: str) -> None:
     env.stderr.flush()
 
 
-def _json_result(result: TurnResult, messages: list[dict[str, Any]]) -> dict[str, Any]:
+def _json_result(result: TurnResult, messages: list[dict[str, Any]], window: int | None) -> dict[str, Any]:
+    usage = total_usage(result.rounds)
+    if window is not None:
+        usage["context_window"] = window
     return {
         "answer": result.answer,
         "stopped": result.stopped.value,
         "messages": messages,
         "tool_calls": [record.as_dict() for record in result.calls],
-        "usage": total_usage(result.rounds),
+        "usage": usage,
         **({"error": result.error} if result.error else {}),
     }
 

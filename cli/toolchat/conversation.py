@@ -74,6 +74,12 @@ class Conversation:
         if self.log is not None:
             self.log.replace(index, message)
 
+    def splice(self, start: int, end: int, message: dict[str, Any]) -> None:
+        """Messages [start, end) become the one `message` (compaction's summary)."""
+        self._messages[start:end] = [message]
+        if self.log is not None:
+            self.log.splice(start, end, message)
+
     def set_system(self, text: str) -> None:
         if self.system == text:
             return

@@ -60,6 +60,18 @@ class BackendError(ToolchatError):
     exit_status = ExitStatus.BACKEND
 
 
+class ContextOverflow(BackendError):
+    """The server (or the local model) refused because the conversation does not fit its context
+    window; `window` and `prompt_tokens` are what it said of the sizes, where it did."""
+
+    def __init__(
+        self, message: str, hint: str | None = None, *, window: int | None = None, prompt_tokens: int | None = None
+    ) -> None:
+        super().__init__(message, hint)
+        self.window = window
+        self.prompt_tokens = prompt_tokens
+
+
 class MaxRoundsError(ToolchatError):
     """The model was still calling tools when --max-rounds model calls were made."""
 

@@ -1,10 +1,11 @@
 """Transcripts on disk: one JSONL file per session, per project, in the user data dir.
 
 The file is a log of the conversation's operations (a message appended, the list truncated, the
-system prompt set), each written and flushed as it happens, so replaying it gives exactly the
-messages the model saw. The file is created with the first message, is private (0600 in a 0700
-folder), is never followed through a symlink, and has one writer at a time (an flock). No API key
-is ever written: only messages, which never hold one, and those pass through the redactor."""
+system prompt set, older messages compacted into one), each written and flushed as it happens, so
+replaying it gives exactly the messages the model saw. The file is created with the first message,
+is private (0600 in a 0700 folder), is never followed through a symlink, and has one writer at a
+time (an flock). No API key is ever written: only messages, which never hold one, and those pass
+through the redactor."""
 
 from __future__ import annotations
 
@@ -122,6 +123,9 @@ class SessionLog:
     def replace(self, index: int, message: dict[str, Any]) -> None:
         self._write({"type": "replace", "index": index, "message": message})
 
+    def splice(self, start: int, end: int, message: dict[str, Any]) -> None:
+        self._write({"type": "splice", "start": start, "end": end, "message": message})
+
     def _write(self, record: dict[str, Any]) -> None:
         if self.problem is not None:
             return
@@ -205,6 +209,10 @@ def _replay(messages: list[dict[str, Any]], kind: str, record: dict[str, Any]) -
     elif kind == "replace" and isinstance(record.get("index"), int) and valid_message(record.get("message")):
         if 0 <= record["index"] < len(messages):
             messages[record["index"]] = record["message"]
+    elif kind == "splice" and isinstance(record.get("message"), dict):
+        start, end = record.get("start"), record.get("end")
+        if isinstance(start, int) and isinstance(end, int) and 0 <= start <= end <= len(messages):
+            messages[start:end] = [record["message"]]
     elif kind == "system" and isinstance(record.get("content"), str):
         system = {"role": "system", "content": record["content"]}
         if messages and messages[0].get("role") == "system":

@@ -37,7 +37,7 @@ from toolchat.backends.parsers.base import partial_suffix
 from toolchat.backends.parsers.reasoning import ThinkingParser, opens_thinking
 from toolchat.backends.prompt import ChatML, GemmaTurns, JinjaTemplate, generic_messages, raw_key
 from toolchat.config.settings import Settings
-from toolchat.errors import BackendError, UsageError
+from toolchat.errors import BackendError, ContextOverflow, UsageError
 
 DEFAULT_MAX_TOKENS = defaults.LOCAL_MAX_TOKENS
 DEFAULT_TEMPERATURE = defaults.LOCAL_TEMPERATURE
@@ -270,23 +270,24 @@ class LocalBackend:
         return self.renderer.render(generic_messages(request.messages, request.tools if constrained else [], self._raw))
 
     def _fit(self, request: Request, constrained: bool, max_tokens: int) -> list[int]:
-        """Tokens of the prompt, trimmed to leave room for the answer: the oldest tool outputs
-        go first, then the oldest turns; the system prompt and the last message always stay."""
-        messages = [dict(m) for m in request.messages]
-        trimmed = Request(messages, request.tools, request.tool_choice, request.temperature, request.max_tokens)
+        """Tokens of the prompt, leaving room for the answer; ContextOverflow when they do not fit
+        (the engine compacts the conversation and asks again: engine/compaction.py)."""
         budget = self.n_ctx - min(max_tokens, self.n_ctx // 4)
-        while True:
-            # "replace": a lone surrogate (from a file name or a server) must not crash the encoding
-            self._prompt = self._render(trimmed, constrained)
-            prompt = self._prompt.encode("utf-8", "replace")
-            tokens = self.llm.tokenize(prompt, add_bos=False, special=True)
-            if len(tokens) <= budget:
-                return tokens
-            if not _drop_oldest(messages):
-                raise BackendError(
-                    f"the conversation ({len(tokens)} tokens) no longer fits the model's context ({self.n_ctx})",
-                    "start a new conversation, shorten the message, or raise n_ctx",
-                )
+        # "replace": a lone surrogate (from a file name or a server) must not crash the encoding
+        self._prompt = self._render(request, constrained)
+        tokens = self.llm.tokenize(self._prompt.encode("utf-8", "replace"), add_bos=False, special=True)
+        if len(tokens) > budget:
+            raise ContextOverflow(
+                f"the conversation ({len(tokens)} tokens) does not fit the model's context ({self.n_ctx})",
+                "start a new conversation, shorten the message, or raise n_ctx",
+                window=budget,
+                prompt_tokens=len(tokens),
+            )
+        return tokens
+
+    @property
+    def context_window(self) -> int:
+        return self.n_ctx
 
     def _reused_prefix(self, tokens: list[int]) -> int:
         if self.llm.n_tokens == 0:
@@ -375,21 +376,3 @@ def _after_tool_results(messages: list[dict[str, Any]]) -> bool:
 
 def _forced(tool_choice: Any) -> bool:
     return tool_choice == "required" or isinstance(tool_choice, dict)
-
-
-def _drop_oldest(messages: list[dict[str, Any]]) -> bool:
-    """Shrink the conversation by one step; False when nothing more can go."""
-    for message in messages[:-1]:
-        if message["role"] == "tool" and message.get("content") != _DROPPED:
-            message["content"] = _DROPPED
-            return True
-    for i, message in enumerate(messages[:-1]):
-        if message["role"] != "system":
-            del messages[i]
-            while i < len(messages) - 1 and messages[i]["role"] == "tool":  # its results go with it
-                del messages[i]
-            return True
-    return False
-
-
-_DROPPED = "[this tool output was dropped to fit the model's context]"

@@ -26,12 +26,22 @@ from toolchat.backends.base import (
     TextDelta,
     ToolCall,
     Usage,
-    new_call_id,
 )
-from toolchat.backends.openai_wire import Deadline, api_key, content_text, scrub, untrusted_certificate
+from toolchat.backends.openai_wire import (
+    Deadline,
+    api_key,
+    content_text,
+    field,
+    scrub,
+    untrusted_certificate,
+    usage_of,
+    whole_call,
+)
+from toolchat.backends.overflow import recognise
+from toolchat.backends.probe import probe_window
 from toolchat.backends.reasoning import ReplyReader, wire_messages
 from toolchat.config.settings import Settings
-from toolchat.errors import BackendError, UsageError
+from toolchat.errors import BackendError, ContextOverflow, UsageError
 from toolchat.redact import Redactor
 
 OPENAI_URL = "https://api.openai.com/v1"
@@ -83,6 +93,7 @@ class OpenAIBackend:
             timeout=min(self.timeout, self.response_timeout),
             http_client=http_client,
         )
+        self._window: int | bool | None = False  # False: not asked yet; None: the server does not say
         self.model: str = settings.model or (defaults.OPENAI_MODEL if self.base_url == OPENAI_URL else "")
         if not self.model and resolve_model:
             try:
@@ -109,6 +120,13 @@ class OpenAIBackend:
 
     def describe(self) -> str:
         return f"{self.name} · {self.model} · {self.base_url}"
+
+    @property
+    def context_window(self) -> int | None:
+        """The model's window as its server says it; asked once (backends/probe.py), then kept."""
+        if self._window is False:
+            self._window = probe_window(self.client, self.base_url, self.model, min(self.timeout, 5.0))
+        return self._window or None
 
     def list_models(self) -> list[str]:
         return sorted(self._served())
@@ -216,14 +234,14 @@ class OpenAIBackend:
         try:
             for chunk in stream:
                 if getattr(chunk, "usage", None):
-                    usage = _usage(chunk.usage)
+                    usage = usage_of(chunk.usage)
                 choices = getattr(chunk, "choices", None)
                 for choice in choices if isinstance(choices, list) else []:
                     finish = getattr(choice, "finish_reason", None) or finish
                     delta = getattr(choice, "delta", None)
                     yield from _events(reader.take(delta, content_text(getattr(delta, "content", None))))
                     for tool_delta in getattr(delta, "tool_calls", None) or []:
-                        calls.add(_tool_delta(tool_delta))
+                        calls.add(tool_delta(tool_delta))
         except (
             self._openai.APIError,
             self._httpx.HTTPError,
@@ -255,20 +273,26 @@ class OpenAIBackend:
 
     def _whole_reply(self, body: Any) -> Reply:
         """A whole reply's JSON body (never trusted to have the right shapes) as a Reply."""
-        error = _get(body, "error")
+        error = field(body, "error")
         if error:
             detail = " ".join(self._redactor.redact(_error_text(body) or str(error)).split())[:300]
+            if (overflow := recognise(body, detail)) is not None:
+                raise ContextOverflow(
+                    f"{self.base_url} refused the conversation as too long for the model's context window: {detail}",
+                    window=overflow.window,
+                    prompt_tokens=overflow.prompt_tokens,
+                )
             raise BackendError(f"{self.base_url} sent an error: {detail}", "try again")
-        choices = _get(body, "choices")
+        choices = field(body, "choices")
         if not isinstance(choices, list) or not choices:
             raise BackendError(f"{self.base_url} answered with no choices", "is this an OpenAI-compatible server?")
-        message = _get(choices[0], "message")
-        listed = _get(message, "tool_calls")
-        calls = [_whole_call(tc) for tc in (listed if isinstance(listed, list) else [])]
-        usage = _usage(_get(body, "usage")) if _get(body, "usage") else None
-        finish = _get(choices[0], "finish_reason")  # a whole body is complete with or without one
+        message = field(choices[0], "message")
+        listed = field(message, "tool_calls")
+        calls = [whole_call(tc) for tc in (listed if isinstance(listed, list) else [])]
+        usage = usage_of(field(body, "usage")) if field(body, "usage") else None
+        finish = field(choices[0], "finish_reason")  # a whole body is complete with or without one
         reader = ReplyReader()
-        reader.take(message, content_text(_get(message, "content")))
+        reader.take(message, content_text(field(message, "content")))
         reader.finish()
         reply = Reply("".join(reader.text), self._checked(calls), usage, finish if isinstance(finish, str) else "")
         reply.reasoning = self._learned(reader.result())
@@ -356,6 +380,13 @@ class OpenAIBackend:
         elif status == 429:
             message = f"{where} is rate limiting (HTTP 429), still after retries"
             hint = "wait and try again"
+        elif (overflow := recognise(getattr(exc, "body", None), detail)) is not None:
+            return ContextOverflow(
+                f"{where} refused the conversation as too long for the model's window (HTTP {status}): {detail}",
+                "start a new conversation, shorten the message, or set context_window",
+                window=overflow.window,
+                prompt_tokens=overflow.prompt_tokens,
+            )
         elif status is not None and status >= 500:
             message = f"{where} failed with a server error (HTTP {status}) after retries: {detail}"
             hint = "start llama-server with --jinja to use tools" if "--jinja" in detail else "try again later"
@@ -368,56 +399,9 @@ class OpenAIBackend:
         return BackendError(message, hint)
 
 
-def _tool_delta(delta: Any) -> dict[str, Any]:
-    """The SDK's tool-call delta as the accumulator's dict, keeping only values of the right type."""
-    function = getattr(delta, "function", None)
-    name, arguments = getattr(function, "name", None), getattr(function, "arguments", None)
-    call_id = getattr(delta, "id", None)
-    return {
-        "index": getattr(delta, "index", None),
-        "id": call_id if isinstance(call_id, str) else None,
-        "function": {
-            "name": name if isinstance(name, str) else None,
-            "arguments": arguments if isinstance(arguments, (str, dict, list)) else None,
-        },
-    }
-
-
-def _get(value: Any, key: str) -> Any:
-    """`value[key]` of a JSON object, or the attribute of the SDK's object; None if neither."""
-    return value.get(key) if isinstance(value, dict) else getattr(value, key, None)
-
-
-def _whole_call(call: Any) -> ToolCall:
-    function = _get(call, "function")
-    arguments = _get(function, "arguments")
-    if isinstance(arguments, (dict, list)):
-        arguments = json.dumps(arguments, ensure_ascii=False)
-    call_id, name = _get(call, "id"), _get(function, "name")
-    return ToolCall(
-        call_id if isinstance(call_id, str) and call_id else new_call_id(),
-        name if isinstance(name, str) else "",
-        arguments if isinstance(arguments, str) else "",
-    )
-
-
 def _events(parts: list[tuple[str, str]]) -> Iterator[BackendEvent]:
     for kind, text in parts:
         yield ReasoningDelta(text) if kind == "reasoning" else TextDelta(text)
-
-
-def _usage(usage: Any) -> Usage:
-    reasoning = _get(_get(usage, "completion_tokens_details"), "reasoning_tokens")
-    return Usage(
-        _count(_get(usage, "prompt_tokens")),
-        _count(_get(usage, "completion_tokens")),
-        _count(_get(_get(usage, "prompt_tokens_details"), "cached_tokens")),
-        reasoning if isinstance(reasoning, int) and not isinstance(reasoning, bool) and reasoning >= 0 else None,
-    )
-
-
-def _count(value: Any) -> int:
-    return value if isinstance(value, int) else 0
 
 
 def _error_text(body: Any) -> str:

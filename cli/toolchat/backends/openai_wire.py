@@ -1,14 +1,17 @@
 """What crosses the wire to an OpenAI-compatible server, made safe both ways: text that cannot be
 encoded as UTF-8 (lone surrogates from a server, from `os.listdir`'s surrogate escapes, from
 undecodable input) becomes U+FFFD; message content in the shapes servers really send becomes
-text; and a whole model call is bounded in time, however slowly the server trickles."""
+text; the SDK's objects and raw JSON bodies are read alike, keeping only values of the right type;
+and a whole model call is bounded in time, however slowly the server trickles."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from toolchat.backends.base import ToolCall, Usage, new_call_id
 from toolchat.errors import BackendError, UsageError
 from toolchat.safety import scrub
 
@@ -138,3 +141,50 @@ def api_key(key: str | None, notify: Callable[[str], None]) -> str | None:
             "check OPENAI_API_KEY or api_key in the config",
         )
     return stripped or None
+
+
+def tool_delta(delta: Any) -> dict[str, Any]:
+    """The SDK's tool-call delta as the accumulator's dict, keeping only values of the right type."""
+    function = getattr(delta, "function", None)
+    name, arguments = getattr(function, "name", None), getattr(function, "arguments", None)
+    call_id = getattr(delta, "id", None)
+    return {
+        "index": getattr(delta, "index", None),
+        "id": call_id if isinstance(call_id, str) else None,
+        "function": {
+            "name": name if isinstance(name, str) else None,
+            "arguments": arguments if isinstance(arguments, (str, dict, list)) else None,
+        },
+    }
+
+
+def field(value: Any, key: str) -> Any:
+    """`value[key]` of a JSON object, or the attribute of the SDK's object; None if neither."""
+    return value.get(key) if isinstance(value, dict) else getattr(value, key, None)
+
+
+def whole_call(call: Any) -> ToolCall:
+    function = field(call, "function")
+    arguments = field(function, "arguments")
+    if isinstance(arguments, (dict, list)):
+        arguments = json.dumps(arguments, ensure_ascii=False)
+    call_id, name = field(call, "id"), field(function, "name")
+    return ToolCall(
+        call_id if isinstance(call_id, str) and call_id else new_call_id(),
+        name if isinstance(name, str) else "",
+        arguments if isinstance(arguments, str) else "",
+    )
+
+
+def usage_of(usage: Any) -> Usage:
+    reasoning = field(field(usage, "completion_tokens_details"), "reasoning_tokens")
+    return Usage(
+        _count(field(usage, "prompt_tokens")),
+        _count(field(usage, "completion_tokens")),
+        _count(field(field(usage, "prompt_tokens_details"), "cached_tokens")),
+        reasoning if isinstance(reasoning, int) and not isinstance(reasoning, bool) and reasoning >= 0 else None,
+    )
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) else 0

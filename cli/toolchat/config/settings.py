@@ -45,6 +45,8 @@ class Settings:
     reasoning_effort: str | None = None  # none | low | medium | high: sent as the server reads it
     reasoning_keep: str = "turn"  # whose reasoning goes back: this turn's, every turn's, none
     show_reasoning: bool = True  # the REPL streams reasoning live (and ask writes it to stderr)
+    context_window: int | None = None  # tokens; None: what the server or the local model says
+    compact_at: int | str = 85  # compact past this % of the window, or "off"
     system: str | None = None
     tool_paths: list[Path] = field(default_factory=list)
     bundled_tools: bool = True

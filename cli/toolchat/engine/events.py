@@ -91,6 +91,27 @@ class RoundDone:
 
 
 @dataclass
+class Compacted:
+    """One stage of compaction done (said once, in one line): `stage` is "reasoning", "outputs" or
+    "summary"; `before` and `after` the estimated prompt tokens; a summary's own call in `usage`."""
+
+    stage: str
+    line: str
+    before: int
+    after: int
+    window: int
+    seconds: float = 0.0
+    usage: Usage | None = None
+
+
+@dataclass
+class ContextNote:
+    """Something about the context window the user should know (a server that cut the conversation)."""
+
+    text: str
+
+
+@dataclass
 class TurnStarted:
     text: str
 
@@ -118,6 +139,8 @@ Event = Union[
     RoundDone,
     TurnError,
     TurnEnded,
+    Compacted,
+    ContextNote,
 ]
 
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from toolchat import defaults
 from toolchat.backends.base import Backend, ReasoningDelta, Reply, Request, TextDelta, ToolCall, Usage
 from toolchat.conversation import Conversation
-from toolchat.errors import BackendError, UsageError
+from toolchat.errors import BackendError, ContextOverflow, UsageError
 from toolchat.tools import Registry, Tool, ToolResult, ToolStatus
 from toolchat.tools.sources import RunLimits
 from toolchat.tools.validate import InvalidArguments, parse_arguments, validate_arguments
@@ -24,12 +24,14 @@ if TYPE_CHECKING:
     from toolchat.config.settings import Settings
 
 
+from toolchat.engine.compaction import Compaction
 from toolchat.engine.events import (
     Approver,
     CallDecided,
     CallFinished,
     CallRecord,
     CallRequested,
+    Compacted,
     Decision,
     Event,
     PendingCall,
@@ -73,6 +75,7 @@ class Engine:
         self.temperature = temperature
         self.max_tokens = max_tokens
         self.conversation = conversation if conversation is not None else Conversation(system)
+        self.compaction = Compaction(backend, on_event)  # keeps the conversation inside the window
 
     @classmethod
     def from_settings(
@@ -112,6 +115,12 @@ class Engine:
         )
         if settings.system and not keep_system:
             self.conversation.set_system(settings.system)
+        threshold = None if settings.compact_at == "off" else int(settings.compact_at)
+        self.compaction.configure(settings.context_window, threshold, settings.max_tokens, self.backend)
+
+    def compact(self, keep: str | None = None) -> list[Compacted]:
+        """Compact the conversation now (`/compact [what to keep]`): every stage, the summary too."""
+        return self.compaction.compact(self.conversation, self.registry.definitions(), keep or "")
 
     @property
     def messages(self) -> list[dict[str, Any]]:
@@ -203,8 +212,24 @@ class Engine:
     def _call_model(self, number: int, choice: Any, result: TurnResult) -> Reply:
         started = time.monotonic()
         self.registry.refresh()  # a source's tools may have changed (an MCP server's list_changed)
-        request = Request(self.messages, self.registry.definitions(), choice, self.temperature, self.max_tokens)
+        tools = self.registry.definitions()
+        self.compaction.before_call(self.conversation, tools)
+        request = Request(self.messages, tools, choice, self.temperature, self.max_tokens)
         self.emit(RoundStarted(number, request))
+        try:
+            reply = self._stream(request)
+        except ContextOverflow as exc:  # the first refusal teaches the window, compacts, and retries once
+            if not self.compaction.after_overflow(exc.window, exc.prompt_tokens, self.conversation, tools):
+                raise
+            request = Request(self.messages, tools, choice, self.temperature, self.max_tokens)
+            reply = self._stream(request)
+        self.compaction.after_round(reply, self.conversation, tools)
+        usage = reply.usage or Usage()
+        result.rounds.append(usage)
+        self.emit(RoundDone(number, usage, time.monotonic() - started, reply.finish_reason))
+        return reply
+
+    def _stream(self, request: Request) -> Reply:
         reply: Reply | None = None
         for event in self.backend.complete(request):
             if isinstance(event, TextDelta):
@@ -216,9 +241,6 @@ class Engine:
                 reply = event
         if reply is None:
             raise BackendError("the backend ended without a reply")
-        usage = reply.usage or Usage()
-        result.rounds.append(usage)
-        self.emit(RoundDone(number, usage, time.monotonic() - started, reply.finish_reason))
         return reply
 
     def _handle(self, call: ToolCall) -> CallRecord:

@@ -30,7 +30,7 @@ from toolchat.engine import (
     RoundStarted,
     TurnResult,
 )
-from toolchat.errors import BackendError
+from toolchat.errors import BackendError, ContextOverflow
 from toolchat.redact import Redactor, StreamRedactor
 from toolchat.serve.api import ApiError, ChatRequest, Outcome, ServerCall
 from toolchat.tools import Registry
@@ -65,6 +65,7 @@ def build_engine(
         conversation=Conversation.of(_with_system(settings.system, chat.messages)),
         keep_system=True,  # the request's own system prompt stays; the server's is only a default
     )
+    engine.compaction.protected = len(engine.messages)  # the client's messages are the client's: only its rounds here
     if chat.temperature is not None:
         engine.temperature = chat.temperature
     if chat.max_tokens is not None:
@@ -260,6 +261,8 @@ def upstream_error(exc: BackendError | None, message: str, profile: Profile, red
     cause = (exc.__cause__ or exc.__context__) if exc is not None else None
     status = getattr(cause, "status_code", None)
     message = redactor.redact(hide_address(message, getattr(profile.backend, "base_url", None)))
+    if isinstance(exc, ContextOverflow):  # OpenAI's own shape, which clients know to act on
+        return ApiError(400, message, kind="invalid_request_error", code="context_length_exceeded")
     if type(cause).__name__ == "APITimeoutError":
         return ApiError(504, message, kind="upstream_error", code="upstream_timeout")
     if status == 429:

@@ -17,6 +17,8 @@ from toolchat.engine import (
     CallFinished,
     CallRecord,
     CallRequested,
+    Compacted,
+    ContextNote,
     Event,
     RoundDone,
     RoundStarted,
@@ -92,6 +94,9 @@ class ChatDisplay:
         elif isinstance(event, TurnEnded) and self.round_started is not None:  # a model call cut short counts too
             self.stats.rounds.append((Usage(), time.monotonic() - self.round_started))
             self.round_started = None
+        elif isinstance(event, (Compacted, ContextNote)):
+            self.stream.end()
+            self.console.print(plain(event.line if isinstance(event, Compacted) else f"note: {event.text}", "dim"))
         elif isinstance(event, TurnError):
             self.thought.collapse()
             self.stream.end()

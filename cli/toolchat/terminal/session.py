@@ -274,5 +274,5 @@ class ReplSession:
             mode += f" (allowed: {', '.join(allowed)})"
         return clean(
             f" {self.settings.profile or 'default'} · {self.settings.backend} · "
-            f"{self.backend.model} · approval: {mode} · Esc Enter: new line · /help"
+            f"{self.backend.model} · {self.engine.compaction.shown()} · approval: {mode} · Esc Enter: new line · /help"
         )

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from rich.table import Table
 
+from toolchat.engine.compaction import compacted
 from toolchat.errors import ToolchatError
 from toolchat.terminal.render import clean, plain
 
@@ -182,11 +183,23 @@ def _history(chat: ReplSession, argument: str) -> None:
         for call in message.get("tool_calls") or []:
             text += f" [call {call['function']['name']} {call['function']['arguments']}]"
         line = " ".join(clean(text).split())
+        mark = " (compacted)" if compacted(message) else ""
         thought = message.get("reasoning")
         if isinstance(thought, dict) and thought.get("text"):
             reasoning = " ".join(clean(chat.redactor.redact(str(thought["text"]))).split())
             chat.console.print(plain(f"{'reasoning':>9}: {reasoning[:150]}", "dim"))
-        chat.console.print(plain(f"{message['role']:>9}: {line[:150]}"))
+        chat.console.print(plain(f"{message['role']:>9}{mark}: {line[:150]}"))
+
+
+@command("/compact", "[WHAT TO KEEP]: compact the conversation now, the older turns summarized by the model")
+def _compact(chat: ReplSession, keep: str) -> None:
+    try:
+        done = chat.engine.compact(keep or None)
+    except ToolchatError as exc:
+        _problem(chat, exc)
+        return
+    if not done:
+        chat.console.print(plain("nothing to compact yet", "dim"))
 
 
 @command("/reasoning", "the last reasoning whole; /reasoning on|off shows it live or not")
@@ -225,7 +238,7 @@ def _stats(chat: ReplSession, argument: str) -> None:
         counted(len(stats.rounds), "model call"),
         counted(len(stats.tools), "tool call"),
     )
-    chat.console.print(plain(", ".join(counts)))
+    chat.console.print(plain(f"{', '.join(counts)}, {chat.engine.compaction.shown()} tokens"))
     if stats.rounds:
         chat.console.print(table)
     for name, status, seconds in stats.tools:

@@ -24,6 +24,7 @@ from toolchat.engine import (
     CallDecided,
     CallFinished,
     CallRequested,
+    Compacted,
     RoundDone,
     RoundStarted,
     TurnEnded,
@@ -114,6 +115,26 @@ class TraceSink:
             self._end_chat(self._error_type, event.message)
         elif isinstance(event, TurnEnded):
             self._turn_ended(event)
+        elif isinstance(event, Compacted):
+            self._compacted(event)
+
+    def _compacted(self, event: Compacted) -> None:
+        """One span per compaction stage, under the turn; a summary's lasts its own model call."""
+        end = time.time_ns()
+        attributes: dict[str, Any] = {
+            "toolchat.compaction.stage": event.stage,
+            "toolchat.compaction.tokens_before": event.before,
+            "toolchat.compaction.tokens_after": event.after,
+            "toolchat.context_window": event.window,
+        }
+        if event.usage is not None:
+            attributes["gen_ai.usage.input_tokens"] = event.usage.prompt_tokens
+            attributes["gen_ai.usage.output_tokens"] = event.usage.completion_tokens
+        start = end - int(event.seconds * 1e9)
+        span = self.tracer.start_span(
+            f"compact {event.stage}", attributes=attributes, context=self._parent(), start_time=start
+        )
+        span.end(end_time=end)
 
     # -- the turn ----------------------------------------------------------------------------
     def _facts(self) -> dict[str, Any]:
