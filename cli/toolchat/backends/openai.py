@@ -33,6 +33,7 @@ from toolchat.backends.openai_wire import (
     content_text,
     field,
     scrub,
+    tool_delta,
     untrusted_certificate,
     usage_of,
     whole_call,
@@ -240,8 +241,8 @@ class OpenAIBackend:
                     finish = getattr(choice, "finish_reason", None) or finish
                     delta = getattr(choice, "delta", None)
                     yield from _events(reader.take(delta, content_text(getattr(delta, "content", None))))
-                    for tool_delta in getattr(delta, "tool_calls", None) or []:
-                        calls.add(tool_delta(tool_delta))
+                    for part in getattr(delta, "tool_calls", None) or []:
+                        calls.add(tool_delta(part))
         except (
             self._openai.APIError,
             self._httpx.HTTPError,
