@@ -83,20 +83,7 @@ def round_trip(env: dict[str, str], work: Path, runs: int, llm: list[str] | None
         def toolchat() -> float:
             server.add(sse(openai_calls(WEATHER)), sse(text_stream("It is sunny.")))
             return timed(
-                [
-                    *TOOLCHAT,
-                    "ask",
-                    "--yes",
-                    "-q",
-                    "--base-url",
-                    server.url,
-                    "-m",
-                    "fake",
-                    "--no-bundled-tools",
-                    "--tools",
-                    str(work / "plugins" / "weather.py"),
-                    "weather?",
-                ],
+                ask_rounds(server, work, 1),
                 env,
                 work,
             )
@@ -119,6 +106,27 @@ def round_trip(env: dict[str, str], work: Path, runs: int, llm: list[str] | None
         return alternate(sides, runs)
 
 
+def ask_rounds(server: Any, work: Path, rounds: int, *flags: str) -> list[str]:
+    """`toolchat ask` running `rounds` weather calls (the plugin tool) against `server`."""
+    return [
+        *TOOLCHAT,
+        "ask",
+        "--yes",
+        "-q",
+        "--max-rounds",
+        str(rounds + 1),
+        "--base-url",
+        server.url,
+        "-m",
+        "fake",
+        "--no-bundled-tools",
+        "--tools",
+        str(work / "plugins" / "weather.py"),
+        *flags,
+        "weather?",
+    ]
+
+
 def loop_overhead(env: dict[str, str], work: Path, runs: int, rounds: int) -> dict[str, float]:
     with FakeServer(models=["fake"]) as server:
 
@@ -127,26 +135,7 @@ def loop_overhead(env: dict[str, str], work: Path, runs: int, rounds: int) -> di
 
         def toolchat() -> float:
             script()
-            return timed(
-                [
-                    *TOOLCHAT,
-                    "ask",
-                    "--yes",
-                    "-q",
-                    "--max-rounds",
-                    str(rounds + 1),
-                    "--base-url",
-                    server.url,
-                    "-m",
-                    "fake",
-                    "--no-bundled-tools",
-                    "--tools",
-                    str(work / "plugins" / "weather.py"),
-                    "weather?",
-                ],
-                env,
-                work,
-            )
+            return timed(ask_rounds(server, work, rounds), env, work)
 
         def bare() -> float:
             script()
@@ -154,6 +143,23 @@ def loop_overhead(env: dict[str, str], work: Path, runs: int, rounds: int) -> di
 
         return alternate(
             {f"toolchat ask, {rounds} tool rounds": toolchat, f"bare openai-SDK loop, {rounds} tool rounds": bare}, runs
+        )
+
+
+def sandbox_cost(env: dict[str, str], work: Path, runs: int, rounds: int) -> dict[str, float]:
+    """The same tool loop with each call sandboxed (the default) and with `--no-sandbox`."""
+    with FakeServer(models=["fake"]) as server:
+
+        def side(*flags: str) -> Callable[[], float]:
+            def run() -> float:
+                server.add(*[sse(openai_calls(WEATHER)) for _ in range(rounds)], sse(text_stream("Done.")))
+                return timed(ask_rounds(server, work, rounds, *flags), env, work)
+
+            return run
+
+        return alternate(
+            {f"sandboxed, {rounds} tool rounds": side(), f"--no-sandbox, {rounds} tool rounds": side("--no-sandbox")},
+            runs,
         )
 
 

@@ -178,6 +178,22 @@ def more_sections(quick: bool) -> list[str]:
     return lines
 
 
+def sandbox_section(quick: bool) -> list[str]:
+    """What the sandbox adds to each tool call: Landlock applied in the call's child, its own
+    temporary folder made and removed (issue 26: at most 2 ms a call)."""
+    import bench_cli
+
+    env = bench_cli.isolated_env(WORK)
+    runs, rounds = (2, 5) if quick else (11, 30)
+    cost = bench_cli.sandbox_cost(env, WORK, runs, rounds)
+    on, off = cost.values()
+    lines = ["", "## 12. Sandboxed tool calls", "", f"{rounds} tool rounds, each call sandboxed or not:", ""]
+    lines += ["| command | median |", "| --- | --- |"] + [f"| {k} | {v:.3f} s |" for k, v in cost.items()]
+    return lines + [
+        f"| per call, sandboxed minus unsandboxed (target <= 2 ms) | **{(on - off) / rounds * 1000:+.2f} ms** |"
+    ]
+
+
 def repl_section(quick: bool) -> list[str]:
     import bench_cli
     import bench_repl
@@ -298,6 +314,7 @@ def main() -> int:
     lines += [""] + bench_accumulate.section(args.quick)
     lines += repl_section(args.quick)
     lines += suite_section(args.quick)
+    lines += sandbox_section(args.quick)
     lines += ["", f"Total run time: {time.time() - started:.0f} s", ""]
     args.out.write_text("\n".join(lines))
     print("\n".join(lines))

@@ -10,7 +10,7 @@ import pexpect
 import pytest
 
 from tests.support.fakeserver import FakeServer, error, openai_calls, sse, text_stream, vllm_calls
-from tests.support.terminal import spawn
+from tests.support.terminal import QUESTION, spawn
 
 REPO = Path(__file__).resolve().parents[1]
 WEATHER = [("get_weather", {"city": "Singapore"})]
@@ -52,8 +52,8 @@ def test_approval_is_asked_on_the_terminal_even_with_stdin_piped(server, isolate
     weather_script(server)
     command = f"echo 'extra context' | {sys.executable} -m toolchat ask --base-url {server.url} 'Weather in Singapore?'"
     child = spawn("-c", command, env=isolated_env, cwd=tmp_path, rows=24, columns=200, command=["bash"])
-    child.expect(r"Run get_weather\? \[y\]es / \[n\]o / \[a\]lways for this tool: ")
-    child.sendline("y")
+    child.expect(QUESTION)
+    child.send("y")  # one key, no Enter, as in the REPL
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == 0
@@ -65,13 +65,14 @@ def test_approval_is_asked_on_the_terminal_even_with_stdin_piped(server, isolate
 def test_declining_on_the_terminal_with_a_reason(server, isolated_env, tmp_path):
     server.add(sse(openai_calls(WEATHER)), sse(text_stream("OK, I won't.")))
     child = spawn("ask", "--base-url", server.url, "weather?", env=isolated_env, cwd=tmp_path, rows=24, columns=200)
-    child.expect(r"\[a\]lways for this tool: ")
-    child.sendline("n")
+    child.expect(QUESTION)
+    child.send("n")
     child.expect("Reason for the model")
     child.sendline("I am indoors")
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == 0
+    assert "← get_weather denied: I am indoors" in child.screen.transcript()  # like every other outcome
     assert (
         server.requests[1]["messages"][-1]["content"]
         == "The user declined this call; it was not run. Their reason: I am indoors"

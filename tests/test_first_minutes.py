@@ -23,7 +23,7 @@ def test_ctrl_c_at_the_approval_question_is_not_a_stopped_tool(repl, server):
     child.expect("interrupted")
     child.expect("›")
     say(child, "/stats")
-    see(child, "1 turns, 1 model calls, 1 tool calls")
+    see(child, "1 turn, 1 model call, 1 tool call")
     say(child, "and now?")
     child.expect("Next.")
     told = server.requests[1]["messages"]

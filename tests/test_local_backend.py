@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -105,12 +106,22 @@ def test_n_ctx_is_capped_at_the_trained_context_and_gpu_is_reported(bundled_gguf
     big.close()  # twice is harmless
 
 
-def test_the_cuda_hint_shows_once_on_a_cpu_build(bundled_gguf, tmp_path, backend):
+def nvidia_machine(root: Path) -> Path:
+    """A filesystem as the NVIDIA driver leaves it: one GPU under /proc/driver/nvidia/gpus."""
+    (root / "proc/driver/nvidia/gpus/0000:01:00.0").mkdir(parents=True)
+    return root
+
+
+def test_the_cuda_hint_shows_once_on_a_cpu_build_beside_an_nvidia_gpu(bundled_gguf, tmp_path, backend, monkeypatch):
     if backend.gpu:
         pytest.skip("this llama-cpp-python build offloads to a GPU: there is no hint to give")
+    from toolchat.backends import llama_io
+
+    monkeypatch.setattr(llama_io, "DEVICES", nvidia_machine(tmp_path / "machine"))
     fresh = LocalBackend(Settings(backend="local", model=str(bundled_gguf), n_ctx=512), tmp_path)
     first, again = fresh.notes(), fresh.notes()
-    assert [line for line in first if "GGML_CUDA=on" in line] != []
+    hint = next(line for line in first if "GGML_CUDA=on" in line)
+    assert f"{sys.executable} -m pip install --force-reinstall" in hint  # toolchat's own pip
     assert not any("GGML_CUDA=on" in line for line in again)
     assert (tmp_path / "gpu-hint-shown").is_file()
 
@@ -208,6 +219,11 @@ def test_backend_local_model_bundled_flags_and_models_listing(cli, shared_cache)
     listed = cli("models")
     assert listed.stdout.startswith("bundled  Gemma 3 270M")
     assert "GPU offload:" in listed.stdout
+    from toolchat.backends.llama_io import gpu_offload_supported, nvidia_gpu_present
+
+    if not gpu_offload_supported() and not nvidia_gpu_present():  # a CPU build on a machine with no GPU
+        assert "GPU offload: not in this build (no NVIDIA GPU found)" in listed.stdout
+        assert "GGML_CUDA" not in listed.stdout
 
 
 def test_the_bundled_model_is_assembled_with_a_note_on_first_use(cli):
@@ -352,7 +368,7 @@ def test_repl_first_run_banner_cuda_hint_once_and_model_switch(isolated_env, sha
 
     import pexpect
 
-    from toolchat.backends.llama_io import gpu_offload_supported
+    from toolchat.backends.llama_io import gpu_offload_supported, nvidia_gpu_present
 
     def start() -> tuple[pexpect.spawn, str]:
         child = spawn(env=isolated_env, cwd=tmp_path, columns=400, timeout=120)
@@ -372,7 +388,7 @@ def test_repl_first_run_banner_cuda_hint_once_and_model_switch(isolated_env, sha
     try:
         assert "Gemma 3 270M (Q4_K_M), a small base model" in banner
         hint = "GGML_CUDA=on"
-        assert (hint in banner) is not gpu_offload_supported()
+        assert (hint in banner) is (nvidia_gpu_present() and not gpu_offload_supported())
         command(child, f"/model {tmp_path / 'missing.gguf'}", "model file not found", "still using local: bundled")
         command(child, f"/model {bundled_gguf}", re.escape(f"now using local: {bundled_gguf}"))
         child.sendeof()

@@ -22,13 +22,9 @@ def test_reasoning_is_streamed_apart_from_content(upstream, serve):
     assert not any("reasoning_content" in d and d.get("content") for d in deltas)  # never in one delta
 
 
-def test_a_whole_reply_carries_reasoning_content_and_a_clients_reasoning_goes_back_upstream(upstream, serve):
-    upstream.add(with_thought("reasoning_content", THOUGHT, text_stream(ANSWER)), sse(text_stream("Again.")))
-    served = serve()
-    status, _, raw = post(f"{served.url}/chat/completions", ASK)
-    assert status == 200, raw
-    message = json.loads(raw)["choices"][0]["message"]
-    assert message["content"] == ANSWER and message["reasoning_content"] == THOUGHT
+def client_sends_back_a_tool_turn(served, upstream) -> dict:
+    """The client's next request: its assistant message with `reasoning_content` (what most clients
+    send back) and a call of its own; the assistant message as the upstream received it."""
     calls = [{"id": "call_1", "type": "function", "function": {"name": "client_tool", "arguments": "{}"}}]
     follow_up = [
         {"role": "user", "content": "Hi"},
@@ -37,6 +33,26 @@ def test_a_whole_reply_carries_reasoning_content_and_a_clients_reasoning_goes_ba
     ]
     status, _, raw = post(f"{served.url}/chat/completions", {**ASK, "messages": follow_up})
     assert status == 200, raw
-    sent = [m for m in upstream.requests[1]["messages"] if m["role"] == "assistant"][0]
+    return [m for m in upstream.requests[-1]["messages"] if m["role"] == "assistant"][0]
+
+
+def test_a_whole_reply_carries_reasoning_content_and_a_clients_reasoning_goes_back_upstream(upstream, serve):
+    upstream.add(with_thought("reasoning_content", THOUGHT, text_stream(ANSWER)), sse(text_stream("Again.")))
+    served = serve()
+    status, _, raw = post(f"{served.url}/chat/completions", ASK)
+    assert status == 200, raw
+    message = json.loads(raw)["choices"][0]["message"]
+    assert message["content"] == ANSWER and message["reasoning_content"] == THOUGHT
+    sent = client_sends_back_a_tool_turn(served, upstream)
     assert sent["reasoning_content"] == "I need the tool."  # the current turn's, in its field
     assert not isinstance(sent.get("reasoning"), dict)
+
+
+def test_a_clients_reasoning_goes_upstream_in_the_field_the_upstream_sends(upstream, serve):
+    # vLLM >= 0.17 sends `reasoning` and reads only `reasoning` back; clients send `reasoning_content`
+    upstream.add(with_thought("reasoning", THOUGHT, text_stream(ANSWER)), sse(text_stream("Again.")))
+    served = serve()
+    status, _, raw = post(f"{served.url}/chat/completions", ASK)
+    assert status == 200 and json.loads(raw)["choices"][0]["message"]["reasoning_content"] == THOUGHT, raw
+    sent = client_sends_back_a_tool_turn(served, upstream)
+    assert sent["reasoning"] == "I need the tool." and "reasoning_content" not in sent

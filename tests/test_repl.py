@@ -240,7 +240,7 @@ def test_esc_enter_adds_a_line_and_tab_completes_commands(repl, server):
     press(child, "/sta")
     press(child, "\t")  # completions are computed in the background: give them a moment
     say(child, "")
-    see(child, "1 turns, 1 model calls, 0 tool calls")
+    see(child, "1 turn, 1 model call, 0 tool calls")
 
 
 def test_model_switch_takes_effect_on_the_next_question(repl, server):

@@ -44,6 +44,21 @@ def connect(port: int) -> str:
     with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
         return conn.recv(10).decode()
 
+def git_commit(message: str) -> str:
+    """Commit everything in the project folder with git."""
+    steps = [["init", "-q"], ["add", "-A"], ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", message]]
+    for step in steps:
+        done = subprocess.run(["git", *step], capture_output=True, text=True)
+        if done.returncode:
+            return f"git {step[0]} failed: {done.stderr.strip()}"
+    return subprocess.run(["git", "log", "--format=%s"], capture_output=True, text=True).stdout.strip()
+
+def import_from(folder: str) -> str:
+    """Import a module from a folder and give its VALUE."""
+    import importlib, sys
+    sys.path.insert(0, folder)
+    return str(importlib.import_module("outside").VALUE)
+
 def temp_folder() -> str:
     """Write in TMPDIR and say where it is."""
     import tempfile
@@ -62,7 +77,7 @@ def home(tmp_path_factory) -> Path:
 def box(cli, plugin_dir, home, tmp_path):
     folder = plugin_dir(probe=TOOLS)
 
-    def run(tool: str, arguments: dict, *flags: str, config: str | None = None):
+    def run(tool: str, arguments: dict, *flags: str, config: str | None = None, env: dict | None = None):
         extra = []
         if config is not None:
             (tmp_path / "sandbox.yaml").write_text(config)
@@ -77,7 +92,7 @@ def box(cli, plugin_dir, home, tmp_path):
             str(folder),
             *flags,
             *extra,
-            env={"HOME": str(home)},
+            env={"HOME": str(home), **(env or {})},
         )
 
     return run
@@ -149,6 +164,23 @@ def test_sandbox_write_adds_a_folder_relative_to_the_config(box, home, tmp_path)
     done = box("write_home", {"name": "allowed.txt"}, config=f"sandbox:\n  write: [{relative}]\n")
     assert done.stdout.strip() == "wrote", done.stderr
     assert (home / "allowed.txt").read_text() == "escaped"
+
+
+def test_git_works_in_the_project(box, tmp_path):
+    (tmp_path / "notes.txt").write_text("x")
+    done = box("git_commit", {"message": "first"})  # .git/index.lock, objects, refs: all in the project
+    assert done.stdout.strip() == "first", done.stderr
+    assert (tmp_path / ".git" / "HEAD").exists()
+
+
+def test_pythons_pycache_outside_the_project_fails_silently(box, home):
+    (home / "outside.py").write_text("VALUE = 42\n")
+    writes_bytecode = {"PYTHONDONTWRITEBYTECODE": ""}  # as Python does by default
+    done = box("import_from", {"folder": str(home)}, env=writes_bytecode)
+    assert (done.returncode, done.stdout.strip()) == (0, "42"), done.stderr
+    assert "Error" not in done.stdout + done.stderr and not (home / "__pycache__").exists()
+    unconfined = box("import_from", {"folder": str(home)}, "--no-sandbox", env=writes_bytecode)  # the test can fail:
+    assert unconfined.stdout.strip() == "42" and (home / "__pycache__").exists()  # Python writes it
 
 
 def test_read_only_mode_refuses_project_writes_but_not_the_temp_folder(box, tmp_path):
@@ -237,6 +269,10 @@ try:
 except PermissionError as exc:
     with open("refused.txt", "w") as f:  # its own folder stays writable
         f.write(str(exc))
+if os.environ.get("SCRATCH"):  # and its own temporary folder is writable
+    with open(os.path.join(os.environ["TMPDIR"], "scratch"), "w") as f, open("tmpdir.txt", "w") as said:
+        f.write("x")
+        said.write(os.environ["TMPDIR"])
 sys.argv = [os.environ["FAULTS"], "serve"]
 runpy.run_path(os.environ["FAULTS"], run_name="__main__")
 """
@@ -269,6 +305,32 @@ def test_a_sandboxed_mcp_server_cannot_write_outside_its_folder_and_still_serves
     assert "again" in ran.stdout and escape.read_text() == "escaped"
 
 
+def test_a_sandboxed_mcp_servers_temp_folder_is_gone_once_toolchat_exits(cli, tmp_path, tmp_path_factory):
+    pytest.importorskip("mcp")
+    from tests.support.mcp_helpers import SERVERS
+
+    temps = tmp_path_factory.mktemp("temps")  # toolchat's TMPDIR, outside the project
+    folder = tmp_path / "server"
+    folder.mkdir()
+    (folder / "wrapped.py").write_text(SERVER)
+    entry = {
+        "command": sys.executable,
+        "args": [str(folder / "wrapped.py")],
+        "cwd": str(folder),
+        "env": {"ESCAPE": str(temps / "escape.txt"), "FAULTS": str(SERVERS / "faults.py"), "SCRATCH": "1"},
+        "sandbox": True,
+    }
+    (tmp_path / "mcp.yaml").write_text(json.dumps({"mcp_servers": {"f": entry}}))
+    for _ in range(2):  # each run's folder is its own, and each goes
+        args = ("tools", "run", "f__echo", "-c", str(tmp_path / "mcp.yaml"), "--args", '{"text": "hi"}')
+        ran = cli(*args, env={"TMPDIR": str(temps)})
+        assert "hi" in ran.stdout, ran.stderr
+        used = Path((folder / "tmpdir.txt").read_text())
+        assert used.parent == temps and used.name.startswith("toolchat-mcp-")  # the server wrote in it
+        assert not used.exists()
+    assert sorted(p.name for p in temps.iterdir()) == []
+
+
 def test_a_project_config_widens_the_sandbox_only_once_trusted_and_trust_says_what_it_widens(box, cli, tmp_path, home):
     (tmp_path / "toolchat.yaml").write_text(f"sandbox:\n  write: [{home}]\n  network: ['*']\n  required: true\n")
     done = box("write_home", {"name": "widened.txt"})  # untrusted: skipped, the default sandbox holds
@@ -279,3 +341,17 @@ def test_a_project_config_widens_the_sandbox_only_once_trusted_and_trust_says_wh
     assert "sandbox.required: True\n" in trusted.stdout
     done = box("write_home", {"name": "widened.txt"})
     assert done.stdout.strip() == "wrote", done.stderr
+
+
+def test_serve_runs_tools_sandboxed_by_default(upstream, serve, plugin_dir, home):
+    from tests.support.fakeserver import openai_calls, sse, text_stream
+    from tests.support.serving import post
+
+    upstream.add(sse(openai_calls([("write_home", {"name": "served.txt"})])), sse(text_stream("Could not.")))
+    served = serve("--tools", str(plugin_dir(probe=TOOLS)), "--allow", "write_home", env={"HOME": str(home)})
+    ask = {"model": "toolchat", "messages": [{"role": "user", "content": "Write in my home"}]}
+    status, _, raw = post(f"{served.url}/chat/completions", ask)
+    assert status == 200 and json.loads(raw)["choices"][0]["message"]["content"] == "Could not.", raw
+    assert not (home / "served.txt").exists()
+    told = [m for m in upstream.requests[1]["messages"] if m["role"] == "tool"][0]["content"]
+    assert "PermissionError" in told and "the sandbox allows writes only in the project folder" in told

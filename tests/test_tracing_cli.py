@@ -31,9 +31,10 @@ USAGE = {"prompt_tokens": 90, "completion_tokens": 8}
 class Receiver:
     """An OTLP/HTTP trace receiver: every request's path, headers and decoded spans."""
 
-    def __init__(self, *statuses: int) -> None:
+    def __init__(self, *statuses: int, delay: float = 0.0) -> None:
         self.posts: list[tuple[str, dict[str, str], bytes]] = []
         self.statuses = list(statuses)  # answers before the 200s
+        self.delay = delay  # seconds before each answer: a collector under load
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -42,6 +43,7 @@ class Receiver:
 
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                time.sleep(outer.delay)
                 if outer.statuses:
                     self.send_error(outer.statuses.pop(0))
                     return
@@ -137,14 +139,13 @@ def silent_collector():
     sock.close()
 
 
-def test_a_collector_that_never_answers_costs_at_most_two_seconds_and_one_line(
-    server, silent_collector, isolated_env, tmp_path
-):
+def ask_with_collector(server, isolated_env, tmp_path, **variables: str) -> tuple[float, str]:
+    """`toolchat ask` that runs one call and answers; the seconds from its answer to its exit,
+    and what it wrote to stderr after the call's two log lines."""
     weather(server)
-    env = {**isolated_env, "OTEL_EXPORTER_OTLP_ENDPOINT": silent_collector}
     child = subprocess.Popen(
         [sys.executable, "-m", "toolchat", *ask_args(server, "Weather?")],
-        env=env,
+        env={**isolated_env, **variables},
         cwd=tmp_path,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
@@ -155,19 +156,59 @@ def test_a_collector_that_never_answers_costs_at_most_two_seconds_and_one_line(
     assert child.stdout.readline() == "Sunny.\n"
     answered = time.monotonic()
     stderr = child.stderr.read()
-    assert child.wait(10) == 0
-    assert 2 <= time.monotonic() - answered < 6  # the flush waited its bound, then gave up
-    assert stderr.splitlines()[2:] == [  # after the call's two log lines, one line and nothing from the SDK
-        f"toolchat: warning: traces not delivered to {silent_collector}/v1/traces within 2 s; dropped"
-    ]
+    assert child.wait(30) == 0
+    return time.monotonic() - answered, "\n".join(stderr.splitlines()[2:])
+
+
+def test_a_collector_that_never_answers_costs_its_timeout_and_one_line(
+    server, silent_collector, isolated_env, tmp_path
+):
+    took, told = ask_with_collector(
+        server, isolated_env, tmp_path, OTEL_EXPORTER_OTLP_ENDPOINT=silent_collector, OTEL_EXPORTER_OTLP_TIMEOUT="2"
+    )
+    assert 2 <= took < 5  # the flush waited the exporter's timeout, then gave up
+    assert told == (
+        f"toolchat: warning: 4 span(s) not delivered to {silent_collector}/v1/traces: "
+        "Failed to export spans batch due to timeout, max retries or shutdown."
+    )
+
+
+def test_a_slow_collector_gets_every_span_within_the_sdks_default_timeout(server, isolated_env, tmp_path):
+    slow = Receiver(delay=3.0)  # slower than the 2 s toolchat used to wait
+    try:
+        took, told = ask_with_collector(server, isolated_env, tmp_path, OTEL_EXPORTER_OTLP_ENDPOINT=slow.url)
+    finally:
+        slow.close()
+    assert (told, 3 <= took < 8) == ("", True)
+    assert sorted(slow.spans()) == ["chat fake-model", "execute_tool get_weather", "invoke_agent toolchat"]
+
+
+def test_a_collector_that_is_down_costs_no_wait(server, isolated_env, tmp_path):
+    from tests.support.ports import free_port
+
+    down = f"http://127.0.0.1:{free_port()}"  # nothing listens: connections are refused
+    took, told = ask_with_collector(server, isolated_env, tmp_path, OTEL_EXPORTER_OTLP_ENDPOINT=down)
+    assert took < 1.5  # the SDK's 10 s timeout (and its retries with backoff) not waited for
+    assert told == f"toolchat: warning: traces not delivered to {down}/v1/traces: connection refused; dropped"
+
+
+def test_the_flush_bound_follows_the_standard_variables():
+    from toolchat.tracing.control import flush_bound
+
+    assert flush_bound({}) == 10.0  # the OTLP exporter's own default
+    assert flush_bound({"OTEL_EXPORTER_OTLP_TIMEOUT": "30"}) == 30.0
+    assert flush_bound({"OTEL_EXPORTER_OTLP_TRACES_TIMEOUT": "4", "OTEL_EXPORTER_OTLP_TIMEOUT": "30"}) == 4.0
+    assert flush_bound({"OTEL_EXPORTER_OTLP_TIMEOUT": "30", "OTEL_BSP_EXPORT_TIMEOUT": "5000"}) == 5.0
+    for wrong in ("soon", "-1", "0", "inf", "nan", ""):  # the SDK's default instead
+        assert flush_bound({"OTEL_EXPORTER_OTLP_TIMEOUT": wrong, "OTEL_BSP_EXPORT_TIMEOUT": wrong}) == 10.0
 
 
 def test_the_flush_at_exit_is_bounded(silent_collector, monkeypatch):
     from toolchat.redact import Redactor
-    from toolchat.tracing.control import FLUSH_BOUND
-    from toolchat.tracing.setup import Tracing
+    from toolchat.tracing.setup import MARGIN, Tracing
 
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", silent_collector + "/v1/traces")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "30")  # the exporter would wait longer
     told: list[str] = []
     tracing = Tracing.configure(
         file=None,
@@ -179,9 +220,10 @@ def test_the_flush_at_exit_is_bounded(silent_collector, monkeypatch):
     )
     tracing.tracer.start_span("invoke_agent toolchat").end()
     started = time.monotonic()
-    assert tracing.close(FLUSH_BOUND) is False
-    assert FLUSH_BOUND <= time.monotonic() - started < FLUSH_BOUND + 0.5
-    assert len(told) == 1 and tracing.close(FLUSH_BOUND) is True and len(told) == 1  # once only
+    assert tracing.close(1.0) is False
+    assert 1.0 + MARGIN <= time.monotonic() - started < 1.0 + MARGIN + 0.5
+    assert told == [f"traces not delivered to {silent_collector}/v1/traces within 1 s; dropped"]
+    assert tracing.close(1.0) is True and len(told) == 1  # once only
 
 
 def test_sigterm_mid_turn_still_sends_the_turns_spans(server, receiver, isolated_env, tmp_path):

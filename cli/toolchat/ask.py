@@ -4,6 +4,9 @@ per result on stderr; approval on the controlling terminal, or denial when there
 from __future__ import annotations
 
 import json
+import os
+import termios
+import tty
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -29,6 +32,7 @@ from toolchat.process import failed, stop_notice
 from toolchat.redact import Redactor, StreamRedactor, redactor_for
 from toolchat.safety import clean
 from toolchat.tools import Registry, ToolStatus
+from toolchat.tools.validate import InvalidArguments, edited_arguments
 from toolchat.tracing.control import traced
 
 NO_TERMINAL = "no terminal was available to ask the user for approval"
@@ -70,11 +74,12 @@ def _read_all(stdin: IO[str] | None) -> str:
 
 
 class TerminalApprover:
-    """Asks on the controlling terminal; with none it denies (the display says which flag would
-    allow the call)."""
+    """Asks on the controlling terminal, one key like the REPL (y/n/a/e/?); with none it denies
+    (the display says which flag would allow the call). `call_shown`: the `→` line is already on
+    the terminal (stderr is one and not quiet), so the question does not repeat the call."""
 
-    def __init__(self, env: Environment, redactor: Redactor) -> None:
-        self.env, self.redactor = env, redactor
+    def __init__(self, env: Environment, redactor: Redactor, call_shown: bool = False) -> None:
+        self.env, self.redactor, self.call_shown = env, redactor, call_shown
 
     def __call__(self, pending: PendingCall) -> Decision:
         tty = self.env.open_tty()
@@ -86,24 +91,80 @@ class TerminalApprover:
 
     def _ask(self, pending: PendingCall, tty_in: IO[str], tty_out: IO[str]) -> Decision:
         name = clean(pending.tool.name)
-        args = clean(self.redactor.redact(json.dumps(pending.arguments, ensure_ascii=False, indent=2)))
-        tty_out.write(f"\nThe model wants to run {name} with:\n{args}\n")
+        if not self.call_shown:
+            tty_out.write(f"→ {name} {clean(self.redactor.redact(arguments_text(pending.arguments)))}\n")
+        question = f"Run {name}? [y]es [n]o [a]lways [e]dit [?] "
         while True:
-            tty_out.write(f"Run {name}? [y]es / [n]o / [a]lways for this tool: ")
+            tty_out.write(question)
             tty_out.flush()
-            answer = tty_in.readline()
-            if not answer:  # EOF on the terminal
-                return Decision(False, "the user did not answer")
-            answer = answer.strip().lower()
-            if answer in ("y", "yes"):
+            key = read_key(tty_in, KEYS)
+            if key in ANSWERED:
+                tty_out.write(ANSWERED[key] + "\n")
+            if key == "y":
                 return Decision(True)
-            if answer in ("a", "always"):
+            if key == "a":
                 return Decision(True, always=True)
-            if answer in ("n", "no"):
-                tty_out.write("Reason for the model (optional, Enter to skip): ")
-                tty_out.flush()
-                reason = tty_in.readline().strip()
-                return Decision(False, reason or None)
+            if key == "n":
+                return Decision(False, _line(tty_in, tty_out, "Reason for the model (Enter to skip): ") or None)
+            if key == "":
+                tty_out.write("\n")
+                return Decision(False, "the user did not answer")
+            if key == "?":
+                tty_out.write("?\n" + HELP + "\n")
+                continue
+            edited = self._edit(pending, tty_in, tty_out)
+            if edited is not None:
+                return Decision(True, arguments=edited)
+
+    def _edit(self, pending: PendingCall, tty_in: IO[str], tty_out: IO[str]) -> dict[str, Any] | None:
+        """Edited arguments that are valid for the tool, or None (an empty line) to go back."""
+        tty_out.write("e\n" + json.dumps(pending.arguments, ensure_ascii=False) + "\n")
+        while True:
+            text = _line(tty_in, tty_out, "Arguments as JSON on one line (Enter alone to go back): ")
+            if not text:
+                return None
+            try:
+                return edited_arguments(pending.tool, text)
+            except InvalidArguments as exc:
+                tty_out.write(clean(str(exc)) + "\n")
+
+
+KEYS = "ynae?"
+ANSWERED = {"y": "y: run", "n": "n: decline", "a": "a: run, always"}
+HELP = (
+    "y  run it\n"
+    "n  don't run it; you may give a reason, which the model sees\n"
+    "a  run it, and run this tool without asking for the rest of this command\n"
+    "e  edit the arguments (JSON on one line), then run\n"
+    "?  this help\n"
+    "Ctrl-C stops the command."
+)
+
+
+def read_key(tty_in: IO[str], keys: str) -> str:
+    """One of `keys` (either case), read without Enter; every other key, Enter included, is ignored.
+    '' when the terminal ends (EOF or Ctrl-D). A file that is not a terminal is read a line at a time."""
+    fd = tty_in.fileno()
+    if not os.isatty(fd):
+        line = tty_in.readline()
+        return line.strip()[:1].lower() if line and line.strip()[:1].lower() in keys else ""
+    saved = termios.tcgetattr(fd)
+    tty.setcbreak(fd)  # Ctrl-C still interrupts
+    try:
+        while True:
+            typed = os.read(fd, 1).decode("utf-8", errors="replace").lower()
+            if typed in ("", "\x04"):
+                return ""
+            if typed in keys:
+                return typed
+    finally:
+        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+
+
+def _line(tty_in: IO[str], tty_out: IO[str], question: str) -> str:
+    tty_out.write(question)
+    tty_out.flush()
+    return tty_in.readline().strip()
 
 
 class AskDisplay:
@@ -143,7 +204,7 @@ class AskDisplay:
                     f"toolchat: denied {name}: no terminal to ask for approval; allow it with --allow {name} or --yes"
                 )
             elif not self.options.quiet:
-                self._log(f"  {name} declined" + (f": {event.decision.reason}" if event.decision.reason else ""))
+                self._log(f"← {name} {ToolStatus.DENIED.value}: {event.decision.reason or 'by the user'}")
         elif isinstance(event, TurnError):
             pass  # reported once, by toolchat.process.failed
 
@@ -200,7 +261,7 @@ def run_ask(
     options.show_reasoning = options.show_reasoning and settings.show_reasoning
     display = AskDisplay(env, options, redactor)
     on_event = traced(display, backend, settings, env.environ, tools=registry.get)
-    approver = TerminalApprover(env, redactor)
+    approver = TerminalApprover(env, redactor, call_shown=env.stderr_isatty and not options.quiet)
     engine = Engine.from_settings(
         settings, backend, registry, approve=approver, on_event=on_event, approve_all=approve_all
     )

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import ctypes
+import shlex
+import sys
 from collections import deque
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 LLAMA_LOG: deque[str] = deque(maxlen=2000)  # llama.cpp's own log; shown with TOOLCHAT_DEBUG=1
@@ -14,6 +17,25 @@ def gpu_offload_supported() -> bool:
     import llama_cpp
 
     return bool(llama_cpp.llama_supports_gpu_offload())
+
+
+DEVICES = Path("/")  # where the NVIDIA driver shows itself: /proc/driver/nvidia/gpus/*, /dev/nvidia0
+
+
+def nvidia_gpu_present() -> bool:
+    """An NVIDIA GPU with its driver loaded: only then can a CUDA build of llama.cpp use one."""
+    gpus = DEVICES / "proc/driver/nvidia/gpus"
+    try:
+        return (DEVICES / "dev/nvidia0").exists() or (gpus.is_dir() and any(gpus.iterdir()))
+    except OSError:
+        return False
+
+
+def cuda_hint() -> str:
+    """The command that installs a CUDA build into the environment toolchat runs in (its own pip,
+    not whichever `pip` comes first on PATH)."""
+    pip = f"{shlex.quote(sys.executable)} -m pip"
+    return f'CMAKE_ARGS="-DGGML_CUDA=on" {pip} install --force-reinstall --no-cache-dir llama-cpp-python'
 
 
 def read_metadata(llama_cpp: Any, llm: Any) -> dict[str, str]:

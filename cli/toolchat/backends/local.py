@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from toolchat import defaults
-from toolchat.backends import forced, generic
+from toolchat.backends import forced, generic, steady
 from toolchat.backends.base import (
     REASONING_CHANNEL,
     REASONING_CONTENT,
@@ -30,9 +30,8 @@ from toolchat.backends.bundled import (
     bundled_model_path,
     quoting_the_question,
     tools_named,
-    with_examples,
 )
-from toolchat.backends.llama_io import capture_log, gpu_offload_supported, read_metadata
+from toolchat.backends.llama_io import capture_log, cuda_hint, gpu_offload_supported, nvidia_gpu_present, read_metadata
 from toolchat.backends.parsers import ParsedCall, detect_format, make_parser
 from toolchat.backends.parsers.base import partial_suffix
 from toolchat.backends.parsers.reasoning import ThinkingParser, opens_thinking
@@ -42,7 +41,6 @@ from toolchat.errors import BackendError, UsageError
 
 DEFAULT_MAX_TOKENS = defaults.LOCAL_MAX_TOKENS
 DEFAULT_TEMPERATURE = defaults.LOCAL_TEMPERATURE
-CUDA_HINT = 'CMAKE_ARGS="-DGGML_CUDA=on" pip install --force-reinstall --no-cache-dir llama-cpp-python'
 
 
 def local_models(cache_dir: Path, cwd: Path) -> list[str]:
@@ -59,8 +57,11 @@ def local_models(cache_dir: Path, cwd: Path) -> list[str]:
         gpu = gpu_offload_supported()
     except ImportError:
         return lines + [f"llama-cpp-python is not installed: {INSTALL_HINT}"]
-    lines.append("GPU offload: available" if gpu else f"GPU offload: not in this build; for CUDA: {CUDA_HINT}")
-    return lines
+    if gpu:
+        return [*lines, "GPU offload: available"]
+    if not nvidia_gpu_present():
+        return [*lines, "GPU offload: not in this build (no NVIDIA GPU found)"]
+    return [*lines, f"GPU offload: not in this build; for CUDA: {cuda_hint()}"]
 
 
 def _gguf_files(cache_dir: Path, cwd: Path) -> list[Path]:
@@ -99,6 +100,9 @@ class LocalBackend:
                 n_threads=settings.n_threads,
                 seed=seed,
                 verbose=debug,
+                # the bundled model's turns share a prefix: a sliding-window cache pruned to its window
+                # cannot be rolled back to that prefix, so it keeps every position (105 MiB more at n_ctx 8192)
+                swa_full=True if self.bundled else None,
             )
         except (ValueError, RuntimeError) as exc:
             raise UsageError(f"llama.cpp could not load {self.path}: {exc}", "is it a GGUF model file?") from None
@@ -111,6 +115,7 @@ class LocalBackend:
         self.temperature = settings.temperature if settings.temperature is not None else DEFAULT_TEMPERATURE
         self._raw: dict[str, str] = {}  # what the model wrote for each call message, for a stable prompt
         self._prompt = ""  # the last prompt rendered, as text
+        self._described: list[dict[str, Any]] = []  # the tools the request offered, before steering
 
     # -- set-up ---------------------------------------------------------------------------------
     @staticmethod
@@ -146,7 +151,8 @@ class LocalBackend:
 
     def notes(self) -> list[str]:
         """Lines for the REPL's banner: what the bundled model is, and the CUDA hint on a CPU build
-        the first time only (a marker in the cache dir; `toolchat models` always repeats it)."""
+        where an NVIDIA GPU is present, the first time only (a marker in the cache dir; `toolchat
+        models` always repeats it)."""
         lines = []
         if self.bundled:
             lines.append(
@@ -155,9 +161,9 @@ class LocalBackend:
                 "or `toolchat config init`."
             )
         marker = self.cache_dir / "gpu-hint-shown"
-        if not self.gpu and not marker.exists():
+        if not self.gpu and not marker.exists() and nvidia_gpu_present():
             lines.append(
-                f"This llama-cpp-python build has no GPU offload; for CUDA: {CUDA_HINT} "
+                f"This llama-cpp-python build cannot use the NVIDIA GPU here; for CUDA: {cuda_hint()} "
                 "(shown once; `toolchat models` repeats it)"
             )
             try:
@@ -184,6 +190,7 @@ class LocalBackend:
     def complete(self, request: Request) -> Iterator[BackendEvent]:
         if self.llm is None:
             raise BackendError("the local model was closed")
+        self._described = request.tools  # the bundled model's prompt describes them all
         request = self._offered(request)
         forced_call = bool(request.tools) and _forced(request.tool_choice)
         native_forced = forced_call and not self.bundled and forced.supports(self.format)
@@ -258,8 +265,9 @@ class LocalBackend:
         native = isinstance(self.renderer, JinjaTemplate) and self.format != "generic" and not constrained
         if native:
             return self.renderer.render(request.messages, request.tools)
-        messages = generic_messages(request.messages, request.tools if constrained else [], self._raw)
-        return self.renderer.render(with_examples(messages) if self.bundled else messages)
+        if self.bundled:
+            return self.renderer.render(steady.prompt_messages(request.messages, self._described, self._raw))
+        return self.renderer.render(generic_messages(request.messages, request.tools if constrained else [], self._raw))
 
     def _fit(self, request: Request, constrained: bool, max_tokens: int) -> list[int]:
         """Tokens of the prompt, trimmed to leave room for the answer: the oldest tool outputs

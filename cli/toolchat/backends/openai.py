@@ -16,7 +16,10 @@ from toolchat import defaults
 from toolchat.backends import bounded
 from toolchat.backends.accumulate import MalformedDelta, ToolCallAccumulator
 from toolchat.backends.base import (
+    REASONING_CONTENT,
+    REASONING_FIELD,
     BackendEvent,
+    Reasoning,
     ReasoningDelta,
     Reply,
     Request,
@@ -25,7 +28,7 @@ from toolchat.backends.base import (
     Usage,
     new_call_id,
 )
-from toolchat.backends.openai_wire import Deadline, content_text, scrub
+from toolchat.backends.openai_wire import Deadline, api_key, content_text, scrub, untrusted_certificate
 from toolchat.backends.reasoning import ReplyReader, wire_messages
 from toolchat.config.settings import Settings
 from toolchat.errors import BackendError, UsageError
@@ -57,7 +60,7 @@ class OpenAIBackend:
         parts = urlsplit(self.base_url)
         self.server_address: str | None = parts.hostname
         self.server_port: int | None = parts.port or (443 if parts.scheme == "https" else 80)
-        key = _api_key(settings.api_key or environ.get("OPENAI_API_KEY") or None, notify)
+        key = api_key(settings.api_key or environ.get("OPENAI_API_KEY") or None, notify)
         if key is None and self.base_url == OPENAI_URL:
             raise UsageError("no API key for OpenAI", "set OPENAI_API_KEY, or use --base-url for another endpoint")
         self._redactor = Redactor([key])
@@ -68,6 +71,7 @@ class OpenAIBackend:
         self._usage_in_stream = True
         self.reasoning_keep = settings.reasoning_keep
         self.reasoning_effort = settings.reasoning_effort
+        self.reasoning_field: str | None = None  # the field this server sends reasoning in, once seen
         self._deadline = Deadline()
         http_client = openai.DefaultHttpx2Client()
         self._deadline.bind(httpx2, http_client)
@@ -134,7 +138,7 @@ class OpenAIBackend:
         return served[0]
 
     def _arguments(self, request: Request, stream: bool) -> dict[str, Any]:
-        messages = wire_messages(request.messages, self.reasoning_keep)
+        messages = wire_messages(request.messages, self.reasoning_keep, self.reasoning_field)
         kwargs: dict[str, Any] = {"model": self.model, "messages": scrub(messages), "stream": stream}
         kwargs.update(self._effort())
         if request.tools:
@@ -238,7 +242,7 @@ class OpenAIBackend:
             raise self._broke_off(bool(calls.calls()), "it ended without a finish_reason")
         yield from _events(reader.finish())
         reply = Reply("".join(reader.text), self._checked(calls.calls()), usage, finish)
-        reply.reasoning = reader.result()
+        reply.reasoning = self._learned(reader.result())
         yield reply
 
     @staticmethod
@@ -267,8 +271,15 @@ class OpenAIBackend:
         reader.take(message, content_text(_get(message, "content")))
         reader.finish()
         reply = Reply("".join(reader.text), self._checked(calls), usage, finish if isinstance(finish, str) else "")
-        reply.reasoning = reader.result()
+        reply.reasoning = self._learned(reader.result())
         return reply
+
+    def _learned(self, reasoning: Reasoning | None) -> Reasoning | None:
+        """A reply's reasoning; the field it came in is the one reasoning goes back in (a client's
+        too, through `toolchat serve`: vLLM reads only `reasoning`, DeepSeek `reasoning_content`)."""
+        if reasoning is not None and reasoning.field in (REASONING_FIELD, REASONING_CONTENT):
+            self.reasoning_field = reasoning.field
+        return reasoning
 
     def _checked(self, calls: list[ToolCall]) -> list[ToolCall]:
         """The calls, sendable back as UTF-8; a call without a name is the server's fault."""
@@ -326,7 +337,7 @@ class OpenAIBackend:
             else:
                 message = f"no answer from {where} within {self.timeout:g} s"
                 hint = "is the server overloaded? raise request_timeout in the config"
-        elif isinstance(exc, openai.APIConnectionError) and _untrusted_certificate(exc):
+        elif isinstance(exc, openai.APIConnectionError) and untrusted_certificate(exc):
             message = f"cannot verify the TLS certificate of {where} (or of where it redirects)"
             hint = "set SSL_CERT_FILE to a CA bundle that trusts the server's certificate"
         elif isinstance(exc, openai.APIConnectionError):
@@ -355,35 +366,6 @@ class OpenAIBackend:
             message = f"{where} sent an error: {detail}"
             hint = "try again"
         return BackendError(message, hint)
-
-
-def _untrusted_certificate(exc: BaseException) -> bool:
-    """Whether the connection failed because a TLS certificate was not trusted."""
-    import ssl
-
-    seen: set[int] = set()
-    cause: BaseException | None = exc
-    while cause is not None and id(cause) not in seen:
-        seen.add(id(cause))
-        if isinstance(cause, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(cause):
-            return True
-        cause = cause.__cause__ or cause.__context__
-    return False
-
-
-def _api_key(key: str | None, notify: Callable[[str], None]) -> str | None:
-    """The key as given, minus the whitespace a `$(cat keyfile)` leaves (the user is told)."""
-    if key is None:
-        return None
-    stripped = key.strip()
-    if stripped != key:
-        notify("note: the API key had spaces or a line break around it; using it without them")
-    if any(c.isspace() for c in stripped) or not stripped.isascii():
-        raise UsageError(
-            "the API key holds spaces, line breaks or non-ASCII characters",
-            "check OPENAI_API_KEY or api_key in the config",
-        )
-    return stripped or None
 
 
 def _tool_delta(delta: Any) -> dict[str, Any]:

@@ -6,10 +6,10 @@ text; and a whole model call is bounded in time, however slowly the server trick
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
-from toolchat.errors import BackendError
+from toolchat.errors import BackendError, UsageError
 from toolchat.safety import scrub
 
 __all__ = ["Deadline", "content_text", "scrub"]
@@ -109,3 +109,32 @@ class Deadline:
         client._mounts = {
             pattern: None if transport is None else Bounded(transport) for pattern, transport in client._mounts.items()
         }
+
+
+def untrusted_certificate(exc: BaseException) -> bool:
+    """Whether the connection failed because a TLS certificate was not trusted."""
+    import ssl
+
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(cause):
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False
+
+
+def api_key(key: str | None, notify: Callable[[str], None]) -> str | None:
+    """The key as given, minus the whitespace a `$(cat keyfile)` leaves (the user is told)."""
+    if key is None:
+        return None
+    stripped = key.strip()
+    if stripped != key:
+        notify("note: the API key had spaces or a line break around it; using it without them")
+    if any(c.isspace() for c in stripped) or not stripped.isascii():
+        raise UsageError(
+            "the API key holds spaces, line breaks or non-ASCII characters",
+            "check OPENAI_API_KEY or api_key in the config",
+        )
+    return stripped or None

@@ -88,16 +88,18 @@ def split_inline(content: str) -> tuple[str, str | None]:
     return answer, "".join(text for kind, text in parts if kind == "reasoning")
 
 
-def wire_messages(messages: list[dict[str, Any]], keep: str = "turn") -> list[dict[str, Any]]:
+def wire_messages(messages: list[dict[str, Any]], keep: str = "turn", field: str | None = None) -> list[dict[str, Any]]:
     """The conversation as an OpenAI-compatible server reads it: each assistant message's reasoning
     entry back in the field it came in (`reasoning`, `reasoning_content`, `reasoning_details`
     verbatim, inline as the content as written) for the messages `keep` says, and never the entry
-    itself. Within the current turn (after the last user message) every assistant message carries
+    itself. `field`, once the server has sent reasoning in it, is where reasoning text goes back
+    whichever of the two text fields it came in (a `toolchat serve` client's, another server's).
+    Within the current turn (after the last user message) every assistant message carries
     `reasoning_content`, empty where it had none, once one of them has it: DeepSeek refuses the
     continuation of a tool-calling turn otherwise."""
     last_user = max((i for i, m in enumerate(messages) if m.get("role") == "user"), default=-1)
     turn_has_content = keep != "none" and any(
-        (entry := Reasoning.from_entry(m.get("reasoning"))) is not None and entry.field == REASONING_CONTENT
+        (entry := _in(Reasoning.from_entry(m.get("reasoning")), field)) is not None and entry.field == REASONING_CONTENT
         for m in messages[last_user + 1 :]
         if m.get("role") == "assistant"
     )
@@ -109,7 +111,7 @@ def wire_messages(messages: list[dict[str, Any]], keep: str = "turn") -> list[di
             wire.append(message)
             continue
         out = {k: v for k, v in message.items() if k != "reasoning"}
-        entry = Reasoning.from_entry(message["reasoning"])
+        entry = _in(Reasoning.from_entry(message["reasoning"]), field)
         send = entry is not None and (keep == "all" or (keep == "turn" and index > last_user))
         if send and entry is not None:
             _put_back(out, entry)
@@ -117,6 +119,14 @@ def wire_messages(messages: list[dict[str, Any]], keep: str = "turn") -> list[di
             out.setdefault(REASONING_CONTENT, "")
         wire.append(out)
     return wire
+
+
+def _in(entry: Reasoning | None, field: str | None) -> Reasoning | None:
+    """`entry` as it goes back to a server that sends reasoning in `field`."""
+    text_fields = (REASONING_FIELD, REASONING_CONTENT)
+    if entry is None or field not in text_fields or entry.field not in text_fields or entry.details is not None:
+        return entry  # OpenRouter's reasoning_details stay with their `reasoning`, verbatim
+    return Reasoning(entry.text, field)
 
 
 def _put_back(message: dict[str, Any], entry: Reasoning) -> None:

@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import Any
 
 # argv: toolchat's pid, the folder toolchat is imported from, the sandbox ("", "tcp" or "no-tcp"),
-# the command, its arguments. The launcher stays the server's parent, a child subreaper: a daemon the
-# server forks (setsid, SIGTERM ignored) is adopted by it and killed when the server goes, or when
-# toolchat does (its PR_SET_PDEATHSIG is SIGTERM, which it catches to kill what is left).
+# the server's temporary folder (when sandboxed; else ""), the command, its arguments. The launcher
+# stays the server's parent, a child subreaper: a daemon the server forks (setsid, SIGTERM ignored)
+# is adopted by it and killed when the server goes, or when toolchat does (its PR_SET_PDEATHSIG is
+# SIGTERM, which it catches to kill what is left).
 LAUNCHER = """import ctypes, os, signal, sys
 signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
@@ -27,10 +28,10 @@ if os.getppid() != int(sys.argv[1]):
     sys.exit(1)  # toolchat died before the line above took effect
 sys.path.insert(0, sys.argv[2])
 from toolchat.tools.isolation import processes
-rest = sys.argv[4:]
+rest = sys.argv[5:]
 if sys.argv[3]:
     from toolchat.sandbox.launched import confine_server
-    confine_server(sys.argv[3] == "tcp")
+    confine_server(sys.argv[3] == "tcp", sys.argv[4])
 processes.become_subreaper()
 launcher, server, status = os.getpid(), os.fork(), 1 << 8
 try:
@@ -60,10 +61,11 @@ def sandbox_of(spec: Any) -> bool | None:
 
 
 def command_line(
-    command: str, args: list[str], env: Mapping[str, str], cwd: Path, sandbox: bool | None = None
+    command: str, args: list[str], env: Mapping[str, str], cwd: Path, sandbox: bool | None = None, tmpdir: str = ""
 ) -> tuple[str, list[str]]:
     """The program and arguments to start; FileNotFoundError naming `command` (and, for a bare
-    name, the folders searched) when it is not there."""
+    name, the folders searched) when it is not there. A sandboxed server's temporary folder is
+    `tmpdir`, made (and removed once it has stopped) by the caller."""
     if os.sep in command:
         if not os.access(cwd / command, os.X_OK):
             raise FileNotFoundError(2, "not found", command)
@@ -73,7 +75,7 @@ def command_line(
         return command, args
     box = "" if sandbox is None else "tcp" if sandbox else "no-tcp"
     home = str(Path(__file__).resolve().parents[2])
-    return sys.executable, ["-S", "-E", "-c", LAUNCHER, str(os.getpid()), home, box, command, *args]
+    return sys.executable, ["-S", "-E", "-c", LAUNCHER, str(os.getpid()), home, box, tmpdir, command, *args]
 
 
 def find_program(name: str, path: str) -> str:

@@ -5,6 +5,8 @@ owner task; calls run as their own tasks on the same loop."""
 from __future__ import annotations
 
 import asyncio
+import shutil
+import tempfile
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -53,6 +55,7 @@ class Server:
     _task: asyncio.Task[None] | None = None
     _up: asyncio.Event | None = None
     _stop: asyncio.Event | None = None
+    _tmpdir: str = ""  # a sandboxed stdio server's temporary folder, removed once it has stopped
 
     @property
     def name(self) -> str:
@@ -120,6 +123,9 @@ class Server:
                 self._fail("it was stopped before it finished starting")
             self.client = None
             log.close()
+            if self._tmpdir:  # the server (and its process group) has ended: nothing else removes it
+                shutil.rmtree(self._tmpdir, ignore_errors=True)
+                self._tmpdir = ""
             self._up.set()
 
     def _fail(self, reason: str) -> None:
@@ -160,9 +166,11 @@ class Server:
 
         # the SDK waits 2 s after closing stdin, then 2 s after SIGTERM: too long for "<= 3 s"
         stdio.PROCESS_TERMINATION_TIMEOUT = stdio.FORCE_KILL_TIMEOUT = 1.0
-        env, cwd = self.environment(), Path(self.spec.cwd or self.project_dir)
+        env, cwd, sandbox = self.environment(), Path(self.spec.cwd or self.project_dir), launch.sandbox_of(self.spec)
+        if sandbox is not None:
+            self._tmpdir = tempfile.mkdtemp(prefix="toolchat-mcp-")  # mode 0700: the server's own
         command, args = launch.command_line(
-            self.spec.command or "", list(self.spec.args), env, cwd, launch.sandbox_of(self.spec)
+            self.spec.command or "", list(self.spec.args), env, cwd, sandbox, self._tmpdir
         )
         parameters = StdioServerParameters(command=command, args=args, env=env, cwd=cwd)
         return stdio.stdio_client(parameters, errlog=log)

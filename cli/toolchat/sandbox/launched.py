@@ -1,18 +1,18 @@
 """The sandbox of an MCP stdio server, applied by its launcher before it execs the server: writes
-only in its working folder, its own temporary folder (TMPDIR) and the usual devices; TCP only when
-allowed. Runs in a bare interpreter (`python -S -E`): only the standard library and landlock.py."""
+only in its working folder, its own temporary folder (TMPDIR, made and removed by toolchat, since
+nothing is left to remove it once the server has replaced the launcher) and the usual devices; TCP
+only when allowed. Runs in a bare interpreter (`python -S -E`): only the standard library and
+landlock.py."""
 
 from __future__ import annotations
 
 import os
 import sys
-import tempfile
 
 from toolchat.sandbox.policy import Policy, confine
 
 
-def confine_server(tcp: bool) -> None:
-    tmpdir = tempfile.mkdtemp(prefix="toolchat-mcp-")
+def confine_server(tcp: bool, tmpdir: str) -> None:
     why = confine(Policy(network=tcp), os.getcwd(), tmpdir)
     if why is not None:  # said in the server's log (`toolchat mcp logs`); never silent
         print(f"toolchat: this server runs unconfined: {why}", file=sys.stderr, flush=True)

@@ -12,7 +12,7 @@ from rich.console import Console
 
 from toolchat.engine import Decision, PendingCall
 from toolchat.terminal.render import clean, plain
-from toolchat.tools.validate import InvalidArguments, validate_arguments
+from toolchat.tools.validate import InvalidArguments, edited_arguments
 
 HELP = (
     "y  run it\n"
@@ -100,12 +100,6 @@ class ReplApprover:
             except (KeyboardInterrupt, EOFError):
                 return None
             try:
-                value = json.loads(text)
-                if not isinstance(value, dict):
-                    raise InvalidArguments("arguments must be a JSON object")
-                validate_arguments(pending.tool, value)
-                return value
-            except ValueError as exc:
-                self.console.print(plain(f"not valid JSON: {exc}", "red"))
+                return edited_arguments(pending.tool, text)
             except InvalidArguments as exc:
-                self.console.print(plain(f"invalid: {exc}", "red"))
+                self.console.print(plain(str(exc), "red"))

@@ -220,7 +220,12 @@ def _stats(chat: ReplSession, argument: str) -> None:
             "-" if usage.reasoning_tokens is None else str(usage.reasoning_tokens),
             f"{seconds:.2f}",
         )
-    chat.console.print(plain(f"{stats.turns} turns, {len(stats.rounds)} model calls, {len(stats.tools)} tool calls"))
+    counts = (
+        counted(stats.turns, "turn"),
+        counted(len(stats.rounds), "model call"),
+        counted(len(stats.tools), "tool call"),
+    )
+    chat.console.print(plain(", ".join(counts)))
     if stats.rounds:
         chat.console.print(table)
     for name, status, seconds in stats.tools:
@@ -241,3 +246,8 @@ def _mcp(chat: ReplSession, argument: str) -> None:
 @command("/exit", "leave (Ctrl-D too)")
 def _exit(chat: ReplSession, argument: str) -> str:
     return EXIT
+
+
+def counted(number: int, noun: str) -> str:
+    """`1 turn`, `2 turns`, `0 turns`."""
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"

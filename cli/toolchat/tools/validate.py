@@ -49,6 +49,22 @@ def validate_arguments(tool: Tool, arguments: dict[str, Any]) -> None:
         raise InvalidArguments("; ".join(dict.fromkeys(problems)))
 
 
+def edited_arguments(tool: Tool, text: str) -> dict[str, Any]:
+    """Arguments a person typed as JSON, valid for `tool`; the message of the error raised
+    (ValueError or InvalidArguments) says what is wrong, for the person to try again."""
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise InvalidArguments(f"not valid JSON: {exc}") from exc
+    if not isinstance(value, dict):
+        raise InvalidArguments("invalid: arguments must be a JSON object")
+    try:
+        validate_arguments(tool, value)
+    except InvalidArguments as exc:
+        raise InvalidArguments(f"invalid: {exc}") from exc
+    return value
+
+
 @dataclass
 class _Error:
     """One schema violation, whichever library found it."""

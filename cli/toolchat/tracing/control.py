@@ -4,8 +4,9 @@ JSON lines to a file (`--trace FILE`, config `trace: FILE`).
 
 With tracing off this module imports nothing of OpenTelemetry: `traced` hands the sink back as
 it was. With it on, the SDK is loaded once per process and its spans are flushed at exit
-(also after Ctrl-C and SIGTERM) within FLUSH_BOUND seconds; a collector that is down costs at
-most that, and one warning line."""
+(also after Ctrl-C and SIGTERM) within the exporter's own timeout (`flush_bound`); a collector
+that is silent costs at most that, one that refuses connections next to nothing, and one warning
+line."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-FLUSH_BOUND = 2.0  # seconds the exit waits for spans to leave
+EXPORT_TIMEOUT = 10.0  # seconds: the OTLP exporter's default (OTEL_EXPORTER_OTLP_TIMEOUT)
 CONTENT_VARIABLE = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
 ENDPOINT_VARIABLES = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
 
@@ -41,6 +42,28 @@ def otlp_endpoint(environ: Mapping[str, str]) -> str | None:
         return signal
     base = environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", "").strip()
     return base.rstrip("/") + "/v1/traces" if base else None
+
+
+def flush_bound(environ: Mapping[str, str]) -> float:
+    """How long the exit waits for spans to leave: the exporter's timeout (the standard
+    OTEL_EXPORTER_OTLP_TRACES_TIMEOUT, else OTEL_EXPORTER_OTLP_TIMEOUT, in seconds; else the
+    SDK's 10 s), no longer than the batch processor's OTEL_BSP_EXPORT_TIMEOUT (milliseconds)."""
+    timeout = EXPORT_TIMEOUT
+    for name in ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "OTEL_EXPORTER_OTLP_TIMEOUT"):
+        if (value := _seconds(environ.get(name), 1.0)) is not None:
+            timeout = value
+            break
+    batch = _seconds(environ.get("OTEL_BSP_EXPORT_TIMEOUT"), 1000.0)
+    return min(timeout, batch) if batch is not None else timeout
+
+
+def _seconds(raw: str | None, per_second: float) -> float | None:
+    """A positive, finite number of seconds from a variable; None when unset or not one."""
+    try:
+        value = float((raw or "").strip()) / per_second
+    except ValueError:
+        return None
+    return value if 0 < value < float("inf") else None
 
 
 def capture_content(settings: Any, environ: Mapping[str, str]) -> bool:
@@ -75,7 +98,7 @@ def start(settings: Any, environ: Mapping[str, str], warn: Callable[[str], None]
             warn=warn or _warn,
         )
         _current.make_global()  # instrumented libraries (an MCP client) send their spans along
-        atexit.register(_current.close, FLUSH_BOUND)
+        atexit.register(_current.close, flush_bound(environ))
         return _current
 
 

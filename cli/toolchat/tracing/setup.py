@@ -22,6 +22,7 @@ from toolchat.files import private_file
 from toolchat.tracing.spans import TraceSink
 
 SCOPE = "toolchat"
+MARGIN = 0.5  # waited beyond the exporter's timeout, so that it says itself what went wrong
 
 
 class JsonLinesExporter(SpanExporter):
@@ -168,11 +169,17 @@ class Tracing:
             otel_context.detach(token)
 
     def close(self, bound: float) -> bool:
-        """Send what is left, waiting at most `bound` seconds; one warning line if spans were not
-        delivered. True when everything left in time. A forked child (a tool) does nothing."""
+        """Send what is left, waiting at most `bound` seconds (the exporter's timeout); one warning
+        line if spans were not delivered. A collector that refuses connections is not waited for.
+        True when everything left in time. A forked child (a tool) does nothing."""
         if self._closed or os.getpid() != self._pid:
             return True
         self._closed = True
+        remote = [w.where for w in self.watched if not isinstance(w.inner, JsonLinesExporter)]
+        down = {where: why for where in remote if (why := refused(where)) is not None}
+        if down and len(down) == len(remote):  # the file's spans are written already (synchronously)
+            self.warn("; ".join(f"traces not delivered to {where}: {why}; dropped" for where, why in down.items()))
+            return False
         done = threading.Event()
 
         def shut() -> None:
@@ -183,12 +190,11 @@ class Tracing:
 
         threading.Thread(target=shut, name="toolchat-trace-flush", daemon=True).start()
         try:
-            finished = done.wait(bound)
+            finished = done.wait(bound + MARGIN)
         except KeyboardInterrupt:  # a second Ctrl-C or SIGTERM while flushing: leave now
             finished = False
         if not finished:
-            where = ", ".join(w.where for w in self.watched if not isinstance(w.inner, JsonLinesExporter))
-            self.warn(f"traces not delivered to {where} within {bound:g} s; dropped")
+            self.warn(f"traces not delivered to {', '.join(remote)} within {bound:g} s; dropped")
             return False
         lost = [w for w in self.watched if w.lost]
         if lost:
@@ -200,3 +206,28 @@ class Tracing:
                 )
             )
         return not lost
+
+
+def refused(url: str) -> str | None:
+    """ "connection refused" when nothing listens where the collector should be, found in well
+    under a second; None when it may answer. Only for an address or `localhost` (a name would
+    need DNS, which no timeout bounds) with no proxy between: else the flush finds out itself."""
+    import ipaddress
+    import socket
+    import urllib.request
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if urllib.request.getproxies().get(parts.scheme) and not urllib.request.proxy_bypass(host):
+        return None
+    try:
+        if host != "localhost":
+            ipaddress.ip_address(host)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        socket.create_connection((host, port), timeout=0.5).close()
+    except ConnectionRefusedError:
+        return "connection refused"
+    except (OSError, ValueError):  # a name, slow, or unreachable for now
+        return None
+    return None
