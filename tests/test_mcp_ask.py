@@ -15,7 +15,7 @@ import pytest
 pytest.importorskip("mcp")
 
 from tests.support.fakeserver import FakeServer, openai_calls, sse, text_stream
-from tests.support.mcp_helpers import FAULTS, SERVERS, TIME, git_repo, server_pids, wait_gone
+from tests.support.mcp_helpers import FAULTS, SERVERS, TIME, git_repo, reaped, server_pids, wait_gone
 
 TOKYO = [("time__get_current_time", {"timezone": "Asia/Tokyo"})]
 
@@ -111,13 +111,21 @@ def test_a_server_that_cannot_start_is_one_line_and_the_rest_go_on(cli, server):
 
 
 @pytest.mark.parametrize("kill", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
-def test_no_server_outlives_ask_even_after_a_signal_mid_call(server, isolated_env, tmp_path, kill):
+def test_no_server_nor_its_daemon_outlives_ask_even_after_a_signal_mid_call(server, isolated_env, tmp_path, kill):
     if kill == signal.SIGKILL and not sys.platform.startswith("linux"):
         pytest.skip("servers die with toolchat's kill -9 through PR_SET_PDEATHSIG, on Linux")
     pid_dir = tmp_path / "pids"
     pid_dir.mkdir()
-    config = faults_config(tmp_path, pid_dir)
+    daemon = ["daemon-at-start"] if sys.platform.startswith("linux") else []  # reaped there only
+    config = faults_config(tmp_path, pid_dir, args=[str(SERVERS / "faults.py"), *daemon])
     server.add(sse(openai_calls([("faults__hang", {"seconds": 600})])))
+    with reaped(pid_dir):
+        _ask_then_kill_mid_call(server, isolated_env, tmp_path, config, kill)
+        assert wait_gone(server_pids(pid_dir), 3) == []
+
+
+def _ask_then_kill_mid_call(server, isolated_env, tmp_path, config, kill):
+    pid_dir = tmp_path / "pids"
     process = subprocess.Popen(
         [
             sys.executable,
@@ -150,7 +158,22 @@ def test_no_server_outlives_ask_even_after_a_signal_mid_call(server, isolated_en
     process.send_signal(kill)
     _, err = process.communicate(timeout=10)
     assert process.returncode == (143 if kill == signal.SIGTERM else -signal.SIGKILL), err
-    assert wait_gone(server_pids(pid_dir), 3) == []
+
+
+def test_no_setsid_daemon_of_a_server_outlives_ask(cli, server, tmp_path):
+    if not sys.platform.startswith("linux"):
+        pytest.skip("the launcher reaps a server's daemons as a child subreaper, on Linux")
+    pid_dir = tmp_path / "pids"
+    pid_dir.mkdir()
+    config = faults_config(tmp_path, pid_dir, args=[str(SERVERS / "faults.py"), "daemon-at-start"])
+    server.add(sse(openai_calls([("faults__daemon", {})])), sse(text_stream("Started.")))
+    with reaped(pid_dir):
+        done = ask(cli, server, "-c", str(config), "--yes", "Start a daemon")
+        assert done.returncode == 0, done.stderr
+        assert tool_messages(server)[0]["content"] == "started a daemon"
+        daemons = [p.name for p in pid_dir.iterdir() if p.read_text() == "daemon"]
+        assert len(daemons) == 2  # one forked at start, one during the call; both ignore SIGTERM
+        assert wait_gone(server_pids(pid_dir), 3) == []
 
 
 def test_servers_of_an_untrusted_project_config_never_start(cli, server, tmp_path):

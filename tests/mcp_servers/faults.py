@@ -1,15 +1,17 @@
 """An MCP server written with the official SDK that misbehaves on request, for toolchat's tests.
 
-    python faults.py [exit-at-start | hang-at-start | garbage-at-start | serve]
+    python faults.py [exit-at-start | hang-at-start | garbage-at-start | daemon-at-start | serve]
 
 Its tools: `echo`, `hang` (sleeps in the call), `big` (a 1 MB answer), `fail` (an isError result),
 `image` (a PNG), `grow` (adds the tool `extra` and says the list changed), `refuse` (a JSON-RPC
-error), `die` (the process exits mid-call). It writes its PID to $FAULTS_PID_DIR/<pid> so tests can check
+error), `die` (the process exits mid-call), `daemon` (forks a setsid daemon that ignores SIGTERM, as
+`daemon-at-start` does before serving). It writes its PID (and each daemon's) to $FAULTS_PID_DIR/<pid> so tests can check
 nothing outlives toolchat,
 and its environment to stderr (which toolchat must keep out of the terminal)."""
 
 import base64
 import os
+import signal
 import sys
 import time
 from typing import Any
@@ -17,6 +19,26 @@ from typing import Any
 PNG = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
 )
+
+
+def spawn_daemon() -> int:
+    """Double-fork a setsid daemon that ignores SIGTERM and keeps every inherited fd; its PID, written
+    to $FAULTS_PID_DIR before this returns."""
+    first = os.fork()
+    if first == 0:
+        os.setsid()
+        daemon = os.fork()
+        if daemon == 0:
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            while True:
+                time.sleep(3600)
+        folder = os.environ.get("FAULTS_PID_DIR")
+        if folder:
+            with open(os.path.join(folder, str(daemon)), "w") as handle:
+                handle.write("daemon")
+        os._exit(0)
+    os.waitpid(first, 0)
+    return first
 
 
 def build() -> Any:
@@ -69,6 +91,11 @@ def build() -> Any:
     def die() -> str:
         os._exit(3)
 
+    @server.tool(description="Start a daemon that outlives this server, then answer.")
+    def daemon() -> str:
+        spawn_daemon()
+        return "started a daemon"
+
     return server
 
 
@@ -89,6 +116,8 @@ def main() -> None:
     if mode == "garbage-at-start":  # not JSON-RPC: a server that logs to stdout, say
         print("Listening on stdio... ready!", flush=True)
         time.sleep(3600)
+    if mode == "daemon-at-start":
+        spawn_daemon()
     build().run()
 
 

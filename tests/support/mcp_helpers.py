@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from toolchat.config.mcp_spec import McpServerSpec
@@ -55,6 +57,18 @@ def wait_gone(pids: list[int], seconds: float) -> list[int]:
     while time.monotonic() < deadline and any(alive(pid) for pid in pids):
         time.sleep(0.05)
     return [pid for pid in pids if alive(pid)]
+
+
+@contextlib.contextmanager
+def reaped(pid_dir: Path) -> Iterator[None]:
+    """Kill whatever fault server or daemon of `pid_dir` a failing test leaves behind."""
+    try:
+        yield
+    finally:
+        for pid in server_pids(pid_dir):
+            with contextlib.suppress(OSError):
+                if b"faults.py" in Path(f"/proc/{pid}/cmdline").read_bytes():  # not a reused PID
+                    os.kill(pid, signal.SIGKILL)
 
 
 def git_repo(folder: Path) -> Path:

@@ -1,9 +1,11 @@
-"""How a stdio server is started so that it cannot outlive toolchat, even a `kill -9` of it: on
-Linux a tiny launcher asks the kernel to kill the server when its parent (toolchat's MCP thread)
-dies (PR_SET_PDEATHSIG), confines it when its entry says `sandbox: true` (Landlock: writes only in
-its cwd, its own temp folder and the usual devices; TCP only with `network: true`), then becomes
-the server (exec), so the sandbox holds for the server and all it starts. Elsewhere the server runs
-directly, and a `kill -9` leaves it to notice its closed stdin."""
+"""How a stdio server is started so that neither it nor anything it starts outlives toolchat, even
+a `kill -9` of it: on Linux a tiny launcher asks the kernel to signal it when its parent (toolchat's
+MCP thread) dies (PR_SET_PDEATHSIG), confines itself when the entry says `sandbox: true` (Landlock:
+writes only in its cwd, its own temp folder and the usual devices; TCP only with `network: true`),
+so the sandbox holds for the server and all it starts, then becomes a child subreaper and runs the
+server as its child; when the server ends, or toolchat does, it kills every process left, setsid
+daemons included (the tool worker's `processes`). Elsewhere the server runs directly, and a
+`kill -9` leaves it to notice its closed stdin."""
 
 from __future__ import annotations
 
@@ -14,18 +16,42 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-# argv: toolchat's pid, the sandbox ("" or the folder toolchat is imported from, then "tcp" or
-# "no-tcp" and the server's temporary folder), the command, its arguments
+# argv: toolchat's pid, the folder toolchat is imported from, the sandbox ("", "tcp" or "no-tcp"),
+# the server's temporary folder (when sandboxed; else ""), the command, its arguments. The launcher
+# stays the server's parent, a child subreaper: a daemon the server forks (setsid, SIGTERM ignored)
+# is adopted by it and killed when the server goes, or when toolchat does (its PR_SET_PDEATHSIG is
+# SIGTERM, which it catches to kill what is left).
 LAUNCHER = """import ctypes, os, signal, sys
-ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 if os.getppid() != int(sys.argv[1]):
     sys.exit(1)  # toolchat died before the line above took effect
-rest = sys.argv[3:]
-if sys.argv[2]:
-    sys.path.insert(0, sys.argv[2])
+sys.path.insert(0, sys.argv[2])
+from toolchat.tools.isolation import processes
+rest = sys.argv[5:]
+if sys.argv[3]:
     from toolchat.sandbox.launched import confine_server
-    confine_server(rest.pop(0) == "tcp", rest.pop(0))
-os.execvp(rest[0], rest)
+    confine_server(sys.argv[3] == "tcp", sys.argv[4])
+processes.become_subreaper()
+launcher, server, status = os.getpid(), os.fork(), 1 << 8
+try:
+    if server == 0:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        processes.die_with_parent(launcher)
+        try:
+            os.execvp(rest[0], rest)
+        except OSError as exc:
+            print(f"toolchat: cannot run {rest[0]}: {exc.strerror}", file=sys.stderr, flush=True)
+        os._exit(127)
+    devnull = os.open(os.devnull, os.O_RDWR)
+    os.dup2(devnull, 0), os.dup2(devnull, 1)  # the pipes are the server's alone
+    while (ended := os.waitpid(-1, 0))[0] != server:
+        pass  # an orphan the subreaper adopted and reaped
+    status = ended[1]
+finally:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM cannot cut the killing short
+    processes.kill_all()
+sys.exit(os.WEXITSTATUS(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status))
 """
 
 
@@ -47,9 +73,9 @@ def command_line(
         command = find_program(command, env.get("PATH", os.defpath))
     if not sys.platform.startswith("linux"):
         return command, args
-    here = str(Path(__file__).resolve().parents[2])
-    box = [here, "tcp" if sandbox else "no-tcp", tmpdir] if sandbox is not None else [""]
-    return sys.executable, ["-S", "-E", "-c", LAUNCHER, str(os.getpid()), *box, command, *args]
+    box = "" if sandbox is None else "tcp" if sandbox else "no-tcp"
+    home = str(Path(__file__).resolve().parents[2])
+    return sys.executable, ["-S", "-E", "-c", LAUNCHER, str(os.getpid()), home, box, tmpdir, command, *args]
 
 
 def find_program(name: str, path: str) -> str:

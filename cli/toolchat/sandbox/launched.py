@@ -1,7 +1,7 @@
-"""The sandbox of an MCP stdio server, applied by its launcher before it execs the server: writes
-only in its working folder, its own temporary folder (TMPDIR, made and removed by toolchat, since
-nothing is left to remove it once the server has replaced the launcher) and the usual devices; TCP
-only when allowed. Runs in a bare interpreter (`python -S -E`): only the standard library and
+"""The sandbox of an MCP stdio server, applied by its launcher to itself before it starts the server
+(so it holds for the server and all it starts): writes only in its working folder, its own
+temporary folder (TMPDIR, made and removed by toolchat, which outlives both) and the usual devices;
+TCP only when allowed. Runs in a bare interpreter (`python -S -E`): only the standard library and
 landlock.py."""
 
 from __future__ import annotations
