@@ -39,6 +39,16 @@ def test_mcp_list_without_servers_says_how_to_add_one(cli):
     assert done.returncode == 0 and "no MCP servers configured" in done.stdout
 
 
+def test_mcp_alone_is_mcp_list_not_an_error_with_help(cli, tmp_path):
+    time_config(tmp_path)
+    assert cli("config", "trust", cwd=tmp_path).returncode == 0
+    alone = cli("mcp", cwd=tmp_path)
+    assert alone.returncode == 0, alone.stderr
+    time_line = next(line for line in alone.stdout.splitlines() if line.startswith("time  "))
+    assert "stdio  ready  started " in time_line and "2 tools" in time_line
+    assert "Usage:" not in alone.stdout + alone.stderr
+
+
 def time_config(folder, name: str = "time"):
     path = folder / "toolchat.yaml"
     path.write_text(

@@ -39,7 +39,9 @@ sessions_app = typer.Typer(help="This project's chat sessions.", no_args_is_help
 app.add_typer(sessions_app, name="sessions")
 config_app = typer.Typer(help="Show, create, check and trust config files.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
-mcp_app = typer.Typer(help="The MCP servers configured: their state and their logs.", no_args_is_help=True)
+mcp_app = typer.Typer(
+    help="The MCP servers configured: their state and their logs (alone: `mcp list`).", invoke_without_command=True
+)
 app.add_typer(mcp_app, name="mcp")
 trace_app = typer.Typer(help="Read trace files written with --trace.", no_args_is_help=True)
 app.add_typer(trace_app, name="trace")
@@ -322,6 +324,13 @@ def config_path(ctx: typer.Context, config: ConfigOpt = None) -> None:
     env = env_of(ctx)
     settings = load_settings(env, config, check_trust=False)
     env.write("".join(line + "\n" for line in config_cmd.file_lines(settings, env)))
+
+
+@mcp_app.callback()
+def mcp_alone(ctx: typer.Context) -> None:
+    """`toolchat mcp` alone is `toolchat mcp list`: the one question a user has of it."""
+    if ctx.invoked_subcommand is None:
+        mcp_list(ctx)
 
 
 @mcp_app.command("list")
