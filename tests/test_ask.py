@@ -75,7 +75,7 @@ def test_declining_on_the_terminal_with_a_reason(server, isolated_env, tmp_path)
     assert "← get_weather denied: I am indoors" in child.screen.transcript()  # like every other outcome
     assert (
         server.requests[1]["messages"][-1]["content"]
-        == "The user declined this call; it was not run. Their reason: I am indoors"
+        == "The user denied this call; it was not run. Their reason: I am indoors"
     )
 
 
@@ -90,7 +90,7 @@ def test_without_a_terminal_the_call_is_denied_and_the_flag_named(cli, server):
     told = server.requests[1]["messages"][-1]["content"]
     assert (
         told
-        == "The user declined this call; it was not run. Their reason: no terminal was available to ask the user for approval"
+        == "The user denied this call; it was not run. Their reason: no terminal was available to ask the user for approval"
     )
 
 

@@ -90,7 +90,7 @@ def test_parallel_calls_each_decided_and_answered_in_order_by_id(tmp_path):
     )
     assert "argument 'expression' must be string, got 3" in messages["c"]
     assert "arguments are not valid JSON" in messages["d"]
-    assert messages["e"] == "The user declined this call; it was not run. Their reason: not Oslo"
+    assert messages["e"] == "The user denied this call; it was not run. Their reason: not Oslo"
     # invalid and unknown calls are never put to the user
     assert [name for name, _ in recorder.asked] == ["calculate", "get_weather", "calculate"]
 

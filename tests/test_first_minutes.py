@@ -64,7 +64,7 @@ def test_keys_typed_before_the_question_never_answer_it(repl, server):
     child.expect("Reason for the model")
     say(child, "")
     child.expect("Declined, fine.")
-    assert "declined" in server.requests[1]["messages"][-1]["content"]
+    assert "denied" in server.requests[1]["messages"][-1]["content"]
     child.expect("›")
     time.sleep(0.5)
     child.send("\r")  # the early keys were answer keys: they are gone, not waiting at the prompt

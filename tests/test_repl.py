@@ -40,7 +40,7 @@ def test_decline_with_a_reason_the_model_sees(repl, server):
     child.expect("Fine, no weather.")
     assert (
         server.requests[1]["messages"][-1]["content"]
-        == "The user declined this call; it was not run. Their reason: I am indoors"
+        == "The user denied this call; it was not run. Their reason: I am indoors"
     )
 
 

@@ -56,7 +56,7 @@ def test_a_streamed_answer_arrives_in_pieces_with_the_calls_and_usage_at_the_end
     assert len({c.id for c in chunks}) == 1
 
 
-def test_a_tool_the_server_does_not_allow_is_declined_and_the_model_told(upstream, serve):
+def test_a_tool_the_server_does_not_allow_is_denied_and_the_model_told(upstream, serve):
     upstream.add(sse(openai_calls(WEATHER)), sse(text_stream("I cannot check the weather.")))
     response = ask_weather(client(serve()))
     assert response.choices[0].message.content == "I cannot check the weather."

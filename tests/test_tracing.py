@@ -148,15 +148,15 @@ def test_content_when_opted_in_follows_the_conventions_and_never_holds_the_key(s
     assert KEY[:10] not in everything and KEY[-10:] not in everything
 
 
-def test_a_declined_call_and_a_failing_model_call_say_so(server, tmp_path, caught):
+def test_a_denied_call_and_a_failing_model_call_say_so(server, tmp_path, caught):
     spans = caught()
     server.add(sse(openai_calls([("get_weather", {"city": "Oslo"})])), error(400, "context length exceeded"))
-    code, _, _ = ask(server, tmp_path, "Weather in Oslo?", allow=[])  # no terminal to ask: declined
+    code, _, _ = ask(server, tmp_path, "Weather in Oslo?", allow=[])  # no terminal to ask: denied
     assert code == 1
     finished = spans.exporter.get_finished_spans()
     tool = next(s for s in finished if s.name == "execute_tool get_weather")
     outcome = (tool.attributes["toolchat.tool.outcome"], tool.attributes["toolchat.tool.approval"])
-    assert outcome == ("declined", "asked")
+    assert outcome == ("denied", "asked")
     assert "error.type" not in tool.attributes and tool.status.status_code is StatusCode.UNSET
     failed = [s for s in finished if s.name.startswith("chat")][-1]
     assert failed.attributes["error.type"] == "400" and failed.status.status_code is StatusCode.ERROR

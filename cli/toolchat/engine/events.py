@@ -17,7 +17,7 @@ from toolchat.tools.registry import matches
 @dataclass
 class Decision:
     approved: bool
-    reason: str | None = None  # why it was declined, for the model
+    reason: str | None = None  # why it was denied, for the model
     always: bool = False  # approve this tool for the rest of the session
     arguments: dict[str, Any] | None = None  # edited arguments, validated again before running
 

@@ -281,7 +281,7 @@ class Engine:
                 call.name,
                 arguments,
                 ToolStatus.DENIED,
-                f"The user declined this call; it was not run.{reason}",
+                f"The user denied this call; it was not run.{reason}",
             )
         if decision.always:
             self.policy.allow.add(tool.name)

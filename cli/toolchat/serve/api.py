@@ -196,7 +196,7 @@ def _number(body: dict[str, Any], key: str, kind: type, low: float, high: float 
 
 @dataclass
 class ServerCall:
-    """A call the server ran (or declined), for the `toolchat` extension field."""
+    """A call the server ran (or denied), for the `toolchat` extension field."""
 
     id: str
     name: str

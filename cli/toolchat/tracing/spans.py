@@ -36,7 +36,7 @@ from toolchat.tools.model import ToolStatus
 AGENT = "toolchat"
 MAX_ERROR = 500  # characters of an error message kept on a span
 PROVIDERS = {"openai": "openai", "local": "llama_cpp"}  # backend name -> gen_ai.provider.name when it says none
-# a tool's outcome -> error.type; a declined call or one not run is not an error
+# a tool's outcome -> error.type; a denied call or one not run is not an error
 ERRORS = {
     ToolStatus.ERROR: "tool_error",
     ToolStatus.INVALID: "invalid_arguments",
@@ -373,7 +373,7 @@ class TraceSink:
             return
         outcome = status.value
         if status is ToolStatus.DENIED:
-            outcome = "declined" if approved is False else "not_run"
+            outcome = "denied" if approved is False else "not_run"
         tool.set_attribute("toolchat.tool.outcome", outcome)
         if status in ERRORS:
             tool.set_attribute("error.type", ERRORS[status])
