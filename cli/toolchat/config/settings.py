@@ -209,16 +209,13 @@ def _apply_file(
         sections.append((("profiles", profile), data["profiles"][profile]))
     for where, section in sections:
         for key in keys_of("profile"):
-            if key in section:
+            if key in section and key != "tools":
                 value = section[key]
                 if key == "model" and str(value).endswith(".gguf"):
                     value = str((base / os.path.expanduser(value)).resolve())
                 elif key in ("request_timeout", "response_timeout"):
                     value = float(value)
                 _set(settings, key, value, file, (*where, key))
-    for key in ("system", "max_rounds"):
-        if key in data:
-            _set(settings, key, data[key], file, (key,))
     if "trace" in data:
         _set(settings, "trace", (base / os.path.expanduser(data["trace"])).resolve(), file, ("trace",))
     tools = data.get("tools") or {}
@@ -233,6 +230,9 @@ def _apply_file(
         elif key == "timeout":
             value = float(value)
         _set(settings, name, value, file, ("tools", key))
+    for where, section in sections[1:]:  # a profile's tools.timeout wins over the file's own
+        if "timeout" in (section.get("tools") or {}):
+            _set(settings, "tool_timeout", float(section["tools"]["timeout"]), file, (*where, "tools", "timeout"))
     _apply_sandbox(settings, file)
     found, expansions = specs(file, environ)
     for spec in found:
