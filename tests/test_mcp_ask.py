@@ -99,6 +99,23 @@ def test_every_kind_of_fault_is_an_answer_to_the_model(cli, server, tmp_path):
     assert wait_gone(server_pids(pid_dir), 1) == []
 
 
+def test_a_server_that_exits_while_idle_costs_no_approved_call(cli, server, tmp_path):
+    pid_dir = tmp_path / "pids"
+    pid_dir.mkdir()
+    config = faults_config(tmp_path, pid_dir)
+    # the model takes over a second to ask again: the server has exited (0.2 s after answering) by then
+    second = sse(openai_calls([("faults__echo", {"text": "still here"})]), delay=0.3)
+    server.add(sse(openai_calls([("faults__leave", {})])), second, sse(text_stream("Done.")))
+    done = ask(cli, server, "-c", str(config), "--yes", "Leave, then echo")
+    assert done.returncode == 0, done.stderr
+    assert [m["content"] for m in tool_messages(server)] == ["leaving", "still here"]
+    assert [line for line in done.stderr.splitlines() if "restarting" in line] == [
+        "toolchat: mcp faults stopped; restarting it"
+    ]
+    assert len(server_pids(pid_dir)) == 2
+    assert wait_gone(server_pids(pid_dir), 1) == []
+
+
 def test_a_server_that_cannot_start_is_one_line_and_the_rest_go_on(cli, server):
     server.add(sse(openai_calls(TOKYO)), sse(text_stream("Evening.")))
     done = ask(cli, server, "--yes", "--mcp", f"{FAULTS} exit-at-start", "--mcp", TIME, "Time in Tokyo?")

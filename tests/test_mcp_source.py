@@ -162,6 +162,33 @@ def test_a_server_that_dies_mid_call_is_restarted_once(opened, tmp_path):
     assert len(server_pids(pid_dir)) == 2
 
 
+def exited(source, seconds: float = 5) -> bool:
+    """Whether the (one) server is seen as exited within `seconds`."""
+    deadline = time.monotonic() + seconds
+    while source.statuses()[0].state != "exited" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return source.statuses()[0].state == "exited"
+
+
+def test_a_server_that_exits_while_idle_is_noticed_at_once_and_costs_no_call(opened, tmp_path):
+    pid_dir = tmp_path / "pids"
+    pid_dir.mkdir()
+    source, notes = opened(spec(FAULTS, "f", pid_dir))
+    tools = by_name(source)
+    assert source.run(tools["f__leave"], {}, limits(tmp_path)).output == "leaving"
+    assert wait_gone(server_pids(pid_dir), 5) == []
+    assert exited(source)  # seen when it ended, before any call
+    again = source.run(tools["f__echo"], {"text": "back"}, limits(tmp_path))
+    assert (again.status, again.output) == (ToolStatus.OK, "back")
+    assert notes == ["mcp f stopped; restarting it"]
+    assert len(server_pids(pid_dir)) == 2
+    source.run(tools["f__leave"], {}, limits(tmp_path))  # a server that keeps leaving is not chased
+    assert wait_gone(server_pids(pid_dir), 5) == [] and exited(source)
+    last = source.run(tools["f__echo"], {"text": "no"}, limits(tmp_path))
+    assert last.status is ToolStatus.ERROR and "already restarted once" in last.output
+    assert len(server_pids(pid_dir)) == 2
+
+
 def test_closing_stops_a_server_hung_in_a_call_within_three_seconds(opened, tmp_path):
     pid_dir = tmp_path / "pids"
     pid_dir.mkdir()

@@ -4,7 +4,8 @@
 
 Its tools: `echo`, `hang` (sleeps in the call), `big` (a 1 MB answer), `fail` (an isError result),
 `image` (a PNG), `grow` (adds the tool `extra` and says the list changed), `refuse` (a JSON-RPC
-error), `die` (the process exits mid-call), `daemon` (forks a setsid daemon that ignores SIGTERM, as
+error), `die` (the process exits mid-call), `leave`
+(answers, then exits while idle), `daemon` (forks a setsid daemon that ignores SIGTERM, as
 `daemon-at-start` does before serving). It writes its PID (and each daemon's) to $FAULTS_PID_DIR/<pid> so tests can check
 nothing outlives toolchat,
 and its environment to stderr (which toolchat must keep out of the terminal)."""
@@ -13,6 +14,7 @@ import base64
 import os
 import signal
 import sys
+import threading
 import time
 from typing import Any
 
@@ -90,6 +92,11 @@ def build() -> Any:
     @server.tool(description="Exit in the middle of the call.")
     def die() -> str:
         os._exit(3)
+
+    @server.tool(description="Answer, then exit a moment later, while idle.")
+    def leave() -> str:
+        threading.Timer(0.2, os._exit, (0,)).start()
+        return "leaving"
 
     @server.tool(description="Start a daemon that outlives this server, then answer.")
     def daemon() -> str:

@@ -173,7 +173,13 @@ class Server:
             self.spec.command or "", list(self.spec.args), env, cwd, sandbox, self._tmpdir
         )
         parameters = StdioServerParameters(command=command, args=args, env=env, cwd=cwd)
-        return stdio.stdio_client(parameters, errlog=log)
+        return _watched(stdio.stdio_client(parameters, errlog=log), self._exited)
+
+    def _exited(self) -> None:
+        """Its stdout ended: the process exited. Noticed now, so the next call restarts it first."""
+        if self.state is State.READY and self._stop is not None and not self._stop.is_set():
+            self.died, self.error = True, "it exited while idle"
+            self._stop.set()  # the session closes and the process is reaped, before any call
 
     def environment(self) -> dict[str, str]:
         """A minimal environment (no API keys) plus the server's own `env`."""
@@ -246,6 +252,32 @@ async def _http_transport(url: str, headers: dict[str, str], on_status: Any) -> 
     async with httpx2.AsyncClient(headers=headers, timeout=timeout, event_hooks={"response": [seen]}) as http:
         async with streamable_http_client(url, http_client=http) as streams:
             yield streams
+
+
+@asynccontextmanager
+async def _watched(transport: Any, on_end: Any) -> AsyncIterator[Any]:
+    """The transport's streams, with its read stream relayed so that its end (EOF: the server's
+    stdout closed because it exited) calls `on_end` when it happens, not at the next call."""
+    import anyio
+
+    async with transport as (read, write):
+        sender, receiver = anyio.create_memory_object_stream[Any](0)
+
+        async def relay() -> None:
+            async with sender:
+                try:
+                    async for item in read:
+                        await sender.send(item)
+                except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+                    return  # the session (or the transport) is closing: not the server's doing
+            on_end()
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(relay)
+            try:
+                yield receiver, write
+            finally:
+                group.cancel_scope.cancel()
 
 
 def _offending_line(exc: Exception) -> str | None:
