@@ -153,3 +153,18 @@ def trusted_config(tmp_path: Path):
     config.parent.mkdir(exist_ok=True)
     config.write_text("model: m\n")
     return load_file(config, {})
+
+
+def test_a_shared_folder_someone_else_owns_is_refused_sticky_bit_or_not(tmp_path):
+    from toolchat.sessions import SessionLog, project_folder
+
+    data = tmp_path / "theirs"
+    data.mkdir()
+    try:
+        os.chown(data, 65534, 65534)  # nobody's: as its owner they could rename what toolchat made in it
+    except PermissionError:
+        pytest.skip("only root can give a folder to another user")
+    os.chmod(data, 0o1777)
+    log = SessionLog.new(project_folder(data, tmp_path), {"project": "p"}, "one")
+    assert f"other users may write in {data} (mode 1777)" in (log.check() or "")
+    assert sorted(data.iterdir()) == []

@@ -20,8 +20,9 @@ def private_folder(folder: Path, root: Path | None = None) -> Path:
     the umask). With `root` (toolchat's own data or cache dir), the folders from `root` down are
     kept 0700 too, so no one else can list the project folders in `sessions/`. An existing folder
     is only tightened when it is the user's own, a real folder (never through a symlink) and
-    writable by no one else: a shared one with the sticky bit (`/tmp`) keeps its mode, and one
-    others may write in without it is refused (they could swap what toolchat writes)."""
+    writable by no one else: a shared one with the sticky bit (`/tmp`), owned by the user or root,
+    keeps its mode; any other that others may write in is refused (they could swap what toolchat
+    writes)."""
     ours = [folder]
     if root is not None and folder.is_relative_to(root):
         ours += [parent for parent in folder.parents if parent.is_relative_to(root)]
@@ -45,7 +46,8 @@ def _make(folder: Path) -> None:
 def _keep_private(path: Path, tighten: bool) -> None:
     info, link = path.stat(), path.is_symlink()
     mode = stat.S_IMODE(info.st_mode)
-    if mode & 0o022 and not mode & stat.S_ISVTX:
+    sticky = mode & stat.S_ISVTX and info.st_uid in (0, os.getuid())  # its owner could still rename in it
+    if mode & 0o022 and not sticky:
         shared = f"other users may write in {path} (mode {mode:04o}), so toolchat writes nothing there"
         raise PermissionError(errno.EACCES, shared)
     if tighten and mode != PRIVATE_DIR and not mode & 0o022 and not link and info.st_uid == os.getuid():
