@@ -231,3 +231,12 @@ def test_config_show_shows_the_effective_defaults(cli, tmp_path):
     remote = cli("config", "show", "-c", str(write(tmp_path / "o.yaml", "backend: openai\nbase_url: http://h/v1\n")))
     rows = {line.split()[0]: line for line in remote.stdout.splitlines() if line.strip()}
     assert "(the server's default)" in rows["temperature"] and "(the server's default)" in rows["max_tokens"]
+
+
+def test_a_folder_in_place_of_the_trust_records_is_one_line_on_config_trust(cli, tmp_path, isolated_env):
+    path = write(tmp_path / "proj" / "toolchat.yaml", "model: m\n")
+    (Path(isolated_env["TOOLCHAT_DATA_DIR"]) / "trusted.json").mkdir()
+    done = cli("config", "trust", str(path))
+    assert done.returncode != 0 and "internal error" not in done.stderr and "Traceback" not in done.stderr
+    assert "cannot write the trust records" in done.stderr and "trusted.json" in done.stderr
+    assert len(done.stderr.strip().splitlines()) <= 2, done.stderr

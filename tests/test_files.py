@@ -5,6 +5,7 @@ interrupted write leaves the old file and no stray temporary; the file is 0600 i
 from __future__ import annotations
 
 import json
+import os
 import stat
 from pathlib import Path
 
@@ -88,3 +89,82 @@ def test_text_from_anywhere_is_made_valid_utf8_the_one_way():
     assert scrub(kept) is kept
     assert content_text([{"type": "text", "text": "x\ud83d"}, "y"]) == "x\ufffdy"
     json.dumps(scrub([name, "\ud800"]), ensure_ascii=False).encode("utf-8")
+
+
+def test_a_shared_folder_named_as_the_data_dir_keeps_its_mode_and_its_sticky_bit(tmp_path):
+    from toolchat.mcp.logs import log_path, open_log
+    from toolchat.sessions import SessionLog, project_folder
+
+    data = tmp_path / "shared"
+    data.mkdir()
+    os.chmod(data, 0o1777)  # as /tmp, or a team's drop folder
+    log = SessionLog.new(project_folder(data, tmp_path), {"project": "p"}, "one")
+    log.append({"role": "user", "content": "hi"})
+    log.close()
+    open_log(log_path(data, "time"), "mcp-server-time", append=True).close()
+    TrustStore(data).trust(trusted_config(tmp_path))
+    assert oct(stat.S_IMODE(data.stat().st_mode)) == oct(0o1777)
+    assert {oct(mode(f)) for f in (data / "sessions", log.path.parent, data / "mcp-logs")} == {oct(0o700)}
+    assert {oct(mode(f)) for f in (log.path, data / "trusted.json")} == {oct(0o600)}
+
+
+def test_a_folder_others_may_write_in_without_the_sticky_bit_is_refused_in_one_line(tmp_path):
+    from toolchat.errors import ConfigError
+    from toolchat.sessions import SessionLog, project_folder
+
+    data = tmp_path / "open"
+    data.mkdir()
+    os.chmod(data, 0o777)
+    log = SessionLog.new(project_folder(data, tmp_path), {"project": "p"}, "one")
+    assert f"other users may write in {data} (mode 0777)" in (log.check() or "")
+    with pytest.raises(ConfigError, match="cannot write the trust records .*other users may write in"):
+        TrustStore(data).trust(trusted_config(tmp_path))
+    assert mode(data) == 0o777 and sorted(data.iterdir()) == []
+
+
+def test_a_symlinked_folder_is_never_chmodded_through(tmp_path):
+    from toolchat.sessions import SessionLog, project_folder
+
+    elsewhere, data = tmp_path / "elsewhere", tmp_path / "data"
+    elsewhere.mkdir(mode=0o755)
+    os.chmod(elsewhere, 0o755)
+    data.mkdir()
+    (data / "sessions").symlink_to(elsewhere)
+    log = SessionLog.new(project_folder(data, tmp_path), {"project": "p"}, "one")
+    log.append({"role": "user", "content": "hi"})
+    log.close()
+    assert mode(elsewhere) == 0o755 and mode(log.path.parent) == 0o700
+
+
+def test_every_folder_made_for_a_trace_is_private_whatever_the_umask(tmp_path):
+    from toolchat.tracing.setup import JsonLinesExporter
+
+    path = tmp_path / "traces" / "deep" / "spans.jsonl"
+    old = os.umask(0)
+    try:
+        JsonLinesExporter(path).shutdown()
+    finally:
+        os.umask(old)
+    assert [oct(mode(f)) for f in (path.parent.parent, path.parent, path)] == [oct(0o700), oct(0o700), oct(0o600)]
+
+
+def trusted_config(tmp_path: Path):
+    config = tmp_path / "proj" / "toolchat.yaml"
+    config.parent.mkdir(exist_ok=True)
+    config.write_text("model: m\n")
+    return load_file(config, {})
+
+
+def test_a_shared_folder_someone_else_owns_is_refused_sticky_bit_or_not(tmp_path):
+    from toolchat.sessions import SessionLog, project_folder
+
+    data = tmp_path / "theirs"
+    data.mkdir()
+    try:
+        os.chown(data, 65534, 65534)  # nobody's: as its owner they could rename what toolchat made in it
+    except PermissionError:
+        pytest.skip("only root can give a folder to another user")
+    os.chmod(data, 0o1777)
+    log = SessionLog.new(project_folder(data, tmp_path), {"project": "p"}, "one")
+    assert f"other users may write in {data} (mode 1777)" in (log.check() or "")
+    assert sorted(data.iterdir()) == []

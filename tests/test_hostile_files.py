@@ -207,3 +207,28 @@ def test_escapes_and_markup_in_an_mcp_servers_name_are_shown_neutralised_by_conf
     assert shown.returncode == 0, shown.stderr
     assert "\x1b" not in shown.stdout
     assert "[bold red]loud[/bold red]" in shown.stdout  # shown as written, not interpreted
+
+
+def test_a_file_name_with_raw_bytes_or_a_line_break_is_one_visible_row_in_sessions_list(
+    run_cli, tmp_path, isolated_env
+):
+    folder = project_folder(Path(isolated_env["TOOLCHAT_DATA_DIR"]), tmp_path)
+    record = {"type": "message", "message": {"role": "user", "content": "hello"}}
+    write_session(folder, "a\nforged-row", record)
+    (folder / os.fsdecode(b"b\x9b31mred.jsonl")).write_text(json.dumps(record) + "\n")
+    listed = run_cli("sessions", "list")
+    assert listed.returncode == 0, listed.stderr
+    assert "a\\x0aforged-row" in listed.stdout and "b\\udc9b31mred" in listed.stdout
+    assert "\udc9b" not in listed.stdout and "\x9b" not in listed.stdout
+    assert not any(line.startswith("forged-row") for line in listed.stdout.splitlines())
+
+
+def test_a_number_json_has_not_in_a_session_line_is_skipped_and_the_rest_resumes(tmp_path):
+    folder = tmp_path / "sessions"
+    path = write_session(folder, "nan", {"type": "message", "message": {"role": "user", "content": "kept"}})
+    with path.open("a") as out:
+        out.write('{"type": "message", "message": {"role": "user", "content": "x", "n": NaN}}\n')
+        out.write('{"type": "message", "message": {"role": "assistant", "content": "y", "n": 1e999}}\n')
+    loaded = load(path)
+    assert loaded.skipped == 2 and loaded.messages == [{"role": "user", "content": "kept"}]
+    json.dumps(loaded.messages, allow_nan=False)  # what is sent to the model can be sent

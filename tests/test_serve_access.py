@@ -63,3 +63,15 @@ def test_a_refused_request_is_logged_without_a_model(upstream, serve):
     response = raw_post(served, {**ASK, "temperature": "hot"})
     assert response.status == 400 and json.loads(response.read())["error"]["param"] == "temperature"
     assert re.fullmatch(r"toolchat serve: POST /v1/chat/completions 400 \d+\.\d{3} s", lines_after(served, 1)[0])
+
+
+def test_a_line_break_or_tab_in_the_path_cannot_forge_a_second_line(upstream, serve):
+    served = serve()
+    forged = "toolchat%20serve:%20POST%20/v1/chat/completions%20200%20model=toolchat%200.001%20s"
+    connection = http.client.HTTPConnection("127.0.0.1", served.port, timeout=30)
+    connection.request("GET", f"/v1/x%0a{forged}%0d%09end")
+    assert connection.getresponse().status == 404
+    lines = lines_after(served, 1)
+    assert len(lines) == 1 and lines[0].startswith("toolchat serve: GET /v1/x\\x0atoolchat serve: POST"), served.log()
+    assert "\\x0d\\x09end 404 " in lines[0]
+    assert not any(line.startswith("toolchat serve: POST") for line in served.log().splitlines())

@@ -88,3 +88,24 @@ def test_a_client_that_disconnects_mid_body_is_one_line_in_the_log(upstream, ser
     assert "Traceback" not in log and "ClientDisconnect" not in log, log
     assert len([line for line in log.splitlines() if "went away" in line]) == 1, log
     assert upstream.requests == []
+
+
+def test_a_tool_choice_of_the_wrong_inner_shape_is_a_400(upstream, serve):
+    served = serve()
+    for choice in ({"function": []}, {"function": "x"}, {"function": {"name": 5}}, [], 7):
+        status, error = raw_request(served, json.dumps({**ASK, "tool_choice": choice}).encode())
+        assert (status, error["error"]["param"]) == (400, "tool_choice"), (choice, error)
+    assert upstream.requests == []
+    assert "Traceback" not in served.log()
+
+
+def test_a_number_too_large_for_a_float_anywhere_is_a_400(upstream, serve):
+    served = serve()
+    tool = '{"type": "function", "function": {"name": "a", "parameters": {"type": "object", "maximum": 1e999}}}'
+    for extra in (', "x": 1e999', ', "tools": [' + tool + "]", ', "metadata": {"a": [-1e999]}'):
+        body = json.dumps(ASK)[:-1].encode() + extra.encode() + b"}"
+        status, error = raw_request(served, body)
+        assert (status, error["error"]["code"]) == (400, "invalid_json"), (extra, error)
+        assert "1e999 is too large for a number" in error["error"]["message"]
+    assert upstream.requests == []
+    assert "Traceback" not in served.log()

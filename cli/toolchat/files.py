@@ -16,20 +16,42 @@ PRIVATE_DIR = 0o700
 
 
 def private_folder(folder: Path, root: Path | None = None) -> Path:
-    """Make `folder` and keep it 0700 (an existing one is fixed); parents made on the way are
-    0700 too (mkdir's `parents=True` would leave them to the umask). With `root` (toolchat's own
-    data or cache dir), every folder from `root` down to `folder` is kept 0700 as well, so no
-    one else can list the project folders in `sessions/`."""
-    missing = [folder, *(parent for parent in folder.parents if not parent.exists())]
-    for made in reversed([path for path in missing if not path.exists()]):
-        made.mkdir(mode=PRIVATE_DIR, exist_ok=True)
+    """Make `folder` 0700 with every missing parent (mkdir's `parents=True` would leave them to
+    the umask). With `root` (toolchat's own data or cache dir), the folders from `root` down are
+    kept 0700 too, so no one else can list the project folders in `sessions/`. An existing folder
+    is only tightened when it is the user's own, a real folder (never through a symlink) and
+    writable by no one else: a shared one with the sticky bit (`/tmp`), owned by the user or root,
+    keeps its mode; any other that others may write in is refused (they could swap what toolchat
+    writes)."""
     ours = [folder]
     if root is not None and folder.is_relative_to(root):
         ours += [parent for parent in folder.parents if parent.is_relative_to(root)]
     for path in ours:
-        if stat.S_IMODE(path.stat().st_mode) != PRIVATE_DIR:
-            os.chmod(path, PRIVATE_DIR)
+        if path.exists():
+            _keep_private(path, tighten=True)  # refused before anything is made in it
+    _make(folder)
     return folder
+
+
+def _make(folder: Path) -> None:
+    """Each missing folder down to `folder`, 0700 whatever the umask; none in a shared folder."""
+    missing = [path for path in (folder, *folder.parents) if not path.exists()]
+    if missing:
+        _keep_private(missing[-1].parent, tighten=False)
+    for made in reversed(missing):
+        made.mkdir(mode=PRIVATE_DIR, exist_ok=True)
+        os.chmod(made, PRIVATE_DIR)
+
+
+def _keep_private(path: Path, tighten: bool) -> None:
+    info, link = path.stat(), path.is_symlink()
+    mode = stat.S_IMODE(info.st_mode)
+    sticky = mode & stat.S_ISVTX and info.st_uid in (0, os.getuid())  # its owner could still rename in it
+    if mode & 0o022 and not sticky:
+        shared = f"other users may write in {path} (mode {mode:04o}), so toolchat writes nothing there"
+        raise PermissionError(errno.EACCES, shared)
+    if tighten and mode != PRIVATE_DIR and not mode & 0o022 and not link and info.st_uid == os.getuid():
+        os.chmod(path, PRIVATE_DIR)
 
 
 def open_private(path: Path, flags: int = os.O_WRONLY | os.O_APPEND | os.O_CREAT) -> int:
@@ -59,9 +81,11 @@ def read_private(path: Path) -> str:
 
 
 def private_file(path: Path) -> int:
-    """`open_private` for appending to a file the user named (a trace): its folder is made 0700
-    when missing; an existing folder is the user's and keeps its mode."""
-    path.parent.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
+    """`open_private` for appending to a file the user named (a trace): its missing folders are
+    made 0700 (each of them); an existing folder is the user's and keeps its mode, but one others
+    may write in without the sticky bit is refused."""
+    _make(path.parent)
+    _keep_private(path.parent, tighten=False)
     return open_private(path)
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from toolchat.files import open_private, private_folder
+from toolchat.safety import strict_json
 
 
 def project_key(project_dir: Path) -> str:
@@ -190,7 +191,7 @@ def load(path: Path) -> Loaded:
         if not raw.strip():
             continue
         try:
-            record = json.loads(raw.decode("utf-8", errors="replace"))
+            record = strict_json(raw.decode("utf-8", errors="replace"))  # NaN could not be sent
             kind = record["type"]
         except (ValueError, KeyError, TypeError):
             loaded.skipped += 1

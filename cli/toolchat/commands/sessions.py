@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from toolchat.errors import UsageError
+from toolchat.safety import one_line
 from toolchat.sessions import load, project_folder, session_path, sessions_in, to_markdown
 from toolchat.terminal.render import clean, plain
 
@@ -28,7 +29,7 @@ def list_sessions(data_dir: Path, project_dir: Path, out: Console) -> None:
             continue  # an empty session (left at once) is not worth a row
         first = next((m.get("content") or "" for m in loaded.messages if m.get("role") == "user"), "")
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(path.stat().st_mtime))
-        table.add_row(plain(path.stem), when, str(len(loaded.messages)), plain(" ".join(first.split())[:60]))
+        table.add_row(plain(one_line(path.stem)), when, str(len(loaded.messages)), plain(" ".join(first.split())[:60]))
     out.print(table)
 
 

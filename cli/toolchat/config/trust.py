@@ -26,7 +26,7 @@ class TrustStore:
     def _records(self) -> dict[str, str]:
         try:
             if self.path.parent.stat().st_mode & 0o077:  # an older toolchat left it readable by all
-                private_folder(self.path.parent)
+                private_folder(self.path.parent)  # (a shared folder keeps its mode)
             records = json.loads(read_private(self.path))  # made 0600; a FIFO there is refused
         except (OSError, ValueError):
             return {}
@@ -38,7 +38,10 @@ class TrustStore:
     def trust(self, config: ConfigFile) -> None:
         records = self._records()
         records[key(config.path)] = config.digest
-        atomic_write(self.path, json.dumps(records, indent=2))
+        try:
+            atomic_write(self.path, json.dumps(records, indent=2))
+        except OSError as exc:  # a folder in its place, a shared folder, a full disk
+            raise ConfigError(f"cannot write the trust records {self.path}: {exc.strerror or exc}") from None
 
     def require(self, config: ConfigFile, on_untrusted: Callable[[ConfigFile], bool] | None) -> bool:
         """True if `config` is trusted (or the user trusts it now); False if the user declines;

@@ -1,7 +1,7 @@
 """The access log of `toolchat serve`: one line per request, written when its answer has been
 sent (a stream included): method, path, status, model, tokens and seconds. The path is the
-client's own text, so it is neutralised (no escape reaches the terminal) and redacted; the query
-string, headers and bodies are never written."""
+client's own text, so it is neutralised (no escape reaches the terminal, no `%0a` forges a
+second line) and redacted; the query string, headers and bodies are never written."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from toolchat.redact import Redactor
+from toolchat.safety import one_line
 
 NOTE = "toolchat.access"  # the scope key a route notes its model, tokens and outcome under
 
@@ -20,7 +21,7 @@ def note(scope: dict[str, Any], **facts: Any) -> None:
 
 
 def line(method: str, path: str, status: int | None, facts: dict[str, Any], seconds: float) -> str:
-    parts = [method, path, str(status) if status is not None else "-"]
+    parts = [method, one_line(path), str(status) if status is not None else "-"]
     if facts.get("model"):
         parts.append(f"model={facts['model']}")
     if facts.get("tokens") is not None:

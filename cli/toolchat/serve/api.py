@@ -172,7 +172,8 @@ def _client_tools(value: Any, server_tools: set[str]) -> list[dict[str, Any]]:
 def _tool_choice(value: Any, offered: set[str]) -> str | dict[str, Any] | None:
     if value is None or value in ("auto", "none", "required"):
         return value
-    name = value.get("function", {}).get("name") if isinstance(value, dict) else None
+    function = value.get("function") if isinstance(value, dict) else None
+    name = function.get("name") if isinstance(function, dict) else None
     if not isinstance(name, str):
         raise bad(
             '\'tool_choice\' must be auto, none, required or {"type": "function", "function": {"name": ...}}',

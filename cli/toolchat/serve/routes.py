@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +20,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from toolchat.redact import Redactor
+from toolchat.safety import strict_json
 from toolchat.serve.access import AccessLog, note
 from toolchat.serve.api import ApiError, Outcome, Reply, dumps, event, parse_request, usage_body
 from toolchat.serve.guard import Guard
@@ -168,7 +168,7 @@ async def read_json(request: Request, limit: int) -> Any:
         note(request.scope, gone="before its request was whole")
         raise Gone from None
     try:
-        value = json.loads(body, parse_constant=_not_a_number)
+        value = strict_json(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ApiError(400, f"the request body is not valid JSON: {exc}", code="invalid_json") from None
     except RecursionError:
@@ -181,10 +181,6 @@ async def read_json(request: Request, limit: int) -> Any:
 
 
 MAX_DEPTH = 100  # levels of lists and objects a request may nest: what is passed on stays far from the recursion limit
-
-
-def _not_a_number(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")  # Python's json reads NaN and Infinity; JSON has neither
 
 
 def too_deep(value: Any, limit: int) -> bool:
