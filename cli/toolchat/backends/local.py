@@ -231,8 +231,8 @@ class LocalBackend:
                 yield TextDelta(shown)
         thought, rest, parsed = thinking.finish()
         reasoning = Reasoning(thinking.text, REASONING_CONTENT) if thinking.seen else None
-        if getattr(parser, "reasoning", ""):  # harmony's analysis channel, read at the end
-            thought, reasoning = parser.reasoning, Reasoning(parser.reasoning, REASONING_CHANNEL)
+        if getattr(parser, "reasoning", ""):  # harmony's analysis channel, streamed as it came
+            reasoning = Reasoning(parser.reasoning, REASONING_CHANNEL)
         if thought:
             yield ReasoningDelta(thought)
         if rest:

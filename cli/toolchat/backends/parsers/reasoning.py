@@ -71,7 +71,8 @@ class ThinkSplitter:
 
 class ThinkingParser:
     """A format's parser behind a ThinkSplitter: reasoning apart, the rest to the format's parser.
-    `thinking` False (a format with its own reasoning channel, a grammar): text passes through."""
+    `thinking` False (a format with its own reasoning channel, a grammar): text passes through,
+    and a format that reads reasoning itself (harmony's analysis channel) hands it on as it comes."""
 
     def __init__(self, inner: StreamParser, thinking: bool, opened: bool = False) -> None:
         self.inner = inner
@@ -80,14 +81,19 @@ class ThinkingParser:
     def feed(self, text: str) -> tuple[str, str]:
         """(reasoning, content) to show now."""
         thought, content = self.splitter.feed(text) if self.splitter else ("", text)
-        return thought, self.inner.feed(content) if content else ""
+        shown = self.inner.feed(content) if content else ""
+        return thought + self._channel(), shown
 
     def finish(self) -> tuple[str, str, list[ParsedCall]]:
         """(reasoning, content) still held, and every call found."""
         thought, tail = self.splitter.finish() if self.splitter else ("", "")
         shown = self.inner.feed(tail) if tail else ""
         rest, calls = self.inner.finish()
-        return thought, shown + rest, calls
+        return thought + self._channel(), shown + rest, calls
+
+    def _channel(self) -> str:
+        take = getattr(self.inner, "take_reasoning", None)
+        return take() if take else ""
 
     @property
     def seen(self) -> bool:
