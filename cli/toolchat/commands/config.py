@@ -111,7 +111,7 @@ def _rows(settings: Settings) -> Iterator[tuple[Text, Text, str]]:
         if name in SECRET_KEYS:
             value = "*** (set, hidden)" if value else None
         elif isinstance(value, (bool, list)):
-            value = written(value)
+            value = written([str(v) for v in value] if isinstance(value, list) else value)
         if value is None:
             value = _UNSET.get(name, "")
         if name in unused:

@@ -111,8 +111,10 @@ def written(value: Any) -> str:
         return "true" if value else "false"
     if value is None:
         return "null"
-    if isinstance(value, list):
-        return "[" + ", ".join(written(item) for item in value) + "]"
+    if isinstance(value, list):  # YAML's own flow style: `[a, b]`, quoting what needs it (`['*']`)
+        import yaml
+
+        return yaml.safe_dump(value, default_flow_style=True, allow_unicode=True, width=2**31).strip()
     return str(value)
 
 
