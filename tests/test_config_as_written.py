@@ -4,6 +4,7 @@ or at 80 columns, and marks the keys the backend does not use."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pexpect
@@ -38,10 +39,21 @@ def test_config_trust_needs_no_variable_and_shows_the_file_as_written(cli, tmp_p
     assert "not set" not in trusting.stdout + trusting.stderr
     assert "api_key: ${VLLM_API_KEY:-***}" in trusting.stdout and "stream: true" in trusting.stdout
     assert "EMPTY" not in trusting.stdout  # a default is a literal value: hidden like one
-    # using the file is when the variable must be set, and it says where it is written
+    # the variable is needed only when the value is used: the docs server alone does not start, and says
+    # where; the rest of the file is in force
     used = cli("tools", "list", cwd=folder)
-    assert used.returncode == 2 and f"{folder / 'toolchat.yaml'}:8:" in used.stderr
-    assert "environment variable DOCS_TOKEN is not set" in used.stderr
+    assert used.returncode == 0, used.stderr
+    said = " ".join((used.stdout + used.stderr).split())
+    assert f"mcp docs: could not start `https://docs.example/mcp`: {folder / 'toolchat.yaml'}:8:" in said
+    assert "environment variable DOCS_TOKEN is not set" in said and "get_weather" in said
+
+
+def test_a_variable_not_set_outside_an_mcp_server_stops_when_the_file_is_used(cli, tmp_path):
+    folder = project(tmp_path, "backend: openai\nbase_url: ${MY_BASE_URL}\n")
+    assert cli("config", "trust", cwd=folder).returncode == 0
+    used = cli("ask", "hi", cwd=folder)
+    assert used.returncode == 2 and f"{folder / 'toolchat.yaml'}:2:" in used.stderr
+    assert "environment variable MY_BASE_URL is not set" in used.stderr
 
 
 @pytest.mark.parametrize(
@@ -105,5 +117,7 @@ def test_answering_y_to_the_trust_question_says_it_was_taken(isolated_env, tmp_p
         say(child, "hello")
         child.expect("Arr.")  # the trusted file's system prompt is in use
         assert "pirate" in str(server.requests[0]["messages"])
+        child.expect("›")
+        time.sleep(0.3)  # the prompt takes the terminal before Ctrl-D, as in a person's session
         child.sendeof()
         child.expect(pexpect.EOF)

@@ -12,7 +12,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from toolchat.config.keys import Expansion, Missing, Positions, check_keys, check_schema, expand_all, fail, place
+from toolchat.config.keys import (
+    Expansion,
+    Missing,
+    Positions,
+    check_keys,
+    check_schema,
+    expand_all,
+    fail,
+    place,
+    references_only,
+)
 from toolchat.config.schema import keys_of
 from toolchat.config.yamlfile import parse
 from toolchat.errors import ConfigError
@@ -31,9 +41,12 @@ class ConfigFile:
     missing: list[Missing] = field(default_factory=list, repr=False)  # ${VAR}s not set, left as written
 
     def require_set(self) -> None:
-        """Stop at the first ${VAR} not set (file:line:column): the file's values are about to be used."""
-        if self.missing:
-            raise self.missing[0].error
+        """Stop at the first ${VAR} not set (file:line:column): the file's values are about to be used.
+        One in an inline MCP server's entry is said when that server would start, not here."""
+        servers = self.data.get("mcp_servers")
+        for hole in self.missing:
+            if not (isinstance(servers, dict) and hole.where[:1] == ("mcp_servers",) and len(hole.where) > 2):
+                raise hole.error
 
     @property
     def folder(self) -> Path:
@@ -149,4 +162,6 @@ def secrets_of(expansions: list[Expansion], servers: list[Any] = ()) -> list[str
                 found.append(
                     value.split(" ", 1)[1] if value.lower().startswith(("bearer ", "basic ", "token ")) else value
                 )
-    return [value for value in found if value.strip()]
+    return [
+        value for value in found if value.strip() and references_only(value) is None
+    ]  # a ${VAR} not set is no secret
