@@ -37,7 +37,7 @@ def project(tmp_path: Path) -> Path:
 
 def config_error(path: Path, environ=None) -> str:
     with pytest.raises(ConfigError) as info:
-        load_file(path, environ or {})
+        load_file(path, environ or {}).require_set()  # a ${VAR} not set is said when the file is used
     return str(info.value)
 
 
@@ -185,7 +185,11 @@ def test_done_when_trust_once_then_ask_from_a_subfolder_uses_it_all(cli, project
         refused = cli("ask", "hello", cwd=sub, env=env)
         assert refused.returncode == 2 and "toolchat config trust" in refused.stderr and server.requests == []
         trusted = cli("config", "trust", cwd=sub, env=env)
-        assert trusted.returncode == 0 and "profiles.dev.api_key: ***" in trusted.stdout and KEY not in trusted.stdout
+        assert (
+            trusted.returncode == 0
+            and "profiles.dev.api_key: ${PROJ_KEY}" in trusted.stdout
+            and KEY not in trusted.stdout
+        )
         server.add(sse(openai_calls([("shout", {"text": "hi"})])), sse(text_stream("HI!")))
         done = cli("ask", "--json", "shout hi", cwd=sub, env=env)
         assert done.returncode == 0, done.stderr
@@ -216,7 +220,7 @@ def test_secrets_are_never_printed_or_stored(cli, project, isolated_env):
         cli("ask", "hi", cwd=project, env=env),
         cli("ask", "--json", "hi", cwd=project, env={**env, "TOOLCHAT_DEBUG": "1"}),
     ]
-    assert "*** (set, hidden)" in outputs[0].stdout
+    assert "${PROJ_KEY}" in outputs[0].stdout and "*** (set, hidden)" in outputs[2].stdout  # as written, untrusted
     assert "cannot connect" in outputs[3].stderr
     for done in outputs:
         assert KEY not in done.stdout + done.stderr

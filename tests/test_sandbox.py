@@ -338,9 +338,9 @@ def test_a_project_config_widens_the_sandbox_only_once_trusted_and_trust_says_wh
     done = box("write_home", {"name": "widened.txt"})  # untrusted: skipped, the default sandbox holds
     assert "not trusted" in done.stderr and not (home / "widened.txt").exists()
     trusted = cli("config", "trust", str(tmp_path / "toolchat.yaml"))
-    assert f"sandbox.write: ['{home}'] (widens the sandbox: tools may write there)" in trusted.stdout
+    assert f"sandbox.write: [{home}] (widens the sandbox: tools may write there)" in trusted.stdout
     assert "sandbox.network: ['*'] (widens the sandbox: these tools may open TCP connections)" in trusted.stdout
-    assert "sandbox.required: True\n" in trusted.stdout
+    assert "sandbox.required: true\n" in trusted.stdout  # as the file writes it
     done = box("write_home", {"name": "widened.txt"})
     assert done.stdout.strip() == "wrote", done.stderr
 

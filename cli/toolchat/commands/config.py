@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Iterator
 from pathlib import Path
 
 from rich.console import Console
@@ -10,9 +11,9 @@ from rich.table import Table
 from rich.text import Text
 
 from toolchat.config.file import load_file
-from toolchat.config.keys import SECRET_KEYS
+from toolchat.config.keys import SECRET_KEYS, references_only
 from toolchat.config.settings import PROJECT_NAMES, Settings, find_project_config, user_config_path
-from toolchat.config.trust import TrustStore, summary
+from toolchat.config.trust import TrustStore, summary, written
 from toolchat.env import Environment
 from toolchat.errors import ConfigError, UsageError
 from toolchat.terminal.render import plain
@@ -60,6 +61,7 @@ _UNSET = {
     "trace": "(off)",
     "base_url": "(OpenAI's)",
     "reasoning_effort": "(the model's default)",
+    "model": "(the first model the server lists)",
 }
 _LOCAL_ONLY = ("n_gpu_layers", "n_ctx", "n_threads", "chat_format", "seed")
 _OPENAI_ONLY = ("base_url", "api_key", "request_timeout", "response_timeout", "max_retries")
@@ -72,31 +74,56 @@ def configs_dir() -> Path:
 
 
 def show(settings: Settings, env: Environment, out: Console) -> None:
+    """The table; its `from` column (file:line:column) is never cut, and a pipe gets every row whole."""
+    rows = [
+        (name, value, plain(_near(str(origin), env.cwd, out.is_terminal))) for name, value, origin in _rows(settings)
+    ]
     table = Table(box=None, header_style="bold", pad_edge=False)
-    for column in ("setting", "value", "from"):
-        table.add_column(column)
-    redactor = settings.redactor()
-    for name in SHOWN:
-        value = getattr(settings, name)
-        if name in SECRET_KEYS:
-            value = "*** (set, hidden)" if value else None
-        if isinstance(value, list):
-            value = ", ".join(str(v) for v in value) or "[]"
-        unused = _LOCAL_ONLY if settings.backend == "openai" else _OPENAI_ONLY if settings.backend == "local" else ()
-        if value is None:
-            value = "(not used by this backend)" if name in unused else _UNSET.get(name, "")
-        table.add_row(name, plain(redactor.redact(str(value))), plain(settings.origins.get(name, "default")))
-    for spec in settings.mcp_servers:
-        state = "" if spec.enabled else " (disabled)"
-        table.add_row(
-            plain(f"mcp_servers.{spec.name}"),  # a name from a file: no escape, no markup
-            plain(redactor.redact(f"{spec.type}: {spec.describe()}{state}")),
-            plain(spec.origin),
-        )
+    table.add_column("setting", no_wrap=True)
+    table.add_column("value", overflow="fold")
+    table.add_column("from", no_wrap=True, min_width=max(len(row[2].plain) for row in rows))
+    for row in rows:
+        table.add_row(*row)
+    if not out.is_terminal:  # nothing to fit, so cut nothing
+        out.width = 10_000
     out.print(table)
     out.print(Text("\nFiles in force:", style="bold"))
     for line in file_lines(settings, env):
         out.print(plain(f"  {line}"))
+
+
+def _near(origin: str, cwd: Path, terminal: bool) -> str:
+    """On a terminal, a file in this folder or below as a relative path (`toolchat.yaml:3:1`), so the
+    column fits; its full path is under "Files in force". A pipe gets the full path, for tools."""
+    folder = f"{cwd.resolve()}/"
+    return origin[len(folder) :] if terminal and origin.startswith(folder) else origin
+
+
+def _rows(settings: Settings) -> Iterator[tuple[Text, Text, str]]:
+    redactor = settings.redactor()
+    unused = _LOCAL_ONLY if settings.backend == "openai" else _OPENAI_ONLY if settings.backend == "local" else ()
+    for name in SHOWN:
+        value = getattr(settings, name)
+        reference = references_only(value) if name in SECRET_KEYS and isinstance(value, str) else None
+        if reference is not None:  # a file not trusted yet: the ${VAR} as written (defaults hidden), not redacted
+            yield Text(name), plain(reference), settings.origins.get(name, "default")
+            continue
+        if name in SECRET_KEYS:
+            value = "*** (set, hidden)" if value else None
+        elif isinstance(value, (bool, list)):
+            value = written([str(v) for v in value] if isinstance(value, list) else value)
+        if value is None:
+            value = _UNSET.get(name, "")
+        if name in unused:
+            value = f"{value} (not used by the {settings.backend} backend)".lstrip()
+        yield Text(name), plain(redactor.redact(str(value))), settings.origins.get(name, "default")
+    for spec in settings.mcp_servers:
+        state = "" if spec.enabled else " (disabled)"
+        yield (
+            plain(f"mcp_servers.{spec.name}"),  # a name from a file: no escape, no markup
+            plain(redactor.redact(f"{spec.type}: {spec.describe()}{state}")),
+            spec.origin,
+        )
 
 
 def file_lines(settings: Settings, env: Environment) -> list[str]:

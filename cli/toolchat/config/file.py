@@ -1,6 +1,7 @@
 """One config file: parse YAML safely, keep where each key is written, expand ${VAR}, validate
 strictly. Errors name the file, line and column (exit 2). The file's values are kept both as written (shown for a
-file not trusted yet) and expanded (used once trusted), with a note of what each ${VAR} became."""
+file not trusted yet) and expanded (used once trusted), with a note of what each ${VAR} became. A ${VAR} not set is said
+only when the file is used, never to show, validate or trust it."""
 
 from __future__ import annotations
 
@@ -11,7 +12,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from toolchat.config.keys import Expansion, Positions, check_keys, check_schema, expand_all, fail, place
+from toolchat.config.keys import (
+    Expansion,
+    Missing,
+    Positions,
+    check_keys,
+    check_schema,
+    expand_all,
+    fail,
+    place,
+    references_only,
+)
 from toolchat.config.schema import keys_of
 from toolchat.config.yamlfile import parse
 from toolchat.errors import ConfigError
@@ -27,6 +38,15 @@ class ConfigFile:
     expansions: list[Expansion] = field(default_factory=list, repr=False)
     mcp_file: Any = None  # config_mcp.McpFile, when `mcp_servers` names a JSON file
     expanded: bool = True  # False: values as written, for showing before trust
+    missing: list[Missing] = field(default_factory=list, repr=False)  # ${VAR}s not set, left as written
+
+    def require_set(self) -> None:
+        """Stop at the first ${VAR} not set (file:line:column): the file's values are about to be used.
+        One in an inline MCP server's entry is said when that server would start, not here."""
+        servers = self.data.get("mcp_servers")
+        for hole in self.missing:
+            if not (isinstance(servers, dict) and hole.where[:1] == ("mcp_servers",) and len(hole.where) > 2):
+                raise hole.error
 
     @property
     def folder(self) -> Path:
@@ -57,11 +77,15 @@ def load_file(path: Path, environ: Mapping[str, str]) -> ConfigFile:
     if not isinstance(parsed.data, dict) or not isinstance(parsed.node, yaml.MappingNode):
         raise ConfigError(f"{path}:{_mark(parsed.node.start_mark)}: the config must be a mapping of keys")
     expansions: list[Expansion] = []
+    missing: list[Missing] = []  # said when the values are used, not to show or trust the file
     raw = _keys_as_text(parsed.data)
-    data = expand_all(raw, (), f"{path}", environ, lines, expansions)
+    data = expand_all(raw, (), f"{path}", environ, lines, expansions, missing)
     _check(data, path, lines)
-    file = ConfigFile(path, data, lines, raw, parsed.digest, expansions)
+    file = ConfigFile(path, data, lines, raw, parsed.digest, expansions, missing=missing)
     if isinstance(data.get("mcp_servers"), str):
+        for hole in missing:
+            if hole.where[:1] == ("mcp_servers",):  # the JSON file it names cannot be found without it
+                raise hole.error
         from toolchat.config.mcp_servers import read_mcp_file
 
         file.mcp_file = read_mcp_file(file.folder / Path(data["mcp_servers"]).expanduser(), file.at("mcp_servers"))
@@ -138,4 +162,6 @@ def secrets_of(expansions: list[Expansion], servers: list[Any] = ()) -> list[str
                 found.append(
                     value.split(" ", 1)[1] if value.lower().startswith(("bearer ", "basic ", "token ")) else value
                 )
-    return [value for value in found if value.strip()]
+    return [
+        value for value in found if value.strip() and references_only(value) is None
+    ]  # a ${VAR} not set is no secret

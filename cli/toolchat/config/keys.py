@@ -67,18 +67,34 @@ def expand_all(
     environ: Mapping[str, str],
     lines: Positions,
     expansions: list[Expansion],
+    missing: list[Missing] | None = None,
 ) -> Any:
-    """`value` with every ${VAR} (or ${VAR:-default}) in its strings expanded, each noted."""
+    """`value` with every ${VAR} (or ${VAR:-default}) in its strings expanded, each noted. A variable
+    not set stops here, unless `missing` is given: then it is left as written and noted there, to be
+    said only when the value is used."""
     if isinstance(value, dict):
-        return {k: expand_all(v, (*where, k), path, environ, lines, expansions) for k, v in value.items()}
+        return {k: expand_all(v, (*where, k), path, environ, lines, expansions, missing) for k, v in value.items()}
     if isinstance(value, list):
-        return [expand_all(v, (*where, str(i)), path, environ, lines, expansions) for i, v in enumerate(value)]
+        return [expand_all(v, (*where, str(i)), path, environ, lines, expansions, missing) for i, v in enumerate(value)]
     if isinstance(value, str):
-        return _expand(value, environ, f"{path}:{place(lines, where)}", where, expansions)
+        return _expand(value, environ, f"{path}:{place(lines, where)}", where, expansions, missing)
     return value
 
 
-def _expand(text: str, environ: Mapping[str, str], at: str, where: tuple[str, ...], expansions: list[Expansion]) -> str:
+@dataclass
+class Missing:
+    where: tuple[str, ...]  # the key path the ${VAR} was written under
+    error: ConfigError  # what using the value says
+
+
+def _expand(
+    text: str,
+    environ: Mapping[str, str],
+    at: str,
+    where: tuple[str, ...],
+    expansions: list[Expansion],
+    missing: list[Missing] | None,
+) -> str:
     def replace(match: re.Match[str]) -> str:
         name, default = match.group(1), match.group(2)
         if name in environ:
@@ -86,9 +102,21 @@ def _expand(text: str, environ: Mapping[str, str], at: str, where: tuple[str, ..
             return environ[name]
         if default is not None:
             return default
-        raise ConfigError(f"{at}: environment variable {name} is not set", f"set it, or write ${{{name}:-default}}")
+        error = ConfigError(f"{at}: environment variable {name} is not set", f"set it, or write ${{{name}:-default}}")
+        if missing is None:
+            raise error
+        missing.append(Missing(where, error))
+        return match.group(0)
 
     return _VAR.sub(replace, text)
+
+
+def references_only(text: str) -> str | None:
+    """`text` as written when it is nothing but ${VAR} references (each default hidden, since a
+    default is a literal value), else None: how a secret key's reference may be shown."""
+    if not _VAR.search(text) or _VAR.sub("", text).strip():
+        return None
+    return _VAR.sub(lambda m: f"${{{m.group(1)}" + (":-***}" if m.group(2) else "}"), text)
 
 
 def check_keys(

@@ -108,7 +108,11 @@ def specs(file: ConfigFile, environ: Mapping[str, str]) -> tuple[list[McpServerS
         return _from_json(file.mcp_file, environ)
     if not isinstance(value, dict):
         return [], []
-    return [spec_of(name, entry, file.folder, file.at("mcp_servers", name)) for name, entry in value.items()], []
+    found = [spec_of(name, entry, file.folder, file.at("mcp_servers", name)) for name, entry in value.items()]
+    for spec in found:  # a ${VAR} not set in its entry stops only this server, when it would start
+        holes = [hole.error.message for hole in file.missing if hole.where[:2] == ("mcp_servers", spec.name)]
+        spec.unset = holes[0] if holes else None
+    return found, []
 
 
 def spec_of(name: str, entry: dict[str, Any], folder: Path, origin: str) -> McpServerSpec:

@@ -27,6 +27,7 @@ class McpServerSpec:
     sandbox: bool = False  # stdio: writes confined to its cwd and temp folder (Linux: Landlock)
     network: bool = False  # with sandbox: may it open TCP connections
     origin: str = ""  # "file:line:column" or "command line", for messages
+    unset: str | None = None  # "file:line:column: environment variable X is not set": said when it would start
 
     def describe(self) -> str:
         """The command line or URL, for trust prompts, `config show` and errors."""

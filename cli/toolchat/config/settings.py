@@ -154,6 +154,9 @@ def load(
                     f"going on without the project config {found} (not trusted; "
                     f"`toolchat config trust {found}` to use it)"
                 )
+    if check_trust:  # about to be used: a ${VAR} not set is said now
+        for file in files:
+            file.require_set()
     return resolve(files, overrides, project_dir, environ)
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from toolchat.config.file import ConfigFile
-from toolchat.config.keys import SECRET_KEYS
+from toolchat.config.keys import SECRET_KEYS, references_only
 from toolchat.errors import ConfigError
 from toolchat.files import atomic_write, private_folder, read_private
 
@@ -99,9 +99,26 @@ def summary(data: dict[str, Any], prefix: str = "") -> list[str]:
         elif isinstance(value, dict):
             lines += summary(value, f"{prefix}{key}.")
         else:
-            shown = "***" if key in SECRET_KEYS else value
-            lines.append(f"{prefix}{key}: {shown}")
+            lines.append(f"{prefix}{key}: {_secret(value) if key in SECRET_KEYS else written(value)}")
     return lines
+
+
+def _secret(value: Any) -> str:
+    """A secret key's value: a ${VAR} reference as written, a literal never."""
+    return (references_only(value) if isinstance(value, str) else None) or "***"
+
+
+def written(value: Any) -> str:
+    """A value the way YAML writes it (`true`, not `True`; `[a, b]`; `null`)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, list):  # YAML's own flow style: `[a, b]`, quoting what needs it (`['*']`)
+        import yaml
+
+        return yaml.safe_dump(value, default_flow_style=True, allow_unicode=True, width=2**31).strip()
+    return str(value)
 
 
 _WIDENS = {
@@ -116,7 +133,7 @@ def _sandbox_lines(section: dict[str, Any]) -> list[str]:
     lines = []
     for key, value in section.items():
         widens = key in _WIDENS and value not in ("workspace", [], None)
-        lines.append(f"sandbox.{key}: {value}" + (f" (widens the sandbox: {_WIDENS[key]})" if widens else ""))
+        lines.append(f"sandbox.{key}: {written(value)}" + (f" (widens the sandbox: {_WIDENS[key]})" if widens else ""))
     return lines
 
 

@@ -67,6 +67,9 @@ class Server:
         self.state, self.error, self.died, self.stale, self.tools = State.STARTING, None, False, False, []
         self.http_status = self.garbled = None
         self._up, self._stop = asyncio.Event(), asyncio.Event()
+        if self.spec.unset is not None:  # its entry needs a variable that is not set: nothing to start
+            self._fail(self.spec.unset)
+            return
         self._task = asyncio.get_running_loop().create_task(self._own())
         try:
             await asyncio.wait_for(self._up.wait(), self.spec.startup_timeout)

@@ -40,7 +40,10 @@ def ask_trust(console: Console) -> Any:
         console.print(plain("It can run code (its tool folders) and send your API key to its base_url. It sets:"))
         for line in summary(config.data):
             console.print(plain(f"  {line}"))
-        return one_key("Trust it and use it? [y/n] ", "yn") == "y"
+        if one_key("Trust it and use it? [y/n] ", "yn") != "y":
+            return False
+        console.print(plain(f"trusted {config.path}; an edit to it will need trust again"))
+        return True
 
     return ask
 
