@@ -63,11 +63,12 @@ class Child:
 
 
 def perform(
-    job: dict[str, Any], requests: int, replies: int, module: ModuleType | None = None
+    job: dict[str, Any], requests: int, replies: int, module: ModuleType | None = None, preface: bytes = b""
 ) -> tuple[dict[str, Any] | None, int | None]:
     """The outcome of `job` (None when toolchat went away meanwhile: the worker then exits), and the
     pid of a job that returned normally, whose leftovers the worker kills right after replying.
-    `module`: the plugin, imported already by a warm parent (warm.py), which this process is."""
+    `module`: the plugin, imported already by a warm parent (warm.py), which this process is;
+    `preface`: what that import printed, put before what the call prints."""
     started = time.monotonic()
     code = None if module is not None else compiled(job["module"])  # kept by the worker: no compiling per call
     call = sandboxing.Call(job.get("sandbox"), job["cwd"])
@@ -86,6 +87,7 @@ def perform(
     try:
         bound = int(job.get("printed_limit", 0)) or None
         state, value, printed = watch(child, requests, job, float(job["timeout"]), lambda frame: Verdict.DONE, bound)
+        printed = preface + printed
     finally:
         child.close()
         call.leave()

@@ -13,12 +13,15 @@ an edited file is imported afresh; it is dropped after `IDLE` seconds unused and
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -111,18 +114,41 @@ def _parent_main(job: dict[str, Any], jobs_r: int, replies_w: int, tmpdir: str) 
     processes.become_subreaper()  # what a call leaves behind is this parent's to kill
     os.environ["TMPDIR"] = tempfile.tempdir = tmpdir
     refused = confine(Policy.from_job(job.get("sandbox")), job["cwd"], tmpdir)  # None: it holds (or is off)
-    try:
-        os.chdir(job["cwd"])
-        module = import_plugin(Path(job["module"]), compiled(job["module"]))
-    except BaseException:  # noqa: BLE001 - a cold call reports the failure as it always did
-        module = None
+    with _printed_at_import(int(job.get("printed_limit", 0)) or 1 << 20) as printed:
+        try:
+            os.chdir(job["cwd"])
+            module = import_plugin(Path(job["module"]), compiled(job["module"]))
+        except BaseException:  # noqa: BLE001 - a cold call reports the failure as it always did
+            module = None
     warm = refused is None and module is not None and threading.active_count() == 1
     write_frame(replies_w, {"ready": warm})
     if warm:
-        _serve(module, jobs_r, replies_w)
+        _serve(module, jobs_r, replies_w, printed[0])
 
 
-def _serve(module: Any, jobs_r: int, replies_w: int) -> None:
+@contextlib.contextmanager
+def _printed_at_import(limit: int) -> Iterator[list[bytes]]:
+    """What the module prints while it is imported (fds 1 and 2, its subprocesses too), up to
+    `limit` bytes: it belongs to the first call's result, as it would have in a cold call."""
+    printed = [b""]
+    with tempfile.TemporaryFile() as capture:
+        for fd in (1, 2):
+            os.dup2(capture.fileno(), fd)
+        try:
+            yield printed
+        finally:
+            for stream in (sys.stdout, sys.stderr):
+                with contextlib.suppress(Exception):
+                    stream.flush()
+            devnull = os.open(os.devnull, os.O_RDWR)
+            for fd in (1, 2):
+                os.dup2(devnull, fd)
+            os.close(devnull)
+            capture.seek(0)
+            printed[0] = capture.read(limit)
+
+
+def _serve(module: Any, jobs_r: int, replies_w: int, preface: bytes = b"") -> None:
     while True:
         job = read_frame(jobs_r)
         if job is None:
@@ -131,7 +157,8 @@ def _serve(module: Any, jobs_r: int, replies_w: int) -> None:
             continue  # a cancel that came after its job had finished
         for name in job.get("hide") or ():
             os.environ.pop(name, None)
-        outcome, leftover = jobs.perform(job, jobs_r, replies_w, module)
+        outcome, leftover = jobs.perform(job, jobs_r, replies_w, module, preface)
+        preface = b""  # printed at import: the first call's, once
         if outcome is None:
             break
         write_frame(replies_w, outcome)
