@@ -1,0 +1,68 @@
+"""The words toolchat says, as a user reads them (issue 28, item 11)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pexpect
+import pytest
+
+from tests.support.fakeserver import FakeServer, chunk, openai_calls, sse, text_stream
+from tests.support.terminal import QUESTION, spawn
+
+REPO = Path(__file__).resolve().parents[1]
+TOOLS = str(REPO / "tools")
+
+
+@pytest.fixture
+def server():
+    with FakeServer() as running:
+        yield running
+
+
+def raw_call(name: str, arguments: str) -> list[dict]:
+    """A model's call whose arguments are sent as written, valid JSON or not."""
+    call = {"index": 0, "id": "call_0", "type": "function", "function": {"name": name, "arguments": arguments}}
+    return [chunk({"role": "assistant", "content": None}), chunk({"tool_calls": [call]}), chunk(finish="tool_calls")]
+
+
+def test_the_call_not_run_at_the_round_limit_has_its_result_line(cli, server):
+    server.add(
+        sse(openai_calls([("get_weather", {"city": "Paris"})])), sse(openai_calls([("get_weather", {"city": "Rome"})]))
+    )
+    done = cli("ask", "--base-url", server.url, "--tools", TOOLS, "--allow", "get_weather", "--max-rounds", "2", "hi")
+    assert done.returncode == 3
+    lines = done.stderr.splitlines()
+    assert lines[-3:] == [
+        '→ get_weather {"city": "Rome"}',
+        "← get_weather denied: Not run: this turn reached its limit of 2 model calls.",
+        "toolchat: stopped: the model was still calling tools after 2 model calls; raise --max-rounds or rephrase",
+    ]
+
+
+def test_a_model_call_with_an_unterminated_string_says_where_once(cli, server):
+    server.add(sse(raw_call("get_weather", '{"city": "Paris\\n')), sse(text_stream("Sorry.")))
+    done = cli("ask", "--base-url", server.url, "--tools", TOOLS, "weather?")
+    assert done.returncode == 0, done.stderr
+    assert "(Unterminated string starting at char 9)" in done.stderr
+    assert "at at" not in done.stderr
+    said = server.requests[1]["messages"][-1]["content"]
+    assert "arguments are not valid JSON (Unterminated string starting at char 9)" in said
+
+
+@pytest.mark.terminal
+def test_arguments_typed_with_e_in_ask_say_where_they_are_wrong(server, isolated_env, tmp_path):
+    server.add(sse(openai_calls([("get_weather", {"city": "Paris"})])), sse(text_stream("Sunny in Rome.")))
+    child = spawn("ask", "--base-url", server.url, "--tools", TOOLS, "weather?", env=isolated_env, cwd=tmp_path)
+    child.expect(QUESTION)
+    child.send("e")
+    child.expect("Enter alone to go back")
+    child.sendline('{"city": "Rome')
+    child.expect("Enter alone to go back")
+    child.sendline('{"city": "Rome"}')
+    child.expect(pexpect.EOF)
+    child.close()
+    screen = child.screen.transcript()
+    assert "not valid JSON (Unterminated string starting at char 9)" in screen
+    assert "at at" not in screen
+    assert "Sunny in Rome." in screen
