@@ -8,7 +8,7 @@ import pexpect
 import pytest
 
 from tests.support.fakeserver import FakeServer, chunk, openai_calls, sse, text_stream
-from tests.support.terminal import QUESTION, spawn
+from tests.support.terminal import QUESTION, say, spawn
 
 REPO = Path(__file__).resolve().parents[1]
 TOOLS = str(REPO / "tools")
@@ -62,7 +62,32 @@ def test_arguments_typed_with_e_in_ask_say_where_they_are_wrong(server, isolated
     child.sendline('{"city": "Rome"}')
     child.expect(pexpect.EOF)
     child.close()
-    screen = child.screen.transcript()
+    screen = "\n".join(child.screen.transcript())
     assert "not valid JSON (Unterminated string starting at char 9)" in screen
     assert "at at" not in screen
     assert "Sunny in Rome." in screen
+
+
+def test_an_mcp_url_whose_host_does_not_resolve_says_so(cli):
+    done = cli("mcp", "list", "--mcp", "http://no-such-host.invalid/mcp")
+    assert "error: cannot resolve no-such-host.invalid" in done.stdout + done.stderr
+    assert "Errno" not in done.stdout + done.stderr
+
+
+@pytest.mark.terminal
+def test_history_cuts_a_long_message_after_a_word_with_an_ellipsis(repl, server):
+    question = " ".join(f"word{n:02}" for n in range(40))  # 279 characters
+    server.add(sse(text_stream("Short answer.")))
+    child = repl(server)
+    say(child, question)
+    child.expect("Short answer.")
+    child.expect("›")
+    say(child, "/history")
+    child.expect("assistant: Short answer.")
+    shown = " ".join(" ".join(child.screen.transcript()).split())
+    said = shown[shown.rindex("user: word00") :]
+    assert said.startswith("user: word00 word01")
+    cut = said[len("user: ") : said.index("…")]
+    assert 130 < len(cut) < 150 and cut.split()[-1] in question.split()  # whole words, then the ellipsis
+    say(child, "/exit")
+    child.expect(pexpect.EOF)
