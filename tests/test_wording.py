@@ -9,6 +9,7 @@ import pytest
 
 from tests.support.fakeserver import FakeServer, chunk, openai_calls, sse, text_stream
 from tests.support.terminal import QUESTION, say, spawn
+from toolchat.terminal.session import fit
 
 REPO = Path(__file__).resolve().parents[1]
 TOOLS = str(REPO / "tools")
@@ -91,3 +92,24 @@ def test_history_cuts_a_long_message_after_a_word_with_an_ellipsis(repl, server)
     assert 130 < len(cut) < 150 and cut.split()[-1] in question.split()  # whole words, then the ellipsis
     say(child, "/exit")
     child.expect(pexpect.EOF)
+
+
+@pytest.mark.terminal
+def test_the_banner_names_the_model_once_with_a_base_url(repl, server):
+    child = repl(server)
+    banner = child.started
+    assert banner.count("fake") == 1, banner
+    assert server.url in banner  # where it runs is still said
+    say(child, "/exit")
+    child.expect(pexpect.EOF)
+
+
+def test_the_toolbar_gives_way_hints_first_then_ends_in_an_ellipsis_at_120_columns():
+    facts = (
+        " default · openai · fake · context 0/32,768 · approval: ask · mcp: time ready (2) · git ready · docs failed"
+    )
+    hints = (" · Esc Enter: new line", " · /help")
+    assert fit(facts, hints, 200) == facts + " · Esc Enter: new line · /help"
+    assert fit(facts, hints, 120) == facts + " · /help"  # "docs failed" whole, not "docs faile"
+    assert fit(facts, hints, 110) == facts
+    assert fit(facts, hints, 60) == facts[:58] + "…"  # never wider than the terminal

@@ -67,8 +67,11 @@ def banner(chat: ReplSession, console: Console) -> None:
         )
     )
     describe = getattr(chat.backend, "describe", None)
-    if describe is not None:
-        console.print(plain(f"  {describe()}", "dim"))
+    if describe is not None:  # what the first line said already (kind, model) is not said twice
+        said = (settings.backend, chat.backend.model)
+        detail = " · ".join(part for part in describe().split(" · ") if part not in said)
+        if detail:
+            console.print(plain(f"  {detail}", "dim"))
     if settings.reasoning_effort or settings.reasoning_keep != "turn" or not settings.show_reasoning:
         console.print(plain(f"  {reasoning_line(settings)}", "dim"))
     if settings.mcp_servers:
@@ -147,7 +150,7 @@ def _toolbar(chat: ReplSession) -> Any:
         return chat.toolbar
     from toolchat.mcp.wiring import toolbar
 
-    return lambda: chat.toolbar() + toolbar(chat.all_tools)  # each MCP server's state too
+    return lambda: chat.toolbar(toolbar(chat.all_tools))  # each MCP server's state too
 
 
 def _typed_ahead() -> str:
