@@ -113,3 +113,25 @@ def test_the_toolbar_gives_way_hints_first_then_ends_in_an_ellipsis_at_120_colum
     assert fit(facts, hints, 120) == facts + " · /help"  # "docs failed" whole, not "docs faile"
     assert fit(facts, hints, 110) == facts
     assert fit(facts, hints, 60) == facts[:58] + "…"  # never wider than the terminal
+
+
+@pytest.mark.terminal
+def test_config_init_at_80_columns_keeps_its_command_on_one_line(isolated_env, tmp_path):
+    child = spawn("config", "init", env=isolated_env, cwd=tmp_path, columns=80)
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+    assert "`toolchat config show` prints what is in force" in child.screen.transcript()
+
+
+@pytest.mark.terminal
+def test_the_bundled_models_note_wraps_indented_at_80_columns(isolated_env, shared_cache, tmp_path):
+    child = spawn(env=isolated_env, cwd=tmp_path, columns=80, timeout=120)
+    child.expect("/help for commands")
+    child.expect("›")
+    rows = child.screen.transcript()
+    first = next(n for n, row in enumerate(rows) if "Gemma 3 270M" in row)
+    note = rows[first : next(n for n in range(first, len(rows)) if not rows[n].strip() or "/help" in rows[n])]
+    assert len(note) > 1 and all(row.startswith("  ") and row[2] != " " for row in note), note
+    say(child, "/exit")
+    child.expect(pexpect.EOF)

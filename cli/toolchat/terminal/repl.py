@@ -81,10 +81,11 @@ def banner(chat: ReplSession, console: Console) -> None:
     from toolchat.sandbox.policy import summary as sandbox_summary
 
     console.print(plain(f"  {sandbox_summary(settings.sandbox, settings.origins.get('sandbox'))}", "dim"))
-    for line in getattr(chat.backend, "notes", lambda: [])():  # what the backend wants a new user to know
-        console.print(plain(f"  {line}", "yellow"))
-    for notice in chat.notices:
-        console.print(plain(f"  {notice}", "yellow"))
+    from rich.padding import Padding
+
+    notes = getattr(chat.backend, "notes", lambda: [])()  # what the backend wants a new user to know
+    for line in [*notes, *chat.notices]:  # wrapped lines stay indented under the first
+        console.print(Padding(plain(line, "yellow"), (0, 0, 0, 2)))
     console.print(plain("  /help for commands · Ctrl-D to leave", "dim"))
 
 
