@@ -135,3 +135,18 @@ def test_the_bundled_models_note_wraps_indented_at_80_columns(isolated_env, shar
     assert len(note) > 1 and all(row.startswith("  ") and row[2] != " " for row in note), note
     say(child, "/exit")
     child.expect(pexpect.EOF)
+
+
+@pytest.mark.terminal
+def test_the_save_hint_keeps_its_command_whole_at_80_columns(server, isolated_env, tmp_path):
+    name = "a-conversation-saved-with-a-long-name-" + "x" * 9 + ".md"  # the hint fits in 80 columns
+    (tmp_path / name).write_text("mine\n")
+    child = spawn("chat", "--base-url", server.url, "-m", "fake", env=isolated_env, cwd=tmp_path, columns=80)
+    child.expect("›")
+    say(child, f"/save {name}")
+    child.expect("to replace it")
+    child.expect("›")
+    assert f"to replace it: /save! {name}" in child.screen.transcript()
+    assert (tmp_path / name).read_text() == "mine\n"
+    say(child, "/exit")
+    child.expect(pexpect.EOF)

@@ -158,8 +158,10 @@ def _save_over(chat: ReplSession, name: str) -> None:
 def _save_as(chat: ReplSession, name: str, overwrite: bool) -> None:
     try:
         _done(chat, f"saved {chat.save(name, overwrite)}")
-    except ToolchatError as exc:
-        _problem(chat, exc)
+    except ToolchatError as exc:  # the hint is a command: on a line of its own, never wrapped inside
+        chat.console.print(plain(exc.message, "yellow"))
+        if exc.hint:
+            chat.console.print(plain(exc.hint, "yellow"))
 
 
 @command("/show", "the last tool result, whole (through a pager when long)")
