@@ -180,6 +180,7 @@ class AskDisplay:
         self.thought = StreamRedactor(redactor)
         self.thinking = False  # reasoning written to stderr, its line not ended yet
         self.dim = env.stderr_isatty
+        self.decided: set[str] = set()  # calls denied by a decision, their ← line already said
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, ReasoningDelta):
@@ -192,15 +193,14 @@ class AskDisplay:
         elif isinstance(event, CallRequested) and not self.options.quiet:
             shown = event.call.arguments if event.arguments is None else event.arguments
             self._log(f"→ {event.call.name} {arguments_text(shown)}")
-        elif (
-            isinstance(event, CallFinished) and not self.options.quiet and event.record.status is not ToolStatus.DENIED
-        ):
+        elif isinstance(event, CallFinished) and not self.options.quiet and event.record.id not in self.decided:
             preview = " ".join(event.record.output.split())
             if len(preview) > PREVIEW:
                 preview = preview[: PREVIEW - 1] + "…"
             self._log(f"← {event.record.name} {event.record.status.value}: {preview}")
         elif isinstance(event, CallDecided) and not event.decision.approved:
             name = event.call.name
+            self.decided.add(event.call.id)  # its ← line is said here, with the reason
             if event.decision.reason == NO_TERMINAL:  # said once, even with -q: it changes the answer
                 self._log(
                     f"toolchat: denied {name}: no terminal to ask for approval; allow it with --allow {name} or --yes"

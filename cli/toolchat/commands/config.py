@@ -161,7 +161,8 @@ def init(cwd: Path, out: Console, env: Environment) -> None:
     body = (configs_dir() / "init.yaml").read_text(encoding="utf-8")
     target.write_text(body, encoding="utf-8")
     TrustStore(env.data_dir).trust(load_file(target, env.environ))  # you wrote it here, so it is yours
-    out.print(plain(f"wrote {target} (trusted, since you made it); `toolchat config show` prints what is in force"))
+    out.print(plain(f"wrote {target} (trusted, since you made it)"))
+    out.print(plain("`toolchat config show` prints what is in force"))  # its own line: never wrapped inside
 
 
 def target_file(path: Path | None, env: Environment) -> Path:

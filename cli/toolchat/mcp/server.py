@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import socket
 import tempfile
 import time
 from collections.abc import AsyncIterator, Mapping
@@ -301,8 +302,29 @@ def describe_error(exc: BaseException) -> str:
         return f"command not found: {exc.filename or exc}" + (f" ({searched})" if searched else "")
     if isinstance(exc, PermissionError):
         return f"cannot run it: {exc.strerror or exc}"
+    if _caused_by(exc, socket.gaierror):
+        return f"cannot resolve {_host(exc) or 'its host name'}"
     message = getattr(exc, "message", None)  # MCPError
     text = message if isinstance(message, str) else (str(exc) or type(exc).__name__)
     if text == "Connection closed":
         return "it exited before answering (connection closed)"
     return " ".join(text.split())[:300]
+
+
+def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, kind):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def _host(exc: BaseException) -> str | None:
+    """The host of the request an HTTP client error was raised for, when it says."""
+    try:
+        return str(exc.request.url.host) or None  # type: ignore[attr-defined]
+    except (AttributeError, RuntimeError):  # httpx raises RuntimeError when no request is set
+        return None

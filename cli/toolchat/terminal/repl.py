@@ -70,8 +70,11 @@ def banner(chat: ReplSession, console: Console) -> None:
         )
     )
     describe = getattr(chat.backend, "describe", None)
-    if describe is not None:
-        console.print(plain(f"  {describe()}", "dim"))
+    if describe is not None:  # what the first line said already (kind, model) is not said twice
+        said = (settings.backend, chat.backend.model)
+        detail = " · ".join(part for part in describe().split(" · ") if part not in said)
+        if detail:
+            console.print(plain(f"  {detail}", "dim"))
     if settings.reasoning_effort or settings.reasoning_keep != "turn" or not settings.show_reasoning:
         console.print(plain(f"  {reasoning_line(settings)}", "dim"))
     if settings.mcp_servers:
@@ -81,10 +84,11 @@ def banner(chat: ReplSession, console: Console) -> None:
     from toolchat.sandbox.policy import summary as sandbox_summary
 
     console.print(plain(f"  {sandbox_summary(settings.sandbox, settings.origins.get('sandbox'))}", "dim"))
-    for line in getattr(chat.backend, "notes", lambda: [])():  # what the backend wants a new user to know
-        console.print(plain(f"  {line}", "yellow"))
-    for notice in chat.notices:
-        console.print(plain(f"  {notice}", "yellow"))
+    from rich.padding import Padding
+
+    notes = getattr(chat.backend, "notes", lambda: [])()  # what the backend wants a new user to know
+    for line in [*notes, *chat.notices]:  # wrapped lines stay indented under the first
+        console.print(Padding(plain(line, "yellow"), (0, 0, 0, 2)))
     console.print(plain("  /help for commands · Ctrl-D to leave", "dim"))
 
 
@@ -150,7 +154,7 @@ def _toolbar(chat: ReplSession) -> Any:
         return chat.toolbar
     from toolchat.mcp.wiring import toolbar
 
-    return lambda: chat.toolbar() + toolbar(chat.all_tools)  # each MCP server's state too
+    return lambda: chat.toolbar(toolbar(chat.all_tools))  # each MCP server's state too
 
 
 def _typed_ahead() -> str:

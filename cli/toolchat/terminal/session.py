@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -266,13 +267,24 @@ class ReplSession:
         self.backend.close()
         self.all_tools.close()
 
-    def toolbar(self) -> str:
+    def toolbar(self, extra: str = "") -> str:
+        """The bottom toolbar, within the terminal's width: the key hints give way first, then the
+        end of the line is cut with an ellipsis. `extra` (each MCP server's state) comes before the hints."""
         policy = self.engine.policy
         mode = "approve all" if policy.approve_all else "ask"
         allowed = sorted(policy.allow)
         if allowed and not policy.approve_all:
             mode += f" (allowed: {', '.join(allowed)})"
-        return clean(
-            f" {self.settings.profile or 'default'} · {self.settings.backend} · "
-            f"{self.backend.model} · {self.engine.compaction.shown()} · approval: {mode} · Esc Enter: new line · /help"
-        )
+        facts = f" {self.settings.profile or 'default'} · {self.settings.backend} · {self.backend.model}"
+        facts += f" · {self.engine.compaction.shown()} · approval: {mode}{extra}"
+        return fit(clean(facts), (" · Esc Enter: new line", " · /help"), shutil.get_terminal_size().columns)
+
+
+def fit(line: str, hints: tuple[str, ...], width: int) -> str:
+    """`line` and as many of `hints` as fit in `width` columns, the first hint giving way first;
+    a line longer alone ends in "…"."""
+    for first in range(len(hints) + 1):
+        whole = line + "".join(hints[first:])
+        if len(whole) < width:  # the last column is left empty: a full row would wrap
+            return whole
+    return line[: max(1, width - 2)] + "…"

@@ -158,8 +158,10 @@ def _save_over(chat: ReplSession, name: str) -> None:
 def _save_as(chat: ReplSession, name: str, overwrite: bool) -> None:
     try:
         _done(chat, f"saved {chat.save(name, overwrite)}")
-    except ToolchatError as exc:
-        _problem(chat, exc)
+    except ToolchatError as exc:  # the hint is a command: on a line of its own, never wrapped inside
+        chat.console.print(plain(exc.message, "yellow"))
+        if exc.hint:
+            chat.console.print(plain(exc.hint, "yellow"))
 
 
 @command("/show", "the last tool result, whole (through a pager when long)")
@@ -187,8 +189,18 @@ def _history(chat: ReplSession, argument: str) -> None:
         thought = message.get("reasoning")
         if isinstance(thought, dict) and thought.get("text"):
             reasoning = " ".join(clean(chat.redactor.redact(str(thought["text"]))).split())
-            chat.console.print(plain(f"{'reasoning':>9}: {reasoning[:150]}", "dim"))
-        chat.console.print(plain(f"{message['role']:>9}{mark}: {line[:150]}"))
+            chat.console.print(plain(f"{'reasoning':>9}: {cut(reasoning, 150)}", "dim"))
+        chat.console.print(plain(f"{message['role']:>9}{mark}: {cut(line, 150)}"))
+
+
+def cut(line: str, width: int) -> str:
+    """`line` at most `width` characters, cut after a word with an ellipsis, mid-word only when
+    one word fills most of it."""
+    if len(line) <= width:
+        return line
+    head = line[: width - 1]
+    space = head.rfind(" ")
+    return (head[:space] if space > width // 2 else head).rstrip() + "…"
 
 
 @command("/compact", "[WHAT TO KEEP]: compact the conversation now, the older turns summarized by the model")

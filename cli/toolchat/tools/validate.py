@@ -25,12 +25,19 @@ def parse_arguments(raw: str | dict[str, Any] | None) -> dict[str, Any]:
     try:
         value = json.loads(raw)
     except json.JSONDecodeError as exc:
-        raise InvalidArguments(f"arguments are not valid JSON ({exc.msg} at char {exc.pos})") from None
+        raise InvalidArguments(f"arguments are not valid JSON ({json_problem(exc)})") from None
     except RecursionError:
         raise InvalidArguments(_TOO_DEEP) from None
     if not isinstance(value, dict):
         raise InvalidArguments(f"arguments must be a JSON object, not {type(value).__name__}")
     return value
+
+
+def json_problem(exc: json.JSONDecodeError) -> str:
+    """What is wrong and where: "Expecting value at char 5"; json's own "Unterminated string
+    starting at" and "Invalid control character at" already end in "at"."""
+    where = "char" if exc.msg.endswith(" at") else "at char"
+    return f"{exc.msg} {where} {exc.pos}"
 
 
 def validate_arguments(tool: Tool, arguments: dict[str, Any]) -> None:
@@ -54,8 +61,10 @@ def edited_arguments(tool: Tool, text: str) -> dict[str, Any]:
     (ValueError or InvalidArguments) says what is wrong, for the person to try again."""
     try:
         value = json.loads(text)
-    except ValueError as exc:
-        raise InvalidArguments(f"not valid JSON: {exc}") from exc
+    except json.JSONDecodeError as exc:
+        raise InvalidArguments(f"not valid JSON ({json_problem(exc)})") from exc
+    except RecursionError:
+        raise InvalidArguments(_TOO_DEEP) from None
     if not isinstance(value, dict):
         raise InvalidArguments("invalid: arguments must be a JSON object")
     try:
