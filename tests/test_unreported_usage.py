@@ -90,3 +90,12 @@ def test_ctrl_c_mid_answer_with_the_bundled_model_still_counts_what_it_generated
     (done,) = [e for e in events if isinstance(e, RoundDone)]
     assert done.interrupted and done.usage is usage
     assert total_usage(result.rounds)["completion_tokens"] == usage.completion_tokens
+
+
+def test_counts_that_are_not_counts_are_not_reported(cli, server):
+    told = {"prompt_tokens": "30", "completion_tokens": -1, "prompt_tokens_details": {"cached_tokens": 2.5}}
+    server.add(sse(text_stream("Odd.", usage=told)))
+    done = cli("ask", "--json", "--base-url", server.url, "hi")
+    assert done.returncode == 0, done.stderr
+    usage = json.loads(done.stdout)["usage"]
+    assert usage["rounds"] == [{"prompt_tokens": None, "completion_tokens": None, "cached_tokens": None}]
