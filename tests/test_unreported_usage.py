@@ -5,6 +5,7 @@ known, also when Ctrl-C cut it short."""
 from __future__ import annotations
 
 import json
+import re
 
 import pexpect
 import pytest
@@ -99,3 +100,16 @@ def test_counts_that_are_not_counts_are_not_reported(cli, server):
     assert done.returncode == 0, done.stderr
     usage = json.loads(done.stdout)["usage"]
     assert usage["rounds"] == [{"prompt_tokens": None, "completion_tokens": None, "cached_tokens": None}]
+
+
+def test_serve_says_null_and_its_access_line_a_dash_for_tokens_upstream_did_not_report(upstream, serve):
+    from tests.test_serve_access import ASK, lines_after, raw_post
+
+    upstream.add(sse(text_stream("Sunny.")))
+    served = serve()
+    response = raw_post(served, ASK)
+    assert response.status == 200
+    usage = json.loads(response.read())["usage"]
+    assert (usage["prompt_tokens"], usage["completion_tokens"], usage["total_tokens"]) == (None, None, None)
+    (line,) = lines_after(served, 1)
+    assert re.fullmatch(r"toolchat serve: POST /v1/chat/completions 200 model=toolchat tokens=-\+- \d+\.\d{3} s", line)

@@ -239,7 +239,7 @@ def _stats(chat: ReplSession, argument: str) -> None:
     chat.console.print(plain(f"{', '.join(counts)}, {chat.engine.compaction.shown()} tokens"))
     if stats.rounds:
         chat.console.print(table)
-        if any(usage.prompt_tokens is None for usage, _ in stats.rounds):
+        if any(None in (u.prompt_tokens, u.cached_tokens, u.completion_tokens) for u, _ in stats.rounds):
             chat.console.print(plain("  - : not reported by the server", "dim"))
     for name, status, seconds in stats.tools:
         chat.console.print(plain(f"  tool {name}: {status}, {seconds:.2f} s"))
