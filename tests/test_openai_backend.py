@@ -142,7 +142,7 @@ def test_non_streamed_reply_with_arguments_as_an_object():
         _, reply = complete(backend_for(server, stream=False))
         assert server.requests[0]["stream"] is False
     assert calls_of(reply) == [("get_weather", {"city": "Oslo"})]
-    assert reply.usage.prompt_tokens == 10 and reply.usage.cached_tokens == 0
+    assert reply.usage.prompt_tokens == 10 and reply.usage.cached_tokens is None  # not sent: not reported
 
 
 def test_tool_choice_is_sent():

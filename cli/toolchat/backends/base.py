@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol, Union
 
@@ -22,13 +22,15 @@ class ToolCall:
 
 @dataclass
 class Usage:
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cached_tokens: int = 0
+    """Token counts of one model call; None is "not reported" (a stream without usage), never 0."""
+
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    cached_tokens: int | None = None
     reasoning_tokens: int | None = None  # of completion_tokens, when the server says (hidden reasoning too)
 
-    def as_dict(self) -> dict[str, int]:
-        counts = {
+    def as_dict(self) -> dict[str, int | None]:
+        counts: dict[str, int | None] = {
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
             "cached_tokens": self.cached_tokens,
@@ -36,6 +38,29 @@ class Usage:
         if self.reasoning_tokens is not None:
             counts["reasoning_tokens"] = self.reasoning_tokens
         return counts
+
+    def measured(self) -> dict[str, int]:
+        """The counts that were reported, by OpenTelemetry GenAI name (tracing sets only these)."""
+        names = ("gen_ai.usage.input_tokens", "gen_ai.usage.output_tokens", "gen_ai.usage.cache_read.input_tokens")
+        values = (self.prompt_tokens, self.completion_tokens, self.cached_tokens)
+        return {name: value for name, value in zip(names, values) if value is not None}
+
+
+def summed(rounds: Iterable[Usage]) -> Usage:
+    """The counts of these rounds added up, each over the rounds that reported it; None when
+    none did (a round's own counts, in --json's "rounds", show which were not reported)."""
+    rounds = list(rounds)
+
+    def total(values: list[int | None]) -> int | None:
+        told = [v for v in values if v is not None]
+        return sum(told) if told else None
+
+    return Usage(
+        total([r.prompt_tokens for r in rounds]),
+        total([r.completion_tokens for r in rounds]),
+        total([r.cached_tokens for r in rounds]),
+        total([r.reasoning_tokens for r in rounds]),
+    )
 
 
 @dataclass

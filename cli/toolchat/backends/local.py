@@ -221,30 +221,34 @@ class LocalBackend:
         thinking = ThinkingParser(
             parser, not constrained and self.format != "harmony", opened=opens_thinking(self._prompt)
         )
-        for piece in self._generate(tokens, grammar, temperature, limit):
-            written.append(piece)
-            thought, shown = thinking.feed(piece)
+        try:
+            for piece in self._generate(tokens, grammar, temperature, limit):
+                written.append(piece)
+                thought, shown = thinking.feed(piece)
+                if thought:
+                    yield ReasoningDelta(thought)
+                if shown:
+                    shown_all.append(shown)
+                    yield TextDelta(shown)
+            thought, rest, parsed = thinking.finish()
+            reasoning = Reasoning(thinking.text, REASONING_CONTENT) if thinking.seen else None
+            if getattr(parser, "reasoning", ""):  # harmony's analysis channel, streamed as it came
+                reasoning = Reasoning(parser.reasoning, REASONING_CHANNEL)
             if thought:
                 yield ReasoningDelta(thought)
-            if shown:
-                shown_all.append(shown)
-                yield TextDelta(shown)
-        thought, rest, parsed = thinking.finish()
-        reasoning = Reasoning(thinking.text, REASONING_CONTENT) if thinking.seen else None
-        if getattr(parser, "reasoning", ""):  # harmony's analysis channel, streamed as it came
-            reasoning = Reasoning(parser.reasoning, REASONING_CHANNEL)
-        if thought:
-            yield ReasoningDelta(thought)
-        if rest:
-            shown_all.append(rest)
-            yield TextDelta(rest)
-        calls = [ToolCall(new_call_id(), c.name, c.arguments) for c in parsed]
-        if calls:
-            self._raw[raw_key({"tool_calls": [c.message_part() for c in calls]})] = "".join(written).strip()
-        text = parser.text if constrained and parser.text is not None else "".join(shown_all)
-        usage = Usage(len(tokens), self.generated, cached)
-        finish = "tool_calls" if calls else ("length" if self.generated >= limit else "stop")
-        yield Reply(text, calls, usage, finish, reasoning)
+            if rest:
+                shown_all.append(rest)
+                yield TextDelta(rest)
+            calls = [ToolCall(new_call_id(), c.name, c.arguments) for c in parsed]
+            if calls:
+                self._raw[raw_key({"tool_calls": [c.message_part() for c in calls]})] = "".join(written).strip()
+            text = parser.text if constrained and parser.text is not None else "".join(shown_all)
+            usage = Usage(len(tokens), self.generated, cached)
+            finish = "tool_calls" if calls else ("length" if self.generated >= limit else "stop")
+            yield Reply(text, calls, usage, finish, reasoning)
+        except KeyboardInterrupt as exc:  # Ctrl-C mid-answer: the tokens made so far are still known
+            exc.usage = Usage(len(tokens), self.generated, cached)  # type: ignore[attr-defined]
+            raise
 
     def _offered(self, request: Request) -> Request:
         """The bundled model sees and may call only the tools the turn's question names, and must

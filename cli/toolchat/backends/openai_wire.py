@@ -182,9 +182,10 @@ def usage_of(usage: Any) -> Usage:
         _count(field(usage, "prompt_tokens")),
         _count(field(usage, "completion_tokens")),
         _count(field(field(usage, "prompt_tokens_details"), "cached_tokens")),
-        reasoning if isinstance(reasoning, int) and not isinstance(reasoning, bool) and reasoning >= 0 else None,
+        _count(reasoning),
     )
 
 
-def _count(value: Any) -> int:
-    return value if isinstance(value, int) else 0
+def _count(value: Any) -> int | None:
+    """A count the server sent; None when it sent none (not reported is not zero)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None

@@ -95,8 +95,8 @@ class Compaction:
         usage = reply.usage
         pinned = self.meter.observe(usage, size_of(conversation.messages, tools))
         window = self.window
-        full = usage is not None and window is not None and usage.prompt_tokens >= window
-        if (pinned or full) and usage is not None:
+        full = usage is not None and window is not None and (usage.prompt_tokens or 0) >= window
+        if (pinned or full) and usage is not None and usage.prompt_tokens is not None:
             self.learned = min(usage.prompt_tokens, window or usage.prompt_tokens)
             self.emit(
                 ContextNote(

@@ -56,7 +56,7 @@ class Meter:
         """Learn from a round's usage; True when the count grew under half what the characters
         added cost at the last report's rate (a server that cut the conversation to fit, as
         Ollama does past num_ctx)."""
-        if usage is None or usage.prompt_tokens <= 0:
+        if usage is None or not usage.prompt_tokens:  # not reported: keep estimating
             return False
         pinned = False
         if self._told is not None and self._told[1] > 0:

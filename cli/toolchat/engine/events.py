@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Union
 
-from toolchat.backends.base import ReasoningDelta, Request, TextDelta, ToolCall, Usage
+from toolchat.backends.base import ReasoningDelta, Request, TextDelta, ToolCall, Usage, summed
 from toolchat.tools import Tool, ToolStatus
 from toolchat.tools.registry import matches
 
@@ -88,6 +88,7 @@ class RoundDone:
     usage: Usage
     seconds: float
     finish_reason: str | None = None
+    interrupted: bool = False  # cut short by Ctrl-C: `usage` is what the backend counted (local: always)
 
 
 @dataclass
@@ -180,20 +181,15 @@ class TurnResult:
 
 
 def total_usage(rounds: Iterable[Usage]) -> dict[str, Any]:
+    """The turn's counts for --json: null where a round's server reported none (never 0)."""
     rounds = list(rounds)
-    return {
-        "prompt_tokens": sum(r.prompt_tokens for r in rounds),
-        "completion_tokens": sum(r.completion_tokens for r in rounds),
-        "cached_tokens": sum(r.cached_tokens for r in rounds),
-        "reasoning_tokens": reasoning_tokens(rounds),
-        "rounds": [r.as_dict() for r in rounds],
-    }
+    total = summed(rounds)
+    return {**total.as_dict(), "reasoning_tokens": total.reasoning_tokens, "rounds": [r.as_dict() for r in rounds]}
 
 
 def reasoning_tokens(rounds: Iterable[Usage]) -> int | None:
     """The reasoning tokens of these rounds, None when no server said (unknown is not zero)."""
-    told = [r.reasoning_tokens for r in rounds if r.reasoning_tokens is not None]
-    return sum(told) if told else None
+    return summed(rounds).reasoning_tokens
 
 
 def arguments_text(arguments: dict[str, Any] | str) -> str:

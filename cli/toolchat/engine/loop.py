@@ -7,6 +7,7 @@ backend failure ends a turn early.
 
 from __future__ import annotations
 
+import inspect
 import json
 import time
 from collections.abc import Callable
@@ -217,12 +218,18 @@ class Engine:
         request = Request(self.messages, tools, choice, self.temperature, self.max_tokens)
         self.emit(RoundStarted(number, request))
         try:
-            reply = self._stream(request)
-        except ContextOverflow as exc:  # the first refusal teaches the window, compacts, and retries once
-            if not self.compaction.after_overflow(exc.window, exc.prompt_tokens, self.conversation, tools):
-                raise
-            request = Request(self.messages, tools, choice, self.temperature, self.max_tokens)
-            reply = self._stream(request)
+            try:
+                reply = self._stream(request)
+            except ContextOverflow as exc:  # the first refusal teaches the window, compacts, and retries once
+                if not self.compaction.after_overflow(exc.window, exc.prompt_tokens, self.conversation, tools):
+                    raise
+                request = Request(self.messages, tools, choice, self.temperature, self.max_tokens)
+                reply = self._stream(request)
+        except KeyboardInterrupt as exc:  # a round cut short counts, with what the backend could count
+            usage = getattr(exc, "usage", None) or Usage()
+            result.rounds.append(usage)
+            self.emit(RoundDone(number, usage, time.monotonic() - started, interrupted=True))
+            raise
         self.compaction.after_round(reply, self.conversation, tools)
         usage = reply.usage or Usage()
         result.rounds.append(usage)
@@ -231,14 +238,20 @@ class Engine:
 
     def _stream(self, request: Request) -> Reply:
         reply: Reply | None = None
-        for event in self.backend.complete(request):
-            if isinstance(event, TextDelta):
-                self._partial.append(event.text)
-                self.emit(event)
-            elif isinstance(event, ReasoningDelta):
-                self.emit(event)
-            else:
-                reply = event
+        events = self.backend.complete(request)
+        try:
+            for event in events:
+                if isinstance(event, TextDelta):
+                    self._partial.append(event.text)
+                    self.emit(event)
+                elif isinstance(event, ReasoningDelta):
+                    self.emit(event)
+                else:
+                    reply = event
+        except KeyboardInterrupt as exc:  # Ctrl-C while showing a piece: the backend counts what it made
+            if inspect.isgenerator(events) and inspect.getgeneratorstate(events) == inspect.GEN_SUSPENDED:
+                events.throw(exc)
+            raise
         if reply is None:
             raise BackendError("the backend ended without a reply")
         return reply

@@ -26,7 +26,7 @@ def line(method: str, path: str, status: int | None, facts: dict[str, Any], seco
         parts.append(f"model={facts['model']}")
     if facts.get("tokens") is not None:
         prompt, completion = facts["tokens"]
-        parts.append(f"tokens={prompt}+{completion}")
+        parts.append("tokens=" + "+".join("-" if n is None else str(n) for n in (prompt, completion)))  # -: unreported
     parts.append(f"{seconds:.3f} s")
     if facts.get("gone"):
         parts.append(f"(the client went away {facts['gone']})")

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from toolchat.backends.base import ToolCall, Usage
+from toolchat.backends.base import ToolCall, Usage, summed
 from toolchat.redact import Redactor
 
 ROLES = {"system", "developer", "user", "assistant", "tool"}
@@ -233,13 +233,14 @@ class Outcome:
 
 
 def usage_body(rounds: list[Usage]) -> dict[str, Any]:
-    prompt = sum(r.prompt_tokens for r in rounds)
-    completion = sum(r.completion_tokens for r in rounds)
+    """OpenAI's usage object; a count the backend's server did not report is null, never 0."""
+    total = summed(rounds)
+    prompt, completion = total.prompt_tokens, total.completion_tokens
     return {
         "prompt_tokens": prompt,
         "completion_tokens": completion,
-        "total_tokens": prompt + completion,
-        "prompt_tokens_details": {"cached_tokens": sum(r.cached_tokens for r in rounds)},
+        "total_tokens": None if prompt is None or completion is None else prompt + completion,
+        "prompt_tokens_details": {"cached_tokens": total.cached_tokens},
     }
 
 

@@ -239,10 +239,8 @@ def _stats(chat: ReplSession, argument: str) -> None:
     for number, (usage, seconds) in enumerate(stats.rounds, start=1):
         table.add_row(
             str(number),
-            str(usage.prompt_tokens),
-            str(usage.cached_tokens),
-            str(usage.completion_tokens),
-            "-" if usage.reasoning_tokens is None else str(usage.reasoning_tokens),
+            *(_count(n) for n in (usage.prompt_tokens, usage.cached_tokens, usage.completion_tokens)),
+            _count(usage.reasoning_tokens),
             f"{seconds:.2f}",
         )
     counts = (
@@ -253,8 +251,14 @@ def _stats(chat: ReplSession, argument: str) -> None:
     chat.console.print(plain(f"{', '.join(counts)}, {chat.engine.compaction.shown()} tokens"))
     if stats.rounds:
         chat.console.print(table)
+        if any(None in (u.prompt_tokens, u.cached_tokens, u.completion_tokens) for u, _ in stats.rounds):
+            chat.console.print(plain("  - : not reported by the server", "dim"))
     for name, status, seconds in stats.tools:
         chat.console.print(plain(f"  tool {name}: {status}, {seconds:.2f} s"))
+
+
+def _count(tokens: int | None) -> str:
+    return "-" if tokens is None else str(tokens)
 
 
 @command("/mcp", "the MCP servers and their state; /mcp restart NAME starts one again")

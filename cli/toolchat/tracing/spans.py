@@ -19,7 +19,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
-from toolchat.backends.base import TextDelta, ToolCall
+from toolchat.backends.base import TextDelta, ToolCall, Usage, summed
 from toolchat.engine import (
     CallDecided,
     CallFinished,
@@ -65,7 +65,7 @@ class TraceSink:
         self._agent: Span | None = None
         self._agent_token: Any = None
         self._agent_model = ""
-        self._usage = [0, 0, 0]  # input, output, cached tokens of the turn
+        self._usage: list[Usage] = []  # the turn's rounds
         self._error_type: str | None = None
         self._chat: Span | None = None
         self._chat_done: int | None = None  # when RoundDone came; the span ends once the reply is known
@@ -128,8 +128,7 @@ class TraceSink:
             "toolchat.context_window": event.window,
         }
         if event.usage is not None:
-            attributes["gen_ai.usage.input_tokens"] = event.usage.prompt_tokens
-            attributes["gen_ai.usage.output_tokens"] = event.usage.completion_tokens
+            attributes.update(event.usage.measured())
         start = end - int(event.seconds * 1e9)
         span = self.tracer.start_span(
             f"compact {event.stage}", attributes=attributes, context=self._parent(), start_time=start
@@ -160,7 +159,7 @@ class TraceSink:
 
     def _turn_started(self, event: TurnStarted) -> None:
         self._close_turn()
-        self._usage, self._error_type = [0, 0, 0], None
+        self._usage, self._error_type = [], None
         attributes = {"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": AGENT, **self._facts()}
         if self.content and event.text:
             attributes["gen_ai.input.messages"] = self._json([_message("user", [_text(event.text)])])
@@ -175,14 +174,7 @@ class TraceSink:
         agent = self._agent
         if agent is None:
             return
-        if any(self._usage):
-            agent.set_attributes(
-                {
-                    "gen_ai.usage.input_tokens": self._usage[0],
-                    "gen_ai.usage.output_tokens": self._usage[1],
-                    "gen_ai.usage.cache_read.input_tokens": self._usage[2],
-                }
-            )
+        agent.set_attributes(summed(self._usage).measured() if self._usage else {})  # unknown: not set
         model = getattr(self.backend(), "model", None)
         if model and not self._agent_model:  # a model the backend chose on its first call
             agent.set_attribute("gen_ai.request.model", str(model))
@@ -243,21 +235,10 @@ class TraceSink:
         if chat is None:
             return
         usage = event.usage
-        if usage.prompt_tokens or usage.completion_tokens:  # all zero: the server reported none
-            chat.set_attributes(
-                {
-                    "gen_ai.usage.input_tokens": usage.prompt_tokens,
-                    "gen_ai.usage.output_tokens": usage.completion_tokens,
-                    "gen_ai.usage.cache_read.input_tokens": usage.cached_tokens,
-                }
-            )
+        chat.set_attributes(usage.measured())  # a count the server did not report is not set
         if usage.reasoning_tokens is not None:
             chat.set_attribute(REASONING_TOKENS, usage.reasoning_tokens)
-        self._usage = [
-            self._usage[0] + usage.prompt_tokens,
-            self._usage[1] + usage.completion_tokens,
-            self._usage[2] + usage.cached_tokens,
-        ]
+        self._usage.append(usage)
         self._finish = event.finish_reason
         if event.finish_reason:
             chat.set_attribute("gen_ai.response.finish_reasons", [event.finish_reason])
@@ -267,7 +248,7 @@ class TraceSink:
         if model and not self._chat_model:  # a model the backend chose on its first call
             chat.update_name(self._chat_name(str(model)))
             chat.set_attribute("gen_ai.request.model", str(model))
-        self._chat_done = time.time_ns()
+        self._chat_done = None if event.interrupted else time.time_ns()  # cut short: ends as cancelled
 
     def _end_chat(self, error_type: str | None = None, message: str = "") -> None:
         """Close the open model-call span: after RoundDone, with the reply as the engine kept it;
