@@ -5,7 +5,6 @@ check that it stays fixed."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import threading
@@ -183,11 +182,25 @@ def gzip_of(head: bytes, zeros: int) -> bytes:
     return b"".join(out)
 
 
+# ru_maxrss survives fork and exec: a child of this (large) test process would report the test's own
+# peak. A small launcher forks the command from its own fresh memory and reports the command's peak.
+_MEASURE = """
+import os, sys
+pid = os.fork()
+if pid == 0:
+    os.execv(sys.argv[2], sys.argv[2:])
+_, status, usage = os.wait4(pid, 0)
+open(sys.argv[1], "w").write(str(usage.ru_maxrss))
+sys.exit(os.waitstatus_to_exitcode(status) % 256)
+"""
+
+
 def run_measured(args: list[str], env: dict[str, str], cwd: Path) -> tuple[int, str, float]:
     """`toolchat ARGS` as a subprocess: exit code, stderr and its peak RSS in MB (from wait4)."""
+    peak = cwd / "peak.txt"
     with open(cwd / "out.txt", "wb") as out, open(cwd / "err.txt", "wb") as err:
-        child = subprocess.Popen(
-            [sys.executable, "-m", "toolchat", *args],
+        done = subprocess.run(
+            [sys.executable, "-c", _MEASURE, str(peak), sys.executable, "-m", "toolchat", *args],
             stdout=out,
             stderr=err,
             stdin=subprocess.DEVNULL,
@@ -195,9 +208,7 @@ def run_measured(args: list[str], env: dict[str, str], cwd: Path) -> tuple[int, 
             cwd=cwd,
             start_new_session=True,
         )
-        _, status, usage = os.wait4(child.pid, 0)
-        child.returncode = os.waitstatus_to_exitcode(status)
-    return child.returncode, (cwd / "err.txt").read_text(), usage.ru_maxrss / 1024
+    return done.returncode, (cwd / "err.txt").read_text(), int(peak.read_text()) / 1024
 
 
 BOMB = 1024 * 1024 * 1024  # 1 GiB of zeros decoded, about 1 MB on the wire
