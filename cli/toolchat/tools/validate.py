@@ -22,14 +22,20 @@ def parse_arguments(raw: str | dict[str, Any] | None) -> dict[str, Any]:
         return {}
     if isinstance(raw, dict):
         return raw
+    return _json_object(raw, "arguments are not valid JSON", "arguments must be a JSON object, not {type}")
+
+
+def _json_object(text: str, not_json: str, not_object: str) -> dict[str, Any]:
+    """`text` as a JSON object; InvalidArguments saying `not_json (what, where)` or `not_object`
+    (`{type}` in it: the type that came instead) otherwise."""
     try:
-        value = json.loads(raw)
+        value = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise InvalidArguments(f"arguments are not valid JSON ({json_problem(exc)})") from None
+        raise InvalidArguments(f"{not_json} ({json_problem(exc)})") from None
     except RecursionError:
         raise InvalidArguments(_TOO_DEEP) from None
     if not isinstance(value, dict):
-        raise InvalidArguments(f"arguments must be a JSON object, not {type(value).__name__}")
+        raise InvalidArguments(not_object.format(type=type(value).__name__))
     return value
 
 
@@ -59,14 +65,7 @@ def validate_arguments(tool: Tool, arguments: dict[str, Any]) -> None:
 def edited_arguments(tool: Tool, text: str) -> dict[str, Any]:
     """Arguments a person typed as JSON, valid for `tool`; the message of the error raised
     (ValueError or InvalidArguments) says what is wrong, for the person to try again."""
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InvalidArguments(f"not valid JSON ({json_problem(exc)})") from exc
-    except RecursionError:
-        raise InvalidArguments(_TOO_DEEP) from None
-    if not isinstance(value, dict):
-        raise InvalidArguments("invalid: arguments must be a JSON object")
+    value = _json_object(text, "not valid JSON", "invalid: arguments must be a JSON object")
     try:
         validate_arguments(tool, value)
     except InvalidArguments as exc:
