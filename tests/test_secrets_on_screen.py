@@ -61,7 +61,7 @@ def test_ask_shows_no_key_from_the_answer_the_call_or_the_tool(cli, plugin_dir):
     assert no_part_of_the_key(done.stdout + done.stderr)
 
 
-def test_the_repl_shows_no_key_and_its_prompt_history_keeps_none(isolated_env, tmp_path, plugin_dir):
+def test_the_repl_and_its_history_show_no_key_and_its_prompt_history_keeps_none(isolated_env, tmp_path, plugin_dir):
     tools = plugin_dir(echo=ECHO)
     screen = tmp_path / "screen.txt"
     with FakeServer(models=["m"]) as server:
@@ -88,12 +88,19 @@ def test_the_repl_shows_no_key_and_its_prompt_history_keeps_none(isolated_env, t
             child.expect("keep it safe")
             child.expect("›")
             time.sleep(0.3)
+            child.send("/history\r")  # the conversation so far, shown as the turn was
+            child.expect("Your key is")
+            child.expect("›")
+            time.sleep(0.3)
             child.send("/exit\r")
             child.expect(pexpect.EOF)
     shown = screen.read_text(encoding="utf-8")
-    after_question = shown[shown.rindex("what is it?") + len("what is it?") :]  # the typed line is shown as typed
+    turn, history_shown = shown.split("/history", 1)
+    after_question = turn[turn.rindex("what is it?") + len("what is it?") :]  # the typed line is shown as typed
     assert "***" in after_question and "you said: remember ***" in after_question
     assert no_part_of_the_key(after_question)
+    assert "my key is ***, what is it?" in history_shown and "[call echo" in history_shown
+    assert no_part_of_the_key(history_shown)
     histories = list(Path(isolated_env["TOOLCHAT_DATA_DIR"]).rglob("prompt-history"))
     assert len(histories) == 1
     history = histories[0].read_text(encoding="utf-8")

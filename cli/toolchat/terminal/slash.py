@@ -184,7 +184,7 @@ def _history(chat: ReplSession, argument: str) -> None:
         text = message.get("content") or ""
         for call in message.get("tool_calls") or []:
             text += f" [call {call['function']['name']} {call['function']['arguments']}]"
-        line = " ".join(clean(text).split())
+        line = " ".join(clean(chat.redactor.redact(text)).split())  # as the turn showed it: no secret
         mark = " (compacted)" if compacted(message) else ""
         thought = message.get("reasoning")
         if isinstance(thought, dict) and thought.get("text"):
