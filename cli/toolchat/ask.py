@@ -26,6 +26,7 @@ from toolchat.engine import (
     TurnError,
     TurnResult,
     arguments_text,
+    decision_help,
     total_usage,
 )
 from toolchat.env import Environment
@@ -133,14 +134,7 @@ class TerminalApprover:
 
 KEYS = "ynae?"
 ANSWERED = {"y": "y: run", "n": "n: decline", "a": "a: run, always"}
-HELP = (
-    "y  run it\n"
-    "n  don't run it; you may give a reason, which the model sees\n"
-    "a  run it, and run this tool without asking for the rest of this command\n"
-    "e  edit the arguments (JSON on one line), then run\n"
-    "?  this help\n"
-    "Ctrl-C stops the command."
-)
+HELP = decision_help("command", "JSON on one line", "stops the command.")
 
 
 def read_key(tty_in: IO[str], keys: str) -> str:

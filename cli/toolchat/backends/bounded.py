@@ -71,9 +71,15 @@ def bind(httpx: Any, client: Any) -> None:
         def close(self) -> None:
             self.inner.close()
 
-    client._transport = Bounded(client._transport)
+    wrap_transports(client, Bounded)
+
+
+def wrap_transports(client: Any, wrapper: Any) -> None:
+    """Put `wrapper` around every transport of an httpx client: its own and each proxy mount's (httpx
+    keeps both; a client built with transport= would ignore the user's proxies)."""
+    client._transport = wrapper(client._transport)
     client._mounts = {
-        pattern: None if transport is None else Bounded(transport) for pattern, transport in client._mounts.items()
+        pattern: None if transport is None else wrapper(transport) for pattern, transport in client._mounts.items()
     }
 
 

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from toolchat.backends.base import ToolCall, Usage, new_call_id
+from toolchat.backends.bounded import wrap_transports
 from toolchat.errors import BackendError, UsageError
 from toolchat.safety import scrub
 
@@ -107,11 +108,7 @@ class Deadline:
             def close(self) -> None:
                 self.inner.close()
 
-        # httpx keeps these two attributes; a client built with transport= would ignore proxies
-        client._transport = Bounded(client._transport)
-        client._mounts = {
-            pattern: None if transport is None else Bounded(transport) for pattern, transport in client._mounts.items()
-        }
+        wrap_transports(client, Bounded)
 
 
 def untrusted_certificate(exc: BaseException) -> bool:

@@ -25,6 +25,7 @@ from toolchat.engine.events import (
     TurnResult,
     TurnStarted,
     arguments_text,
+    decision_help,
     reasoning_tokens,
     total_usage,
 )
@@ -54,6 +55,7 @@ __all__ = [
     "TurnResult",
     "TurnStarted",
     "arguments_text",
+    "decision_help",
     "reasoning_tokens",
     "total_usage",
 ]

@@ -32,6 +32,20 @@ class PendingCall:
 Approver = Callable[[PendingCall], Decision]
 
 
+def decision_help(scope: str, edit: str, interrupt: str) -> str:
+    """What each answer key of an approval question does, for its `?`: the same five keys wherever
+    toolchat asks, `scope` saying how long `a` lasts, `edit` how arguments are typed, `interrupt`
+    what Ctrl-C stops."""
+    return (
+        "y  run it\n"
+        "n  don't run it; you may give a reason, which the model sees\n"
+        f"a  run it, and run this tool without asking for the rest of the {scope}\n"
+        f"e  edit the arguments ({edit}), then run\n"
+        "?  this help\n"
+        f"Ctrl-C {interrupt}"
+    )
+
+
 @dataclass
 class CallRecord:
     id: str

@@ -10,18 +10,11 @@ from typing import Any
 
 from rich.console import Console
 
-from toolchat.engine import Decision, PendingCall
+from toolchat.engine import Decision, PendingCall, decision_help
 from toolchat.terminal.render import clean, plain
 from toolchat.tools.validate import InvalidArguments, edited_arguments
 
-HELP = (
-    "y  run it\n"
-    "n  don't run it; you may give a reason, which the model sees\n"
-    "a  run it, and run this tool without asking for the rest of the session\n"
-    "e  edit the arguments (JSON; Esc then Enter to finish), then run\n"
-    "?  this help\n"
-    "Ctrl-C stops the turn; the conversation is kept."
-)
+HELP = decision_help("session", "JSON; Esc then Enter to finish", "stops the turn; the conversation is kept.")
 
 
 def one_key(message: str, keys: str) -> str:
