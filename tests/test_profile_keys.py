@@ -8,6 +8,7 @@ import json
 import time
 from pathlib import Path
 
+import pexpect
 import pytest
 
 from tests.support.fakeserver import FakeServer, openai_calls, sse, text_stream
@@ -135,6 +136,36 @@ def test_profile_in_the_repl_switches_the_system_prompt(repl, tmp_path):
         first, second = server.requests[-2:]
     assert first["messages"][0]["content"] == "You are a careful assistant who explains at length."
     assert second["messages"][0] == {"role": "system", "content": "Answer in one word."}
+
+
+@pytest.mark.terminal
+def test_a_profile_without_a_system_prompt_sends_none_and_a_resumed_session_neither(repl, tmp_path):
+    config = config_in(
+        tmp_path, "profile: careful\nprofiles:\n  careful:\n    system: Explain at length.\n  bare: {}\n"
+    )
+    with FakeServer() as server:
+        server.add(sse(text_stream("At length: yes.")), sse(text_stream("Yes.")), sse(text_stream("Still yes.")))
+        child = repl(server, "-c", str(config), "--no-tools")
+        child.sendline("Is it?")
+        child.expect("At length: yes.")
+        child.expect("›")
+        child.sendline("/profile bare")
+        child.expect("now using openai")
+        child.expect("›")
+        child.sendline("Is it?")
+        child.expect("Yes.")
+        child.expect("›")
+        child.sendline("/exit")
+        child.expect(pexpect.EOF)
+        resumed = repl(server, "-c", str(config), "-p", "bare", "--no-tools", "--continue")
+        resumed.sendline("And now?")
+        resumed.expect("Still yes.")
+        resumed.expect("›")
+        assert not server.scripts
+        first, second, third = server.requests[-3:]
+    assert first["messages"][0] == {"role": "system", "content": "Explain at length."}
+    assert [m["role"] for m in second["messages"]] == ["user", "assistant", "user"]
+    assert [m["role"] for m in third["messages"]] == ["user", "assistant", "user", "assistant", "user"]
 
 
 def test_serve_gives_each_model_its_profile_s_system_prompt(upstream, serve, tmp_path):

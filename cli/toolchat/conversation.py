@@ -80,14 +80,16 @@ class Conversation:
         if self.log is not None:
             self.log.splice(start, end, message)
 
-    def set_system(self, text: str) -> None:
+    def set_system(self, text: str | None) -> None:
+        """The system prompt becomes `text`; None removes it."""
         if self.system == text:
             return
-        system = {"role": "system", "content": text}
-        if self.system is not None:
-            self._messages[0] = system
+        if text is None:
+            del self._messages[0]
+        elif self.system is not None:
+            self._messages[0] = {"role": "system", "content": text}
         else:
-            self._messages.insert(0, system)
+            self._messages.insert(0, {"role": "system", "content": text})
         if self.log is not None:
             self.log.set_system(text)
 

@@ -118,8 +118,8 @@ class SessionLog:
     def truncate(self, length: int) -> None:
         self._write({"type": "truncate", "length": length})
 
-    def set_system(self, text: str) -> None:
-        self._write({"type": "system", "content": text})
+    def set_system(self, text: str | None) -> None:
+        self._write({"type": "system", "content": text})  # null: the system prompt was removed
 
     def replace(self, index: int, message: dict[str, Any]) -> None:
         self._write({"type": "replace", "index": index, "message": message})
@@ -214,15 +214,18 @@ def _replay(messages: list[dict[str, Any]], kind: str, record: dict[str, Any]) -
         start, end = record.get("start"), record.get("end")
         if isinstance(start, int) and isinstance(end, int) and 0 <= start <= end <= len(messages):
             messages[start:end] = [record["message"]]
-    elif kind == "system" and isinstance(record.get("content"), str):
-        system = {"role": "system", "content": record["content"]}
-        if messages and messages[0].get("role") == "system":
-            messages[0] = system
-        else:
-            messages.insert(0, system)
+    elif kind == "system" and "content" in record and isinstance(record["content"], (str, type(None))):
+        _set_system(messages, record.get("content"))
     else:
         return kind == "session"
     return True
+
+
+def _set_system(messages: list[dict[str, Any]], text: str | None) -> None:
+    if messages and messages[0].get("role") == "system":
+        del messages[0]
+    if text is not None:
+        messages.insert(0, {"role": "system", "content": text})
 
 
 _ROLES = ("system", "user", "assistant", "tool")

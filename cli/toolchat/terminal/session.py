@@ -215,8 +215,11 @@ class ReplSession:
             self.settings, self.backend = settings, backend
             self.engine.configure(settings, backend)
             raise UsageError(f"{exc}; still using {settings.backend}: {backend.model}") from exc
+        switched_profile = profile != self.settings.profile
         self.settings, self.backend = settings, backend
         self.engine.configure(settings, backend)
+        if switched_profile and settings.system is None:  # a profile without one: none, not the last profile's
+            self.engine.conversation.set_system(None)
         return f"now using {settings.backend}: {backend.model}"
 
     def set_system(self, text: str) -> None:
