@@ -327,3 +327,26 @@ def test_servers_from_a_pasted_mcp_json_file_and_a_disabled_one(cli, server, tmp
     assert "Asia/Tokyo" in tool_messages(server)[0]["content"]
     assert not any(t["function"]["name"].startswith("off__") for t in server.requests[0]["tools"])
     assert list(pid_dir.iterdir()) == []  # a disabled server never starts
+
+
+def test_a_variable_not_set_in_one_server_of_an_mcp_json_stops_only_that_server(cli, server, tmp_path):
+    (tmp_path / ".mcp.json").write_text(
+        json.dumps(
+            {
+                "mcpServers": {
+                    "time": {
+                        "command": str(Path(sys.executable).parent / "mcp-server-time"),
+                        "args": ["--local-timezone", "UTC"],
+                    },
+                    "docs": {"command": sys.executable, "env": {"DOCS_TOKEN": "${DOCS_TOKEN_NOT_SET}"}},
+                }
+            }
+        )
+    )
+    (tmp_path / "toolchat.yaml").write_text("mcp_servers: .mcp.json\n")
+    server.add(sse(openai_calls(TOKYO)), sse(text_stream("Evening.")))
+    done = ask(cli, server, "-c", "toolchat.yaml", "--yes", "Time in Tokyo?")
+    assert done.returncode == 0, done.stderr
+    assert "Asia/Tokyo" in tool_messages(server)[0]["content"]
+    assert "mcp docs:" in done.stderr and "environment variable DOCS_TOKEN_NOT_SET is not set" in done.stderr
+    assert f"{tmp_path / '.mcp.json'}:" in done.stderr

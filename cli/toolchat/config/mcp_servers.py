@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from toolchat import defaults
-from toolchat.config.keys import Expansion, Positions, check_keys, check_schema, expand_all, fail, place
+from toolchat.config.keys import Expansion, Missing, Positions, check_keys, check_schema, expand_all, fail, place
 from toolchat.config.mcp_spec import McpServerSpec
 from toolchat.config.schema import keys_of
 from toolchat.config.yamlfile import decode, read_bytes
@@ -142,13 +142,16 @@ def _from_json(table: McpFile, environ: Mapping[str, str]) -> tuple[list[McpServ
     expansions: list[Expansion] = []
     for name, entry in table.servers.items():
         at = ("mcpServers", name)
+        holes: list[Missing] = []  # a ${VAR} not set stops only this server, when it would start
         expanded = {
-            key: expand_all(value, (*at, key), str(table.path), environ, table.lines, expansions)
+            key: expand_all(value, (*at, key), str(table.path), environ, table.lines, expansions, holes)
             if key in _EXPANDED
             else value
             for key, value in entry.items()
         }
-        found.append(spec_of(name, expanded, table.path.parent.resolve(), f"{table.path}:{place(table.lines, at)}"))
+        spec = spec_of(name, expanded, table.path.parent.resolve(), f"{table.path}:{place(table.lines, at)}")
+        spec.unset = holes[0].error.message if holes else None
+        found.append(spec)
     return found, expansions
 
 
