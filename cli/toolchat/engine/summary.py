@@ -37,10 +37,13 @@ def summarize(
         0.2,
         answer,
     )
+    events = backend.complete(request)
     try:
-        reply = next(event for event in backend.complete(request) if isinstance(event, Reply))
+        reply = next(event for event in events if isinstance(event, Reply))
     except (BackendError, StopIteration) as exc:
         return f"{_LEFT_OUT.format(len(messages))}; summarizing them failed: {exc})", None
+    finally:  # Ctrl-C included: the call's stream is closed, not left to the garbage collector
+        getattr(events, "close", lambda: None)()
     return reply.text.strip() or _LEFT_OUT.format(len(messages)) + ")", reply.usage
 
 

@@ -247,8 +247,11 @@ def run(chat: ReplSession, env: Environment) -> int:
             if console.record:  # a recorded session (README's SVG) shows what was typed too
                 console.print(plain(f"› {text}", "bold"))
             if text.lstrip().startswith("/"):
-                if dispatch(chat, text) == EXIT:
-                    break
+                try:
+                    if dispatch(chat, text) == EXIT:
+                        break
+                except KeyboardInterrupt:  # a command's model call (/compact, /retry) stops; the REPL stays
+                    console.print(plain(f"[{INTERRUPTED}]", "yellow"))
                 continue
             restore = _silence_echo()
             try:
