@@ -94,6 +94,7 @@ class OpenAIBackend:
             timeout=min(self.timeout, self.response_timeout),
             http_client=http_client,
         )
+        self._http = http_client  # the probe of the window asks through it: same ceilings, TLS and proxies
         self._window: int | bool | None = False  # False: not asked yet; None: the server does not say
         self.model: str = settings.model or (defaults.OPENAI_MODEL if self.base_url == OPENAI_URL else "")
         if not self.model and resolve_model:
@@ -126,7 +127,8 @@ class OpenAIBackend:
     def context_window(self) -> int | None:
         """The model's window as its server says it; asked once (backends/probe.py), then kept."""
         if self._window is False:
-            self._window = probe_window(self.client, self.base_url, self.model, min(self.timeout, 5.0))
+            ask = min(self.timeout, 5.0)
+            self._window = probe_window(self._http, self.client.api_key, self.base_url, self.model, ask)
         return self._window or None
 
     def list_models(self) -> list[str]:

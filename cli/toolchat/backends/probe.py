@@ -14,10 +14,10 @@ from toolchat.backends.window import window_of
 LIMIT = 1_000_000  # bytes read of one answer: a listing or a model's properties
 
 
-def probe_window(client: Any, base_url: str, model: str, timeout: float) -> int | None:
-    """The window of `model` at `base_url`, asked through the openai `client`; None when unknown."""
-    http = client._client  # the SDK's httpx client, with its ceilings and TLS settings
-    headers = {"Authorization": f"Bearer {client.api_key}"}
+def probe_window(http: Any, api_key: str, base_url: str, model: str, timeout: float) -> int | None:
+    """The window of `model` at `base_url`, asked through `http`, the httpx client the backend gave
+    the openai SDK (its ceilings, TLS settings and proxies); None when unknown."""
+    headers = {"Authorization": f"Bearer {api_key}"}
 
     def fetch(url: str, body: dict[str, Any] | None) -> Any:
         try:
