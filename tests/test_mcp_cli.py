@@ -34,6 +34,22 @@ def test_mcp_logs_prints_what_a_server_wrote_to_stderr(cli):
     assert "no log for an MCP server named 'nope'" in unknown.stderr and "faults" in unknown.stderr
 
 
+def test_servers_whose_names_differ_only_in_punctuation_keep_their_own_logs(cli, tmp_path):
+    faults = f"[{FAULTS.split()[1]!r}]"
+    (tmp_path / "toolchat.yaml").write_text(
+        "mcp_servers:\n"
+        f"  docs.v1:\n    command: {sys.executable}\n    args: {faults[:-1]}, exit-at-start]\n"
+        f"  docs_v1:\n    command: {sys.executable}\n    args: {faults[:-1]}, garbage-at-start]\n"
+        "    startup_timeout: 1\n"
+    )
+    assert cli("config", "trust", cwd=tmp_path).returncode == 0
+    cli("mcp", "list", cwd=tmp_path)
+    dotted, underscored = cli("mcp", "logs", "docs.v1", cwd=tmp_path), cli("mcp", "logs", "docs_v1", cwd=tmp_path)
+    assert dotted.returncode == 0 and underscored.returncode == 0, dotted.stderr + underscored.stderr
+    assert "exit-at-start" in dotted.stdout and "garbage-at-start" not in dotted.stdout
+    assert "garbage-at-start" in underscored.stdout and "exit-at-start" not in underscored.stdout
+
+
 def test_mcp_list_without_servers_says_how_to_add_one(cli):
     done = cli("mcp", "list")
     assert done.returncode == 0 and "no MCP servers configured" in done.stdout

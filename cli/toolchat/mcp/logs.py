@@ -3,6 +3,7 @@ when the server fails, and `toolchat mcp logs NAME` prints it."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from pathlib import Path
@@ -16,7 +17,12 @@ TAIL = 5
 
 
 def log_path(data_dir: Path, server: str) -> Path:
-    return data_dir / "mcp-logs" / f"{sanitise(server)}.log"
+    """The server's own log: its name made safe for a file name; a name that had to change (or is
+    long) ends in a short hash of the original, so `docs.v1` and `docs_v1` never share a log."""
+    name = sanitise(server)
+    if name != server or len(name) > 100:
+        name = f"{name[:100]}-{hashlib.sha1(server.encode('utf-8', 'surrogatepass')).hexdigest()[:8]}"
+    return data_dir / "mcp-logs" / f"{name}.log"
 
 
 LOG_LIMIT = 4 * 1024 * 1024  # what a log keeps at each start, and what `mcp logs` prints at most
