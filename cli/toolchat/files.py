@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import errno
 import os
+import re
+import shutil
 import stat
 import tempfile
 from collections.abc import Callable
@@ -108,3 +110,48 @@ def atomic_write(path: Path, content: str | bytes | Callable[[Path], object]) ->
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
+
+
+_SCRATCH = re.compile(r"toolchat-(?:call|mcp)-(\d+)-")
+_swept = False
+
+
+def scratch_folder(kind: str) -> str:
+    """A private (0700) temporary folder for one call or one MCP server, named after the process
+    that makes it (`toolchat-call-PID-...`), which removes it when done. A `kill -9` leaves it
+    behind, so the first one a process makes first removes those whose maker is gone."""
+    global _swept
+    if not _swept:
+        _swept = True
+        sweep_scratch(Path(tempfile.gettempdir()))
+    return tempfile.mkdtemp(prefix=f"toolchat-{kind}-{os.getpid()}-")
+
+
+def sweep_scratch(folder: Path) -> None:
+    """Remove the scratch folders in `folder` that are this user's own real folders (never a
+    symlink) and whose maker has exited. A maker still alive, or a process of another user with
+    that number, keeps it."""
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return
+    for entry in entries:
+        match = _SCRATCH.match(entry.name)
+        try:
+            if match is None or not entry.is_dir(follow_symlinks=False):
+                continue
+            if entry.stat(follow_symlinks=False).st_uid != os.getuid() or _alive(int(match.group(1))):
+                continue
+        except OSError:
+            continue
+        shutil.rmtree(entry.path, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True  # someone else's process, or no such number: leave it be
+    return True

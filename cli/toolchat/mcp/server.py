@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import shutil
 import socket
-import tempfile
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from toolchat.config.mcp_spec import McpServerSpec
+from toolchat.files import scratch_folder
 from toolchat.mcp import launch, logs
 from toolchat.redact import Redactor
 
@@ -172,7 +172,7 @@ class Server:
         stdio.PROCESS_TERMINATION_TIMEOUT = stdio.FORCE_KILL_TIMEOUT = 1.0
         env, cwd, sandbox = self.environment(), Path(self.spec.cwd or self.project_dir), launch.sandbox_of(self.spec)
         if sandbox is not None:
-            self._tmpdir = tempfile.mkdtemp(prefix="toolchat-mcp-")  # mode 0700: the server's own
+            self._tmpdir = scratch_folder("mcp")  # mode 0700: the server's own
         command, args = launch.command_line(
             self.spec.command or "", list(self.spec.args), env, cwd, sandbox, self._tmpdir
         )

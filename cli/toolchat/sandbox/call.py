@@ -6,9 +6,9 @@ too) applies it the same way."""
 from __future__ import annotations
 
 import shutil
-import tempfile
 from typing import Any
 
+from toolchat.files import scratch_folder
 from toolchat.sandbox.policy import ENFORCER, Policy, confine, explained
 
 
@@ -16,7 +16,7 @@ class Call:
     def __init__(self, policy: dict[str, Any] | None, project: str) -> None:
         self.policy = Policy.from_job(policy)
         self.project = project
-        self.tmpdir = tempfile.mkdtemp(prefix="toolchat-call-")  # mode 0700: the call's own
+        self.tmpdir = scratch_folder("call")  # mode 0700: the call's own
         ENFORCER.unavailable()  # probed (and libc loaded) once in the forking process, not per child
 
     def enter(self) -> str | None:
