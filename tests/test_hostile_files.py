@@ -125,7 +125,7 @@ def test_a_fifo_in_place_of_the_prompt_history_is_refused_and_the_history_kept_i
     from prompt_toolkit.history import InMemoryHistory
 
     from tests.support.fakes import ScriptedBackend
-    from tests.test_sessions import make_chat
+    from tests.support.sessions import make_chat
     from toolchat.sessions import history_file
     from toolchat.terminal.repl import _history
 
@@ -175,7 +175,7 @@ def tool_ids(messages: list[dict]) -> list[str]:
 
 def test_a_server_that_names_every_call_call_0_leaves_a_session_that_can_be_sent_again(tmp_path):
     from tests.support.fakes import ScriptedBackend, answer, call, calls
-    from tests.test_sessions import make_chat
+    from tests.support.sessions import make_chat
     from toolchat.terminal.session import ReplOptions
 
     sums = [calls(call("calculate", {"expression": e}, id="call_0")) for e in ("1+1", "2+2")]

@@ -4,14 +4,13 @@ shows it whole."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pexpect
 import pytest
 
 from tests.support.fakeserver import FakeServer, chunk, sse
-from tests.support.terminal import Screen, say
+from tests.support.terminal import Screen, say, spawn
 
 STEPS = ["First, step one: read the question.", "Then step two: weigh it.", "Finally step three: answer."]
 ANSWER = "The answer is 42."
@@ -36,19 +35,16 @@ def chat(isolated_env, tmp_path):
     children = []
 
     def start(server: FakeServer, *args: str) -> tuple[pexpect.spawn, Screen]:
-        env = {k: v for k, v in isolated_env.items() if k not in ("COLUMNS", "LINES", "NO_COLOR")}
-        child = pexpect.spawn(
-            sys.executable,
-            ["-m", "toolchat", "chat", "--base-url", server.url, "-m", "fake", "--no-tools", *args],
-            env={**env, "PROMPT_TOOLKIT_NO_CPR": "1", "TERM": "xterm"},
-            cwd=str(tmp_path),
-            encoding="utf-8",
-            timeout=30,
-            dimensions=(30, 100),
+        child = spawn(
+            *("chat", "--base-url", server.url, "-m", "fake", "--no-tools", *args),
+            env=isolated_env,
+            cwd=tmp_path,
+            rows=30,
+            columns=100,
+            color=True,
         )
         children.append(child)
-        screen = Screen(child, 30, 100)
-        child.logfile_read = screen
+        screen = child.screen
         child.expect("›")
         return child, screen
 

@@ -7,23 +7,11 @@ from __future__ import annotations
 import http.client
 import json
 import re
-import time
 
 from tests.support.fakeserver import sse, text_stream
-from tests.support.serving import Served, post, raw_post
+from tests.support.serving import ASK, lines_after, post, raw_post
 
-ASK = {"model": "toolchat", "messages": [{"role": "user", "content": "Weather in Singapore?"}]}
 KEY = "s3cret-key-for-the-access-log-test"
-
-
-def lines_after(served: Served, count: int) -> list[str]:
-    """The server's access-log lines but wait_ready's health checks, once there are `count` of them."""
-    deadline = time.monotonic() + 10
-    while True:
-        found = [line for line in served.log().splitlines() if re.match(r"toolchat serve: [A-Z]+ /(?!health )", line)]
-        if len(found) >= count or time.monotonic() > deadline:
-            return found
-        time.sleep(0.05)
 
 
 def test_each_request_is_one_line_with_status_model_tokens_and_seconds(upstream, serve):

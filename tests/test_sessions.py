@@ -16,42 +16,15 @@ from rich.console import Console
 
 from tests.support.fakes import ScriptedBackend, answer, call, calls
 from tests.support.fakeserver import FakeServer, sse, text_stream
-from toolchat.config.settings import Settings
+from tests.support.sessions import REGISTRY, env_for, make_chat
 from toolchat.config.settings import load as load_config
 from toolchat.conversation import Conversation
-from toolchat.env import Environment
 from toolchat.sessions import NOT_RUN, SessionLog, history_file, load, project_folder, sessions_in
 from toolchat.terminal.session import ReplOptions, ReplSession, reloader
 from toolchat.terminal.slash import EXIT, dispatch
-from toolchat.tools import discover
 
 USER = {"role": "user", "content": "hi"}
 BOT = {"role": "assistant", "content": "hello"}
-REGISTRY = discover([])
-
-
-def env_for(tmp_path: Path) -> Environment:
-    return Environment(
-        cwd=tmp_path,
-        environ={"TOOLCHAT_DATA_DIR": str(tmp_path / "data"), "TOOLCHAT_CONFIG_DIR": str(tmp_path / "config")},
-        tty_path=None,
-    )
-
-
-def make_chat(
-    tmp_path: Path, backend, options: ReplOptions | None = None, settings: Settings | None = None
-) -> ReplSession:
-    env = env_for(tmp_path)
-    settings = settings or Settings(backend="openai", model="m", project_dir=tmp_path)
-    return ReplSession(
-        env,
-        settings,
-        REGISTRY,
-        backend,
-        options or ReplOptions(),
-        Console(record=True, width=120),
-        reload=lambda profile, model: (settings, backend),
-    )
 
 
 def records(path: Path) -> list[dict]:

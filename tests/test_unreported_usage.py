@@ -103,7 +103,7 @@ def test_counts_that_are_not_counts_are_not_reported(cli, server):
 
 
 def test_serve_says_null_and_its_access_line_a_dash_for_tokens_upstream_did_not_report(upstream, serve):
-    from tests.test_serve_access import ASK, lines_after, raw_post
+    from tests.support.serving import ASK, lines_after, raw_post
 
     upstream.add(sse(text_stream("Sunny.")))
     served = serve()

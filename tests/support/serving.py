@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -108,3 +109,16 @@ def raw_post(served: Served, body: dict, headers: dict[str, str] | None = None) 
         "POST", "/v1/chat/completions", json.dumps(body), {"Content-Type": "application/json", **(headers or {})}
     )
     return connection.getresponse()
+
+
+ASK = {"model": "toolchat", "messages": [{"role": "user", "content": "Weather in Singapore?"}]}
+
+
+def lines_after(served: Served, count: int) -> list[str]:
+    """The server's access-log lines but wait_ready's health checks, once there are `count` of them."""
+    deadline = time.monotonic() + 10
+    while True:
+        found = [line for line in served.log().splitlines() if re.match(r"toolchat serve: [A-Z]+ /(?!health )", line)]
+        if len(found) >= count or time.monotonic() > deadline:
+            return found
+        time.sleep(0.05)
