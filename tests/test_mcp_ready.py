@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -22,9 +23,8 @@ from tests.support.mcp_helpers import SERVERS, TIME
 from tests.support.terminal import press, say, see, spawn
 from toolchat.tools.registry import discover
 
-pytestmark = pytest.mark.terminal
-
 BUNDLED = discover([]).names()
+FAULT_TOOLS = ["echo", "hang", "big", "fail", "image", "grow", "refuse", "die", "leave", "daemon"]
 
 
 def configure(tmp_path: Path, **servers: dict) -> Path:
@@ -35,6 +35,11 @@ def configure(tmp_path: Path, **servers: dict) -> Path:
 
 def faults(mode: str = "serve", **entry: object) -> dict:
     return {"command": sys.executable, "args": [str(SERVERS / "faults.py"), mode], **entry}
+
+
+def gated(gate: Path, mode: str = "serve") -> dict:
+    """The fault server, waiting until the test creates `gate` before it goes on in `mode`."""
+    return faults(mode, env={"FAULTS_GATE": str(gate)})
 
 
 @pytest.fixture
@@ -89,6 +94,7 @@ def leave(child: pexpect.spawn) -> None:
     assert child.exitstatus == 0
 
 
+@pytest.mark.terminal
 def test_a_ready_servers_tools_are_known_before_any_turn(chat, server, tmp_path):
     config = configure(tmp_path, time={"command": TIME.split()[0], "args": TIME.split()[1:]})
     child = chat(config)
@@ -118,9 +124,10 @@ def test_a_ready_servers_tools_are_known_before_any_turn(chat, server, tmp_path)
     assert offered == [*BUNDLED, "time__get_current_time"]  # the denied one is not offered
 
 
+@pytest.mark.terminal
 def test_a_server_that_fails_after_the_prompt_is_up_says_so_above_the_line_being_typed(chat, server, tmp_path):
     gate = tmp_path / "gate"
-    config = configure(tmp_path, stuck=faults("exit-at-start", env={"FAULTS_GATE": str(gate)}))
+    config = configure(tmp_path, stuck=gated(gate, "exit-at-start"))
     child = chat(config)
     assert "stuck starting" in child.banner
     press(child, "hello wor")
@@ -143,9 +150,10 @@ def test_a_server_that_fails_after_the_prompt_is_up_says_so_above_the_line_being
     leave(child)
 
 
+@pytest.mark.terminal
 def test_a_slow_server_joins_while_the_prompt_is_already_in_use(chat, server, tmp_path):
     gate = tmp_path / "gate"
-    config = configure(tmp_path, slow=faults(env={"FAULTS_GATE": str(gate)}))
+    config = configure(tmp_path, slow=gated(gate))
     child = chat(config)
     assert f"{len(BUNDLED)} tools so far" in child.banner and "slow starting" in child.banner
     say(child, "/tools")  # usable at once: what is offered so far, and who is still starting
@@ -166,6 +174,71 @@ def test_a_slow_server_joins_while_the_prompt_is_already_in_use(chat, server, tm
     assert server.requests == []
 
 
+@pytest.mark.terminal
+def test_a_question_sent_before_a_server_is_ready_waits_and_the_model_sees_its_tools(chat, server, tmp_path):
+    gate = tmp_path / "gate"
+    child = chat(configure(tmp_path, slow=gated(gate)))
+    server.add(sse(text_stream("All tools seen.")))
+    say(child, "hello")
+    time.sleep(1.5)  # the turn waits for the server, not calling the model
+    assert server.requests == []
+    gate.touch()
+    see(child, "All tools seen.")
+    child.expect("›")
+    offered = [tool["function"]["name"] for tool in server.requests[0]["tools"]]
+    assert offered == [*BUNDLED, *(f"slow__{name}" for name in FAULT_TOOLS)]
+    leave(child)
+
+
+HOSTILE = """import os, sys, time
+while not os.path.exists(sys.argv[1]):
+    time.sleep(0.05)
+sys.stderr.write("\\x1b[2J\\x1b[H\\x1b]0;owned\\x07cleared your screen\\r\\x1b[2Kmcp ok: ready\\n")
+sys.exit(1)
+"""
+
+
+@pytest.mark.terminal
+def test_servers_failing_at_once_with_hostile_stderr_never_drive_the_terminal(chat, server, tmp_path):
+    gate = tmp_path / "gate"
+    script = tmp_path / "hostile.py"
+    script.write_text(HOSTILE)
+    entry = {"command": sys.executable, "args": [str(script), str(gate)]}
+    child = chat(configure(tmp_path, one=entry, two=entry, three=entry))
+    press(child, "still typing")
+    time.sleep(0.5)
+    gate.touch()  # all three fail at once, with the prompt up
+    wait_for_toolbar(child, "one failed · two failed · three failed")
+    rows = child.screen.shown()
+    assert any(row.startswith("toolchat  openai") for row in rows), rows  # the screen was not cleared
+    for name in ("one", "two", "three"):
+        said = [row for row in child.screen.transcript() if row.startswith(f"mcp {name}: could not start")]
+        assert len(said) == 1, child.screen.transcript()  # once each
+    text = "\n".join(child.screen.transcript())
+    assert "\\x1b[2J\\x1b[H\\x1b]0;owned\\x07cleared your screen" in text  # shown, not obeyed
+    assert not any(row.startswith("mcp ok") for row in rows)  # no line forged by a carriage return
+    assert rows[next(n for n, row in enumerate(rows) if row.startswith("›"))] == "› still typing"
+    child.send("\x15")  # the line typed is cleared, and the REPL goes on
+    leave(child)
+
+
+def test_ask_waits_for_a_slow_server_and_offers_every_tool_in_its_first_call(cli, server, tmp_path):
+    gate = tmp_path / "gate"
+    config = configure(tmp_path, slow=gated(gate), time={"command": TIME.split()[0], "args": TIME.split()[1:]})
+    server.add(sse(text_stream("Seen them all.")))
+    threading.Timer(1.5, gate.touch).start()
+    done = cli("ask", "-c", str(config), "--base-url", server.url, "-m", "fake", "hello")
+    assert done.returncode == 0, done.stderr
+    offered = [tool["function"]["name"] for tool in server.requests[0]["tools"]]
+    assert offered == [
+        *BUNDLED,
+        *(f"slow__{name}" for name in FAULT_TOOLS),
+        "time__get_current_time",
+        "time__convert_time",
+    ]
+
+
+@pytest.mark.terminal
 @pytest.mark.parametrize("columns", [80, 120])
 def test_the_toolbar_fits_the_terminal_and_cuts_no_word(chat, server, tmp_path, columns):
     config = configure(tmp_path, faults=faults(), docs=faults("exit-at-start"))

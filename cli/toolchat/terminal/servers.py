@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from toolchat.mcp.wiring import source_of, sync
+from toolchat.safety import one_line
 
 
 class ServerWatch:
@@ -25,8 +26,8 @@ class ServerWatch:
         return sync(self.registry)
 
     def say(self, lines: list[str]) -> None:
-        for line in lines:
-            self.notify(line)
+        for line in lines:  # one line each (it may wrap), whatever a server's error says
+            self.notify(one_line(line))
 
     def _changed(self) -> None:
         """On the MCP thread: have the prompt's event loop catch up, if a prompt is up; if none is,
