@@ -63,7 +63,9 @@ def _tools(chat: ReplSession, argument: str) -> None:
         from toolchat.mcp.wiring import source_of, starting, summary
 
         if starting(chat.all_tools):  # their tools join as each is ready
-            chat.console.print(plain(f"{summary(source_of(chat.all_tools))}; its tools join when it is ready", "dim"))
+            chat.console.print(
+                plain(f"{summary(source_of(chat.all_tools))}; a server's tools join when it is ready", "dim")
+            )
 
 
 def _done(chat: ReplSession, message: str) -> None:
