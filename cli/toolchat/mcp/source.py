@@ -111,10 +111,10 @@ class McpSource:
         for line in self.new_failures():
             self.notify(line)
 
-    def new_failures(self) -> list[str]:
-        """What could not start (or offer a tool it was asked for), each line once."""
+    def new_failures(self, problems: Sequence[SourceProblem] | None = None) -> list[str]:
+        """What could not start or be offered (of `problems`, by default this source's), each line once."""
         lines = []
-        for problem in self.problems():
+        for problem in self.problems() if problems is None else problems:
             line = f"{problem.where}: {problem.reason}"
             if line not in self._reported:
                 self._reported.add(line)

@@ -61,7 +61,8 @@ def sync(registry: Any) -> list[str]:
         registry.refresh()
     finally:
         source.waits = waits
-    return source.new_failures()
+    # a tool of a server ready only now may clash with a plugin's: said too (the plugin's is kept)
+    return source.new_failures([p for p in registry.problems() if p.where.startswith("mcp ")])
 
 
 def starting(registry: Any) -> bool:
