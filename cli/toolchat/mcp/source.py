@@ -7,7 +7,7 @@ from __future__ import annotations
 import atexit
 import concurrent.futures
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -82,7 +82,7 @@ class McpSource:
         self._closed = False
 
     # -- start-up ---------------------------------------------------------------------------------
-    def _start(self, name: str, starting: Any) -> None:
+    def _start(self, name: str, starting: Coroutine[Any, Any, None]) -> None:
         self._starts[name] = future = self.hub.submit(starting)
         future.add_done_callback(self._settle)
 

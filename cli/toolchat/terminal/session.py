@@ -288,6 +288,7 @@ def fit(line: str, hints: tuple[str, ...], width: int) -> str:
         if len(whole) < width:  # the last column is left empty: a full row would wrap
             return whole
     cut = line[: max(1, width - 2)]
-    if line[len(cut)] != " " and " " in cut.strip():  # never inside a word ("docs faile")
-        cut = cut[: cut.rstrip().rindex(" ")]
+    inside_a_word = len(line) > len(cut) and line[len(cut)] != " " and not cut.endswith(" ")
+    if inside_a_word and " " in cut.strip():  # never "docs faile"
+        cut = cut[: cut.rindex(" ")]
     return cut.rstrip(" ·") + "…"
