@@ -285,3 +285,55 @@ def test_closing_while_a_server_is_still_starting_is_bounded_too(opened, tmp_pat
     source.close()
     assert time.monotonic() - started <= 3.0
     assert wait_gone(server_pids(pid_dir), 0.5) == []
+
+
+def test_sync_offers_each_server_as_it_becomes_ready_and_says_each_failure_once(opened, tmp_path):
+    from toolchat.mcp.wiring import sync
+
+    gate = tmp_path / "gate"
+    slow = spec(f"{FAULTS} serve", "slow", env={"FAULTS_GATE": str(gate)})
+    source, notes = opened(slow, spec(f"{FAULTS} exit-at-start", "broken"))
+    changes: list[str] = []
+    source.on_change = lambda: changes.append(threading.current_thread().name)
+    source.waits = False
+    registry = Registry([source])
+    source.waits = True  # as in the REPL once its prompt is up: a turn would wait, sync never does
+    deadline = time.monotonic() + 20
+    said: list[str] = []
+    while not said and time.monotonic() < deadline:
+        started = time.monotonic()
+        said = sync(registry)
+        assert time.monotonic() - started < 1  # never waits for the server still starting
+        time.sleep(0.05)
+    assert (
+        len(said) == 1 and said[0].startswith("mcp broken: could not start") and "cannot open the database" in said[0]
+    )
+    assert registry.names() == []  # slow is still starting
+    gate.touch()
+    while "slow__echo" not in registry.names() and time.monotonic() < deadline:
+        assert sync(registry) == []  # the failure is said once
+        time.sleep(0.05)
+    assert "slow__echo" in registry.names() and len(registry.names()) == 10
+    assert changes == ["toolchat-mcp", "toolchat-mcp"]  # once per server, from the MCP thread
+    assert notes == []  # nothing was said behind the REPL's back
+
+
+def test_a_server_ready_later_whose_tool_clashes_with_a_plugins_is_said_once(opened, plugin_dir, tmp_path):
+    from toolchat.mcp.wiring import sync
+    from toolchat.tools.registry import discover
+
+    gate = tmp_path / "gate"
+    folder = plugin_dir(clash="def slow__echo(text: str) -> str:\n    '''Mine.'''\n    return text\n")
+    source, _ = opened(spec(f"{FAULTS} serve", "slow", env={"FAULTS_GATE": str(gate)}))
+    source.waits = False
+    registry = discover([folder], bundled=False, project_dir=tmp_path)
+    registry.add(source)  # no clash yet: the server is still starting
+    gate.touch()
+    deadline = time.monotonic() + 20
+    said: list[str] = []
+    while not said and time.monotonic() < deadline:
+        said = sync(registry)
+        time.sleep(0.05)
+    assert said == ["mcp slow: its tool 'slow__echo' is also offered by plugins/clash.py; that one is kept"]
+    assert registry.get("slow__echo").origin == "plugins/clash.py" and "slow__hang" in registry.names()
+    assert sync(registry) == []

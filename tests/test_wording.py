@@ -112,7 +112,11 @@ def test_the_toolbar_gives_way_hints_first_then_ends_in_an_ellipsis_at_120_colum
     assert fit(facts, hints, 200) == facts + " · Esc Enter: new line · /help"
     assert fit(facts, hints, 120) == facts + " · /help"  # "docs failed" whole, not "docs faile"
     assert fit(facts, hints, 110) == facts
-    assert fit(facts, hints, 60) == facts[:58] + "…"  # never wider than the terminal
+    cut = fit(facts, hints, 60)  # never wider than the terminal, and never inside a word ("as…")
+    assert cut == " default · openai · fake · context 0/32,768 · approval:…"
+    assert fit("x" * 100, hints, 60) == "x" * 58 + "…"  # one word longer than the row: cut, and said so
+    assert fit("a" * 50 + " " + "b" * 7 + " c", hints, 60) == "a" * 50 + " " + "b" * 7 + "…"  # a word ending at the cut
+    assert fit("ab", hints, 1) == "a…"
 
 
 @pytest.mark.terminal

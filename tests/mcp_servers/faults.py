@@ -2,6 +2,9 @@
 
     python faults.py [exit-at-start | hang-at-start | garbage-at-start | daemon-at-start | serve]
 
+With $FAULTS_GATE set, every mode first waits until that file exists: a server slow to start,
+for as long as the test wants (it opens the gate).
+
 Its tools: `echo`, `hang` (sleeps in the call), `big` (a 1 MB answer), `fail` (an isError result),
 `image` (a PNG), `grow` (adds the tool `extra` and says the list changed), `refuse` (a JSON-RPC
 error), `die` (the process exits mid-call), `leave`
@@ -113,6 +116,8 @@ def main() -> None:
         with open(os.path.join(folder, str(os.getpid())), "w") as handle:
             handle.write(mode)
     print(f"faults: starting in mode {mode}; environment: {sorted(os.environ)}", file=sys.stderr, flush=True)
+    while os.environ.get("FAULTS_GATE") and not os.path.exists(os.environ["FAULTS_GATE"]):
+        time.sleep(0.05)
     if mode == "exit-at-start":
         if os.environ.get("FAULTS_TOKEN"):  # a careless server echoing its secret
             print(f"faults: login with token {os.environ['FAULTS_TOKEN']} refused", file=sys.stderr, flush=True)

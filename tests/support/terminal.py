@@ -3,7 +3,9 @@ to start it (`spawn`), and the few moves a test makes (`see`, `say`, `press`).
 
 `spawn` gives the child a pty of the size asked for and the environment given, minus COLUMNS and
 LINES (the pty's size is the terminal's size, as for a user, and a resize is seen), with
-prompt-toolkit's cursor-position request off (nothing here would answer it). What the child writes
+prompt-toolkit's cursor-position request off, unless `cpr=True`: then the emulator answers it as a
+real terminal does, and prompt-toolkit draws its bottom toolbar (it draws none until it knows how
+many rows are below the cursor). What the child writes
 is fed to a pyte terminal emulator, `child.screen`, that keeps the rows scrolled off the top: a
 test can assert what the user sees, cell by cell, not only the bytes."""
 
@@ -27,9 +29,11 @@ class Screen:
     """What the user sees: everything the child writes, fed to a terminal emulator that keeps the
     rows scrolled off the top."""
 
-    def __init__(self, child: pexpect.spawn, rows: int, columns: int) -> None:
+    def __init__(self, child: pexpect.spawn, rows: int, columns: int, answers: bool = False) -> None:
         self.child = child
         self.screen = pyte.HistoryScreen(columns, rows, history=100_000)
+        if answers:  # the cursor-position report (ESC [ 6 n) is answered, as by a real terminal
+            self.screen.write_process_input = child.send
         self.stream = pyte.Stream(self.screen)
 
     def write(self, data: str) -> None:  # pexpect's logfile_read: every character it reads
@@ -73,12 +77,15 @@ def spawn(
     color: bool = False,
     screen: bool = True,
     maxread: int = 2000,
+    cpr: bool = False,
 ) -> pexpect.spawn:
     """`toolchat ARGS...` (or `command ARGS...`) in a `rows` x `columns` pty, in `cwd`, with `env`.
     `color` drops NO_COLOR and sets TERM=xterm (as a colour terminal); `screen=False` skips the
-    emulator (a benchmark that reads the pty itself)."""
-    clean = {k: v for k, v in env.items() if k not in ("COLUMNS", "LINES")}
-    clean["PROMPT_TOOLKIT_NO_CPR"] = "1"
+    emulator (a benchmark that reads the pty itself); `cpr` has the emulator answer cursor-position
+    requests (the bottom toolbar is drawn)."""
+    clean = {k: v for k, v in env.items() if k not in ("COLUMNS", "LINES", "PROMPT_TOOLKIT_NO_CPR")}
+    if not (cpr and screen):
+        clean["PROMPT_TOOLKIT_NO_CPR"] = "1"
     if color:
         clean.pop("NO_COLOR", None)
         clean["TERM"] = "xterm"
@@ -93,7 +100,7 @@ def spawn(
         maxread=maxread,
     )
     if screen:
-        child.screen = Screen(child, rows, columns)
+        child.screen = Screen(child, rows, columns, answers=cpr)
         child.logfile_read = child.screen
     return child
 

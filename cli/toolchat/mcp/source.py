@@ -7,7 +7,7 @@ from __future__ import annotations
 import atexit
 import concurrent.futures
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,7 +64,13 @@ class McpSource:
             redactor = Redactor([*secrets, *secrets_of([], [spec])])  # tokens in its headers and env
             self.servers[spec.name] = Server(spec, project_dir, environ, logs.log_path(data_dir, spec.name), redactor)
         self.restarted: set[str] = set()  # servers restarted after dying (once each)
-        self._starts = {name: self.hub.submit(server.start()) for name, server in self.servers.items()}
+        # called on the MCP thread each time a server has started or failed: the REPL then offers its
+        # tools (or says it failed) at once, above its prompt, instead of at the next turn
+        self.on_change: Callable[[], None] = lambda: None
+        self._settled = self._seen = 0  # starts finished (counted on the MCP thread), and taken note of
+        self._starts: dict[str, concurrent.futures.Future[None]] = {}
+        for name, server in self.servers.items():
+            self._start(name, server.start())
         # `ask` and the tools commands wait for every server before listing tools; the REPL shows its
         # prompt at once (False) and waits only when a turn needs the tools
         self.waits = True
@@ -76,6 +82,22 @@ class McpSource:
         self._closed = False
 
     # -- start-up ---------------------------------------------------------------------------------
+    def _start(self, name: str, starting: Coroutine[Any, Any, None]) -> None:
+        self._starts[name] = future = self.hub.submit(starting)
+        future.add_done_callback(self._settle)
+
+    def _settle(self, future: concurrent.futures.Future[None]) -> None:
+        self._settled += 1
+        self.on_change()
+
+    def news(self) -> bool:
+        """Whether a server has become ready or failed since the last time this was asked."""
+        settled = self._settled
+        if settled == self._seen:
+            return False
+        self._seen = settled
+        return True
+
     def wait_ready(self) -> None:
         """Wait until every server is ready or has failed (each bounded by its startup_timeout)."""
         for name, future in list(self._starts.items()):
@@ -86,11 +108,18 @@ class McpSource:
         self._report_failures()
 
     def _report_failures(self) -> None:
-        for problem in self.problems():
+        for line in self.new_failures():
+            self.notify(line)
+
+    def new_failures(self, problems: Sequence[SourceProblem] | None = None) -> list[str]:
+        """What could not start or be offered (of `problems`, by default this source's), each line once."""
+        lines = []
+        for problem in self.problems() if problems is None else problems:
             line = f"{problem.where}: {problem.reason}"
             if line not in self._reported:
                 self._reported.add(line)
-                self.notify(line)
+                lines.append(line)
+        return lines
 
     def statuses(self) -> list[ServerStatus]:
         out = []
@@ -140,8 +169,9 @@ class McpSource:
     # -- tools ------------------------------------------------------------------------------------
     def tools(self) -> list[Tool]:
         """The tools of every ready server, listed again where the server said they changed."""
-        if self.waits:
-            self.wait_ready()
+        if not self.waits:  # the REPL's prompt is up: what is ready now, and no waiting on any server
+            return self._collect()
+        self.wait_ready()
         for server in self.servers.values():
             if server.stale and server.state is State.READY:
                 try:
@@ -229,7 +259,7 @@ class McpSource:
             await server.start()
 
         self._reported = {line for line in self._reported if not line.startswith(f"mcp {name}:")}
-        self._starts[name] = self.hub.submit(again())
+        self._start(name, again())
         self.wait_ready()
         self._collect()
         return next(s for s in self.statuses() if s.name == name)

@@ -49,6 +49,28 @@ def turns_wait(registry: Any) -> None:
         source.waits = True
 
 
+def sync(registry: Any) -> list[str]:
+    """Offer the tools of the servers that became ready since the last look, without waiting for
+    any still starting; the lines to show for those that failed (each once). On the thread that
+    runs the turns (the REPL's main thread), so the registry is never listed by two at once."""
+    source = source_of(registry)
+    if source is None or not source.news():
+        return []
+    waits, source.waits = source.waits, False
+    try:
+        registry.refresh()
+    finally:
+        source.waits = waits
+    # a tool of a server ready only now may clash with a plugin's: said too (the plugin's is kept)
+    return source.new_failures([p for p in registry.problems() if p.where.startswith("mcp ")])
+
+
+def starting(registry: Any) -> bool:
+    """Whether an MCP server is still starting (its tools are not offered yet)."""
+    source = source_of(registry)
+    return source is not None and any(status.state == "starting" for status in source.statuses())
+
+
 def toolbar(registry: Any) -> str:
     """What the REPL's bottom toolbar adds: ` · mcp: time ready (2) · git starting`."""
     line = summary(source_of(registry))

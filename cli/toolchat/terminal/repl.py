@@ -58,14 +58,18 @@ def reasoning_line(settings: Any) -> str:
 
 def banner(chat: ReplSession, console: Console) -> None:
     settings = chat.settings
-    tools = len(chat.engine.registry.names())
+    tools = f"{len(chat.engine.registry.names())} tools"
+    if settings.mcp_servers:
+        from toolchat.mcp.wiring import starting
+
+        tools += " so far" if starting(chat.all_tools) else ""  # the rest join as their servers start
     where = ", ".join(str(p) for p in settings.sources) or "no config file (defaults)"
     console.print(
         Text.assemble(
             ("toolchat", "bold cyan"),
             f"  {settings.backend} · ",
             (clean(chat.backend.model), "bold"),
-            f" · {tools} tools · config: ",
+            f" · {tools} · config: ",
             (clean(where), "dim"),
         )
     )
@@ -218,20 +222,34 @@ def start(
     return run(ReplSession(env, settings, registry, backend, options, console, reload), env)
 
 
+def _open(chat: ReplSession, session: Any) -> Callable[[], None]:
+    """The banner; with MCP servers, their tools join as each server becomes ready and one that
+    fails is said above the prompt. Returns what the loop calls between prompts to catch up."""
+    if not chat.settings.mcp_servers:
+        banner(chat, chat.console)
+        return lambda: None
+    from toolchat.mcp.wiring import turns_wait
+    from toolchat.terminal.servers import ServerWatch
+
+    watch = ServerWatch(chat.all_tools, session, notifier(chat.console))
+    failed = watch.catch_up()  # the banner counts the tools of the servers ready by now
+    banner(chat, chat.console)
+    watch.say(failed)
+    turns_wait(chat.all_tools)  # the prompt is up; a turn now waits for servers still starting
+    return lambda: watch.say(watch.catch_up())
+
+
 def run(chat: ReplSession, env: Environment) -> int:
     console = chat.console
-    banner(chat, console)
-    if chat.settings.mcp_servers:
-        from toolchat.mcp.wiring import turns_wait
-
-        turns_wait(chat.all_tools)  # the prompt is up; a turn now waits for servers still starting
     session = prompt_session(chat, env)
+    catch_up = _open(chat, session)
     ahead = ""
     chat.drain_input = _typed_ahead  # keys typed before an approval question never answer it
     try:
         while True:
             if requested_signal():  # TERM or HUP at the prompt: prompt-toolkit swallows it; leave now
                 raise Terminated(requested_signal())
+            catch_up()  # what servers did while a turn or a command ran
             try:
                 text = session.prompt("› ", default=ahead)
             except Terminated:
@@ -242,6 +260,7 @@ def run(chat: ReplSession, env: Environment) -> int:
             except EOFError:
                 break
             ahead = ""
+            catch_up()  # a server ready a moment ago is known to /tools, /allow and the turn
             if not text.strip():
                 continue
             if console.record:  # a recorded session (README's SVG) shows what was typed too

@@ -285,9 +285,13 @@ class ReplSession:
 
 def fit(line: str, hints: tuple[str, ...], width: int) -> str:
     """`line` and as many of `hints` as fit in `width` columns, the first hint giving way first;
-    a line longer alone ends in "…"."""
+    a line longer alone is cut after its last whole word that fits, and ends in "…"."""
     for first in range(len(hints) + 1):
         whole = line + "".join(hints[first:])
         if len(whole) < width:  # the last column is left empty: a full row would wrap
             return whole
-    return line[: max(1, width - 2)] + "…"
+    cut = line[: max(1, width - 2)]
+    inside_a_word = len(line) > len(cut) and line[len(cut)] != " " and not cut.endswith(" ")
+    if inside_a_word and " " in cut.strip():  # never "docs faile"
+        cut = cut[: cut.rindex(" ")]
+    return cut.rstrip(" ·") + "…"

@@ -59,6 +59,13 @@ def _tools(chat: ReplSession, argument: str) -> None:
         state = "denied" if tool.name in chat.denied else ("allowed" if policy.allows(tool.name) else "ask")
         table.add_row(plain(tool.name), state, plain(tool.summary))
     chat.console.print(table)
+    if chat.settings.mcp_servers:
+        from toolchat.mcp.wiring import source_of, starting, summary
+
+        if starting(chat.all_tools):  # their tools join as each is ready
+            chat.console.print(
+                plain(f"{summary(source_of(chat.all_tools))}; a server's tools join when it is ready", "dim")
+            )
 
 
 def _done(chat: ReplSession, message: str) -> None:
