@@ -70,6 +70,23 @@ class CallDecided:
 
 
 @dataclass
+class CallStarted:
+    """An approved call begins to run (with the arguments it runs with); `together`: how many calls
+    of its reply run at once with it (1: it runs alone, as with `tools.parallel: 1`)."""
+
+    call: ToolCall
+    arguments: dict[str, Any]
+    together: int = 1
+
+
+@dataclass
+class CallsRunning:
+    """Calls of one reply are still running together (said every quarter second while they do)."""
+
+    running: int
+
+
+@dataclass
 class CallFinished:
     record: CallRecord
 
@@ -136,6 +153,8 @@ Event = Union[
     RoundStarted,
     CallRequested,
     CallDecided,
+    CallStarted,
+    CallsRunning,
     CallFinished,
     RoundDone,
     TurnError,

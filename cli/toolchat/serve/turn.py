@@ -22,6 +22,8 @@ from toolchat.engine import (
     CallDecided,
     CallFinished,
     CallRequested,
+    CallsRunning,
+    CallStarted,
     Decision,
     Engine,
     Event,
@@ -206,7 +208,7 @@ class Turn:
 
     def _on_event(self, event: Event) -> None:
         if self.cancelled.is_set() and isinstance(
-            event, (TextDelta, ReasoningDelta, RoundStarted, CallRequested, CallDecided)
+            event, (TextDelta, ReasoningDelta, RoundStarted, CallRequested, CallDecided, CallStarted, CallsRunning)
         ):
             raise KeyboardInterrupt  # the engine ends the turn and answers the remaining calls "cancelled"
         if isinstance(event, ReasoningDelta) and event.text:

@@ -191,7 +191,8 @@ def _reply_to(worker: _Worker, job_id: int) -> dict[str, Any] | None:
 
 def _cancel(worker: _Worker, job_id: int) -> None:
     try:
-        write_frame(worker.requests, {"kind": "cancel", "id": job_id})
+        with _flight:  # never inside a cancel another thread is writing (cancel_job_of)
+            write_frame(worker.requests, {"kind": "cancel", "id": job_id})
     except OSError:
         return
     while True:  # the worker answers as soon as the job is killed
