@@ -1,0 +1,142 @@
+"""The calls of one reply run at once (issue 29, item 2): approvals in the model's order, then the
+approved calls together, at most `tools.parallel` at a time; the model reads the results in its
+own order whatever order they finish in. `ask` against a scripted loopback server, with a plugin
+that says when each call ran."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.support.fakeserver import FakeServer, openai_calls, sse, text_stream
+
+NAP = '''
+import os
+import time
+
+
+def nap(tag: str, seconds: float) -> str:
+    """Sleep this long, then say when the call ran."""
+    started = time.time()
+    time.sleep(seconds)
+    return f"{tag} {started:.3f} {time.time():.3f}"
+
+
+def crash(tag: str) -> str:
+    """Die at once, as a tool with a fault in native code does."""
+    os._exit(7)
+'''
+
+SLEEPS = [1.2, 0.3, 0.9, 0.0, 0.6]  # the model's order; they finish in another
+
+
+@pytest.fixture
+def server():
+    with FakeServer() as running:
+        yield running
+        assert not running.scripts, f"scripted replies left unused: {running.scripts}"
+
+
+def naps(sleeps: list[float] = SLEEPS) -> list[tuple[str, dict[str, object]]]:
+    return [("nap", {"tag": f"n{i}", "seconds": s}) for i, s in enumerate(sleeps)]
+
+
+def ask(cli, server: FakeServer, tools: Path, config: str, *extra: str):
+    path = tools.parent / "toolchat-config.yaml"
+    path.write_text(config)
+    started = time.monotonic()
+    done = cli("ask", "-c", str(path), "--base-url", server.url, "--tools", str(tools), *extra, "Rest a while.")
+    return done, time.monotonic() - started
+
+
+def tool_messages(server: FakeServer, request: int = 1) -> list[dict[str, str]]:
+    return [m for m in server.requests[request]["messages"] if m["role"] == "tool"]
+
+
+def spans(messages: list[dict[str, str]]) -> dict[str, tuple[float, float]]:
+    """tag -> (started, ended), from what each nap said."""
+    return {tag: (float(a), float(b)) for tag, a, b in (m["content"].split() for m in messages)}
+
+
+def test_five_slow_calls_run_at_once_and_the_model_reads_them_in_its_order(cli, server, plugin_dir):
+    server.add(sse(openai_calls(naps())), sse(text_stream("Rested.")))
+    done, seconds = ask(cli, server, plugin_dir(nap=NAP), "tools:\n  parallel: 5\n", "--allow", "nap")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "Rested.\n"
+    messages = tool_messages(server)
+    calls = server.requests[1]["messages"][-6]["tool_calls"]
+    assert [m["tool_call_id"] for m in messages] == [c["id"] for c in calls]  # the model's order
+    assert [m["content"].split()[0] for m in messages] == ["n0", "n1", "n2", "n3", "n4"]
+    slow = [span for tag, span in spans(messages).items() if tag != "n3"]  # n3 sleeps 0 s
+    assert max(start for start, _ in slow) < min(end for _, end in slow)  # all at once
+    finished = [line.split()[3] for line in done.stderr.splitlines() if line.startswith("← nap ok:")]
+    assert finished.index("n3") < finished.index("n0")  # said as each finished: 0 s before 1.2 s
+    assert seconds < 1.2 + 0.3 + 0.9 + 0.6 + 4  # a generous bound; the speed target is a benchmark
+
+
+def test_at_most_tools_parallel_run_at_once(cli, server, plugin_dir):
+    server.add(sse(openai_calls(naps([0.8] * 4))), sse(text_stream("Rested.")))
+    done, _ = ask(cli, server, plugin_dir(nap=NAP), "tools:\n  parallel: 2\n", "--allow", "nap")
+    assert done.returncode == 0, done.stderr
+    ran = sorted(spans(tool_messages(server)).values())
+    for moment, _ in ran:  # at no call's start were more than two running
+        assert sum(1 for start, end in ran if start <= moment < end) <= 2
+    assert ran[2][0] >= min(end for _, end in ran[:2]) - 0.05  # the third waited for a place
+
+
+def test_parallel_one_asks_runs_and_answers_each_call_in_turn(cli, server, plugin_dir):
+    server.add(sse(openai_calls(naps([0.3, 0.0, 0.2]))), sse(text_stream("Rested.")))
+    done, _ = ask(cli, server, plugin_dir(nap=NAP), "tools:\n  parallel: 1\n", "--allow", "nap")
+    assert done.returncode == 0, done.stderr
+    ran = [spans(tool_messages(server))[tag] for tag in ("n0", "n1", "n2")]
+    assert ran[0][1] <= ran[1][0] and ran[1][1] <= ran[2][0]  # one after another, in the model's order
+    said = [line.split()[0] + line.split()[3] for line in done.stderr.splitlines() if line[:1] in "→←"]
+    assert said == ['→"n0",', "←n0", '→"n1",', "←n1", '→"n2",', "←n2"]  # asked, run, answered, in turn
+
+
+def test_each_call_keeps_its_own_time_limit_and_a_crash_disturbs_no_other(cli, server, plugin_dir):
+    calls = [
+        ("nap", {"tag": "slow", "seconds": 30}),
+        ("crash", {"tag": "c"}),
+        ("nap", {"tag": "quick", "seconds": 0.2}),
+    ]
+    server.add(sse(openai_calls(calls)), sse(text_stream("Done.")))
+    config = "tools:\n  timeout: 1.5\n"
+    done, seconds = ask(cli, server, plugin_dir(nap=NAP), config, "--allow", "nap", "--allow", "crash")
+    assert done.returncode == 0, done.stderr
+    slow, crashed, quick = (m["content"] for m in tool_messages(server))
+    assert slow == "Error: the tool did not finish within 1.5 s and was stopped"
+    assert crashed.startswith("Error:") and "7" in crashed
+    assert quick.startswith("quick ")
+    assert seconds < 15  # the slow one was stopped at its own limit, not waited for
+
+
+def test_a_denied_call_among_approved_ones_is_answered_in_its_place(cli, server, plugin_dir):
+    calls = [*naps([0.2, 0.2]), ("nap_later", {}), *naps([0.0])]
+    server.add(sse(openai_calls(calls)), sse(text_stream("Done.")))
+    done, _ = ask(cli, server, plugin_dir(nap=NAP), "tools:\n  parallel: 4\n", "--allow", "nap")
+    assert done.returncode == 0, done.stderr
+    contents = [m["content"] for m in tool_messages(server)]
+    assert contents[0].startswith("n0 ") and contents[1].startswith("n1 ") and contents[3].startswith("n0 ")
+    assert contents[2].startswith("Error: there is no tool named 'nap_later'")
+
+
+def test_tools_parallel_is_checked_by_the_schema_and_shown_by_config_show(cli, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("tools:\n  parallel: 0\n")
+    refused = cli("config", "show", "-c", str(bad))
+    assert refused.returncode == 2
+    assert f"{bad}:2:3: 'tools.parallel' must be from 1 to 64, not 0" in refused.stderr
+    good = tmp_path / "good.yaml"
+    good.write_text("tools:\n  parallel: 3\nprofiles:\n  wide:\n    tools:\n      parallel: 8\n")
+    plain = rows(cli("config", "show", "-c", str(good), env={"COLUMNS": "200"}))
+    assert plain["tool_parallel"].split()[1] == "3" and f"{good}:2:3" in plain["tool_parallel"]
+    wide = rows(cli("config", "show", "-c", str(good), "-p", "wide", env={"COLUMNS": "200"}))
+    assert wide["tool_parallel"].split()[1] == "8" and f"{good}:6:7" in wide["tool_parallel"]
+
+
+def rows(done) -> dict[str, str]:
+    assert done.returncode == 0, done.stderr
+    return {line.split()[0]: line for line in done.stdout.splitlines() if line.strip()}
