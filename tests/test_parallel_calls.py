@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.fakeserver import FakeServer, openai_calls, sse, text_stream
+from tests.support.fakeserver import FakeServer, openai_calls, sse, text_stream, vllm_calls
 
 NAP = '''
 import os
@@ -140,3 +140,87 @@ def test_tools_parallel_is_checked_by_the_schema_and_shown_by_config_show(cli, t
 def rows(done) -> dict[str, str]:
     assert done.returncode == 0, done.stderr
     return {line.split()[0]: line for line in done.stdout.splitlines() if line.strip()}
+
+
+MARK = '''
+import os
+
+
+def mark(tag: str) -> str:
+    """Leave a file named `tag` behind: proof that the call ran."""
+    open(os.path.join(os.environ["MARKS"], tag), "w").close()
+    return f"marked {tag}"
+'''
+
+
+def test_a_call_the_user_did_not_approve_never_runs_while_the_approved_ones_do(cli, server, plugin_dir, tmp_path):
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    folder = plugin_dir(mark=MARK, nap=NAP)
+    calls = [("mark", {"tag": "m0"}), *naps([0.2]), ("mark", {"tag": "m2"})]
+    server.add(sse(openai_calls(calls)), sse(text_stream("Done.")))
+    path = tmp_path / "parallel.yaml"
+    path.write_text("tools:\n  parallel: 4\n")
+    done = cli(
+        "ask",
+        "-c",
+        str(path),
+        "--base-url",
+        server.url,
+        "--tools",
+        str(folder),
+        "--allow",
+        "nap",
+        "Go.",
+        env={"MARKS": str(marks)},
+    )
+    assert done.returncode == 0, done.stderr
+    assert list(marks.iterdir()) == []  # no terminal to ask on: both marks denied, neither ran
+    contents = [m["content"] for m in tool_messages(server)]
+    assert contents[0].startswith("The user denied this call") and contents[2].startswith("The user denied")
+    assert contents[1].startswith("n0 ")
+
+
+def test_ctrl_c_at_the_third_question_runs_none_and_answers_every_call_in_its_place(tmp_path, plugin_dir):
+    from tests.support.fakes import ScriptedBackend, answer, call, calls
+    from toolchat.engine import Decision, Engine, Policy
+    from toolchat.tools import RunLimits, discover
+
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    asked: list[str] = []
+
+    def approve(pending):
+        asked.append(pending.arguments["tag"])
+        if len(asked) == 3:
+            raise KeyboardInterrupt
+        return Decision(True)
+
+    backend = ScriptedBackend(
+        calls(*[call("mark", {"tag": f"m{i}"}, id=f"c{i}") for i in range(4)]), answer("next turn works")
+    )
+    registry = discover([plugin_dir(mark=MARK.replace('os.environ["MARKS"]', repr(str(marks))))], bundled=False)
+    engine = Engine(
+        backend, registry, approve=approve, on_event=lambda e: None, policy=Policy(), limits=RunLimits(tmp_path)
+    )
+    result = engine.run_turn("Mark four.")
+    assert result.stopped == "interrupted" and asked == ["m0", "m1", "m2"]
+    assert list(marks.iterdir()) == []  # the two approved before Ctrl-C never ran either
+    assert [(r.id, r.output) for r in result.calls] == [
+        ("c0", "Not run: the user interrupted the turn."),
+        ("c1", "Not run: the user interrupted the turn."),
+        ("c2", "Not run: the user pressed Ctrl-C before approving this call."),
+        ("c3", "Not run: the user interrupted the turn."),
+    ]
+    assert [m.get("tool_call_id") for m in engine.messages if m["role"] == "tool"] == ["c0", "c1", "c2", "c3"]
+    assert engine.run_turn("again").answer == "next turn works"  # the conversation goes on
+
+
+def test_calls_without_ids_from_a_vllm_server_keep_their_order_too(cli, server, plugin_dir):
+    server.add(sse(vllm_calls(naps([0.6, 0.0, 0.3]))), sse(text_stream("Rested.")))
+    done, _ = ask(cli, server, plugin_dir(nap=NAP), "tools:\n  parallel: 3\n", "--allow", "nap")
+    assert done.returncode == 0, done.stderr
+    messages = tool_messages(server)
+    ids = [c["id"] for c in server.requests[1]["messages"][-4]["tool_calls"]]
+    assert len(set(ids)) == 3 and [m["tool_call_id"] for m in messages] == ids
+    assert [m["content"].split()[0] for m in messages] == ["n0", "n1", "n2"]

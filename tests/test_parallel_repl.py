@@ -1,17 +1,21 @@
 """Calls of one reply running at once, in the REPL in a real pseudo-terminal: each question asked in
 the model's order, each call shown as it starts and as it finishes with the screen's lines whole,
-and Ctrl-C while several run stops every one of them and everything they started."""
+and Ctrl-C while several run stops every one of them and everything they started (SIGTERM to `ask`
+likewise)."""
 
 from __future__ import annotations
 
 import os
 import re
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.support.fakeserver import openai_calls, sse, text_stream
+from tests.support.fakeserver import FakeServer, openai_calls, sse, text_stream
 from tests.support.terminal import press, say, see
 
 pytestmark = pytest.mark.terminal
@@ -99,5 +103,39 @@ def test_ctrl_c_while_three_calls_run_stops_each_and_all_they_started(repl, serv
     pids = [int(pid) for mark in marks.iterdir() for pid in mark.read_text().split()]
     time.sleep(0.5)
     for pid in pids:  # each call's process and the helper it started
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+
+
+def test_sigterm_while_three_calls_run_in_ask_stops_each_and_exits_143(isolated_env, plugin_dir, tmp_path):
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    folder = plugin_dir(hold=HOLD.format(folder=str(marks)))
+    with FakeServer() as server:
+        server.add(sse(openai_calls([("hold", {"tag": f"h{i}"}) for i in range(3)])))
+        process = subprocess.Popen(
+            [sys.executable, "-m", "toolchat", "ask", "--yes", "--tools", str(folder), "--base-url", server.url, "go"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            env=isolated_env,
+            cwd=tmp_path,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 30
+        while len(list(marks.iterdir())) < 3 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(0.2)
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=30)
+    assert process.returncode == 143, err
+    stopped = "cancelled: Cancelled: toolchat was stopped (SIGTERM) and the tool was stopped."
+    assert [line.split()[1] for line in err.splitlines() if line.endswith(stopped)] == ["hold"] * 3
+    assert err.count("toolchat: interrupted") == 1
+    pids = [int(pid) for mark in marks.iterdir() for pid in mark.read_text().split()]
+    assert len(pids) == 6
+    time.sleep(0.5)
+    for pid in pids:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
