@@ -8,15 +8,13 @@ from __future__ import annotations
 import os
 import re
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from tests.support.fakeserver import FakeServer, openai_calls, sse, text_stream
-from tests.support.terminal import press, say, see
+from tests.support.terminal import press, say, see, spawn_ask
 
 pytestmark = pytest.mark.terminal
 
@@ -113,16 +111,7 @@ def test_sigterm_while_three_calls_run_in_ask_stops_each_and_exits_143(isolated_
     folder = plugin_dir(hold=HOLD.format(folder=str(marks)))
     with FakeServer() as server:
         server.add(sse(openai_calls([("hold", {"tag": f"h{i}"}) for i in range(3)])))
-        process = subprocess.Popen(
-            [sys.executable, "-m", "toolchat", "ask", "--yes", "--tools", str(folder), "--base-url", server.url, "go"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            stdin=subprocess.DEVNULL,
-            text=True,
-            env=isolated_env,
-            cwd=tmp_path,
-            start_new_session=True,
-        )
+        process = spawn_ask(isolated_env, tmp_path, "--yes", "--tools", str(folder), "--base-url", server.url, "go")
         deadline = time.monotonic() + 30
         while len(list(marks.iterdir())) < 3 and time.monotonic() < deadline:
             time.sleep(0.1)
