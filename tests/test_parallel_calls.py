@@ -224,3 +224,42 @@ def test_calls_without_ids_from_a_vllm_server_keep_their_order_too(cli, server, 
     ids = [c["id"] for c in server.requests[1]["messages"][-4]["tool_calls"]]
     assert len(set(ids)) == 3 and [m["tool_call_id"] for m in messages] == ids
     assert [m["content"].split()[0] for m in messages] == ["n0", "n1", "n2"]
+
+
+ECHO = '''
+import hashlib
+
+
+def echo(text: str) -> str:
+    """Say the text back, and its digest."""
+    return hashlib.sha256(text.encode()).hexdigest() + " " + text
+'''
+
+
+def test_six_calls_with_big_arguments_at_once_each_get_their_own_answer_whole(tmp_path, plugin_dir):
+    """Frames to and from the tool workers are far bigger than a pipe's atomic write here (300 KB
+    each way): run at once, none is mixed with another's."""
+    import hashlib
+
+    from tests.support.fakes import ScriptedBackend, answer, call, calls
+    from toolchat.engine import Engine, Policy
+    from toolchat.tools import RunLimits, discover
+
+    texts = [chr(ord("a") + n) * 300_000 + str(n) for n in range(6)]
+    backend = ScriptedBackend(
+        calls(*[call("echo", {"text": t}, id=f"e{n}") for n, t in enumerate(texts)]), answer("ok")
+    )
+    engine = Engine(
+        backend,
+        discover([plugin_dir(echo=ECHO)], bundled=False),
+        approve=lambda pending: None,
+        on_event=lambda event: None,
+        policy=Policy(approve_all=True),
+        limits=RunLimits(tmp_path, max_output_chars=1_000_000),
+        parallel=6,
+    )
+    result = engine.run_turn("Echo six.")
+    assert result.stopped == "answer"
+    for record, text in zip(result.calls, texts):
+        assert record.status.value == "ok"
+        assert record.output == hashlib.sha256(text.encode()).hexdigest() + " " + text
