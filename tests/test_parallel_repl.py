@@ -76,7 +76,8 @@ def test_five_calls_are_asked_in_order_then_shown_starting_and_finishing(repl, s
     assert contents == [f"n{i} rested {s} s" for i, s in enumerate(sleeps)]  # the model's order
 
 
-def test_ctrl_c_while_three_calls_run_stops_each_and_all_they_started(repl, server, plugin_dir, tmp_path):
+@pytest.mark.parametrize("presses", [1, 2])  # twice: a user pressing again while the calls are stopped
+def test_ctrl_c_while_three_calls_run_stops_each_and_all_they_started(repl, server, plugin_dir, tmp_path, presses):
     marks = tmp_path / "marks"
     marks.mkdir()
     folder = plugin_dir(hold=HOLD.format(folder=str(marks)))
@@ -88,7 +89,9 @@ def test_ctrl_c_while_three_calls_run_stops_each_and_all_they_started(repl, serv
         time.sleep(0.1)
     assert len(list(marks.iterdir())) == 3, child.screen.transcript()
     see(child, "running 3 calls")
-    child.sendintr()
+    for _ in range(presses):
+        child.sendintr()
+        time.sleep(0.05)
     child.expect("›")
     cancelled = [line for line in child.screen.transcript() if re.search(r"hold #\d → cancelled", line)]
     assert len(cancelled) == 3, child.screen.transcript()

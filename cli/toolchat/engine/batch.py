@@ -42,6 +42,7 @@ class Interrupted:
     error: KeyboardInterrupt
     stopped: dict[int, float] = field(default_factory=dict)  # index -> when it started: it was running
     unstarted: list[int] = field(default_factory=list)  # indexes that never started
+    finished: dict[int, ToolResult] = field(default_factory=dict)  # index -> its outcome: it ended first
 
 
 @dataclass
@@ -54,8 +55,8 @@ class Hooks:
 
 
 class InOrder:
-    """Answers said as they come (`say`), and given to the model in its own order (`feed`): each
-    once every answer before it is in."""
+    """Answers given to the model in its own order (`feed`: each once every answer before it is in)
+    and said as they come (`say`), in that order: a Ctrl-C while one is said leaves the conversation whole."""
 
     def __init__(self, count: int, say: Callable[[Any], None], feed: Callable[[Any], None]) -> None:
         self.say, self.feed = say, feed
@@ -64,7 +65,23 @@ class InOrder:
 
     def put(self, index: int, record: Any) -> None:
         self.slots[index] = record
+        self._feed_ready()
         self.say(record)
+
+    def settle(self, records: dict[int, Any]) -> None:
+        """The answers of an interrupted reply, for every call not answered yet: all given to the model
+        first, then said; a second Ctrl-C while they are said cuts only the saying."""
+        left = {index: record for index, record in records.items() if self.slots[index] is None}
+        for index, record in left.items():
+            self.slots[index] = record
+        self._feed_ready()
+        try:
+            for index in sorted(left):
+                self.say(left[index])
+        except KeyboardInterrupt:
+            pass
+
+    def _feed_ready(self) -> None:
         while self.fed < len(self.slots) and self.slots[self.fed] is not None:
             self.feed(self.slots[self.fed])
             self.fed += 1
@@ -95,8 +112,8 @@ class Batch:
                 if isinstance(outcome, Exception):  # a source's own bug: stop the rest, then let it surface
                     self._stop(ready, reported | {index})
                     raise outcome
+                reported.add(index)  # (a Ctrl-C while it is said: the engine answers it from `finished`)
                 self.hooks.done(index, ready[index], outcome, self._launched[index])
-                reported.add(index)
         except KeyboardInterrupt as exc:
             return self._interrupted(exc, ready, reported, [index for index, _ in waiting])
         return None
@@ -134,11 +151,9 @@ class Batch:
             exc, unstarted=waiting + [i for i in ready if i not in self._launched and i not in waiting]
         )
         for index, started in self._launched.items():
-            if index in reported:
-                continue
             outcome = self._outcomes.get(index)
             if isinstance(outcome, ToolResult) and index not in self._stopped:  # it ended before the stop
-                self.hooks.done(index, ready[index], outcome, started)
+                result.finished[index] = outcome
             else:
                 result.stopped[index] = started
         return result

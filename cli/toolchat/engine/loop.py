@@ -210,11 +210,13 @@ class Engine:
                 prepared = self._prepare(call)
             except KeyboardInterrupt as exc:  # at a question: nothing has run yet
                 why = self._interrupt(exc, result)
+                unasked = {
+                    n: cancelled(left, "Not run: the user interrupted the turn.") for n, left in enumerate(calls)
+                }
+                unasked[index] = cancelled(call, f"Not run: {why} before approving this call.")
                 for n, item in ready:
-                    answers.put(n, cancelled(item.call, "Not run: the user interrupted the turn.", 0.0, item.arguments))
-                for n, left in enumerate(calls[index:], start=index):
-                    text = f"Not run: {why} before approving this call." if n == index else ""
-                    answers.put(n, cancelled(left, text or "Not run: the user interrupted the turn."))
+                    unasked[n] = cancelled(item.call, "Not run: the user interrupted the turn.", 0.0, item.arguments)
+                answers.settle(unasked)
                 return
             if isinstance(prepared, Ready):
                 ready.append((index, prepared))
@@ -235,13 +237,14 @@ class Engine:
         if stopped is None:
             return
         why, items = self._interrupt(stopped.error, result), dict(ready)
-        for index in sorted([*stopped.stopped, *stopped.unstarted]):
-            item = items[index]
-            if index in stopped.stopped:
-                text, seconds = f"Cancelled: {why} and the tool was stopped.", time.monotonic() - stopped.stopped[index]
-                answers.put(index, cancelled(item.call, text, seconds, item.arguments))
-            else:
-                answers.put(index, cancelled(item.call, "Not run: the user interrupted the turn.", 0.0, item.arguments))
+        left = {index: record_of(items[index], outcome) for index, outcome in stopped.finished.items()}
+        for index, started in stopped.stopped.items():
+            text, seconds = f"Cancelled: {why} and the tool was stopped.", time.monotonic() - started
+            left[index] = cancelled(items[index].call, text, seconds, items[index].arguments)
+        for index in stopped.unstarted:
+            text = "Not run: the user interrupted the turn."
+            left[index] = cancelled(items[index].call, text, 0.0, items[index].arguments)
+        answers.settle(left)
 
     def _answer(self, record: CallRecord, result: TurnResult) -> None:
         self._feed(record, result)
