@@ -5,6 +5,7 @@ that says when each call ran."""
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from tests.support.fakeserver import FakeServer, openai_calls, sse, text_stream,
 
 NAP = '''
 import os
+import json
 import time
 
 
@@ -263,3 +265,14 @@ def test_six_calls_with_big_arguments_at_once_each_get_their_own_answer_whole(tm
     for record, text in zip(result.calls, texts):
         assert record.status.value == "ok"
         assert record.output == hashlib.sha256(text.encode()).hexdigest() + " " + text
+
+
+def test_ask_json_lists_the_calls_in_the_model_s_order(cli, server, plugin_dir):
+    server.add(sse(openai_calls(naps([0.5, 0.0]))), sse(text_stream("Rested.")))
+    done, _ = ask(cli, server, plugin_dir(nap=NAP), "tools:\n  parallel: 2\n", "--allow", "nap", "--json")
+    assert done.returncode == 0, done.stderr
+    listed = json.loads(done.stdout)["tool_calls"]
+    assert [(c["id"], c["status"], c["output"].split()[0]) for c in listed] == [
+        ("call_0abc", "ok", "n0"),
+        ("call_1abc", "ok", "n1"),
+    ]
