@@ -83,9 +83,10 @@ def _fork_worker() -> _Worker:
 
 
 def _acquire() -> _Worker:
-    """An idle worker, locked for one job. Calls that overlap (`toolchat serve` answering several
-    requests) each get their own: one more worker is forked then, from a process that may have
-    threads by now, which is still no worse than forking every call from it."""
+    """An idle worker, locked for one job. Calls that overlap (the calls of one reply run at once,
+    `toolchat serve` answering several requests) each get their own, so frames to and from one
+    worker are never mixed: one more worker is forked then, from a process that may have threads by
+    now, which is still no worse than forking every call from it."""
     start()
     with _pool_lock:
         for worker in _pool:
