@@ -40,7 +40,9 @@ def test_serve_runs_the_calls_of_one_reply_at_once_and_answers_in_the_model_s_or
     served = serve("--tools", str(plugin_dir(nap=NAP)), "--allow", "nap")
     status, _, raw = post(f"{served.url}/chat/completions", ASK)
     assert status == 200, raw
-    assert json.loads(raw)["choices"][0]["message"]["content"] == "Rested."
+    body = json.loads(raw)
+    assert body["choices"][0]["message"]["content"] == "Rested."
+    assert [c["id"] for c in body["toolchat"]["calls"]] == ["call_0abc", "call_1abc", "call_2abc"]  # finished 1, 2, 0
     tools = [m for m in upstream.requests[1]["messages"] if m["role"] == "tool"]
     assert [m["content"].split()[0] for m in tools] == ["n0", "n1", "n2"]
     ran = [(float(a), float(b)) for _, a, b in (m["content"].split() for m in tools)]

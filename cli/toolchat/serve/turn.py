@@ -239,6 +239,10 @@ class Turn:
         self._say(self._hold.flush())
         outcome = self.outcome
         outcome.text, outcome.rounds, outcome.stopped = "".join(self._text), result.rounds, result.stopped
+        place = {
+            record.id: n for n, record in enumerate(result.calls)
+        }  # said as each finished; listed in the model's order
+        outcome.calls.sort(key=lambda call: place.get(call.id, len(place)))
         if gate.client_calls:
             outcome.client_calls, outcome.finish_reason, outcome.stopped = (
                 gate.client_calls,
