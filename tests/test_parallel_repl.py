@@ -63,6 +63,8 @@ def test_five_calls_are_asked_in_order_then_shown_starting_and_finishing(repl, s
     child.expect("Everyone rested.")
     child.expect("›")
     lines = child.screen.transcript()
+    panels = [line for line in lines if "tool call nap" in line]
+    assert [re.search(r"tool call (nap #\d) ─", line).group(1) for line in panels] == [f"nap #{n}" for n in range(1, 6)]
     started = [line for line in lines if "started" in line]
     assert sorted(started) == [f"  ▸ nap #{n} started" for n in range(1, 6)]  # whole lines, each once
     titles = [line for line in lines if re.search(r"nap #\d → ", line)]

@@ -60,6 +60,7 @@ class CallRecord:
 class CallRequested:
     call: ToolCall
     arguments: dict[str, Any] | None
+    place: tuple[int, int] = (1, 1)  # the call's place in its reply: (n, of how many)
 
 
 @dataclass

@@ -194,7 +194,8 @@ class Engine:
         for index, call in enumerate(reply.tool_calls):
             self._running_since: float | None = None
             try:
-                record = self._not_run(call) if last_round else self._handle(call)
+                place = (index + 1, len(reply.tool_calls))
+                record = self._not_run(call, place) if last_round else self._handle(call, place)
             except KeyboardInterrupt as exc:  # the tool was stopped; every call still gets its answer
                 self._cancel(reply.tool_calls[index:], result, self._interrupt(exc, result))
                 return
@@ -207,7 +208,7 @@ class Engine:
         ready: list[tuple[int, Ready]] = []
         for index, call in enumerate(calls):
             try:
-                prepared = self._prepare(call)
+                prepared = self._prepare(call, (index + 1, len(calls)))
             except KeyboardInterrupt as exc:  # at a question: nothing has run yet
                 why = self._interrupt(exc, result)
                 unasked = {
@@ -325,8 +326,8 @@ class Engine:
             raise BackendError("the backend ended without a reply")
         return reply
 
-    def _handle(self, call: ToolCall) -> CallRecord:
-        prepared = self._prepare(call)
+    def _handle(self, call: ToolCall, place: tuple[int, int]) -> CallRecord:
+        prepared = self._prepare(call, place)
         return self._run(prepared) if isinstance(prepared, Ready) else prepared
 
     def _run(self, ready: Ready) -> CallRecord:
@@ -334,11 +335,11 @@ class Engine:
         self.emit(CallStarted(ready.call, ready.arguments))
         return record_of(ready, self.registry.run(ready.tool, ready.arguments, self.limits))
 
-    def _prepare(self, call: ToolCall) -> CallRecord | Ready:
+    def _prepare(self, call: ToolCall, place: tuple[int, int]) -> CallRecord | Ready:
         """The call asked about: a Ready to run, or the answer it gets without running."""
         tool = self.registry.get(call.name)
         if tool is None:
-            self.emit(CallRequested(call, None))
+            self.emit(CallRequested(call, None, place))
             names = ", ".join(self.registry.names()) or "none"
             return CallRecord(
                 call.id,
@@ -351,7 +352,7 @@ class Engine:
             arguments = parse_arguments(call.arguments)
             validate_arguments(tool, arguments)
         except InvalidArguments as exc:
-            self.emit(CallRequested(call, None))
+            self.emit(CallRequested(call, None, place))
             return CallRecord(
                 call.id,
                 call.name,
@@ -359,7 +360,7 @@ class Engine:
                 ToolStatus.INVALID,
                 f"Error: invalid arguments for {call.name}: {exc}. Call it again with arguments that match its schema.",
             )
-        self.emit(CallRequested(call, arguments))
+        self.emit(CallRequested(call, arguments, place))
         return self._decide(call, tool, arguments)
 
     def _decide(self, call: ToolCall, tool: Tool, arguments: dict[str, Any]) -> CallRecord | Ready:
@@ -409,8 +410,8 @@ class Engine:
                 self.conversation.replace(index, {**messages[index], "tool_calls": edited})
                 return
 
-    def _not_run(self, call: ToolCall) -> CallRecord:
-        self.emit(CallRequested(call, None))
+    def _not_run(self, call: ToolCall, place: tuple[int, int]) -> CallRecord:
+        self.emit(CallRequested(call, None, place))
         return CallRecord(
             call.id,
             call.name,

@@ -68,11 +68,12 @@ class ChatDisplay:
         elif isinstance(event, CallRequested):
             self.thought.collapse()
             self.stream.end()
-            self.numbers.setdefault(event.call.id, len(self.numbers) + 1)
+            number, of = event.place
+            self.numbers[event.call.id] = number
             arguments = event.arguments if event.arguments is not None else event.call.arguments
-            self.console.print(
-                call_panel(event.call.name, arguments, origin(self.registry().get(event.call.name)), redact=self.redact)
-            )
+            name = f"{event.call.name} #{number}" if of > 1 else event.call.name  # as it starts and ends
+            shown = origin(self.registry().get(event.call.name))
+            self.console.print(call_panel(name, arguments, shown, redact=self.redact))
         elif isinstance(event, CallDecided):
             if event.automatic:
                 self.console.print(plain(f"  {event.call.name}: allowed without asking", "dim"))
