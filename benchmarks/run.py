@@ -20,6 +20,7 @@ sys.path.insert(0, str(HERE.parent))
 
 import bench_accumulate  # noqa: E402
 import bench_compaction  # noqa: E402
+import bench_parallel  # noqa: E402
 import bench_warm  # noqa: E402
 
 
@@ -326,6 +327,7 @@ def main() -> int:
     lines += [""] + compaction_section(args.quick, args.cache)
     lines += suite_section(args.quick)
     lines += sandbox_section(args.quick)
+    lines += bench_parallel.section(args.quick)
     lines += ["", f"Total run time: {time.time() - started:.0f} s", ""]
     args.out.write_text("\n".join(lines))
     print("\n".join(lines))

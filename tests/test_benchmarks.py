@@ -36,3 +36,4 @@ def test_benchmarks_run_in_quick_mode(shared_cache, tmp_path, isolated_env):
     assert "| 3 |" in text  # three rounds of the tool loop
     assert "| ratio toolchat / bare loop (target <= 1.2x) |" in text  # streamed tool-call arguments
     assert "## 10. REPL rendering" in text and "| 200 |" in text  # the REPL beside ask on one stream
+    assert "## Calls of one reply at once" in text and "| 1 | " in text and "| 5 | " in text  # issue 29 item 2

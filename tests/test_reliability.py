@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from tests.support.fakes import ScriptedBackend, answer, call, calls
 from tests.support.fakeserver import FakeServer, openai_calls, sse, text_stream
+from tests.support.terminal import spawn_ask
 from toolchat.config.file import load_file
 from toolchat.conversation import Conversation
 from toolchat.engine import Engine, Policy
@@ -75,19 +76,6 @@ def test_ask_with_stdin_closed(isolated_env, tmp_path):
             start_new_session=True,
         )
     assert (done.returncode, done.stdout) == (0, "fine\n")
-
-
-def spawn_ask(isolated_env, tmp_path, *args: str) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "toolchat", "ask", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        stdin=subprocess.DEVNULL,
-        text=True,
-        env=isolated_env,
-        cwd=tmp_path,
-        start_new_session=True,
-    )
 
 
 def test_ctrl_c_in_ask_exits_130(isolated_env, tmp_path):

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import socket
 import time
 from pathlib import Path
@@ -14,7 +13,7 @@ import pytest
 
 from tests.support.fakeserver import error, hang, openai_calls, sse, text_stream
 from tests.support.ports import free_port
-from tests.support.serving import Served, post, raw_post, sse_events
+from tests.support.serving import gone, post, raw_post, send_raw, sse_events
 
 ANSWER = "It's sunny in Singapore and 20C."
 ASK = {"model": "toolchat", "messages": [{"role": "user", "content": "Weather in Singapore?"}]}
@@ -200,17 +199,6 @@ def test_a_stream_broken_mid_answer_ends_with_an_error_event(upstream, serve):
     assert json.loads(events[1])["choices"][0]["delta"]["content"]
 
 
-def send_raw(served: Served, body: dict) -> socket.socket:
-    """A request written on a bare socket, which the test can close at any moment."""
-    sock = socket.create_connection(("127.0.0.1", served.port))
-    data = json.dumps(body).encode()
-    sock.sendall(
-        b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-        b"Content-Length: %d\r\n\r\n%s" % (len(data), data)
-    )
-    return sock
-
-
 def _wait_for(path: Path, seconds: float = 20) -> int:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -218,17 +206,6 @@ def _wait_for(path: Path, seconds: float = 20) -> int:
             return int(path.read_text())
         time.sleep(0.05)
     raise AssertionError(f"{path} was not written")
-
-
-def _gone(pid: int, seconds: float = 5) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        time.sleep(0.05)
-    return False
 
 
 @pytest.mark.parametrize("stream", [True, False])
@@ -241,7 +218,7 @@ def test_a_client_that_disconnects_cancels_its_request_and_stops_its_tool(
     sock = send_raw(served, {**ASK, "stream": stream})
     pid = _wait_for(marker)
     sock.close()
-    assert _gone(pid), "the tool kept running after its client went away"
+    assert gone(pid), "the tool kept running after its client went away"
     deadline = time.monotonic() + 5
     while json.loads(__import__("urllib.request").request.urlopen(f"{served.root}/health").read())["running"]:
         assert time.monotonic() < deadline, "the request kept running"
@@ -257,7 +234,7 @@ def test_the_time_limit_ends_a_request_and_its_tool(upstream, serve, plugin_dir,
     status, _, raw = post(f"{served.url}/chat/completions", ASK)
     assert status == 504 and json.loads(raw)["error"]["code"] == "time_limit"
     assert time.monotonic() - started < 10
-    assert _gone(int(marker.read_text()))
+    assert gone(int(marker.read_text()))
 
 
 def test_stopping_the_server_stops_the_tools_its_requests_run(upstream, serve, plugin_dir, tmp_path):
@@ -270,7 +247,7 @@ def test_stopping_the_server_stops_the_tools_its_requests_run(upstream, serve, p
     served.process.terminate()  # SIGTERM, as a service manager stops it
     assert served.process.wait(20) == 0
     assert time.monotonic() - started < 15  # up to 5 s for requests to finish, then they are cancelled
-    assert _gone(pid), "a tool outlived the server"
+    assert gone(pid), "a tool outlived the server"
     sock.close()
     assert "Traceback" not in served.log()
 

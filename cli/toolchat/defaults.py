@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 TOOL_TIMEOUT = 60.0  # seconds a tool call may run
+TOOL_PARALLEL = 4  # approved calls of one reply that run at once (tools.parallel)
 MAX_OUTPUT_CHARS = 20_000  # a tool result is cut to this many characters
 MAX_ROUNDS = 10  # model calls in one turn
 REQUEST_TIMEOUT = 120.0  # the longest silence from an OpenAI-compatible server

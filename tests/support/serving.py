@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -122,3 +124,26 @@ def lines_after(served: Served, count: int) -> list[str]:
         if len(found) >= count or time.monotonic() > deadline:
             return found
         time.sleep(0.05)
+
+
+def send_raw(served: Served, body: dict) -> socket.socket:
+    """A request written on a bare socket, which the test can close at any moment (a client going away)."""
+    sock = socket.create_connection(("127.0.0.1", served.port))
+    data = json.dumps(body).encode()
+    sock.sendall(
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\n\r\n%s" % (len(data), data)
+    )
+    return sock
+
+
+def gone(pid: int, seconds: float = 5) -> bool:
+    """Whether process `pid` ends within `seconds`."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.05)
+    return False

@@ -12,6 +12,7 @@ test can assert what the user sees, cell by cell, not only the bytes."""
 from __future__ import annotations
 
 import re
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -121,3 +122,17 @@ def say(child: pexpect.spawn, text: str) -> None:
 def press(child: pexpect.spawn, key: str) -> None:
     time.sleep(0.3)
     child.send(key)
+
+
+def spawn_ask(env: dict[str, str], cwd: Path, *args: str) -> subprocess.Popen:
+    """`toolchat ask ARGS...` without a terminal (its own session, stdin closed), for a test that signals it."""
+    return subprocess.Popen(
+        [*TOOLCHAT, "ask", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        env=env,
+        cwd=cwd,
+        start_new_session=True,
+    )

@@ -44,6 +44,7 @@ SHOWN = [
     "allow",
     "deny",
     "tool_timeout",
+    "tool_parallel",
     "max_output_chars",
     "max_rounds",
     "trace",

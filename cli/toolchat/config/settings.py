@@ -53,6 +53,7 @@ class Settings:
     allow: list[str] = field(default_factory=list)
     deny: list[str] = field(default_factory=list)
     tool_timeout: float = defaults.TOOL_TIMEOUT
+    tool_parallel: int = defaults.TOOL_PARALLEL  # approved calls of one reply that run at once
     max_output_chars: int = defaults.MAX_OUTPUT_CHARS
     max_rounds: int = defaults.MAX_ROUNDS
     trace: Path | None = None  # write spans as JSON lines to this file
@@ -76,6 +77,7 @@ _TOOL_KEYS = {
     "allow": "allow",
     "deny": "deny",
     "timeout": "tool_timeout",
+    "parallel": "tool_parallel",
     "max_output_chars": "max_output_chars",
     "bundled": "bundled_tools",
 }
@@ -233,9 +235,10 @@ def _apply_file(
         elif key == "timeout":
             value = float(value)
         _set(settings, name, value, file, ("tools", key))
-    for where, section in sections[1:]:  # a profile's tools.timeout wins over the file's own
-        if "timeout" in (section.get("tools") or {}):
-            _set(settings, "tool_timeout", float(section["tools"]["timeout"]), file, (*where, "tools", "timeout"))
+    for where, section in sections[1:]:  # a profile's tools.timeout and tools.parallel win over the file's own
+        for key, name, kind in (("timeout", "tool_timeout", float), ("parallel", "tool_parallel", int)):
+            if key in (section.get("tools") or {}):
+                _set(settings, name, kind(section["tools"][key]), file, (*where, "tools", key))
     _apply_sandbox(settings, file)
     found, expansions = specs(file, environ)
     for spec in found:

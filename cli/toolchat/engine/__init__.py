@@ -1,4 +1,5 @@
-"""The engine: one conversation's loop (`loop`), and what it reports and decides (`events`).
+"""The engine: one conversation's loop (`loop`), the approved calls of one reply run at once (`batch`),
+and what it reports and decides (`events`).
 
 Pure logic: it talks to a Backend, asks an approver, runs tools and reports events to a sink; it never
 touches the terminal.
@@ -11,6 +12,8 @@ from toolchat.engine.events import (
     CallFinished,
     CallRecord,
     CallRequested,
+    CallsRunning,
+    CallStarted,
     Compacted,
     ContextNote,
     Decision,
@@ -38,6 +41,8 @@ __all__ = [
     "CallFinished",
     "CallRecord",
     "CallRequested",
+    "CallStarted",
+    "CallsRunning",
     "Compacted",
     "ContextNote",
     "Decision",

@@ -74,6 +74,7 @@ class CallRecord:
 class CallRequested:
     call: ToolCall
     arguments: dict[str, Any] | None
+    place: tuple[int, int] = (1, 1)  # the call's place in its reply: (n, of how many)
 
 
 @dataclass
@@ -81,6 +82,23 @@ class CallDecided:
     call: ToolCall
     decision: Decision
     automatic: bool  # allowed by policy, not asked
+
+
+@dataclass
+class CallStarted:
+    """An approved call begins to run (with the arguments it runs with); `together`: how many calls
+    of its reply run at once with it (1: it runs alone, as with `tools.parallel: 1`)."""
+
+    call: ToolCall
+    arguments: dict[str, Any]
+    together: int = 1
+
+
+@dataclass
+class CallsRunning:
+    """Calls of one reply are still running together (said every quarter second while they do)."""
+
+    running: int
 
 
 @dataclass
@@ -150,6 +168,8 @@ Event = Union[
     RoundStarted,
     CallRequested,
     CallDecided,
+    CallStarted,
+    CallsRunning,
     CallFinished,
     RoundDone,
     TurnError,

@@ -17,7 +17,7 @@ from toolchat import defaults
 from toolchat.backends.base import Backend, ReasoningDelta, Reply, Request, TextDelta, ToolCall, Usage
 from toolchat.conversation import Conversation
 from toolchat.errors import BackendError, ContextOverflow, UsageError
-from toolchat.tools import Registry, Tool, ToolResult, ToolStatus
+from toolchat.tools import Registry, Tool, ToolStatus
 from toolchat.tools.sources import RunLimits
 from toolchat.tools.validate import InvalidArguments, parse_arguments, validate_arguments
 
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from toolchat.config.settings import Settings
 
 
+from toolchat.engine.batch import Batch, Hooks, InOrder, Interrupted, Ready, cancelled, record_of, signal_name
 from toolchat.engine.compaction import Compaction
 from toolchat.engine.events import (
     Approver,
@@ -32,6 +33,8 @@ from toolchat.engine.events import (
     CallFinished,
     CallRecord,
     CallRequested,
+    CallsRunning,
+    CallStarted,
     Compacted,
     Decision,
     Event,
@@ -65,8 +68,10 @@ class Engine:
         temperature: float | None = None,
         max_tokens: int | None = None,
         conversation: Conversation | None = None,
+        parallel: int = defaults.TOOL_PARALLEL,  # approved calls of one reply that run at once
     ) -> None:
         self.backend = backend
+        self.parallel = parallel
         self.registry = registry
         self.approve = approve
         self.emit = on_event
@@ -110,7 +115,7 @@ class Engine:
         if backend is not None:
             self.backend = backend
         self.temperature, self.max_tokens = settings.temperature, settings.max_tokens
-        self.max_rounds = settings.max_rounds
+        self.max_rounds, self.parallel = settings.max_rounds, settings.tool_parallel
         self.limits = RunLimits(
             settings.project_dir, settings.tool_timeout, settings.max_output_chars, sandbox=settings.sandbox
         )
@@ -179,28 +184,93 @@ class Engine:
         return result
 
     def _answer_calls(self, reply: Reply, last_round: bool, result: TurnResult) -> None:
+        if last_round or self.parallel <= 1 or len(reply.tool_calls) < 2:
+            self._answer_in_turn(reply, last_round, result)
+        else:
+            self._answer_together(reply.tool_calls, result)
+
+    def _answer_in_turn(self, reply: Reply, last_round: bool, result: TurnResult) -> None:
+        """Each call asked about, run and answered before the next (`tools.parallel: 1`)."""
         for index, call in enumerate(reply.tool_calls):
             self._running_since: float | None = None
             try:
-                record = self._not_run(call) if last_round else self._handle(call)
+                place = (index + 1, len(reply.tool_calls))
+                record = self._not_run(call, place) if last_round else self._handle(call, place)
             except KeyboardInterrupt as exc:  # the tool was stopped; every call still gets its answer
-                result.stopped, result.signal = Stopped.INTERRUPTED, getattr(exc, "signum", None)
-                self._cancel(reply.tool_calls[index:], result)
+                self._cancel(reply.tool_calls[index:], result, self._interrupt(exc, result))
                 return
             self._answer(record, result)
 
+    def _answer_together(self, calls: list[ToolCall], result: TurnResult) -> None:
+        """Every call asked about in the model's order, then the approved ones run at once (at most
+        `parallel`), each said as it finishes; the model reads the answers in its own order."""
+        answers = InOrder(len(calls), self._said, lambda record: self._feed(record, result))
+        ready: list[tuple[int, Ready]] = []
+        for index, call in enumerate(calls):
+            try:
+                prepared = self._prepare(call, (index + 1, len(calls)))
+            except KeyboardInterrupt as exc:  # at a question: nothing has run yet
+                why = self._interrupt(exc, result)
+                unasked = {
+                    n: cancelled(left, "Not run: the user interrupted the turn.") for n, left in enumerate(calls)
+                }
+                unasked[index] = cancelled(call, f"Not run: {why} before approving this call.")
+                for n, item in ready:
+                    unasked[n] = cancelled(item.call, "Not run: the user interrupted the turn.", 0.0, item.arguments)
+                answers.settle(unasked)
+                return
+            if isinstance(prepared, Ready):
+                ready.append((index, prepared))
+            else:
+                answers.put(index, prepared)
+        if ready:
+            self._run_together(ready, answers, result)
+
+    def _run_together(self, ready: list[tuple[int, Ready]], answers: InOrder, result: TurnResult) -> None:
+        hooks = Hooks(
+            start=lambda item: self.emit(CallStarted(item.call, item.arguments, len(ready))),
+            work=lambda item: self.registry.run(item.tool, item.arguments, self.limits),
+            stop=lambda item, thread: self.registry.stop(item.tool, thread),
+            done=lambda index, item, outcome, _: answers.put(index, record_of(item, outcome)),
+            tick=lambda running: self.emit(CallsRunning(running)),
+        )
+        stopped: Interrupted | None = Batch(self.parallel, hooks).run(ready)
+        if stopped is None:
+            return
+        why, items = self._interrupt(stopped.error, result), dict(ready)
+        left = {index: record_of(items[index], outcome) for index, outcome in stopped.finished.items()}
+        for index, started in stopped.stopped.items():
+            text, seconds = f"Cancelled: {why} and the tool was stopped.", time.monotonic() - started
+            left[index] = cancelled(items[index].call, text, seconds, items[index].arguments)
+        for index in stopped.unstarted:
+            text = "Not run: the user interrupted the turn."
+            left[index] = cancelled(items[index].call, text, 0.0, items[index].arguments)
+        answers.settle(left)
+
     def _answer(self, record: CallRecord, result: TurnResult) -> None:
+        self._feed(record, result)
+        self._said(record)
+
+    def _said(self, record: CallRecord) -> None:
         tool = self.registry.get(record.name)
         record.source = tool.origin if tool is not None else ""
-        result.calls.append(record)
-        self.conversation.append({"role": "tool", "tool_call_id": record.id, "content": _tool_content(record)})
         self.emit(CallFinished(record))
 
-    def _cancel(self, calls: list[ToolCall], result: TurnResult) -> None:
-        started = self._running_since
-        why = (
-            "the user pressed Ctrl-C" if not result.signal else f"toolchat was stopped ({_signal_name(result.signal)})"
+    def _feed(self, record: CallRecord, result: TurnResult) -> None:
+        """The call's answer, to the model (and the turn's record of calls)."""
+        result.calls.append(record)
+        self.conversation.append({"role": "tool", "tool_call_id": record.id, "content": _tool_content(record)})
+
+    @staticmethod
+    def _interrupt(exc: KeyboardInterrupt, result: TurnResult) -> str:
+        """The turn ends interrupted; why, in words for the model."""
+        result.stopped, result.signal = Stopped.INTERRUPTED, getattr(exc, "signum", None)
+        return (
+            "the user pressed Ctrl-C" if not result.signal else f"toolchat was stopped ({signal_name(result.signal)})"
         )
+
+    def _cancel(self, calls: list[ToolCall], result: TurnResult, why: str) -> None:
+        started = self._running_since
         for n, call in enumerate(calls):
             if n == 0 and started is not None:
                 output, duration = f"Cancelled: {why} and the tool was stopped.", time.monotonic() - started
@@ -208,7 +278,7 @@ class Engine:
                 output, duration = f"Not run: {why} before approving this call.", 0.0
             else:
                 output, duration = "Not run: the user interrupted the turn.", 0.0
-            self._answer(CallRecord(call.id, call.name, call.arguments, ToolStatus.CANCELLED, output, duration), result)
+            self._answer(cancelled(call, output, duration), result)
 
     def _call_model(self, number: int, choice: Any, result: TurnResult) -> Reply:
         started = time.monotonic()
@@ -256,10 +326,20 @@ class Engine:
             raise BackendError("the backend ended without a reply")
         return reply
 
-    def _handle(self, call: ToolCall) -> CallRecord:
+    def _handle(self, call: ToolCall, place: tuple[int, int]) -> CallRecord:
+        prepared = self._prepare(call, place)
+        return self._run(prepared) if isinstance(prepared, Ready) else prepared
+
+    def _run(self, ready: Ready) -> CallRecord:
+        self._running_since = time.monotonic()
+        self.emit(CallStarted(ready.call, ready.arguments))
+        return record_of(ready, self.registry.run(ready.tool, ready.arguments, self.limits))
+
+    def _prepare(self, call: ToolCall, place: tuple[int, int]) -> CallRecord | Ready:
+        """The call asked about: a Ready to run, or the answer it gets without running."""
         tool = self.registry.get(call.name)
         if tool is None:
-            self.emit(CallRequested(call, None))
+            self.emit(CallRequested(call, None, place))
             names = ", ".join(self.registry.names()) or "none"
             return CallRecord(
                 call.id,
@@ -272,7 +352,7 @@ class Engine:
             arguments = parse_arguments(call.arguments)
             validate_arguments(tool, arguments)
         except InvalidArguments as exc:
-            self.emit(CallRequested(call, None))
+            self.emit(CallRequested(call, None, place))
             return CallRecord(
                 call.id,
                 call.name,
@@ -280,10 +360,10 @@ class Engine:
                 ToolStatus.INVALID,
                 f"Error: invalid arguments for {call.name}: {exc}. Call it again with arguments that match its schema.",
             )
-        self.emit(CallRequested(call, arguments))
-        return self._decide_and_run(call, tool, arguments)
+        self.emit(CallRequested(call, arguments, place))
+        return self._decide(call, tool, arguments)
 
-    def _decide_and_run(self, call: ToolCall, tool: Tool, arguments: dict[str, Any]) -> CallRecord:
+    def _decide(self, call: ToolCall, tool: Tool, arguments: dict[str, Any]) -> CallRecord | Ready:
         automatic = self.policy.allows(tool.name)
         decision = Decision(True) if automatic else self.approve(PendingCall(call, tool, arguments))
         self.emit(CallDecided(call, decision, automatic))
@@ -313,9 +393,7 @@ class Engine:
             arguments = decision.arguments
             self._record_edit(call, arguments)
             edited = True
-        self._running_since = time.monotonic()
-        outcome: ToolResult = self.registry.run(tool, arguments, self.limits)
-        return CallRecord(call.id, call.name, arguments, outcome.status, outcome.output, outcome.duration, edited)
+        return Ready(call, tool, arguments, edited)
 
     def _record_edit(self, call: ToolCall, arguments: dict[str, Any]) -> None:
         """The history shows the call that ran: the assistant message gets the edited arguments."""
@@ -332,8 +410,8 @@ class Engine:
                 self.conversation.replace(index, {**messages[index], "tool_calls": edited})
                 return
 
-    def _not_run(self, call: ToolCall) -> CallRecord:
-        self.emit(CallRequested(call, None))
+    def _not_run(self, call: ToolCall, place: tuple[int, int]) -> CallRecord:
+        self.emit(CallRequested(call, None, place))
         return CallRecord(
             call.id,
             call.name,
@@ -361,12 +439,3 @@ def _tool_content(record: CallRecord) -> str:
     if record.status is ToolStatus.OK and not output:
         output = "(the tool returned nothing)"
     return EDITED_NOTE + output if record.edited else output
-
-
-def _signal_name(number: int) -> str:
-    import signal
-
-    try:
-        return signal.Signals(number).name
-    except ValueError:
-        return f"signal {number}"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import atexit
 import concurrent.futures
+import threading
 import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
@@ -80,6 +81,9 @@ class McpSource:
         self._built: dict[str, tuple[Any, Tool]] = {}  # offered name -> (listed, Tool): validators are kept
         self._clashes: list[SourceProblem] = []
         self._closed = False
+        # calls of one reply run at once, each on its own thread: one session carries their requests
+        self._running: dict[int, concurrent.futures.Future[Any]] = {}  # thread ident -> its request
+        self._restarting = threading.Lock()  # a dead server is restarted by one of its calls, once
 
     # -- start-up ---------------------------------------------------------------------------------
     def _start(self, name: str, starting: Coroutine[Any, Any, None]) -> None:
@@ -217,15 +221,20 @@ class McpSource:
         if target is None:
             return ToolResult(ToolStatus.UNKNOWN, f"Error: no MCP server offers '{tool.name}' now.")
         server, original = target
-        if server.died or server.state is not State.READY:
-            restarted = self._restart_once(server)
-            if restarted is not None:
-                return ToolResult(ToolStatus.ERROR, restarted, time.monotonic() - started)
+        with self._restarting:
+            if server.died or server.state is not State.READY:
+                restarted = self._restart_once(server)
+                if restarted is not None:
+                    return ToolResult(ToolStatus.ERROR, restarted, time.monotonic() - started)
         timeout = server.spec.timeout or limits.timeout
         future = self.hub.submit(server.call(original, arguments, timeout))
+        me = threading.get_ident()
+        self._running[me] = future
         try:
             result = wait(future, timeout + MARGIN)
-        except (concurrent.futures.TimeoutError, concurrent.futures.CancelledError):
+        except concurrent.futures.CancelledError:  # stopped from another thread (`stop`)
+            return ToolResult(ToolStatus.CANCELLED, "Cancelled: the request was cancelled.", time.monotonic() - started)
+        except concurrent.futures.TimeoutError:
             future.cancel()
             return _timed_out(timeout, started)
         except ServerGone as exc:
@@ -234,7 +243,15 @@ class McpSource:
             )
         except Exception as exc:  # noqa: BLE001 - a protocol error is an answer to the model
             return _protocol_error(server.name, exc, timeout, started)
+        finally:
+            self._running.pop(me, None)
         return to_result(result, limits.max_output_chars, time.monotonic() - started)
+
+    def stop(self, thread: int) -> None:
+        """Cancel the request thread `thread` waits on (the SDK tells the server it is cancelled)."""
+        future = self._running.get(thread)
+        if future is not None:
+            future.cancel()
 
     def _restart_once(self, server: Server) -> str | None:
         """Restart a dead server, once per session; an error for the model if it cannot run."""

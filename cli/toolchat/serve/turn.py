@@ -22,6 +22,8 @@ from toolchat.engine import (
     CallDecided,
     CallFinished,
     CallRequested,
+    CallsRunning,
+    CallStarted,
     Decision,
     Engine,
     Event,
@@ -206,7 +208,7 @@ class Turn:
 
     def _on_event(self, event: Event) -> None:
         if self.cancelled.is_set() and isinstance(
-            event, (TextDelta, ReasoningDelta, RoundStarted, CallRequested, CallDecided)
+            event, (TextDelta, ReasoningDelta, RoundStarted, CallRequested, CallDecided, CallStarted, CallsRunning)
         ):
             raise KeyboardInterrupt  # the engine ends the turn and answers the remaining calls "cancelled"
         if isinstance(event, ReasoningDelta) and event.text:
@@ -237,6 +239,10 @@ class Turn:
         self._say(self._hold.flush())
         outcome = self.outcome
         outcome.text, outcome.rounds, outcome.stopped = "".join(self._text), result.rounds, result.stopped
+        place = {
+            record.id: n for n, record in enumerate(result.calls)
+        }  # said as each finished; listed in the model's order
+        outcome.calls.sort(key=lambda call: place.get(call.id, len(place)))
         if gate.client_calls:
             outcome.client_calls, outcome.finish_reason, outcome.stopped = (
                 gate.client_calls,

@@ -17,6 +17,7 @@ from toolchat.engine import (
     CallFinished,
     CallRecord,
     CallRequested,
+    CallStarted,
     Compacted,
     ContextNote,
     Event,
@@ -53,6 +54,8 @@ class ChatDisplay:
         self.last_result: CallRecord | None = None
         self.round_started: float | None = None
         self.thought = ThoughtView(console, redactor)
+        self.numbers: dict[str, int] = {}  # call id -> its place in the reply (1, 2, ...), shown when several run
+        self.running: dict[str, str] = {}  # call id -> its label, while it runs
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, ReasoningDelta):
@@ -65,28 +68,34 @@ class ChatDisplay:
         elif isinstance(event, CallRequested):
             self.thought.collapse()
             self.stream.end()
+            number, of = event.place
+            self.numbers[event.call.id] = number
             arguments = event.arguments if event.arguments is not None else event.call.arguments
-            self.console.print(
-                call_panel(event.call.name, arguments, origin(self.registry().get(event.call.name)), redact=self.redact)
-            )
+            name = f"{event.call.name} #{number}" if of > 1 else event.call.name  # as it starts and ends
+            shown = origin(self.registry().get(event.call.name))
+            self.console.print(call_panel(name, arguments, shown, redact=self.redact))
         elif isinstance(event, CallDecided):
             if event.automatic:
                 self.console.print(plain(f"  {event.call.name}: allowed without asking", "dim"))
-            if event.decision.approved:
-                self._spin(f"running {clean(event.call.name)}…")
+        elif isinstance(event, CallStarted):
+            self._started(event)
         elif isinstance(event, CallFinished):
-            self._stop_spin()
             record = self.last_result = event.record
+            label = self.running.pop(record.id, record.name)
+            if not self.running:
+                self._stop_spin()
             self.stats.tools.append((record.name, record.status.value, record.duration))
             note = "  (arguments edited by you)" if record.edited else ""
-            self.console.print(
-                result_panel(record.name, record.status.value, record.duration, self.redact(record.output))
-            )
+            self.console.print(result_panel(label, record.status.value, record.duration, self.redact(record.output)))
             if note:
                 self.console.print(plain(note, "dim"))
-            self.stream.waiting()
+            if self.running:
+                self._spin(self._running_line())
+            else:
+                self.stream.waiting()
         elif isinstance(event, RoundStarted):
             self.round_started = time.monotonic()
+            self.numbers, self.running = {}, {}
         elif isinstance(event, RoundDone):
             self.thought.collapse(event.usage.reasoning_tokens)
             self.stats.rounds.append((event.usage, event.seconds))
@@ -102,7 +111,26 @@ class ChatDisplay:
             self.stream.end()
             self.console.print(plain(f"error: {self.redact(event.message)}", "bold red"))
 
+    def _started(self, event: CallStarted) -> None:
+        """One line per call as it starts when several run at once (each named `tool #n`, as its
+        result will be), and one spinner line naming every call still running."""
+        label = event.call.name
+        if event.together > 1:
+            label = f"{event.call.name} #{self.numbers.get(event.call.id, len(self.numbers) + 1)}"
+            self.console.print(plain(f"  ▸ {label} started", "dim"))
+        self.running[event.call.id] = label
+        self._spin(self._running_line())
+
+    def _running_line(self) -> str:
+        labels = list(self.running.values())
+        if len(labels) == 1:
+            return f"running {clean(labels[0])}…"
+        return f"running {len(labels)} calls: {clean(', '.join(labels))}…"
+
     def _spin(self, message: str) -> None:
+        if self.status is not None:  # one spinner line, whatever runs: said again, not stacked
+            self.status.update(Text(message, style="dim"))
+            return
         self.status = self.console.status(Text(message, style="dim"))
         self.status.start()
 

@@ -76,6 +76,9 @@ class PluginFolders:
     def run(self, tool: Tool, arguments: dict[str, Any], limits: RunLimits) -> ToolResult:
         return worker.run_call(str(tool.source), tool.name, arguments, limits)
 
+    def stop(self, thread: int) -> None:
+        worker.cancel_job_of(thread)  # the job's child and everything it started are killed
+
     def close(self) -> None:
         pass  # every call's processes end with the call
 

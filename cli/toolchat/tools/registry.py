@@ -127,6 +127,13 @@ class Registry:
             return ToolResult(ToolStatus.UNKNOWN, f"Error: there is no tool named '{tool.name}'")
         return source.run(tool, arguments, limits)
 
+    def stop(self, tool: Tool, thread: int) -> None:
+        """Stop the call of `tool` that thread `thread` (an ident) is running, from another thread: its
+        `run` then returns soon, cancelled. A source that cannot (no `stop`) lets the call end."""
+        stop = getattr(self._merged.owners.get(tool.name), "stop", None)
+        if stop is not None:
+            stop(thread)
+
 
 def matches(name: str, patterns: Iterable[str]) -> bool:
     """Whether `name` is one of `patterns` or fits one with `*` (`git__*`: every tool of MCP server git)."""

@@ -51,6 +51,10 @@ class ToolSource(Protocol):
         call (and everything it started) before it propagates."""
         ...
 
+    # A source may also have `stop(thread: int) -> None`: stop the call thread `thread` (an ident) is
+    # running, from another thread (calls of one reply run at once, each on a thread of its own);
+    # that call's `run` then returns soon, cancelled. Without it, a call stopped so runs to its end.
+
     def close(self) -> None:
         """Stop whatever the source started; bounded, safe to call twice."""
         ...

@@ -19,11 +19,12 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
-from toolchat.backends.base import TextDelta, ToolCall, Usage, summed
+from toolchat.backends.base import TextDelta, Usage, summed
 from toolchat.engine import (
     CallDecided,
     CallFinished,
     CallRequested,
+    CallStarted,
     Compacted,
     RoundDone,
     RoundStarted,
@@ -31,19 +32,11 @@ from toolchat.engine import (
     TurnError,
     TurnStarted,
 )
-from toolchat.tools.model import ToolStatus
+from toolchat.tracing.calls import CallSpans
 
 AGENT = "toolchat"
 MAX_ERROR = 500  # characters of an error message kept on a span
 PROVIDERS = {"openai": "openai", "local": "llama_cpp"}  # backend name -> gen_ai.provider.name when it says none
-# a tool's outcome -> error.type; a denied call or one not run is not an error
-ERRORS = {
-    ToolStatus.ERROR: "tool_error",
-    ToolStatus.INVALID: "invalid_arguments",
-    ToolStatus.TIMEOUT: "timeout",
-    ToolStatus.UNKNOWN: "unknown_tool",
-    ToolStatus.CANCELLED: "cancelled",
-}
 STOPPED = {"error": None, "interrupted": "cancelled", "max_rounds": "max_rounds"}  # None: the TurnError's type
 
 
@@ -75,11 +68,7 @@ class TraceSink:
         self._finish: str | None = None
         self._first_chunk: float | None = None
         self._text: list[str] = []
-        self._tool: Span | None = None
-        self._tool_id: str | None = None
-        self._tool_pending: tuple[str, dict[str, Any], int] | None = None  # requested, not decided yet
-        self._tool_token: Any = None
-        self._tool_approved: bool | None = None
+        self.calls = CallSpans(tracer, self._parent, self.tools, content, self._json, self._short)
 
     def __call__(self, event: Any) -> None:
         try:
@@ -90,6 +79,7 @@ class TraceSink:
 
     # -- dispatch ----------------------------------------------------------------------------
     def _record(self, event: Any) -> None:
+        self.calls.release()  # the context of a call that was starting is the call's, not the turn's
         if isinstance(event, TextDelta):
             if self._chat is not None and self._round is not None and event.text:
                 if self._first_chunk is None:
@@ -104,12 +94,14 @@ class TraceSink:
             self._round_done(event)
         elif isinstance(event, CallRequested):
             self._end_chat()
-            self._call_requested(event)
+            self.calls.requested(event)
         elif isinstance(event, CallDecided):
-            self._call_decided(event)
+            self.calls.decided(event)
+        elif isinstance(event, CallStarted):
+            self.calls.started(event)
         elif isinstance(event, CallFinished):
             self._end_chat()
-            self._call_finished(event)
+            self.calls.finished(event.record)
         elif isinstance(event, TurnError):
             self._error_type = getattr(event, "error_type", None) or error_type(event.message)
             self._end_chat(self._error_type, event.message)
@@ -169,7 +161,7 @@ class TraceSink:
 
     def _turn_ended(self, event: TurnEnded) -> None:
         result = event.result
-        self._end_tool(ToolStatus.CANCELLED)
+        self.calls.end_all()
         self._end_chat("cancelled" if result.stopped == "interrupted" else None, "interrupted")
         agent = self._agent
         if agent is None:
@@ -194,7 +186,7 @@ class TraceSink:
         self._close_turn()
 
     def _close_turn(self) -> None:
-        self._end_tool(ToolStatus.CANCELLED)
+        self.calls.end_all()
         self._end_chat("cancelled", "interrupted")
         if self._agent_token is not None:
             otel_context.detach(self._agent_token)
@@ -277,89 +269,6 @@ class TraceSink:
             reply = _message("assistant", [_text("".join(self._text))])
         reply["finish_reason"] = self._finish or "stop"
         return reply
-
-    # -- tool calls --------------------------------------------------------------------------
-    def _call_requested(self, event: CallRequested) -> None:
-        self._end_tool(ToolStatus.CANCELLED)
-        call = event.call
-        attributes: dict[str, Any] = {
-            "gen_ai.operation.name": "execute_tool",
-            "gen_ai.tool.name": call.name,
-            "gen_ai.tool.call.id": call.id,
-            "gen_ai.tool.type": "function",
-        }
-        tool = self.tools(call.name)
-        if tool is not None:  # an MCP tool runs in its server: an extension, in the conventions' words
-            origin = str(getattr(tool, "origin", "") or "")
-            attributes["gen_ai.tool.type"] = "extension" if origin.startswith("mcp ") else "function"
-            if origin:
-                attributes["toolchat.tool.origin"] = origin
-            if getattr(tool, "summary", ""):
-                attributes["gen_ai.tool.description"] = str(tool.summary)
-        if self.content:
-            arguments = event.arguments if event.arguments is not None else call.arguments
-            attributes["gen_ai.tool.call.arguments"] = self._json(arguments)
-        # the span starts once the call is decided: it measures the run, not the wait for the user
-        self._tool_pending = (f"execute_tool {call.name}", attributes, time.time_ns())
-        self._tool_id = call.id
-
-    def _start_tool(self) -> None:
-        """The pending call's span, from now on, with the time the approval took as an attribute."""
-        if self._tool is not None or self._tool_pending is None:
-            return
-        name, attributes, requested = self._tool_pending
-        self._tool_pending = None
-        waited = (time.time_ns() - requested) / 1e9
-        attributes = {**attributes, "toolchat.tool.approval_wait_seconds": round(waited, 6)}
-        self._tool = self.tracer.start_span(name, kind=SpanKind.INTERNAL, attributes=attributes, context=self._parent())
-
-    def _call_decided(self, event: CallDecided) -> None:
-        if event.call.id != self._tool_id:
-            return
-        self._start_tool()
-        tool = self._tool
-        if tool is None:
-            return
-        self._tool_approved = bool(event.decision.approved)
-        tool.set_attributes(
-            {
-                "toolchat.tool.approval": "allowed" if event.automatic else "asked",
-                "toolchat.tool.approved": self._tool_approved,
-            }
-        )
-        if event.decision.approved:  # MCP clients and anything the tool's caller traces nest under it
-            self._tool_token = otel_context.attach(trace.set_span_in_context(tool))
-
-    def _call_finished(self, event: CallFinished) -> None:
-        record = event.record
-        if self._tool is None or self._tool_id != record.id:
-            self._end_tool(ToolStatus.CANCELLED)
-            self._call_requested(CallRequested(ToolCall(record.id, record.name, record.arguments), None))
-        self._start_tool()
-        tool = self._tool
-        assert tool is not None
-        if self.content:
-            tool.set_attribute("gen_ai.tool.call.result", self.redactor.redact(record.output))
-        tool.set_attribute("toolchat.tool.seconds", round(record.duration, 6))
-        self._end_tool(record.status, record.output)
-
-    def _end_tool(self, status: ToolStatus, output: str = "") -> None:
-        self._start_tool()  # a call stopped at the question still has its span
-        tool, approved = self._tool, self._tool_approved
-        self._tool, self._tool_id, self._tool_approved = None, None, None
-        if self._tool_token is not None:
-            otel_context.detach(self._tool_token)
-            self._tool_token = None
-        if tool is None:
-            return
-        outcome = status.value
-        if status is ToolStatus.DENIED:
-            outcome = "denied" if approved is False else "not_run"
-        tool.set_attribute("toolchat.tool.outcome", outcome)
-        if status in ERRORS:
-            tool.set_attribute("error.type", ERRORS[status])
-            tool.set_status(Status(StatusCode.ERROR, outcome if not self.content else self._short(output or outcome)))
-        tool.end()
 
     # -- helpers -----------------------------------------------------------------------------
     def _parent(self) -> Any:

@@ -83,9 +83,10 @@ def _fork_worker() -> _Worker:
 
 
 def _acquire() -> _Worker:
-    """An idle worker, locked for one job. Calls that overlap (`toolchat serve` answering several
-    requests) each get their own: one more worker is forked then, from a process that may have
-    threads by now, which is still no worse than forking every call from it."""
+    """An idle worker, locked for one job. Calls that overlap (the calls of one reply run at once,
+    `toolchat serve` answering several requests) each get their own, so frames to and from one
+    worker are never mixed: one more worker is forked then, from a process that may have threads by
+    now, which is still no worse than forking every call from it."""
     start()
     with _pool_lock:
         for worker in _pool:
@@ -191,7 +192,8 @@ def _reply_to(worker: _Worker, job_id: int) -> dict[str, Any] | None:
 
 def _cancel(worker: _Worker, job_id: int) -> None:
     try:
-        write_frame(worker.requests, {"kind": "cancel", "id": job_id})
+        with _flight:  # never inside a cancel another thread is writing (cancel_job_of)
+            write_frame(worker.requests, {"kind": "cancel", "id": job_id})
     except OSError:
         return
     while True:  # the worker answers as soon as the job is killed
