@@ -221,8 +221,10 @@ async def _completions(server: Server, request: Request) -> Response:
         gone.cancel()
         raise
     turn = Turn(profile, server.registry, chat, request.headers, server.redactor, loop, on_done=lambda: _done())
+    late = _watch(turn, gone, deadline)
 
     def _done() -> None:
+        late.cancel()
         server.turns.discard(turn)
         admission.leave()
 
@@ -230,17 +232,17 @@ async def _completions(server: Server, request: Request) -> Response:
     turn.start()
     reply = Reply(profile.id, chat.include_usage, server.redactor)
     try:
-        first = await _race(turn.queue.get(), gone, deadline)
-        if first[0] == "end" and first[1].error is not None:  # nothing sent yet: a real status
+        first = await turn.take()
+        if first[0][0] == "end" and first[0][1].error is not None:  # nothing sent yet: a real status
             gone.cancel()
-            return _api_error(request, first[1].error)
+            return _api_error(request, first[0][1].error)
         if chat.stream:
             return StreamingResponse(
-                _stream(turn, reply, first, gone, deadline, request),
+                _stream(turn, reply, first, gone, request),
                 media_type="text/event-stream",
                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
             )
-        outcome = await _outcome(turn, first, gone, deadline)
+        outcome = await _outcome(turn, first)
     except Gone:
         note(request.scope, gone="before its answer began")
         turn.cancel()
@@ -263,18 +265,21 @@ async def _completions(server: Server, request: Request) -> Response:
 SHUTTING_DOWN = ApiError(503, "the server is shutting down; try again", kind="server_error", code="shutting_down")
 
 
-async def _outcome(turn: Turn, item: tuple[str, Any], gone: asyncio.Future[None], deadline: float) -> Outcome:
-    while item[0] != "end":
-        item = await _next(turn, gone, deadline)
-    return item[1]
+def _watch(turn: Turn, gone: asyncio.Future[None], deadline: float) -> asyncio.TimerHandle:
+    """The turn's `take` raises Gone once the client goes away, and the time limit's 504 once it
+    passes: one callback and one timer per request (cancelled when the turn ends), none per item."""
+    gone.add_done_callback(lambda future: None if future.cancelled() else turn.stop(Gone()))
+    return asyncio.get_running_loop().call_at(deadline, turn.stop, _time_limit())
 
 
-async def _next(turn: Turn, gone: asyncio.Future[None], deadline: float) -> tuple[str, Any]:
-    """The turn's next item: at once when one is waiting (no task, no timer: the common case of a
-    busy server), else raced against the client going away and the time limit."""
-    if not turn.queue.empty() and not gone.done() and asyncio.get_running_loop().time() < deadline:
-        return turn.queue.get_nowait()
-    return await _race(turn.queue.get(), gone, deadline)
+def _time_limit() -> ApiError:
+    return ApiError(504, "the request took longer than this server's time limit", kind="timeout", code="time_limit")
+
+
+async def _outcome(turn: Turn, items: list[tuple[str, Any]]) -> Outcome:
+    while items[-1][0] != "end":
+        items = await turn.take()
+    return items[-1][1]
 
 
 def _note_tokens(request: Request, outcome: Outcome) -> None:
@@ -283,21 +288,27 @@ def _note_tokens(request: Request, outcome: Outcome) -> None:
         note(request.scope, tokens=(usage["prompt_tokens"], usage["completion_tokens"]))
 
 
+KIND = {"text": "content", "reasoning": "reasoning_content"}  # a turn's item -> the delta's field
+
+
 async def _stream(
-    turn: Turn, reply: Reply, item: tuple[str, Any], gone: asyncio.Future[None], deadline: float, request: Request
+    turn: Turn, reply: Reply, items: list[tuple[str, Any]], gone: asyncio.Future[None], request: Request
 ) -> AsyncIterator[str]:
+    """The response's body: each batch of items the turn hands over is one write."""
     try:
         yield reply.chunk({"role": "assistant", "content": ""})
-        while item[0] != "end":
-            yield reply.chunk({"reasoning_content" if item[0] == "reasoning" else "content": item[1]})
-            item = await _next(turn, gone, deadline)
-        outcome: Outcome = item[1]
+        while True:
+            if text := "".join(reply.text_chunk(KIND[item[0]], item[1]) for item in items if item[0] != "end"):
+                yield text
+            if items[-1][0] == "end":
+                break
+            items = await turn.take()
+        outcome: Outcome = items[-1][1]
         _note_tokens(request, outcome)
         if outcome.error is not None:
             yield event(reply.redactor.redact_all(outcome.error.body()))
             return
-        for text in reply.final_chunks(outcome):
-            yield text
+        yield "".join(reply.final_chunks(outcome))
     except ApiError as exc:  # the time limit
         yield event(exc.body())
     except Gone:
@@ -323,7 +334,7 @@ async def _race(awaitable: Awaitable[Any], gone: asyncio.Future[None], deadline:
     task.cancel()
     if gone in done:
         raise Gone
-    raise ApiError(504, "the request took longer than this server's time limit", kind="timeout", code="time_limit")
+    raise _time_limit()
 
 
 async def _disconnected(request: Request) -> None:
