@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,7 +16,7 @@ from starlette import responses
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 from starlette.routing import Route
 
 from toolchat.redact import Redactor
@@ -237,11 +237,7 @@ async def _completions(server: Server, request: Request) -> Response:
             gone.cancel()
             return _api_error(request, first[0][1].error)
         if chat.stream:
-            return StreamingResponse(
-                _stream(turn, reply, first, gone, request),
-                media_type="text/event-stream",
-                headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-            )
+            return EventStream(_stream(turn, reply, first, gone, request), deadline + SLOW_READER_GRACE)
         outcome = await _outcome(turn, first)
     except Gone:
         note(request.scope, gone="before its answer began")
@@ -289,11 +285,44 @@ def _note_tokens(request: Request, outcome: Outcome) -> None:
 
 
 KIND = {"text": "content", "reasoning": "reasoning_content"}  # a turn's item -> the delta's field
+SLOW_READER_GRACE = 1.0  # seconds past the time limit a stream may still take to be read
+
+
+class Cut(Exception):
+    """A stream cut off because its client stopped reading (server.py keeps it out of the log)."""
+
+
+class EventStream:
+    """A text/event-stream response, each piece of `body` one write, bounded in time: a client that
+    stops reading holds its connection no longer than the time limit (Starlette's would wait on it
+    for ever), and is then cut off."""
+
+    HEADERS = [
+        (b"content-type", b"text/event-stream; charset=utf-8"),
+        (b"cache-control", b"no-cache"),
+        (b"x-accel-buffering", b"no"),
+    ]
+
+    def __init__(self, body: AsyncGenerator[str, None], deadline: float) -> None:
+        self.body, self.deadline = body, deadline
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await send({"type": "http.response.start", "status": 200, "headers": self.HEADERS})
+            async with asyncio.timeout_at(self.deadline):
+                async for text in self.body:
+                    await send({"type": "http.response.body", "body": text.encode("utf-8"), "more_body": True})
+        except TimeoutError:
+            note(scope, status=504, cut="its client read too slowly: cut at the time limit")
+            raise Cut from None
+        finally:
+            await self.body.aclose()  # its turn is cancelled, whatever ended the stream
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 async def _stream(
     turn: Turn, reply: Reply, items: list[tuple[str, Any]], gone: asyncio.Future[None], request: Request
-) -> AsyncIterator[str]:
+) -> AsyncGenerator[str, None]:
     """The response's body: each batch of items the turn hands over is one write."""
     try:
         yield reply.chunk({"role": "assistant", "content": ""})
@@ -306,10 +335,12 @@ async def _stream(
         outcome: Outcome = items[-1][1]
         _note_tokens(request, outcome)
         if outcome.error is not None:
+            note(request.scope, status=outcome.error.status, cut="the model server failed mid-stream")
             yield event(reply.redactor.redact_all(outcome.error.body()))
             return
         yield "".join(reply.final_chunks(outcome))
     except ApiError as exc:  # the time limit
+        note(request.scope, status=exc.status, cut="the time limit passed mid-stream")
         yield event(exc.body())
     except Gone:
         note(request.scope, gone="mid-stream")
