@@ -127,3 +127,29 @@ def test_a_client_that_stops_reading_its_stream_is_cut_off_at_the_time_limit(ups
     assert b"data: [DONE]" not in received
     assert running(served) == 0
     assert "Traceback" not in served.log() and "ASGI" not in served.log()
+
+
+def test_a_body_trickled_past_the_time_limit_is_a_408_and_nothing_is_sent_upstream(upstream, serve):
+    served = serve("--time-limit", "1")
+    with socket.create_connection(("127.0.0.1", served.port), timeout=10) as sock:
+        sock.sendall(
+            b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            b'Content-Length: 100000\r\n\r\n{"messages": ['
+        )
+        started, took = time.monotonic(), None
+        sock.settimeout(0.2)
+        answer = b""
+        while not answer.endswith(b"}}") and time.monotonic() - started < 6:
+            try:
+                sock.sendall(b" ")
+                answer += sock.recv(65536)
+            except TimeoutError:
+                continue
+            except (ConnectionResetError, BrokenPipeError):
+                break
+            if answer.startswith(b"HTTP/1.1 ") and took is None:
+                took = time.monotonic() - started
+    assert answer.startswith(b"HTTP/1.1 408 ") and took is not None and 0.8 < took < 3, (took, answer)
+    assert b'"code": "time_limit"' in answer
+    assert upstream.requests == []
+    assert "Traceback" not in served.log()

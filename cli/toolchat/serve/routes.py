@@ -198,15 +198,19 @@ def too_deep(value: Any, limit: int) -> bool:
 
 
 async def _completions(server: Server, request: Request) -> Response:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + server.limits.time_limit  # the body's arrival counts too: a trickled one is cut
     try:
-        body = await read_json(request, server.limits.max_body)
+        async with asyncio.timeout_at(deadline):
+            body = await read_json(request, server.limits.max_body)
     except Gone:
         return Response(status_code=499)  # nobody is listening
+    except TimeoutError:
+        late = "the request body did not arrive within this server's time limit"
+        raise ApiError(408, late, code="time_limit") from None
     chat = parse_request(body, server.registry.names())
     profile = server.pick(chat.model)
     note(request.scope, model=profile.id)
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + server.limits.time_limit
     gone = asyncio.ensure_future(_disconnected(request))
     admission = server.admission(profile)
     try:
