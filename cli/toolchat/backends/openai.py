@@ -205,9 +205,9 @@ class OpenAIBackend:
                 f"check the base URL {self.base_url}; it usually ends in /v1",
             )
         if stream and "json" not in kind:
-            from openai.types.chat import ChatCompletionChunk
-
-            return self._openai.Stream(cast_to=ChatCompletionChunk, response=raw, client=self.client), None
+            # chunks as the plain JSON they are (read with `field`): building the SDK's model of every
+            # chunk was half of `toolchat serve`'s CPU time per streamed request (benchmarks/RESULTS.md)
+            return self._openai.Stream(cast_to=object, response=raw, client=self.client), None
         try:
             return None, json.loads(raw.read())
         except (ValueError, RecursionError) as exc:  # not JSON, or nested deeper than Python parses
@@ -236,14 +236,14 @@ class OpenAIBackend:
         finish: str | None = None
         try:
             for chunk in stream:
-                if getattr(chunk, "usage", None):
-                    usage = usage_of(chunk.usage)
-                choices = getattr(chunk, "choices", None)
+                if field(chunk, "usage"):
+                    usage = usage_of(field(chunk, "usage"))
+                choices = field(chunk, "choices")
                 for choice in choices if isinstance(choices, list) else []:
-                    finish = getattr(choice, "finish_reason", None) or finish
-                    delta = getattr(choice, "delta", None)
-                    yield from _events(reader.take(delta, content_text(getattr(delta, "content", None))))
-                    for part in getattr(delta, "tool_calls", None) or []:
+                    finish = field(choice, "finish_reason") or finish
+                    delta = field(choice, "delta")
+                    yield from _events(reader.take(delta, content_text(field(delta, "content"))))
+                    for part in field(delta, "tool_calls") or []:
                         calls.add(tool_delta(part))
         except (
             self._openai.APIError,

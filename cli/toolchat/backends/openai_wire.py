@@ -141,12 +141,12 @@ def api_key(key: str | None, notify: Callable[[str], None]) -> str | None:
 
 
 def tool_delta(delta: Any) -> dict[str, Any]:
-    """The SDK's tool-call delta as the accumulator's dict, keeping only values of the right type."""
-    function = getattr(delta, "function", None)
-    name, arguments = getattr(function, "name", None), getattr(function, "arguments", None)
-    call_id = getattr(delta, "id", None)
+    """A streamed tool-call delta as the accumulator's dict, keeping only values of the right type."""
+    function = field(delta, "function")
+    name, arguments = field(function, "name"), field(function, "arguments")
+    call_id = field(delta, "id")
     return {
-        "index": getattr(delta, "index", None),
+        "index": field(delta, "index"),
         "id": call_id if isinstance(call_id, str) else None,
         "function": {
             "name": name if isinstance(name, str) else None,

@@ -208,7 +208,8 @@ def chat(
 @app.command()
 @model_flags(
     "config profile backend model base_url tools no_tools no_bundled_tools system yes allow deny max_rounds"
-    " tool_timeout temperature max_tokens host port api_key_env max_queue time_limit trace trace_content mcp"
+    " tool_timeout temperature max_tokens host port api_key_env max_queue time_limit header_timeout trace"
+    " trace_content mcp"
 )
 def serve(
     ctx: typer.Context,
@@ -226,6 +227,10 @@ def serve(
     time_limit: Annotated[
         float, typer.Option("--time-limit", min=1, help="Seconds one request may take in all.")
     ] = 600.0,
+    header_timeout: Annotated[
+        float,
+        typer.Option("--header-timeout", min=0.1, help="Seconds a request's headers may take; then it is cut off."),
+    ] = 10.0,
 ) -> None:
     """An OpenAI-compatible endpoint (/v1/chat/completions) that runs this project's tools server-side."""
     from toolchat.serve.server import ServeOptions, run_serve
@@ -233,7 +238,7 @@ def serve(
     env = env_of(ctx)
     overrides = flags.overrides(env)
     settings = load_settings(env, flags.config, **overrides)
-    options = ServeOptions(host, port, api_key_env, flags.yes, max_queue, time_limit)
+    options = ServeOptions(host, port, api_key_env, flags.yes, max_queue, time_limit, header_timeout=header_timeout)
     registry = load_tools(settings, env, flags.no_tools)
 
     def profile(name: str) -> Any:

@@ -16,7 +16,8 @@ NOTE = "toolchat.access"  # the scope key a route notes its model, tokens and ou
 
 
 def note(scope: dict[str, Any], **facts: Any) -> None:
-    """What a route knows about its request, for the line (model=..., tokens=(prompt, completion), gone=True)."""
+    """What a route knows about its request, for the line (model=..., tokens=(prompt, completion),
+    gone="mid-stream"; status=504 with cut="why" for a stream that ended otherwise than it began)."""
     scope.setdefault(NOTE, {}).update(facts)
 
 
@@ -30,6 +31,8 @@ def line(method: str, path: str, status: int | None, facts: dict[str, Any], seco
     parts.append(f"{seconds:.3f} s")
     if facts.get("gone"):
         parts.append(f"(the client went away {facts['gone']})")
+    elif facts.get("cut"):
+        parts.append(f"({facts['cut']})")
     return " ".join(parts)
 
 
@@ -55,6 +58,7 @@ class AccessLog:
             await self.app(scope, receive, sending)
         finally:
             facts = scope.get(NOTE, {})
-            code = 499 if facts.get("gone") and not status else (status[0] if status else None)
+            # a client that went away is 499 even when its stream had begun with a 200: it did not get it all
+            code = 499 if facts.get("gone") else facts.get("status") or (status[0] if status else None)
             text = line(scope["method"], scope["path"], code, facts, time.monotonic() - start)
             self.say(self.redactor.redact(text))

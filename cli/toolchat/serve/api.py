@@ -253,6 +253,10 @@ class Reply:
         self.created = int(time.time())
         self.model = model
         self.include_usage = include_usage  # then every chunk says "usage": null but the last
+        # a text chunk is written around its text: the rest of it, redacted once, is the same in each
+        head = dumps(self.redactor.redact_all(self._head("chat.completion.chunk")))
+        self._before = f'data: {head[:-1]}, "choices": [{{"index": 0, "delta": {{'
+        self._after = '}, "finish_reason": null, "logprobs": null}]' + (', "usage": null' if include_usage else "")
 
     def _head(self, kind: str) -> dict[str, Any]:
         return {"id": self.id, "object": kind, "created": self.created, "model": self.model}
@@ -283,6 +287,11 @@ class Reply:
         if self.include_usage:
             body["usage"] = None
         return event(self.redactor.redact_all(body))
+
+    def text_chunk(self, kind: str, text: str) -> str:
+        """The chunk of one piece of streamed text (`kind` "content" or "reasoning_content"), as
+        `chunk` would write it; the text has passed the redactor already, as a stream (turn.py)."""
+        return f'{self._before}"{kind}": {dumps(text)}{self._after}}}\n\n'
 
     def final_chunks(self, outcome: Outcome) -> list[str]:
         chunks = []

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,7 +16,7 @@ from starlette import responses
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 from starlette.routing import Route
 
 from toolchat.redact import Redactor
@@ -198,15 +198,19 @@ def too_deep(value: Any, limit: int) -> bool:
 
 
 async def _completions(server: Server, request: Request) -> Response:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + server.limits.time_limit  # the body's arrival counts too: a trickled one is cut
     try:
-        body = await read_json(request, server.limits.max_body)
+        async with asyncio.timeout_at(deadline):
+            body = await read_json(request, server.limits.max_body)
     except Gone:
         return Response(status_code=499)  # nobody is listening
+    except TimeoutError:
+        late = "the request body did not arrive within this server's time limit"
+        raise ApiError(408, late, code="time_limit") from None
     chat = parse_request(body, server.registry.names())
     profile = server.pick(chat.model)
     note(request.scope, model=profile.id)
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + server.limits.time_limit
     gone = asyncio.ensure_future(_disconnected(request))
     admission = server.admission(profile)
     try:
@@ -221,8 +225,10 @@ async def _completions(server: Server, request: Request) -> Response:
         gone.cancel()
         raise
     turn = Turn(profile, server.registry, chat, request.headers, server.redactor, loop, on_done=lambda: _done())
+    late = _watch(turn, gone, deadline)
 
     def _done() -> None:
+        late.cancel()
         server.turns.discard(turn)
         admission.leave()
 
@@ -230,17 +236,13 @@ async def _completions(server: Server, request: Request) -> Response:
     turn.start()
     reply = Reply(profile.id, chat.include_usage, server.redactor)
     try:
-        first = await _race(turn.queue.get(), gone, deadline)
-        if first[0] == "end" and first[1].error is not None:  # nothing sent yet: a real status
+        first = await turn.take()
+        if first[0][0] == "end" and first[0][1].error is not None:  # nothing sent yet: a real status
             gone.cancel()
-            return _api_error(request, first[1].error)
+            return _api_error(request, first[0][1].error)
         if chat.stream:
-            return StreamingResponse(
-                _stream(turn, reply, first, gone, deadline, request),
-                media_type="text/event-stream",
-                headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-            )
-        outcome = await _outcome(turn, first, gone, deadline)
+            return EventStream(_stream(turn, reply, first, gone, request), deadline + SLOW_READER_GRACE)
+        outcome = await _outcome(turn, first)
     except Gone:
         note(request.scope, gone="before its answer began")
         turn.cancel()
@@ -263,18 +265,21 @@ async def _completions(server: Server, request: Request) -> Response:
 SHUTTING_DOWN = ApiError(503, "the server is shutting down; try again", kind="server_error", code="shutting_down")
 
 
-async def _outcome(turn: Turn, item: tuple[str, Any], gone: asyncio.Future[None], deadline: float) -> Outcome:
-    while item[0] != "end":
-        item = await _next(turn, gone, deadline)
-    return item[1]
+def _watch(turn: Turn, gone: asyncio.Future[None], deadline: float) -> asyncio.TimerHandle:
+    """The turn's `take` raises Gone once the client goes away, and the time limit's 504 once it
+    passes: one callback and one timer per request (cancelled when the turn ends), none per item."""
+    gone.add_done_callback(lambda future: None if future.cancelled() else turn.stop(Gone()))
+    return asyncio.get_running_loop().call_at(deadline, turn.stop, _time_limit())
 
 
-async def _next(turn: Turn, gone: asyncio.Future[None], deadline: float) -> tuple[str, Any]:
-    """The turn's next item: at once when one is waiting (no task, no timer: the common case of a
-    busy server), else raced against the client going away and the time limit."""
-    if not turn.queue.empty() and not gone.done() and asyncio.get_running_loop().time() < deadline:
-        return turn.queue.get_nowait()
-    return await _race(turn.queue.get(), gone, deadline)
+def _time_limit() -> ApiError:
+    return ApiError(504, "the request took longer than this server's time limit", kind="timeout", code="time_limit")
+
+
+async def _outcome(turn: Turn, items: list[tuple[str, Any]]) -> Outcome:
+    while items[-1][0] != "end":
+        items = await turn.take()
+    return items[-1][1]
 
 
 def _note_tokens(request: Request, outcome: Outcome) -> None:
@@ -283,22 +288,63 @@ def _note_tokens(request: Request, outcome: Outcome) -> None:
         note(request.scope, tokens=(usage["prompt_tokens"], usage["completion_tokens"]))
 
 
+KIND = {"text": "content", "reasoning": "reasoning_content"}  # a turn's item -> the delta's field
+SLOW_READER_GRACE = 1.0  # seconds past the time limit a stream may still take to be read
+
+
+class Cut(Exception):
+    """A stream cut off because its client stopped reading (server.py keeps it out of the log)."""
+
+
+class EventStream:
+    """A text/event-stream response, each piece of `body` one write, bounded in time: a client that
+    stops reading holds its connection no longer than the time limit (Starlette's would wait on it
+    for ever), and is then cut off."""
+
+    HEADERS = [
+        (b"content-type", b"text/event-stream; charset=utf-8"),
+        (b"cache-control", b"no-cache"),
+        (b"x-accel-buffering", b"no"),
+    ]
+
+    def __init__(self, body: AsyncGenerator[str, None], deadline: float) -> None:
+        self.body, self.deadline = body, deadline
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await send({"type": "http.response.start", "status": 200, "headers": self.HEADERS})
+            async with asyncio.timeout_at(self.deadline):
+                async for text in self.body:
+                    await send({"type": "http.response.body", "body": text.encode("utf-8"), "more_body": True})
+        except TimeoutError:
+            note(scope, status=504, cut="its client read too slowly: cut at the time limit")
+            raise Cut from None
+        finally:
+            await self.body.aclose()  # its turn is cancelled, whatever ended the stream
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
 async def _stream(
-    turn: Turn, reply: Reply, item: tuple[str, Any], gone: asyncio.Future[None], deadline: float, request: Request
-) -> AsyncIterator[str]:
+    turn: Turn, reply: Reply, items: list[tuple[str, Any]], gone: asyncio.Future[None], request: Request
+) -> AsyncGenerator[str, None]:
+    """The response's body: each batch of items the turn hands over is one write."""
     try:
         yield reply.chunk({"role": "assistant", "content": ""})
-        while item[0] != "end":
-            yield reply.chunk({"reasoning_content" if item[0] == "reasoning" else "content": item[1]})
-            item = await _next(turn, gone, deadline)
-        outcome: Outcome = item[1]
+        while True:
+            if text := "".join(reply.text_chunk(KIND[item[0]], item[1]) for item in items if item[0] != "end"):
+                yield text
+            if items[-1][0] == "end":
+                break
+            items = await turn.take()
+        outcome: Outcome = items[-1][1]
         _note_tokens(request, outcome)
         if outcome.error is not None:
+            note(request.scope, status=outcome.error.status, cut="the model server failed mid-stream")
             yield event(reply.redactor.redact_all(outcome.error.body()))
             return
-        for text in reply.final_chunks(outcome):
-            yield text
+        yield "".join(reply.final_chunks(outcome))
     except ApiError as exc:  # the time limit
+        note(request.scope, status=exc.status, cut="the time limit passed mid-stream")
         yield event(exc.body())
     except Gone:
         note(request.scope, gone="mid-stream")
@@ -323,7 +369,7 @@ async def _race(awaitable: Awaitable[Any], gone: asyncio.Future[None], deadline:
     task.cancel()
     if gone in done:
         raise Gone
-    raise ApiError(504, "the request took longer than this server's time limit", kind="timeout", code="time_limit")
+    raise _time_limit()
 
 
 async def _disconnected(request: Request) -> None:

@@ -32,6 +32,7 @@ class ServeOptions:
     max_queue: int = 8
     time_limit: float = 600.0
     max_body: int = 10 * 1024 * 1024
+    header_timeout: float = 10.0  # seconds a request's headers may take to arrive
 
 
 def api_key(options: ServeOptions, env: Environment) -> str | None:
@@ -90,6 +91,7 @@ def run_serve(
     import uvicorn
 
     from toolchat.backends.factory import create_backend
+    from toolchat.serve.protocol import with_header_deadline
     from toolchat.serve.routes import Limits, Server, build_app
     from toolchat.serve.turn import Profile
     from toolchat.tracing import control as tracing
@@ -123,7 +125,12 @@ def run_serve(
         f"tools: {', '.join(server.registry.names()) or 'none'}; allowed to run: {allowed}",
     )
     config = uvicorn.Config(
-        build_app(server), log_level="warning", access_log=False, timeout_graceful_shutdown=GRACE_SECONDS, lifespan="on"
+        build_app(server),
+        http=with_header_deadline(options.header_timeout),
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=GRACE_SECONDS,
+        lifespan="on",
     )
     logging.getLogger("uvicorn.error").addFilter(_ShutdownNotes(env))
     try:
@@ -140,7 +147,7 @@ def run_serve(
 class _ShutdownNotes:
     """uvicorn's words when it stops requests still running after the grace period: one line of
     toolchat's instead of its error and a traceback per request (each client is answered 503, or
-    its stream ends)."""
+    its stream ends); and none for a stream cut off because its client stopped reading."""
 
     def __init__(self, env: Environment) -> None:
         self.env = env
@@ -152,8 +159,10 @@ class _ShutdownNotes:
             count = record.args[0] if isinstance(record.args, tuple) and record.args else "the"
             _say(self.env, f"stopping {count} request(s) still running after {GRACE_SECONDS} s")
             return False
-        cancelled = record.exc_info is not None and isinstance(record.exc_info[1], asyncio.CancelledError)
-        return not (cancelled and str(record.msg).startswith("Exception in ASGI application"))
+        from toolchat.serve.routes import Cut  # a slow reader cut off: its access-log line says so
+
+        quiet = record.exc_info is not None and isinstance(record.exc_info[1], (asyncio.CancelledError, Cut))
+        return not (quiet and str(record.msg).startswith("Exception in ASGI application"))
 
 
 def _say(env: Environment, message: str) -> None:

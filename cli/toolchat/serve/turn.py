@@ -1,5 +1,6 @@
 """One request's turn: the engine run in a thread of its own, its events carried to the event
-loop, cancelled (tools included) when the client goes away or the time limit passes.
+loop in batches (one wake-up of the loop for all that arrived meanwhile, not one per delta),
+cancelled (tools included) when the client goes away or the time limit passes.
 
 The request's messages are the whole conversation; the server runs its own tools under its own
 policy, and a call to one of the client's tools ends the turn with that call for the client."""
@@ -10,6 +11,7 @@ import asyncio
 import contextvars
 import re
 import threading
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -128,7 +130,8 @@ class ClientTools:
 
 
 class Turn:
-    """The engine in a thread; `queue` receives ("text", str) items, then one ("end", Outcome)."""
+    """The engine in a thread; `take` hands over ("text" or "reasoning", str) items, then one
+    ("end", Outcome); text of both kinds has passed the redactor once, as a stream."""
 
     def __init__(
         self,
@@ -142,11 +145,16 @@ class Turn:
     ) -> None:
         self.profile, self.registry, self.chat, self.headers = profile, registry, chat, headers
         self.redactor, self.loop, self.on_done = redactor, loop, on_done
-        self.queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+        self._items: deque[tuple[str, Any]] = deque()  # appended by the thread, taken on the loop
+        self._lock = threading.Lock()
+        self._woken = False  # a wake-up of the loop is on its way
+        self._waiter: asyncio.Future[None] | None = None
+        self._stop: BaseException | None = None  # Gone or the time limit, once either happened
         self.cancelled = threading.Event()
         self.outcome = Outcome()
         self._text: list[str] = []
         self._hold = StreamRedactor(redactor)  # a key cut across two deltas is hidden too
+        self._hold_reasoning = StreamRedactor(redactor)
         self._round_of_text = 0
         self._round = 0
         self._thread = threading.Thread(
@@ -179,9 +187,40 @@ class Turn:
     def join(self, timeout: float) -> None:
         self._thread.join(timeout)
 
+    async def take(self) -> list[tuple[str, Any]]:
+        """Every item that has arrived (at least one), waiting for the next if none has; raises
+        what `stop` was given instead once the client went away or the time limit passed."""
+        while True:
+            if self._stop is not None:
+                raise self._stop
+            if self._items:
+                return [self._items.popleft() for _ in range(len(self._items))]
+            self._waiter = self.loop.create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+
+    def stop(self, reason: BaseException) -> None:
+        """On the loop: `take` raises `reason` from now on (the first reason given stays)."""
+        if self._stop is None:
+            self._stop = reason
+        self._wake()
+
+    def _wake(self) -> None:
+        with self._lock:
+            self._woken = False
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
     def _put(self, item: tuple[str, Any]) -> None:
+        self._items.append(item)
+        with self._lock:
+            if self._woken:
+                return  # the loop has yet to take what came before: it takes this too
+            self._woken = True
         try:
-            self.loop.call_soon_threadsafe(self.queue.put_nowait, item)
+            self.loop.call_soon_threadsafe(self._wake)
         except RuntimeError:  # the event loop is gone: the server is shutting down
             pass
 
@@ -213,7 +252,8 @@ class Turn:
             raise KeyboardInterrupt  # the engine ends the turn and answers the remaining calls "cancelled"
         if isinstance(event, ReasoningDelta) and event.text:
             self.outcome.reasoning += event.text
-            self._put(("reasoning", event.text))  # streamed as reasoning_content, apart from content
+            self._say(self._hold.flush())  # what was held back of the text goes first, in order
+            self._think(self._hold_reasoning.feed(event.text))
         elif isinstance(event, RoundStarted):
             self._round = event.number
         elif isinstance(event, TextDelta) and event.text:
@@ -221,6 +261,7 @@ class Turn:
             if self._round != self._round_of_text and self._text and not self._text[-1][-1:].isspace():
                 text = "\n\n" + text  # the text of a later round is a new paragraph
             self._round_of_text = self._round
+            self._think(self._hold_reasoning.flush())
             self._say(self._hold.feed(text))
         elif isinstance(event, CallFinished):
             record = event.record
@@ -235,7 +276,12 @@ class Turn:
             self._text.append(text)
             self._put(("text", text))
 
+    def _think(self, text: str) -> None:
+        if text:
+            self._put(("reasoning", text))  # streamed as reasoning_content, apart from content
+
     def _finish(self, result: TurnResult, gate: ClientTools) -> None:
+        self._think(self._hold_reasoning.flush())
         self._say(self._hold.flush())
         outcome = self.outcome
         outcome.text, outcome.rounds, outcome.stopped = "".join(self._text), result.rounds, result.stopped
