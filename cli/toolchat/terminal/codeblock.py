@@ -102,8 +102,8 @@ class CodeBlock:
 
     # -- rows -------------------------------------------------------------------------------------
     def _fit(self, tokens: Tokens, width: int) -> list[Row]:
-        line = [Segment(value, self.styles.get(token) or self._style(token)) for token, value in tokens]
-        text = "".join(value for _, value in tokens)
+        line = self._segments(tokens)
+        text = "".join([segment.text for segment in line])
         used = len(text) if text.isascii() else cell_len(text)
         if used <= width - 2:
             return [[Segment(" ", self.background), *line, Segment(" " * (width - 1 - used), self.background)]]
@@ -116,9 +116,27 @@ class CodeBlock:
             )
         return rows
 
+    def _segments(self, tokens: Tokens) -> Row:
+        """One segment for each run of tokens of one style (fewer to make and to write)."""
+        styles, line = self.styles, []
+        texts: list[str] = []
+        last = None
+        for token, value in tokens:
+            style = styles[token] if token in styles else self._style(token)
+            if style is not last and texts:
+                line.append(Segment("".join(texts), last))
+                texts = []
+            texts.append(value)
+            last = style
+        if texts:
+            line.append(Segment("".join(texts), last))
+        return line
+
     def _style(self, token: Any) -> Style:
-        style = self.styles[token] = self.background + self.theme.get_style_for_token(token)
-        return style
+        """The token's style on the background, the same object for token types that look the same."""
+        style = self.background + self.theme.get_style_for_token(token)
+        self.styles[token] = next((known for known in self.styles.values() if known == style), style)
+        return self.styles[token]
 
 
 def _solid(tokens: Tokens) -> Tokens:
