@@ -232,7 +232,11 @@ def prepare(work: Path) -> None:
 
 
 def ensure_llm(folder: Path) -> Path:
-    """A venv with simonw/llm from PyPI, made once."""
+    """The environment this runs in if it has simonw/llm (the dev extra installs it), else a venv with
+    llm from PyPI, made once in `folder`."""
+    here = Path(sys.executable).parent
+    if (here / "llm").exists():
+        return here.parent
     if not (folder / "bin" / "llm").exists():
         subprocess.run([sys.executable, "-m", "venv", str(folder)], check=True)
         subprocess.run([str(folder / "bin" / "pip"), "install", "-q", "llm"], check=True)

@@ -1,6 +1,6 @@
 """Benchmarks, one command: `python benchmarks/run.py` writes benchmarks/RESULTS.md;
 `--quick` is the smoke mode CI runs (few iterations, results to a temporary file, no targets
-asserted)."""
+asserted); `--no-suite` leaves out the one section that runs the whole test suite."""
 
 from __future__ import annotations
 
@@ -266,12 +266,15 @@ def serve_section(quick: bool, cache: Path) -> list[str]:
     return bench_serve.section(env, work, quick)
 
 
-def suite_section(quick: bool) -> list[str]:
+def suite_section(quick: bool, suite: bool = True) -> list[str]:
     """The whole test suite, as the README runs it (parallel through pyproject.toml's addopts), with the
-    machine's load beside it: 8 engineers may share these cores. Not in --quick (the suite runs that)."""
+    machine's load beside it: 8 engineers may share these cores. Not in --quick (the suite runs that)
+    nor with --no-suite (`suite` False)."""
     lines = ["", "## 11. The test suite", "", SUITE_BEFORE]
     if quick:
         return lines
+    if not suite:
+        return [*lines, "", "This run: not run (`--no-suite`)."]
     import subprocess
 
     load = os.getloadavg()[0]
@@ -303,6 +306,7 @@ def compaction_section(quick: bool, cache: Path) -> list[str]:
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="smoke mode: few iterations, no RESULTS.md")
+    parser.add_argument("--no-suite", action="store_true", help="leave out section 11, the whole test suite")
     parser.add_argument("--out", type=Path, default=HERE / "RESULTS.md")
     parser.add_argument("--cache", type=Path, default=Path(os.environ.get("TOOLCHAT_CACHE_DIR", HERE / ".cache")))
     args = parser.parse_args()
@@ -313,7 +317,7 @@ def main() -> int:
         f"Machine: {machine()}",
         "",
         f"Date: {time.strftime('%Y-%m-%d %H:%M %Z')}; command: `python benchmarks/run.py"
-        f"{' --quick' if args.quick else ''}`",
+        f"{' --quick' if args.quick else ''}{' --no-suite' if args.no_suite else ''}`",
         "",
     ]
     lines += cli_sections(args.quick)
@@ -325,7 +329,7 @@ def main() -> int:
     lines += [""] + bench_accumulate.section(args.quick)
     lines += repl_section(args.quick)
     lines += [""] + compaction_section(args.quick, args.cache)
-    lines += suite_section(args.quick)
+    lines += suite_section(args.quick, suite=not args.no_suite)
     lines += sandbox_section(args.quick)
     lines += bench_parallel.section(args.quick)
     lines += ["", f"Total run time: {time.time() - started:.0f} s", ""]

@@ -101,3 +101,34 @@ def test_a_long_block_is_coloured_the_same_in_one_frame_as_line_by_line():
     whole = cells([answer], every_delta=False)
     assert cells(answer.splitlines(keepends=True), every_delta=True) == whole
     assert colours(row_with(whole, "still inside, line 39"), "still inside, line 39") == {STRING}
+
+
+MORE = """Two more:
+
+```javascript
+let a = 1; /* the lexer has no rule for an unclosed comment
+still a comment */ let b = 2;
+```
+
+```yaml
+steps:
+  - run: |
+      echo one
+      echo two
+  - name: next
+```
+"""
+BLOCK_SCALAR = "66d9ef"  # monokai's colour for the YAML lexer's block scalar lines
+
+
+def test_a_comment_closed_later_and_a_yaml_block_scalar_are_coloured_the_same_however_they_arrive():
+    whole = cells([MORE], every_delta=False)
+    assert cells(list(MORE), every_delta=True) == whole
+    assert cells(MORE.splitlines(keepends=True), every_delta=True) == whole
+    # the line that closes the comment is a comment, though the line that opened it lexed alone
+    assert colours(row_with(whole, "still a comment */"), "still a comment */") == {COMMENT}
+    assert COMMENT not in colours(row_with(whole, "let b = 2;"), "let b = 2;")
+    # a block scalar's lines are the scalar, not keys or plain values (the probe after `- run: |` is in it)
+    assert colours(row_with(whole, "echo one"), "echo one") == {BLOCK_SCALAR}
+    assert colours(row_with(whole, "echo two"), "echo two") == {BLOCK_SCALAR}
+    assert BLOCK_SCALAR not in colours(row_with(whole, "next"), "next")

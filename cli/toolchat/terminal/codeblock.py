@@ -3,16 +3,17 @@ background, as Rich's Markdown shows a code block. Each token type is mapped to 
 rather than building a Rich Syntax per line (several times the cost; issue 18's benchmark).
 
 A line's colours depend on the lines before it (a docstring, a `/* ... */` comment) and Pygments'
-public API does not hand out the lexer's state, so each line is lexed with the lines since the
-last sync point: a line start where the lexer is back in its root state, known because that line
-lexed alone gives the same tokens as it does after the lines before it (and no token runs into
-it). A line is coloured as the text up to its end lexes, never by lines not yet received (an
-unclosed string is a string, though a later line may make the lexer see it otherwise): so its
-colours are a function of the text before it alone, never of how the stream was cut into
-deltas or frames. A batch of lines that each lex alone as they do together is lexed twice (at
-once, and line by line); a line that does not (inside a string or comment) is lexed with the
-lines since the sync point, at most SYNC_FORCED of them, past which a sync point is taken as
-found (colours of a string longer than that may be wrong, the same way however it arrived)."""
+public API does not hand out the lexer's state, so each line is lexed once, with the lines since
+the last sync point before it and a fixed probe line after it: a line's end is a sync point when
+the probe lexes there as it does alone (the lexer is back in its root state; inside a string or a
+comment the probe is string or comment), and the next line is then lexed on its own. A line is
+coloured as the text up to its end lexes, never by lines not yet received (an unclosed string is a
+string, though a later line may make the lexer see it otherwise), and every line goes through the
+same steps whether it came alone or in a batch: its colours are a function of the text before it
+alone, never of how the stream was cut into deltas or frames. Inside a string or comment the lines
+since the sync point are lexed again with each line, at most SYNC_FORCED of them, past which a sync
+point is taken as found (colours of a string longer than that may be wrong, the same way however
+it arrived)."""
 
 from __future__ import annotations
 
@@ -28,11 +29,15 @@ Row = list[Segment]
 Tokens = list[tuple[Any, str]]  # (token type, text) of one line, without its newline
 
 SYNC_FORCED = 100  # lines since the sync point after which the next line is taken as one, to bound the work
+ERROR_HELD = 2  # lines since the sync point up to which a line with an error token is not taken as one
+PROBE = "  x\n"  # lexed after each line, indented as it is and two more: a name in the root state, part
+# of the string, comment or block scalar (YAML's `- run: |`) the line is in, if any
 
 
 class CodeBlock:
     def __init__(self, console: Console, language: str, theme: str) -> None:
         from pygments.lexers import get_lexer_by_name
+        from pygments.token import Error
         from pygments.util import ClassNotFound
         from rich.syntax import PygmentsSyntaxTheme
 
@@ -44,79 +49,61 @@ class CodeBlock:
         self.theme = PygmentsSyntaxTheme(theme)
         self.background = self.theme.get_background_style()
         self.styles: dict[Any, Style] = {}
-        self.window: list[str] = []  # the lines from the sync point on, each with its newline
+        self.error = Error  # a token the lexer could not place: perhaps a string or comment not closed yet
+        self.window: list[str] = []  # the lines since the last sync point, each with its newline
+        self.probes: dict[str, Tokens] = {}  # each probe's tokens in the root state, by probe
 
     def padding_row(self) -> Row:
         return [Segment(" " * self.console.width, self.background)]
 
     def add(self, lines: list[str]) -> list[Row]:
         """The rows of complete `lines` that follow the ones added before, long lines wrapped."""
-        pending = [line.expandtabs(4) + "\n" for line in lines]
-        tokens: list[Tokens] = []
-        while len(tokens) < len(pending):
-            if len(self.window) <= 1:
-                tokens += self._run(pending[len(tokens) :])
-            if len(tokens) < len(pending):
-                tokens.append(self._add(pending[len(tokens)]))
-        return [row for line in tokens for row in self._fit(line)]
+        rows: list[Row] = []
+        width = self.console.width  # read once: a terminal's width is a system call each time
+        for line in lines:
+            line = line.expandtabs(4) + "\n"
+            tokens, synced = self._tokens(line)
+            self.window.append(line)
+            if synced or len(self.window) >= SYNC_FORCED:
+                self.window = []
+            rows += self._fit(tokens, width)
+        return rows
 
     def live(self, line: str) -> list[Row]:
-        """The rows of the line still being received, coloured as it lexes after the lines before."""
-        lines, _ = self._lex([*self.window, line.expandtabs(4)])
-        return self._fit(lines[-1])
+        """The rows of the line still being received, coloured as it would be if it ended here."""
+        return self._fit(self._tokens(line.expandtabs(4) + "\n")[0], self.console.width)
 
-    def _run(self, lines: list[str]) -> list[Tokens]:
-        """From a sync point: the tokens of the first of `lines` that each lex alone as they do
-        together (each is then a sync point, as _add would find); all of them lexed at once, to
-        lex each line twice rather than three times."""
-        together, spilled = self._lex(self.window + lines)
-        first = len(self.window)
-        done: list[Tokens] = []
-        for n, line in enumerate(lines, first):
-            if not line.strip() or n - 1 in spilled or self._lex([line])[0][0] != together[n]:
-                break
-            done.append(together[n])
-        if done:
-            self.window = [lines[len(done) - 1]]
-        return done
+    def _tokens(self, line: str) -> tuple[Tokens, bool]:
+        """`line`'s tokens after the lines since the sync point, and whether its end is one."""
+        probe = " " * (len(line) - len(line.lstrip(" -"))) + PROBE  # "- " indents a YAML list's item
+        *_, tokens, after = self._lex([*self.window, line, probe])
+        if not line.strip():
+            return tokens, False  # a blank line says nothing
+        if len(self.window) < ERROR_HELD and any(token is self.error for token, _ in tokens):
+            return tokens, False  # an error may be a string or comment whose lexer rule needs its end
+        if probe not in self.probes:
+            self.probes[probe] = _solid(self._lex([probe])[0])
+        return tokens, _solid(after) == self.probes[probe]
 
-    def _add(self, line: str) -> Tokens:
-        """`line`'s tokens after the lines since the sync point; the sync point moves to it if it
-        lexes the same alone and no token runs into it: the lexer is back in its root state there."""
-        self.window.append(line)
-        lines, spilled = self._lex(self.window)
-        tokens = lines[-1]
-        if len(self.window) > SYNC_FORCED:
-            self.window = [line]
-        elif line.strip() and (len(self.window) == 1 or len(self.window) - 2 not in spilled):
-            if len(self.window) == 1 or self._lex([line])[0][0] == tokens:
-                self.window = [line]
-        return tokens
-
-    def _lex(self, lines: list[str]) -> tuple[list[Tokens], set[int]]:
-        """`lines` lexed together, as the tokens of each line, and the lines a token runs on past."""
-        tokens: list[Tokens] = [[] for _ in lines]
-        spilled: set[int] = set()
+    def _lex(self, lines: list[str]) -> list[Tokens]:
+        """`lines` lexed together, as the tokens of each line (a token over a line end is cut there)."""
+        tokens: list[Tokens] = [[] for _ in range(len(lines) + 1)]
         n = 0
         for _, token, value in self.lexer.get_tokens_unprocessed("".join(lines)):
             if "\n" not in value:
-                tokens[n].append((token, value))
+                if value:
+                    tokens[n].append((token, value))
                 continue
-            parts = value.split("\n")
-            for k, part in enumerate(parts):
+            for k, part in enumerate(value.split("\n")):
+                n += k > 0
                 if part:
                     tokens[n].append((token, part))
-                if k < len(parts) - 1:
-                    if k < len(parts) - 2 or parts[-1]:
-                        spilled.add(n)  # this token goes on past this line's end
-                    n += 1
-        return tokens, spilled
+        return tokens[: len(lines)]
 
     # -- rows -------------------------------------------------------------------------------------
-    def _fit(self, tokens: Tokens) -> list[Row]:
-        width = self.console.width
-        line = [Segment(value, self.styles.get(token) or self._style(token)) for token, value in tokens]
-        text = "".join(segment.text for segment in line)
+    def _fit(self, tokens: Tokens, width: int) -> list[Row]:
+        line = self._segments(tokens)
+        text = "".join([segment.text for segment in line])
         used = len(text) if text.isascii() else cell_len(text)
         if used <= width - 2:
             return [[Segment(" ", self.background), *line, Segment(" " * (width - 1 - used), self.background)]]
@@ -129,6 +116,30 @@ class CodeBlock:
             )
         return rows
 
+    def _segments(self, tokens: Tokens) -> Row:
+        """One segment for each run of tokens of one style (fewer to make and to write)."""
+        styles, line = self.styles, []
+        texts: list[str] = []
+        last = None
+        for token, value in tokens:
+            style = styles[token] if token in styles else self._style(token)
+            if style is not last and texts:
+                line.append(Segment("".join(texts), last))
+                texts = []
+            texts.append(value)
+            last = style
+        if texts:
+            line.append(Segment("".join(texts), last))
+        return line
+
     def _style(self, token: Any) -> Style:
-        style = self.styles[token] = self.background + self.theme.get_style_for_token(token)
-        return style
+        """The token's style on the background, the same object for token types that look the same."""
+        style = self.background + self.theme.get_style_for_token(token)
+        self.styles[token] = next((known for known in self.styles.values() if known == style), style)
+        return self.styles[token]
+
+
+def _solid(tokens: Tokens) -> Tokens:
+    """The tokens that are not only white space, stripped (a lexer may join the white space before
+    the probe to the line end before it)."""
+    return [(token, value.strip()) for token, value in tokens if value.strip()]
