@@ -81,3 +81,23 @@ def test_the_reasoning_of_a_tool_round_goes_back_to_llama_server_which_renders_i
     prompt = rendered_prompt(then)  # and llama-server rendered it in the template's <think> block
     assert thought_in_prompt(thought) + "\n<tool_call>\n" in prompt
     assert "Sunny in Paris" in prompt
+
+
+def test_a_call_llama_server_cut_at_max_tokens_is_not_run_nor_sent_back(cli, thinking_llama_server, plugin_dir):
+    # llama-server sends the cut call as far as it got and answered a conversation carrying it back
+    # with HTTP 500 ("Failed to parse tool call arguments as JSON"), which ended the turn with exit 1
+    tools = plugin_dir(weather=WEATHER)
+    with RecordingProxy(thinking_llama_server) as proxy:
+        done = cli(
+            *("ask", "--base-url", proxy.url, "--no-bundled-tools", "-t", str(tools), "-y"),
+            *("--tool-choice", "required", "--temperature", "0", "--max-tokens", "30"),
+            *("--json", "What is the weather in Paris?"),
+            timeout=400,
+        )
+    assert done.returncode == 0, done.stderr
+    (cut,) = proxy.posts()  # nothing more was sent
+    said = [e["choices"][0]["delta"] for e in cut.events() if e.get("choices")]
+    assert any(d.get("tool_calls") for d in said)  # llama-server did begin a call ...
+    result = json.loads(done.stdout)
+    assert result["tool_calls"] == [] and result["stopped"] == "max_tokens"  # ... which was cut: none ran
+    assert "the answer was cut at max_tokens 30" in done.stderr
