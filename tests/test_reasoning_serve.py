@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from tests.support.fakeserver import sse, text_stream
 from tests.support.llama_cpp import rendered_prompt, thought_in_prompt
 from tests.support.reasoning import THOUGHT, with_thought
@@ -61,6 +63,7 @@ def test_a_clients_reasoning_goes_upstream_in_the_field_the_upstream_sends(upstr
     assert sent["reasoning"] == "I need the tool." and "reasoning_content" not in sent
 
 
+@pytest.mark.timeout(600)  # a real model on a shared machine
 def test_before_llama_server_a_real_client_streams_reasoning_apart_and_sends_it_back(serve, thinking_llama_server):
     import openai
 
