@@ -782,3 +782,11 @@ def test_a_call_cut_at_max_tokens_never_runs_nor_goes_back_and_the_whole_ones_do
     assert [json.loads(c["function"]["arguments"]) for c in sent["tool_calls"]] == [{"city": "Oslo"}]
     assert alone.returncode == 0 and marker.read_text() == "Oslo"  # a reply with only a cut call: none runs
     assert "the answer was cut at max_tokens 9" in alone.stderr and len(server.requests) == 3
+
+
+def test_a_cut_call_nested_deep_is_dropped_not_a_recursion_error():
+    from toolchat.backends.base import Reply, ToolCall
+
+    deep = '{"a": ' * 100_000
+    cut = Reply("", [ToolCall("c1", "mark", deep), ToolCall("c2", "mark", '{"city": "Oslo"}')], finish_reason="length")
+    assert [c.id for c in cut.tool_calls] == ["c2"]

@@ -153,10 +153,11 @@ def finish_reason(raw: str | None, has_calls: bool) -> str:
 
 def _whole_json(text: str) -> bool:
     """Arguments that parse (llama-server sends a call cut at max_tokens as far as it got, and
-    refuses a conversation that carries it back: HTTP 500, "Failed to parse tool call arguments")."""
+    refuses a conversation that carries it back: HTTP 500, "Failed to parse tool call arguments").
+    Nested deeper than Python parses counts as cut."""
     try:
         json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return False
     return True
 
