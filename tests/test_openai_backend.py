@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -265,12 +266,17 @@ def test_done_alone_without_finish_reason_is_not_a_whole_reply():
         assert "broke off mid-answer: it ended without a finish_reason" in failure(server)
 
 
-def test_a_body_that_ends_after_the_first_of_two_calls_runs_none(cli, plugin_dir, tmp_path):
-    marker = tmp_path / "ran.txt"
-    folder = plugin_dir(
+def marking_tool(plugin_dir, marker: Path) -> Path:
+    """A plugin folder with `mark(city)`, which appends the city to `marker`: what ran, in order."""
+    return plugin_dir(
         mark=f"def mark(city: str) -> str:\n    '''Mark.'''\n"
         f"    open({str(marker)!r}, 'a').write(city)\n    return 'marked'\n"
     )
+
+
+def test_a_body_that_ends_after_the_first_of_two_calls_runs_none(cli, plugin_dir, tmp_path):
+    marker = tmp_path / "ran.txt"
+    folder = marking_tool(plugin_dir, marker)
     two = openai_calls([("mark", {"city": "Oslo"}), ("mark", {"city": "Lima"})])
     first_call_only = two[: 1 + 1 + len(json.dumps({"city": "Oslo"})) // 4 + 1]
     with FakeServer() as server:
@@ -754,3 +760,33 @@ def test_a_redirect_to_https_trusts_the_certificates_ssl_cert_file_names(tmp_pat
     finally:
         tls.shutdown()
         tls.server_close()
+
+
+def test_a_call_cut_at_max_tokens_never_runs_nor_goes_back_and_the_whole_ones_do(cli, plugin_dir, tmp_path):
+    # llama-server cut at max_tokens mid-call sends the call, arguments cut ('{"city":'), with
+    # finish_reason length, and refuses (HTTP 500) a conversation that carries such arguments back
+    marker = tmp_path / "ran.txt"
+    folder = marking_tool(plugin_dir, marker)
+    two = openai_calls([("mark", {"city": "Oslo"}), ("mark", {"city": "Lima"})])
+    cut = [*two[:-3], chunk(finish="length")]  # the second call's arguments: '{"city":'
+    with FakeServer() as server:
+        only_cut = [*two[:3], chunk(finish="length")]  # the first call's arguments: '{"ci'
+        server.add(sse(cut), sse(text_stream("Marked Oslo.")), sse(only_cut))
+        base = ("ask", "--base-url", server.url, "-m", "fake-model", "--tools", str(folder), "--yes")
+        done = cli(*base, "--max-tokens", "30", "mark both")
+        alone = cli(*base, "--max-tokens", "9", "mark one")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "Marked Oslo.\n", done.stderr
+    assert marker.read_text() == "Oslo"  # the whole call ran, the cut one not
+    (sent,) = [m for m in server.requests[1]["messages"] if m["role"] == "assistant"]
+    assert [json.loads(c["function"]["arguments"]) for c in sent["tool_calls"]] == [{"city": "Oslo"}]
+    assert alone.returncode == 0 and marker.read_text() == "Oslo"  # a reply with only a cut call: none runs
+    assert "the answer was cut at max_tokens 9" in alone.stderr and len(server.requests) == 3
+
+
+def test_a_cut_call_nested_deep_is_dropped_not_a_recursion_error():
+    from toolchat.backends.base import Reply, ToolCall
+
+    deep = '{"a": ' * 100_000
+    cut = Reply("", [ToolCall("c1", "mark", deep), ToolCall("c2", "mark", '{"city": "Oslo"}')], finish_reason="length")
+    assert [c.id for c in cut.tool_calls] == ["c2"]

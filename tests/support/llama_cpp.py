@@ -15,6 +15,32 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from tests.support.ports import free_port
+from tests.support.recorder import Exchange
+
+TEMPLATES = Path(__file__).parent.parent / "templates"
+
+# llama-server as a reasoning model on the bundled weights: a Qwen3-style template whose generation
+# prompt opens <think> (and which renders an assistant message's `reasoning_content` in <think>),
+# `reasoning_content` split off by the server, greedy. The base model never closes its thinking
+# itself: `--reasoning-budget` makes llama-server close it after a few tokens, so an answer or a
+# call follows. `--verbose` puts `__verbose.prompt` in each streamed reply's last event: the prompt
+# exactly as llama-server rendered it, to see what it made of the messages it was sent. One slot.
+THINKING = (
+    "--jinja",
+    "--chat-template-file",
+    str(TEMPLATES / "qwen3-think.jinja"),
+    "--reasoning-format",
+    "deepseek",
+    "--reasoning-budget",
+    "6",
+    "--temp",
+    "0",
+    "-c",
+    "2048",
+    "-np",
+    "1",
+    "--verbose",
+)
 
 
 def binary_folder() -> Path:
@@ -58,3 +84,14 @@ def _wait_ready(root: str, process: subprocess.Popen, log_path: Path, within: fl
         if process.poll() is not None or time.monotonic() > deadline:
             raise RuntimeError("llama-server did not start:\n" + log_path.read_text()[-3000:])
         time.sleep(0.3)
+
+
+def rendered_prompt(exchange: Exchange) -> str:
+    """The prompt llama-server (run with `--verbose`) rendered for one recorded streamed request."""
+    (verbose,) = [event["__verbose"] for event in exchange.events() if "__verbose" in event]
+    return verbose["prompt"]
+
+
+def thought_in_prompt(reasoning: str) -> str:
+    """An assistant message's reasoning as the Qwen3-style template renders it."""
+    return f"<|im_start|>assistant\n<think>\n{reasoning}\n</think>\n\n"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -137,6 +138,8 @@ class Reply:
 
     def __post_init__(self) -> None:
         self.finish_reason = finish_reason(self.finish_reason, bool(self.tool_calls))
+        if self.finish_reason == LENGTH:  # a call the limit cut mid-arguments was never made
+            self.tool_calls = [call for call in self.tool_calls if _whole_json(call.arguments)]
 
 
 def finish_reason(raw: str | None, has_calls: bool) -> str:
@@ -146,6 +149,17 @@ def finish_reason(raw: str | None, has_calls: bool) -> str:
     if raw == LENGTH:
         return LENGTH
     return TOOL_CALLS if has_calls else STOP
+
+
+def _whole_json(text: str) -> bool:
+    """Arguments that parse (llama-server sends a call cut at max_tokens as far as it got, and
+    refuses a conversation that carries it back: HTTP 500, "Failed to parse tool call arguments").
+    Nested deeper than Python parses counts as cut."""
+    try:
+        json.loads(text)
+    except (ValueError, RecursionError):
+        return False
+    return True
 
 
 BackendEvent = Union[TextDelta, ReasoningDelta, Reply]
