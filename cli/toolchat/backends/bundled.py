@@ -120,7 +120,8 @@ _EXAMPLES = [
 ]
 
 
-def with_examples(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The conversation with the example exchange after the system message."""
+def with_examples(messages: list[dict[str, Any]], greeted: bool = False) -> list[dict[str, Any]]:
+    """The conversation with the example exchange after the system message (`greeted`: and its
+    greeting once more after it, before the question)."""
     at = 1 if messages and messages[0]["role"] == "system" else 0
-    return [*messages[:at], *_EXAMPLES, *messages[at:]]
+    return [*messages[:at], *_EXAMPLES, *(_EXAMPLES[:2] if greeted else []), *messages[at:]]

@@ -270,7 +270,9 @@ class LocalBackend:
         if native:
             return self.renderer.render(request.messages, request.tools)
         if self.bundled:
-            return self.renderer.render(steady.prompt_messages(request.messages, self._described, self._raw))
+            return self.renderer.render(
+                steady.prompt_messages(request.messages, self._described, self._raw, not request.tools)
+            )
         return self.renderer.render(generic_messages(request.messages, request.tools if constrained else [], self._raw))
 
     def _fit(self, request: Request, constrained: bool, max_tokens: int) -> list[int]:

@@ -29,10 +29,14 @@ def current_turn(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def prompt_messages(
-    messages: list[dict[str, Any]], tools: list[dict[str, Any]], raw: dict[str, str]
+    messages: list[dict[str, Any]], tools: list[dict[str, Any]], raw: dict[str, str], chatting: bool = False
 ) -> list[dict[str, Any]]:
-    """What the bundled model reads: system, tool instructions, the example, the current turn."""
-    return with_examples(generic_messages(current_turn(messages), described(tools), raw))
+    """What the bundled model reads: system, tool instructions, the example, the current turn.
+    A question that may call no tool (`chatting`) is answered like the exchange just before it:
+    after the example's tool use "Hello" was answered "A coffee costs 3.20 euros." (greedy, every
+    time), so the example's greeting comes once more between the prefix and such a question; the
+    prefix is unchanged, and the answer to a tool result still follows the tool use."""
+    return with_examples(generic_messages(current_turn(messages), described(tools), raw), greeted=chatting)
 
 
 def _unmarked(message: dict[str, Any]) -> dict[str, Any]:
