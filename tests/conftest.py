@@ -53,21 +53,34 @@ def scripted_replies_all_used() -> Iterator[None]:
 # terminal or time signals are sensitive to a loaded machine (a keystroke sent before prompt-toolkit
 # takes the terminal, a signal racing a start-up), so they all run in one worker, one at a time,
 # beside the parallel rest (`--dist loadgroup`). A test is one of them when it is marked
-# `terminal`, uses the `repl` or `terminal` fixture, or its body spawns a pty or sends a signal.
+# `terminal`, uses the `repl` or `terminal` fixture, or its body or one of its fixtures' bodies
+# spawns a pty or sends a signal (a module's own `chat` fixture that spawns the REPL counts).
 SERIAL = "terminal"
 _FIXTURES = {"repl", "terminal"}
 _WORDS = ("spawn(", "sendintr", "sendcontrol", "signal.", "os.kill", "killpg", "SIGINT", "SIGTERM")
 
 
+def _bodies(item: pytest.Item) -> Iterator[Callable[..., object]]:
+    """The test function and the function of every fixture it uses."""
+    if function := getattr(item, "function", None):
+        yield function
+    definitions = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {})
+    for name in getattr(item, "fixturenames", ()):
+        for definition in definitions.get(name, ()):
+            yield definition.func
+
+
+def _source(function: Callable[..., object]) -> str:
+    try:
+        return inspect.getsource(function)
+    except (OSError, TypeError):
+        return ""
+
+
 def _needs_a_quiet_machine(item: pytest.Item) -> bool:
     if item.get_closest_marker(SERIAL) or _FIXTURES & set(getattr(item, "fixturenames", ())):
         return True
-    function = getattr(item, "function", None)
-    try:
-        source = inspect.getsource(function) if function else ""
-    except (OSError, TypeError):
-        return False
-    return any(word in source for word in _WORDS)
+    return any(word in _source(body) for body in _bodies(item) for word in _WORDS)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -166,7 +179,10 @@ class CliResult:
 @pytest.fixture
 def run_cli(isolated_env: dict[str, str], tmp_path: Path) -> Callable[..., CliResult]:
     """Run `toolchat ARGS...` in this process with a fake Environment (streams, environment, folder;
-    no terminal to ask on): the same code as the subprocess `cli`, without the start-up cost."""
+    no terminal to ask on): the same code as the subprocess `cli`, without the start-up cost.
+    Whatever bypasses the Environment's streams (a print, a warning) lands in the same stdout and
+    stderr, as it would in a process, so a test that something is never printed sees it."""
+    import contextlib
     import io
 
     from toolchat.commands.app import main
@@ -192,7 +208,8 @@ def run_cli(isolated_env: dict[str, str], tmp_path: Path) -> Callable[..., CliRe
             cwd=cwd or tmp_path,
             tty_path=None,
         )
-        code = main(list(args), environment)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main(list(args), environment)
         return CliResult(code, out.getvalue(), err.getvalue())
 
     return run
@@ -265,12 +282,14 @@ def repl(isolated_env, tmp_path):
             child.terminate(force=True)
 
 
-@pytest.fixture
-def llama_server(bundled_gguf, tmp_path):
-    """llama-cpp-python's own OpenAI-compatible server with the bundled model; its /v1 URL."""
+@pytest.fixture(scope="session")
+def llama_server(bundled_gguf, tmp_path_factory):
+    """llama-cpp-python's own OpenAI-compatible server with the bundled model; its /v1 URL. One per
+    test session (per xdist worker): the tests only send it requests, and each start loads the model."""
     pytest.importorskip("llama_cpp.server")
     port = free_port()
-    log = open(tmp_path / "server.log", "w")
+    scratch = tmp_path_factory.mktemp("llama-cpp-python-server")
+    log = open(scratch / "server.log", "w")
     process = subprocess.Popen(
         [
             sys.executable,
@@ -299,7 +318,7 @@ def llama_server(bundled_gguf, tmp_path):
                 break
             except OSError:
                 if process.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail("llama_cpp.server did not start:\n" + (tmp_path / "server.log").read_text()[-2000:])
+                    pytest.fail("llama_cpp.server did not start:\n" + (scratch / "server.log").read_text()[-2000:])
                 time.sleep(0.5)
         yield url
     finally:

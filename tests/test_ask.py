@@ -27,9 +27,9 @@ def weather_script(server: FakeServer) -> None:
     server.add(sse(openai_calls(WEATHER)), sse(text_stream(ANSWER)))
 
 
-def test_the_seed_weather_example_with_approval_by_flag(cli, server):
+def test_the_seed_weather_example_with_approval_by_flag(run_cli, server):
     weather_script(server)
-    done = cli(
+    done = run_cli(
         "ask",
         "--base-url",
         server.url,
@@ -94,7 +94,7 @@ def test_without_a_terminal_the_call_is_denied_and_the_flag_named(cli, server):
     )
 
 
-def test_json_output(cli, server):
+def test_json_output(run_cli, server):
     server.add(
         sse(vllm_calls(WEATHER)),
         sse(
@@ -104,7 +104,7 @@ def test_json_output(cli, server):
             )
         ),
     )
-    done = cli("ask", "--json", "--yes", "--base-url", server.url, "weather?")
+    done = run_cli("ask", "--json", "--yes", "--base-url", server.url, "weather?")
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     assert result["answer"] == ANSWER and result["stopped"] == "answer"
@@ -116,64 +116,64 @@ def test_json_output(cli, server):
     assert result["usage"]["cached_tokens"] == 24
 
 
-def test_max_rounds_exits_3_and_still_prints_json(cli, server):
+def test_max_rounds_exits_3_and_still_prints_json(run_cli, server):
     server.add(*[sse(openai_calls([("calculate", {"expression": "1+1"})])) for _ in range(2)])
-    done = cli("ask", "--json", "--yes", "--max-rounds", "2", "--base-url", server.url, "loop")
+    done = run_cli("ask", "--json", "--yes", "--max-rounds", "2", "--base-url", server.url, "loop")
     assert done.returncode == 3
     result = json.loads(done.stdout)
     assert result["stopped"] == "max_rounds" and len(result["tool_calls"]) == 2
     assert "--max-rounds" in done.stderr
 
 
-def test_backend_failure_exits_1_with_one_line(cli, server):
+def test_backend_failure_exits_1_with_one_line(run_cli, server):
     server.add(*[error(500, "kaput")] * 3)  # the first try and defaults.MAX_RETRIES retries
-    done = cli("ask", "--base-url", server.url, "hello")
+    done = run_cli("ask", "--base-url", server.url, "hello")
     assert done.returncode == 1
     assert done.stderr.strip().splitlines()[-1].startswith("toolchat: error: ")
     assert "server error (HTTP 500) after retries: kaput" in done.stderr
     assert "Traceback" not in done.stderr and done.stdout == ""
 
 
-def test_connection_refused_exits_1(cli):
-    done = cli("ask", "--base-url", "http://127.0.0.1:9/v1", "hello")
+def test_connection_refused_exits_1(run_cli):
+    done = run_cli("ask", "--base-url", "http://127.0.0.1:9/v1", "hello")
     assert done.returncode == 1 and "cannot connect to http://127.0.0.1:9/v1" in done.stderr
 
 
-def test_usage_errors_exit_2(cli, server):
-    assert cli("ask", "--base-url", server.url).returncode == 2
-    done = cli("ask", "--base-url", server.url, input="   \n")
+def test_usage_errors_exit_2(run_cli, server):
+    assert run_cli("ask", "--base-url", server.url).returncode == 2
+    done = run_cli("ask", "--base-url", server.url, input="   \n")
     assert done.returncode == 2 and "nothing to ask" in done.stderr
-    done = cli("ask", "--base-url", server.url, "--tool-choice", "nosuch", "hi")
+    done = run_cli("ask", "--base-url", server.url, "--tool-choice", "nosuch", "hi")
     assert done.returncode == 2 and "not an offered tool" in done.stderr
     assert server.requests == []
 
 
-def test_quiet_no_tools_and_tool_choice(cli, server):
+def test_quiet_no_tools_and_tool_choice(run_cli, server):
     server.add(sse(openai_calls(WEATHER)), sse(text_stream("fine")))
-    done = cli("ask", "-q", "--yes", "--tool-choice", "get_weather", "--base-url", server.url, "hi")
+    done = run_cli("ask", "-q", "--yes", "--tool-choice", "get_weather", "--base-url", server.url, "hi")
     assert (done.returncode, done.stdout, done.stderr) == (0, "fine\n", "")
     assert server.requests[0]["tool_choice"] == {"type": "function", "function": {"name": "get_weather"}}
     assert "tool_choice" not in server.requests[1]
     server.add(sse(text_stream("no tools here")))
-    done = cli("ask", "--no-tools", "--base-url", server.url, "hi")
+    done = run_cli("ask", "--no-tools", "--base-url", server.url, "hi")
     assert "tools" not in server.requests[2]
 
 
-def test_denied_tools_are_not_offered(cli, server):
+def test_denied_tools_are_not_offered(run_cli, server):
     server.add(sse(text_stream("ok")))
-    cli("ask", "--deny", "read_file", "--base-url", server.url, "hi")
+    run_cli("ask", "--deny", "read_file", "--base-url", server.url, "hi")
     offered = [t["function"]["name"] for t in server.requests[0]["tools"]]
     assert "read_file" not in offered and "calculate" in offered
 
 
-def test_model_text_cannot_put_escape_sequences_on_the_screen(cli, server):
+def test_model_text_cannot_put_escape_sequences_on_the_screen(run_cli, server):
     server.add(sse(text_stream("red \x1b[31malert\x1b[0m and title \x1b]0;owned\x07 done")))
-    done = cli("ask", "--base-url", server.url, "hi")
+    done = run_cli("ask", "--base-url", server.url, "hi")
     assert "\x1b" not in done.stdout and "\x07" not in done.stdout
     assert "\\x1b[31malert" in done.stdout
 
 
-def test_no_stream_flag(cli, server):
+def test_no_stream_flag(run_cli, server):
     from tests.support.fakeserver import reply_json
 
     server.add(
@@ -189,26 +189,26 @@ def test_no_stream_flag(cli, server):
             }
         )
     )
-    done = cli("ask", "--no-stream", "--base-url", server.url, "hi")
+    done = run_cli("ask", "--no-stream", "--base-url", server.url, "hi")
     assert done.stdout == "whole\n" and server.requests[0]["stream"] is False
 
 
-def test_big_prompt_on_stdin(cli, server):
+def test_big_prompt_on_stdin(run_cli, server):
     server.add(sse(text_stream("read it")))
     big = "x" * 1_000_000
-    done = cli("ask", "--base-url", server.url, "-", input=big)
+    done = run_cli("ask", "--base-url", server.url, "-", input=big)
     assert done.returncode == 0
     assert len(server.requests[0]["messages"][-1]["content"]) == 1_000_000
 
 
-def test_models_command(cli):
+def test_models_command(run_cli):
     with FakeServer(models=["qwen", "llama"]) as server:
-        done = cli("models", "--base-url", server.url)
+        done = run_cli("models", "--base-url", server.url)
     assert done.stdout.split() == ["llama", "qwen"]
 
 
-def test_a_custom_endpoint_without_a_model_uses_the_one_it_serves(cli):
+def test_a_custom_endpoint_without_a_model_uses_the_one_it_serves(run_cli):
     with FakeServer(models=["served-model"]) as server:
         server.add(sse(text_stream("hi")))
-        done = cli("ask", "--base-url", server.url, "hello")
+        done = run_cli("ask", "--base-url", server.url, "hello")
         assert done.returncode == 0 and server.requests[0]["model"] == "served-model"

@@ -172,7 +172,7 @@ def test_the_schema_rejects_what_the_validator_rejects():
 # --- through the CLI, as a user ------------------------------------------------------------------
 
 
-def test_done_when_trust_once_then_ask_from_a_subfolder_uses_it_all(cli, project):
+def test_done_when_trust_once_then_ask_from_a_subfolder_uses_it_all(run_cli, project):
     with FakeServer() as server:
         write(
             project / "toolchat.yaml",
@@ -182,16 +182,16 @@ def test_done_when_trust_once_then_ask_from_a_subfolder_uses_it_all(cli, project
         )
         env = {"PROJ_KEY": KEY}
         sub = project / "sub" / "deeper"
-        refused = cli("ask", "hello", cwd=sub, env=env)
+        refused = run_cli("ask", "hello", cwd=sub, env=env)
         assert refused.returncode == 2 and "toolchat config trust" in refused.stderr and server.requests == []
-        trusted = cli("config", "trust", cwd=sub, env=env)
+        trusted = run_cli("config", "trust", cwd=sub, env=env)
         assert (
             trusted.returncode == 0
             and "profiles.dev.api_key: ${PROJ_KEY}" in trusted.stdout
             and KEY not in trusted.stdout
         )
         server.add(sse(openai_calls([("shout", {"text": "hi"})])), sse(text_stream("HI!")))
-        done = cli("ask", "--json", "shout hi", cwd=sub, env=env)
+        done = run_cli("ask", "--json", "shout hi", cwd=sub, env=env)
         assert done.returncode == 0, done.stderr
         assert server.headers[0]["authorization"] == f"Bearer {KEY}"
         assert server.requests[0]["model"] == "proj-model"
@@ -199,26 +199,26 @@ def test_done_when_trust_once_then_ask_from_a_subfolder_uses_it_all(cli, project
         assert KEY not in done.stdout + done.stderr
 
 
-def test_a_typo_stops_with_file_line_and_key(cli, project):
+def test_a_typo_stops_with_file_line_and_key(run_cli, project):
     write(project / "toolchat.yaml", "profile: dev\nprofiles:\n  dev:\n    bakend: openai\n")
-    done = cli("ask", "hello", cwd=project / "sub")
+    done = run_cli("ask", "hello", cwd=project / "sub")
     assert done.returncode == 2
     assert done.stderr.strip() == (
         f"toolchat: error: {project / 'toolchat.yaml'}:4:5: unknown key 'profiles.dev.bakend'; did you mean 'backend'?"
     )
-    broken = cli("config", "validate", str(write(project / "other.yaml", "a: [\n")))
+    broken = run_cli("config", "validate", str(write(project / "other.yaml", "a: [\n")))
     assert broken.returncode == 2 and f"{project / 'other.yaml'}:1:4: '[' is never closed" in broken.stderr
 
 
-def test_secrets_are_never_printed_or_stored(cli, project, isolated_env):
+def test_secrets_are_never_printed_or_stored(run_cli, project, isolated_env):
     write(project / "toolchat.yaml", "backend: openai\nbase_url: http://127.0.0.1:9/v1\napi_key: ${PROJ_KEY}\n")
     env = {"PROJ_KEY": KEY}
     outputs = [
-        cli("config", "show", cwd=project, env=env),
-        cli("config", "trust", cwd=project, env=env),
-        cli("config", "show", cwd=project, env=env),
-        cli("ask", "hi", cwd=project, env=env),
-        cli("ask", "--json", "hi", cwd=project, env={**env, "TOOLCHAT_DEBUG": "1"}),
+        run_cli("config", "show", cwd=project, env=env),
+        run_cli("config", "trust", cwd=project, env=env),
+        run_cli("config", "show", cwd=project, env=env),
+        run_cli("ask", "hi", cwd=project, env=env),
+        run_cli("ask", "--json", "hi", cwd=project, env={**env, "TOOLCHAT_DEBUG": "1"}),
     ]
     assert "${PROJ_KEY}" in outputs[0].stdout and "*** (set, hidden)" in outputs[2].stdout  # as written, untrusted
     assert "cannot connect" in outputs[3].stderr
@@ -230,28 +230,28 @@ def test_secrets_are_never_printed_or_stored(cli, project, isolated_env):
                 assert KEY.encode() not in file.read_bytes(), file
 
 
-def test_config_init_writes_a_commented_file_and_refuses_to_overwrite(cli, tmp_path):
+def test_config_init_writes_a_commented_file_and_refuses_to_overwrite(run_cli, tmp_path):
     folder = tmp_path / "fresh"
     folder.mkdir()
-    done = cli("config", "init", cwd=folder)
+    done = run_cli("config", "init", cwd=folder)
     assert done.returncode == 0, done.stderr
     text = (folder / "toolchat.yaml").read_text()
     assert "toolchat config schema" in text and "$schema=toolchat.schema.json" in text
     assert str(tmp_path) not in text and str(REPO) not in text and "site-packages" not in text  # fits every clone
-    schema = cli("config", "schema")
+    schema = run_cli("config", "schema")
     assert json.loads(schema.stdout) == json.loads((REPO / "configs" / "toolchat.schema.json").read_text())
     assert yaml.safe_load(text)["profile"] == "local"
-    assert cli("config", "validate", cwd=folder).stdout.strip().endswith("toolchat.yaml: valid")
-    again = cli("config", "init", cwd=folder)
+    assert run_cli("config", "validate", cwd=folder).stdout.strip().endswith("toolchat.yaml: valid")
+    again = run_cli("config", "init", cwd=folder)
     assert again.returncode == 2 and "already exists" in again.stderr
-    assert "trusted" in cli("config", "path", cwd=folder).stdout
+    assert "trusted" in run_cli("config", "path", cwd=folder).stdout
 
 
-def test_tools_commands_need_trust_too(cli, project):
+def test_tools_commands_need_trust_too(run_cli, project):
     write(project / "toolchat.yaml", "tools:\n  paths: [mytools]\n")
-    done = cli("tools", "list", cwd=project)
+    done = run_cli("tools", "list", cwd=project)
     assert done.returncode == 2 and "not trusted" in done.stderr
-    assert cli("tools", "list", "-c", str(project / "toolchat.yaml"), cwd=project).returncode == 0
+    assert run_cli("tools", "list", "-c", str(project / "toolchat.yaml"), cwd=project).returncode == 0
 
 
 def test_config_init_trusts_in_the_data_dir_it_was_given_and_nowhere_else(run_cli, isolated_env, tmp_path, monkeypatch):

@@ -28,8 +28,8 @@ def inline(text: str, answer: str, cuts: list[int]) -> list[dict[str, Any]]:
     return chunks + [chunk(finish="stop")]
 
 
-def ask(cli, server: FakeServer, *extra: str, env: dict[str, str] | None = None):
-    return cli(
+def ask(run_cli, server: FakeServer, *extra: str, env: dict[str, str] | None = None):
+    return run_cli(
         "ask",
         "--base-url",
         server.url,
@@ -51,10 +51,10 @@ def assistant_messages(request: dict[str, Any]) -> list[dict[str, Any]]:
     "server_kind, field",
     [("vLLM >= 0.17 and Ollama's /v1", "reasoning"), ("llama-server, LM Studio, older vLLM", "reasoning_content")],
 )
-def test_streamed_reasoning_is_shown_on_stderr_and_sent_back_in_its_own_field(cli, server_kind, field):
+def test_streamed_reasoning_is_shown_on_stderr_and_sent_back_in_its_own_field(run_cli, server_kind, field):
     with FakeServer() as server:
         server.add(with_thought(field, THOUGHT, openai_calls(WEATHER)), sse(text_stream(ANSWER)))
-        done = ask(cli, server)
+        done = ask(run_cli, server)
     assert done.returncode == 0, done.stderr
     assert done.stdout == ANSWER + "\n"  # the answer alone
     assert THOUGHT in done.stderr
@@ -65,26 +65,26 @@ def test_streamed_reasoning_is_shown_on_stderr_and_sent_back_in_its_own_field(cl
     assert not isinstance(sent.get("reasoning"), dict)
 
 
-def test_inline_think_tags_split_across_deltas_never_reach_stdout(cli):
+def test_inline_think_tags_split_across_deltas_never_reach_stdout(run_cli):
     answer = "Fix the parser's off-by-one"
     # cut inside "<think>", inside "</think>" and between the tag and the answer
     stream = inline("The diff changes an index.", answer, cuts=[3, 6, 20, 28, 31, 33, 36])
     with FakeServer() as server:
         server.add(sse(stream))
-        done = cli("ask", "--base-url", server.url, "--no-tools", "Write a commit message")
+        done = run_cli("ask", "--base-url", server.url, "--no-tools", "Write a commit message")
     assert done.returncode == 0, done.stderr
     assert done.stdout == answer + "\n"
     assert "The diff changes an index." in done.stderr
     assert "<think>" not in done.stdout + done.stderr
 
 
-def test_inline_reasoning_goes_back_as_the_content_the_model_wrote(cli):
+def test_inline_reasoning_goes_back_as_the_content_the_model_wrote(run_cli):
     whole = f"<think>{THOUGHT}</think>\n"
     first = [chunk({"role": "assistant", "content": ""}), chunk({"content": whole[:9]}), chunk({"content": whole[9:]})]
     first += openai_calls(WEATHER)[1:]
     with FakeServer() as server:
         server.add(sse(first), sse(text_stream(ANSWER)))
-        done = ask(cli, server, "--json")
+        done = ask(run_cli, server, "--json")
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     assert result["answer"] == ANSWER
@@ -93,22 +93,22 @@ def test_inline_reasoning_goes_back_as_the_content_the_model_wrote(cli):
     assert kept["content"] == "" and kept["reasoning"]["text"] == THOUGHT and kept["reasoning"]["field"] == "inline"
 
 
-def test_an_unclosed_think_is_reasoning_and_the_answer_is_empty(cli):
+def test_an_unclosed_think_is_reasoning_and_the_answer_is_empty(run_cli):
     stream = [chunk({"role": "assistant", "content": "<think>Let me consider"}), chunk({"content": " </thi"})]
     stream.append(chunk(finish="length"))
     with FakeServer() as server:
         server.add(sse(stream))
-        done = cli("ask", "--base-url", server.url, "--no-tools", "Hi")
+        done = run_cli("ask", "--base-url", server.url, "--no-tools", "Hi")
     assert done.stdout == ""
     assert "Let me consider </thi" in done.stderr
     assert "the answer was cut" in done.stderr
 
 
-def test_a_call_written_inside_reasoning_is_never_run(cli, tmp_path):
+def test_a_call_written_inside_reasoning_is_never_run(run_cli, tmp_path):
     call = '<tool_call>{"name": "get_weather", "arguments": {"city": "Paris"}}</tool_call>'
     with FakeServer() as server:
         server.add(sse(inline(f"Maybe {call}? No, just answer.", "Hello.", cuts=[40])))
-        done = ask(cli, server)
+        done = ask(run_cli, server)
     assert done.returncode == 0, done.stderr
     assert done.stdout == "Hello.\n"
     assert "→ get_weather" not in done.stderr and len(server.requests) == 1
@@ -129,25 +129,25 @@ class DeepSeek(FakeServer):
         return super()._next()
 
 
-def test_deepseek_tool_turn_with_thinking_passes_reasoning_content_back_even_empty(cli):
+def test_deepseek_tool_turn_with_thinking_passes_reasoning_content_back_even_empty(run_cli):
     with DeepSeek() as server:
         server.add(
             with_thought("reasoning_content", THOUGHT, openai_calls(WEATHER)),
             sse(openai_calls([("get_weather", {"city": "Paris"})])),  # a round with no reasoning
             with_thought("reasoning_content", "Both done.", text_stream(ANSWER)),
         )
-        done = ask(cli, server)
+        done = ask(run_cli, server)
     assert done.returncode == 0, done.stderr
     assert done.stdout == ANSWER + "\n"
     third = assistant_messages(server.requests[2])
     assert [m["reasoning_content"] for m in third] == [THOUGHT, ""]
 
 
-def test_the_strict_deepseek_fake_refuses_a_turn_sent_without_its_reasoning(cli, tmp_path):
+def test_the_strict_deepseek_fake_refuses_a_turn_sent_without_its_reasoning(run_cli, tmp_path):
     (tmp_path / "toolchat.yaml").write_text("reasoning_keep: none\n")
     with DeepSeek() as server:
         server.add(with_thought("reasoning_content", THOUGHT, openai_calls(WEATHER)), sse(text_stream(ANSWER)))
-        done = ask(cli, server, "-c", str(tmp_path / "toolchat.yaml"))
+        done = ask(run_cli, server, "-c", str(tmp_path / "toolchat.yaml"))
     assert done.returncode == 1
     assert DEEPSEEK_400 in done.stderr and done.stdout == ""
 
@@ -161,7 +161,7 @@ ENCRYPTED = {
 }
 
 
-def test_openrouter_reasoning_details_go_back_verbatim_encrypted_items_included(cli):
+def test_openrouter_reasoning_details_go_back_verbatim_encrypted_items_included(run_cli):
     summary = {"type": "reasoning.summary", "summary": "Weather lookup.", "format": "openai-responses-v1", "index": 0}
     first = [
         chunk({"role": "assistant", "content": "", "reasoning": "Weather ", "reasoning_details": [summary]}),
@@ -170,14 +170,14 @@ def test_openrouter_reasoning_details_go_back_verbatim_encrypted_items_included(
     ]
     with FakeServer() as server:
         server.add(sse(first), sse(text_stream(ANSWER)))
-        done = ask(cli, server)
+        done = ask(run_cli, server)
     assert done.returncode == 0, done.stderr
     sent = assistant_messages(server.requests[1])[0]
     assert sent["reasoning"] == "Weather lookup."
     assert sent["reasoning_details"] == [summary, ENCRYPTED]
 
 
-def test_hidden_reasoning_tokens_are_counted_in_json_usage(cli):
+def test_hidden_reasoning_tokens_are_counted_in_json_usage(run_cli):
     usage = {
         "prompt_tokens": 30,
         "completion_tokens": 400,
@@ -185,14 +185,14 @@ def test_hidden_reasoning_tokens_are_counted_in_json_usage(cli):
     }
     with FakeServer() as server:
         server.add(sse(text_stream(ANSWER, usage=usage)))
-        done = cli("ask", "--base-url", server.url, "--no-tools", "--json", "Hi")
+        done = run_cli("ask", "--base-url", server.url, "--no-tools", "--json", "Hi")
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     assert result["usage"]["reasoning_tokens"] == 340
     assert result["usage"]["rounds"][0]["reasoning_tokens"] == 340
 
 
-def test_a_whole_reply_with_reasoning_content_and_reasoning_in_json(cli):
+def test_a_whole_reply_with_reasoning_content_and_reasoning_in_json(run_cli):
     body = {
         "id": "x",
         "object": "chat.completion",
@@ -206,7 +206,7 @@ def test_a_whole_reply_with_reasoning_content_and_reasoning_in_json(cli):
     }
     with FakeServer() as server:
         server.add(reply_json(body))
-        done = cli("ask", "--base-url", server.url, "--no-tools", "--no-stream", "--json", "Hi")
+        done = run_cli("ask", "--base-url", server.url, "--no-tools", "--no-stream", "--json", "Hi")
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     assert result["answer"] == ANSWER
@@ -214,20 +214,20 @@ def test_a_whole_reply_with_reasoning_content_and_reasoning_in_json(cli):
     assert THOUGHT in done.stderr
 
 
-def test_quiet_and_hide_reasoning_keep_stderr_free_of_it(cli):
+def test_quiet_and_hide_reasoning_keep_stderr_free_of_it(run_cli):
     for flag in ("-q", "--hide-reasoning"):
         with FakeServer() as server:
             server.add(with_thought("reasoning", THOUGHT, text_stream(ANSWER)))
-            done = cli("ask", "--base-url", server.url, "--no-tools", flag, "Hi")
+            done = run_cli("ask", "--base-url", server.url, "--no-tools", flag, "Hi")
         assert done.returncode == 0, done.stderr
         assert done.stdout == ANSWER + "\n" and THOUGHT not in done.stderr
 
 
-def test_a_secret_in_reasoning_is_hidden(cli, isolated_env):
+def test_a_secret_in_reasoning_is_hidden(run_cli, isolated_env):
     key = "sk-test-SECRETKEY-1234567890"
     with FakeServer() as server:
         server.add(with_thought("reasoning_content", f"The key is {key}, careful.", text_stream(ANSWER)))
-        done = cli(
+        done = run_cli(
             "ask", "--base-url", server.url, "--no-tools", "--json", "Hi", env={**isolated_env, "OPENAI_API_KEY": key}
         )
     assert done.returncode == 0, done.stderr
@@ -238,18 +238,18 @@ def test_a_secret_in_reasoning_is_hidden(cli, isolated_env):
 @pytest.mark.parametrize(
     "effort, extra", [("high", {}), ("none", {"chat_template_kwargs": {"enable_thinking": False}})]
 )
-def test_reasoning_effort_is_sent(cli, effort, extra):
+def test_reasoning_effort_is_sent(run_cli, effort, extra):
     with FakeServer() as server:
         server.add(sse(text_stream(ANSWER)))
-        done = cli("ask", "--base-url", server.url, "--no-tools", "--reasoning-effort", effort, "Hi")
+        done = run_cli("ask", "--base-url", server.url, "--no-tools", "--reasoning-effort", effort, "Hi")
     assert done.returncode == 0, done.stderr
     assert server.requests[0]["reasoning_effort"] == effort
     for key, value in extra.items():
         assert server.requests[0][key] == value
 
 
-def test_an_unknown_reasoning_effort_is_refused_before_anything_is_sent(cli):
-    done = cli("ask", "--base-url", "http://127.0.0.1:9/v1", "--reasoning-effort", "extreme", "Hi")
+def test_an_unknown_reasoning_effort_is_refused_before_anything_is_sent(run_cli):
+    done = run_cli("ask", "--base-url", "http://127.0.0.1:9/v1", "--reasoning-effort", "extreme", "Hi")
     assert done.returncode == 2 and "none, low, medium, high" in done.stderr
 
 
@@ -281,16 +281,16 @@ def test_the_inline_splitter_holds_a_split_tag_until_it_is_decided():
     assert split_inline("a < b") == ("a < b", None)
 
 
-def test_config_show_says_what_is_in_force_and_a_wrong_word_names_its_line(cli, tmp_path):
+def test_config_show_says_what_is_in_force_and_a_wrong_word_names_its_line(run_cli, tmp_path):
     config = tmp_path / "r.yaml"
     config.write_text("base_url: http://127.0.0.1:9/v1\nreasoning_effort: low\nreasoning_keep: all\n")
-    shown = cli("config", "show", "-c", str(config))
+    shown = run_cli("config", "show", "-c", str(config))
     assert shown.returncode == 0, shown.stderr
     rows = {line.split()[0]: line for line in shown.stdout.splitlines() if line.strip()}
     assert "low" in rows["reasoning_effort"] and "r.yaml:2:1" in rows["reasoning_effort"]
     assert "all" in rows["reasoning_keep"] and "r.yaml:3:1" in rows["reasoning_keep"]
     config.write_text("base_url: http://127.0.0.1:9/v1\nreasoning_keep: some\n")
-    wrong = cli("config", "show", "-c", str(config))
+    wrong = run_cli("config", "show", "-c", str(config))
     assert wrong.returncode != 0 and "r.yaml:2:1" in wrong.stderr and "turn, all, none" in wrong.stderr
 
 
@@ -311,7 +311,7 @@ def test_inline_reasoning_cut_anywhere_splits_as_the_whole_text_does():
     )
 
 
-def test_hostile_reasoning_fields_neither_crash_nor_drive_the_terminal(cli):
+def test_hostile_reasoning_fields_neither_crash_nor_drive_the_terminal(run_cli):
     stream = [
         chunk({"role": "assistant", "reasoning": 5, "reasoning_details": "not a list"}),
         chunk({"reasoning_content": "calm\x1b[2J\x1b]0;owned\x07 down", "reasoning_details": [7, None]}),
@@ -319,7 +319,7 @@ def test_hostile_reasoning_fields_neither_crash_nor_drive_the_terminal(cli):
     ]
     with FakeServer() as server:
         server.add(sse(stream))
-        done = cli("ask", "--base-url", server.url, "--no-tools", "--json", "Hi")
+        done = run_cli("ask", "--base-url", server.url, "--no-tools", "--json", "Hi")
     assert done.returncode == 0, done.stderr
     assert "\x1b" not in done.stderr and "\x07" not in done.stderr
     assert "calm" in done.stderr and "down" in done.stderr
@@ -327,13 +327,13 @@ def test_hostile_reasoning_fields_neither_crash_nor_drive_the_terminal(cli):
     assert entry["field"] == "reasoning_content" and "details" not in entry
 
 
-def test_ollamas_reasoning_with_its_whole_calls_at_index_0(cli):
+def test_ollamas_reasoning_with_its_whole_calls_at_index_0(run_cli):
     from tests.support.fakeserver import ollama_calls
 
     first = thinking("reasoning", THOUGHT) + ollama_calls(WEATHER)  # Ollama's /v1: finish_reason "stop" beside calls
     with FakeServer() as server:
         server.add(sse(first), sse(text_stream(ANSWER)))
-        done = ask(cli, server)
+        done = ask(run_cli, server)
     assert done.returncode == 0, done.stderr
     assert done.stdout == ANSWER + "\n" and THOUGHT in done.stderr
     assert assistant_messages(server.requests[1])[0]["reasoning"] == THOUGHT
