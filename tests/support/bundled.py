@@ -4,6 +4,7 @@ another chat template."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 
 def link_bundled_model(cache: Path, gguf: Path) -> Path:
@@ -34,3 +35,29 @@ def with_chat_template(source: Path, target: Path, template: str, **strings: byt
     }
     copy_with_new_metadata(reader, writer, metadata, [])
     return target
+
+
+def reasoned_weather(city: str, weather: str, answer: str) -> list[dict[str, Any]]:
+    """An earlier question answered after reasoning and a get_weather call, as the engine keeps it:
+    the bundled base model, under a reasoning template, copies it (reasons, then calls)."""
+    call = {
+        "id": f"c-{city}",
+        "type": "function",
+        "function": {"name": "get_weather", "arguments": f'{{"city": "{city}"}}'},
+    }
+    thought = {
+        "text": f"The user wants the weather in {city}. I should call get_weather.",
+        "field": "reasoning_content",
+    }
+    return [
+        {"role": "user", "content": f"What's the weather in {city}?"},
+        {"role": "assistant", "content": "", "tool_calls": [call], "reasoning": thought},
+        {"role": "tool", "tool_call_id": call["id"], "content": weather},
+        {"role": "assistant", "content": answer},
+    ]
+
+
+# two such turns: with one, the model wrote a <tool_response> after its reasoning instead of a call
+REASONED = reasoned_weather("Lima", "Sunny, 20C", "It's sunny in Lima, 20C.") + reasoned_weather(
+    "Paris", "Rain, 12C", "It's raining in Paris, 12C."
+)
