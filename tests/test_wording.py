@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pexpect
 import pytest
+from rich.cells import cell_len
 
 from tests.support.fakeserver import FakeServer, chunk, openai_calls, sse, text_stream
 from tests.support.terminal import QUESTION, say, spawn
@@ -154,3 +155,12 @@ def test_the_save_hint_keeps_its_command_whole_at_80_columns(server, isolated_en
     assert (tmp_path / name).read_text() == "mine\n"
     say(child, "/exit")
     child.expect(pexpect.EOF)
+
+
+def test_the_toolbar_counts_screen_columns_so_wide_names_never_fill_the_row():
+    facts = "openai: m · 7 tools · mcp: 時間時間時間時間 ready (2) · サーバー二番目の長い名前 failed"
+    hints = (" · Esc Enter: new line", " · /help")
+    for width in (60, 80, 100, 150, 200):
+        shown = fit(facts, hints, width)
+        assert cell_len(shown) < width, (width, shown)
+        assert not shown.endswith(("lin", "lin…", "fai…", "faile…"))

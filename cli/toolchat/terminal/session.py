@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rich.cells import cell_len
 from rich.console import Console
 
 from toolchat.backends.base import Backend
@@ -288,10 +289,20 @@ def fit(line: str, hints: tuple[str, ...], width: int) -> str:
     a line longer alone is cut after its last whole word that fits, and ends in "…"."""
     for first in range(len(hints) + 1):
         whole = line + "".join(hints[first:])
-        if len(whole) < width:  # the last column is left empty: a full row would wrap
+        if cell_len(whole) < width:  # screen columns (時 takes two); the last left empty: a full row wraps
             return whole
-    cut = line[: max(1, width - 2)]
+    cut = _in_columns(line, max(1, width - 2))
     inside_a_word = len(line) > len(cut) and line[len(cut)] != " " and not cut.endswith(" ")
     if inside_a_word and " " in cut.strip():  # never "docs faile"
         cut = cut[: cut.rindex(" ")]
     return cut.rstrip(" ·") + "…"
+
+
+def _in_columns(text: str, columns: int) -> str:
+    """The longest start of `text` that takes at most `columns` screen columns (at least one character)."""
+    used = 0
+    for index, character in enumerate(text):
+        used += cell_len(character)
+        if used > columns:
+            return text[: max(1, index)]
+    return text
