@@ -161,7 +161,10 @@ def test_a_slow_server_joins_while_the_prompt_is_already_in_use(chat, server, tm
     child.expect("›")
     assert "slow__echo" not in child.before
     wait_for_toolbar(child, "mcp: slow starting")
-    time.sleep(2)  # the server is slow; the prompt is not
+    say(child, "/allow slow__echo")  # too early: said so, not "no tool named" alone
+    see(child, "no tool named 'slow__echo' yet: mcp slow is still starting")
+    child.expect("›")
+    time.sleep(1.5)  # the server is slow; the prompt is not
     gate.touch()
     wait_for_toolbar(child, "mcp: slow ready (10)")
     say(child, "/tools")

@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from toolchat.mcp.names import SEPARATOR, sanitise
 from toolchat.safety import clean
 
 
@@ -69,6 +70,17 @@ def starting(registry: Any) -> bool:
     """Whether an MCP server is still starting (its tools are not offered yet)."""
     source = source_of(registry)
     return source is not None and any(status.state == "starting" for status in source.statuses())
+
+
+def starting_server_for(registry: Any, tool: str) -> str | None:
+    """The server still starting whose tools `tool` would be one of (`SERVER__...`), if any."""
+    source = source_of(registry)
+    if source is None:
+        return None
+    for status in source.statuses():
+        if status.state == "starting" and tool.startswith(sanitise(status.name) + SEPARATOR):
+            return status.name
+    return None
 
 
 def toolbar(registry: Any) -> str:

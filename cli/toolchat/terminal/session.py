@@ -186,6 +186,15 @@ class ReplSession:
         if self.all_tools.get(name) is None:
             import difflib
 
+            from toolchat.mcp.wiring import starting_server_for
+
+            server = starting_server_for(self.all_tools, name)
+            if server is not None:
+                raise UsageError(
+                    f"no tool named '{clean(name)}' yet: mcp {clean(server)} is still starting",
+                    "its tools join when it is ready (the toolbar says so); try again then",
+                )
+
             close = difflib.get_close_matches(name, self.all_tools.names(), n=1)
             raise UsageError(f"no tool named '{clean(name)}'" + (f"; did you mean '{close[0]}'?" if close else ""))
 
