@@ -92,6 +92,10 @@ def test_the_repl_and_its_history_show_no_key_and_its_prompt_history_keeps_none(
             child.expect("Your key is")
             child.expect("›")
             time.sleep(0.3)
+            child.send("/show\r")  # the last tool result, whole
+            child.expect("echo → ok")
+            child.expect("›")
+            time.sleep(0.3)
             child.send("/exit\r")
             child.expect(pexpect.EOF)
     shown = screen.read_text(encoding="utf-8")

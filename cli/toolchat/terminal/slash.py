@@ -177,7 +177,8 @@ def _show(chat: ReplSession, argument: str) -> None:
     if record is None:
         chat.console.print(plain("no tool has run yet", "yellow"))
         return
-    text = plain(f"{record.name} → {record.status.value}, {record.duration:.2f} s\n{record.output}")
+    shown = chat.redactor.redact(f"{record.name} → {record.status.value}, {record.duration:.2f} s\n{record.output}")
+    text = plain(shown)  # no secret, as everywhere on screen
     if len(record.output.splitlines()) > chat.console.height - 4:
         with chat.console.pager():
             chat.console.print(text)
