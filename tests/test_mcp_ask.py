@@ -299,28 +299,18 @@ def test_tool_choice_naming_a_tool_of_a_server_that_failed_exits_2(cli, server):
     assert "--tool-choice names 'faults__echo', which is not an offered tool" in done.stderr
 
 
+def mcp_json_beside_time(folder: Path, **others: dict) -> None:
+    """A pasted .mcp.json with mcp-server-time and `others`, named by a toolchat.yaml in `folder`."""
+    time_server = {"command": str(Path(sys.executable).parent / "mcp-server-time"), "args": ["--local-timezone", "UTC"]}
+    (folder / ".mcp.json").write_text(json.dumps({"mcpServers": {"time": time_server, **others}}))
+    (folder / "toolchat.yaml").write_text("mcp_servers: .mcp.json\n")
+
+
 def test_servers_from_a_pasted_mcp_json_file_and_a_disabled_one(cli, server, tmp_path):
     pid_dir = tmp_path / "pids"
     pid_dir.mkdir()
-    (tmp_path / ".mcp.json").write_text(
-        json.dumps(
-            {
-                "mcpServers": {
-                    "time": {
-                        "command": str(Path(sys.executable).parent / "mcp-server-time"),
-                        "args": ["--local-timezone", "UTC"],
-                    },
-                    "off": {
-                        "command": sys.executable,
-                        "args": [str(SERVERS / "faults.py")],
-                        "env": {"FAULTS_PID_DIR": str(pid_dir)},
-                        "enabled": False,
-                    },
-                }
-            }
-        )
-    )
-    (tmp_path / "toolchat.yaml").write_text("mcp_servers: .mcp.json\n")
+    off = {"command": sys.executable, "args": [str(SERVERS / "faults.py")], "env": {"FAULTS_PID_DIR": str(pid_dir)}}
+    mcp_json_beside_time(tmp_path, off={**off, "enabled": False})
     server.add(sse(openai_calls(TOKYO)), sse(text_stream("Evening.")))
     done = ask(cli, server, "-c", "toolchat.yaml", "--yes", "Time in Tokyo?")
     assert done.returncode == 0, done.stderr
@@ -330,20 +320,7 @@ def test_servers_from_a_pasted_mcp_json_file_and_a_disabled_one(cli, server, tmp
 
 
 def test_a_variable_not_set_in_one_server_of_an_mcp_json_stops_only_that_server(cli, server, tmp_path):
-    (tmp_path / ".mcp.json").write_text(
-        json.dumps(
-            {
-                "mcpServers": {
-                    "time": {
-                        "command": str(Path(sys.executable).parent / "mcp-server-time"),
-                        "args": ["--local-timezone", "UTC"],
-                    },
-                    "docs": {"command": sys.executable, "env": {"DOCS_TOKEN": "${DOCS_TOKEN_NOT_SET}"}},
-                }
-            }
-        )
-    )
-    (tmp_path / "toolchat.yaml").write_text("mcp_servers: .mcp.json\n")
+    mcp_json_beside_time(tmp_path, docs={"command": sys.executable, "env": {"DOCS_TOKEN": "${DOCS_TOKEN_NOT_SET}"}})
     server.add(sse(openai_calls(TOKYO)), sse(text_stream("Evening.")))
     done = ask(cli, server, "-c", "toolchat.yaml", "--yes", "Time in Tokyo?")
     assert done.returncode == 0, done.stderr
