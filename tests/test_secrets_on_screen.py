@@ -4,6 +4,7 @@ shown is what the session file and `--json` hold: `***` in its place."""
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -11,8 +12,8 @@ import pexpect
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.support.fakeserver import FakeServer, chunk, openai_calls, sse
-from tests.support.terminal import spawn
+from tests.support.fakeserver import FakeServer, chunk, openai_calls, sse, text_stream
+from tests.support.terminal import say, see, spawn
 from toolchat.redact import Redactor, StreamRedactor
 
 KEY = "sk-proj-Zq81secretKEY55xy"
@@ -144,3 +145,51 @@ def test_a_key_cut_anywhere_in_a_stream_is_hidden_as_in_the_whole_text(pieces, c
 def test_without_secrets_a_stream_passes_at_once():
     stream = StreamRedactor(Redactor())
     assert stream.feed("sk-") == "sk-" and stream.flush() == ""
+
+
+def test_a_tool_name_holding_the_key_is_hidden_in_the_repl_its_stats_and_its_files(isolated_env, tmp_path):
+    """A model may echo a key as a tool's NAME: the call and result panels, /stats, the session
+    file and /save show `***` there, as for the arguments; /system hides the key in the prompt too."""
+    with FakeServer(models=["m"]) as server:
+        server.add(sse(openai_calls([(KEY, {"note": "x"})])), sse(text_stream("no such tool, done.")))
+        child = spawn(
+            "chat", "--base-url", server.url, "-m", "m", env={**isolated_env, "OPENAI_API_KEY": KEY}, cwd=tmp_path
+        )
+        child.expect("›")
+        say(child, f"/system You may use the key {KEY} for nothing.")
+        child.expect("system prompt set")
+        child.expect("›")
+        say(child, "/system")  # shown as set, the key hidden
+        see(child, "You may use the key *** for nothing.")
+        child.expect("›")
+        say(child, "call it")
+        child.expect("done.")
+        child.expect("›")
+        say(child, "/stats")
+        child.expect(r"tool \*\*\*: unknown")
+        child.expect("›")
+        say(child, "/save saved.md")
+        child.expect("saved ")
+        child.expect("›")
+        say(child, "/exit")
+        child.expect(pexpect.EOF)
+    typed = f"› /system You may use the key {KEY} for nothing."
+    shown = "\n".join(row for row in child.screen.transcript() if row != typed)  # the typed line is shown as typed
+    assert "tool call ***" in shown and "*** → unknown" in shown  # the panels' titles
+    assert no_part_of_the_key(shown)
+    written = [*Path(isolated_env["TOOLCHAT_DATA_DIR"]).rglob("*.jsonl"), tmp_path / "saved.md"]
+    assert len(written) == 2
+    for path in written:
+        text = path.read_text(encoding="utf-8")
+        assert "***" in text and no_part_of_the_key(text), path
+
+
+def test_ask_hides_a_tool_name_holding_the_key_on_stderr_and_in_json(cli):
+    with FakeServer(models=["m"]) as server:
+        server.add(sse(openai_calls([(KEY, {"note": "x"})])), sse(text_stream("no such tool, done.")))
+        done = cli("ask", "--base-url", server.url, "-m", "m", "--json", "call it", env={"OPENAI_API_KEY": KEY})
+    assert done.returncode == 0, done.stderr
+    assert "→ *** " in done.stderr and "← *** unknown" in done.stderr
+    result = json.loads(done.stdout)
+    assert result["tool_calls"][0]["name"] == "***" and result["tool_calls"][0]["status"] == "unknown"
+    assert no_part_of_the_key(done.stdout + done.stderr)

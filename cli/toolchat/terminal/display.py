@@ -71,20 +71,21 @@ class ChatDisplay:
             number, of = event.place
             self.numbers[event.call.id] = number
             arguments = event.arguments if event.arguments is not None else event.call.arguments
-            name = f"{event.call.name} #{number}" if of > 1 else event.call.name  # as it starts and ends
+            name = self.redact(event.call.name)  # a model may echo a secret as a tool's name
+            name = f"{name} #{number}" if of > 1 else name  # as it starts and ends
             shown = origin(self.registry().get(event.call.name))
             self.console.print(call_panel(name, arguments, shown, redact=self.redact))
         elif isinstance(event, CallDecided):
             if event.automatic:
-                self.console.print(plain(f"  {event.call.name}: allowed without asking", "dim"))
+                self.console.print(plain(f"  {self.redact(event.call.name)}: allowed without asking", "dim"))
         elif isinstance(event, CallStarted):
             self._started(event)
         elif isinstance(event, CallFinished):
             record = self.last_result = event.record
-            label = self.running.pop(record.id, record.name)
+            label = self.running.pop(record.id, self.redact(record.name))
             if not self.running:
                 self._stop_spin()
-            self.stats.tools.append((record.name, record.status.value, record.duration))
+            self.stats.tools.append((self.redact(record.name), record.status.value, record.duration))  # for /stats
             note = "  (arguments edited by you)" if record.edited else ""
             self.console.print(result_panel(label, record.status.value, record.duration, self.redact(record.output)))
             if note:
@@ -114,9 +115,9 @@ class ChatDisplay:
     def _started(self, event: CallStarted) -> None:
         """One line per call as it starts when several run at once (each named `tool #n`, as its
         result will be), and one spinner line naming every call still running."""
-        label = event.call.name
+        label = name = self.redact(event.call.name)
         if event.together > 1:
-            label = f"{event.call.name} #{self.numbers.get(event.call.id, len(self.numbers) + 1)}"
+            label = f"{name} #{self.numbers.get(event.call.id, len(self.numbers) + 1)}"
             self.console.print(plain(f"  ▸ {label} started", "dim"))
         self.running[event.call.id] = label
         self._spin(self._running_line())

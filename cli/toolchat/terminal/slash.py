@@ -123,7 +123,8 @@ def _switch(chat: ReplSession, profile: str | None, model: str | None) -> None:
 @command("/system", "[TEXT]: show or set the system prompt")
 def _system(chat: ReplSession, text: str) -> None:
     if not text:
-        chat.console.print(plain(chat.engine.conversation.system or "(no system prompt)"))
+        system = chat.engine.conversation.system
+        chat.console.print(plain(chat.redactor.redact(system) if system else "(no system prompt)"))  # no secret
         return
     chat.set_system(text)
     _done(chat, "system prompt set")
