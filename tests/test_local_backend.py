@@ -86,7 +86,7 @@ def test_n_ctx_is_capped_at_the_trained_context_and_gpu_is_reported(bundled_gguf
     assert big.describe() == f"gemma-3-270m-q4_k_m.gguf, n_ctx 32768, tool format generic, GPU offload: {gpu}"
     assert big.format == "generic"
     assert (big.name, big.provider, big.server_address, big.server_port) == ("local", "llama.cpp", None, None)
-    big.close()  # frees the weights and the 32k KV cache before the next model loads (/model x.gguf)
+    big.close()  # frees the weights and the 32k KV cache (/model x.gguf, once the next model has loaded)
     assert big.llm is None
     with pytest.raises(BackendError, match="closed"):
         run(big, [{"role": "user", "content": "Hi"}], tools=[], max_tokens=4)

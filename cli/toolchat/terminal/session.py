@@ -216,21 +216,23 @@ class ReplSession:
         return f"{name} is no longer offered"
 
     def switch(self, profile: str | None, model: str | None) -> str:
-        """Bring another profile or model into force: its backend and every setting it makes."""
-        self.backend.close()  # the old model goes first: two local models may not fit in memory together
+        """Bring another profile (`model` None: its own model, sampling, limits and system prompt)
+        or another model (the system prompt in force stays, one set with /system too) into force.
+        The new backend is built first and the old one closed only then, so a switch that fails
+        or is interrupted (Ctrl-C while a model loads) leaves everything as it was."""
         try:
             settings, backend = self.reload(profile, model)
         except ToolchatError as exc:
-            settings, backend = self.reload(self.settings.profile, self.settings.model)
-            self.settings, self.backend = settings, backend
-            self.engine.configure(settings, backend)
-            raise UsageError(f"{exc}; still using {settings.backend}: {backend.model}") from exc
-        switched_profile = profile != self.settings.profile
-        self.settings, self.backend = settings, backend
-        self.engine.configure(settings, backend)
-        if switched_profile and settings.system is None:  # a profile without one: none, not the last profile's
-            self.engine.conversation.set_system(None)
+            raise UsageError(f"{exc}; {self.still_using()}") from exc
+        old, self.settings, self.backend = self.backend, settings, backend
+        self.engine.configure(settings, backend, keep_system=True)
+        if model is None:  # /profile: its system prompt, or none (not the last profile's)
+            self.engine.conversation.set_system(settings.system)
+        old.close()
         return f"now using {settings.backend}: {backend.model}"
+
+    def still_using(self) -> str:
+        return f"still using {self.settings.backend}: {self.backend.model}"
 
     def set_system(self, text: str) -> None:
         self.engine.conversation.set_system(text)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from rich.table import Table
 
 from toolchat.engine.compaction import compacted
-from toolchat.errors import ToolchatError
+from toolchat.errors import Terminated, ToolchatError
 from toolchat.terminal.render import clean, plain
 
 if TYPE_CHECKING:
@@ -118,6 +118,10 @@ def _switch(chat: ReplSession, profile: str | None, model: str | None) -> None:
             _done(chat, chat.switch(profile, model))
     except ToolchatError as exc:
         chat.console.print(plain(f"error: {exc}", "red"))
+    except Terminated:  # TERM, HUP, QUIT while it loads: leave, as at any other moment
+        raise
+    except KeyboardInterrupt:  # Ctrl-C while the new backend was built: the old one was never closed
+        chat.console.print(plain(f"[switch interrupted; {chat.still_using()}]", "yellow"))
 
 
 @command("/system", "[TEXT]: show or set the system prompt")
