@@ -3,13 +3,16 @@ real loopback servers: what a switch keeps, and what Ctrl-C or SIGTERM in the mi
 
 from __future__ import annotations
 
+import signal
 import socket
 import time
+from pathlib import Path
 
 import pexpect
 
-from tests.support.fakeserver import FakeServer, sse, text_stream
+from tests.support.fakeserver import FakeServer, Script, error, sse, text_stream
 from tests.support.terminal import say, see, spawn
+from toolchat.sessions import load
 
 
 def test_a_system_prompt_set_with_system_survives_a_model_switch_and_a_failed_profile(repl, server, tmp_path):
@@ -63,3 +66,56 @@ def test_ctrl_c_while_a_profile_loads_keeps_the_old_backend_and_says_so(isolated
     child.close()
     assert child.exitstatus == 0
     assert server.requests[0]["model"] == "m"
+
+
+SLOW = " ".join(["word"] * 400)
+
+
+def retrying(repl, server: FakeServer, retry: Script, *later: Script) -> pexpect.spawn:
+    """The REPL after `question` was answered `First answer.` and `/retry` sent, answered by `retry`."""
+    server.add(sse(text_stream("First answer.")), retry, *later)
+    child = repl(server)
+    say(child, "question")
+    child.expect("First answer.")
+    child.expect("›")
+    say(child, "/retry")
+    return child
+
+
+def session_messages(isolated_env: dict[str, str]) -> list[tuple[str, str]]:
+    (path,) = Path(isolated_env["TOOLCHAT_DATA_DIR"]).rglob("*.jsonl")
+    return [(m["role"], m["content"]) for m in load(path).messages]
+
+
+def test_sigterm_during_retry_exits_143_and_the_session_keeps_the_earlier_answer(repl, server, isolated_env):
+    child = retrying(repl, server, sse(text_stream(SLOW, pieces=400), delay=0.05))
+    child.expect("word word word")
+    child.kill(signal.SIGTERM)
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 143, (child.exitstatus, child.signalstatus)
+    assert session_messages(isolated_env) == [("user", "question"), ("assistant", "First answer.")]
+
+
+def test_ctrl_c_during_retry_keeps_the_earlier_answer(repl, server, isolated_env):
+    child = retrying(repl, server, sse(text_stream(SLOW, pieces=400), delay=0.05), sse(text_stream("Next.")))
+    child.expect("word word word")
+    child.sendintr()
+    see(child, "the retry did not finish; the earlier answer is kept")
+    child.expect("›")
+    say(child, "and then?")
+    child.expect("Next.")
+    child.expect("›")
+    sent = [(m["role"], m["content"]) for m in server.requests[2]["messages"]]
+    assert sent == [("user", "question"), ("assistant", "First answer."), ("user", "and then?")]
+    assert session_messages(isolated_env) == [*sent, ("assistant", "Next.")]
+
+
+def test_a_retry_the_server_refuses_keeps_the_earlier_answer(repl, server, isolated_env):
+    child = retrying(repl, server, error(400, "no more today"))
+    see(child, "no more today")
+    see(child, "the retry did not finish; the earlier answer is kept")
+    child.expect("›")
+    say(child, "/exit")
+    child.expect(pexpect.EOF)
+    assert session_messages(isolated_env) == [("user", "question"), ("assistant", "First answer.")]

@@ -269,6 +269,8 @@ def run(chat: ReplSession, env: Environment) -> int:
                 try:
                     if dispatch(chat, text) == EXIT:
                         break
+                except Terminated:  # TERM, HUP, QUIT during a command's model call (/retry): leave now
+                    raise
                 except KeyboardInterrupt:  # a command's model call (/compact, /retry) stops; the REPL stays
                     console.print(plain(f"[{INTERRUPTED}]", "yellow"))
                 continue

@@ -18,7 +18,7 @@ from rich.console import Console
 from toolchat.backends.base import Backend
 from toolchat.config.settings import Settings
 from toolchat.conversation import Conversation
-from toolchat.engine import Engine, TurnResult
+from toolchat.engine import Engine, Stopped, TurnResult
 from toolchat.env import Environment
 from toolchat.errors import ToolchatError, UsageError
 from toolchat.files import open_private, private_folder
@@ -254,6 +254,23 @@ class ReplSession:
         text = conversation.messages[index]["content"]
         conversation.truncate(index)
         return text
+
+    def retry(self) -> TurnResult | None:
+        """Ask the last question again; None when there is none. A retry that does not finish
+        (Ctrl-C, a signal, the backend failing) puts the earlier exchange back in its place."""
+        conversation = self.engine.conversation
+        index = conversation.last_user_index()
+        if index is None:
+            return None
+        earlier = conversation.messages[index:]
+        conversation.truncate(index)
+        result = self.turn(earlier[0]["content"])
+        if result.stopped in (Stopped.INTERRUPTED, Stopped.ERROR):
+            conversation.truncate(index)
+            for message in earlier:
+                conversation.append(message)
+            self.console.print(plain("the retry did not finish; the earlier answer is kept", "yellow"))
+        return result
 
     def save(self, name: str, overwrite: bool = False) -> Path:
         """Save to `name` (relative to the working folder); with no name, to this project's folder in

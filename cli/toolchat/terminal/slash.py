@@ -150,11 +150,11 @@ def _undo(chat: ReplSession, argument: str) -> None:
 
 @command("/retry", "ask the last question again")
 def _retry(chat: ReplSession, argument: str) -> None:
-    text = chat.undo()
-    if text is None:
+    result = chat.retry()
+    if result is None:
         chat.console.print(plain("nothing to retry", "yellow"))
-    else:
-        chat.turn(text)
+    elif result.signal:  # TERM, HUP, QUIT: the turn is wound up; leave as after any turn
+        raise Terminated(result.signal)
 
 
 @command("/save", "[FILE]: save the conversation (.md, or .json for messages); /save! replaces a file")
