@@ -80,3 +80,19 @@ def test_quiet_ask_still_shows_the_call_on_the_terminal_before_asking(server, is
     child.expect(pexpect.EOF)
     child.close()
     assert "\n".join(child.screen.transcript()).count('→ get_weather {"city": "Singapore"}') == 1
+
+
+@pytest.mark.terminal
+def test_ctrl_d_at_the_question_declines_without_asking_a_reason(server, isolated_env, tmp_path):
+    server.add(sse(openai_calls(WEATHER)), sse(text_stream("Not run, then.")))
+    child = ask(server, isolated_env, tmp_path)
+    child.expect(QUESTION)
+    press(child, "\x04")  # Ctrl-D: the terminal ends, as EOF does
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+    seen = "\n".join(child.screen.transcript())
+    assert "Reason for the model" not in seen and "Not run, then." in seen
+    assert "← get_weather denied: the user did not answer" in seen
+    told = server.requests[1]["messages"][-1]
+    assert told["role"] == "tool" and "denied" in told["content"] and "did not answer" in told["content"]

@@ -44,6 +44,20 @@ def test_decline_with_a_reason_the_model_sees(repl, server):
     )
 
 
+def test_ctrl_d_at_the_question_declines_without_asking_a_reason(repl, server):
+    server.add(sse(openai_calls(WEATHER)), sse(text_stream("Not run, then.")))
+    child = repl(server)
+    say(child, "weather?")
+    child.expect(QUESTION)
+    press(child, "\x04")
+    see(child, "get_weather → denied")
+    child.expect("Not run, then.")
+    child.expect("›")
+    assert "Reason for the model" not in "\n".join(child.screen.transcript())
+    told = server.requests[1]["messages"][-1]["content"]
+    assert told == "The user denied this call; it was not run. Their reason: the user did not answer"
+
+
 def test_always_allow_skips_the_next_question(repl, server):
     server.add(
         sse(openai_calls(WEATHER)), sse(text_stream("One.")), sse(openai_calls(WEATHER)), sse(text_stream("Two."))

@@ -14,12 +14,13 @@ from toolchat.engine import Decision, PendingCall, decision_help
 from toolchat.terminal.render import clean, plain
 from toolchat.tools.validate import InvalidArguments, edited_arguments
 
+CTRL_D = "\x04"  # what one_key returns for Ctrl-D at the approval question, never one of its keys
 HELP = decision_help("session", "JSON; Esc then Enter to finish", "stops the turn; the conversation is kept.")
 
 
-def one_key(message: str, keys: str) -> str:
+def one_key(message: str, keys: str, eof: str = "n") -> str:
     """Wait for one of `keys` (either case, no Enter); every other key, Enter and pasted text
-    included, is ignored and the question stays. Ctrl-C raises KeyboardInterrupt, Ctrl-D means 'n'."""
+    included, is ignored and the question stays. Ctrl-C raises KeyboardInterrupt, Ctrl-D returns `eof`."""
     from prompt_toolkit import PromptSession
     from prompt_toolkit.key_binding import KeyBindings
     from prompt_toolkit.keys import Keys
@@ -29,7 +30,7 @@ def one_key(message: str, keys: str) -> str:
         for typed in {key, key.upper()}:
             bindings.add(typed)(lambda event, key=key: event.app.exit(result=key))
     bindings.add("c-c")(lambda event: event.app.exit(exception=KeyboardInterrupt))
-    bindings.add("c-d")(lambda event: event.app.exit(result="n"))
+    bindings.add("c-d")(lambda event: event.app.exit(result=eof))
     # prompt-toolkit's own Enter (accept the line), paste and Tab bindings are more specific than
     # <any>, so each is overridden by name: Enter must not answer the question with ''
     for ignored in ("<any>", "c-m", "c-j", "c-i", Keys.BracketedPaste):
@@ -37,7 +38,7 @@ def one_key(message: str, keys: str) -> str:
     session: PromptSession[str] = PromptSession(message, key_bindings=bindings, erase_when_done=True)
     while True:
         answer = session.prompt()
-        if len(answer) == 1 and answer in keys:  # anything else (a binding we did not foresee) asks again
+        if answer == eof or (len(answer) == 1 and answer in keys):  # anything else (a binding not foreseen) asks again
             return answer
 
 
@@ -53,7 +54,10 @@ class ReplApprover:
         self.console.print(plain(of_tool(self.sandbox(), pending.tool.name, pending.tool.source is not None), "dim"))
         while True:
             question = f"Run {name}? [y]es [n]o [a]lways [e]dit [?] "
-            key = one_key(question, "ynae?")
+            key = one_key(question, "ynae?", eof=CTRL_D)
+            if key == CTRL_D:  # declined, as in `ask`; no reason asked for
+                self.console.print(plain(question + "Ctrl-D: decline", "bold"))
+                return Decision(False, "the user did not answer")
             if key in "yna":
                 self.console.print(
                     plain(question + {"y": "y: run", "n": "n: decline", "a": "a: run, always"}[key], "bold")
