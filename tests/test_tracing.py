@@ -115,6 +115,16 @@ def test_no_content_is_recorded_unless_asked_for(server, tmp_path, caught):
         assert absent not in everything
 
 
+def test_a_tool_name_the_model_made_of_the_key_is_traced_as_stars(server, tmp_path, caught):
+    spans = caught(content=False)  # a tool's name is recorded even without content
+    server.add(sse(openai_calls([(KEY, {})])), sse(text_stream("No such tool.")))
+    ask(server, tmp_path, "call it")
+    (tool,) = [s for s in spans.exporter.get_finished_spans() if s.name.startswith("execute_tool")]
+    assert tool.name == "execute_tool ***" and tool.attributes["gen_ai.tool.name"] == "***"
+    everything = json.dumps([[s.name, dict(s.attributes)] for s in spans.exporter.get_finished_spans()])
+    assert all(KEY[i : i + 8] not in everything for i in range(len(KEY) - 7))
+
+
 def test_content_when_opted_in_follows_the_conventions_and_never_holds_the_key(server, tmp_path, caught):
     spans = caught(content=True)
     weather(server)

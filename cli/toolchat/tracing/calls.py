@@ -63,9 +63,10 @@ class CallSpans:
 
     def requested(self, event: CallRequested) -> None:
         call = event.call
+        name = self.short(call.name)  # the model chose it: it may echo a secret
         attributes: dict[str, Any] = {
             "gen_ai.operation.name": "execute_tool",
-            "gen_ai.tool.name": call.name,
+            "gen_ai.tool.name": name,
             "gen_ai.tool.call.id": call.id,
             "gen_ai.tool.type": "function",
         }
@@ -81,7 +82,7 @@ class CallSpans:
             arguments = event.arguments if event.arguments is not None else call.arguments
             attributes["gen_ai.tool.call.arguments"] = self.json(arguments)
         self.end(call.id, ToolStatus.CANCELLED)  # the same id asked again: the first never finished
-        self.open[call.id] = _Call(f"execute_tool {call.name}", attributes, time.time_ns())
+        self.open[call.id] = _Call(f"execute_tool {name}", attributes, time.time_ns())
 
     def _span(self, call_id: str) -> Span | None:
         """The call's span, from now on, with the time the approval took as an attribute."""
