@@ -86,7 +86,7 @@ def test_n_ctx_is_capped_at_the_trained_context_and_gpu_is_reported(bundled_gguf
     assert big.describe() == f"gemma-3-270m-q4_k_m.gguf, n_ctx 32768, tool format generic, GPU offload: {gpu}"
     assert big.format == "generic"
     assert (big.name, big.provider, big.server_address, big.server_port) == ("local", "llama.cpp", None, None)
-    big.close()  # frees the weights and the 32k KV cache (/model x.gguf, once the next model has loaded)
+    big.close()  # frees the weights and the 32k KV cache (/model x.gguf: before the next local model loads)
     assert big.llm is None
     with pytest.raises(BackendError, match="closed"):
         run(big, [{"role": "user", "content": "Hi"}], tools=[], max_tokens=4)
@@ -350,7 +350,8 @@ def test_grammar_strings_are_valid_json_and_a_raw_newline_still_parses():
 
 def test_repl_first_run_banner_cuda_hint_once_and_model_switch(isolated_env, shared_cache, bundled_gguf, tmp_path):
     """In a real terminal: the bundled model's banner; the CUDA hint on the first start only; a
-    /model that cannot load says so and keeps the old model; a /model that can switches."""
+    /model that cannot load (no file, not a model) says so and keeps the old model, which answers;
+    a /model that can switches."""
     import re
 
     import pexpect
@@ -377,6 +378,11 @@ def test_repl_first_run_banner_cuda_hint_once_and_model_switch(isolated_env, sha
         hint = "GGML_CUDA=on"
         assert (hint in banner) is (nvidia_gpu_present() and not gpu_offload_supported())
         command(child, f"/model {tmp_path / 'missing.gguf'}", "model file not found", "still using local: bundled")
+        (tmp_path / "broken.gguf").write_text("not a model")
+        command(child, f"/model {tmp_path / 'broken.gguf'}", "could not load", "still using local: bundled")
+        command(child, "Hi", "thinking")  # the old model, freed before the new one failed, is loaded again
+        assert "error" not in child.before.lower(), child.before
+        command(child, "/stats", "1 turn, 1 model call")  # and it answered
         command(child, f"/model {bundled_gguf}", re.escape(f"now using local: {bundled_gguf}"))
         child.sendeof()
         child.expect(pexpect.EOF)
@@ -395,3 +401,12 @@ def test_repl_first_run_banner_cuda_hint_once_and_model_switch(isolated_env, sha
 def test_an_answer_cut_at_max_tokens_says_length(backend):
     _, cut = run(backend, [{"role": "user", "content": "Tell me a long story about the sea."}], tools=[], max_tokens=3)
     assert cut.usage.completion_tokens == 3 and cut.finish_reason == "length"
+
+
+def test_a_file_that_is_not_a_model_is_one_line_not_an_internal_error(run_cli, tmp_path):
+    broken = tmp_path / "notes.gguf"
+    broken.write_text("not a model")
+    result = run_cli("ask", "-m", str(broken), "--no-tools", "Hi")
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[0].startswith(f"toolchat: error: llama.cpp could not load {broken}: ")
+    assert "internal error" not in result.stderr and "is it a GGUF model file?" in result.stderr

@@ -284,7 +284,7 @@ def test_profile_brings_every_setting_of_the_profile_into_force(tmp_path):
             config, overrides, config_dir=env.config_dir, data_dir=env.data_dir, cwd=tmp_path, environ=env.environ
         )
         reload = reloader(env, config, overrides, lambda message: None)
-        _, backend = reload("warm", None)
+        backend = reload.backend(reload.settings("warm", None))
         chat = ReplSession(env, settings, REGISTRY, backend, ReplOptions(), Console(record=True, width=120), reload)
         server.add(sse(text_stream("hot")), sse(text_stream("cold")))
         chat.turn("one")

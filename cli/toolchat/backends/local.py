@@ -90,8 +90,8 @@ class LocalBackend:
         self.path = self._model_path(settings.model or "bundled", cache_dir, notify)
         self.model = "bundled" if self.bundled else str(self.path)
         self.gpu = gpu_offload_supported()
-        n_ctx = self._context_size(settings.n_ctx)
         try:
+            n_ctx = self._context_size(settings.n_ctx)  # the first read of the file: a wrong one fails here
             seed = settings.seed if settings.seed is not None else llama_cpp.LLAMA_DEFAULT_SEED
             self.llm = llama_cpp.Llama(
                 str(self.path),

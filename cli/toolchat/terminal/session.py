@@ -31,7 +31,14 @@ from toolchat.terminal.render import clean, plain
 from toolchat.tools import Registry
 from toolchat.tracing.control import traced
 
-Reload = Callable[[str | None, str | None], tuple[Settings, Backend]]
+
+@dataclass
+class Reload:
+    """What /model and /profile call, in two steps: the settings another profile or model brings
+    (the same files and flags, read afresh), then the backend those settings name, built."""
+
+    settings: Callable[[str | None, str | None], Settings]
+    backend: Callable[[Settings], Backend]
 
 
 @dataclass
@@ -50,13 +57,12 @@ def reloader(
     from toolchat.backends.factory import create_backend
     from toolchat.config import settings as config_module
 
-    def reload(profile: str | None, model: str | None) -> tuple[Settings, Backend]:
+    def settings(profile: str | None, model: str | None) -> Settings:
         changed = {**overrides, "profile": profile or overrides.get("profile"), "model": model}
-        settings = config_module.load_in(env, config_path, changed, notify=notify, on_untrusted=lambda config: False)
         # the question of trust was asked once, at start
-        return settings, create_backend(settings, env, notify)
+        return config_module.load_in(env, config_path, changed, notify=notify, on_untrusted=lambda config: False)
 
-    return reload
+    return Reload(settings, lambda chosen: create_backend(chosen, env, notify))
 
 
 ANSWER_KEYS = "ynae?YNAE"  # the approval question's keys, typed too early
@@ -218,18 +224,34 @@ class ReplSession:
     def switch(self, profile: str | None, model: str | None) -> str:
         """Bring another profile (`model` None: its own model, sampling, limits and system prompt)
         or another model (the system prompt in force stays, one set with /system too) into force.
-        The new backend is built first and the old one closed only then, so a switch that fails
-        or is interrupted (Ctrl-C while a model loads) leaves everything as it was."""
+        A switch that fails or is interrupted (Ctrl-C while a model loads) leaves everything as it
+        was: the new backend is built first and the old one closed only then, but for one local
+        model after another, which may not fit in memory side by side: the old one is freed first,
+        and loaded again when the new one does not come."""
         try:
-            settings, backend = self.reload(profile, model)
+            settings = self.reload.settings(profile, model)
+            freed = _both_local(self.settings, settings)
+            backend = self._build(settings) if freed else self.reload.backend(settings)
         except ToolchatError as exc:
             raise UsageError(f"{exc}; {self.still_using()}") from exc
         old, self.settings, self.backend = self.backend, settings, backend
         self.engine.configure(settings, backend, keep_system=True)
         if model is None:  # /profile: its system prompt, or none (not the last profile's)
             self.engine.conversation.set_system(settings.system)
-        old.close()
+        if not freed:
+            old.close()
         return f"now using {settings.backend}: {backend.model}"
+
+    def _build(self, settings: Settings) -> Backend:
+        """A local model in place of a local model: the old one's memory freed before the new one
+        loads; when the new one fails or Ctrl-C stops it, the old one is loaded again."""
+        self.backend.close()
+        try:
+            return self.reload.backend(settings)
+        except (ToolchatError, KeyboardInterrupt):
+            self.backend = self.reload.backend(self.settings)
+            self.engine.backend = self.backend
+            raise
 
     def still_using(self) -> str:
         return f"still using {self.settings.backend}: {self.backend.model}"
@@ -334,3 +356,7 @@ def _in_columns(text: str, columns: int) -> str:
         if used > columns:
             return text[: max(1, index)]
     return text
+
+
+def _both_local(before: Settings, after: Settings) -> bool:
+    return before.backend == "local" and after.backend == "local"
