@@ -1,0 +1,89 @@
+"""A server error no retry can mend: a 5xx whose body says the request itself is at fault.
+
+llama-server answers every exception its handlers raise with HTTP 500 (`"type": "server_error"`),
+those the request caused too: a call sent back with arguments that are not JSON ("Failed to parse
+tool call arguments as JSON"), tools without `--jinja` ("tools param requires --jinja flag"), a
+chat template's `raise_exception` ("Conversation roles must alternate"), nlohmann's type errors
+("[json.exception.type_error.302] type must be string, but is null"). The same request gets the
+same answer, so the SDK's retries (a 5xx is retried `max_retries` times, with backoff) only delay
+it: `bind` marks such a response `x-should-retry: false`, the header the SDK obeys, and the
+refusal is said at once."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from toolchat.backends.bounded import wrap_transports
+
+_AT_FAULT = re.compile(
+    r"failed to (parse|apply)|(could|can)not parse|unable to parse|parse error|json\.exception|\binvalid\b|--jinja|"
+    r"unsupported|not supported|does not support|cannot (specify|use|have)|roles must alternate|is required|"
+    r"must (be|have|contain|match|alternate|not)\b|type must be|unknown (param|field|role|chat format)|"
+    r"expected .{1,60} (but )?(got|found|is)\b",
+    re.IGNORECASE,
+)
+_AT_FAULT_TYPES = ("invalid_request_error", "invalid_request", "bad_request", "BadRequestError")
+READ_AT_MOST = 1024 * 1024  # an error body is a line or two; more is not read for this
+
+
+def refuses_the_request(body: Any) -> bool:
+    """Whether an error body (decoded JSON, a string, or None) says the request itself is at
+    fault: typed as an invalid request, or in words servers use for one."""
+    error = body.get("error", body) if isinstance(body, Mapping) else body
+    if isinstance(error, Mapping):
+        if str(error.get("type") or "") in _AT_FAULT_TYPES:
+            return True
+        error = error.get("message") or error.get("detail") or ""
+    return isinstance(error, str) and _AT_FAULT.search(error) is not None
+
+
+def bind(httpx: Any, client: Any) -> None:
+    """Put the check in front of every transport of `client` (outside the bounds of
+    backends/bounded.py, so the body read here is already decoded and capped)."""
+
+    class Refusals(httpx.BaseTransport):
+        def __init__(self, inner: Any) -> None:
+            self.inner = inner
+
+        def handle_request(self, request: Any) -> Any:
+            response = self.inner.handle_request(request)
+            kind = response.headers.get("content-type", "").lower()
+            if response.status_code < 500 or "event-stream" in kind:
+                return response
+            try:
+                content = _read(response.stream)
+            finally:
+                response.stream.close()
+            headers = httpx.Headers(response.headers)
+            if refuses_the_request(_decoded(content)):
+                headers["x-should-retry"] = "false"
+            headers.pop("content-length", None)
+            return httpx.Response(
+                response.status_code, headers=headers, content=content, extensions=response.extensions
+            )
+
+        def close(self) -> None:
+            self.inner.close()
+
+    wrap_transports(client, Refusals)
+
+
+def _read(stream: Any) -> bytes:
+    parts, size = [], 0
+    for part in stream:
+        parts.append(part)
+        size += len(part)
+        if size > READ_AT_MOST:
+            break
+    return b"".join(parts)
+
+
+def _decoded(content: bytes) -> Any:
+    text = content.decode("utf-8", errors="replace")
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        return text
