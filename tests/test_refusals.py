@@ -3,6 +3,7 @@ against real loopback servers: what is retried, what is said at once, and what g
 
 from __future__ import annotations
 
+import openai
 import pytest
 
 from tests.support.fakeserver import FakeServer, error, raw_call, reply_json, sse, text_stream
@@ -156,3 +157,17 @@ def test_a_refusal_by_llama_server_itself_is_asked_once(thinking_llama_server):
     assert [post.status for post in posts] == [500]  # once: the SDK's two retries would be refused alike
     assert str(info.value).startswith(f"{proxy.url} refused the request (HTTP 500): ")
     assert "not supported" in str(info.value) and "try again" not in str(info.value)
+
+
+def test_serve_passes_a_refusal_on_as_a_400_its_client_does_not_retry(upstream, serve):
+    upstream.add(
+        *[reply_json({"error": {"code": 500, "message": LLAMA_SERVER_REFUSAL, "type": "server_error"}}, 500)] * 2
+    )
+    served = serve()
+    sdk = openai.OpenAI(base_url=served.url, api_key="unused", max_retries=2, timeout=30)  # the SDK's default
+    for stream in (False, True):
+        with pytest.raises(openai.BadRequestError) as caught:
+            sdk.chat.completions.create(model="toolchat", messages=[{"role": "user", "content": "hi"}], stream=stream)
+        assert caught.value.code == "upstream_rejected"
+        assert "refused the request (HTTP 500): Failed to parse tool call arguments" in caught.value.message
+    assert len(upstream.requests) == 2  # one a request: neither serve nor its client asked again
