@@ -171,3 +171,19 @@ def test_serve_passes_a_refusal_on_as_a_400_its_client_does_not_retry(upstream, 
         assert caught.value.code == "upstream_rejected"
         assert "refused the request (HTTP 500): Failed to parse tool call arguments" in caught.value.message
     assert len(upstream.requests) == 2  # one a request: neither serve nor its client asked again
+
+
+def test_a_serve_clients_call_with_arguments_that_are_not_json_goes_upstream_as_an_object(upstream, serve):
+    upstream.add(sse(text_stream("ok")))
+    calls = [parts("c1", '{"city": Paris}'), {**parts("c2", ""), "function": {"name": "f", "arguments": {"a": 1}}}]
+    messages = [
+        {"role": "user", "content": "Weather in Paris?"},
+        {"role": "assistant", "content": "", "tool_calls": calls},
+        {"role": "tool", "tool_call_id": "c1", "content": "invalid"},
+        {"role": "tool", "tool_call_id": "c2", "content": "fine"},
+    ]
+    sdk = openai.OpenAI(base_url=serve().url, api_key="unused", max_retries=0, timeout=30)
+    answer = sdk.chat.completions.create(model="toolchat", messages=messages)
+    assert answer.choices[0].message.content == "ok"
+    sent = upstream.requests[0]["messages"][1]["tool_calls"]
+    assert [call["function"]["arguments"] for call in sent] == ["{}", '{"a": 1}']
