@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from toolchat.backends.base import ToolCall, Usage, summed
+from toolchat.defaults import MAX_TOKENS
 from toolchat.redact import Redactor
 
 ROLES = {"system", "developer", "user", "assistant", "tool"}
 TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-MAX_TOKENS = 2**31 - 1  # what every server reads a token count into (llama.cpp, vLLM: a 32-bit int)
 
 
 class ApiError(Exception):
