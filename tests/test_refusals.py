@@ -11,6 +11,7 @@ from tests.support.recorder import RecordingProxy
 from toolchat.backends.base import Reply, Request
 from toolchat.backends.openai import OpenAIBackend
 from toolchat.backends.openai_wire import parseable_calls
+from toolchat.backends.prompt import JinjaTemplate
 from toolchat.config.settings import Settings
 from toolchat.errors import BackendError
 
@@ -187,3 +188,20 @@ def test_a_serve_clients_call_with_arguments_that_are_not_json_goes_upstream_as_
     assert answer.choices[0].message.content == "ok"
     sent = upstream.requests[0]["messages"][1]["tool_calls"]
     assert [call["function"]["arguments"] for call in sent] == ["{}", '{"a": 1}']
+
+
+def test_a_local_template_that_iterates_the_arguments_renders_a_call_whose_arguments_were_not_json():
+    # as Qwen3-Coder's template does (`arguments|items`): a string there was a TypeError, not a prompt
+    coder_like = (
+        "{% for m in messages %}{% for c in m.tool_calls or [] %}<function={{ c.function.name }}>"
+        "{% for name, value in c.function.arguments|items %}<parameter={{ name }}>{{ value }}</parameter>{% endfor %}"
+        "</function>{% endfor %}{% endfor %}"
+    )
+    template = JinjaTemplate(coder_like, "", "")
+
+    def rendered(arguments: str) -> str:
+        return template.render([{"role": "assistant", "content": "", "tool_calls": [parts("c1", arguments)]}])
+
+    assert rendered('{"city": "Paris"}') == "<function=get_weather><parameter=city>Paris</parameter></function>"
+    for arguments in ('{"city": Paris}', "[1, 2]", '"Paris"', "", '{"a": ' + "[" * 100_000 + "]" * 100_000 + "}"):
+        assert rendered(arguments) == "<function=get_weather></function>"
