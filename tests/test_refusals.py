@@ -6,7 +6,7 @@ from __future__ import annotations
 import openai
 import pytest
 
-from tests.support.fakeserver import FakeServer, error, raw_call, reply_json, sse, text_stream
+from tests.support.fakeserver import FakeServer, error, raw, raw_call, reply_json, sse, text_stream
 from tests.support.recorder import RecordingProxy
 from toolchat.backends.base import Reply, Request
 from toolchat.backends.openai import OpenAIBackend
@@ -41,6 +41,7 @@ WEATHER = [
     }
 ]
 TRANSIENT = ["oops", "failed to find free space in the KV cache", "slot unavailable", "CUDA error: out of memory"]
+PROXY_PAGE = b"<html><body><h1>502 Bad Gateway</h1>Invalid response from the upstream server</body></html>"
 
 
 def backend_for(server: FakeServer, retries: int) -> OpenAIBackend:
@@ -68,6 +69,13 @@ def test_a_500_refusing_the_request_itself_is_asked_once_and_said_at_once(body):
 def test_any_other_500_is_still_retried(said):
     with FakeServer() as server:
         server.add(error(500, said), sse(text_stream("after retry")))
+        events = list(backend_for(server, retries=1).complete(Request([{"role": "user", "content": "hi"}], [])))
+        assert events[-1].text == "after retry" and len(server.requests) == 2
+
+
+def test_a_proxys_page_that_is_not_json_is_retried_whatever_it_says():
+    with FakeServer() as server:
+        server.add(raw(PROXY_PAGE, "text/html", status=502), sse(text_stream("after retry")))
         events = list(backend_for(server, retries=1).complete(Request([{"role": "user", "content": "hi"}], [])))
         assert events[-1].text == "after retry" and len(server.requests) == 2
 

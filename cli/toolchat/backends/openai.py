@@ -394,7 +394,7 @@ class OpenAIBackend:
                 window=overflow.window,
                 prompt_tokens=overflow.prompt_tokens,
             )
-        elif status is not None and status >= 500 and refusal.refuses_the_request(getattr(exc, "body", None)):
+        elif refusal.refused(exc):
             message = f"{where} refused the request (HTTP {status}): {detail}"  # asked once: it would again
             hint = JINJA_HINT if "--jinja" in detail else None
         elif status is not None and status >= 500:

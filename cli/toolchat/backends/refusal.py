@@ -30,14 +30,32 @@ READ_AT_MOST = 1024 * 1024  # an error body is a line or two; more is not read f
 
 
 def refuses_the_request(body: Any) -> bool:
-    """Whether an error body (decoded JSON, a string, or None) says the request itself is at
-    fault: typed as an invalid request, or in words servers use for one."""
-    error = body.get("error", body) if isinstance(body, Mapping) else body
+    """Whether an error body (decoded JSON, else text or None) says the request itself is at
+    fault: typed as an invalid request, or in words servers use for one. Only a JSON body is
+    the server's own word: a page that is not JSON comes from a proxy in front of it ("invalid
+    response from upstream"), and a retry may find the server again."""
+    if not isinstance(body, Mapping):
+        return False
+    error = body.get("error", body)
     if isinstance(error, Mapping):
         if str(error.get("type") or "") in _AT_FAULT_TYPES:
             return True
         error = error.get("message") or error.get("detail") or ""
     return isinstance(error, str) and _AT_FAULT.search(error) is not None
+
+
+def refused(exc: BaseException | None) -> bool:
+    """Whether the SDK's status error `exc` is a 5xx refusing the request: its response's body read
+    again whole (the SDK's `body` keeps only the inside of `{"error": ...}`, and a text body the
+    same way, so a proxy's page could not be told from a server's own words there)."""
+    response = getattr(exc, "response", None)
+    if not isinstance(getattr(response, "status_code", None), int) or response.status_code < 500:
+        return False
+    try:
+        content = response.content
+    except (AttributeError, RuntimeError):  # a body never read (httpx's ResponseNotRead)
+        return False
+    return isinstance(content, bytes) and refuses_the_request(_decoded(content[:READ_AT_MOST]))
 
 
 def bind(httpx: Any, client: Any) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from toolchat.backends.base import Backend, BackendEvent, ReasoningDelta, Reply, Request, TextDelta, ToolCall
-from toolchat.backends.refusal import refuses_the_request
+from toolchat.backends.refusal import refused
 from toolchat.config.settings import Settings
 from toolchat.conversation import Conversation
 from toolchat.engine import (
@@ -320,9 +320,7 @@ def upstream_error(exc: BackendError | None, message: str, profile: Profile, red
         return ApiError(504, message, kind="upstream_error", code="upstream_timeout")
     if status == 429:
         return ApiError(429, message, kind="rate_limit_error", code="rate_limited", retry_after=5)
-    if status in (400, 413, 422) or (  # the upstream refused what the client sent: the client must not retry it
-        isinstance(status, int) and status >= 500 and refuses_the_request(getattr(cause, "body", None))
-    ):
+    if status in (400, 413, 422) or refused(cause):  # the upstream refused what the client sent: not to be retried
         return ApiError(400, message, kind="invalid_request_error", code="upstream_rejected")
     return ApiError(502, message, kind="upstream_error", code="upstream_failed")
 
