@@ -211,6 +211,20 @@ def test_a_tool_timeout_that_is_no_number_of_seconds_is_refused(run_cli):
         assert result.returncode == 2 and "not a number of seconds" in result.stderr
 
 
+def test_a_temperature_or_max_tokens_no_server_reads_is_refused_before_anything_is_sent(run_cli, server, tmp_path):
+    for flag, value in (("--temperature", "nan"), ("--temperature", "-1"), ("--temperature", "2.5")):
+        result = run_cli("ask", "--base-url", server.url, flag, value, "hi")
+        assert result.returncode == 2 and "is not a temperature from 0 to 2" in result.stderr, result.stderr
+    for value in ("0", "-3", str(2**31), str(10**40)):
+        result = run_cli("ask", "--base-url", server.url, "--max-tokens", value, "hi")
+        assert result.returncode == 2 and "1<=x<=2147483647" in result.stderr, result.stderr
+    config = tmp_path / "huge.yaml"
+    config.write_text("max_tokens: 10000000000000000000000000000000000000000\n")
+    result = run_cli("ask", "--base-url", server.url, "-c", str(config), "hi")
+    assert result.returncode == 2 and "max_tokens" in result.stderr, result.stderr
+    assert server.requests == []
+
+
 def test_shell_completion_completes_commands_and_options(cli):
     script = cli("--show-completion", "bash")
     assert script.returncode == 0 and "_toolchat_completion" in script.stdout

@@ -10,13 +10,13 @@ from __future__ import annotations
 import json
 import os
 import socket
-import subprocess
 import sys
 import threading
 from pathlib import Path
 
 import pytest
 
+from tests.support.scratch import killed, maker
 from toolchat.sandbox import landlock
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Landlock is Linux's")
@@ -334,21 +334,21 @@ def test_a_sandboxed_mcp_servers_temp_folder_is_gone_once_toolchat_exits(cli, tm
     assert sorted(p.name for p in temps.iterdir()) == []
 
 
-def test_folders_a_killed_toolchat_left_behind_are_removed_at_the_next_start(cli, tmp_path, tmp_path_factory):
+def test_folders_a_killed_toolchat_left_behind_are_removed_at_the_next_start(cli, tmp_path, tmp_path_factory, request):
     pytest.importorskip("mcp")
     from tests.support.mcp_helpers import SERVERS
 
     temps = tmp_path_factory.mktemp("temps")
-    gone = subprocess.Popen(["true"])
-    gone.wait()  # a toolchat killed with -9: its number is no one's now
-    stale = temps / f"toolchat-mcp-{gone.pid}-x1"
-    (stale / "inside").mkdir(parents=True)
-    alive = temps / f"toolchat-call-{os.getpid()}-x2"  # a toolchat still running keeps its own
-    alive.mkdir()
+    living, alive = maker(temps, "call")  # a toolchat still running keeps its own
+    request.addfinalizer(lambda: killed(living))
+    gone, stale = maker(temps, "mcp")
+    killed(gone)  # a toolchat killed with -9 left its folder
+    (stale / "inside").mkdir()
     outside = tmp_path / "not-toolchats"
     outside.mkdir()
     (outside / "keep.txt").write_text("mine")
-    (temps / f"toolchat-call-{gone.pid}-x3").symlink_to(outside)  # a symlink is never followed
+    planted = stale.with_name(stale.name[:-8] + "symlink0")
+    planted.symlink_to(outside)  # a symlink is never followed
     (temps / "toolchat-mcp-notanumber").mkdir()
     entry = {"command": sys.executable, "args": [str(SERVERS / "faults.py")], "sandbox": True}
     (tmp_path / "mcp.yaml").write_text(json.dumps({"mcp_servers": {"f": entry}}))
@@ -364,9 +364,7 @@ def test_folders_a_killed_toolchat_left_behind_are_removed_at_the_next_start(cli
     )
     assert "hi" in ran.stdout, ran.stderr
     assert not stale.exists() and alive.is_dir() and (outside / "keep.txt").read_text() == "mine"
-    assert sorted(p.name for p in temps.iterdir()) == sorted(
-        [alive.name, f"toolchat-call-{gone.pid}-x3", "toolchat-mcp-notanumber"]
-    )
+    assert sorted(p.name for p in temps.iterdir()) == sorted([alive.name, planted.name, "toolchat-mcp-notanumber"])
 
 
 def test_a_project_config_widens_the_sandbox_only_once_trusted_and_trust_says_what_it_widens(box, cli, tmp_path, home):

@@ -8,7 +8,7 @@ import pexpect
 import pytest
 from rich.cells import cell_len
 
-from tests.support.fakeserver import FakeServer, chunk, openai_calls, sse, text_stream
+from tests.support.fakeserver import FakeServer, openai_calls, raw_call, sse, text_stream
 from tests.support.terminal import QUESTION, say, spawn
 from toolchat.terminal.session import fit
 
@@ -20,12 +20,6 @@ TOOLS = str(REPO / "tools")
 def server():
     with FakeServer() as running:
         yield running
-
-
-def raw_call(name: str, arguments: str) -> list[dict]:
-    """A model's call whose arguments are sent as written, valid JSON or not."""
-    call = {"index": 0, "id": "call_0", "type": "function", "function": {"name": name, "arguments": arguments}}
-    return [chunk({"role": "assistant", "content": None}), chunk({"tool_calls": [call]}), chunk(finish="tool_calls")]
 
 
 def test_the_call_not_run_at_the_round_limit_has_its_result_line(cli, server):

@@ -9,6 +9,7 @@ MAX_ROUNDS = 10  # model calls in one turn
 REQUEST_TIMEOUT = 120.0  # the longest silence from an OpenAI-compatible server
 RESPONSE_TIMEOUT = 600.0  # the longest one model call may take in all
 MAX_RETRIES = 2  # the SDK's retries of 429, 5xx and failed connections
+MAX_TOKENS = 2**31 - 1  # the largest max_tokens asked for: servers read it into a 32-bit int (llama.cpp, vLLM)
 OPENAI_MODEL = "gpt-4o-mini"  # OpenAI itself, when no model is named
 LOCAL_MODEL = "bundled"
 LOCAL_TEMPERATURE = 0.3  # the local backend's sampling temperature when none is set

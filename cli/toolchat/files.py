@@ -112,42 +112,54 @@ def atomic_write(path: Path, content: str | bytes | Callable[[Path], object]) ->
         raise
 
 
-_SCRATCH = re.compile(r"toolchat-(?:call|mcp)-(\d+)-")
+# toolchat-KIND-PID-START-NS-XXXXXXXX: the maker's process id, its start (clock ticks since boot)
+# and PID namespace, then mkdtemp's eight random characters
+_SCRATCH = re.compile(r"toolchat-(?:call|mcp)-([1-9]\d{0,9})-(\d{1,20})-(\d{1,20})-[a-z0-9_]{8}")
 _swept = False
 
 
 def scratch_folder(kind: str) -> str:
     """A private (0700) temporary folder for one call or one MCP server, named after the process
-    that makes it (`toolchat-call-PID-...`), which removes it when done. A `kill -9` leaves it
-    behind, so the first one a process makes first removes those whose maker is gone."""
+    that makes it, which removes it when done. A `kill -9` leaves it behind, so the first one a
+    process makes first removes those whose maker is gone."""
     global _swept
     if not _swept:
         _swept = True
         sweep_scratch(Path(tempfile.gettempdir()))
-    return tempfile.mkdtemp(prefix=f"toolchat-{kind}-{os.getpid()}-")
+    pid = os.getpid()
+    return tempfile.mkdtemp(prefix=f"toolchat-{kind}-{pid}-{_started(pid) or 0}-{_namespace()}-")
 
 
 def sweep_scratch(folder: Path) -> None:
-    """Remove the scratch folders in `folder` that are this user's own real folders (never a
-    symlink) and whose maker has exited. A maker still alive, or a process of another user with
-    that number, keeps it."""
+    """Remove the scratch folders in `folder` whose maker has exited: only this user's own real
+    folders (never a symlink), 0700 as made, named exactly as `scratch_folder` names them. The
+    maker is the process with its number and start time: a number used again by another process
+    (started later) is not the maker. A folder made in another PID namespace (a container sharing
+    /tmp) is kept: its number means nothing here."""
     try:
         entries = list(os.scandir(folder))
     except OSError:
         return
+    namespace = _namespace()
     for entry in entries:
-        match = _SCRATCH.match(entry.name)
+        match = _SCRATCH.fullmatch(entry.name)
         try:
-            if match is None or not entry.is_dir(follow_symlinks=False):
+            if match is None or int(match.group(3)) != namespace or not entry.is_dir(follow_symlinks=False):
                 continue
-            if entry.stat(follow_symlinks=False).st_uid != os.getuid() or _alive(int(match.group(1))):
+            info = entry.stat(follow_symlinks=False)
+            if info.st_uid != os.getuid() or stat.S_IMODE(info.st_mode) != PRIVATE_DIR:
                 continue
         except OSError:
             continue
-        shutil.rmtree(entry.path, ignore_errors=True)
+        if not _alive(int(match.group(1)), int(match.group(2))):
+            shutil.rmtree(entry.path, ignore_errors=True)
 
 
-def _alive(pid: int) -> bool:
+def _alive(pid: int, start: int) -> bool:
+    """Whether process `pid`, started at `start`, still runs. Where /proc does not say when a
+    process started (start 0), any process with that number counts."""
+    if start:
+        return _started(pid) == start
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -155,3 +167,22 @@ def _alive(pid: int) -> bool:
     except (PermissionError, OverflowError):
         return True  # someone else's process, or no such number: leave it be
     return True
+
+
+def _started(pid: int) -> int | None:
+    """When process `pid` started, in clock ticks since boot (/proc/PID/stat's 22nd field; the
+    2nd, the command's name in parentheses, may hold spaces); None without such a process."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as file:
+            fields = file.read().rsplit(b")", 1)[1].split()
+        return int(fields[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _namespace() -> int:
+    """The inode of this process's PID namespace (0 where /proc does not show it)."""
+    try:
+        return os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        return 0

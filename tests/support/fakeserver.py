@@ -81,6 +81,12 @@ def text_stream(text: str, pieces: int = 3, usage: dict[str, Any] | None = None)
     return chunks
 
 
+def raw_call(name: str, arguments: str) -> list[dict[str, Any]]:
+    """A model's one whole call whose arguments are sent as written, valid JSON or not."""
+    call = {"index": 0, "id": "call_0", "type": "function", "function": {"name": name, "arguments": arguments}}
+    return [chunk({"role": "assistant", "content": None}), chunk({"tool_calls": [call]}), chunk(finish="tool_calls")]
+
+
 def openai_calls(calls: list[tuple[str, dict[str, Any]]], split: int = 4) -> list[dict[str, Any]]:
     """The standard: id/type/name first, then argument fragments, finish_reason tool_calls."""
     chunks = [chunk({"role": "assistant", "content": None})]

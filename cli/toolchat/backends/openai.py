@@ -1,8 +1,9 @@
 """The OpenAI-compatible backend (OpenAI, vLLM, llama-server, Ollama, LM Studio); the only
 module that imports the `openai` SDK. The SDK retries 429, 5xx and failed connections with
-backoff (honouring Retry-After) `max_retries` times; this module turns what is left into one
-clear line, never showing the key. A reply counts only when the server says why it ended (a
-finish_reason): a stream that ends without one broke off, and none of its calls run."""
+backoff (honouring Retry-After) `max_retries` times, but not a 5xx that refuses the request itself
+(backends/refusal.py); this module turns what is left into one clear line, never showing the
+key. A reply counts only when the server says why it ended (a finish_reason): a stream that ends
+without one broke off, and none of its calls run."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from toolchat import defaults
-from toolchat.backends import bounded
+from toolchat.backends import bounded, refusal
 from toolchat.backends.accumulate import MalformedDelta, ToolCallAccumulator
 from toolchat.backends.base import (
     REASONING_CONTENT,
@@ -32,6 +33,7 @@ from toolchat.backends.openai_wire import (
     api_key,
     content_text,
     field,
+    parseable_calls,
     scrub,
     tool_delta,
     untrusted_certificate,
@@ -47,6 +49,7 @@ from toolchat.redact import Redactor
 
 OPENAI_URL = "https://api.openai.com/v1"
 DUMMY_KEY = "not-needed"  # custom endpoints need no key, but the SDK wants one
+JINJA_HINT = "start llama-server with --jinja to use tools"
 NOT_AN_API = ("text/html", "application/xhtml")  # a web page where the API should be
 
 
@@ -87,6 +90,7 @@ class OpenAIBackend:
         http_client = openai.DefaultHttpx2Client()
         self._deadline.bind(httpx2, http_client)
         bounded.bind(httpx2, http_client)  # a gzip bomb or an endless line is stopped at a ceiling
+        refusal.bind(httpx2, http_client)  # a 5xx refusing the request itself is not retried
         self.client = openai.OpenAI(
             base_url=self.base_url,
             api_key=key or DUMMY_KEY,
@@ -159,7 +163,7 @@ class OpenAIBackend:
         return served[0]
 
     def _arguments(self, request: Request, stream: bool) -> dict[str, Any]:
-        messages = wire_messages(request.messages, self.reasoning_keep, self.reasoning_field)
+        messages = parseable_calls(wire_messages(request.messages, self.reasoning_keep, self.reasoning_field))
         kwargs: dict[str, Any] = {"model": self.model, "messages": scrub(messages), "stream": stream}
         kwargs.update(self._effort())
         if request.tools:
@@ -390,9 +394,12 @@ class OpenAIBackend:
                 window=overflow.window,
                 prompt_tokens=overflow.prompt_tokens,
             )
+        elif refusal.refused(exc):
+            message = f"{where} refused the request (HTTP {status}): {detail}"  # asked once: it would again
+            hint = JINJA_HINT if "--jinja" in detail else None
         elif status is not None and status >= 500:
             message = f"{where} failed with a server error (HTTP {status}) after retries: {detail}"
-            hint = "start llama-server with --jinja to use tools" if "--jinja" in detail else "try again later"
+            hint = "try again later"
         elif status is not None:
             message = f"{where} rejected the request (HTTP {status}): {detail}"
             hint = None

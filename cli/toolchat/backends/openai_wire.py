@@ -173,6 +173,44 @@ def whole_call(call: Any) -> ToolCall:
     )
 
 
+def parseable_calls(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The messages with every call's arguments a JSON object in text, as servers that parse them
+    need: arguments that are not one (a model's `{"city": Paris}`, answered as invalid arguments
+    by the engine; "" for no arguments) go back as "{}". llama-server refuses the whole request
+    (HTTP 500, "Failed to parse tool call arguments as JSON"), vLLM fails in `json.loads` and
+    chat templates iterate the arguments' items, so a JSON-quoted string would pass the parse and
+    break the template; OpenAI takes "{}" too. An object sent as an object (a `serve` client's) is
+    written as JSON."""
+    out = messages
+    for index, message in enumerate(messages):
+        calls = message.get("tool_calls") if message.get("role") == "assistant" else None
+        if not isinstance(calls, list) or all(_sendable(call) for call in calls):
+            continue
+        if out is messages:
+            out = list(messages)
+        out[index] = {**message, "tool_calls": [call if _sendable(call) else _with_object(call) for call in calls]}
+    return out
+
+
+def _sendable(call: Any) -> bool:
+    arguments = field(field(call, "function"), "arguments")
+    if not isinstance(arguments, str) or not arguments.lstrip().startswith("{"):
+        return False
+    try:
+        return isinstance(json.loads(arguments), dict)
+    except (ValueError, RecursionError):
+        return False
+
+
+def _with_object(call: Any) -> Any:
+    function = field(call, "function")
+    if not isinstance(call, dict) or not isinstance(function, dict):
+        return call  # not a call a server would read either way: sent as it is, refused as it is
+    arguments = function.get("arguments")
+    text = json.dumps(arguments, ensure_ascii=False) if isinstance(arguments, dict) else "{}"
+    return {**call, "function": {**function, "arguments": text}}
+
+
 def usage_of(usage: Any) -> Usage:
     reasoning = field(field(usage, "completion_tokens_details"), "reasoning_tokens")
     return Usage(

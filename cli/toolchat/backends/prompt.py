@@ -167,12 +167,16 @@ def _for_template(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _maybe_json(text: Any) -> Any:
-    if not isinstance(text, str):
+    """A call's arguments as the object templates iterate (`arguments|items`): arguments that are
+    no JSON object (a model's `{"city": Paris}`, answered as invalid arguments; JSON nested deeper
+    than Python parses) render as {}, as they go back to a server (backends/openai_wire.py)."""
+    if isinstance(text, dict):
         return text
     try:
-        return json.loads(text)
-    except ValueError:
-        return text
+        value = json.loads(text) if isinstance(text, str) else None
+    except (ValueError, RecursionError):
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 def _tojson(value: Any, indent: int | None = None, ensure_ascii: bool = False, sort_keys: bool = False) -> str:

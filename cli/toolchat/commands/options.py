@@ -16,6 +16,7 @@ from typing import Annotated, Any
 
 import typer
 
+from toolchat.defaults import MAX_TOKENS
 from toolchat.env import Environment
 
 
@@ -23,6 +24,13 @@ def seconds(value: float | None) -> float | None:
     """A number of seconds a user can mean: finite, above 0, at most a day (1e10 or nan is a typo)."""
     if value is not None and not (math.isfinite(value) and 0 < value <= 86_400):
         raise typer.BadParameter(f"{value:g} is not a number of seconds between 0 and 86400")
+    return value
+
+
+def temperature(value: float | None) -> float | None:
+    """A sampling temperature: finite, from 0 to 2 (OpenAI's range, and `serve`'s; nan is a typo)."""
+    if value is not None and not (math.isfinite(value) and 0 <= value <= 2):
+        raise typer.BadParameter(f"{value:g} is not a temperature from 0 to 2")
     return value
 
 
@@ -86,8 +94,8 @@ class ModelFlags:
         float | None, typer.Option("--tool-timeout", callback=seconds, help="Stop a tool after this many seconds.")
     ] = None
     no_stream: Annotated[bool, typer.Option("--no-stream", help="Ask for whole replies instead of a stream.")] = False
-    temperature: Annotated[float | None, typer.Option("--temperature")] = None
-    max_tokens: Annotated[int | None, typer.Option("--max-tokens")] = None
+    temperature: Annotated[float | None, typer.Option("--temperature", callback=temperature)] = None
+    max_tokens: Annotated[int | None, typer.Option("--max-tokens", min=1, max=MAX_TOKENS)] = None
     mcp: McpOpt = None
     trace: Annotated[
         str | None, typer.Option("--trace", help="Write OpenTelemetry spans to this file (JSON lines).")

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from toolchat.backends.base import ToolCall, Usage, summed
+from toolchat.defaults import MAX_TOKENS
 from toolchat.redact import Redactor
 
 ROLES = {"system", "developer", "user", "assistant", "tool"}
@@ -71,25 +72,31 @@ def parse_request(body: Any, server_tools: Iterable[str]) -> ChatRequest:
     model = body.get("model")
     if model is not None and not isinstance(model, str):
         raise bad("'model' must be a string", "model")
-    stream = body.get("stream") or False
-    if not isinstance(stream, bool):
-        raise bad("'stream' must be true or false", "stream")
-    options = body.get("stream_options") or {}
-    if not isinstance(options, dict):
+    stream = _flag(body, "stream")
+    options = body.get("stream_options")
+    if options is not None and not isinstance(options, dict):
         raise bad("'stream_options' must be an object", "stream_options")
-    if body.get("n") not in (None, 1):
+    if _number(body, "n", int, 1, None) not in (None, 1):  # `true` is no 1, nor 1.0 (OpenAI refuses both)
         raise bad("this server returns one choice: 'n' must be 1", "n")
     tools = _client_tools(body.get("tools"), set(server_tools))
     return ChatRequest(
         model=model,
         messages=_messages(body.get("messages")),
         stream=stream,
-        include_usage=bool(options.get("include_usage")),
+        include_usage=_flag(options or {}, "include_usage", "stream_options.include_usage"),
         tools=tools,
         tool_choice=_tool_choice(body.get("tool_choice"), set(server_tools) | {t["function"]["name"] for t in tools}),
         temperature=_number(body, "temperature", float, 0, 2),
-        max_tokens=_number(body, "max_completion_tokens", int, 1, None) or _number(body, "max_tokens", int, 1, None),
+        max_tokens=_number(body, "max_completion_tokens", int, 1, MAX_TOKENS)
+        or _number(body, "max_tokens", int, 1, MAX_TOKENS),
     )
+
+
+def _flag(body: dict[str, Any], key: str, name: str | None = None) -> bool:
+    value = body.get(key)
+    if value is not None and not isinstance(value, bool):
+        raise bad(f"'{name or key}' must be true or false", name or key)
+    return bool(value)
 
 
 def _messages(value: Any) -> list[dict[str, Any]]:
@@ -105,6 +112,7 @@ def _messages(value: Any) -> list[dict[str, Any]]:
         content = message.get("content")
         if content is not None and not isinstance(content, (str, list)):
             raise bad(f"{where}.content must be a string or a list of parts", f"{where}.content")
+        _check_fields(message, where)
         # the SDK sends back fields it parsed as null (refusal, audio...); upstreams reject some of them
         kept = {key: item for key, item in message.items() if item is not None}
         if isinstance(content, list) and content and all(_is_text(part) for part in content):
@@ -114,6 +122,31 @@ def _messages(value: Any) -> list[dict[str, Any]]:
             _take_reasoning(kept, where)
         messages.append(kept)
     return messages
+
+
+def _check_fields(message: dict[str, Any], where: str) -> None:
+    """The fields toolchat reads of a message (its calls, whose answer a tool message is), of the
+    types they must have: a wrong one failed later, deep in the turn, as a 500."""
+    for key in ("tool_call_id", "name"):
+        if not _null_or(message.get(key), str):
+            raise bad(f"{where}.{key} must be a string", f"{where}.{key}")
+    calls = message.get("tool_calls")
+    if not _null_or(calls, list):
+        raise bad(f"{where}.tool_calls must be a list", f"{where}.tool_calls")
+    for n, call in enumerate(calls or []):
+        function = call.get("function") if isinstance(call, dict) else None
+        if not (
+            isinstance(function, dict)
+            and isinstance(function.get("name"), str)
+            and _null_or(call.get("id"), str)
+            and _null_or(function.get("arguments"), (str, dict))
+        ):
+            shape = '{"id": ..., "type": "function", "function": {"name": ..., "arguments": ...}}'
+            raise bad(f"{where}.tool_calls[{n}] must be {shape}", f"{where}.tool_calls[{n}]")
+
+
+def _null_or(value: Any, kinds: type | tuple[type, ...]) -> bool:
+    return value is None or isinstance(value, kinds)
 
 
 def _take_reasoning(message: dict[str, Any], where: str) -> None:

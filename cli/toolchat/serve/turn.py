@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from toolchat.backends.base import Backend, BackendEvent, ReasoningDelta, Reply, Request, TextDelta, ToolCall
+from toolchat.backends.refusal import refused
 from toolchat.config.settings import Settings
 from toolchat.conversation import Conversation
 from toolchat.engine import (
@@ -319,7 +320,7 @@ def upstream_error(exc: BackendError | None, message: str, profile: Profile, red
         return ApiError(504, message, kind="upstream_error", code="upstream_timeout")
     if status == 429:
         return ApiError(429, message, kind="rate_limit_error", code="rate_limited", retry_after=5)
-    if status in (400, 413, 422):  # the upstream refused what the client sent
+    if status in (400, 413, 422) or refused(cause):  # the upstream refused what the client sent: not to be retried
         return ApiError(400, message, kind="invalid_request_error", code="upstream_rejected")
     return ApiError(502, message, kind="upstream_error", code="upstream_failed")
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from toolchat.tools.model import Tool
 
+QUOTED = 200  # characters of arguments that are not JSON quoted back to the model
 MAX_DEPTH = 100  # arrays and objects nested deeper than this are refused, not recursed into
 
 
@@ -22,16 +23,19 @@ def parse_arguments(raw: str | dict[str, Any] | None) -> dict[str, Any]:
         return {}
     if isinstance(raw, dict):
         return raw
-    return _json_object(raw, "arguments are not valid JSON", "arguments must be a JSON object, not {type}")
+    return _json_object(raw, "arguments are not valid JSON", "arguments must be a JSON object, not {type}", True)
 
 
-def _json_object(text: str, not_json: str, not_object: str) -> dict[str, Any]:
-    """`text` as a JSON object; InvalidArguments saying `not_json (what, where)` or `not_object`
-    (`{type}` in it: the type that came instead) otherwise."""
+def _json_object(text: str, not_json: str, not_object: str, quote: bool = False) -> dict[str, Any]:
+    """`text` as a JSON object; InvalidArguments saying `not_json (what, where)` (with `quote`,
+    then the text as written: a model reads its own call back with "{}" in place of arguments
+    that are not JSON, backends/openai_wire.py) or `not_object` (`{type}` in it: the type that
+    came instead) otherwise."""
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise InvalidArguments(f"{not_json} ({json_problem(exc)})") from None
+        written = f": {text[:QUOTED]}" + ("…" if len(text) > QUOTED else "") if quote else ""
+        raise InvalidArguments(f"{not_json} ({json_problem(exc)}){written}") from None
     except RecursionError:
         raise InvalidArguments(_TOO_DEEP) from None
     if not isinstance(value, dict):
