@@ -49,12 +49,15 @@ def scripted_replies_all_used() -> Iterator[None]:
         yield
 
 
-# The suite runs on every core (`-n auto` in pyproject.toml's addopts). Tests that drive a real
+# The suite runs in parallel (`-n auto` in pyproject.toml's addopts). Tests that drive a real
 # terminal or time signals are sensitive to a loaded machine (a keystroke sent before prompt-toolkit
-# takes the terminal, a signal racing a start-up), so they all run in one worker, one at a time,
-# beside the parallel rest (`--dist loadgroup`). A test is one of them when it is marked
-# `terminal`, uses the `repl` or `terminal` fixture, or its body or one of its fixtures' bodies
-# spawns a pty or sends a signal (a module's own `chat` fixture that spawns the REPL counts).
+# takes the terminal, a signal racing a start-up), so they are grouped to run in one worker, one at
+# a time, beside the parallel rest (`--dist loadgroup`). pytest-xdist 3.8 keeps no group under
+# pytest 9.2 (it rewrites `item._nodeid`, which pytest 9.2 no longer reads): there they are spread
+# over the workers like the rest, and pass so (README, "Set up a fresh machine"). A test is one of
+# them when it is marked `terminal`, uses the `repl` or `terminal` fixture, or its body or one of
+# its fixtures' bodies spawns a pty or sends a signal (a module's own `chat` fixture that spawns
+# the REPL counts).
 SERIAL = "terminal"
 _FIXTURES = {"repl", "terminal"}
 _WORDS = ("spawn(", "sendintr", "sendcontrol", "signal.", "os.kill", "killpg", "SIGINT", "SIGTERM")
@@ -87,6 +90,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if _needs_a_quiet_machine(item):
             item.add_marker(pytest.mark.xdist_group(SERIAL))
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
+    """`-n auto`: one worker more than the cores this process may use. Most tests wait on a child
+    process, a socket or a pty more than they compute: with one worker a core the suite kept 2
+    cores 58 % busy (benchmarks/RESULTS.md, section 11). PYTEST_XDIST_AUTO_NUM_WORKERS still decides
+    when set (xdist reads it)."""
+    if "PYTEST_XDIST_AUTO_NUM_WORKERS" in os.environ:
+        return None
+    return len(os.sched_getaffinity(0)) + 1
 
 
 @pytest.fixture
