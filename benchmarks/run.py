@@ -1,5 +1,5 @@
 """Benchmarks, one command: `python benchmarks/run.py` writes benchmarks/RESULTS.md;
-`--quick` is the smoke mode CI runs (few iterations, results to a temporary file, no targets
+`--quick` is the smoke mode CI runs (one run a side, few iterations, results to a temporary file, no targets
 asserted); `--no-suite` leaves out the one section that runs the whole test suite."""
 
 from __future__ import annotations
@@ -101,7 +101,7 @@ def cli_sections(quick: bool) -> list[str]:
     work.mkdir()
     bench_cli.prepare(work)
     env = bench_cli.isolated_env(work)
-    runs = 2 if quick else 11
+    runs = 1 if quick else 11  # quick: a smoke test of the section, one run a side
     llm = None if quick else bench_cli.llm_command(bench_cli.ensure_llm(HERE / ".venv-llm"))
     lines = ["## 1. Start-up", "", f"Median wall time of {runs} alternating runs; `llm` is simonw/llm from PyPI.", ""]
     startup = bench_cli.startup(env, work, runs, llm)
@@ -164,7 +164,7 @@ def more_sections(quick: bool) -> list[str]:
         "`tools list` over N plugin modules, schema cache warm (an unchanged folder is not imported):",
         "",
     ]
-    found = bench_cli.discovery(env, work, 2 if quick else 7, sizes)
+    found = bench_cli.discovery(env, work, 1 if quick else 7, sizes)
     lines += ["| command | median |", "| --- | --- |"] + [f"| {k} | {v:.3f} s |" for k, v in found.items()]
     turns = [1, 5] if quick else [1, 100]
     lines += [
@@ -187,7 +187,7 @@ def sandbox_section(quick: bool) -> list[str]:
     import bench_cli
 
     env = bench_cli.isolated_env(WORK)
-    runs, rounds = (2, 5) if quick else (11, 30)
+    runs, rounds = (1, 5) if quick else (11, 30)
     cost = bench_cli.sandbox_cost(env, WORK, runs, rounds)
     on, off = cost.values()
     lines = ["", "## 12. Sandboxed tool calls", "", f"{rounds} tool rounds, each call sandboxed or not:", ""]
@@ -226,7 +226,7 @@ def mcp_section(quick: bool) -> list[str]:
 
     work = WORK
     env = bench_cli.isolated_env(work)
-    runs = 2 if quick else 11
+    runs = 1 if quick else 11  # quick: a smoke test of the section, one run a side
     found = bench_cli.mcp_ask(env, work, runs)
     names = list(found)
     return (

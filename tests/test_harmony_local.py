@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("llama_cpp")
-pytest.importorskip("gguf")
 
 from tests.support.backends import TOOLS as BUNDLED
 from tests.support.bundled import with_chat_template

@@ -1,6 +1,6 @@
 """Native tool-call formats proven end to end against llama.cpp: the bundled weights copied into
-GGUFs whose metadata holds a Qwen 2.5 (Hermes) or a Llama 3.1 chat template, written with the
-`gguf` package. A forced call is written in the model's own format (a grammar per format), read
+GGUFs whose metadata holds a Qwen 2.5 (Hermes) or a Llama 3.1 chat template (written by
+tests/support/bundled.py as a converter would). A forced call is written in the model's own format (a grammar per format), read
 by the native parser, run, and the next round reuses the KV cache."""
 
 from __future__ import annotations
@@ -11,12 +11,11 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("llama_cpp")
-gguf = pytest.importorskip("gguf")
 
-from tests.support.backends import run  # noqa: E402
-from tests.support.bundled import with_chat_template  # noqa: E402
-from toolchat.backends.local import LocalBackend  # noqa: E402
-from toolchat.config.settings import Settings  # noqa: E402
+from tests.support.backends import run
+from tests.support.bundled import with_chat_template
+from toolchat.backends.local import LocalBackend
+from toolchat.config.settings import Settings
 
 TEMPLATES = Path(__file__).parent / "templates"
 WEATHER = {"type": "function", "function": {"name": "get_weather"}}

@@ -7,6 +7,7 @@ changes with the user; root can write only where the sandbox allows, like anyone
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -116,8 +117,11 @@ def loopback():
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
     yield server.getsockname()[1], accepted
+    with contextlib.suppress(OSError):  # wakes an accept still waiting: closing alone does not (5 s a test)
+        server.shutdown(socket.SHUT_RDWR)
     server.close()
     thread.join(5)
+    assert not thread.is_alive()
     for conn in accepted:
         conn.close()
 

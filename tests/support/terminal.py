@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import termios
 import time
 from pathlib import Path
 
@@ -114,13 +115,33 @@ def see(child: pexpect.spawn, text: str) -> None:
     child.expect(ANSI.join(re.escape(word) for word in text.split()))
 
 
+def reading_keys(child: pexpect.spawn) -> bool:
+    """prompt-toolkit has the terminal: the child's pty is in its raw mode (no line editing, keys
+    are not signals). A turn's silenced echo also turns line editing off but keeps Ctrl-C a signal,
+    so it does not count; nor does a pty that is gone."""
+    try:
+        local_modes = termios.tcgetattr(child.child_fd)[3]  # the master fd reads the child's side
+    except (termios.error, OSError):
+        return False
+    return not local_modes & (termios.ICANON | termios.ISIG)
+
+
+def settle(child: pexpect.spawn, most: float = 0.3) -> None:
+    """Wait, at most `most` seconds, until prompt-toolkit has taken the terminal, as a person waits
+    for the prompt before typing. Where nothing takes it (a key typed ahead while a turn runs, a
+    Ctrl-C meant for the turn), the keys go after the whole wait, as before this wait was a condition."""
+    deadline = time.monotonic() + most
+    while not reading_keys(child) and time.monotonic() < deadline:
+        time.sleep(0.005)
+
+
 def say(child: pexpect.spawn, text: str) -> None:
-    time.sleep(0.3)  # let prompt-toolkit take the terminal before typing, as a person would
+    settle(child)
     child.send(text + "\r")
 
 
 def press(child: pexpect.spawn, key: str) -> None:
-    time.sleep(0.3)
+    settle(child)
     child.send(key)
 
 
