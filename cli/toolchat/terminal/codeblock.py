@@ -52,6 +52,8 @@ class CodeBlock:
         self.error = Error  # a token the lexer could not place: perhaps a string or comment not closed yet
         self.window: list[str] = []  # the lines since the last sync point, each with its newline
         self.probes: dict[str, Tokens] = {}  # each probe's tokens in the root state, by probe
+        self.lead = Segment(" ", self.background)  # the column before each row's text
+        self.pads: dict[int, Segment] = {}
 
     def padding_row(self) -> Row:
         return [Segment(" " * self.console.width, self.background)]
@@ -88,41 +90,51 @@ class CodeBlock:
     def _lex(self, lines: list[str]) -> list[Tokens]:
         """`lines` lexed together, as the tokens of each line (a token over a line end is cut there)."""
         tokens: list[Tokens] = [[] for _ in range(len(lines) + 1)]
-        n = 0
+        n, append = 0, tokens[0].append  # most tokens are within a line: one test and one append each
         for _, token, value in self.lexer.get_tokens_unprocessed("".join(lines)):
             if "\n" not in value:
                 if value:
-                    tokens[n].append((token, value))
+                    append((token, value))
                 continue
-            for k, part in enumerate(value.split("\n")):
-                n += k > 0
+            parts = value.split("\n")
+            if parts[0]:
+                append((token, parts[0]))
+            for part in parts[1:]:
+                n += 1
+                append = tokens[n].append
                 if part:
-                    tokens[n].append((token, part))
+                    append((token, part))
         return tokens[: len(lines)]
 
     # -- rows -------------------------------------------------------------------------------------
     def _fit(self, tokens: Tokens, width: int) -> list[Row]:
-        line = self._segments(tokens)
-        text = "".join([segment.text for segment in line])
+        line, text = self._segments(tokens)
         used = len(text) if text.isascii() else cell_len(text)
         if used <= width - 2:
-            return [[Segment(" ", self.background), *line, Segment(" " * (width - 1 - used), self.background)]]
+            return [[self.lead, *line, self._pad(width - 1 - used)]]
         wrapped = Text.assemble(*((segment.text, segment.style) for segment in line))
-        rows = []
-        for part in wrapped.wrap(self.console, width - 2):
-            pad = width - 1 - part.cell_len
-            rows.append(
-                [Segment(" ", self.background), *part.render(self.console), Segment(" " * pad, self.background)]
-            )
-        return rows
+        return [
+            [self.lead, *part.render(self.console), self._pad(width - 1 - part.cell_len)]
+            for part in wrapped.wrap(self.console, width - 2)
+        ]
 
-    def _segments(self, tokens: Tokens) -> Row:
-        """One segment for each run of tokens of one style (fewer to make and to write)."""
+    def _pad(self, columns: int) -> Segment:
+        """The background after a row's text; a few widths recur, so each is made once."""
+        pad = self.pads.get(columns)
+        if pad is None:
+            pad = self.pads[columns] = Segment(" " * columns, self.background)
+        return pad
+
+    def _segments(self, tokens: Tokens) -> tuple[Row, str]:
+        """One segment for each run of tokens of one style (fewer to make and to write), and the
+        line's text."""
         styles, line = self.styles, []
         texts: list[str] = []
         last = None
         for token, value in tokens:
-            style = styles[token] if token in styles else self._style(token)
+            style = styles.get(token)
+            if style is None:  # not `or`: a Style with no attributes is false
+                style = self._style(token)
             if style is not last and texts:
                 line.append(Segment("".join(texts), last))
                 texts = []
@@ -130,7 +142,7 @@ class CodeBlock:
             last = style
         if texts:
             line.append(Segment("".join(texts), last))
-        return line
+        return line, "".join([value for _, value in tokens])
 
     def _style(self, token: Any) -> Style:
         """The token's style on the background, the same object for token types that look the same."""

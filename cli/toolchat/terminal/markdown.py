@@ -14,8 +14,6 @@ import re
 import signal
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -85,7 +83,7 @@ class MarkdownStream:
 
     def feed(self, text: str) -> None:
         self._stop_spinner()
-        with _no_interrupt(), self.lock:  # Ctrl-C lands between deltas, never between a row drawn and noted
+        with _NoInterrupt(), self.lock:  # Ctrl-C lands between deltas, never between a row drawn and noted
             self._feed(clean(text))
             self._schedule()
 
@@ -118,7 +116,7 @@ class MarkdownStream:
     def end(self, suffix: str = "") -> None:
         """Print what is left (with `suffix`, e.g. an interrupted mark) and stop being live."""
         self._stop_spinner()
-        with _no_interrupt(), self.lock:
+        with _NoInterrupt(), self.lock:
             if self.timer is not None:
                 self.timer.cancel()
                 self.timer = None
@@ -342,18 +340,19 @@ def _erase_live(rows: int) -> Any:
     return Control(*codes)
 
 
-@contextmanager
-def _no_interrupt() -> Iterator[None]:
+class _NoInterrupt:
     """Ctrl-C between printing rows and noting them would print them again or erase them: hold
-    SIGINT while one delta is handled (bounded work); it is delivered right after."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+    SIGINT while one delta is handled (bounded work); it is delivered right after. A class rather
+    than a generator: it is entered for every delta."""
+
+    def __enter__(self) -> None:
+        self.old = None
+        if threading.current_thread() is threading.main_thread():
+            self.old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+
+    def __exit__(self, *_: object) -> None:
+        if self.old is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, self.old)
 
 
 def _table_header(source: str) -> str:
