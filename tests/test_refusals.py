@@ -73,6 +73,23 @@ def test_any_other_500_is_still_retried(said):
         assert events[-1].text == "after retry" and len(server.requests) == 2
 
 
+# a gateway's or a busy server's own JSON, in refusal words: 502, 503 and 504 say the server (or the
+# way to it) is not there now, whatever the words, and a retry may find it
+UNAVAILABLE = [
+    (503, {"error": {"message": "model is loading: invalid state, must be ready", "type": "server_error"}}),
+    (502, {"error": {"message": "upstream returned an invalid response"}}),
+    (504, {"error": {"message": "upstream timed out", "type": "invalid_request_error"}}),
+]
+
+
+@pytest.mark.parametrize(("status", "body"), UNAVAILABLE, ids=lambda value: str(value)[:30])
+def test_a_gateway_or_unavailable_status_is_retried_whatever_its_json_says(status, body):
+    with FakeServer() as server:
+        server.add(reply_json(body, status), sse(text_stream("after retry")))
+        events = list(backend_for(server, retries=1).complete(Request([{"role": "user", "content": "hi"}], [])))
+        assert events[-1].text == "after retry" and len(server.requests) == 2
+
+
 def test_a_proxys_page_that_is_not_json_is_retried_whatever_it_says():
     with FakeServer() as server:
         server.add(raw(PROXY_PAGE, "text/html", status=502), sse(text_stream("after retry")))
