@@ -73,6 +73,23 @@ def test_any_other_500_is_still_retried(said):
         assert events[-1].text == "after retry" and len(server.requests) == 2
 
 
+# a gateway's or a busy server's own JSON, in refusal words: 502, 503 and 504 say the server (or the
+# way to it) is not there now, whatever the words, and a retry may find it
+UNAVAILABLE = [
+    (503, {"error": {"message": "model is loading: invalid state, must be ready", "type": "server_error"}}),
+    (502, {"error": {"message": "upstream returned an invalid response"}}),
+    (504, {"error": {"message": "upstream timed out", "type": "invalid_request_error"}}),
+]
+
+
+@pytest.mark.parametrize(("status", "body"), UNAVAILABLE, ids=lambda value: str(value)[:30])
+def test_a_gateway_or_unavailable_status_is_retried_whatever_its_json_says(status, body):
+    with FakeServer() as server:
+        server.add(reply_json(body, status), sse(text_stream("after retry")))
+        events = list(backend_for(server, retries=1).complete(Request([{"role": "user", "content": "hi"}], [])))
+        assert events[-1].text == "after retry" and len(server.requests) == 2
+
+
 def test_a_proxys_page_that_is_not_json_is_retried_whatever_it_says():
     with FakeServer() as server:
         server.add(raw(PROXY_PAGE, "text/html", status=502), sse(text_stream("after retry")))
@@ -114,6 +131,21 @@ def test_a_call_whose_arguments_are_not_json_is_answered_and_goes_back_as_an_emp
     assert '(Expecting value at char 9): {"city": Paris}' in answer["content"]  # the model reads what it wrote
 
 
+@pytest.mark.parametrize("arguments", ['{"city": NaN}', '{"city": "Paris", "days": Infinity}', '{"days": 1e999}'])
+def test_arguments_python_reads_but_json_has_not_are_answered_and_go_back_as_an_empty_object(
+    run_cli, server, arguments
+):
+    """NaN, Infinity and 1e999 are no JSON: a strict server (llama-server's nlohmann) would refuse
+    every request that carries the call back, the rest of the conversation long."""
+    server.add(sse(raw_call("get_weather", arguments)), sse(text_stream("Sorry.")))
+    done = run_cli("ask", "--base-url", server.url, "--allow", "get_weather", "weather?")
+    assert done.returncode == 0, done.stderr
+    *_, sent, answer = server.requests[1]["messages"]
+    assert sent["tool_calls"][0]["function"]["arguments"] == "{}"
+    assert answer["content"].startswith("Error: invalid arguments for get_weather: arguments are not valid JSON")
+    assert arguments in answer["content"]  # the model reads what it wrote
+
+
 def test_only_arguments_that_are_not_a_json_object_are_replaced():
     good = {"id": "a", "type": "function", "function": {"name": "f", "arguments": '{"x": 1}'}}
     messages = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "", "tool_calls": [good]}]
@@ -127,6 +159,7 @@ def test_only_arguments_that_are_not_a_json_object_are_replaced():
         return out["tool_calls"][1]["function"]["arguments"]
 
     assert sent("") == "{}"  # llama-server refuses "" too
+    assert sent('{"x": NaN}') == sent('{"x": 1e999}') == "{}"  # Python reads them; JSON has neither
     assert sent('{"city": Paris}') == "{}"
     assert sent('"a string"') == sent("[1, 2]") == sent("null") == "{}"  # parsed, but no template reads them
     assert sent("{" * 100_000) == sent('{"a": ' + "[" * 100_000 + "]" * 100_000 + "}") == "{}"

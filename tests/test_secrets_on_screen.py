@@ -193,3 +193,14 @@ def test_ask_hides_a_tool_name_holding_the_key_on_stderr_and_in_json(cli):
     result = json.loads(done.stdout)
     assert result["tool_calls"][0]["name"] == "***" and result["tool_calls"][0]["status"] == "unknown"
     assert no_part_of_the_key(done.stdout + done.stderr)
+
+
+def test_ask_hides_a_call_id_holding_the_key_on_stderr_and_in_json(cli):
+    stream = openai_calls([("get_weather", {"city": "Paris"})])
+    stream[1]["choices"][0]["delta"]["tool_calls"][0]["id"] = KEY  # a server may echo anything as an id
+    with FakeServer(models=["m"]) as server:
+        server.add(sse(stream), sse(text_stream("Sunny.")))
+        done = cli("ask", "--base-url", server.url, "-m", "m", "--json", "-y", "weather?", env={"OPENAI_API_KEY": KEY})
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["tool_calls"][0]["status"] == "ok", done.stdout
+    assert no_part_of_the_key(done.stdout + done.stderr), done.stdout

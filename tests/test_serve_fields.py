@@ -94,3 +94,28 @@ def test_usage_an_upstream_leaves_null_is_passed_on_as_null_not_zero(upstream, s
     lines = [line for line in served.log().splitlines() if "POST /v1/chat/completions 200" in line]
     assert len(lines) == 2 and all("tokens=-+-" in line for line in lines), lines
     assert "Traceback" not in served.log()
+
+
+UPSTREAM_KEY = "sk-upstream-Qw3rTy9secret77"
+
+
+def test_a_400_quoting_a_field_is_short_one_line_and_never_holds_a_secret(upstream, serve):
+    """A 400 names the value it refuses, as every body passes the redactor (the upstream's key
+    echoed is `***`), on one line and cut: a 100 000-character name is not sent back whole."""
+    sdk = client(serve(env={"OPENAI_API_KEY": UPSTREAM_KEY}))
+    long_name = "x" * 100_000 + "\x1b[2J\nforged"
+    asked = [
+        ({"tool_choice": {"type": "function", "function": {"name": UPSTREAM_KEY}}}, "tool_choice"),
+        ({"tool_choice": {"type": "function", "function": {"name": long_name}}}, "tool_choice"),
+        ({"tools": [{"type": "function", "function": {"name": long_name}}]}, "tools[0].function.name"),
+        ({"tools": [{"type": "function", "function": {"name": f"{UPSTREAM_KEY}!"}}]}, "tools[0].function.name"),
+    ]
+    for fields, param in asked:
+        with pytest.raises(openai.BadRequestError) as caught:
+            sdk.chat.completions.create(model="toolchat", messages=ASK, extra_body=fields)
+        error = caught.value.body
+        assert isinstance(error, dict) and error["param"] == param, (fields, error)
+        message = error["message"]
+        assert len(message) < 300, message
+        assert UPSTREAM_KEY[:12] not in message and "\x1b" not in message and "\n" not in message, message
+    assert upstream.requests == []

@@ -125,6 +125,18 @@ def test_a_tool_name_the_model_made_of_the_key_is_traced_as_stars(server, tmp_pa
     assert all(KEY[i : i + 8] not in everything for i in range(len(KEY) - 7))
 
 
+def test_a_call_id_the_server_made_of_the_key_is_traced_as_stars(server, tmp_path, caught):
+    spans = caught(content=False)  # a call's id is recorded even without content
+    stream = openai_calls([("get_weather", {"city": "Paris"})])
+    stream[1]["choices"][0]["delta"]["tool_calls"][0]["id"] = KEY  # a server may echo anything as an id
+    server.add(sse(stream), sse(text_stream("Sunny.")))
+    ask(server, tmp_path, "weather?")
+    (tool,) = [s for s in spans.exporter.get_finished_spans() if s.name.startswith("execute_tool")]
+    assert tool.attributes["gen_ai.tool.call.id"] == "***"
+    everything = json.dumps([[s.name, dict(s.attributes)] for s in spans.exporter.get_finished_spans()])
+    assert all(KEY[i : i + 8] not in everything for i in range(len(KEY) - 7))
+
+
 def test_content_when_opted_in_follows_the_conventions_and_never_holds_the_key(server, tmp_path, caught):
     spans = caught(content=True)
     weather(server)

@@ -1,6 +1,6 @@
 """The OpenAI-compatible backend (OpenAI, vLLM, llama-server, Ollama, LM Studio); the only
 module that imports the `openai` SDK. The SDK retries 429, 5xx and failed connections with
-backoff (honouring Retry-After) `max_retries` times, but not a 5xx that refuses the request itself
+backoff (honouring Retry-After) `max_retries` times, but not a 500 that refuses the request itself
 (backends/refusal.py); this module turns what is left into one clear line, never showing the
 key. A reply counts only when the server says why it ended (a finish_reason): a stream that ends
 without one broke off, and none of its calls run."""
@@ -90,7 +90,7 @@ class OpenAIBackend:
         http_client = openai.DefaultHttpx2Client()
         self._deadline.bind(httpx2, http_client)
         bounded.bind(httpx2, http_client)  # a gzip bomb or an endless line is stopped at a ceiling
-        refusal.bind(httpx2, http_client)  # a 5xx refusing the request itself is not retried
+        refusal.bind(httpx2, http_client)  # a 500 refusing the request itself is not retried
         self.client = openai.OpenAI(
             base_url=self.base_url,
             api_key=key or DUMMY_KEY,

@@ -14,7 +14,7 @@ from typing import Any
 from toolchat.backends.base import ToolCall, Usage, new_call_id
 from toolchat.backends.bounded import wrap_transports
 from toolchat.errors import BackendError, UsageError
-from toolchat.safety import scrub
+from toolchat.safety import scrub, strict_json
 
 __all__ = ["Deadline", "content_text", "scrub"]
 
@@ -197,7 +197,7 @@ def _sendable(call: Any) -> bool:
     if not isinstance(arguments, str) or not arguments.lstrip().startswith("{"):
         return False
     try:
-        return isinstance(json.loads(arguments), dict)
+        return isinstance(strict_json(arguments), dict)  # NaN and 1e999 are no JSON to a server
     except (ValueError, RecursionError):
         return False
 

@@ -1,4 +1,4 @@
-"""A server error no retry can mend: a 5xx whose body says the request itself is at fault.
+"""A server error no retry can mend: a 500 (or 501) whose body says the request itself is at fault.
 
 llama-server answers every exception its handlers raise with HTTP 500 (`"type": "server_error"`),
 those the request caused too: a call sent back with arguments that are not JSON ("Failed to parse
@@ -27,6 +27,9 @@ _AT_FAULT = re.compile(
 )
 _AT_FAULT_TYPES = ("invalid_request_error", "invalid_request", "bad_request", "BadRequestError")
 READ_AT_MOST = 1024 * 1024  # an error body is a line or two; more is not read for this
+# 500 and 501 are the server's answer to the request; 502, 503 and 504 say it (or the way to it) is
+# not there now, whatever their words ("invalid response from upstream", "loading, must be ready")
+REFUSING = (500, 501)
 
 
 def refuses_the_request(body: Any) -> bool:
@@ -49,7 +52,7 @@ def refused(exc: BaseException | None) -> bool:
     again whole (the SDK's `body` keeps only the inside of `{"error": ...}`, and a text body the
     same way, so a proxy's page could not be told from a server's own words there)."""
     response = getattr(exc, "response", None)
-    if not isinstance(getattr(response, "status_code", None), int) or response.status_code < 500:
+    if getattr(response, "status_code", None) not in REFUSING:
         return False
     try:
         content = response.content
@@ -69,7 +72,7 @@ def bind(httpx: Any, client: Any) -> None:
         def handle_request(self, request: Any) -> Any:
             response = self.inner.handle_request(request)
             kind = response.headers.get("content-type", "").lower()
-            if response.status_code < 500 or "event-stream" in kind:
+            if response.status_code not in REFUSING or "event-stream" in kind:
                 return response
             try:
                 content = _read(response.stream)

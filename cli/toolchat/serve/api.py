@@ -14,6 +14,7 @@ from typing import Any
 from toolchat.backends.base import ToolCall, Usage, summed
 from toolchat.defaults import MAX_TOKENS
 from toolchat.redact import Redactor
+from toolchat.safety import one_line
 
 ROLES = {"system", "developer", "user", "assistant", "tool"}
 TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -45,6 +46,14 @@ class ApiError(Exception):
 
 def bad(message: str, param: str | None = None, code: str | None = None) -> ApiError:
     return ApiError(400, message, param=param, code=code)
+
+
+QUOTED = 64  # characters of a client's value a 400 quotes: a name, never a 10 MB one sent back whole
+
+
+def quoted(value: str) -> str:
+    """A client's `value` as a message quotes it: one line, cut."""
+    return one_line(value[:QUOTED]) + ("…" if len(value) > QUOTED else "")
 
 
 @dataclass
@@ -183,7 +192,8 @@ def _client_tools(value: Any, server_tools: set[str]) -> list[dict[str, Any]]:
             raise bad(f'tools[{n}] must be {{"type": "function", "function": {{"name": ...}}}}', f"tools[{n}]")
         if not TOOL_NAME.match(name):
             raise bad(
-                f"tools[{n}]: the name '{name}' must be 1-64 letters, digits, _ or -", f"tools[{n}].function.name"
+                f"tools[{n}]: the name '{quoted(name)}' must be 1-64 letters, digits, _ or -",
+                f"tools[{n}].function.name",
             )
         if name in server_tools:
             raise bad(
@@ -213,7 +223,7 @@ def _tool_choice(value: Any, offered: set[str]) -> str | dict[str, Any] | None:
             "tool_choice",
         )
     if name not in offered:
-        raise bad(f"'tool_choice' names '{name}', which is not an offered tool", "tool_choice")
+        raise bad(f"'tool_choice' names '{quoted(name)}', which is not an offered tool", "tool_choice")
     return {"type": "function", "function": {"name": name}}
 
 

@@ -124,6 +124,9 @@ def build_app(server: Server) -> Starlette:
         for turn in list(server.turns):
             await asyncio.to_thread(turn.join, 2.0)
 
+    def refusal(request: Request | None, exc: Exception) -> Response:
+        return _api_error(request, exc, server.redactor)
+
     app = Starlette(
         routes=[
             Route("/v1/models", models),
@@ -132,15 +135,18 @@ def build_app(server: Server) -> Starlette:
             Route("/v1/chat/completions", completions, methods=["POST"]),
             Route("/chat/completions", completions, methods=["POST"]),
         ],
-        exception_handlers={HTTPException: _http_error, ApiError: _api_error},
+        exception_handlers={HTTPException: _http_error, ApiError: refusal},
         lifespan=lifespan,
     )
-    return AccessLog(Guard(app, server.api_key, lambda error: _api_error(None, error)), server.say, server.redactor)
+    return AccessLog(Guard(app, server.api_key, lambda error: refusal(None, error)), server.say, server.redactor)
 
 
-def _api_error(request: Request | None, exc: Exception) -> Response:
+def _api_error(request: Request | None, exc: Exception, redactor: Redactor | None = None) -> Response:
+    """`exc` as OpenAI's error body; with `redactor`, which one that quotes the client's own
+    values (a 400 naming the field, a 404 its path) passes, as every body this server sends."""
     assert isinstance(exc, ApiError)
-    return JSONResponse(exc.body(), exc.status, headers=exc.headers())
+    body = redactor.redact_all(exc.body()) if redactor is not None else exc.body()
+    return JSONResponse(body, exc.status, headers=exc.headers())
 
 
 def _http_error(request: Request, exc: Exception) -> Response:

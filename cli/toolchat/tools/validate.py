@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from toolchat.safety import strict_json
 from toolchat.tools.model import Tool
 
 QUOTED = 200  # characters of arguments that are not JSON quoted back to the model
@@ -32,10 +33,11 @@ def _json_object(text: str, not_json: str, not_object: str, quote: bool = False)
     that are not JSON, backends/openai_wire.py) or `not_object` (`{type}` in it: the type that
     came instead) otherwise."""
     try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
+        value = strict_json(text)  # NaN, Infinity, 1e999: Python reads them, a server sent them back would not
+    except ValueError as exc:
         written = f": {text[:QUOTED]}" + ("…" if len(text) > QUOTED else "") if quote else ""
-        raise InvalidArguments(f"{not_json} ({json_problem(exc)}){written}") from None
+        problem = json_problem(exc) if isinstance(exc, json.JSONDecodeError) else str(exc)
+        raise InvalidArguments(f"{not_json} ({problem}){written}") from None
     except RecursionError:
         raise InvalidArguments(_TOO_DEEP) from None
     if not isinstance(value, dict):

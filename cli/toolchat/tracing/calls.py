@@ -63,11 +63,11 @@ class CallSpans:
 
     def requested(self, event: CallRequested) -> None:
         call = event.call
-        name = self.short(call.name)  # the model chose it: it may echo a secret
+        name = self.short(call.name)  # the model chose it (the server the id): either may echo a secret
         attributes: dict[str, Any] = {
             "gen_ai.operation.name": "execute_tool",
             "gen_ai.tool.name": name,
-            "gen_ai.tool.call.id": call.id,
+            "gen_ai.tool.call.id": self.short(call.id),
             "gen_ai.tool.type": "function",
         }
         tool = self.tools(call.name)
