@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pexpect
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from tests.support.terminal import spawn
@@ -110,6 +110,7 @@ BREAKERS = ["[", "{", '"', "'", "\t", ":", "- ", "]", "}", "&a", "*a", "\n  ", "
     ),
     st.booleans(),
 )
+@example([(0, "\x85\x1f")], False)  # a NEL is a line break to YAML: the bad character is on line 2
 def test_every_broken_file_names_a_line_that_exists(tmp_path, edits, duplicate):
     """Hand edits gone wrong (a stray bracket, quote, tab or colon; a line pasted twice): the message
     always names the file, a line inside it and a column on that line."""

@@ -6,6 +6,7 @@ where the problem opened (an unclosed bracket or quote), never past the end of t
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -210,9 +211,12 @@ def _here(mark: Any) -> str:
     return f"{mark.line + 1}:{mark.column + 1}"
 
 
+_BREAKS = re.compile("\r\n|[\r\n\x85\u2028\u2029]")
+
+
 def _offset(before: str, last: int | None = None) -> str:
     """`line:column` just after the text `before`, on line `last` at most."""
-    lines = before.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    lines = _BREAKS.split(before)  # YAML's line breaks: NEL and the Unicode separators too
     if last is not None and len(lines) > last:
         lines = lines[:last]
     return f"{len(lines)}:{len(lines[-1]) + 1}"
