@@ -124,7 +124,7 @@ def build_app(server: Server) -> Starlette:
         for turn in list(server.turns):
             await asyncio.to_thread(turn.join, 2.0)
 
-    def refusal(request: Request | None, exc: Exception) -> Response:
+    def redacted_error(request: Request | None, exc: Exception) -> Response:
         return _api_error(request, exc, server.redactor)
 
     app = Starlette(
@@ -135,10 +135,10 @@ def build_app(server: Server) -> Starlette:
             Route("/v1/chat/completions", completions, methods=["POST"]),
             Route("/chat/completions", completions, methods=["POST"]),
         ],
-        exception_handlers={HTTPException: _http_error, ApiError: refusal},
+        exception_handlers={HTTPException: _http_error, ApiError: redacted_error},
         lifespan=lifespan,
     )
-    return AccessLog(Guard(app, server.api_key, lambda error: refusal(None, error)), server.say, server.redactor)
+    return AccessLog(Guard(app, server.api_key, lambda error: redacted_error(None, error)), server.say, server.redactor)
 
 
 def _api_error(request: Request | None, exc: Exception, redactor: Redactor | None = None) -> Response:

@@ -82,10 +82,11 @@ class ChatDisplay:
             self._started(event)
         elif isinstance(event, CallFinished):
             record = self.last_result = event.record
-            label = self.running.pop(record.id, self.redact(record.name))
+            name = self.redact(record.name)
+            label = self.running.pop(record.id, name)
             if not self.running:
                 self._stop_spin()
-            self.stats.tools.append((self.redact(record.name), record.status.value, record.duration))  # for /stats
+            self.stats.tools.append((name, record.status.value, record.duration))  # for /stats
             note = "  (arguments edited by you)" if record.edited else ""
             self.console.print(result_panel(label, record.status.value, record.duration, self.redact(record.output)))
             if note:
