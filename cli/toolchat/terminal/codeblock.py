@@ -25,6 +25,8 @@ from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
 
+from toolchat.terminal.lexing import tokenizer
+
 Row = list[Segment]
 Tokens = list[tuple[Any, str]]  # (token type, text) of one line, without its newline
 
@@ -45,6 +47,7 @@ class CodeBlock:
             self.lexer: Any = get_lexer_by_name(language or "text", stripnl=False, ensurenl=False)
         except ClassNotFound:
             self.lexer = get_lexer_by_name("text", stripnl=False, ensurenl=False)
+        self.tokenize = tokenizer(self.lexer)  # the lexer's tokens, faster (terminal/lexing.py)
         self.console = console
         self.theme = PygmentsSyntaxTheme(theme)
         self.background = self.theme.get_background_style()
@@ -91,7 +94,7 @@ class CodeBlock:
         """`lines` lexed together, as the tokens of each line (a token over a line end is cut there)."""
         tokens: list[Tokens] = [[] for _ in range(len(lines) + 1)]
         n, append = 0, tokens[0].append  # most tokens are within a line: one test and one append each
-        for _, token, value in self.lexer.get_tokens_unprocessed("".join(lines)):
+        for _, token, value in self.tokenize("".join(lines)):
             if "\n" not in value:
                 if value:
                     append((token, value))
