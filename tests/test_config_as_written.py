@@ -32,26 +32,26 @@ def project(tmp_path: Path, text: str = README_MCP) -> Path:
     return folder
 
 
-def test_config_trust_needs_no_variable_and_shows_the_file_as_written(cli, tmp_path):
+def test_config_trust_needs_no_variable_and_shows_the_file_as_written(run_cli, tmp_path):
     folder = project(tmp_path)
-    trusting = cli("config", "trust", cwd=folder)
+    trusting = run_cli("config", "trust", cwd=folder)
     assert trusting.returncode == 0, trusting.stderr
     assert "not set" not in trusting.stdout + trusting.stderr
     assert "api_key: ${VLLM_API_KEY:-***}" in trusting.stdout and "stream: true" in trusting.stdout
     assert "EMPTY" not in trusting.stdout  # a default is a literal value: hidden like one
     # the variable is needed only when the value is used: the docs server alone does not start, and says
     # where; the rest of the file is in force
-    used = cli("tools", "list", cwd=folder)
+    used = run_cli("tools", "list", cwd=folder)
     assert used.returncode == 0, used.stderr
     said = " ".join((used.stdout + used.stderr).split())
     assert f"mcp docs: could not start `https://docs.example/mcp`: {folder / 'toolchat.yaml'}:8:" in said
     assert "environment variable DOCS_TOKEN is not set" in said and "get_weather" in said
 
 
-def test_a_variable_not_set_outside_an_mcp_server_stops_when_the_file_is_used(cli, tmp_path):
+def test_a_variable_not_set_outside_an_mcp_server_stops_when_the_file_is_used(run_cli, tmp_path):
     folder = project(tmp_path, "backend: openai\nbase_url: ${MY_BASE_URL}\n")
-    assert cli("config", "trust", cwd=folder).returncode == 0
-    used = cli("ask", "hi", cwd=folder)
+    assert run_cli("config", "trust", cwd=folder).returncode == 0
+    used = run_cli("ask", "hi", cwd=folder)
     assert used.returncode == 2 and f"{folder / 'toolchat.yaml'}:2:" in used.stderr
     assert "environment variable MY_BASE_URL is not set" in used.stderr
 
@@ -60,11 +60,11 @@ def test_a_variable_not_set_outside_an_mcp_server_stops_when_the_file_is_used(cl
     "written",
     ["sk-literal-secret-0123456789", "${VLLM_API_KEY:-sk-literal-secret-0123456789}", "sk-literal-secret-${SUFFIX}"],
 )
-def test_a_literal_api_key_is_never_shown_by_trust_or_show(cli, tmp_path, written):
+def test_a_literal_api_key_is_never_shown_by_trust_or_show(run_cli, tmp_path, written):
     folder = project(tmp_path, f"backend: openai\nbase_url: http://127.0.0.1:9/v1\napi_key: '{written}'\n")
-    shown = cli("config", "show", cwd=folder)
-    trusting = cli("config", "trust", cwd=folder)
-    after = cli("config", "show", cwd=folder)
+    shown = run_cli("config", "show", cwd=folder)
+    trusting = run_cli("config", "trust", cwd=folder)
+    after = run_cli("config", "show", cwd=folder)
     for done in (shown, trusting, after):
         assert done.returncode == 0, done.stderr
         assert "literal-secret" not in done.stdout + done.stderr
@@ -84,9 +84,9 @@ def assert_show_is_whole(lines: list[str], where: str) -> None:
     assert "${VLLM_API_KEY:-***}" in rows["api_key"] and " true " in rows["stream"]
 
 
-def test_config_show_in_a_pipe_cuts_nothing(cli, tmp_path):
+def test_config_show_in_a_pipe_cuts_nothing(run_cli, tmp_path):
     folder = project(tmp_path)
-    shown = cli("config", "show", cwd=folder, env={"COLUMNS": "60"})
+    shown = run_cli("config", "show", cwd=folder, env={"COLUMNS": "60"})
     assert shown.returncode == 0, shown.stderr
     assert_show_is_whole(shown.stdout.splitlines(), str(folder / "toolchat.yaml"))
     assert f"toolchat config trust {folder / 'toolchat.yaml'}`)" in shown.stdout  # the command on one line

@@ -41,16 +41,16 @@ def trust(path: Path, data_dir: Path, environ=None) -> None:
     TrustStore(data_dir).trust(load_file(path, environ or {}))
 
 
-def test_a_symlinked_config_cannot_borrow_trust(cli, tmp_path, isolated_env):
+def test_a_symlinked_config_cannot_borrow_trust(run_cli, tmp_path, isolated_env):
     victim = tmp_path / "victim"
     write(victim / "toolchat.yaml", "tools:\n  paths: [tools]\n")
     write(victim / "tools" / "fine.py", 'def fine() -> str:\n    """Fine."""\n    return "ok"\n')
     trust(victim / "toolchat.yaml", Path(isolated_env["TOOLCHAT_DATA_DIR"]))
-    assert cli("tools", "list", cwd=victim).returncode == 0
+    assert run_cli("tools", "list", cwd=victim).returncode == 0
     attacker = tmp_path / "attacker"
     write(attacker / "tools" / "evil.py", EVIL)
     (attacker / "toolchat.yaml").symlink_to("../victim/toolchat.yaml")  # a relative link git can carry
-    done = cli("tools", "list", cwd=attacker)
+    done = run_cli("tools", "list", cwd=attacker)
     assert done.returncode == 2 and "is not trusted yet" in done.stderr
     assert not (attacker / "tools" / "IMPORTED").exists()
 
@@ -107,6 +107,7 @@ def billion_laughs() -> str:
     ids=["billion-laughs", "5000-deep", "2-MB"],
 )
 def test_an_untrusted_file_cannot_hurt_the_parser(cli, tmp_path, text, words):
+    # a subprocess: its peak memory is not this process's, which the in-process load below measures
     project = tmp_path / "proj"
     path = write(project / "toolchat.yaml", text)
     started = time.monotonic()
@@ -119,13 +120,13 @@ def test_an_untrusted_file_cannot_hurt_the_parser(cli, tmp_path, text, words):
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200_000  # kB: no blow-up in-process
 
 
-def test_a_config_in_a_folder_others_can_write_is_ignored_with_a_notice(cli, tmp_path):
+def test_a_config_in_a_folder_others_can_write_is_ignored_with_a_notice(run_cli, tmp_path):
     shared = tmp_path / "shared"  # like /tmp: anyone may drop a toolchat.yaml here
     shared.mkdir()
     os.chmod(shared, 0o1777)
     write(shared / "toolchat.yaml", "backend: openai\nbase_url: http://evil.example/v1\n")
     (shared / "mine").mkdir()
-    done = cli("config", "path", cwd=shared / "mine")
+    done = run_cli("config", "path", cwd=shared / "mine")
     assert done.returncode == 0
     assert done.stderr.strip() == (
         f"toolchat: ignoring {shared / 'toolchat.yaml'}: it lies in a folder other users can write to ({shared})"
@@ -133,7 +134,7 @@ def test_a_config_in_a_folder_others_can_write_is_ignored_with_a_notice(cli, tmp
     assert "project: none" in done.stdout
     with FakeServer() as server:  # nothing blocks `ask` either, and nothing of that file is used
         server.add(sse(text_stream("Fine.")))
-        done = cli("ask", "--base-url", server.url, "hi", cwd=shared / "mine")
+        done = run_cli("ask", "--base-url", server.url, "hi", cwd=shared / "mine")
         assert done.returncode == 0 and done.stdout.strip() == "Fine." and "ignoring" in done.stderr
 
 
@@ -148,7 +149,7 @@ def test_a_config_owned_by_another_user_is_ignored(tmp_path):
     assert notices == [f"ignoring {path}: it is owned by another user (uid 4242)"]
 
 
-def test_untrusted_files_are_shown_unexpanded_and_trusted_secrets_hidden(cli, tmp_path):
+def test_untrusted_files_are_shown_unexpanded_and_trusted_secrets_hidden(run_cli, tmp_path):
     project = tmp_path / "proj"
     write(
         project / "toolchat.yaml",
@@ -156,11 +157,11 @@ def test_untrusted_files_are_shown_unexpanded_and_trusted_secrets_hidden(cli, tm
         'system: "token ${OPENAI_API_KEY}"\nmodel: "${MY_SECRET_TOKEN}"\n',
     )
     env = {"OPENAI_API_KEY": KEY, "MY_SECRET_TOKEN": "tok-0123456789-abcdefgh"}
-    shown = cli("config", "show", cwd=project, env=env)
+    shown = run_cli("config", "show", cwd=project, env=env)
     assert "token ${OPENAI_API_KEY}" in shown.stdout and "${MY_SECRET_TOKEN}" in shown.stdout
-    trusting = cli("config", "trust", cwd=project, env=env)
+    trusting = run_cli("config", "trust", cwd=project, env=env)
     assert "system: token ${OPENAI_API_KEY}" in trusting.stdout
-    after = cli("config", "show", cwd=project, env=env)
+    after = run_cli("config", "show", cwd=project, env=env)
     assert "token ***" in after.stdout
     for done in (shown, trusting, after):
         assert KEY[4:12] not in done.stdout + done.stderr and "0123456789-abcdefgh" not in done.stdout + done.stderr
@@ -223,20 +224,22 @@ def test_answering_n_goes_on_without_the_project_config(isolated_env, tmp_path):
     )
 
 
-def test_config_show_shows_the_effective_defaults(cli, tmp_path):
-    local = cli("config", "show", "-c", str(write(tmp_path / "l.yaml", "backend: local\n")))
+def test_config_show_shows_the_effective_defaults(run_cli, tmp_path):
+    local = run_cli("config", "show", "-c", str(write(tmp_path / "l.yaml", "backend: local\n")))
     rows = {line.split()[0]: line for line in local.stdout.splitlines() if line.strip()}
     assert "0.3" in rows["temperature"] and "default (local backend)" in rows["temperature"]
     assert "512" in rows["max_tokens"] and "600.0" in rows["response_timeout"] and " 2 " in rows["max_retries"]
-    remote = cli("config", "show", "-c", str(write(tmp_path / "o.yaml", "backend: openai\nbase_url: http://h/v1\n")))
+    remote = run_cli(
+        "config", "show", "-c", str(write(tmp_path / "o.yaml", "backend: openai\nbase_url: http://h/v1\n"))
+    )
     rows = {line.split()[0]: line for line in remote.stdout.splitlines() if line.strip()}
     assert "(the server's default)" in rows["temperature"] and "(the server's default)" in rows["max_tokens"]
 
 
-def test_a_folder_in_place_of_the_trust_records_is_one_line_on_config_trust(cli, tmp_path, isolated_env):
+def test_a_folder_in_place_of_the_trust_records_is_one_line_on_config_trust(run_cli, tmp_path, isolated_env):
     path = write(tmp_path / "proj" / "toolchat.yaml", "model: m\n")
     (Path(isolated_env["TOOLCHAT_DATA_DIR"]) / "trusted.json").mkdir()
-    done = cli("config", "trust", str(path))
+    done = run_cli("config", "trust", str(path))
     assert done.returncode != 0 and "internal error" not in done.stderr and "Traceback" not in done.stderr
     assert "cannot write the trust records" in done.stderr and "trusted.json" in done.stderr
     assert len(done.stderr.strip().splitlines()) <= 2, done.stderr

@@ -43,12 +43,12 @@ def config_in(folder: Path, text: str = CONFIG) -> Path:
     return path
 
 
-def test_ask_with_a_profile_sends_the_profile_s_system_prompt(cli, tmp_path):
+def test_ask_with_a_profile_sends_the_profile_s_system_prompt(run_cli, tmp_path):
     config = config_in(tmp_path)
     with FakeServer() as server:
         server.add(sse(text_stream("Yes.")), sse(text_stream("Well, at length then.")))
-        terse = cli("ask", "-c", str(config), "-p", "terse", "--base-url", server.url, "--no-tools", "Is it?")
-        plain = cli("ask", "-c", str(config), "--base-url", server.url, "--no-tools", "Is it?")
+        terse = run_cli("ask", "-c", str(config), "-p", "terse", "--base-url", server.url, "--no-tools", "Is it?")
+        plain = run_cli("ask", "-c", str(config), "--base-url", server.url, "--no-tools", "Is it?")
         assert not server.scripts
         first, second = server.requests
     assert terse.returncode == 0 and plain.returncode == 0, terse.stderr + plain.stderr
@@ -56,13 +56,13 @@ def test_ask_with_a_profile_sends_the_profile_s_system_prompt(cli, tmp_path):
     assert second["messages"][0] == {"role": "system", "content": "You are a careful assistant who explains at length."}
 
 
-def test_a_profile_s_tool_timeout_stops_a_slow_tool(cli, plugin_dir, tmp_path):
+def test_a_profile_s_tool_timeout_stops_a_slow_tool(run_cli, plugin_dir, tmp_path):
     config = config_in(tmp_path)
     tools = str(plugin_dir(slow=SLOW))
     with FakeServer() as server:
         server.add(sse(openai_calls([("slow", {})])), sse(text_stream("It was stopped.")))
         started = time.monotonic()
-        done = cli("ask", "-c", str(config), "-p", "terse", "--yes", "--no-bundled-tools", "--tools", tools,
+        done = run_cli("ask", "-c", str(config), "-p", "terse", "--yes", "--no-bundled-tools", "--tools", tools,
                    "--base-url", server.url, "--json", "Run slow.")  # fmt: skip
         took = time.monotonic() - started
         assert not server.scripts
@@ -72,27 +72,27 @@ def test_a_profile_s_tool_timeout_stops_a_slow_tool(cli, plugin_dir, tmp_path):
     assert took < 25  # the top-level 60 s was not the one in force
 
 
-def test_a_profile_s_max_rounds_stops_a_model_that_keeps_calling(cli, plugin_dir, tmp_path):
+def test_a_profile_s_max_rounds_stops_a_model_that_keeps_calling(run_cli, plugin_dir, tmp_path):
     config = config_in(tmp_path)
     tools = str(plugin_dir(quick="def quick() -> str:\n    '''Answer at once.'''\n    return 'ok'\n"))
     with FakeServer() as server:
         server.add(sse(openai_calls([("quick", {})])), sse(openai_calls([("quick", {})])))
-        done = cli("ask", "-c", str(config), "-p", "terse", "--yes", "--no-bundled-tools", "--tools", tools,
+        done = run_cli("ask", "-c", str(config), "-p", "terse", "--yes", "--no-bundled-tools", "--tools", tools,
                    "--base-url", server.url, "Keep going.")  # fmt: skip
         assert not server.scripts
         assert len(server.requests) == 2
     assert "still calling tools after 2 model calls" in done.stderr, done.stderr
 
 
-def test_config_show_says_where_a_profile_s_keys_are_written(cli, tmp_path):
+def test_config_show_says_where_a_profile_s_keys_are_written(run_cli, tmp_path):
     config = config_in(tmp_path)
-    done = cli("config", "show", "-c", str(config), "-p", "terse", env={"COLUMNS": "200"})
+    done = run_cli("config", "show", "-c", str(config), "-p", "terse", env={"COLUMNS": "200"})
     assert done.returncode == 0, done.stderr
     rows = {line.split()[0]: line for line in done.stdout.splitlines() if line.strip()}
     assert "Answer in one word." in rows["system"] and f"{config}:7:5" in rows["system"]
     assert f"{config}:8:5" in rows["max_rounds"]
     assert f"{config}:10:7" in rows["tool_timeout"]
-    plain = cli("config", "show", "-c", str(config), env={"COLUMNS": "200"})
+    plain = run_cli("config", "show", "-c", str(config), env={"COLUMNS": "200"})
     shown = {line.split()[0]: line for line in plain.stdout.splitlines() if line.strip()}
     assert f"{config}:1:1" in shown["system"] and f"{config}:4:3" in shown["tool_timeout"]
 
@@ -110,9 +110,9 @@ def test_config_show_says_where_a_profile_s_keys_are_written(cli, tmp_path):
         ("    tools:\n      allow: [x]\n", "7:7", "unknown key 'profiles.terse.tools.allow'"),
     ],
 )
-def test_a_wrong_profile_value_is_refused_at_its_line(cli, tmp_path, written, at, message):
+def test_a_wrong_profile_value_is_refused_at_its_line(run_cli, tmp_path, written, at, message):
     config = config_in(tmp_path, "max_rounds: 3\nprofile: terse\nprofiles:\n  terse:\n    model: m\n" + written)
-    done = cli("config", "validate", str(config))
+    done = run_cli("config", "validate", str(config))
     assert done.returncode == 2
     assert f"{config}:{at}: {message}" in done.stderr, done.stderr
 
