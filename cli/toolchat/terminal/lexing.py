@@ -73,7 +73,7 @@ class _States(dict[str, list[Segment]]):
         return not pattern.pattern or pattern.flags == self.plain or bool(_FLAGS.match(pattern.pattern))
 
     def _joined(self, run: list[Rule]) -> list[Segment]:
-        """One segment for `run`, or one a rule where the joined pattern does not compile."""
+        """One segment for `run`, or one for each rule where the joined pattern does not compile."""
         if len(run) < 2:
             return [(rule[0], None, rule) for rule in run]
         parts, by_group = [], [None]
