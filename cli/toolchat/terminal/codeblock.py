@@ -44,10 +44,10 @@ class CodeBlock:
         from rich.syntax import PygmentsSyntaxTheme
 
         try:
-            self.lexer: Any = get_lexer_by_name(language or "text", stripnl=False, ensurenl=False)
+            lexer = get_lexer_by_name(language or "text", stripnl=False, ensurenl=False)
         except ClassNotFound:
-            self.lexer = get_lexer_by_name("text", stripnl=False, ensurenl=False)
-        self.tokenize = tokenizer(self.lexer)  # the lexer's tokens, faster (terminal/lexing.py)
+            lexer = get_lexer_by_name("text", stripnl=False, ensurenl=False)
+        self.tokenize = tokenizer(lexer)  # the lexer's tokens, faster (terminal/lexing.py)
         self.console = console
         self.theme = PygmentsSyntaxTheme(theme)
         self.background = self.theme.get_background_style()
