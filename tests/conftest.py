@@ -38,6 +38,7 @@ hypothesis_settings.load_profile("toolchat")
 from tests.support import fakes  # noqa: E402
 from tests.support.bundled import link_bundled_model  # noqa: E402
 from tests.support.fakeserver import FakeServer  # noqa: E402
+from tests.support.llama_cpp import python_server_command  # noqa: E402
 from tests.support.ports import free_port  # noqa: E402
 from tests.support.serving import Served  # noqa: E402
 from tests.support.terminal import spawn  # noqa: E402
@@ -342,10 +343,7 @@ def llama_server(bundled_gguf, tmp_path_factory):
     scratch = tmp_path_factory.mktemp("llama-cpp-python-server")
     log = open(scratch / "server.log", "w")
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "llama_cpp.server",
+        python_server_command(
             "--model",
             str(bundled_gguf),
             "--chat_format",
@@ -356,7 +354,7 @@ def llama_server(bundled_gguf, tmp_path_factory):
             str(port),
             "--n_ctx",
             "2048",
-        ],
+        ),
         stdout=log,
         stderr=subprocess.STDOUT,
     )

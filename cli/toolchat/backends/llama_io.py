@@ -1,4 +1,5 @@
-"""llama.cpp plumbing for the local backend: its log, its GPU support, a GGUF's metadata."""
+"""llama.cpp plumbing for the local backend: its log, its GPU support, its AMX kernels, a GGUF's
+metadata."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ import ctypes
 import shlex
 import sys
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +38,39 @@ def cuda_hint() -> str:
     not whichever `pip` comes first on PATH)."""
     pip = f"{shlex.quote(sys.executable)} -m pip"
     return f'CMAKE_ARGS="-DGGML_CUDA=on" {pip} install --force-reinstall --no-cache-dir llama-cpp-python'
+
+
+def amx_kernels(llama_cpp: Any) -> bool:
+    """Whether this build of llama.cpp has its AMX kernels: a native build on an Intel Xeon with AMX
+    (Sapphire Rapids and later) has them."""
+    return b"AMX_INT8 = 1" in llama_cpp.llama_print_system_info()
+
+
+@contextmanager
+def loading_without_amx(llama_cpp: Any) -> Iterator[bool]:
+    """Models loaded inside keep their weights out of llama.cpp's extra buffer types when the build
+    has AMX kernels; yields whether it did. Those kernels' matrix multiply dies with a general
+    protection fault on the first decode (seen with llama-cpp-python 0.3.36 on an Intel Xeon with
+    AMX, at `ldtilecfg`: the tile configuration it loads is invalid). Without the extra buffers no
+    AMX kernel runs;
+    the weights are then not repacked for the CPU either (slower, not wrong). llama-cpp-python has
+    no keyword for it, so the binding's default parameters are wrapped while a model loads."""
+    if not amx_kernels(llama_cpp):
+        yield False
+        return
+    binding = llama_cpp.llama_cpp  # the module whose defaults Llama() reads
+    defaults = binding.llama_model_default_params
+
+    def without_extra_buffers() -> Any:
+        params = defaults()
+        params.use_extra_bufts = False
+        return params
+
+    binding.llama_model_default_params = without_extra_buffers
+    try:
+        yield True
+    finally:
+        binding.llama_model_default_params = defaults
 
 
 def read_metadata(llama_cpp: Any, llm: Any) -> dict[str, str]:

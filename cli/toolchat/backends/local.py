@@ -31,7 +31,14 @@ from toolchat.backends.bundled import (
     quoting_the_question,
     tools_named,
 )
-from toolchat.backends.llama_io import capture_log, cuda_hint, gpu_offload_supported, nvidia_gpu_present, read_metadata
+from toolchat.backends.llama_io import (
+    capture_log,
+    cuda_hint,
+    gpu_offload_supported,
+    loading_without_amx,
+    nvidia_gpu_present,
+    read_metadata,
+)
 from toolchat.backends.parsers import ParsedCall, detect_format, make_parser
 from toolchat.backends.parsers.base import partial_suffix
 from toolchat.backends.parsers.reasoning import ThinkingParser, opens_thinking
@@ -93,17 +100,18 @@ class LocalBackend:
         try:
             n_ctx = self._context_size(settings.n_ctx)  # the first read of the file: a wrong one fails here
             seed = settings.seed if settings.seed is not None else llama_cpp.LLAMA_DEFAULT_SEED
-            self.llm = llama_cpp.Llama(
-                str(self.path),
-                n_gpu_layers=settings.n_gpu_layers,
-                n_ctx=n_ctx,
-                n_threads=settings.n_threads,
-                seed=seed,
-                verbose=debug,
-                # the bundled model's turns share a prefix: a sliding-window cache pruned to its window
-                # cannot be rolled back to that prefix, so it keeps every position (105 MiB more at n_ctx 8192)
-                swa_full=True if self.bundled else None,
-            )
+            with loading_without_amx(llama_cpp) as self.amx_off:
+                self.llm = llama_cpp.Llama(
+                    str(self.path),
+                    n_gpu_layers=settings.n_gpu_layers,
+                    n_ctx=n_ctx,
+                    n_threads=settings.n_threads,
+                    seed=seed,
+                    verbose=debug,
+                    # the bundled model's turns share a prefix: a sliding-window cache pruned to its window
+                    # cannot be rolled back to that prefix, so it keeps every position (105 MiB more at n_ctx 8192)
+                    swa_full=True if self.bundled else None,
+                )
         except (ValueError, RuntimeError) as exc:
             raise UsageError(f"llama.cpp could not load {self.path}: {exc}", "is it a GGUF model file?") from None
         self.n_ctx = self.llm.n_ctx()
@@ -147,7 +155,8 @@ class LocalBackend:
 
     def describe(self) -> str:
         gpu = "GPU offload: yes" if self.gpu else "GPU offload: no (CPU build)"
-        return f"{self.path.name}, n_ctx {self.n_ctx}, tool format {self.format}, {gpu}"
+        amx = ", llama.cpp's AMX kernels off (they crash)" if self.amx_off else ""
+        return f"{self.path.name}, n_ctx {self.n_ctx}, tool format {self.format}, {gpu}{amx}"
 
     def notes(self) -> list[str]:
         """Lines for the REPL's banner: what the bundled model is, and the CUDA hint on a CPU build
