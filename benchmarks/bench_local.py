@@ -31,7 +31,10 @@ def generation_speed(gguf: Path, runs: int, tokens: int) -> dict[str, Any]:
     ours = _backend(gguf)
     import llama_cpp
 
-    raw = llama_cpp.Llama(str(gguf), n_gpu_layers=-1, n_ctx=4096, seed=1, verbose=False)
+    from toolchat.backends.llama_io import loading_without_amx
+
+    with loading_without_amx(llama_cpp):  # as toolchat loads it: where the build has AMX kernels, they crash
+        raw = llama_cpp.Llama(str(gguf), n_gpu_layers=-1, n_ctx=4096, seed=1, verbose=False)
     messages = [{"role": "user", "content": "Write a long story about a lighthouse keeper and the sea."}]
     prompt = ours.llm.tokenize(ours.renderer.render(messages).encode(), add_bos=False, special=True)
     ours_rates, raw_rates = [], []
