@@ -87,7 +87,7 @@ def test_n_ctx_is_capped_at_the_trained_context_and_gpu_is_reported(bundled_gguf
     big = LocalBackend(Settings(backend="local", model=str(bundled_gguf), n_ctx=10**6), tmp_path)
     assert big.n_ctx == 32768
     gpu = "yes" if big.gpu else "no (CPU build)"
-    amx = ", llama.cpp's AMX kernels off (they crash)" if amx_kernels(llama_cpp) else ""
+    amx = ", llama.cpp's AMX kernels off" if amx_kernels(llama_cpp) else ""
     assert big.describe() == f"gemma-3-270m-q4_k_m.gguf, n_ctx 32768, tool format generic, GPU offload: {gpu}{amx}"
     assert big.format == "generic"
     assert (big.name, big.provider, big.server_address, big.server_port) == ("local", "llama.cpp", None, None)
@@ -211,6 +211,7 @@ def test_backend_local_model_bundled_flags_and_models_listing(cli, shared_cache)
     listed = cli("models")
     assert listed.stdout.startswith("bundled  Gemma 3 270M")
     assert "GPU offload:" in listed.stdout
+    assert ("llama.cpp's AMX kernels off" in listed.stdout) == amx_kernels(llama_cpp)
     from toolchat.backends.llama_io import gpu_offload_supported, nvidia_gpu_present
 
     if not gpu_offload_supported() and not nvidia_gpu_present():  # a CPU build on a machine with no GPU

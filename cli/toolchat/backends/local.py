@@ -32,6 +32,7 @@ from toolchat.backends.bundled import (
     tools_named,
 )
 from toolchat.backends.llama_io import (
+    amx_kernels,
     capture_log,
     cuda_hint,
     gpu_offload_supported,
@@ -48,6 +49,7 @@ from toolchat.errors import BackendError, ContextOverflow, UsageError
 
 DEFAULT_MAX_TOKENS = defaults.LOCAL_MAX_TOKENS
 DEFAULT_TEMPERATURE = defaults.LOCAL_TEMPERATURE
+AMX_OFF = "llama.cpp's AMX kernels off (they crash in this llama.cpp; models load without them)"
 
 
 def local_models(cache_dir: Path, cwd: Path) -> list[str]:
@@ -61,7 +63,10 @@ def local_models(cache_dir: Path, cwd: Path) -> list[str]:
         lines = [f"(bundled model not installed: {INSTALL_HINT})"]
     lines += [str(p) for p in _gguf_files(cache_dir, cwd)]
     try:
+        import llama_cpp
+
         gpu = gpu_offload_supported()
+        lines += [AMX_OFF] if amx_kernels(llama_cpp) else []
     except ImportError:
         return lines + [f"llama-cpp-python is not installed: {INSTALL_HINT}"]
     if gpu:
@@ -155,7 +160,7 @@ class LocalBackend:
 
     def describe(self) -> str:
         gpu = "GPU offload: yes" if self.gpu else "GPU offload: no (CPU build)"
-        amx = ", llama.cpp's AMX kernels off (they crash)" if self.amx_off else ""
+        amx = ", llama.cpp's AMX kernels off" if self.amx_off else ""
         return f"{self.path.name}, n_ctx {self.n_ctx}, tool format {self.format}, {gpu}{amx}"
 
     def notes(self) -> list[str]:
