@@ -65,9 +65,8 @@ def python_server_command(*args: str) -> list[str]:
     """`python -m llama_cpp.server ARGS...`, loading its model as the local backend does: without
     llama.cpp's AMX kernels where the build has them."""
     start = (
-        "import runpy, sys, llama_cpp\n"
+        "import runpy, llama_cpp\n"
         "from toolchat.backends.llama_io import loading_without_amx\n"
-        "sys.argv[0] = 'llama_cpp.server'\n"
         "with loading_without_amx(llama_cpp):\n"
         "    runpy.run_module('llama_cpp.server', run_name='__main__', alter_sys=True)\n"
     )

@@ -52,9 +52,9 @@ def loading_without_amx(llama_cpp: Any) -> Iterator[bool]:
     has AMX kernels; yields whether it did. Those kernels' matrix multiply dies with a general
     protection fault on the first decode (seen with llama-cpp-python 0.3.36 on an Intel Xeon with
     AMX, at `ldtilecfg`: the tile configuration it loads is invalid). Without the extra buffers no
-    AMX kernel runs;
-    the weights are then not repacked for the CPU either (slower, not wrong). llama-cpp-python has
-    no keyword for it, so the binding's default parameters are wrapped while a model loads."""
+    AMX kernel runs; the weights are then not repacked for the CPU either (slower, not wrong).
+    llama-cpp-python has no keyword for it, so the binding's default parameters are wrapped while a
+    model loads."""
     if not amx_kernels(llama_cpp):
         yield False
         return

@@ -49,7 +49,7 @@ from toolchat.errors import BackendError, ContextOverflow, UsageError
 
 DEFAULT_MAX_TOKENS = defaults.LOCAL_MAX_TOKENS
 DEFAULT_TEMPERATURE = defaults.LOCAL_TEMPERATURE
-AMX_OFF = "llama.cpp's AMX kernels off (they crash in this llama.cpp; models load without them)"
+AMX_OFF = "llama.cpp's AMX kernels off"  # they crash in this llama.cpp (backends/llama_io.py)
 
 
 def local_models(cache_dir: Path, cwd: Path) -> list[str]:
@@ -66,7 +66,8 @@ def local_models(cache_dir: Path, cwd: Path) -> list[str]:
         import llama_cpp
 
         gpu = gpu_offload_supported()
-        lines += [AMX_OFF] if amx_kernels(llama_cpp) else []
+        if amx_kernels(llama_cpp):
+            lines.append(f"{AMX_OFF} (they crash in this llama.cpp; models load without them)")
     except ImportError:
         return lines + [f"llama-cpp-python is not installed: {INSTALL_HINT}"]
     if gpu:
@@ -160,7 +161,7 @@ class LocalBackend:
 
     def describe(self) -> str:
         gpu = "GPU offload: yes" if self.gpu else "GPU offload: no (CPU build)"
-        amx = ", llama.cpp's AMX kernels off" if self.amx_off else ""
+        amx = f", {AMX_OFF}" if self.amx_off else ""
         return f"{self.path.name}, n_ctx {self.n_ctx}, tool format {self.format}, {gpu}{amx}"
 
     def notes(self) -> list[str]:
