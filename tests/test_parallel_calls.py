@@ -71,8 +71,11 @@ def test_five_slow_calls_run_at_once_and_the_model_reads_them_in_its_order(cli, 
     calls = server.requests[1]["messages"][-6]["tool_calls"]
     assert [m["tool_call_id"] for m in messages] == [c["id"] for c in calls]  # the model's order
     assert [m["content"].split()[0] for m in messages] == ["n0", "n1", "n2", "n3", "n4"]
-    slow = [span for tag, span in spans(messages).items() if tag != "n3"]  # n3 sleeps 0 s
-    assert max(start for start, _ in slow) < min(end for _, end in slow)  # all at once
+    ran = spans(messages)
+    # all at once: each started while n0, the first and longest (1.2 s), was still sleeping; one
+    # after another, n1 would start only once n0 had ended. How close together they start depends
+    # on the machine's load, so the test does not ask that.
+    assert max(start for start, _ in ran.values()) < ran["n0"][1]
     finished = [line.split()[3] for line in done.stderr.splitlines() if line.startswith("← nap ok:")]
     assert finished.index("n3") < finished.index("n0")  # said as each finished: 0 s before 1.2 s
     assert seconds < 1.2 + 0.3 + 0.9 + 0.6 + 4  # a generous bound; the speed target is a benchmark
