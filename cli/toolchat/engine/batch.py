@@ -70,16 +70,16 @@ class InOrder:
 
     def settle(self, records: dict[int, Any]) -> None:
         """The answers of an interrupted reply, for every call not answered yet: all given to the model
-        first, then said; a second Ctrl-C while they are said cuts only the saying."""
+        first, then said; a second Ctrl-C while they are said changes nothing, each is said."""
         left = {index: record for index, record in records.items() if self.slots[index] is None}
         for index, record in left.items():
             self.slots[index] = record
         self._feed_ready()
-        try:
-            for index in sorted(left):
+        for index in sorted(left):
+            try:
                 self.say(left[index])
-        except KeyboardInterrupt:
-            pass
+            except KeyboardInterrupt:
+                continue
 
     def _feed_ready(self) -> None:
         while self.fed < len(self.slots) and self.slots[self.fed] is not None:

@@ -27,6 +27,7 @@ from toolchat.engine import (
     TurnError,
 )
 from toolchat.redact import Redactor, StreamRedactor
+from toolchat.terminal.interrupts import NoInterrupt
 from toolchat.terminal.render import MarkdownStream, call_panel, clean, plain, result_panel
 from toolchat.tools import Registry, Tool
 
@@ -88,7 +89,9 @@ class ChatDisplay:
                 self._stop_spin()
             self.stats.tools.append((name, record.status.value, record.duration))  # for /stats
             note = "  (arguments edited by you)" if record.edited else ""
-            self.console.print(result_panel(label, record.status.value, record.duration, self.redact(record.output)))
+            with NoInterrupt():  # a Ctrl-C (a second one, while stopped calls are said) never cuts a panel
+                panel = result_panel(label, record.status.value, record.duration, self.redact(record.output))
+                self.console.print(panel)
             if note:
                 self.console.print(plain(note, "dim"))
             if self.running:

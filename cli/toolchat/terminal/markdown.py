@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import html
 import re
-import signal
 import threading
 import time
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from rich.text import Text
 
 from toolchat.safety import clean
 from toolchat.terminal.codeblock import CodeBlock, Row
+from toolchat.terminal.interrupts import NoInterrupt
 
 if TYPE_CHECKING:
     from rich.live import Live
@@ -83,7 +83,7 @@ class MarkdownStream:
 
     def feed(self, text: str) -> None:
         self._stop_spinner()
-        with _NoInterrupt(), self.lock:  # Ctrl-C lands between deltas, never between a row drawn and noted
+        with NoInterrupt(), self.lock:  # Ctrl-C lands between deltas, never between a row drawn and noted
             self._feed(clean(text))
             self._schedule()
 
@@ -116,7 +116,7 @@ class MarkdownStream:
     def end(self, suffix: str = "") -> None:
         """Print what is left (with `suffix`, e.g. an interrupted mark) and stop being live."""
         self._stop_spinner()
-        with _NoInterrupt(), self.lock:
+        with NoInterrupt(), self.lock:
             if self.timer is not None:
                 self.timer.cancel()
                 self.timer = None
@@ -338,21 +338,6 @@ def _erase_live(rows: int) -> Any:
     codes: list[Any] = [ControlType.CARRIAGE_RETURN, (ControlType.ERASE_IN_LINE, 2)]
     codes += [(ControlType.CURSOR_UP, 1), (ControlType.ERASE_IN_LINE, 2)] * (rows - 1)
     return Control(*codes)
-
-
-class _NoInterrupt:
-    """Ctrl-C between printing rows and noting them would print them again or erase them: hold
-    SIGINT while one delta is handled (bounded work); it is delivered right after. A class rather
-    than a generator: it is entered for every delta."""
-
-    def __enter__(self) -> None:
-        self.old = None
-        if threading.current_thread() is threading.main_thread():
-            self.old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-
-    def __exit__(self, *_: object) -> None:
-        if self.old is not None:
-            signal.pthread_sigmask(signal.SIG_SETMASK, self.old)
 
 
 def _table_header(source: str) -> str:
