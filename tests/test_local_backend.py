@@ -21,7 +21,7 @@ from tests.support.backends import run
 from tests.support.bundled import link_bundled_model
 from tests.support.terminal import spawn
 from toolchat.backends.generic import ResponseStreamer, output_schema
-from toolchat.backends.llama_io import amx_kernels, loading_without_amx
+from toolchat.backends.llama_io import amx_kernels, loading_without_amx, physical_cores
 from toolchat.backends.local import LocalBackend
 from toolchat.backends.prompt import JinjaTemplate
 from toolchat.config.settings import Settings
@@ -90,6 +90,11 @@ def test_n_ctx_is_capped_at_the_trained_context_and_gpu_is_reported(bundled_gguf
     amx = ", llama.cpp's AMX kernels off" if amx_kernels(llama_cpp) else ""
     assert big.describe() == f"gemma-3-270m-q4_k_m.gguf, n_ctx 32768, tool format generic, GPU offload: {gpu}{amx}"
     assert big.format == "generic"
+    cores = {
+        Path(f"/sys/devices/system/cpu/cpu{n}/topology/thread_siblings_list").read_text()
+        for n in os.sched_getaffinity(0)
+    }
+    assert big.llm.n_threads == len(cores)  # one a physical core, where llama-cpp-python gives half the CPUs
     assert (big.name, big.provider, big.server_address, big.server_port) == ("local", "llama.cpp", None, None)
     big.close()  # frees the weights and the 32k KV cache (/model x.gguf: before the next local model loads)
     assert big.llm is None
@@ -435,3 +440,21 @@ def test_a_build_with_amx_kernels_loads_models_without_extra_buffers_and_the_def
     with pytest.raises(RuntimeError), loading_without_amx(amx_build):
         raise RuntimeError("a load that fails")
     assert binding.llama_model_default_params is before
+
+
+def topology(root: Path, siblings: list[str]) -> Path:
+    """/sys/devices/system/cpu as Linux writes it: each CPU's hyperthread siblings."""
+    for cpu, listed in zip(sorted(os.sched_getaffinity(0)), siblings):
+        (root / f"cpu{cpu}/topology").mkdir(parents=True)
+        (root / f"cpu{cpu}/topology/thread_siblings_list").write_text(listed + "\n")
+    return root
+
+
+def test_threads_are_one_per_physical_core_of_the_cpus_this_process_may_use(tmp_path):
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        pytest.skip("needs 2 CPUs to pair them as hyperthreads")
+    pair = f"{cpus[0]},{cpus[1]}"
+    assert physical_cores(topology(tmp_path / "smt", [pair, pair, *map(str, cpus[2:])])) == len(cpus) - 1
+    assert physical_cores(topology(tmp_path / "cores", [str(cpu) for cpu in cpus])) == len(cpus)
+    assert physical_cores(tmp_path / "none") is None  # unreadable: llama-cpp-python chooses

@@ -4,6 +4,7 @@ metadata."""
 from __future__ import annotations
 
 import ctypes
+import os
 import shlex
 import sys
 from collections import deque
@@ -38,6 +39,19 @@ def cuda_hint() -> str:
     not whichever `pip` comes first on PATH)."""
     pip = f"{shlex.quote(sys.executable)} -m pip"
     return f'CMAKE_ARGS="-DGGML_CUDA=on" {pip} install --force-reinstall --no-cache-dir llama-cpp-python'
+
+
+def physical_cores(topology: Path = Path("/sys/devices/system/cpu")) -> int | None:
+    """The physical cores this process may run on, a core's hyperthreads counted once: close to the
+    threads llama.cpp's own tools generate with. llama-cpp-python's default is half the logical
+    CPUs, which on a VM of 2 cores without hyperthreads is 1, and 1.6x slower to generate there.
+    None where Linux's topology cannot be read (llama-cpp-python then chooses)."""
+    try:
+        cpus = os.sched_getaffinity(0)
+        cores = {(topology / f"cpu{cpu}/topology/thread_siblings_list").read_text().strip() for cpu in cpus}
+    except (AttributeError, OSError):
+        return None
+    return len(cores) or None
 
 
 def amx_kernels(llama_cpp: Any) -> bool:

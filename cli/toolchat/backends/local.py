@@ -38,6 +38,7 @@ from toolchat.backends.llama_io import (
     gpu_offload_supported,
     loading_without_amx,
     nvidia_gpu_present,
+    physical_cores,
     read_metadata,
 )
 from toolchat.backends.parsers import ParsedCall, detect_format, make_parser
@@ -111,7 +112,7 @@ class LocalBackend:
                     str(self.path),
                     n_gpu_layers=settings.n_gpu_layers,
                     n_ctx=n_ctx,
-                    n_threads=settings.n_threads,
+                    n_threads=settings.n_threads or physical_cores(),
                     seed=seed,
                     verbose=debug,
                     # the bundled model's turns share a prefix: a sliding-window cache pruned to its window

@@ -55,7 +55,7 @@ _UNSET = {
     "max_tokens": "(the server's default)",
     "profile": "(none)",
     "api_key": "(not set)",
-    "n_threads": "(llama.cpp chooses)",
+    "n_threads": "(one per physical core)",
     "chat_format": "(detected from the model)",
     "seed": "(random)",
     "system": "(none)",
