@@ -78,9 +78,7 @@ def test_five_calls_are_asked_in_order_then_shown_starting_and_finishing(repl, s
     assert contents == [f"n{i} rested {s} s" for i, s in enumerate(sleeps)]  # the model's order
 
 
-# twice, and again and again for a second: a user pressing while the calls are stopped, as they are
-# said and at the prompt after
-@pytest.mark.parametrize("presses", [1, 2, 60])
+@pytest.mark.parametrize("presses", [1, 2])  # twice: a user pressing again while the calls are stopped and said
 def test_ctrl_c_while_three_calls_run_stops_each_and_all_they_started(repl, server, plugin_dir, tmp_path, presses):
     marks = tmp_path / "marks"
     marks.mkdir()
@@ -95,7 +93,7 @@ def test_ctrl_c_while_three_calls_run_stops_each_and_all_they_started(repl, serv
     see(child, "running 3 calls")
     for _ in range(presses):
         child.sendintr()
-        time.sleep(0.05 if presses < 10 else 0.015)
+        time.sleep(0.05)
     child.expect("›")
     cancelled = [line for line in child.screen.transcript() if re.search(r"hold #\d → cancelled", line)]
     assert len(cancelled) == 3, child.screen.transcript()
